@@ -1,0 +1,348 @@
+"""The one YAML file that drives every stage, parsed into pydantic models.
+
+    tunesmith validate examples/sentiment/config.yaml --config-only
+
+Every problem in a config is reported at once, each with its key path, the YAML line it came
+from and a hint (unknown keys get a "did you mean" suggestion).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message lists every problem with its key path."""
+
+    def __init__(self, problems: list[str], source: str | None = None):
+        self.problems = problems
+        head = f"{source}: " if source else ""
+        noun = "problem" if len(problems) == 1 else "problems"
+        super().__init__(f"{head}{len(problems)} config {noun}:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class TaskKind(str, Enum):
+    CLASSIFICATION = "classification"
+
+
+class MethodKind(str, Enum):
+    FULL = "full"
+    LORA = "lora"
+    FREEZE = "freeze"  # embeddings + the first N encoder layers frozen
+    HEAD = "head"  # only the new task head trains
+
+
+class BadRowPolicy(str, Enum):
+    FAIL = "fail"  # stop at the first bad row with file:line: reason
+    QUARANTINE = "quarantine"  # write it to quarantine.jsonl with the reason; count it in the report
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class SplitConfig(_Strict):
+    eval: float = Field(0.1, gt=0, lt=1, description="share of rows held out for eval (early stopping)")
+    test: float = Field(0.1, gt=0, lt=1, description="share of rows held out for the final test")
+    stratify: bool = True
+
+    @model_validator(mode="after")
+    def _leaves_train(self) -> SplitConfig:
+        if self.eval + self.test >= 0.9:
+            raise ValueError(f"eval + test = {self.eval + self.test:.2f} leaves almost nothing to train on; keep it below 0.9")
+        return self
+
+
+class DataConfig(_Strict):
+    path: str | None = Field(None, description="one file or HF dataset dir; split into train/eval/test")
+    train: str | None = None
+    eval: str | None = None
+    test: str | None = None
+    format: Literal["auto", "jsonl", "csv", "parquet", "hf"] = "auto"
+    text_column: str = "text"
+    label_column: str = "label"
+    labels: list[str] | None = Field(None, description="the label set; rows with any other label are bad rows")
+    drop_labels: list[str] = Field(default_factory=list, description="labels excluded on purpose (counted, not bad)")
+    slice_columns: list[str] = Field(default_factory=list, description="extra columns to report metrics per value")
+    max_rows: int | None = Field(None, gt=0, description="stratified subsample of the usable rows (seeded)")
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    bad_rows: BadRowPolicy = BadRowPolicy.QUARANTINE
+
+    @model_validator(mode="after")
+    def _source(self) -> DataConfig:
+        if self.path and (self.train or self.eval or self.test):
+            raise ValueError("give either data.path (tunesmith splits it) or data.train/eval/test, not both")
+        if not self.path and not self.train:
+            raise ValueError("no data: set data.path, or data.train (with optional data.eval and data.test)")
+        overlap = set(self.labels or []) & set(self.drop_labels)
+        if overlap:
+            raise ValueError(f"labels {sorted(overlap)} are both in data.labels and data.drop_labels")
+        return self
+
+
+class ModelConfig(_Strict):
+    base: str = Field("builtin:minilm", description="HF model id, local dir, or builtin:<name>")
+    revision: str | None = None
+    trust_remote_code: bool = False  # never on unless the config says so
+    max_length: int = Field(128, ge=8, le=8192, description="truncation length; batches pad dynamically")
+
+
+class LoraConfig(_Strict):
+    r: int = Field(8, ge=1)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | None = None  # None: chosen per architecture
+
+
+class FreezeConfig(_Strict):
+    layers: int = Field(2, ge=0, description="freeze the embeddings and the first N encoder layers")
+
+
+class MethodConfig(_Strict):
+    kind: MethodKind = MethodKind.FULL
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    freeze: FreezeConfig = Field(default_factory=FreezeConfig)
+
+
+class TrainingConfig(_Strict):
+    epochs: float = Field(3, gt=0)
+    max_steps: int | None = Field(None, gt=0)
+    batch_size: int = Field(32, ge=1)
+    eval_batch_size: int = Field(64, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    learning_rate: float = Field(5e-5, gt=0, lt=1)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.06, ge=0, lt=1)
+    metric: str = Field("macro_f1", description="eval metric for early stopping and the best checkpoint")
+    greater_is_better: bool = True
+    early_stopping_patience: int | None = Field(2, ge=1)
+    eval_steps: int | None = Field(None, gt=0, description="evaluate every N steps; None: once per epoch")
+    group_by_length: bool = True
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 where the hardware runs it fast
+    save_total_limit: int = Field(2, ge=1)
+    class_weights: bool = False
+    num_threads: int | None = Field(None, ge=1)
+
+
+class CalibrationConfig(_Strict):
+    bins: int = Field(15, ge=2)
+    temperature_scaling: bool = True
+
+
+class BootstrapConfig(_Strict):
+    samples: int = Field(1000, ge=100)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+
+
+class EvaluationConfig(_Strict):
+    top_k: list[int] = Field(default_factory=lambda: [2])
+    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
+    bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)
+    slices: list[str] = Field(default_factory=lambda: ["text_length"], description="columns, or text_length")
+
+
+_GATE_RE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(>=|<=|>|<|==)\s*(-?[\d.]+(?:e-?\d+)?)\s*$")
+
+
+class GateRule(_Strict):
+    """One gate, written in a config as `metric >= 0.8`, `uplift.macro_f1 >= 0.05` or `vs_champion.accuracy >= -0.01`."""
+
+    metric: str
+    op: Literal[">=", "<=", ">", "<", "=="]
+    value: float
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        m = _GATE_RE.match(value)
+        if not m:
+            raise ValueError(f"cannot read gate {value!r}; write it as 'macro_f1 >= 0.8' (or uplift.<m>, vs_champion.<m>)")
+        return {"metric": m.group(1), "op": m.group(2), "value": float(m.group(3))}
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g}"
+
+
+class GatesConfig(_Strict):
+    rules: list[GateRule] = Field(default_factory=list)
+    require_significant_uplift: bool = Field(
+        False, description="also require the bootstrap CI of the uplift on training.metric to lie above 0"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_list(cls, value: Any) -> Any:
+        return {"rules": value} if isinstance(value, list) else value  # `gates: [...]` is the short form
+
+
+class RegistryConfig(_Strict):
+    tracking_uri: str | None = Field(None, description="MLflow tracking URI; default: sqlite under .tunesmith/")
+    experiment: str | None = None  # default: the config's name
+    auto_register: bool = Field(True, description="register a version when the gates pass")
+
+
+class Config(_Strict):
+    """A tunesmith job: data, model, method, training, evaluation, gates and registry."""
+
+    name: str = Field(..., description="the registered model name")
+    task: TaskKind = TaskKind.CLASSIFICATION
+    seed: int = 42
+    output_dir: str = ".tunesmith/runs"
+    data: DataConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    method: MethodConfig = Field(default_factory=MethodConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    gates: GatesConfig = Field(default_factory=GatesConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+
+    # Where the config came from; relative data paths resolve against its folder.
+    source_path: str | None = Field(None, exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][\w.-]{0,99}", v):
+            raise ValueError("use letters, digits, '-', '_' or '.', starting with a letter or digit")
+        return v
+
+    def resolve_path(self, p: str) -> Path:
+        """A data path as written in the config, relative to the config file's folder."""
+        path = Path(p).expanduser()
+        if not path.is_absolute() and self.source_path:
+            path = Path(self.source_path).parent / path
+        return path
+
+    def fingerprint(self) -> str:
+        """sha256 of the resolved config, for lineage."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+# --- loading, overrides and error formatting -------------------------------------------------------------
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`training.epochs=3` -> (["training", "epochs"], 3); the value is read as YAML."""
+    if "=" not in text:
+        raise ConfigError([f"--set {text!r}: write it as key.path=value, e.g. training.epochs=3"])
+    key, raw = text.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError([f"--set {text!r}: the key path is empty"])
+    return parts, yaml.safe_load(raw) if raw.strip() else None
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = raw
+        for p in parts[:-1]:
+            if not isinstance(node.get(p), dict):
+                node[p] = {}
+            node = node[p]
+        node[parts[-1]] = value
+    return raw
+
+
+def _line_index(text: str) -> dict[tuple, int]:
+    """Map each key path in a YAML document to its 1-based line number."""
+    index: dict[tuple, int] = {}
+
+    def walk(node: yaml.Node, path: tuple) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                index[path + (k.value,)] = k.start_mark.line + 1
+                walk(v, path + (k.value,))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                index[path + (i,)] = v.start_mark.line + 1
+                walk(v, path + (i,))
+
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return index
+    if root is not None:
+        walk(root, ())
+    return index
+
+
+def _fields_at(loc: tuple) -> list[str]:
+    """The valid field names of the model at a key path, for 'did you mean' hints."""
+    model: type[BaseModel] | None = Config
+    for part in loc[:-1]:
+        if model is None or not isinstance(part, str) or part not in model.model_fields:
+            return []
+        ann = model.model_fields[part].annotation
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    return [n for n, f in model.model_fields.items() if not f.exclude] if model else []
+
+
+def format_errors(err: ValidationError, lines: dict[tuple, int], source: str | None) -> list[str]:
+    problems = []
+    for e in err.errors():
+        loc = tuple(x for x in e["loc"] if not (isinstance(x, str) and x.startswith(("function-", "model-"))))
+        key = ".".join(str(x) for x in loc) or "(top level)"
+        if loc[:2] == ("gates", "rules") and ("gates", "rules") not in lines:
+            loc_in_file = ("gates",) + loc[2:]  # the short list form has no `rules:` key in the file
+        else:
+            loc_in_file = loc
+        line = next((lines[loc_in_file[:i]] for i in range(len(loc_in_file), 0, -1) if loc_in_file[:i] in lines), None)
+        where = f"{source}:{line}: " if source and line else ""
+        if e["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(str(loc[-1]), _fields_at(loc), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"valid keys here: {', '.join(_fields_at(loc))}"
+            problems.append(f"{where}{key}: unknown key ({hint})")
+        elif e["type"] == "missing":
+            problems.append(f"{where}{key}: required key is missing")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            got = e.get("input")
+            shown = f" (got {got!r})" if not isinstance(got, dict | list) and got is not None else ""
+            problems.append(f"{where}{key}: {msg}{shown}")
+    return problems
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config, apply `key.path=value` overrides, and validate it all at once.
+
+    Raises:
+        ConfigError: listing every problem with file:line and key path.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError([f"config file not found: {path} (create one with `tunesmith init DATA_FILE`)"])
+    text = path.read_text()
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError([f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{path}: the top level must be a mapping of keys (name, data, model, ...)"])
+    return config_from_dict(apply_overrides(raw, overrides or []), source=str(path), lines=_line_index(text))
+
+
+def config_from_dict(raw: dict, source: str | None = None, lines: dict[tuple, int] | None = None) -> Config:
+    try:
+        cfg = Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(format_errors(err, lines or {}, source), source=source) from None
+    cfg.source_path = source
+    return cfg

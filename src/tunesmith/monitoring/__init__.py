@@ -1,0 +1,1 @@
+"""tunesmith monitoring stage."""
