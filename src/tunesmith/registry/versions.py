@@ -1,0 +1,279 @@
+"""Registered model versions and the two aliases that matter: `challenger` (newest candidate) and `champion` (serving).
+
+    register_version("sentiment", run_id=run_id, lineage=lineage)   # -> version N, alias challenger
+    promote("sentiment")                                              # champion := challenger
+    rollback("sentiment")                                             # champion := the previous champion
+
+Promoting moves `champion` to the version and removes `challenger` from it (a version is one or the other).
+Each promotion appends the champion it replaced to the registered-model tag `champion_history` (a JSON list
+of versions), which is what `rollback` pops. Alias moves are not transactional across processes: run one
+promote/rollback at a time per model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from tunesmith.registry.lineage import REQUIRED_KEYS, UNKNOWN
+from tunesmith.registry.runs import MODEL_ARTIFACT_PATH
+from tunesmith.registry.store import RegistryError, Store, resolve_store
+
+if TYPE_CHECKING:
+    from tunesmith.config import RegistryConfig
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+HISTORY_TAG = "champion_history"
+MAX_HISTORY = 100  # keeps the tag small; nobody rolls back 100 promotions
+
+
+@dataclass
+class VersionInfo:
+    """One registered model version, as plain data."""
+
+    name: str
+    version: int
+    run_id: str | None
+    source: str
+    aliases: list[str] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+    created: str = ""  # ISO-8601, UTC
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def register_version(
+    cfg_name: str,
+    *,
+    run_id: str,
+    model_artifact_path: str = MODEL_ARTIFACT_PATH,
+    lineage: Mapping[str, Any] | None = None,
+    description: str | None = None,
+    store: Store | None = None,
+    registry: RegistryConfig | None = None,
+) -> VersionInfo:
+    """Register the run's model files as a new version of `cfg_name` and point `challenger` at it.
+
+    The registered model is created on first use. Lineage entries become version tags (non-strings as
+    JSON); the keys in `lineage.REQUIRED_KEYS` are always present ("unknown" when not given).
+
+    Raises:
+        RegistryError: the run does not exist or has no files under `model_artifact_path`.
+    """
+    from mlflow.exceptions import MlflowException
+
+    store = resolve_store(store, registry)
+    client = store.client
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as exc:
+        raise RegistryError(
+            f"no MLflow run {run_id!r}: {exc.message}", hint="pass the id log_run returned"
+        ) from None
+    if not client.list_artifacts(run_id, model_artifact_path):
+        raise RegistryError(
+            f"run {run_id} has no model files under artifact path {model_artifact_path!r}",
+            hint="log the model with log_run(..., model_dir=run_dir / 'model') before registering",
+        )
+    _ensure_registered_model(client, cfg_name)
+    tags = {key: UNKNOWN for key in REQUIRED_KEYS}
+    tags.update(
+        {str(k): v if isinstance(v, str) else json.dumps(v, default=str) for k, v in (lineage or {}).items()}
+    )
+    # The resolved artifact URI (not runs:/...) so the version resolves without MLflow's global client state.
+    source = f"{run.info.artifact_uri.rstrip('/')}/{model_artifact_path}"
+    mv = client.create_model_version(
+        cfg_name, source=source, run_id=run_id, tags=tags, description=description
+    )
+    client.set_registered_model_alias(cfg_name, CHALLENGER, str(mv.version))
+    return get_version(cfg_name, int(mv.version), store=store)
+
+
+def promote(
+    name: str,
+    version: int | str | None = None,
+    *,
+    store: Store | None = None,
+    registry: RegistryConfig | None = None,
+) -> VersionInfo:
+    """Make `version` (default: the current challenger) the champion; returns the new champion.
+
+    Raises:
+        RegistryError: no such model or version, or no challenger to promote.
+    """
+    store = resolve_store(store, registry)
+    client = store.client
+    model = require_model(client, name)
+    if version is None:
+        if CHALLENGER not in model.aliases:
+            raise RegistryError(
+                f"{name} has no challenger to promote",
+                hint=f"register a new version first, or name one: `tunesmith models promote {name} --version N`",
+            )
+        version = model.aliases[CHALLENGER]
+    target = _existing_version(client, name, version)
+    current = model.aliases.get(CHAMPION)
+    if current is not None and int(current) != target:
+        history = history_of(model)[-(MAX_HISTORY - 1) :] + [int(current)]
+        client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
+    client.set_registered_model_alias(name, CHAMPION, str(target))
+    if model.aliases.get(CHALLENGER) is not None and int(model.aliases[CHALLENGER]) == target:
+        client.delete_registered_model_alias(name, CHALLENGER)
+    return get_version(name, target, store=store)
+
+
+def rollback(name: str, *, store: Store | None = None, registry: RegistryConfig | None = None) -> VersionInfo:
+    """Move `champion` back to the champion before it; returns the restored champion.
+
+    Versions deleted since they were champion are skipped.
+
+    Raises:
+        RegistryError: no such model, or no earlier champion to return to.
+    """
+    from mlflow.exceptions import MlflowException
+
+    store = resolve_store(store, registry)
+    client = store.client
+    model = require_model(client, name)
+    history = history_of(model)
+    current = model.aliases.get(CHAMPION)
+    while history:
+        previous = history.pop()
+        try:
+            client.get_model_version(name, str(previous))
+        except MlflowException:
+            continue  # deleted since; fall back further
+        client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
+        client.set_registered_model_alias(name, CHAMPION, str(previous))
+        return get_version(name, previous, store=store)
+    now = f"version {current} is champion" if current is not None else "there is no champion"
+    raise RegistryError(
+        f"nothing to roll back to for {name}: {now} and no earlier champion is recorded",
+        hint=f"promote a specific version instead: `tunesmith models promote {name} --version N`",
+    )
+
+
+def get_version(
+    name: str, version: int | str, *, store: Store | None = None, registry: RegistryConfig | None = None
+) -> VersionInfo:
+    """One version of a registered model, with its aliases and tags."""
+    store = resolve_store(store, registry)
+    client = store.client
+    model = require_model(client, name)
+    number = _existing_version(client, name, version)
+    mv = client.get_model_version(name, str(number))
+    return _info(mv, _aliases_by_version(model).get(number, []))
+
+
+def list_versions(
+    name: str, *, store: Store | None = None, registry: RegistryConfig | None = None
+) -> list[VersionInfo]:
+    """All versions of a registered model, newest first."""
+    store = resolve_store(store, registry)
+    client = store.client
+    model = require_model(client, name)
+    by_version = _aliases_by_version(model)
+    versions = [_info(mv, by_version.get(int(mv.version), [])) for mv in _search_versions(client, name)]
+    return sorted(versions, key=lambda v: v.version, reverse=True)
+
+
+def champion_history(
+    name: str, *, store: Store | None = None, registry: RegistryConfig | None = None
+) -> list[int]:
+    """Former champions, oldest first (what `rollback` walks back through)."""
+    return history_of(require_model(resolve_store(store, registry).client, name))
+
+
+# --- helpers -------------------------------------------------------------------------------------------
+
+
+def _ensure_registered_model(client, name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(name, description=f"tunesmith model {name}")
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+
+
+def require_model(client, name: str):
+    """The registered model `name`, or a RegistryError naming the ones that exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+    known = sorted(m.name for m in client.search_registered_models(max_results=50))
+    raise RegistryError(
+        f"no registered model named {name!r} (registered: {', '.join(known) or 'none'})",
+        hint="list them with `tunesmith models list`; a passing `tunesmith run CONFIG` registers one",
+    ) from None
+
+
+def _existing_version(client, name: str, version: int | str) -> int:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        number = int(version)
+        client.get_model_version(name, str(number))
+        return number
+    except (ValueError, MlflowException):
+        known = sorted(int(mv.version) for mv in _search_versions(client, name))
+        raise RegistryError(
+            f"{name} has no version {version!r} (versions: {', '.join(map(str, known)) or 'none'})",
+            hint=f"see them with `tunesmith models show {name}`",
+        ) from None
+
+
+def _search_versions(client, name: str) -> list:
+    versions, token = [], None
+    while True:
+        page = client.search_model_versions(f"name = '{name}'", page_token=token)
+        versions.extend(page)
+        token = page.token
+        if not token:
+            return versions
+
+
+def _aliases_by_version(model) -> dict[int, list[str]]:
+    """{version: [aliases]}; search results leave ModelVersion.aliases empty, the registered model has them."""
+    out: dict[int, list[str]] = {}
+    for alias, version in sorted(model.aliases.items()):
+        out.setdefault(int(version), []).append(alias)
+    return out
+
+
+def history_of(model) -> list[int]:
+    """The former champions recorded on a registered model, oldest first."""
+    try:
+        return [int(v) for v in json.loads(model.tags.get(HISTORY_TAG, "[]"))]
+    except (TypeError, ValueError):
+        return []
+
+
+def _info(mv, aliases: list[str]) -> VersionInfo:
+    return VersionInfo(
+        name=mv.name,
+        version=int(mv.version),
+        run_id=mv.run_id,
+        source=mv.source,
+        aliases=list(aliases),
+        tags=dict(mv.tags or {}),
+        description=mv.description or "",
+        created=iso_time(mv.creation_timestamp),
+    )
+
+
+def iso_time(millis: int | None) -> str:
+    if not millis:
+        return ""
+    return datetime.fromtimestamp(millis / 1000, tz=timezone.utc).isoformat(timespec="seconds")
