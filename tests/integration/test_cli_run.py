@@ -1,0 +1,113 @@
+"""The real CLI end to end on a tiny model: run -> gates -> registry -> promote/rollback, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_reviews
+
+pytestmark = pytest.mark.integration
+
+
+def tunesmith(*args, cwd: Path, check_code: int | None = 0) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "MLFLOW_TRACKING_URI": ""}
+    env.pop("MLFLOW_TRACKING_URI")
+    proc = subprocess.run([sys.executable, "-m", "tunesmith.cli", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+    if check_code is not None:
+        assert proc.returncode == check_code, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    return proc
+
+
+def write_project(tmp_path: Path, model_dir: str, gates: list[str], rows: int = 240) -> Path:
+    df = make_reviews(rows, seed=7)
+    df.loc[5, "text"] = ""  # a bad row: quarantined, counted, not lost
+    df.to_csv(tmp_path / "reviews.csv", index=False)
+    cfg = {
+        "name": "toy-sentiment",
+        "data": {"path": "reviews.csv", "labels": ["neg", "pos"], "slice_columns": ["genre"],
+                 "split": {"eval": 0.2, "test": 0.25}},
+        "model": {"base": model_dir, "max_length": 32},
+        "method": {"kind": "full"},
+        "training": {"epochs": 4, "batch_size": 16, "learning_rate": 5e-3, "early_stopping_patience": None},
+        "evaluation": {"slices": ["genre", "text_length"], "bootstrap": {"samples": 200}},
+        "gates": gates,
+    }
+    (tmp_path / "config.yaml").write_text(json.dumps(cfg))  # JSON is YAML
+    return tmp_path / "config.yaml"
+
+
+def test_run_registers_promotes_and_rolls_back(tmp_path, tiny_model_dir):
+    write_project(tmp_path, tiny_model_dir, ["accuracy >= 0.6", "vs_champion.macro_f1 >= -1"])
+    out = tunesmith("run", "config.yaml", cwd=tmp_path).stdout
+    assert "gate decision: PASSED" in out
+    assert "registered toy-sentiment version 1 as challenger" in out
+
+    run_dirs = list((tmp_path / ".tunesmith/runs/toy-sentiment").iterdir())
+    assert len(run_dirs) == 1
+    metrics = json.loads((run_dirs[0] / "metrics.json").read_text())
+    assert metrics["tuned"]["accuracy"] >= 0.6 and "baseline" in metrics and metrics["gates"]["passed"] is True
+    quarantine = (run_dirs[0] / "quarantine.jsonl").read_text().splitlines()
+    assert len(quarantine) == 1 and "reviews.csv:7" in quarantine[0]
+    html = (run_dirs[0] / "report.html").read_text()
+    assert "<img" in html and "data:image/png;base64," in html
+    assert not list((run_dirs[0] / "model").glob("*.bin"))
+
+    tunesmith("models", "promote", "toy-sentiment", cwd=tmp_path)
+    # Second run: compared against the champion now; registered as version 2.
+    out = tunesmith("run", "config.yaml", "--set", "seed=1", cwd=tmp_path).stdout
+    assert "registered toy-sentiment version 2" in out
+    tunesmith("models", "promote", "toy-sentiment", cwd=tmp_path)
+    shown = json.loads(tunesmith("models", "show", "toy-sentiment", cwd=tmp_path).stdout)
+    assert shown["aliases"]["champion"] in ("2", 2)
+    tunesmith("models", "rollback", "toy-sentiment", cwd=tmp_path)
+    shown = json.loads(tunesmith("models", "show", "toy-sentiment", cwd=tmp_path).stdout)
+    assert shown["aliases"]["champion"] in ("1", 1)
+    listed = tunesmith("models", "list", cwd=tmp_path).stdout
+    assert "toy-sentiment" in listed
+
+
+def test_failed_gate_exits_nonzero_and_registers_nothing(tmp_path, tiny_model_dir):
+    write_project(tmp_path, tiny_model_dir, ["macro_f1 >= 0.999", "uplift.macro_f1 >= 0.5"], rows=120)
+    proc = tunesmith("run", "config.yaml", "--set", "training.epochs=1", cwd=tmp_path, check_code=1)
+    assert "gate decision: FAILED" in proc.stdout and "not registered" in proc.stdout
+    listed = tunesmith("models", "list", cwd=tmp_path).stdout
+    assert "toy-sentiment" not in listed
+
+
+def test_bad_inputs_give_one_clear_error(tmp_path, tiny_model_dir):
+    cfg = write_project(tmp_path, tiny_model_dir, ["accuracy >= 0.5"])
+    # A typo'd key: named with its path and a suggestion; exit 2, no traceback.
+    proc = tunesmith("validate", cfg, "--set", "training.learing_rate=0.1", cwd=tmp_path, check_code=2)
+    assert "training.learing_rate: unknown key (did you mean 'learning_rate'?)" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+    # A CSV without the label column: names the file and the config key.
+    make_reviews(20).drop(columns=["label"]).to_csv(tmp_path / "nolabel.csv", index=False)
+    proc = tunesmith("validate", cfg, "--set", "data.path=nolabel.csv", cwd=tmp_path, check_code=2)
+    assert "nolabel.csv" in proc.stderr and "data.label_column" in proc.stderr and "Traceback" not in proc.stderr
+
+    # A jsonl with a broken line under bad_rows: fail -> file:line.
+    lines = [json.dumps(r) for r in make_reviews(30).to_dict("records")]
+    lines[2] = '{"text": "broken'
+    (tmp_path / "broken.jsonl").write_text("\n".join(lines) + "\n")
+    proc = tunesmith("validate", cfg, "--set", "data.path=broken.jsonl", "--set", "data.bad_rows=fail",
+                     cwd=tmp_path, check_code=2)
+    assert "broken.jsonl:3" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_validate_config_only_and_init(tmp_path, tiny_model_dir):
+    cfg = write_project(tmp_path, tiny_model_dir, ["accuracy >= 0.5"])
+    out = tunesmith("validate", cfg, "--config-only", "--set", "training.epochs=7", cwd=tmp_path).stdout
+    assert "epochs: 7" in out and "trust_remote_code: false" in out
+
+    out = tunesmith("init", "reviews.csv", "-o", "starter.yaml", cwd=tmp_path).stdout
+    assert "text column 'text', label column 'label'" in out
+    out = tunesmith("validate", "starter.yaml", "--config-only", cwd=tmp_path).stdout
+    assert "path: reviews.csv" in out and "label_column: label" in out
