@@ -269,9 +269,9 @@ def _print_data_report(rep: dict) -> None:
         dist = rep.get("label_distribution", {}).get(split, {})
         table.add_row(split, str(n), ", ".join(f"{k}: {v}" for k, v in dist.items()))
     console.print(table)
-    q = rep.get("quarantined", {})
-    if q.get("total"):
-        console.print(f"[yellow]quarantined {q['total']} rows[/] ({q.get('by_reason', {})}) -> {rep.get('quarantine_path')}")
+    if rep.get("quarantined"):
+        console.print(f"[yellow]quarantined {rep['quarantined']} rows[/] {rep.get('quarantined_by_reason', {})} "
+                      f"-> {rep.get('quarantine_path')}")
     if rep.get("excluded_by_config"):
         console.print(f"excluded by data.drop_labels: {rep['excluded_by_config']}")
     for w in rep.get("warnings", []):

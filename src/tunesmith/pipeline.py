@@ -99,7 +99,7 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
     with _timed(timings, "validate"):
         bundle = prepare_data(cfg, out_dir)
     say(f"data: {len(bundle.train)} train / {len(bundle.eval)} eval / {len(bundle.test)} test rows, "
-        f"{bundle.report.to_dict().get('quarantined', {}).get('total', 0)} quarantined, fingerprint {bundle.fingerprint[:12]}")
+        f"{bundle.report.quarantined} quarantined, fingerprint {bundle.fingerprint[:12]}")
 
     with _timed(timings, "train"):
         result = train(cfg, bundle, out_dir, resume=resume, callbacks=callbacks)

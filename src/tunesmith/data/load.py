@@ -1,0 +1,192 @@
+"""Read one data file (jsonl, csv/tsv, parquet, or a saved HF dataset dir) into a raw table.
+
+Every row keeps where it came from in `_source`: `path:line` for text formats (the physical line a CSV
+record starts on, even when a quoted field spans lines) and `path#row=N` (0-based) for parquet/HF dirs.
+Lines that cannot be read at all (invalid JSON, a CSV row with the wrong number of fields) come back as
+bad rows rather than exceptions, so the bad-row policy decides what happens to them.
+"""
+
+from __future__ import annotations
+
+import bz2
+import codecs
+import csv
+import gzip
+import io
+import json
+import lzma
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import pandas as pd
+
+from tunesmith.data.errors import DataError
+from tunesmith.data.schema import ORDER, SOURCE, BadRow, BadRowReason
+
+_OPENERS: dict[str, Callable[..., IO[bytes]]] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+_FORMATS = {
+    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
+    ".csv": "csv", ".tsv": "csv",
+    ".parquet": "parquet", ".pq": "parquet",
+}
+
+
+@dataclass
+class Table:
+    """One file as read: raw columns plus `_source` and `_order`, and the rows that could not be read."""
+
+    key: str  # the config key the path came from: data.path, data.train, ...
+    path: Path
+    format: str
+    frame: pd.DataFrame
+    bad: list[BadRow] = field(default_factory=list)
+
+    @property
+    def rows_read(self) -> int:
+        return len(self.frame) + len(self.bad)
+
+
+def load_table(key: str, path: Path, configured_format: str = "auto") -> Table:
+    """Read the file at `path` (named by config key `key`) in the configured or detected format."""
+    if not path.exists():
+        raise DataError(key, f"file not found: {path}", "relative paths resolve against the config file's folder")
+    fmt = detect_format(key, path, configured_format)
+    readers = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet, "hf": _read_hf_dir}
+    frame, bad = readers[fmt](path)
+    return Table(key=key, path=path, format=fmt, frame=frame, bad=bad)
+
+
+def detect_format(key: str, path: Path, configured: str = "auto") -> str:
+    """`hf` for a directory, else by extension (a .gz/.bz2/.xz suffix is looked through)."""
+    if path.is_dir():
+        if configured not in ("auto", "hf"):
+            raise DataError(key, f"{path} is a directory but data.format is {configured!r}", "set data.format: hf or auto")
+        return "hf"
+    if configured == "hf":
+        raise DataError(key, f"{path} is a file, but data.format: hf expects a `save_to_disk` folder", "set data.format: auto")
+    if configured != "auto":
+        return configured
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in _OPENERS:
+        suffixes = suffixes[:-1]
+    fmt = _FORMATS.get(suffixes[-1]) if suffixes else None
+    if fmt is None:
+        known = ", ".join(sorted(_FORMATS))
+        raise DataError(key, f"cannot tell the format of {path.name}", f"use one of {known} (optionally .gz/.bz2/.xz), or set data.format")
+    return fmt
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    opener = _OPENERS.get(path.suffix.lower(), open)
+    return opener(path, "rb")
+
+
+def _read_jsonl(path: Path) -> tuple[pd.DataFrame, list[BadRow]]:
+    records: list[dict] = []
+    lines: list[int] = []
+    bad: list[BadRow] = []
+    with _open_binary(path) as f:
+        for lineno, raw in enumerate(f, 1):
+            if lineno == 1:
+                raw = raw.removeprefix(codecs.BOM_UTF8)
+            if not raw.strip():
+                continue  # blank lines separate nothing in JSON Lines; they are not rows
+            source = f"{path}:{lineno}"
+            try:
+                obj = json.loads(raw)
+            except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+                text = raw.decode("utf-8", "replace").rstrip("\r\n")
+                detail = f"invalid JSON: {exc}"
+                if lineno == 1 and text.lstrip().startswith("["):
+                    detail += " (this looks like a JSON array; write one JSON object per line)"
+                bad.append(BadRow(source, BadRowReason.INVALID_JSON, detail, {"_line": text}, lineno))
+                continue
+            if not isinstance(obj, dict):
+                detail = f"expected a JSON object per line, got {type(obj).__name__}"
+                bad.append(BadRow(source, BadRowReason.NOT_AN_OBJECT, detail, {"_value": obj}, lineno))
+                continue
+            records.append(obj)
+            lines.append(lineno)
+    frame = pd.DataFrame(records, dtype=object)  # object: keep ints as ints and lists as lists, to judge them
+    return _with_source(frame, [f"{path}:{n}" for n in lines], lines), bad
+
+
+def _read_csv(path: Path) -> tuple[pd.DataFrame, list[BadRow]]:
+    """CSV/TSV via the csv module, whose `line_num` gives the line each record starts on."""
+    csv.field_size_limit(2**31 - 1)  # long documents are normal here; the default limit is 128 KiB
+    delimiter = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    bad: list[BadRow] = []
+    with io.TextIOWrapper(_open_binary(path), encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f, delimiter=delimiter)
+        try:
+            header = next(reader, None)
+            if header is None:
+                return pd.DataFrame(), []
+            _check_header(path, header)
+            end = reader.line_num
+            for record in reader:
+                start, end = end + 1, reader.line_num
+                if not record:
+                    continue  # a blank line
+                if len(record) != len(header):
+                    row = dict(zip(header, record, strict=False))
+                    if len(record) > len(header):
+                        row["_extra_fields"] = record[len(header):]
+                    detail = f"{len(record)} fields, but the header has {len(header)} (an unquoted delimiter or quote?)"
+                    bad.append(BadRow(f"{path}:{start}", BadRowReason.MALFORMED_ROW, detail, row, start))
+                    continue
+                rows.append(record)
+                lines.append(start)
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}:{reader.line_num + 1}", f"not UTF-8 text ({exc.reason})", "re-save the file as UTF-8") from None
+        except csv.Error as exc:
+            raise DataError(f"{path}:{reader.line_num}", f"cannot parse CSV: {exc}", "check the quoting around this line") from None
+    frame = pd.DataFrame(rows, columns=header, dtype=object).replace("", None)  # an empty field is a missing value
+    return _with_source(frame, [f"{path}:{n}" for n in lines], lines), bad
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    seen = {c for c in header if header.count(c) > 1}
+    if seen:
+        raise DataError(f"{path}:1", f"duplicate column names {sorted(seen)}", "rename the columns so each is unique")
+
+
+def _read_parquet(path: Path) -> tuple[pd.DataFrame, list[BadRow]]:
+    frame = pd.read_parquet(path)
+    return _with_row_sources(frame, path), []
+
+
+def _read_hf_dir(path: Path) -> tuple[pd.DataFrame, list[BadRow]]:
+    splits_file = path / "dataset_dict.json"
+    if splits_file.is_file():
+        splits = json.loads(splits_file.read_text()).get("splits", [])
+        raise DataError(
+            str(path), f"is a DatasetDict with splits {splits}, not one dataset",
+            f"point data.train/data.eval/data.test at its split folders, e.g. data.train: {path / (splits or ['train'])[0]}",
+        )
+    import datasets  # slow to import; only HF dirs need it
+
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except (FileNotFoundError, ValueError) as exc:
+        raise DataError(str(path), f"not a saved HF dataset: {exc}", "save it with Dataset.save_to_disk(path)") from None
+    frame = ds.to_pandas()
+    for name, feature in ds.features.items():
+        if isinstance(feature, datasets.ClassLabel):  # ints on disk; the names are the labels
+            frame[name] = frame[name].map(lambda i, f=feature: f.int2str(int(i)) if i is not None and i >= 0 else None)
+    return _with_row_sources(frame, path), []
+
+
+def _with_row_sources(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    n = len(frame)
+    return _with_source(frame.reset_index(drop=True), [f"{path}#row={i}" for i in range(n)], list(range(n)))
+
+
+def _with_source(frame: pd.DataFrame, sources: list[str], order: list[int]) -> pd.DataFrame:
+    frame[SOURCE] = pd.Series(sources, index=frame.index, dtype=object)
+    frame[ORDER] = pd.Series(order, index=frame.index, dtype="int64")
+    return frame

@@ -1,0 +1,186 @@
+"""The data stage: load the configured files, sort out bad rows, split, fingerprint and report.
+
+    bundle = prepare_data(load_config("examples/sentiment/config.yaml"), run_dir)
+
+With a run_dir it also writes run_dir/data_card.json and, when rows were quarantined, quarantine.jsonl.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from tunesmith.config import BadRowPolicy, Config, DataConfig
+from tunesmith.data.bundle import DataBundle
+from tunesmith.data.errors import DataError, quoted
+from tunesmith.data.fingerprint import SPLITS, dataset_fingerprint, row_digests, split_keys
+from tunesmith.data.load import Table, load_table
+from tunesmith.data.report import DataReport, label_distribution, text_length
+from tunesmith.data.schema import (
+    LABEL,
+    ORDER,
+    SOURCE,
+    TEXT,
+    BadRow,
+    CheckedTable,
+    check_columns,
+    check_rows,
+    label_case_conflicts,
+)
+from tunesmith.data.split import carve, subsample
+from tunesmith.io import atomic_write_json, atomic_write_text, to_jsonable
+
+DIGEST = "_digest"  # internal column: the row's content hash
+
+
+@dataclass
+class _Part:
+    """One configured file, read and checked; `name` is "all" for data.path, else its split."""
+
+    name: str
+    table: Table
+    checked: CheckedTable
+
+
+def prepare_data(cfg: Config, run_dir: Path | None = None) -> DataBundle:
+    """Turn `cfg.data` into train/eval/test frames, the label list, a fingerprint and a DataReport.
+
+    Raises:
+        DataError: naming file:line or the config key, with a hint.
+    """
+    d = cfg.data
+    parts = [_read(cfg, key, name, text) for key, name, text in _configured_files(d)]
+    bad = [b for p in parts for b in p.checked.bad]
+    quarantine_path = _write_quarantine(Path(run_dir), bad) if bad and run_dir is not None else None
+    for p in parts:
+        _require_rows(p)
+    if d.labels is None:
+        _check_label_case(parts)
+    splits, dropped, warnings = _split(cfg, {p.name: p.checked.rows for p in parts})
+    labels = list(d.labels) if d.labels else sorted(splits["train"][LABEL].unique().tolist())
+    warnings += _check_unseen_labels(splits, labels, {p.name: p.table.key for p in parts})
+    if bad and run_dir is None:
+        warnings.append(f"{len(bad)} bad rows were skipped; pass a run_dir to keep them in quarantine.jsonl")
+    fingerprint = dataset_fingerprint({n: list(s[DIGEST]) for n, s in splits.items()}, labels, d.slice_columns)
+    frames = {n: _public(s, d) for n, s in splits.items()}
+    report = _report(parts, frames, labels, fingerprint, quarantine_path, dropped, warnings)
+    if run_dir is not None:
+        atomic_write_json(Path(run_dir) / "data_card.json", report.to_dict())
+    return DataBundle(frames["train"], frames["eval"], frames["test"], labels, fingerprint, report)
+
+
+def _configured_files(d: DataConfig) -> list[tuple[str, str, str]]:
+    if d.path:
+        return [("data.path", "all", d.path)]
+    return [(f"data.{n}", n, getattr(d, n)) for n in SPLITS if getattr(d, n)]
+
+
+def _read(cfg: Config, key: str, name: str, path_text: str) -> _Part:
+    table = load_table(key, cfg.resolve_path(path_text), cfg.data.format)
+    check_columns(table, cfg.data)
+    checked = check_rows(table, cfg.data)
+    if cfg.data.bad_rows is BadRowPolicy.FAIL and checked.bad:
+        raise checked.bad[0].error()
+    checked.rows[DIGEST] = row_digests(checked.rows, cfg.data.slice_columns)
+    return _Part(name, table, checked)
+
+
+def _write_quarantine(run_dir: Path, bad: list[BadRow]) -> str:
+    lines = (json.dumps(b.to_record(), ensure_ascii=False, default=to_jsonable) + "\n" for b in bad)
+    return str(atomic_write_text(run_dir / "quarantine.jsonl", "".join(lines)))
+
+
+def _require_rows(part: _Part) -> None:
+    if not part.checked.rows.empty:
+        return
+    table, checked = part.table, part.checked
+    if table.rows_read == 0:
+        raise DataError(table.key, f"{table.path} has no rows", "check the file (and data.format)")
+    why = Counter(b.reason.value for b in checked.bad)
+    why.update({f"excluded by data.drop_labels ({k})": v for k, v in checked.excluded.items()})
+    raise DataError(
+        str(table.path), f"none of its {table.rows_read} rows is usable: {dict(why)}",
+        "see quarantine.jsonl in the run dir for each row and its reason",
+    )
+
+
+def _check_label_case(parts: list[_Part]) -> None:
+    rows = pd.concat([p.checked.rows[[LABEL, SOURCE]] for p in parts], ignore_index=True)
+    first = rows.drop_duplicates(LABEL).set_index(LABEL)[SOURCE]
+    groups = label_case_conflicts(first.index)
+    if groups:
+        shown = "; ".join(" vs ".join(f"{label!r} (first at {first[label]})" for label in g) for g in groups)
+        raise DataError(
+            "data.label_column", f"labels that differ only by case or whitespace would become separate classes: {shown}",
+            "normalize the labels in the data, or list the intended ones in data.labels (other spellings become bad rows)",
+        )
+
+
+def _split(cfg: Config, rows: dict[str, pd.DataFrame]) -> tuple[dict[str, pd.DataFrame], int, list[str]]:
+    """train/eval/test frames, rows dropped by data.max_rows, and warnings."""
+    d, warnings = cfg.data, []
+    pool = rows["all"] if d.path else rows["train"]
+    dropped = 0
+    if d.max_rows:
+        keys = split_keys(pool[DIGEST].tolist(), cfg.seed, "sample")
+        sampled, w = subsample(pool, keys, d.max_rows, stratify=d.split.stratify)
+        dropped, pool = len(pool) - len(sampled), sampled
+        warnings += w
+    shares = {n: getattr(d.split, n) for n in ("eval", "test") if n not in rows}
+    splits = {n: rows[n] for n in ("eval", "test") if n in rows}
+    if shares:
+        carved, w = carve(pool, split_keys(pool[DIGEST].tolist(), cfg.seed, "split"), shares, stratify=d.split.stratify)
+        splits.update(carved)
+        warnings += w
+    else:
+        splits["train"] = pool
+    return {n: splits[n] for n in SPLITS}, dropped, warnings
+
+
+def _check_unseen_labels(splits: dict[str, pd.DataFrame], labels: list[str], keys: dict[str, str]) -> list[str]:
+    seen = set(splits["train"][LABEL].unique())
+    for name in ("eval", "test"):
+        unseen = sorted(set(splits[name][LABEL].unique()) - seen)
+        if unseen:
+            where = keys.get(name, "data.split")
+            raise DataError(
+                where, f"labels {quoted(unseen)} occur in {name} but never in train, so the model cannot learn them",
+                "add training rows with these labels, or leave them out with data.drop_labels",
+            )
+    missing = [label for label in labels if label not in seen]
+    return [f"data.labels {quoted(missing)} have no training rows; the model will never predict them"] if missing else []
+
+
+def _public(rows: pd.DataFrame, d: DataConfig) -> pd.DataFrame:
+    """The contract's columns in the contract's order, rows in file order."""
+    columns = [TEXT, LABEL, SOURCE] + [c for c in d.slice_columns if c not in (TEXT, LABEL)]
+    return rows.sort_values(ORDER, kind="stable")[columns].reset_index(drop=True)
+
+
+def _report(
+    parts: list[_Part], frames: dict[str, pd.DataFrame], labels: list[str], fingerprint: str,
+    quarantine_path: str | None, dropped: int, warnings: list[str],
+) -> DataReport:
+    bad = [b for p in parts for b in p.checked.bad]
+    excluded: Counter = sum((p.checked.excluded for p in parts), Counter())
+    return DataReport(
+        sources=[{"key": p.table.key, "path": str(p.table.path), "format": p.table.format, "rows_read": p.table.rows_read}
+                 for p in parts],
+        rows_read=sum(p.table.rows_read for p in parts),
+        rows_used=sum(len(f) for f in frames.values()),
+        quarantined=len(bad),
+        quarantined_by_reason=dict(sorted(Counter(b.reason.value for b in bad).items())),
+        quarantine_path=quarantine_path,
+        excluded_by_config=dict(sorted(excluded.items())),
+        dropped_by_max_rows=dropped,
+        labels=labels,
+        split_sizes={n: len(f) for n, f in frames.items()},
+        label_distribution={n: label_distribution(f, labels) for n, f in frames.items()},
+        text_length={n: text_length(f) for n, f in frames.items()},
+        fingerprint=fingerprint,
+        warnings=warnings,
+    )

@@ -1,0 +1,111 @@
+"""Seeded, stratified splits that do not depend on row order, user-given splits, and max_rows."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from data_helpers import make_cfg, write_frame
+
+from conftest import make_reviews
+from tunesmith.data import DataError, prepare_data
+
+
+def _unbalanced(n_a: int = 300, n_b: int = 120, n_c: int = 60) -> pd.DataFrame:
+    labels = ["a"] * n_a + ["b"] * n_b + ["c"] * n_c
+    return pd.DataFrame({"text": [f"text {i} about {lab}" for i, lab in enumerate(labels)], "label": labels})
+
+
+def _texts(bundle) -> dict[str, set[str]]:
+    return {name: set(bundle.split(name)["text"]) for name in ("train", "eval", "test")}
+
+
+def test_split_is_stratified_with_the_configured_shares(tmp_path):
+    path = write_frame(_unbalanced(), tmp_path / "d.csv")
+    bundle = prepare_data(make_cfg(path=path, split={"eval": 0.1, "test": 0.2}))
+    assert bundle.report.split_sizes == {"train": 336, "eval": 48, "test": 96}
+    expected = {"a": 300 / 480, "b": 120 / 480, "c": 60 / 480}
+    for name in ("train", "eval", "test"):
+        shares = bundle.split(name)["label"].value_counts(normalize=True)
+        for label, share in expected.items():
+            assert shares[label] == pytest.approx(share, abs=0.02), (name, label)
+    train, eval_, test = _texts(bundle).values()
+    assert not (train & eval_) and not (train & test) and not (eval_ & test)
+    assert bundle.labels == ["a", "b", "c"]
+
+
+def test_split_depends_on_seed_not_on_row_order(tmp_path):
+    df = _unbalanced()
+    path = write_frame(df, tmp_path / "d.jsonl")
+    shuffled = write_frame(df.sample(frac=1, random_state=1), tmp_path / "shuffled.jsonl")
+    first = prepare_data(make_cfg(path=path, seed=7))
+    assert _texts(prepare_data(make_cfg(path=path, seed=7))) == _texts(first)
+    assert _texts(prepare_data(make_cfg(path=shuffled, seed=7))) == _texts(first)
+    assert _texts(prepare_data(make_cfg(path=path, seed=8)))["test"] != _texts(first)["test"]
+
+
+def test_every_class_with_three_rows_reaches_every_split(tmp_path):
+    df = _unbalanced(n_a=200, n_b=3, n_c=2)
+    bundle = prepare_data(make_cfg(path=write_frame(df, tmp_path / "d.csv")))
+    dist = bundle.report.label_distribution
+    assert [dist[s]["b"] for s in ("train", "eval", "test")] == [1, 1, 1]
+    assert [dist[s]["c"] for s in ("train", "eval", "test")] == [2, 0, 0]
+    assert any("'c (2)'" in w for w in bundle.report.warnings)
+
+
+def test_unstratified_split_keeps_the_shares(tmp_path):
+    bundle = prepare_data(make_cfg(path=write_frame(_unbalanced(), tmp_path / "d.csv"), split={"stratify": False}))
+    assert bundle.report.split_sizes == {"train": 384, "eval": 48, "test": 48}
+
+
+def test_user_given_splits_are_used_as_they_are(tmp_path):
+    train = write_frame(make_reviews(80, seed=1), tmp_path / "train.jsonl")
+    eval_ = write_frame(make_reviews(20, seed=2), tmp_path / "eval.csv")
+    test = write_frame(make_reviews(30, seed=3), tmp_path / "test.parquet")
+    bundle = prepare_data(make_cfg(train=train, eval=eval_, test=test))
+    assert bundle.report.split_sizes == {"train": 80, "eval": 20, "test": 30}
+    assert [s["key"] for s in bundle.report.sources] == ["data.train", "data.eval", "data.test"]
+    assert bundle.eval["_source"].str.contains("eval.csv:").all()
+
+
+def test_a_missing_eval_split_is_carved_from_train(tmp_path):
+    train = write_frame(make_reviews(100, seed=1), tmp_path / "train.jsonl")
+    test = write_frame(make_reviews(30, seed=3), tmp_path / "test.jsonl")
+    bundle = prepare_data(make_cfg(train=train, test=test, split={"eval": 0.2}))
+    assert bundle.report.split_sizes == {"train": 80, "eval": 20, "test": 30}
+    assert bundle.eval["_source"].str.contains("train.jsonl:").all()
+    assert bundle.eval["label"].value_counts().to_dict() == {"pos": 10, "neg": 10}
+
+
+def test_labels_seen_only_in_eval_are_an_error(tmp_path):
+    train = write_frame(make_reviews(40), tmp_path / "train.jsonl")
+    eval_ = write_frame(make_reviews(12, labels=("pos", "neg", "neutral")), tmp_path / "eval.jsonl")
+    with pytest.raises(DataError) as err:
+        prepare_data(make_cfg(train=train, eval=eval_))
+    assert "data.eval" in str(err.value) and "'neutral'" in str(err.value) and "never in train" in str(err.value)
+
+
+def test_max_rows_subsamples_before_splitting(tmp_path):
+    path = write_frame(_unbalanced(), tmp_path / "d.csv")
+    bundle = prepare_data(make_cfg(path=path, max_rows=100))
+    report = bundle.report
+    assert report.rows_used == 100 and report.dropped_by_max_rows == 380
+    total = {label: sum(report.label_distribution[s][label] for s in ("train", "eval", "test")) for label in "abc"}
+    assert total == pytest.approx({"a": 62.5, "b": 25, "c": 12.5}, abs=1)  # 480 rows in 5:2:1
+    assert all(report.label_distribution[s]["c"] >= 1 for s in ("train", "eval", "test"))
+    again = prepare_data(make_cfg(path=path, max_rows=100))
+    assert _texts(again) == _texts(bundle)
+
+
+def test_max_rows_with_user_splits_applies_to_train_only(tmp_path):
+    train = write_frame(make_reviews(200, seed=1), tmp_path / "train.jsonl")
+    eval_ = write_frame(make_reviews(20, seed=2), tmp_path / "eval.jsonl")
+    test = write_frame(make_reviews(30, seed=3), tmp_path / "test.jsonl")
+    bundle = prepare_data(make_cfg(train=train, eval=eval_, test=test, max_rows=50))
+    assert bundle.report.split_sizes == {"train": 50, "eval": 20, "test": 30}
+    assert bundle.report.label_distribution["train"] == {"neg": 25, "pos": 25}
+
+
+def test_configured_label_order_is_the_class_order(tmp_path):
+    bundle = prepare_data(make_cfg(path=write_frame(make_reviews(40), tmp_path / "d.csv"), labels=["pos", "neg"]))
+    assert bundle.labels == ["pos", "neg"] and bundle.label2id == {"pos": 0, "neg": 1}
+    assert list(bundle.report.label_distribution["train"]) == ["pos", "neg"]
