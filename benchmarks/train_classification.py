@@ -74,8 +74,13 @@ def training_flops(model_path: str, tokens_per_example: np.ndarray, epochs: floa
 
 def baseline_main(work: Path, epochs: float) -> None:
     from datasets import Dataset
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments,
-                              default_data_collator)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        Trainer,
+        TrainingArguments,
+        default_data_collator,
+    )
 
     from tunesmith.hub import resolve_model
 

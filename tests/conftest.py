@@ -6,7 +6,6 @@ Nothing touches a hub: HF_HUB_OFFLINE is forced on for the whole suite.
 from __future__ import annotations
 
 import os
-import random
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -16,56 +15,9 @@ os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from tests.toy import build_tiny_model_dir, make_reviews  # noqa: E402
 
 torch.set_num_threads(1)  # tests are tiny; one thread keeps them deterministic and lets them run side by side
-
-POSITIVE = ["great", "wonderful", "superb", "delightful", "moving", "brilliant", "charming", "fresh"]
-NEGATIVE = ["awful", "dull", "boring", "clumsy", "tedious", "messy", "bland", "rotten"]
-NEUTRAL = ["film", "movie", "plot", "actor", "story", "scene", "the", "a", "was", "and", "with", "script"]
-
-
-def make_reviews(n: int, seed: int = 0, labels=("pos", "neg")) -> pd.DataFrame:
-    """Short texts whose label is carried by a few sentiment words; learnable by a tiny model in a few steps."""
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        label = labels[i % len(labels)]
-        words = POSITIVE if label == labels[0] else NEGATIVE
-        body = [rng.choice(NEUTRAL) for _ in range(rng.randint(3, 12))]
-        for _ in range(rng.randint(1, 3)):
-            body.insert(rng.randrange(len(body) + 1), rng.choice(words))
-        rows.append({"text": " ".join(body), "label": label, "genre": rng.choice(["drama", "comedy"])})
-    return pd.DataFrame(rows)
-
-
-def build_tiny_model_dir(path) -> str:
-    """A 2-layer, 32-dim BERT with a WordPiece tokenizer trained on the toy vocabulary, saved as a model dir."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(vocab_size=200, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
-    corpus = make_reviews(400, seed=123)["text"].tolist() + [" ".join(POSITIVE + NEGATIVE + NEUTRAL)] * 5
-    tok.train_from_iterator(corpus, trainer=trainer)
-    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
-    )
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
-        mask_token="[MASK]", model_max_length=128,
-    )
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128,
-    )
-    BertModel(config).save_pretrained(path)
-    fast.save_pretrained(path)
-    return str(path)
-
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> str:

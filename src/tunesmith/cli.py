@@ -42,7 +42,7 @@ def _config(path: Path, overrides: list[str]) -> Config:
         _fail(str(exc))
     from tunesmith.evaluation import unknown_gate_metrics
 
-    unknown = unknown_gate_metrics(cfg.gates)
+    unknown = unknown_gate_metrics(cfg.gates, primary_metric=cfg.training.metric)
     if unknown:
         _fail(f"{path}: gates: unknown metric(s) {', '.join(unknown)}; see `tunesmith validate --help` for names")
     return cfg

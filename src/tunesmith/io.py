@@ -56,20 +56,23 @@ def to_jsonable(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
 
-def _finite(obj: Any) -> Any:
-    """NaN and infinities become None: they are not JSON, and strict readers (browsers, jq) reject them."""
-    if getattr(obj, "shape", None) == () and hasattr(obj, "item"):
-        obj = obj.item()  # numpy scalar
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj
+def json_safe(value: Any) -> Any:
+    """Plain Python values that `json.dumps` writes as strict JSON (NaN and infinities become None).
+
+    NaN is not JSON, and strict readers (browsers, jq) reject it.
+    """
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, str):
+        return json_safe(value.tolist())  # numpy arrays and scalars
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return value
 
 
 def atomic_write_json(path: str | Path, obj: Any, *, indent: int | None = 2) -> Path:
     """Write `obj` as strict JSON (UTF-8, NaN as null, a trailing newline) atomically."""
-    text = json.dumps(_finite(obj), indent=indent, ensure_ascii=False, default=to_jsonable, allow_nan=False)
+    text = json.dumps(json_safe(obj), indent=indent, ensure_ascii=False, default=to_jsonable, allow_nan=False)
     return atomic_write_text(path, text + "\n")

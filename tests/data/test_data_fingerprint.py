@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import unicodedata
 
-from data_helpers import make_cfg, write_frame
+from tests.data.data_helpers import make_cfg, write_frame
+from tests.toy import make_reviews
 
-from conftest import make_reviews
 from tunesmith.data import prepare_data
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 
-from data_helpers import make_cfg
+from tests.data.data_helpers import make_cfg
 
 from tunesmith.data import prepare_data
 from tunesmith.io import atomic_write_json

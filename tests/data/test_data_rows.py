@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from data_helpers import make_cfg, write_frame
+from tests.data.data_helpers import make_cfg, write_frame
+from tests.toy import make_reviews
 
-from conftest import make_reviews
 from tunesmith.data import DataError, prepare_data
 
 

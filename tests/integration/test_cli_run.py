@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import make_reviews
+from tests.toy import make_reviews
 
 pytestmark = pytest.mark.integration
 

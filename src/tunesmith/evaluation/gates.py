@@ -1,0 +1,152 @@
+"""Promotion gates: every rule in the config checked against the flat metrics of an evaluation.
+
+    gate(report.flat_metrics(), cfg.gates, primary_metric=cfg.training.metric)
+
+All rules are evaluated (no short-circuit) so a failed run shows everything that is wrong at once.
+A metric that was never measured fails; `vs_champion.*` rules pass while there is no champion yet.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import operator
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+
+from tunesmith.config import GateRule, GatesConfig
+from tunesmith.evaluation.metrics import KNOWN_METRICS, is_known_metric
+from tunesmith.io import json_safe
+
+_OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
+        "==": lambda a, b: math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)}
+# Prefixed names read the baseline's and champion's metrics, or the tuned model's difference to them
+# with its paired-bootstrap CI and p-value.
+_MODEL_PREFIXES = ("baseline.", "champion.", "uplift.", "vs_champion.") + tuple(
+    f"{c}_{s}." for c in ("uplift", "vs_champion") for s in ("ci_low", "ci_high", "p_value"))
+_TUNED_ONLY = ("ece_calibrated", "nll_calibrated", "temperature")
+NO_CHAMPION_NOTE = "no champion yet"
+
+
+def primary_name(metric: str) -> str:
+    """training.metric as the evaluation names it (the Trainer's `eval_` prefix dropped)."""
+    return metric.removeprefix("eval_")
+
+
+def is_valid_gate_metric(name: str) -> bool:
+    """Whether `name` is a metric an evaluation can produce (e.g. `macro_f1`, `uplift_ci_low.accuracy`)."""
+    for prefix in _MODEL_PREFIXES:
+        if name.startswith(prefix):
+            base = name[len(prefix):]
+            return is_known_metric(base) and base not in _TUNED_ONLY
+    return is_known_metric(name)
+
+
+def unknown_gate_metrics(policy: GatesConfig, *, primary_metric: str | None = None) -> list[str]:
+    """Gate metric names no evaluation produces, for config-time checks (typos like `macro-f1`)."""
+    names = [r.metric for r in policy.rules]
+    if policy.require_significant_uplift and primary_metric:
+        names.append(f"uplift_ci_low.{primary_name(primary_metric)}")
+    return [n for n in dict.fromkeys(names) if not is_valid_gate_metric(n)]
+
+
+def known_metrics_hint() -> str:
+    return (f"known metrics: {', '.join(KNOWN_METRICS)}, top_<k>_accuracy; "
+            f"prefixed (m not in {', '.join(_TUNED_ONLY)}): {', '.join(p + '<m>' for p in _MODEL_PREFIXES)}")
+
+
+@dataclass
+class RuleResult:
+    rule: str  # as written: "macro_f1 >= 0.8"
+    metric: str
+    op: str
+    threshold: float
+    value: float | None  # None: not measured
+    passed: bool
+    note: str = ""
+
+
+@dataclass
+class GateDecision:
+    passed: bool
+    rules: list[RuleResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[RuleResult]:
+        return [r for r in self.rules if not r.passed]
+
+    @property
+    def summary(self) -> str:
+        """One line: how many rules passed, and which failed with their measured values."""
+        if not self.rules:
+            return "no gate rules configured"
+        head = f"{len(self.rules) - len(self.failed)} of {len(self.rules)} gate rules passed"
+        fails = "; ".join(f"{r.rule} ({'not measured' if r.value is None else f'{r.value:.4g}'})" for r in self.failed)
+        return f"{head}; failed: {fails}" if fails else head
+
+    def to_dict(self) -> dict:
+        return {"passed": self.passed, "summary": self.summary, "failed": [r.rule for r in self.failed],
+                "rules": [json_safe(asdict(r)) for r in self.rules]}
+
+    def to_table(self) -> str:
+        """A plain-text table, one line per rule, for terminals and logs."""
+        head = ("", "rule", "value", "note")
+        rows = [("PASS" if r.passed else "FAIL", r.rule, "-" if r.value is None else f"{r.value:.4f}", r.note)
+                for r in self.rules]
+        widths = [max(len(str(row[i])) for row in [head, *rows]) for i in range(4)]
+        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+        lines = [fmt.format(*head).rstrip(), *(fmt.format(*row).rstrip() for row in rows)]
+        verdict = f"gates {'PASSED' if self.passed else 'FAILED'}: {self.summary}"
+        return "\n".join([*lines, verdict]) if self.rules else verdict
+
+
+def _check(rule: GateRule, metrics: Mapping[str, float], has_champion: bool) -> RuleResult:
+    base = RuleResult(rule=str(rule), metric=rule.metric, op=rule.op, threshold=rule.value, value=None, passed=False)
+    value = metrics.get(rule.metric)
+    if value is None and rule.metric.startswith(("vs_champion.", "vs_champion_", "champion.")) and not has_champion:
+        base.passed, base.note = True, NO_CHAMPION_NOTE
+        return base
+    if value is None:
+        close = difflib.get_close_matches(rule.metric, list(metrics), n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        base.note = f"not measured in this run; {hint}{known_metrics_hint()}"
+        return base
+    base.value = float(value)
+    if math.isnan(base.value):
+        base.note = "measured as NaN (empty split?)"
+        return base
+    base.passed = bool(_OPS[rule.op](base.value, rule.value))
+    if not base.passed:
+        base.note = f"measured {base.value:.4g}; needs {rule.op} {rule.value:g}"
+    return base
+
+
+def gate(
+    metrics: Mapping[str, float],
+    policy: GatesConfig,
+    *,
+    primary_metric: str,
+    has_champion: bool | None = None,
+) -> GateDecision:
+    """Check every rule of `policy` against `metrics` (an `EvalReport.flat_metrics()`).
+
+    Args:
+        metrics: flat metric namespace (accuracy, uplift.macro_f1, vs_champion.accuracy, ...).
+        policy: the config's gates.
+        primary_metric: training.metric; `require_significant_uplift` checks `uplift_ci_low.<it> > 0`.
+        has_champion: whether a champion was evaluated; default: any `vs_champion.*` metric is present.
+
+    Returns:
+        GateDecision with one RuleResult per rule, in config order, the significance rule last.
+    """
+    if has_champion is None:
+        has_champion = any(k.startswith("vs_champion.") for k in metrics)
+    rules = list(policy.rules)
+    if policy.require_significant_uplift:
+        rules.append(GateRule(metric=f"uplift_ci_low.{primary_name(primary_metric)}", op=">", value=0.0))
+    results = [_check(rule, metrics, has_champion) for rule in rules]
+    if policy.require_significant_uplift and results[-1].passed:
+        results[-1].note = "bootstrap CI of the uplift over the baseline lies above 0"
+    elif policy.require_significant_uplift and results[-1].value is not None and not math.isnan(results[-1].value):
+        results[-1].note = "uplift over the baseline is not significant (CI includes 0)"
+    return GateDecision(passed=all(r.passed for r in results), rules=results)

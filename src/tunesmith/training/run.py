@@ -1,0 +1,154 @@
+"""The training stage: config + DataBundle -> a fine-tuned model dir under run_dir.
+
+    result = train(cfg, bundle, run_dir)            # fresh run
+    result = train(cfg, bundle, run_dir, resume=True)  # after a crash: continue from the last complete checkpoint
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+import torch
+from transformers import TrainerCallback
+
+from tunesmith.config import Config, MethodKind
+from tunesmith.hub import resolve_model
+from tunesmith.tasks.classification import build_model, load_tokenizer
+from tunesmith.training.checkpoints import (
+    atomic_dir,
+    complete_checkpoints,
+    find_last_complete_checkpoint,
+    remove_incomplete,
+)
+from tunesmith.training.methods import apply_method, count_params
+from tunesmith.training.trainer import (
+    TrainingError,
+    build_trainer,
+    resolve_precision,
+    seed_everything,
+    to_dataset,
+)
+
+
+class Bundle(Protocol):
+    """What training reads from `tunesmith.data.DataBundle`."""
+
+    train: pd.DataFrame
+    eval: pd.DataFrame
+    labels: list[str]
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path  # run_dir / "model": safetensors weights, config (id2label), tokenizer
+    method: str
+    precision: str  # "bf16" | "fp32"
+    trainable_params: int
+    total_params: int
+    train_runtime_s: float  # this call only: a resumed run reports the resumed part
+    train_examples_per_s: float
+    best_metric: float | None  # cfg.training.metric on the eval split at the best checkpoint
+    best_checkpoint: str | None
+    log_history: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["model_dir"] = str(self.model_dir)
+        return d
+
+
+def train(
+    cfg: Config,
+    bundle: Bundle,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    callbacks: Sequence[TrainerCallback] | None = None,
+) -> TrainResult:
+    """Fine-tune `cfg.model.base` on `bundle.train`, pick the best checkpoint on `bundle.eval`, save it to run_dir/model.
+
+    Args:
+        cfg: the job config (model, method, training, seed).
+        bundle: train/eval DataFrames with `text` and `label` columns, and the label list (class id = index).
+        run_dir: this run's folder; checkpoints go to run_dir/checkpoints.
+        resume: continue from the last complete checkpoint in run_dir/checkpoints.
+        callbacks: extra transformers TrainerCallbacks (progress, tracking).
+
+    Raises:
+        TrainingError: nothing to resume from, checkpoints of an earlier run in the way, or data/config mismatches.
+    """
+    run_dir = Path(run_dir).resolve()
+    checkpoint_dir = run_dir / "checkpoints"
+    start_from = _checkpoint_to_resume(checkpoint_dir, resume)
+    if cfg.training.num_threads:
+        torch.set_num_threads(cfg.training.num_threads)
+    if len(bundle.train) == 0:
+        raise TrainingError("the train split is empty; check data.path / data.train and the split shares")
+
+    seed_everything(cfg.seed)
+    resolved = resolve_model(cfg.model.base, cfg.model.revision)
+    remote = cfg.model.trust_remote_code
+    tokenizer = load_tokenizer(resolved.path, revision=resolved.revision, trust_remote_code=remote)
+    model = build_model(resolved.path, bundle.labels, revision=resolved.revision, trust_remote_code=remote)
+    model = apply_method(model, cfg.method)
+    params = count_params(model)
+
+    max_len = cfg.model.max_length
+    train_ds = to_dataset(bundle.train, bundle.labels, tokenizer, max_len, where="train")
+    eval_ds = to_dataset(bundle.eval, bundle.labels, tokenizer, max_len, where="eval") if len(bundle.eval) else None
+    precision = resolve_precision(cfg.training.precision)
+    trainer = build_trainer(cfg, model, tokenizer, train_ds, eval_ds, str(checkpoint_dir), precision, callbacks or ())
+    output = trainer.train(resume_from_checkpoint=str(start_from) if start_from else None)
+
+    model_dir = save_final_model(trainer.model, tokenizer, run_dir, lora=MethodKind(cfg.method.kind) is MethodKind.LORA)
+    state = trainer.state
+    return TrainResult(
+        model_dir=model_dir,
+        method=MethodKind(cfg.method.kind).value,
+        precision=precision,
+        trainable_params=params.trainable,
+        total_params=params.total,
+        train_runtime_s=float(output.metrics.get("train_runtime", 0.0)),
+        train_examples_per_s=float(output.metrics.get("train_samples_per_second", 0.0)),
+        best_metric=state.best_metric,
+        best_checkpoint=state.best_model_checkpoint,
+        log_history=list(state.log_history),
+    )
+
+
+def _checkpoint_to_resume(checkpoint_dir: Path, resume: bool) -> Path | None:
+    """The checkpoint to continue from (resume) or None (fresh run); clears half-written leftovers either way."""
+    if resume:
+        last = find_last_complete_checkpoint(checkpoint_dir)
+        if last is None:
+            raise TrainingError(
+                f"cannot resume: no complete checkpoint in {checkpoint_dir} (the run stopped before its first "
+                "checkpoint was committed); start the run again without resume"
+            )
+    elif complete_checkpoints(checkpoint_dir):
+        raise TrainingError(
+            f"{checkpoint_dir} holds checkpoints of an earlier run; resume it (resume=True / --resume) "
+            "or train into a new run dir"
+        )
+    else:
+        last = None
+    remove_incomplete(checkpoint_dir)
+    return last
+
+
+def save_final_model(model, tokenizer, run_dir: Path, *, lora: bool) -> Path:
+    """Write run_dir/model atomically: safetensors + config (id2label) + tokenizer. LoRA is merged into the base
+    so the result loads with plain `AutoModelForSequenceClassification`; the adapter is kept in run_dir/adapter."""
+    if lora:
+        with atomic_dir(run_dir / "adapter") as tmp:
+            model.save_pretrained(tmp)
+        model = model.merge_and_unload()
+    model_dir = run_dir / "model"
+    with atomic_dir(model_dir) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return model_dir

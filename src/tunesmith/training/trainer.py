@@ -1,0 +1,207 @@
+"""Wire a transformers `Trainer` from the config: arguments, datasets, metrics, loss, precision, seeding.
+
+No training loop lives here; this module only chooses the Trainer's settings.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from datasets import Dataset
+from sklearn.metrics import accuracy_score, f1_score
+from transformers import (
+    DataCollatorWithPadding,
+    EarlyStoppingCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
+
+from tunesmith.config import Config
+from tunesmith.tasks.classification import encode
+from tunesmith.training.checkpoints import AtomicCheckpoints
+from tunesmith.training.sampling import EpochSeededSampler
+
+METRICS = ("accuracy", "macro_f1", "weighted_f1", "loss")  # what training.metric may name
+
+
+class TrainingError(ValueError):
+    """Training cannot start: bad metric name, unknown labels in the data, no checkpoint to resume, ..."""
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python/numpy/torch and ask for deterministic kernels without the slow parts of `enable_full_determinism`.
+
+    On CPU the kernels we use are already deterministic at a fixed thread count. On CUDA we pin cuBLAS
+    workspaces and cuDNN algorithms but do not set CUDA_LAUNCH_BLOCKING, which would serialize every kernel.
+    """
+    set_seed(seed)
+    if torch.cuda.is_available():
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def resolve_precision(requested: str) -> str:
+    """`auto` -> bf16 where the hardware runs it natively (CUDA bf16, or a CPU with AMX / AVX512-BF16), else fp32."""
+    if requested != "auto":
+        if requested == "bf16" and not _bf16_available():
+            raise TrainingError("training.precision: bf16 is not supported on this machine; use fp32 or auto")
+        return requested
+    return "bf16" if _bf16_fast() else "fp32"
+
+
+def _bf16_available() -> bool:
+    return torch.cuda.is_bf16_supported() if torch.cuda.is_available() else True  # CPU autocast emulates it
+
+
+def _bf16_fast() -> bool:
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    cpu = torch.cpu
+    return bool(
+        torch.backends.mkldnn.is_available()
+        and (getattr(cpu, "_is_amx_tile_supported", lambda: False)() or getattr(cpu, "_is_avx512_bf16_supported", lambda: False)())
+    )
+
+
+def to_dataset(frame: pd.DataFrame, labels: Sequence[str], tokenizer, max_length: int, *, where: str) -> Dataset:
+    """Tokenize a split without padding; keeps a `length` column for length-grouped batches."""
+    label_ids = {label: i for i, label in enumerate(labels)}
+    unknown = sorted(set(frame["label"]) - set(label_ids))
+    if unknown:
+        raise TrainingError(f"{where} split has labels {unknown[:5]} that are not in bundle.labels {list(labels)[:10]}")
+    texts = frame["text"].astype(str).tolist()
+    enc = dict(encode(tokenizer, texts, max_length))
+    enc["labels"] = [label_ids[label] for label in frame["label"]]
+    enc["length"] = [len(ids) for ids in enc["input_ids"]]
+    return Dataset.from_dict(enc)
+
+
+def compute_metrics(eval_pred) -> dict[str, float]:
+    logits, labels = eval_pred.predictions, eval_pred.label_ids
+    logits = logits[0] if isinstance(logits, tuple) else logits
+    preds = np.asarray(logits).argmax(-1)
+    return {
+        "accuracy": float(accuracy_score(labels, preds)),
+        "macro_f1": float(f1_score(labels, preds, average="macro", zero_division=0)),
+        "weighted_f1": float(f1_score(labels, preds, average="weighted", zero_division=0)),
+    }
+
+
+def balanced_class_weights(label_ids: Sequence[int], num_labels: int) -> torch.Tensor:
+    """n / (k * count_c), as sklearn's "balanced": the mean weight over the training set is 1."""
+    counts = np.bincount(np.asarray(label_ids, dtype=np.int64), minlength=num_labels).astype(np.float64)
+    return torch.tensor(len(label_ids) / (num_labels * np.maximum(counts, 1)), dtype=torch.float32)
+
+
+class WeightedCrossEntropy:
+    """A `compute_loss_func`: class-weighted CE, summed and divided by the examples in the accumulated batch."""
+
+    def __init__(self, weights: torch.Tensor):
+        self.weights = weights
+
+    def __call__(self, outputs, labels, num_items_in_batch=None):
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        losses = torch.nn.functional.cross_entropy(
+            logits.float(), labels, weight=self.weights.to(logits.device), reduction="none"
+        )
+        denom = num_items_in_batch if num_items_in_batch is not None else labels.numel()
+        return losses.sum() / denom
+
+
+class TunesmithTrainer(Trainer):
+    """The stock Trainer with a training order that is a pure function of (seed, epoch); see sampling.py."""
+
+    def __init__(self, *args, train_lengths: Sequence[int], group_by_length: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._train_lengths = list(train_lengths)
+        self._group_by_length = group_by_length
+
+    def _get_train_sampler(self, train_dataset=None):  # the hook the Trainer documents for custom samplers
+        batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        return EpochSeededSampler(self._train_lengths, batch, self.args.seed, self._group_by_length)
+
+
+def planned_steps(cfg: Config, n_train: int) -> int:
+    t = cfg.training
+    per_epoch = max(math.ceil(math.ceil(n_train / t.batch_size) / t.grad_accum), 1)
+    return t.max_steps or max(math.ceil(t.epochs * per_epoch), 1)
+
+
+def training_arguments(cfg: Config, output_dir: str, precision: str, *, n_train: int, has_eval: bool) -> TrainingArguments:
+    """TrainingArguments from the config. Checkpoints follow the eval cadence (needed for load-best-at-end)."""
+    t = cfg.training
+    metric = t.metric
+    if metric not in METRICS:
+        raise TrainingError(f"training.metric: {metric!r} is not computed during training; use one of {', '.join(METRICS)}")
+    cadence = "steps" if t.eval_steps else "epoch"
+    return TrainingArguments(
+        output_dir=output_dir,
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps or -1,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.eval_batch_size,
+        gradient_accumulation_steps=t.grad_accum,
+        learning_rate=t.learning_rate,
+        weight_decay=t.weight_decay,
+        warmup_steps=t.warmup_ratio,  # a float below 1 is a ratio of the total steps
+        eval_strategy=cadence if has_eval else "no",
+        save_strategy=cadence,
+        eval_steps=t.eval_steps,
+        save_steps=t.eval_steps,
+        save_total_limit=None,  # AtomicCheckpoints rotates, after the new checkpoint is committed
+        load_best_model_at_end=has_eval,
+        metric_for_best_model=metric if has_eval else None,
+        greater_is_better=False if metric == "loss" else t.greater_is_better,  # lower loss is always better
+        logging_strategy="steps",
+        logging_steps=max(1, planned_steps(cfg, n_train) // 20),
+        seed=cfg.seed,
+        bf16=precision == "bf16",
+        use_cpu=not torch.cuda.is_available(),
+        report_to="none",  # the registry stage logs to MLflow
+        dataloader_num_workers=0,
+        remove_unused_columns=True,
+    )
+
+
+def build_trainer(
+    cfg: Config,
+    model,
+    tokenizer,
+    train_ds: Dataset,
+    eval_ds: Dataset | None,
+    output_dir: str,
+    precision: str,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> Trainer:
+    """A Trainer with dynamic padding, seeded length-grouped order, atomic checkpoints and early stopping."""
+    t = cfg.training
+    has_eval = eval_ds is not None and len(eval_ds) > 0
+    args = training_arguments(cfg, output_dir, precision, n_train=len(train_ds), has_eval=has_eval)
+    all_callbacks: list[TrainerCallback] = [AtomicCheckpoints(keep=t.save_total_limit), *callbacks]
+    if has_eval and t.early_stopping_patience:
+        all_callbacks.append(EarlyStoppingCallback(early_stopping_patience=t.early_stopping_patience))
+    loss_func = None
+    if t.class_weights:
+        loss_func = WeightedCrossEntropy(balanced_class_weights(list(train_ds["labels"]), model.config.num_labels))
+    return TunesmithTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds if has_eval else None,
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=compute_metrics,
+        compute_loss_func=loss_func,
+        callbacks=all_callbacks,
+        train_lengths=list(train_ds["length"]),
+        group_by_length=t.group_by_length,
+    )
