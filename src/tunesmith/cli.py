@@ -21,7 +21,7 @@ from tunesmith.config import Config, ConfigError, load_config
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
 models_app = typer.Typer(no_args_is_help=True, help="Registered models: versions, aliases, promote and rollback.")
 app.add_typer(models_app, name="models")
-console = Console()
+console = Console(soft_wrap=True)
 err = Console(stderr=True)
 
 EXIT_GATE_FAILED = 1
@@ -302,6 +302,9 @@ def _fmt(x) -> str:
 
 def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # The CLI draws its own progress; library bars and load reports would bury the tables it prints.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     try:
         app()
     except KeyboardInterrupt:

@@ -129,6 +129,7 @@ class TrainingConfig(_Strict):
     group_by_length: bool = True
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 where the hardware runs it fast
     save_total_limit: int = Field(2, ge=1)
+    keep_checkpoints: bool = Field(False, description="keep checkpoints/ after a finished run (they hold optimizer state)")
     class_weights: bool = False
     num_threads: int | None = Field(None, ge=1)
 

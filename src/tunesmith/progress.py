@@ -17,6 +17,8 @@ from transformers import TrainerCallback
 class RichProgress(TrainerCallback):
     """Shows one bar over all optimizer steps with the latest loss and eval metric beside it."""
 
+    shows_progress = True  # the trainer drops its own tqdm bars and printed logs when this callback is present
+
     def __init__(self, console: Console | None = None):
         self.console = console or Console()
         self.progress: Progress | None = None

@@ -30,7 +30,8 @@ def make_bundle(n_train: int = 160, n_eval: int = 40, seed: int = 0) -> FakeBund
 def make_config(model_dir: str, method: str = "full", **training) -> Config:
     """~10 steps per epoch on make_bundle(); fp32 and one thread so results are exactly reproducible."""
     base = {"epochs": 2, "batch_size": 16, "learning_rate": 5e-3, "precision": "fp32", "eval_steps": 5,
-            "num_threads": 1, "early_stopping_patience": None}
+            "num_threads": 1, "early_stopping_patience": None,
+            "keep_checkpoints": True}
     return config_from_dict({
         "name": "toy",
         "data": {"path": "unused.jsonl"},

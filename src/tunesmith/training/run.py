@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+import shutil
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -106,6 +107,8 @@ def train(
 
     model_dir = save_final_model(trainer.model, tokenizer, run_dir, lora=MethodKind(cfg.method.kind) is MethodKind.LORA)
     state = trainer.state
+    if not cfg.training.keep_checkpoints:  # the run finished and model/ is saved: nothing left to resume
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return TrainResult(
         model_dir=model_dir,
         method=MethodKind(cfg.method.kind).value,

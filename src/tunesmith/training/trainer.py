@@ -17,6 +17,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from transformers import (
     DataCollatorWithPadding,
     EarlyStoppingCallback,
+    PrinterCallback,
     Trainer,
     TrainerCallback,
     TrainingArguments,
@@ -186,13 +187,16 @@ def build_trainer(
     t = cfg.training
     has_eval = eval_ds is not None and len(eval_ds) > 0
     args = training_arguments(cfg, output_dir, precision, n_train=len(train_ds), has_eval=has_eval)
+    # A caller's own progress display (the CLI's rich bar) replaces the Trainer's tqdm bars and printed log dicts.
+    own_progress = any(getattr(cb, "shows_progress", False) for cb in callbacks)
+    args.disable_tqdm = args.disable_tqdm or own_progress
     all_callbacks: list[TrainerCallback] = [AtomicCheckpoints(keep=t.save_total_limit), *callbacks]
     if has_eval and t.early_stopping_patience:
         all_callbacks.append(EarlyStoppingCallback(early_stopping_patience=t.early_stopping_patience))
     loss_func = None
     if t.class_weights:
         loss_func = WeightedCrossEntropy(balanced_class_weights(list(train_ds["labels"]), model.config.num_labels))
-    return TunesmithTrainer(
+    trainer = TunesmithTrainer(
         model=model,
         args=args,
         train_dataset=train_ds,
@@ -205,3 +209,6 @@ def build_trainer(
         train_lengths=list(train_ds["length"]),
         group_by_length=t.group_by_length,
     )
+    if own_progress:
+        trainer.remove_callback(PrinterCallback)
+    return trainer
