@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-import shutil
 from pathlib import Path
 from typing import Any, Protocol
 
