@@ -52,8 +52,10 @@ def _input_errors():
     """Errors that mean the user's input is wrong, reported in one line each instead of a traceback."""
     from tunesmith.data import DataError
     from tunesmith.hub import ModelNotFound
+    from tunesmith.registry import RegistryError
+    from tunesmith.training import MethodError, TrainingError
 
-    return (ConfigError, DataError, ModelNotFound, FileNotFoundError)
+    return (ConfigError, DataError, ModelNotFound, TrainingError, MethodError, RegistryError, FileNotFoundError)
 
 
 @app.command()

@@ -122,7 +122,9 @@ class TrainingConfig(_Strict):
     learning_rate: float = Field(5e-5, gt=0, lt=1)
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.06, ge=0, lt=1)
-    metric: str = Field("macro_f1", description="eval metric for early stopping and the best checkpoint")
+    metric: Literal["macro_f1", "accuracy", "weighted_f1", "loss"] = Field(
+        "macro_f1", description="eval metric for early stopping, the best checkpoint and the uplift gate"
+    )
     greater_is_better: bool = True
     early_stopping_patience: int | None = Field(2, ge=1)
     eval_steps: int | None = Field(None, gt=0, description="evaluate every N steps; None: once per epoch")
@@ -210,6 +212,13 @@ class Config(_Strict):
 
     # Where the config came from; relative data paths resolve against its folder.
     source_path: str | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _slice_columns_loaded(self) -> Config:
+        # A column named in evaluation.slices must be kept by the data stage; naming it once is enough.
+        extra = [c for c in self.evaluation.slices if c != "text_length" and c not in self.data.slice_columns]
+        self.data.slice_columns = [*self.data.slice_columns, *extra]
+        return self
 
     @field_validator("name")
     @classmethod

@@ -107,6 +107,7 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
         f"{result.train_examples_per_s:.1f} examples/s")
 
     champion_dir = _champion_dir(cfg, model_dir_for, say)
+    say("evaluating on the test split: tuned model, linear-probe baseline" + (", champion" if champion_dir else ""))
     with _timed(timings, "evaluate"):
         report = evaluate(cfg, bundle, result.model_dir, champion_dir=champion_dir)
         decision = gate(report.flat_metrics(), cfg.gates, primary_metric=cfg.training.metric)

@@ -110,3 +110,44 @@ def test_validate_config_only_and_init(tmp_path, tiny_model_dir):
     assert "text column 'text', label column 'label'" in out
     out = tunesmith("validate", "starter.yaml", "--config-only", cwd=tmp_path).stdout
     assert "path: reviews.csv" in out and "label_column: label" in out
+
+
+def test_evaluate_scores_a_trained_model_dir(tmp_path, tiny_model_dir):
+    write_project(tmp_path, tiny_model_dir, ["accuracy >= 0.6"])
+    tunesmith("train", "config.yaml", "--run-dir", "trained", cwd=tmp_path)
+    assert json.loads((tmp_path / "trained/train_result.json").read_text())["method"] == "full"
+    out = tunesmith("evaluate", "config.yaml", "--model", "trained/model", cwd=tmp_path).stdout
+    assert "base vs tuned (test split)" in out and "gate decision: PASSED" in out
+    proc = tunesmith("evaluate", "config.yaml", "--model", "trained/model", "--set", "gates=['accuracy >= 1.01']",
+                     cwd=tmp_path, check_code=1)
+    assert "FAIL" in proc.stdout
+
+
+def test_cli_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, tiny_model_dir):
+    import signal
+    import time
+
+    from safetensors.torch import load_file
+
+    write_project(tmp_path, tiny_model_dir, ["accuracy >= 0.0"])
+    common = ["--set", "training.eval_steps=4", "--set", "training.num_threads=1", "--set", "training.precision=fp32"]
+    tunesmith("train", "config.yaml", "--run-dir", "straight", *common, cwd=tmp_path)
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "tunesmith.cli", "train", "config.yaml", *common], cwd=tmp_path,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runs = tmp_path / ".tunesmith/runs/toy-sentiment"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if list(runs.glob("*/checkpoints/checkpoint-*/tunesmith-complete.json")):
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "training finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not list(runs.glob("*/model")), "the killed run must not have produced a final model"
+
+    tunesmith("train", "config.yaml", "--resume", *common, cwd=tmp_path)
+    (resumed,) = list(runs.glob("*/model"))
+    a, b = load_file(str(tmp_path / "straight/model/model.safetensors")), load_file(str(resumed / "model.safetensors"))
+    assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)

@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 from tests.training.conftest import make_config
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback
 
+from tunesmith.config import ConfigError
 from tunesmith.tasks.classification import predict_logits
 from tunesmith.training import TrainingError, resolve_precision, train
 
@@ -86,8 +87,8 @@ def test_class_weights_train(tiny_model_dir, bundle, tmp_path):
 
 
 def test_errors_are_clear(tiny_model_dir, bundle, tmp_path):
-    with pytest.raises(TrainingError, match="training.metric: 'bleu'"):
-        train(make_config(tiny_model_dir, metric="bleu", max_steps=2), bundle, tmp_path / "a")
+    with pytest.raises(ConfigError, match="training.metric: Input should be 'macro_f1', 'accuracy'"):
+        make_config(tiny_model_dir, metric="bleu", max_steps=2)  # caught when the config is read
     odd = bundle.__class__(train=bundle.train.assign(label="maybe"), eval=bundle.eval, test=bundle.test)
     with pytest.raises(TrainingError, match=r"train split has labels \['maybe'\]"):
         train(make_config(tiny_model_dir, max_steps=2), odd, tmp_path / "b")

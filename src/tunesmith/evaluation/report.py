@@ -98,9 +98,22 @@ def _data_section(report: dict) -> str:
         labels = list(dict.fromkeys(label for split in splits for label in dist[split]))
         rows = [[label, *(dist[s].get(label, 0) for s in splits)] for label in labels]
         out += ["<h3>Label distribution</h3>", _table(["label", *splits], rows)]
+    excluded = report.get("excluded_by_config") or {}
+    if excluded:
+        out += ["<h3>Excluded by data.drop_labels</h3>", _table(["label", "rows"], [[k, n] for k, n in excluded.items()])]
+    lengths = report.get("text_length") or {}
+    if lengths and all(isinstance(v, dict) for v in lengths.values()):
+        rows = [[split, unit, *(stats.get(k) for k in ("mean", "p50", "p95", "max"))]
+                for split, units in lengths.items() for unit, stats in units.items()]
+        out += ["<h3>Text length</h3>", _table(["split", "unit", "mean", "p50", "p95", "max"], rows)]
+    sources = report.get("sources") or []
+    if sources and all(isinstance(x, dict) for x in sources):
+        keys = list(dict.fromkeys(k for src in sources for k in src))
+        out += ["<h3>Sources</h3>", _table(keys, [[src.get(k) for k in keys] for src in sources])]
     if report.get("warnings"):
         out.append("<ul>" + "".join(f"<li>{_e(w)}</li>" for w in report["warnings"]) + "</ul>")
-    shown = {*_DATA_COUNTS, "split_sizes", "quarantined_by_reason", "label_distribution", "warnings"}
+    shown = {*_DATA_COUNTS, "split_sizes", "quarantined_by_reason", "label_distribution", "warnings",
+             "excluded_by_config", "text_length", "sources"}
     rest = {k: v for k, v in report.items() if k not in shown}
     if rest:
         out += ["<h3>Details</h3>", _value_html(rest)]
