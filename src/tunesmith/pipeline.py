@@ -89,6 +89,7 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
     """Every stage in order. Registers a `challenger` version only when every gate passes."""
     from tunesmith.data import prepare_data
     from tunesmith.evaluation import evaluate, gate, write_report
+    from tunesmith.hub import resolve_model
     from tunesmith.registry import collect_lineage, log_run, model_dir_for, register_version
     from tunesmith.training import train
 
@@ -112,9 +113,10 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
         report = evaluate(cfg, bundle, result.model_dir, champion_dir=champion_dir)
         decision = gate(report.flat_metrics(), cfg.gates, primary_metric=cfg.training.metric)
 
+    base = resolve_model(cfg.model.base, cfg.model.revision)
     lineage = collect_lineage(
-        cfg, data_fingerprint=bundle.fingerprint, base_model_path=cfg.model.base,
-        base_revision=cfg.model.revision, gate_decision=decision.to_dict(),
+        cfg, data_fingerprint=bundle.fingerprint, base_model_path=base.path,
+        base_revision=base.pinned_as, gate_decision=decision.to_dict(),
     )
     report_path = write_report(
         out_dir, config=cfg, data_report=bundle.report.to_dict(), train_result=result.to_dict(),
