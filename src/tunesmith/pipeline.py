@@ -53,10 +53,13 @@ def new_run_dir(cfg: Config) -> Path:
     return run_dir
 
 
-def latest_run_dir(cfg: Config) -> Path | None:
-    """The newest run folder of this config's name, the one `--resume` continues."""
+def latest_resumable_run_dir(cfg: Config) -> Path | None:
+    """The newest run folder of this config's name that holds checkpoints: the one `--resume` continues.
+
+    Folders written by `validate` or `evaluate`, and finished runs (their checkpoints are removed), are skipped.
+    """
     root = runs_root(cfg)
-    runs = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name) if root.is_dir() else []
+    runs = sorted((p for p in root.iterdir() if (p / "checkpoints").is_dir()), key=lambda p: p.name) if root.is_dir() else []
     return runs[-1] if runs else None
 
 
@@ -66,9 +69,12 @@ def pick_run_dir(cfg: Config, *, resume: bool, run_dir: str | None) -> Path:
         path.mkdir(parents=True, exist_ok=True)
         return path
     if resume:
-        found = latest_run_dir(cfg)
+        found = latest_resumable_run_dir(cfg)
         if found is None:
-            raise FileNotFoundError(f"--resume: no earlier run of {cfg.name!r} under {runs_root(cfg)}; run without --resume")
+            raise FileNotFoundError(
+                f"--resume: no interrupted run of {cfg.name!r} under {runs_root(cfg)} (none has checkpoints/); "
+                "run without --resume, or name one with --run-dir"
+            )
         return found
     return new_run_dir(cfg)
 

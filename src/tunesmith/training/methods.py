@@ -9,6 +9,7 @@ with `config.num_hidden_layers` entries.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 from torch import nn
@@ -114,6 +115,10 @@ def _wrap_lora(model: nn.Module, method: MethodConfig) -> nn.Module:
         modules_to_save=head_module_names(model),  # the new head is trained and saved in full
     )
     try:
-        return get_peft_model(model, lora)
+        with warnings.catch_warnings():
+            # peft 0.21 reads transformers 5's deprecated `is_gradient_checkpointing`; harmless, and noisy on every
+            # LoRA run. Drop this filter once peft reads `is_activation_checkpointing`.
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            return get_peft_model(model, lora)
     except ValueError as err:
         raise MethodError(f"method.lora.target_modules: {err}; list module names of this model there") from None
