@@ -46,8 +46,8 @@ def new_run_dir(cfg: Config) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     run_dir = runs_root(cfg) / stamp
     n = 1
-    while run_dir.exists():  # two runs in the same second
-        run_dir = runs_root(cfg) / f"{stamp}-{n}"
+    while run_dir.exists():  # two runs in the same second; zero-padded so names keep sorting by time
+        run_dir = runs_root(cfg) / f"{stamp}-{n:03d}"
         n += 1
     run_dir.mkdir(parents=True)
     return run_dir
@@ -133,7 +133,7 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
     outcome = RunOutcome(out_dir, decision.passed, decision, report, result, bundle.report, timings=timings)
     with _timed(timings, "register"):
         outcome.mlflow_run_id = log_run(
-            cfg, run_dir=out_dir, params=_params(cfg), metrics=report.flat_metrics(),
+            cfg, run_dir=out_dir, metrics=report.flat_metrics(),  # log_run records the resolved config as params
             artifacts=[p for p in (out_dir / "report.html", out_dir / "metrics.json", out_dir / "data_card.json",
                                    out_dir / "quarantine.jsonl") if p.exists()],
             model_dir=result.model_dir, tags={"gate": "passed" if decision.passed else "failed"},
@@ -153,18 +153,3 @@ def _champion_dir(cfg: Config, model_dir_for, say: Say) -> Path | None:
     except Exception as exc:  # no registry yet, or no champion: the vs_champion gates say so
         say(f"no champion to compare against ({exc.__class__.__name__})")
         return None
-
-
-def _params(cfg: Config) -> dict[str, Any]:
-    """The resolved config flattened to `a.b.c` keys, as MLflow params."""
-    flat: dict[str, Any] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(v, f"{prefix}.{k}" if prefix else k)
-        else:
-            flat[prefix] = node
-
-    walk(cfg.model_dump(mode="json"), "")
-    return flat
