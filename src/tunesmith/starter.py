@@ -1,18 +1,28 @@
-"""`tunesmith init DATA_FILE`: guess the text and label columns and write a commented starter config."""
+"""`tunesmith init DATA_FILE`: guess the text and label columns and write a commented starter config.
+
+The file is read by the data stage's own loader and row checks, so the labels written into the config are
+exactly the labels `tunesmith validate` will see (a CSV column of 0/1 with a blank cell gives '0', '1').
+"""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
+from tunesmith.config import DataConfig
+from tunesmith.data import DataError
+from tunesmith.data.load import Table, load_table
+from tunesmith.data.schema import LABEL, ORDER, SOURCE, check_rows, label_strings
 from tunesmith.io import atomic_write_text
 
 LABEL_NAMES = ("label", "labels", "category", "class", "intent", "target", "y", "sentiment", "tag")
 TEXT_NAMES = ("text", "sentence", "review", "content", "body", "message", "query", "question", "document")
-SAMPLE_ROWS = 5000
+SAMPLE_ROWS = 5000  # rows looked at to guess the columns; the labels come from every row
 
 
 class StarterError(ValueError):
@@ -27,36 +37,56 @@ class Guess:
     rows_sampled: int
 
 
-def _read_sample(path: Path) -> pd.DataFrame:
-    name = path.name.lower()
+def read_table(path: Path) -> Table:
+    """The file as the data stage reads it for `data.path` (format by extension, bad lines set aside)."""
+    if not path.exists():
+        raise StarterError(f"{path}: file not found")
     try:
-        if name.endswith((".jsonl", ".json")):
-            return pd.read_json(path, lines=True, nrows=SAMPLE_ROWS)
-        if name.endswith(".parquet"):
-            return pd.read_parquet(path).head(SAMPLE_ROWS)
-        if re.search(r"\.(csv|tsv)(\.(bz2|gz|xz|zip))?$", name):
-            return pd.read_csv(path, nrows=SAMPLE_ROWS, sep="\t" if ".tsv" in name else ",")
-    except (ValueError, OSError) as exc:
-        raise StarterError(f"{path}: cannot read it ({exc}); check the format") from None
-    raise StarterError(f"{path}: unknown file type; use .csv, .tsv, .jsonl or .parquet")
+        return load_table("data.path", path)
+    except DataError as exc:
+        raise StarterError(str(exc)) from None
 
 
-def guess_columns(df: pd.DataFrame, path: Path) -> Guess:
+def guess_columns(table: Table) -> Guess:
+    """The text column (by name, else the longest strings) and the label column (by name, else the fewest values).
+
+    The labels are those of the rows the data stage would keep with these two columns.
+    """
+    df = table.frame.drop(columns=[SOURCE, ORDER]).head(SAMPLE_ROWS)
+    columns = ", ".join(map(str, df.columns))
+    text = _guess_text(df)
+    if text is None:
+        raise StarterError(f"{table.path}: no text column found (columns: {columns})")
+    label = _guess_label(df, text)
+    if label is None:
+        raise StarterError(
+            f"{table.path}: no label column found (a column with 2 or more repeated values); columns: "
+            f"{columns}; write the config by hand with data.label_column"
+        )
+    cfg = DataConfig(path=str(table.path), text_column=str(text), label_column=str(label))
+    labels = sorted(check_rows(table, cfg).rows[LABEL].unique().tolist())
+    return Guess(str(text), str(label), labels, len(df))
+
+
+def _guess_text(df: pd.DataFrame) -> object | None:
     strings = [c for c in df.columns if df[c].dropna().map(lambda v: isinstance(v, str)).mean() > 0.9]
     if not strings:
-        raise StarterError(f"{path}: no text column found (columns: {', '.join(map(str, df.columns))})")
+        return None
     by_name = [c for c in strings if str(c).lower() in TEXT_NAMES]
-    text = by_name[0] if by_name else max(strings, key=lambda c: df[c].dropna().str.len().mean())
-    candidates = [c for c in df.columns if c != text and 2 <= df[c].nunique(dropna=True) <= max(2, len(df) // 5)]
-    named = [c for c in candidates if str(c).lower() in LABEL_NAMES]
+    return by_name[0] if by_name else max(strings, key=lambda c: df[c].dropna().str.len().mean())
+
+
+def _guess_label(df: pd.DataFrame, text: object) -> object | None:
+    def values(c: object) -> int:  # distinct labels as the data stage reads them; 0 when some cannot be labels
+        label, invalid = label_strings(df[c])
+        return 0 if invalid.any() else label.nunique(dropna=True)
+
+    counts = {c: values(c) for c in df.columns if c != text}
+    candidates = [c for c, n in counts.items() if 2 <= n <= max(2, len(df) // 5)]
     if not candidates:
-        raise StarterError(
-            f"{path}: no label column found (a column with 2 or more repeated values); columns: "
-            f"{', '.join(map(str, df.columns))}; write the config by hand with data.label_column"
-        )
-    label = named[0] if named else min(candidates, key=lambda c: df[c].nunique())
-    labels = sorted(map(str, df[label].dropna().unique()))
-    return Guess(str(text), str(label), labels, len(df))
+        return None
+    named = [c for c in candidates if str(c).lower() in LABEL_NAMES]
+    return named[0] if named else min(candidates, key=lambda c: counts[c])
 
 
 TEMPLATE = """\
@@ -95,20 +125,21 @@ gates:                        # every rule must pass to register a version
 
 
 def write_starter_config(data: Path, output: Path, *, name: str | None = None) -> Guess:
-    if not data.is_file():
-        raise StarterError(f"{data}: file not found")
-    guess = guess_columns(_read_sample(data), data)
+    """Guess the columns of `data` and write a starter config to `output` (the data path relative to it)."""
+    guess = guess_columns(read_table(data))
     try:
         data_rel = Path(data).resolve().relative_to(output.resolve().parent)
     except ValueError:
         data_rel = Path(data).resolve()
     stem = re.sub(r"[^\w.-]", "-", data.name.split(".")[0]) or "model"
     atomic_write_text(output, TEMPLATE.format(
-        data=data, out=output, name=name or stem, data_rel=data_rel, text=guess.text_column,
-        label=guess.label_column, labels=", ".join(_yaml_str(x) for x in guess.labels),
+        data=data, out=output, name=name or stem, data_rel=_yaml_str(str(data_rel)), text=_yaml_str(guess.text_column),
+        label=_yaml_str(guess.label_column), labels=", ".join(_yaml_str(x) for x in guess.labels),
     ))
     return guess
 
 
 def _yaml_str(s: str) -> str:
-    return s if re.fullmatch(r"[A-Za-z_][\w-]*", s) and s.lower() not in {"yes", "no", "true", "false", "null", "on", "off"} else repr(s)
+    """`s` as a YAML scalar that reads back as the string `s`: plain when safe, else double-quoted."""
+    plain = re.fullmatch(r"[\w./-]+", s) and not s.startswith(("-", ".")) and yaml.safe_load(s) == s
+    return s if plain else json.dumps(s, ensure_ascii=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 from tests.data.data_helpers import make_cfg, write_frame
@@ -97,3 +99,91 @@ def test_hf_class_label_ints_become_names(tmp_path):
     datasets.Dataset.from_pandas(reviews, features=features).save_to_disk(str(tmp_path / "hf"))
     bundle = prepare_data(make_cfg(path=tmp_path / "hf"))
     assert bundle.labels == ["neg", "pos"]
+
+
+def _csv_bytes(bad_line: bytes, filler: int = 0) -> bytes:
+    good = b"".join(b"row %d,%s\n" % (i, b"ab"[i % 2 : i % 2 + 1]) for i in range(20))
+    return b"text,label\n" + bad_line + b"x,a\n" * filler + good
+
+
+def test_csv_bytes_that_are_not_utf8_are_reported_on_their_own_line(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(_csv_bytes(b"caf\xe9 au lait,a\n", filler=3000))  # far ahead of the decoder's buffer
+    with pytest.raises(DataError) as err:
+        prepare_data(make_cfg(path=path, bad_rows="fail"))
+    message = str(err.value)
+    assert message.startswith(f"{path}:2: not valid UTF-8: byte 0xe9 on line 2, column 'text'")
+    assert "UTF-8" in err.value.hint and "quarantine" in err.value.hint
+
+    bundle = prepare_data(make_cfg(path=path), tmp_path / "run")
+    assert bundle.report.quarantined_by_reason == {"invalid_utf8": 1}
+    record = json.loads((tmp_path / "run" / "quarantine.jsonl").read_text())
+    assert (record["source"], record["row"]) == (f"{path}:2", {"text": "caf\ufffd au lait", "label": "a"})
+
+
+def test_csv_bad_byte_inside_a_multiline_field_names_its_physical_line(tmp_path):
+    path = tmp_path / "multi.csv"
+    path.write_bytes(_csv_bytes(b'ok,a\n"first\nsecond \xff,",b\n'))
+    bundle = prepare_data(make_cfg(path=path), tmp_path / "run")
+    record = json.loads((tmp_path / "run" / "quarantine.jsonl").read_text())
+    assert record["source"] == f"{path}:3" and record["detail"] == "not valid UTF-8: byte 0xff on line 4, column 'text'"
+    assert bundle.report.rows_used == 21
+
+
+def test_jsonl_bytes_that_are_not_utf8_are_a_bad_row(tmp_path):
+    path = tmp_path / "d.jsonl"
+    lines = [json.dumps({"text": f"row {i}", "label": "ab"[i % 2]}).encode() for i in range(20)]
+    path.write_bytes(b"\n".join(lines[:3] + [b'{"text": "caf\xe9", "label": "a"}'] + lines[3:]) + b"\n")
+    with pytest.raises(DataError, match=r"d\.jsonl:4: not valid UTF-8: byte 0xe9"):
+        prepare_data(make_cfg(path=path, bad_rows="fail"))
+
+
+def test_a_corrupt_parquet_file_is_a_data_error(tmp_path):
+    good = write_frame(make_reviews(30), tmp_path / "good.parquet")
+    (tmp_path / "cut.parquet").write_bytes(good.read_bytes()[:-40])
+    (tmp_path / "not.parquet").write_text("text,label\nhello,pos\n")
+    for name in ("cut.parquet", "not.parquet"):
+        with pytest.raises(DataError) as err:
+            prepare_data(make_cfg(train=tmp_path / name))
+        assert str(err.value).startswith(f"{tmp_path / name}: cannot read it as parquet (data.train): ArrowInvalid")
+        assert "to_parquet" in err.value.hint
+
+
+def test_an_unreadable_hf_dir_is_a_data_error(tmp_path):
+    import datasets
+
+    (tmp_path / "plain").mkdir()
+    datasets.Dataset.from_pandas(make_reviews(30)).save_to_disk(str(tmp_path / "cut"))
+    arrow = next((tmp_path / "cut").glob("*.arrow"))
+    arrow.write_bytes(arrow.read_bytes()[:100])
+    for name in ("plain", "cut"):
+        with pytest.raises(DataError) as err:
+            prepare_data(make_cfg(path=tmp_path / name))
+        assert str(err.value).startswith(f"{tmp_path / name}: cannot read it as a saved HF dataset (data.path)")
+        assert "save_to_disk" in err.value.hint
+
+
+def test_a_corrupt_compressed_file_is_a_data_error(tmp_path):
+    (tmp_path / "d.jsonl.gz").write_bytes(b"this is not gzip")
+    with pytest.raises(DataError, match=r"d\.jsonl\.gz: cannot read it as JSON Lines \(data\.path\): BadGzipFile"):
+        prepare_data(make_cfg(path=tmp_path / "d.jsonl.gz"))
+
+
+@pytest.mark.parametrize(("name", "content", "problem"), [
+    ("empty.csv", b"", "the file is empty (0 bytes)"),
+    ("empty.jsonl", b"", "the file is empty (0 bytes)"),
+    ("header.csv", b"text,label\n", "the file has columns but no rows"),
+    ("blank.jsonl", b"\n\n  \n", "the file has no rows (only blank lines)"),
+])
+def test_a_file_without_rows_is_a_data_error_with_a_hint(tmp_path, name, content, problem):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(DataError) as err:
+        prepare_data(make_cfg(train=tmp_path / name))
+    assert str(err.value).startswith(f"{tmp_path / name}: {problem}, so data.train has no rows")
+    assert err.value.hint
+
+
+def test_an_empty_parquet_file_is_a_data_error(tmp_path):
+    path = write_frame(make_reviews(5).iloc[:0], tmp_path / "none.parquet")
+    with pytest.raises(DataError, match="the file has columns but no rows, so data.path has no rows"):
+        prepare_data(make_cfg(path=path))

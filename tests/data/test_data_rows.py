@@ -127,3 +127,36 @@ def test_no_usable_rows_is_an_error_after_writing_the_quarantine(tmp_path):
     with pytest.raises(DataError, match="none of its 2 rows is usable"):
         prepare_data(make_cfg(path=path), tmp_path / "run")
     assert len((tmp_path / "run" / "quarantine.jsonl").read_text().splitlines()) == 2
+
+
+def test_one_label_in_train_is_an_error_naming_the_label_and_the_keys(tmp_path):
+    rows = _good(30) + [{"text": f"spam {i}", "label": "spam"} for i in range(3)]
+    path = _jsonl(tmp_path / "d.jsonl", [r for r in rows if r["label"] != "pos"])
+    with pytest.raises(DataError) as err:
+        prepare_data(make_cfg(path=path, drop_labels=["spam"]))
+    message = str(err.value)
+    assert message.startswith("data.label_column: train has only one label, 'neg' in column 'label' (11 rows)")
+    assert "data.labels" in message and "data.drop_labels" in message and "3 rows were excluded" in message
+
+
+def test_one_label_left_by_data_labels_is_an_error(tmp_path):
+    path = _jsonl(tmp_path / "d.jsonl", _good(30))
+    with pytest.raises(DataError, match=r"only one label, 'pos'"):
+        prepare_data(make_cfg(path=path, labels=["pos", "other"]))
+
+
+def test_numeric_labels_in_the_config_are_labels_as_written(tmp_path):
+    cfg = make_cfg(path="d.jsonl", labels=[0, 1, "2"], drop_labels=[3, 1.5])
+    assert cfg.data.labels == ["0", "1", "2"] and cfg.data.drop_labels == ["3", "1.5"]
+    assert make_cfg(path="d.jsonl", labels=[1.0]).data.labels == ["1.0"]  # not "1": labels compare as written
+
+    rows = [{"text": f"row {i}", "label": i % 4} for i in range(40)]
+    bundle = prepare_data(make_cfg(path=_jsonl(tmp_path / "d.jsonl", rows), labels=[1, 0, 2], drop_labels=[3]))
+    assert bundle.labels == ["1", "0", "2"]
+    assert bundle.report.excluded_by_config == {"3": 10} and bundle.report.quarantined == 0
+
+
+def test_a_float_label_in_the_config_hints_at_the_integer_in_the_data(tmp_path):
+    path = _jsonl(tmp_path / "d.jsonl", [{"text": f"row {i}", "label": i % 2} for i in range(20)])
+    with pytest.raises(DataError, match=r"label '0' is not in data.labels \(did you mean '0.0'\?\)"):
+        prepare_data(make_cfg(path=path, labels=[0.0, 1.0], bad_rows="fail"))

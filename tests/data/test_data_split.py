@@ -109,3 +109,31 @@ def test_configured_label_order_is_the_class_order(tmp_path):
     bundle = prepare_data(make_cfg(path=write_frame(make_reviews(40), tmp_path / "d.csv"), labels=["pos", "neg"]))
     assert bundle.labels == ["pos", "neg"] and bundle.label2id == {"pos": 0, "neg": 1}
     assert list(bundle.report.label_distribution["train"]) == ["pos", "neg"]
+
+
+def _key(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def test_identical_texts_land_in_one_split_whatever_their_label_or_slice(tmp_path):
+    base = _unbalanced(n_a=60, n_b=60, n_c=0)
+    copies = base.assign(text=base["text"].str.upper() + "  ", label=base["label"].map({"a": "b", "b": "a"}))
+    df = pd.concat([base.assign(lang="en"), copies.assign(lang="fr")], ignore_index=True)
+    bundle = prepare_data(make_cfg(path=write_frame(df, tmp_path / "d.csv"), slice_columns=["lang"]))
+    keys = {name: set(bundle.split(name)["text"].map(_key)) for name in ("train", "eval", "test")}
+    assert not (keys["train"] & keys["eval"]) and not (keys["train"] & keys["test"]) and not (keys["eval"] & keys["test"])
+    assert bundle.report.split_sizes == {"train": 192, "eval": 24, "test": 24}  # 120 texts, each twice
+    assert bundle.report.overlap == {"train/eval": 0, "train/test": 0, "eval/test": 0}
+    shuffled = prepare_data(make_cfg(path=write_frame(df.sample(frac=1, random_state=3), tmp_path / "s.jsonl"),
+                                     slice_columns=["lang"]))
+    assert _texts(shuffled) == _texts(bundle)
+
+
+def test_a_text_repeated_in_one_class_is_not_counted_twice_toward_a_share(tmp_path):
+    df = _unbalanced(n_a=100, n_b=100, n_c=0)
+    df = pd.concat([df, df[df["label"] == "a"]], ignore_index=True)  # every "a" text twice
+    bundle = prepare_data(make_cfg(path=write_frame(df, tmp_path / "d.csv")))
+    sizes = {name: bundle.split(name)["text"].nunique() for name in ("train", "eval", "test")}
+    assert sizes == {"train": 160, "eval": 20, "test": 20}
+    assert sum(sizes.values()) == 200  # each text in one split only
+    assert bundle.report.conflicting_duplicates == 0

@@ -1,4 +1,5 @@
-"""Content hashes: one per row (for the fingerprint and for seeded, order-free splits) and one per dataset.
+"""Content hashes: one per row (for the fingerprint), one per text (for seeded, order-free splits and for
+finding the same text in two splits), and one per dataset.
 
 The fingerprint is a sha256 over a schema description (output columns, slice columns, the ordered label
 list) and, per split, the sorted row hashes; a row hash covers the NFC-normalized, whitespace-collapsed
@@ -26,6 +27,19 @@ SPLITS = ("train", "eval", "test")
 def normalize_text(text: str) -> str:
     """NFC, and every run of whitespace collapsed to one space (so CRLF vs LF or re-wrapping do not count)."""
     return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def text_key(text: str) -> str:
+    """What makes two texts "the same" for splits and leakage: normalized as above, and casefolded."""
+    return normalize_text(text).casefold()
+
+
+def text_digests(texts: pd.Series) -> list[str]:
+    """sha256 hex of each text's `text_key`: the split key, so identical texts always land in the same split.
+
+    Hex, not bytes: pandas compares bytes through numpy, which drops trailing NULs (isin, factorize).
+    """
+    return [hashlib.sha256(text_key(t).encode("utf-8")).hexdigest() for t in texts.astype(str)]
 
 
 def row_digests(rows: pd.DataFrame, slice_columns: Sequence[str] = ()) -> list[bytes]:

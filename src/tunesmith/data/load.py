@@ -2,8 +2,9 @@
 
 Every row keeps where it came from in `_source`: `path:line` for text formats (the physical line a CSV
 record starts on, even when a quoted field spans lines) and `path#row=N` (0-based) for parquet/HF dirs.
-Lines that cannot be read at all (invalid JSON, a CSV row with the wrong number of fields) come back as
-bad rows rather than exceptions, so the bad-row policy decides what happens to them.
+Lines that cannot be read at all (invalid JSON, bytes that are not UTF-8, a CSV row with the wrong number
+of fields) come back as bad rows rather than exceptions, so the bad-row policy decides what happens to them.
+A file that cannot be read at all (corrupt, truncated, empty) raises a DataError naming the file.
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ import gzip
 import io
 import json
 import lzma
+import re
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 import pandas as pd
+from pyarrow import ArrowException
 
 from tunesmith.data.errors import DataError
 from tunesmith.data.schema import ORDER, SOURCE, BadRow, BadRowReason
@@ -30,6 +34,18 @@ _FORMATS = {
     ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
     ".csv": "csv", ".tsv": "csv",
     ".parquet": "parquet", ".pq": "parquet",
+}
+# What readers raise on a corrupt, truncated or mislabeled file (ArrowInvalid is also a ValueError).
+_READ_ERRORS = (OSError, EOFError, ValueError, KeyError, zlib.error, lzma.LZMAError, ArrowException)
+_COMPRESSED_HINT = "check that the file is complete (a .gz/.bz2/.xz must decompress, e.g. `gzip -t`), or set data.format"
+_UTF8_HINT = "re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)"
+_EMPTY_HINT = "check that the path names the complete data file (an export may have been cut short)"
+_FORMAT_NAMES = {"jsonl": "JSON Lines", "csv": "CSV", "parquet": "parquet", "hf": "a saved HF dataset"}
+_READ_HINTS = {
+    "jsonl": _COMPRESSED_HINT,
+    "csv": _COMPRESSED_HINT,
+    "parquet": "the file is truncated or not parquet: write it again (DataFrame.to_parquet), or set data.format",
+    "hf": "point at a folder written by Dataset.save_to_disk (state.json, dataset_info.json, *.arrow); save it again",
 }
 
 
@@ -53,8 +69,20 @@ def load_table(key: str, path: Path, configured_format: str = "auto") -> Table:
     if not path.exists():
         raise DataError(key, f"file not found: {path}", "relative paths resolve against the config file's folder")
     fmt = detect_format(key, path, configured_format)
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataError(str(path), f"the file is empty (0 bytes), so {key} has no rows", _EMPTY_HINT)
     readers = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet, "hf": _read_hf_dir}
-    frame, bad = readers[fmt](path)
+    try:
+        frame, bad = readers[fmt](path)
+    except DataError:
+        raise
+    except _READ_ERRORS as exc:
+        problem = f"cannot read it as {_FORMAT_NAMES[fmt]} ({key}): {type(exc).__name__}: {exc}"
+        raise DataError(str(path), problem, _READ_HINTS[fmt]) from None
+    if frame.empty and not bad:
+        header = [c for c in frame.columns if c not in (SOURCE, ORDER)]
+        what = "has columns but no rows" if header else "has no rows (only blank lines)"
+        raise DataError(str(path), f"the file {what}, so {key} has no rows", _EMPTY_HINT)
     return Table(key=key, path=path, format=fmt, frame=frame, bad=bad)
 
 
@@ -95,9 +123,15 @@ def _read_jsonl(path: Path) -> tuple[pd.DataFrame, list[BadRow]]:
                 continue  # blank lines separate nothing in JSON Lines; they are not rows
             source = f"{path}:{lineno}"
             try:
-                obj = json.loads(raw)
-            except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-                text = raw.decode("utf-8", "replace").rstrip("\r\n")
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                detail = f"not valid UTF-8: byte 0x{raw[exc.start]:02x} at column {exc.start + 1}"
+                bad.append(BadRow(source, BadRowReason.INVALID_UTF8, detail, {"_line": _shown(raw)}, lineno))
+                continue
+            try:
+                obj = json.loads(text)
+            except ValueError as exc:
+                text = text.rstrip("\r\n")
                 detail = f"invalid JSON: {exc}"
                 if lineno == 1 and text.lstrip().startswith("["):
                     detail += " (this looks like a JSON array; write one JSON object per line)"
@@ -120,7 +154,9 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, list[BadRow]]:
     rows: list[list[str]] = []
     lines: list[int] = []
     bad: list[BadRow] = []
-    with io.TextIOWrapper(_open_binary(path), encoding="utf-8-sig", newline="") as f:
+    # surrogateescape: an undecodable byte becomes a lone surrogate in its own record, so the record that
+    # holds it is known exactly (a strict decoder fails while reading ahead, on some earlier record).
+    with io.TextIOWrapper(_open_binary(path), encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
         reader = csv.reader(f, delimiter=delimiter)
         try:
             header = next(reader, None)
@@ -132,6 +168,9 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, list[BadRow]]:
                 start, end = end + 1, reader.line_num
                 if not record:
                     continue  # a blank line
+                if _NOT_UTF8.search("".join(record)):
+                    bad.append(_invalid_utf8(path, start, header, record))
+                    continue
                 if len(record) != len(header):
                     row = dict(zip(header, record, strict=False))
                     if len(record) > len(header):
@@ -141,15 +180,39 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, list[BadRow]]:
                     continue
                 rows.append(record)
                 lines.append(start)
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{path}:{reader.line_num + 1}", f"not UTF-8 text ({exc.reason})", "re-save the file as UTF-8") from None
         except csv.Error as exc:
             raise DataError(f"{path}:{reader.line_num}", f"cannot parse CSV: {exc}", "check the quoting around this line") from None
     frame = pd.DataFrame(rows, columns=header, dtype=object).replace("", None)  # an empty field is a missing value
     return _with_source(frame, [f"{path}:{n}" for n in lines], lines), bad
 
 
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a byte that is not UTF-8
+
+
+def _invalid_utf8(path: Path, start: int, header: list[str], record: list[str]) -> BadRow:
+    """The bad row for a CSV record holding bytes that are not UTF-8, naming the line and column of the first."""
+    line, detail = start, "not valid UTF-8"
+    for i, value in enumerate(record):
+        hit = _NOT_UTF8.search(value)
+        if hit is None:
+            line += value.count("\n")  # a quoted field may span lines
+            continue
+        line += value[: hit.start()].count("\n")
+        column = header[i] if i < len(header) else f"field {i + 1}"
+        detail = f"not valid UTF-8: byte 0x{ord(hit.group()) - 0xDC00:02x} on line {line}, column {column!r}"
+        break
+    row = {str(k): _shown(v.encode("utf-8", "surrogateescape")) for k, v in zip(header, record, strict=False)}
+    return BadRow(f"{path}:{start}", BadRowReason.INVALID_UTF8, detail, row, start)
+
+
+def _shown(raw: bytes) -> str:
+    """Bytes as text for the quarantine file, each undecodable byte shown as U+FFFD."""
+    return raw.decode("utf-8", "replace").rstrip("\r\n")
+
+
 def _check_header(path: Path, header: list[str]) -> None:
+    if _NOT_UTF8.search("".join(header)):
+        raise DataError(f"{path}:1", "the header is not valid UTF-8", _UTF8_HINT)
     seen = {c for c in header if header.count(c) > 1}
     if seen:
         raise DataError(f"{path}:1", f"duplicate column names {sorted(seen)}", "rename the columns so each is unique")
@@ -170,10 +233,7 @@ def _read_hf_dir(path: Path) -> tuple[pd.DataFrame, list[BadRow]]:
         )
     import datasets  # slow to import; only HF dirs need it
 
-    try:
-        ds = datasets.load_from_disk(str(path))
-    except (FileNotFoundError, ValueError) as exc:
-        raise DataError(str(path), f"not a saved HF dataset: {exc}", "save it with Dataset.save_to_disk(path)") from None
+    ds = datasets.load_from_disk(str(path))  # a folder that is not a saved dataset: FileNotFoundError
     frame = ds.to_pandas()
     for name, feature in ds.features.items():
         if isinstance(feature, datasets.ClassLabel):  # ints on disk; the names are the labels

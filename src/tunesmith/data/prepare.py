@@ -17,7 +17,8 @@ import pandas as pd
 from tunesmith.config import BadRowPolicy, Config, DataConfig
 from tunesmith.data.bundle import DataBundle
 from tunesmith.data.errors import DataError, quoted
-from tunesmith.data.fingerprint import SPLITS, dataset_fingerprint, row_digests, split_keys
+from tunesmith.data.fingerprint import SPLITS, dataset_fingerprint, row_digests, split_keys, text_digests
+from tunesmith.data.leakage import TEXT_DIGEST, Leakage, find_leakage
 from tunesmith.data.load import Table, load_table
 from tunesmith.data.report import DataReport, label_distribution, text_length
 from tunesmith.data.schema import (
@@ -61,13 +62,16 @@ def prepare_data(cfg: Config, run_dir: Path | None = None) -> DataBundle:
     if d.labels is None:
         _check_label_case(parts)
     splits, dropped, warnings = _split(cfg, {p.name: p.checked.rows for p in parts})
+    _require_two_labels(splits["train"], parts, d)
     labels = list(d.labels) if d.labels else sorted(splits["train"][LABEL].unique().tolist())
     warnings += _check_unseen_labels(splits, labels, {p.name: p.table.key for p in parts})
+    leakage = _leakage(splits, parts)
+    warnings += leakage.warnings
     if bad and run_dir is None:
         warnings.append(f"{len(bad)} bad rows were skipped; pass a run_dir to keep them in quarantine.jsonl")
     fingerprint = dataset_fingerprint({n: list(s[DIGEST]) for n, s in splits.items()}, labels, d.slice_columns)
     frames = {n: _public(s, d) for n, s in splits.items()}
-    report = _report(parts, frames, labels, fingerprint, quarantine_path, dropped, warnings)
+    report = _report(parts, frames, labels, fingerprint, quarantine_path, dropped, leakage, warnings)
     if run_dir is not None:
         atomic_write_json(Path(run_dir) / "data_card.json", report.to_dict())
     return DataBundle(frames["train"], frames["eval"], frames["test"], labels, fingerprint, report)
@@ -86,6 +90,7 @@ def _read(cfg: Config, key: str, name: str, path_text: str) -> _Part:
     if cfg.data.bad_rows is BadRowPolicy.FAIL and checked.bad:
         raise checked.bad[0].error()
     checked.rows[DIGEST] = row_digests(checked.rows, cfg.data.slice_columns)
+    checked.rows[TEXT_DIGEST] = text_digests(checked.rows[TEXT])
     return _Part(name, table, checked)
 
 
@@ -97,9 +102,7 @@ def _write_quarantine(run_dir: Path, bad: list[BadRow]) -> str:
 def _require_rows(part: _Part) -> None:
     if not part.checked.rows.empty:
         return
-    table, checked = part.table, part.checked
-    if table.rows_read == 0:
-        raise DataError(table.key, f"{table.path} has no rows", "check the file (and data.format)")
+    table, checked = part.table, part.checked  # load_table has refused files without rows
     why = Counter(b.reason.value for b in checked.bad)
     why.update({f"excluded by data.drop_labels ({k})": v for k, v in checked.excluded.items()})
     raise DataError(
@@ -133,12 +136,39 @@ def _split(cfg: Config, rows: dict[str, pd.DataFrame]) -> tuple[dict[str, pd.Dat
     shares = {n: getattr(d.split, n) for n in ("eval", "test") if n not in rows}
     splits = {n: rows[n] for n in ("eval", "test") if n in rows}
     if shares:
-        carved, w = carve(pool, split_keys(pool[DIGEST].tolist(), cfg.seed, "split"), shares, stratify=d.split.stratify)
+        by_text = [bytes.fromhex(h) for h in pool[TEXT_DIGEST]]  # the text alone: identical texts share a key
+        groups = pd.factorize(pool[TEXT_DIGEST])[0]
+        carved, w = carve(pool, split_keys(by_text, cfg.seed, "split"), groups, shares, stratify=d.split.stratify)
         splits.update(carved)
         warnings += w
     else:
         splits["train"] = pool
     return {n: splits[n] for n in SPLITS}, dropped, warnings
+
+
+def _require_two_labels(train: pd.DataFrame, parts: list[_Part], d: DataConfig) -> None:
+    found = sorted(train[LABEL].unique())
+    if len(found) >= 2:
+        return
+    excluded = sum(sum(p.checked.excluded.values()) for p in parts)
+    quarantined = sum(len(p.checked.bad) for p in parts)
+    aside = f" ({excluded} rows were excluded by data.drop_labels, {quarantined} quarantined)" if excluded or quarantined else ""
+    raise DataError(
+        "data.label_column",
+        f"train has {'only one label, ' + repr(found[0]) if found else 'no labels'} in column {d.label_column!r} "
+        f"({len(train)} rows); a classifier needs at least 2",
+        f"check that data.label_column names the label column, and that data.labels / data.drop_labels "
+        f"do not leave out the other labels{aside}",
+    )
+
+
+def _leakage(splits: dict[str, pd.DataFrame], parts: list[_Part]) -> Leakage:
+    """Texts shared by two splits, and conflicting labels in the rows of data.path / data.train."""
+    names = {p.name: f"{p.table.key} ({p.table.path})" for p in parts}
+    pool = next(p for p in parts if p.name in ("all", "train"))
+    where = {n: names.get(n) or f"{n} (split from {pool.table.path})" for n in SPLITS}
+    training = pd.concat([splits[n] for n in SPLITS if n not in names or n == pool.name], ignore_index=True)
+    return find_leakage(splits, where, training, names[pool.name])
 
 
 def _check_unseen_labels(splits: dict[str, pd.DataFrame], labels: list[str], keys: dict[str, str]) -> list[str]:
@@ -163,7 +193,7 @@ def _public(rows: pd.DataFrame, d: DataConfig) -> pd.DataFrame:
 
 def _report(
     parts: list[_Part], frames: dict[str, pd.DataFrame], labels: list[str], fingerprint: str,
-    quarantine_path: str | None, dropped: int, warnings: list[str],
+    quarantine_path: str | None, dropped: int, leakage: Leakage, warnings: list[str],
 ) -> DataReport:
     bad = [b for p in parts for b in p.checked.bad]
     excluded: Counter = sum((p.checked.excluded for p in parts), Counter())
@@ -182,5 +212,8 @@ def _report(
         label_distribution={n: label_distribution(f, labels) for n, f in frames.items()},
         text_length={n: text_length(f) for n, f in frames.items()},
         fingerprint=fingerprint,
+        overlap=leakage.overlap,
+        overlap_examples=leakage.overlap_examples,
+        conflicting_duplicates=leakage.conflicting_duplicates,
         warnings=warnings,
     )

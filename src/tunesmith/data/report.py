@@ -30,6 +30,9 @@ class DataReport:
     label_distribution: dict[str, dict[str, int]]  # split -> label -> rows
     text_length: dict[str, dict[str, dict[str, float]]]  # split -> chars|tokens -> mean|p50|p95|max
     fingerprint: str
+    overlap: dict[str, int] = field(default_factory=dict)  # "train/test" -> test rows whose text is also in train
+    overlap_examples: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # pair -> up to 3 {split: source}
+    conflicting_duplicates: int = 0  # texts in train that occur with more than one label
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:

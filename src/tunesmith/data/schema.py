@@ -2,7 +2,8 @@
 
 Bad rows are never dropped silently: `data.bad_rows: fail` stops at the first one with `file:line: reason`,
 `quarantine` writes each to quarantine.jsonl and counts it. Rows whose label is in `data.drop_labels` are
-left out on purpose and only counted. Labels are compared as strings (a JSON 1 is the label "1").
+left out on purpose and only counted. Labels are compared as strings: a JSON/parquet 1 or 1.0 is the label
+"1", a CSV cell is its text as written, and data.labels / drop_labels compare as written in the config.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ _QUARANTINE_HINT = "set data.bad_rows: quarantine to skip such rows (each goes t
 
 class BadRowReason(str, Enum):
     INVALID_JSON = "invalid_json"
+    INVALID_UTF8 = "invalid_utf8"
     NOT_AN_OBJECT = "not_an_object"
     MALFORMED_ROW = "malformed_row"
     MISSING_TEXT = "missing_text"
@@ -43,6 +45,7 @@ class BadRowReason(str, Enum):
 
 _HINTS = {
     BadRowReason.INVALID_JSON: f"fix the line (one JSON object per line), or {_QUARANTINE_HINT}",
+    BadRowReason.INVALID_UTF8: f"re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`), or {_QUARANTINE_HINT}",
     BadRowReason.NOT_AN_OBJECT: f"each line must be a JSON object like {{\"text\": ..., \"label\": ...}}, or {_QUARANTINE_HINT}",
     BadRowReason.UNKNOWN_LABEL: f"add the label to data.labels (or to data.drop_labels to leave such rows out), or {_QUARANTINE_HINT}",
 }
@@ -99,7 +102,7 @@ def check_rows(table: Table, cfg: DataConfig) -> CheckedTable:
     if df.empty:
         return CheckedTable(_usable(df, pd.Series([], dtype=object), cfg), list(table.bad))
     missing_text, non_string, empty = _text_checks(df[cfg.text_column])
-    label, invalid_label = _label_strings(df[cfg.label_column])
+    label, invalid_label = label_strings(df[cfg.label_column])
     missing_label = label.isna() & ~invalid_label
     excluded = label.isin(cfg.drop_labels)
     unknown = label.notna() & ~label.isin(cfg.labels) if cfg.labels else pd.Series(False, index=df.index)
@@ -143,7 +146,7 @@ def _is_missing(v: Any) -> bool:
     return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
 
 
-def _label_strings(s: pd.Series) -> tuple[pd.Series, pd.Series]:
+def label_strings(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Labels as strings (None where missing or blank) and a mask of values that cannot be labels (lists, dicts)."""
     if isinstance(s.dtype, pd.StringDtype):
         text = s.astype(object).where(s.str.strip().ne("").fillna(False).astype(bool), None)
@@ -194,9 +197,19 @@ def _detail(reason: BadRowReason, text: Any, label: Any, raw_label: Any, cfg: Da
         return f"no label in column {cfg.label_column!r}"
     if reason is BadRowReason.INVALID_LABEL:
         return f"the label in column {cfg.label_column!r} is a {type(raw_label).__name__}; expected a string or number"
-    near = [k for k in cfg.labels or [] if k.casefold().strip() == str(label).casefold().strip()]
+    near = [k for k in cfg.labels or [] if _same_label(k, str(label))]
     hint = f" (did you mean {near[0]!r}?)" if near else ""
     return f"label {label!r} is not in data.labels{hint}"
+
+
+def _same_label(a: str, b: str) -> bool:
+    """Labels that look alike: by case and whitespace (`Pos` / `pos`) or as numbers (`1.0` / `1`)."""
+    if a.casefold().strip() == b.casefold().strip():
+        return True
+    try:
+        return float(a) == float(b)
+    except ValueError:
+        return False
 
 
 def plain(v: Any) -> Any:

@@ -3,6 +3,8 @@
 Rows are ranked within their class by a seeded hash of their content (see fingerprint.split_keys), and
 each held-out part takes the first rows of each class in that ranking. So a split depends on the seed
 and the rows, not on file order or format, and every class with enough rows appears in every part.
+Splits hash the normalized text alone and move rows with the same text together, so a text is never
+both trained on and tested on.
 """
 
 from __future__ import annotations
@@ -33,33 +35,62 @@ def subsample(rows: pd.DataFrame, keys: np.ndarray, n: int, *, stratify: bool) -
 
 
 def carve(
-    rows: pd.DataFrame, keys: np.ndarray, shares: Mapping[str, float], *, stratify: bool
+    rows: pd.DataFrame, keys: np.ndarray, groups: np.ndarray, shares: Mapping[str, float], *, stratify: bool
 ) -> tuple[dict[str, pd.DataFrame], list[str]]:
-    """Split `rows` into "train" plus one part per share (a share of all of `rows`), class by class."""
-    codes, classes, sizes = _classes(rows, stratify)
-    need = len(shares) + 1  # one row for train and one for each held-out part
+    """Split `rows` into "train" plus one part per share (a share of all of `rows`), class by class.
+
+    Rows with the same group code (the same normalized text) move together, so a text never lands in two
+    parts whatever its labels or slice values: the unit that is split is the group, its class is the group's
+    most common label (ties: the first in sorted order) and its key is the (shared) key of its rows. Shares
+    therefore count distinct texts, which is the row count when no text repeats.
+    """
+    first = np.unique(groups, return_index=True)[1]
+    units = pd.DataFrame({LABEL: _group_labels(rows[LABEL], groups)})
+    codes, classes, sizes = _classes(units, stratify)
+    totals = {name: round(share * len(units)) for name, share in shares.items()}
+    row_part = _carve_units(codes, sizes, keys[first], totals)[groups]
+    parts = {name: rows[row_part == i + 1] for i, name in enumerate(shares)}
+    parts["train"] = rows[row_part == 0]
+    warnings = []
+    need = len(shares) + 1
+    if stratify and (sizes < need).any():
+        small = [f"{c} ({n})" for c, n in zip(classes, sizes, strict=True) if n < need]
+        warnings.append(
+            f"classes with fewer than {need} distinct texts stay in train only, so {'/'.join(shares)} cannot measure them: "
+            f"{quoted(small)}"
+        )
+    return parts, warnings
+
+
+def _carve_units(codes: np.ndarray, sizes: np.ndarray, keys: np.ndarray, totals: Mapping[str, int]) -> np.ndarray:
+    """Part per unit: 0 for train, i + 1 for the i-th held-out part of `totals` (about that many units)."""
+    need = len(totals) + 1  # one unit for train and one for each held-out part
     eligible = sizes >= need
     remaining = sizes.copy()
     rank = _ranks(codes, keys)
-    parts: dict[str, pd.DataFrame] = {}
+    part = np.zeros(len(codes), dtype=np.int64)
     start = np.zeros_like(sizes)
-    for i, (name, share) in enumerate(shares.items()):
-        later = len(shares) - i  # rows to leave: one per later part, plus one for train
+    for i, (name, total) in enumerate(totals.items()):
+        later = len(totals) - i  # units to leave: one per later part, plus one for train
         cap = np.where(eligible, remaining - later, 0)
-        counts = _take(np.where(eligible, remaining, 0), round(share * len(rows)), floor=eligible.astype(int), cap=cap)
+        counts = _take(np.where(eligible, remaining, 0), total, floor=eligible.astype(int), cap=cap)
         stop = start + counts
-        parts[name] = rows[(rank >= start[codes]) & (rank < stop[codes])]
-        if parts[name].empty:
-            raise DataError("data.split", f"too few rows ({len(rows)}) to hold out a {name} split", f"add rows or raise data.split.{name}")
+        taken = (rank >= start[codes]) & (rank < stop[codes])
+        if not taken.any():
+            raise DataError(
+                "data.split", f"too few rows ({len(codes)} distinct texts) to hold out a {name} split",
+                f"add rows or raise data.split.{name}",
+            )
+        part[taken] = i + 1
         start, remaining = stop, remaining - counts
-    parts["train"] = rows[rank >= start[codes]]
-    warnings = []
-    if stratify and not eligible.all():
-        small = [f"{c} ({n})" for c, n in zip(classes, sizes, strict=True) if n < need]
-        warnings.append(
-            f"classes with fewer than {need} rows stay in train only, so {'/'.join(shares)} cannot measure them: {quoted(small)}"
-        )
-    return parts, warnings
+    return part
+
+
+def _group_labels(labels: pd.Series, groups: np.ndarray) -> np.ndarray:
+    """Per group code: its most common label, ties broken by the sorted order (so row order does not matter)."""
+    counts = pd.DataFrame({"g": groups, "label": labels.to_numpy()}).value_counts().rename("n").reset_index()
+    best = counts.sort_values(["g", "n", "label"], ascending=[True, False, True]).drop_duplicates("g")
+    return best["label"].to_numpy()
 
 
 def _classes(rows: pd.DataFrame, stratify: bool) -> tuple[np.ndarray, list[str], np.ndarray]:
