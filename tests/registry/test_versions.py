@@ -137,3 +137,65 @@ def test_a_config_registry_section_selects_the_store(make_run, cfg, store, tmp_p
     assert path is not None and (path / "model.safetensors").is_file()
     assert [m["name"] for m in list_models(registry=registry)] == ["sentiment"]
     assert not (tmp_path.parent / ".tunesmith").exists()
+
+
+@pytest.mark.parametrize("status", ["RUNNING", "FAILED", "KILLED"])
+def test_register_refuses_a_run_that_did_not_finish(store, cfg, model_dir, status):
+    from tunesmith.registry.runs import log_model_files
+    from tunesmith.registry.store import ensure_experiment
+
+    client = store.client
+    run_id = client.create_run(ensure_experiment(store, "sentiment")).info.run_id
+    log_model_files(client, run_id, model_dir)  # the weights are there; the run never finished
+    if status != "RUNNING":
+        client.set_terminated(run_id, status)
+    with pytest.raises(RegistryError, match=f"has status {status}, not FINISHED") as err:
+        register_version("sentiment", run_id=run_id, lineage={}, store=store)
+    assert "hint: register a run that log_run finished" in str(err.value)
+    assert list_models(store=store) == []  # nothing was created on the way
+
+
+def test_register_refuses_a_model_artifact_without_safetensors(store, tmp_path):
+    from tunesmith.registry.store import ensure_experiment
+
+    client = store.client
+    run_id = client.create_run(ensure_experiment(store, "sentiment")).info.run_id
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "pytorch_model.bin").write_bytes(b"\x80\x04pickle")
+    for name in ("config.json", "pytorch_model.bin"):
+        client.log_artifact(run_id, str(tmp_path / name), artifact_path="model")
+    client.set_terminated(run_id, "FINISHED")
+    with pytest.raises(RegistryError, match=r"no .safetensors weights under artifact path 'model'") as err:
+        register_version("sentiment", run_id=run_id, lineage={}, store=store)
+    assert "model/config.json, model/pytorch_model.bin" in str(err.value) and "hint: log the model with" in str(err.value)
+    with pytest.raises(RegistryError, match=r"no .safetensors weights under artifact path 'weights' \(found: nothing\)"):
+        register_version("sentiment", run_id=run_id, model_artifact_path="weights", lineage={}, store=store)
+
+
+def test_register_finds_safetensors_in_a_subfolder(store, tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from tunesmith.registry.store import ensure_experiment
+
+    client = store.client
+    run_id = client.create_run(ensure_experiment(store, "sentiment")).info.run_id
+    save_file({"w": torch.zeros(1)}, str(tmp_path / "model.safetensors"))
+    client.log_artifact(run_id, str(tmp_path / "model.safetensors"), artifact_path="model/encoder")
+    client.set_terminated(run_id, "FINISHED")
+    assert register_version("sentiment", run_id=run_id, lineage={}, store=store).version == 1
+
+
+def test_open_store_with_a_config_tracking_uri_is_what_the_models_commands_use(make_run, store, tmp_path, monkeypatch):
+    """`tunesmith models ... --config C` must read the registry C's runs were registered in, not the cwd's."""
+    from tunesmith.registry import open_store
+
+    register_version("sentiment", run_id=make_run(), lineage={}, store=store)
+    monkeypatch.chdir(tmp_path.parent)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")  # the config wins over the environment
+    other = open_store(RegistryConfig(tracking_uri=store.tracking_uri))
+    assert other.tracking_uri == store.tracking_uri
+    assert [m["name"] for m in list_models(store=other)] == ["sentiment"]
+    assert promote("sentiment", store=other).version == 1
+    assert show_model("sentiment", registry=RegistryConfig(tracking_uri=store.tracking_uri))["champion"] == 1
+    assert not (tmp_path.parent / "elsewhere.db").exists() and not (tmp_path.parent / ".tunesmith").exists()

@@ -8,7 +8,14 @@ import pytest
 from tests.training.conftest import make_config
 
 from tunesmith.training import TrainingError, find_last_complete_checkpoint, train
-from tunesmith.training.checkpoints import MARKER, atomic_dir, mark_complete, prune, remove_incomplete
+from tunesmith.training.checkpoints import (
+    MARKER,
+    atomic_dir,
+    mark_complete,
+    prune,
+    recover_dir,
+    remove_incomplete,
+)
 
 
 def _checkpoint(root, step, *, complete=True):
@@ -66,3 +73,67 @@ def test_fresh_run_refuses_to_mix_with_an_earlier_runs_checkpoints(tiny_model_di
     _checkpoint(tmp_path / "run" / "checkpoints", 5)
     with pytest.raises(TrainingError, match="holds checkpoints of an earlier run; resume it"):
         train(make_config(tiny_model_dir, max_steps=2), bundle, tmp_path / "run")
+
+
+def _swap_crashes_at(monkeypatch, crash_on_call: int):
+    """Make the n-th os.replace inside checkpoints.py die, as a kill at that point would."""
+    from tunesmith.training import checkpoints
+
+    calls = {"n": 0}
+    real = checkpoints.os.replace
+
+    def replace(src, dst):
+        calls["n"] += 1
+        if calls["n"] == crash_on_call:
+            raise KeyboardInterrupt("killed")
+        return real(src, dst)
+
+    monkeypatch.setattr(checkpoints.os, "replace", replace)
+
+
+def test_atomic_dir_recovers_a_crash_between_its_two_renames(tmp_path, monkeypatch):
+    target = tmp_path / "model"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("1")
+    with monkeypatch.context() as m:
+        _swap_crashes_at(m, 2)  # model -> .old-model done; .tmp-model -> model not
+        with pytest.raises(KeyboardInterrupt), atomic_dir(target) as tmp:
+            (tmp / "a.txt").write_text("2")
+    assert not target.exists() and (tmp_path / ".old-model" / "a.txt").read_text() == "1"
+
+    assert recover_dir(target)  # a reader can restore it before looking
+    assert (target / "a.txt").read_text() == "1" and not (tmp_path / ".old-model").exists()
+    assert not recover_dir(target)
+
+
+def test_atomic_dir_restores_before_it_clears_leftovers(tmp_path, monkeypatch):
+    target = tmp_path / "model"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("1")
+    with monkeypatch.context() as m:
+        _swap_crashes_at(m, 2)
+        with pytest.raises(KeyboardInterrupt), atomic_dir(target) as tmp:
+            (tmp / "a.txt").write_text("2")
+
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:  # the next save fails too: the old copy survives
+        raise RuntimeError("disk full")
+    assert (target / "a.txt").read_text() == "1"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("3")
+    assert (target / "a.txt").read_text() == "3"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_atomic_dir_crash_before_the_swap_keeps_the_old_content(tmp_path, monkeypatch):
+    target = tmp_path / "model"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("1")
+    with monkeypatch.context() as m:
+        _swap_crashes_at(m, 1)  # nothing renamed yet: a complete .tmp-model beside the untouched model
+        with pytest.raises(KeyboardInterrupt), atomic_dir(target) as tmp:
+            (tmp / "a.txt").write_text("2")
+    assert (target / "a.txt").read_text() == "1"
+    with atomic_dir(target) as tmp:  # the stale temp dir is cleared, not mixed into the new one
+        assert list(tmp.iterdir()) == []
+        (tmp / "b.txt").write_text("4")
+    assert [p.name for p in target.iterdir()] == ["b.txt"]

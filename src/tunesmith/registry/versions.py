@@ -64,7 +64,8 @@ def register_version(
     JSON); the keys in `lineage.REQUIRED_KEYS` are always present ("unknown" when not given).
 
     Raises:
-        RegistryError: the run does not exist or has no files under `model_artifact_path`.
+        RegistryError: the run does not exist, did not finish (status other than FINISHED), or has no
+            `.safetensors` weights under `model_artifact_path`.
     """
     from mlflow.exceptions import MlflowException
 
@@ -76,11 +77,7 @@ def register_version(
         raise RegistryError(
             f"no MLflow run {run_id!r}: {exc.message}", hint="pass the id log_run returned"
         ) from None
-    if not client.list_artifacts(run_id, model_artifact_path):
-        raise RegistryError(
-            f"run {run_id} has no model files under artifact path {model_artifact_path!r}",
-            hint="log the model with log_run(..., model_dir=run_dir / 'model') before registering",
-        )
+    _require_registrable(client, run, model_artifact_path)
     _ensure_registered_model(client, cfg_name)
     tags = {key: UNKNOWN for key in REQUIRED_KEYS}
     tags.update(
@@ -191,6 +188,40 @@ def champion_history(
 
 
 # --- helpers -------------------------------------------------------------------------------------------
+
+
+def _require_registrable(client, run, model_artifact_path: str) -> None:
+    """A version must come from a run that finished logging and shipped safetensors weights."""
+    run_id, status = run.info.run_id, run.info.status
+    if status != "FINISHED":
+        why = {
+            "RUNNING": "it is still being logged, or the process logging it died",
+            "SCHEDULED": "it has not started",
+            "FAILED": "logging it failed partway, so its files may be incomplete",
+            "KILLED": "it was killed, so its files may be incomplete",
+        }.get(status, "only finished runs are complete")
+        raise RegistryError(
+            f"run {run_id} has status {status}, not FINISHED: {why}",
+            hint="register a run that log_run finished; to ship this model, log the run again",
+        )
+    files = _artifact_files(client, run_id, model_artifact_path)
+    if not any(path.endswith(".safetensors") for path in files):
+        found = ", ".join(sorted(files)[:10]) or "nothing"
+        raise RegistryError(
+            f"run {run_id} has no .safetensors weights under artifact path {model_artifact_path!r} (found: {found})",
+            hint="log the model with log_run(..., model_dir=run_dir / 'model'), which ships safetensors only",
+        )
+
+
+def _artifact_files(client, run_id: str, path: str, depth: int = 4) -> list[str]:
+    """Paths of the files under an artifact path, `depth` folders deep (model dirs are flat or one level)."""
+    files = []
+    for info in client.list_artifacts(run_id, path):
+        if not info.is_dir:
+            files.append(info.path)
+        elif depth > 0:
+            files.extend(_artifact_files(client, run_id, info.path, depth - 1))
+    return files
 
 
 def _ensure_registered_model(client, name: str) -> None:

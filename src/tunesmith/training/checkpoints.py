@@ -20,6 +20,8 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from tunesmith.io import atomic_write_text
+
 MARKER = "tunesmith-complete.json"
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
@@ -45,22 +47,12 @@ def _file_sizes(root: Path) -> dict[str, int]:
     }
 
 
-def write_atomic_text(path: Path, text: str) -> None:
-    """Write a small file so that readers see either the old content or all of the new one."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_path(path.parent)
-
-
 def mark_complete(checkpoint: Path) -> None:
     """Commit a fully written checkpoint dir: fsync its files, then write the marker last."""
     _fsync_tree(checkpoint)
     step = int(_CHECKPOINT_RE.match(checkpoint.name).group(1)) if _CHECKPOINT_RE.match(checkpoint.name) else None
-    write_atomic_text(checkpoint / MARKER, json.dumps({"step": step, "files": _file_sizes(checkpoint)}, indent=1))
+    atomic_write_text(checkpoint / MARKER, json.dumps({"step": step, "files": _file_sizes(checkpoint)}, indent=1))
+    _fsync_path(checkpoint)  # the marker's rename is on disk, not only in the page cache
 
 
 def is_complete(checkpoint: Path) -> bool:
@@ -130,12 +122,32 @@ class AtomicCheckpoints(TrainerCallback):
         return control
 
 
+def recover_dir(final: str | Path) -> bool:
+    """Undo a crash inside `atomic_dir`'s swap: if `final` is missing but its `.old-` copy exists, put it back.
+
+    Returns True when something was restored.
+    """
+    final = Path(final)
+    old = final.with_name(f".old-{final.name}")
+    if final.exists() or not old.is_dir():
+        return False
+    os.replace(old, final)  # the previous content, whole: the swap had only moved it aside
+    _fsync_path(final.parent)
+    return True
+
+
 @contextmanager
 def atomic_dir(final: str | Path) -> Iterator[Path]:
-    """Yield a temp dir beside `final`; on success it replaces `final` in one rename (old content dropped)."""
+    """Yield a temp dir beside `final`; on success it replaces `final` (old content dropped).
+
+    The swap is two renames (`final` -> `.old-final`, `.tmp-final` -> `final`), so a crash between them
+    leaves `final` missing; `recover_dir` (run here first, and callable by readers) moves `.old-` back.
+    Only then are leftovers of an interrupted call deleted, never the last copy of `final`.
+    """
     final = Path(final)
     tmp = final.with_name(f".tmp-{final.name}")
     old = final.with_name(f".old-{final.name}")
+    recover_dir(final)
     for stale in (tmp, old):
         if stale.exists():
             shutil.rmtree(stale)

@@ -17,7 +17,7 @@ import torch
 from transformers import TrainerCallback
 
 from tunesmith.config import Config, MethodKind
-from tunesmith.hub import resolve_model
+from tunesmith.hub import loading, resolve_model
 from tunesmith.tasks.classification import build_model, load_tokenizer
 from tunesmith.training.checkpoints import (
     atomic_dir,
@@ -25,6 +25,7 @@ from tunesmith.training.checkpoints import (
     find_last_complete_checkpoint,
     remove_incomplete,
 )
+from tunesmith.training.identity import check_identity, write_identity
 from tunesmith.training.methods import apply_method, count_params
 from tunesmith.training.trainer import (
     TrainingError,
@@ -80,21 +81,26 @@ def train(
         callbacks: extra transformers TrainerCallbacks (progress, tracking).
 
     Raises:
-        TrainingError: nothing to resume from, checkpoints of an earlier run in the way, or data/config mismatches.
+        TrainingError: nothing to resume from, checkpoints of an earlier run in the way, or (on resume) data,
+            labels or config that differ from the run's start (recorded in checkpoints/run_identity.json).
+        ModelNotFound: `cfg.model.base` cannot be resolved or loaded.
     """
     run_dir = Path(run_dir).resolve()
     checkpoint_dir = run_dir / "checkpoints"
     start_from = _checkpoint_to_resume(checkpoint_dir, resume)
-    if cfg.training.num_threads:
-        torch.set_num_threads(cfg.training.num_threads)
     if len(bundle.train) == 0:
         raise TrainingError("the train split is empty; check data.path / data.train and the split shares")
+    if start_from is not None:
+        check_identity(checkpoint_dir, cfg, bundle)  # before loading anything: fail fast
+    if cfg.training.num_threads:
+        torch.set_num_threads(cfg.training.num_threads)
 
     seed_everything(cfg.seed)
     resolved = resolve_model(cfg.model.base, cfg.model.revision)
     remote = cfg.model.trust_remote_code
-    tokenizer = load_tokenizer(resolved.path, revision=resolved.revision, trust_remote_code=remote)
-    model = build_model(resolved.path, bundle.labels, revision=resolved.revision, trust_remote_code=remote)
+    with loading(resolved, key="model.base"):
+        tokenizer = load_tokenizer(resolved.path, revision=resolved.revision, trust_remote_code=remote)
+        model = build_model(resolved.path, bundle.labels, revision=resolved.revision, trust_remote_code=remote)
     model = apply_method(model, cfg.method)
     params = count_params(model)
 
@@ -103,6 +109,8 @@ def train(
     eval_ds = to_dataset(bundle.eval, bundle.labels, tokenizer, max_len, where="eval") if len(bundle.eval) else None
     precision = resolve_precision(cfg.training.precision)
     trainer = build_trainer(cfg, model, tokenizer, train_ds, eval_ds, str(checkpoint_dir), precision, callbacks or ())
+    if start_from is None:
+        write_identity(checkpoint_dir, cfg, bundle)  # before the first checkpoint, so every resume can check it
     output = trainer.train(resume_from_checkpoint=str(start_from) if start_from else None)
 
     model_dir = save_final_model(trainer.model, tokenizer, run_dir, lora=MethodKind(cfg.method.kind) is MethodKind.LORA)
