@@ -77,3 +77,12 @@ def test_fingerprint_tracks_content():
     b = config_from_dict({"name": "x", "data": {"path": "a"}, "training": {"epochs": 1}})
     assert a.fingerprint() == config_from_dict({"name": "x", "data": {"path": "a"}}).fingerprint()
     assert a.fingerprint() != b.fingerprint()
+
+
+def test_resolved_config_round_trips_through_yaml():
+    import yaml
+
+    cfg = config_from_dict({"name": "x", "data": {"path": "a"}, "gates": ["macro_f1 >= 0.8", "uplift.accuracy > 0"]})
+    text = cfg.to_yaml()
+    assert "- macro_f1 >= 0.8" in text  # gates written the way users write them
+    assert config_from_dict(yaml.safe_load(text)).fingerprint() == cfg.fingerprint()

@@ -26,3 +26,35 @@ def test_resume_picks_the_newest_run_with_checkpoints(tmp_path):
     (tmp_path / "runs/m/20260103-000000").mkdir()  # a later `validate`: no checkpoints
     assert pick_run_dir(c, resume=True, run_dir=None) == interrupted
     assert pick_run_dir(c, resume=True, run_dir=str(tmp_path / "x")) == tmp_path / "x"
+
+
+def test_champion_lookup_is_none_only_when_there_is_no_champion(tmp_path):
+    from tunesmith.pipeline import _champion_dir
+    from tunesmith.registry import RegistryError
+
+    said = []
+    assert _champion_dir(cfg(tmp_path), lambda name, alias, registry: None, said.append) is None
+    assert "no champion of 'm' yet" in said[0]
+    assert _champion_dir(cfg(tmp_path), lambda name, alias, registry: tmp_path, said.append) == tmp_path
+
+    def broken(exc):
+        def lookup(name, alias, registry):
+            raise exc
+        return lookup
+
+    # A registry that fails (server down, download broken) must stop the run, not skip the champion gates.
+    for exc in (RegistryError("tracking server unreachable"), ConnectionError("refused"), OSError("disk full")):
+        with pytest.raises(type(exc)):
+            _champion_dir(cfg(tmp_path), broken(exc), said.append)
+
+
+def test_calibration_ships_with_the_model(tmp_path):
+    from tunesmith.pipeline import _ship_calibration
+
+    model = tmp_path / "model"
+    model.mkdir()
+    _ship_calibration(tmp_path, model)  # nothing evaluated: nothing to copy
+    assert not (model / "calibration.json").exists()
+    (tmp_path / "calibration.json").write_text('{"temperature": 1.5}\n')
+    _ship_calibration(tmp_path, model)
+    assert (model / "calibration.json").read_text() == '{"temperature": 1.5}\n'

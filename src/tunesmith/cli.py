@@ -40,22 +40,24 @@ def _config(path: Path, overrides: list[str]) -> Config:
         cfg = load_config(path, overrides)
     except ConfigError as exc:
         _fail(str(exc))
-    from tunesmith.evaluation import unknown_gate_metrics
+    from tunesmith.evaluation import known_metrics_hint, unknown_gate_metrics
 
     unknown = unknown_gate_metrics(cfg.gates, primary_metric=cfg.training.metric)
     if unknown:
-        _fail(f"{path}: gates: unknown metric(s) {', '.join(unknown)}; see `tunesmith validate --help` for names")
+        _fail(f"{path}: gates: unknown metric(s) {', '.join(unknown)}; {known_metrics_hint()}")
     return cfg
 
 
 def _input_errors():
     """Errors that mean the user's input is wrong, reported in one line each instead of a traceback."""
     from tunesmith.data import DataError
+    from tunesmith.evaluation import EvalError
     from tunesmith.hub import ModelNotFound
     from tunesmith.registry import RegistryError
     from tunesmith.training import MethodError, TrainingError
 
-    return (ConfigError, DataError, ModelNotFound, TrainingError, MethodError, RegistryError, FileNotFoundError)
+    return (ConfigError, DataError, ModelNotFound, TrainingError, MethodError, RegistryError, EvalError,
+            FileNotFoundError)
 
 
 @app.command()
@@ -115,8 +117,13 @@ def evaluate(
     champion: Path = typer.Option(None, "--champion", help="Another model dir to compare against."),
     overrides: list[str] = SetOpt,
 ) -> None:
-    """Evaluate a model on the test split against the linear-probe baseline; apply the gates; write the report."""
+    """Evaluate a model on the test split against the linear-probe baseline; apply the gates; write the report.
+
+    Reads the model dir only: calibration.json and the report go to a new run folder.
+    """
     cfg = _config(config, overrides)
+    if champion is not None and not (champion / "config.json").is_file():
+        _fail(f"--champion {champion}: not a model dir (no config.json); pass a trained model folder such as <run>/model")
     from tunesmith.data import prepare_data
     from tunesmith.evaluation import evaluate as evaluate_model
     from tunesmith.evaluation import gate, write_report
@@ -126,10 +133,11 @@ def evaluate(
         out = new_run_dir(cfg)
         bundle = prepare_data(cfg, out)
         with console.status("evaluating"):
-            report = evaluate_model(cfg, bundle, model, champion_dir=champion)
+            report = evaluate_model(cfg, bundle, model, champion_dir=champion, out_dir=out)
     except _input_errors() as exc:
         _fail(str(exc))
-    decision = gate(report.flat_metrics(), cfg.gates, primary_metric=cfg.training.metric)
+    decision = gate(report.flat_metrics(), cfg.gates, primary_metric=cfg.training.metric,
+                    has_champion=report.has_champion, champion_note=report.champion_note)
     path = write_report(out, config=cfg, data_report=bundle.report.to_dict(), train_result=None,
                         eval_report=report, decision=decision, lineage={"model_dir": str(model)})
     _print_outcome(report, decision)
@@ -199,20 +207,26 @@ def env_info() -> None:
 # --- models -----------------------------------------------------------------------------------------------
 
 TrackingOpt = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (default: .tunesmith/mlflow.db).")
+ConfigOpt = typer.Option(None, "--config", "-c", help="Use the registry of this config (its registry.tracking_uri).")
 
 
-def _registry(tracking_uri: str | None):
+def _where(tracking_uri: str | None, config: Path | None) -> dict:
+    """The registry to talk to: --tracking-uri, else the config's registry block, else the embedded default."""
+    from tunesmith.config import RegistryConfig
+
     if tracking_uri:
-        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
-    from tunesmith import registry
-
-    return registry
+        return {"registry": RegistryConfig(tracking_uri=tracking_uri)}
+    if config is not None:
+        return {"registry": _config(config, []).registry}
+    return {}
 
 
 @models_app.command("list")
-def models_list(tracking_uri: str = TrackingOpt) -> None:
+def models_list(tracking_uri: str = TrackingOpt, config: Path = ConfigOpt) -> None:
     """Registered models with their champion and challenger versions."""
-    rows = _registry(tracking_uri).list_models()
+    from tunesmith import registry
+
+    rows = registry.list_models(**_where(tracking_uri, config))
     table = Table("name", "latest", "champion", "challenger", "updated")
     for r in rows:
         aliases = r.get("aliases", {})
@@ -222,12 +236,13 @@ def models_list(tracking_uri: str = TrackingOpt) -> None:
 
 
 @models_app.command("show")
-def models_show(name: str, tracking_uri: str = TrackingOpt) -> None:
+def models_show(name: str, tracking_uri: str = TrackingOpt, config: Path = ConfigOpt) -> None:
     """Every version of a model with its aliases, metrics and lineage tags."""
-    reg = _registry(tracking_uri)
+    from tunesmith import registry
+
     try:
-        info = reg.show_model(name)
-    except reg.RegistryError as exc:
+        info = registry.show_model(name, **_where(tracking_uri, config))
+    except registry.RegistryError as exc:
         _fail(str(exc))
     console.print_json(json.dumps(info, default=str))
 
@@ -237,23 +252,26 @@ def models_promote(
     name: str,
     version: str = typer.Option(None, "--version", help="Version to make champion (default: the challenger)."),
     tracking_uri: str = TrackingOpt,
+    config: Path = ConfigOpt,
 ) -> None:
     """Move the `champion` alias to the challenger (or --version)."""
-    reg = _registry(tracking_uri)
+    from tunesmith import registry
+
     try:
-        v = reg.promote(name, version)
-    except reg.RegistryError as exc:
+        v = registry.promote(name, version, **_where(tracking_uri, config))
+    except registry.RegistryError as exc:
         _fail(str(exc))
     console.print(f"{name}: champion -> version {_get(v, 'version')}")
 
 
 @models_app.command("rollback")
-def models_rollback(name: str, tracking_uri: str = TrackingOpt) -> None:
+def models_rollback(name: str, tracking_uri: str = TrackingOpt, config: Path = ConfigOpt) -> None:
     """Move `champion` back to the version it pointed at before the last promote."""
-    reg = _registry(tracking_uri)
+    from tunesmith import registry
+
     try:
-        v = reg.rollback(name)
-    except reg.RegistryError as exc:
+        v = registry.rollback(name, **_where(tracking_uri, config))
+    except registry.RegistryError as exc:
         _fail(str(exc))
     console.print(f"{name}: champion rolled back to version {_get(v, 'version')}")
 

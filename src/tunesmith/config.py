@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 
 class ConfigError(ValueError):
@@ -70,12 +78,23 @@ class DataConfig(_Strict):
     format: Literal["auto", "jsonl", "csv", "parquet", "hf"] = "auto"
     text_column: str = "text"
     label_column: str = "label"
-    labels: list[str] | None = Field(None, description="the label set; rows with any other label are bad rows")
+    labels: list[str] | None = Field(
+        None, description="the label set, compared as strings as written (0 -> '0', 1.0 -> '1.0'); rows with any other label are bad rows"
+    )
     drop_labels: list[str] = Field(default_factory=list, description="labels excluded on purpose (counted, not bad)")
     slice_columns: list[str] = Field(default_factory=list, description="extra columns to report metrics per value")
     max_rows: int | None = Field(None, gt=0, description="stratified subsample of the usable rows (seeded)")
     split: SplitConfig = Field(default_factory=SplitConfig)
     bad_rows: BadRowPolicy = BadRowPolicy.QUARANTINE
+
+    @field_validator("labels", "drop_labels", mode="before")
+    @classmethod
+    def _labels_as_text(cls, value: Any) -> Any:
+        # The data stage compares labels as strings, so YAML numbers become the text YAML read them as:
+        # 0 -> "0", 1.0 -> "1.0" (the data stage reads a JSON/parquet 1.0 as "1"; quote a label to be exact).
+        if not isinstance(value, list):
+            return value
+        return [str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for v in value]
 
     @model_validator(mode="after")
     def _source(self) -> DataConfig:
@@ -123,9 +142,9 @@ class TrainingConfig(_Strict):
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.06, ge=0, lt=1)
     metric: Literal["macro_f1", "accuracy", "weighted_f1", "loss"] = Field(
-        "macro_f1", description="eval metric for early stopping, the best checkpoint and the uplift gate"
+        "macro_f1", description="eval metric for early stopping, the best checkpoint and the uplift gate; "
+        "loss is lower-is-better, the others higher-is-better"
     )
-    greater_is_better: bool = True
     early_stopping_patience: int | None = Field(2, ge=1)
     eval_steps: int | None = Field(None, gt=0, description="evaluate every N steps; None: once per epoch")
     group_by_length: bool = True
@@ -187,6 +206,10 @@ class GatesConfig(_Strict):
     @classmethod
     def _from_list(cls, value: Any) -> Any:
         return {"rules": value} if isinstance(value, list) else value  # `gates: [...]` is the short form
+
+    @field_serializer("rules")
+    def _rules_as_text(self, rules: list[GateRule]) -> list[str]:
+        return [str(r) for r in rules]  # written back the way users write them
 
 
 class RegistryConfig(_Strict):

@@ -29,9 +29,15 @@ def tuned_dir(tiny_model_dir, tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def evaluated(eval_cfg, bundle, tuned_dir, tmp_path_factory):
+def eval_out_dir(tmp_path_factory):
+    """The run folder the shared evaluation writes calibration.json into."""
+    return tmp_path_factory.mktemp("eval-run")
+
+
+@pytest.fixture(scope="session")
+def evaluated(eval_cfg, bundle, tuned_dir, eval_out_dir, tmp_path_factory):
     """One full evaluation with a champion (the tuned model with its labels reversed); shared by tests."""
     from tunesmith.evaluation import evaluate
 
     champion = save_relabelled_copy(tuned_dir, tmp_path_factory.mktemp("champion"))
-    return evaluate(eval_cfg, bundle, tuned_dir, champion_dir=champion)
+    return evaluate(eval_cfg, bundle, tuned_dir, champion_dir=champion, out_dir=eval_out_dir)

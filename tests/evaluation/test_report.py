@@ -49,3 +49,20 @@ def test_report_without_training_or_rules_marks_failures(evaluated, eval_cfg, tm
     html = path.read_text()
     assert "class='fail'" in html and "gates FAILED" in html and "no training result" in html
     assert json.loads((tmp_path / "metrics.json").read_text())["gates"]["passed"] is False
+
+
+def test_report_says_why_the_champion_was_not_compared(evaluated, eval_cfg, tmp_path):
+    import dataclasses
+
+    report = dataclasses.replace(evaluated, champion=None, vs_champion=None,
+                                 champion_status="not comparable: champion has labels ['<b>']")
+    decision = gate(report.flat_metrics(), eval_cfg.gates, primary_metric="macro_f1",
+                    has_champion=report.has_champion, champion_note=report.champion_note)
+    html = write_report(tmp_path, config=eval_cfg, data_report={}, train_result=None, eval_report=report,
+                        decision=decision, lineage={}).read_text()
+    assert "Champion not comparable: champion has labels [&#x27;&lt;b&gt;&#x27;]; its gate rules fail" in html
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["champion_status"].startswith("not comparable") and metrics["gates"]["passed"] is False
+    assert "Champion compared on 60 test rows." in write_report(
+        tmp_path, config=eval_cfg, data_report={}, train_result=None, eval_report=evaluated, decision=decision,
+        lineage={}).read_text()

@@ -57,11 +57,17 @@ def test_run_registers_promotes_and_rolls_back(tmp_path, tiny_model_dir):
     html = (run_dirs[0] / "report.html").read_text()
     assert "<img" in html and "data:image/png;base64," in html
     assert not list((run_dirs[0] / "model").glob("*.bin"))
+    assert metrics["champion_status"] == "none"
+    assert (run_dirs[0] / "calibration.json").read_text() == (run_dirs[0] / "model/calibration.json").read_text()
+    assert (run_dirs[0] / "model/seen_texts.npy").is_file()  # which texts it trained on, for later comparisons
 
     tunesmith("models", "promote", "toy-sentiment", cwd=tmp_path)
-    # Second run: compared against the champion now; registered as version 2.
-    out = tunesmith("run", "config.yaml", "--set", "seed=1", cwd=tmp_path).stdout
+    # Second run: compared against the champion now, on the same split (so on every test row); version 2.
+    out = tunesmith("run", "config.yaml", "--set", "training.learning_rate=4e-3", cwd=tmp_path).stdout
     assert "registered toy-sentiment version 2" in out
+    (second,) = [p for p in (tmp_path / ".tunesmith/runs/toy-sentiment").iterdir() if p != run_dirs[0]]
+    metrics = json.loads((second / "metrics.json").read_text())
+    assert metrics["champion_status"] == "compared" and metrics["vs_champion_excluded"] == 0
     tunesmith("models", "promote", "toy-sentiment", cwd=tmp_path)
     shown = json.loads(tunesmith("models", "show", "toy-sentiment", cwd=tmp_path).stdout)
     assert shown["aliases"]["champion"] in ("2", 2)

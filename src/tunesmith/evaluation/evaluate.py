@@ -1,10 +1,12 @@
 """Evaluate a fine-tuned classifier on the test split against the linear-probe baseline (and the champion).
 
-    report = evaluate(cfg, bundle, run_dir / "model", champion_dir=champion)
-    decision = gate(report.flat_metrics(), cfg.gates, primary_metric=cfg.training.metric)
+    report = evaluate(cfg, bundle, run_dir / "model", champion_dir=champion, out_dir=run_dir)
+    decision = gate(report.flat_metrics(), cfg.gates, primary_metric=cfg.training.metric,
+                    has_champion=report.has_champion, champion_note=report.champion_note)
 
-Uplift is tuned - baseline on the same test rows, with a paired-bootstrap CI for every metric; the temperature fitted on
-the eval split is saved beside the model as calibration.json.
+Uplift is tuned - baseline on the same test rows, with a paired-bootstrap CI for every metric. The champion is
+compared only on test rows it did not train on (see `champion.py`). Nothing is written into the model dir: the
+temperature fitted on the eval split goes to `out_dir/calibration.json`, and the pipeline ships it with the model.
 """
 
 from __future__ import annotations
@@ -13,18 +15,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from transformers import AutoModelForSequenceClassification
 
 from tunesmith.evaluation.baseline import linear_probe
-from tunesmith.evaluation.calibration import calibration_summary, expected_calibration_error, softmax
+from tunesmith.evaluation.calibration import calibration_summary, softmax
+from tunesmith.evaluation.champion import NONE, NOT_COMPARABLE, compare_champion
+from tunesmith.evaluation.errors import EvalError
 from tunesmith.evaluation.gates import primary_name
-from tunesmith.evaluation.metrics import CONFUSION_METRICS, classification_metrics, label_ids, scalar_metrics
-from tunesmith.evaluation.significance import bootstrap_delta, metric_stats
+from tunesmith.evaluation.metrics import CONFUSION_METRICS, label_ids, scalar_metrics
+from tunesmith.evaluation.scoring import (
+    frame_logits,
+    label_order,
+    load_classifier,
+    model_labels,
+    model_metrics,
+    paired_deltas,
+)
 from tunesmith.evaluation.slices import slice_metrics
 from tunesmith.io import atomic_write_json, json_safe
-from tunesmith.tasks.classification import load_tokenizer, predict_logits
 
 CALIBRATION_FILE = "calibration.json"
+_CALIBRATION_KEYS = ("temperature", "fitted_on", "bins", "ece", "ece_calibrated")
 _CALIBRATION_FLAT = ("ece_calibrated", "nll_calibrated", "temperature")
 
 
@@ -34,7 +44,7 @@ class EvalReport:
     primary_metric: str
     tuned: dict  # classification_metrics(...) + ece
     baseline: dict
-    champion: dict | None
+    champion: dict | None  # on the vs_champion_rows test rows only
     uplift: dict[str, dict]  # metric -> {delta, ci_low, ci_high, p_value}
     vs_champion: dict[str, dict] | None
     calibration: dict
@@ -42,6 +52,20 @@ class EvalReport:
     baseline_probe: dict = field(default_factory=dict)
     bootstrap: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    champion_status: str = NONE  # "none" | "compared" | "not comparable: <reason>"
+    vs_champion_rows: int | None = None  # test rows the champion was compared on (those it never trained on)
+    vs_champion_excluded: int | None = None  # test rows left out because the champion trained on them
+
+    @property
+    def has_champion(self) -> bool:
+        """A champion exists (compared or not); `gate(has_champion=...)` fails its rules if it was not compared."""
+        return self.champion_status != NONE
+
+    @property
+    def champion_note(self) -> str:
+        """Why an existing champion was not compared ("" when it was, or when there is none)."""
+        prefix = f"{NOT_COMPARABLE}: "
+        return self.champion_status.removeprefix(prefix) if self.champion_status.startswith(prefix) else ""
 
     def to_dict(self) -> dict:
         return json_safe({k: getattr(self, k) for k in self.__dataclass_fields__})
@@ -59,75 +83,48 @@ class EvalReport:
                 for stat in ("ci_low", "ci_high", "p_value"):
                     if stat in stats:
                         flat[f"{name}_{stat}.{metric}"] = float(stats[stat])
+        for key in ("vs_champion_rows", "vs_champion_excluded"):
+            if getattr(self, key) is not None:
+                flat[key] = float(getattr(self, key))
         return flat
 
 
-def load_classifier(model_dir: str | Path, *, trust_remote_code: bool = False):
-    """A saved sequence classifier (LoRA already merged by training) and its tokenizer."""
-    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), trust_remote_code=trust_remote_code)
-    return model.eval(), load_tokenizer(str(model_dir), trust_remote_code=trust_remote_code)
+def calibration_record(calibration: dict) -> dict:
+    """What `calibration.json` holds: the fitted temperature and the ECE it brings, for serving."""
+    return {k: calibration[k] for k in _CALIBRATION_KEYS}
 
 
-def label_order(model, labels: list[str]) -> list[int] | None:
-    """Column of each of `labels` in the model's output, or None when the model has another label set."""
-    names = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    if sorted(names) == sorted(labels):
-        return [names.index(label) for label in labels]
-    if names == [f"LABEL_{i}" for i in range(len(labels))]:  # saved without names: trust the order
-        return list(range(len(labels)))
-    return None
-
-
-def _logits(model, tokenizer, frame, cfg, order: list[int]) -> np.ndarray:
-    texts = frame["text"].astype(str).tolist()
-    out = predict_logits(model, tokenizer, texts, max_length=cfg.model.max_length,
-                         batch_size=cfg.training.eval_batch_size)
-    return out[:, order]
-
-
-def _model_metrics(y: np.ndarray, proba: np.ndarray, labels: list[str], cfg) -> dict:
-    out = classification_metrics(y, proba, labels, top_k=cfg.evaluation.top_k)
-    out["ece"] = expected_calibration_error(proba, y, cfg.evaluation.calibration.bins)
-    return out
-
-
-def _deltas(y: np.ndarray, proba_a: np.ndarray, proba_b: np.ndarray, cfg) -> dict[str, dict]:
-    """a - b for every scalar metric, each with a paired-bootstrap CI and p-value on the same resamples."""
-    boot, ev = cfg.evaluation.bootstrap, cfg.evaluation
-    stats_a = metric_stats(y, proba_a, top_k=ev.top_k, bins=ev.calibration.bins)
-    stats_b = metric_stats(y, proba_b, top_k=ev.top_k, bins=ev.calibration.bins)
-    return {m: bootstrap_delta(len(y), stats_a[m], stats_b[m], samples=boot.samples,
-                               confidence=boot.confidence, seed=cfg.seed) for m in stats_a}
+def _tuned_logits(cfg, bundle, model_dir, labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    model, tokenizer = load_classifier(model_dir, trust_remote_code=cfg.model.trust_remote_code)
+    order = label_order(model, labels)
+    if order is None:
+        raise EvalError(f"{model_dir}: the model predicts {model_labels(model)}, but the data has labels {labels}",
+                        hint="evaluate it with the config (data and data.labels) it was trained with")
+    return frame_logits(model, tokenizer, bundle.test, cfg, order), frame_logits(model, tokenizer, bundle.eval, cfg, order)
 
 
 def evaluate(cfg, bundle, model_dir: str | Path, *, champion_dir: str | Path | None = None,
-             baseline_proba: np.ndarray | None = None) -> EvalReport:
+             champion_name: str = "champion", baseline_proba: np.ndarray | None = None,
+             out_dir: str | Path | None = None) -> EvalReport:
     """Score the tuned model in `model_dir` on `bundle.test` against the baseline and optional champion.
 
     Args:
         cfg: the run's Config.
         bundle: DataBundle with train/eval/test frames (`text`, `label`, slice columns) and `labels`.
-        model_dir: the fine-tuned model; calibration.json is written here.
-        champion_dir: the current champion's model dir, compared on the same test rows.
+        model_dir: the fine-tuned model; only read, never written.
+        champion_dir: the current champion's model dir, compared on the test rows it did not train on.
+        champion_name: how notes name the champion (e.g. "sentiment@champion").
         baseline_proba: precomputed linear-probe test probabilities (skips the probe).
+        out_dir: where to write calibration.json (the run dir); None writes nothing.
 
     Raises:
-        ValueError: the tuned model's labels differ from the bundle's.
+        EvalError: `model_dir` is not a loadable classifier, or its labels differ from the bundle's.
     """
     labels = list(bundle.labels)
     primary = primary_name(cfg.training.metric)
     y_test = label_ids(bundle.test["label"].tolist(), labels)
     y_eval = label_ids(bundle.eval["label"].tolist(), labels)
-    notes: list[str] = []
-
-    model, tokenizer = load_classifier(model_dir, trust_remote_code=cfg.model.trust_remote_code)
-    order = label_order(model, labels)
-    if order is None:
-        raise ValueError(f"{model_dir}: the model predicts {list(model.config.id2label.values())}, "
-                         f"but the data has labels {labels}; evaluate it with the config it was trained with")
-    logits_test = _logits(model, tokenizer, bundle.test, cfg, order)
-    logits_eval = _logits(model, tokenizer, bundle.eval, cfg, order)
-    del model
+    logits_test, logits_eval = _tuned_logits(cfg, bundle, model_dir, labels)
 
     probe_info: dict = {"method": "precomputed"}
     if baseline_proba is None:
@@ -135,34 +132,30 @@ def evaluate(cfg, bundle, model_dir: str | Path, *, champion_dir: str | Path | N
         baseline_proba, probe_info = probe.test_proba, probe.to_dict()
 
     proba = {"tuned": softmax(logits_test), "baseline": np.asarray(baseline_proba, dtype=np.float64)}
-    tuned = _model_metrics(y_test, proba["tuned"], labels, cfg)
-    baseline = _model_metrics(y_test, proba["baseline"], labels, cfg)
-    uplift = _deltas(y_test, proba["tuned"], proba["baseline"], cfg)
+    preds = {name: p.argmax(axis=1) for name, p in proba.items()}
+    report = EvalReport(
+        labels=labels, primary_metric=primary, tuned=model_metrics(y_test, proba["tuned"], labels, cfg),
+        baseline=model_metrics(y_test, proba["baseline"], labels, cfg), champion=None,
+        uplift=paired_deltas(y_test, proba["tuned"], proba["baseline"], cfg), vs_champion=None,
+        calibration={}, slices={}, baseline_probe=probe_info,
+        bootstrap={"samples": cfg.evaluation.bootstrap.samples, "confidence": cfg.evaluation.bootstrap.confidence,
+                   "seed": cfg.seed},
+    )
 
-    champion = vs_champion = None
     if champion_dir is not None:
-        c_model, c_tok = load_classifier(champion_dir, trust_remote_code=cfg.model.trust_remote_code)
-        c_order = label_order(c_model, labels)
-        if c_order is None:
-            notes.append(f"champion at {champion_dir} has labels {list(c_model.config.id2label.values())}, "
-                         "not this run's; it was not compared")
-        else:
-            proba["champion"] = softmax(_logits(c_model, c_tok, bundle.test, cfg, c_order))
-            champion = _model_metrics(y_test, proba["champion"], labels, cfg)
-            vs_champion = _deltas(y_test, proba["tuned"], proba["champion"], cfg)
+        c = compare_champion(cfg, bundle.test, y_test, proba["tuned"], labels, champion_dir, name=champion_name)
+        report.champion, report.vs_champion, report.champion_status = c.metrics, c.vs, c.status
+        report.vs_champion_rows, report.vs_champion_excluded = c.rows, c.excluded
+        if c.metrics is None:
+            report.notes.append(f"champion {c.status}; its vs_champion.* and champion.* gate rules fail")
+        report.notes += c.notes
+        if c.pred is not None:
+            preds["champion"] = c.pred
 
     cal_cfg = cfg.evaluation.calibration
-    calibration = calibration_summary(logits_eval, y_eval, logits_test, y_test, bins=cal_cfg.bins,
-                                      temperature_scaling=cal_cfg.temperature_scaling)
-    atomic_write_json(Path(model_dir) / CALIBRATION_FILE, {
-        k: calibration[k] for k in ("temperature", "fitted_on", "bins", "ece", "ece_calibrated")})
-
-    preds = {name: p.argmax(axis=1) for name, p in proba.items()}
-    slices = slice_metrics(bundle.test, y_test, preds, cfg.evaluation.slices, len(labels))
-    boot = cfg.evaluation.bootstrap
-    return EvalReport(
-        labels=labels, primary_metric=primary, tuned=tuned, baseline=baseline, champion=champion,
-        uplift=uplift, vs_champion=vs_champion, calibration=calibration, slices=slices,
-        baseline_probe=probe_info, notes=notes,
-        bootstrap={"samples": boot.samples, "confidence": boot.confidence, "seed": cfg.seed},
-    )
+    report.calibration = calibration_summary(logits_eval, y_eval, logits_test, y_test, bins=cal_cfg.bins,
+                                             temperature_scaling=cal_cfg.temperature_scaling)
+    if out_dir is not None:
+        atomic_write_json(Path(out_dir) / CALIBRATION_FILE, calibration_record(report.calibration))
+    report.slices = slice_metrics(bundle.test, y_test, preds, cfg.evaluation.slices, len(labels))
+    return report

@@ -3,7 +3,8 @@
     gate(report.flat_metrics(), cfg.gates, primary_metric=cfg.training.metric)
 
 All rules are evaluated (no short-circuit) so a failed run shows everything that is wrong at once.
-A metric that was never measured fails; `vs_champion.*` rules pass while there is no champion yet.
+A metric that was never measured fails. `vs_champion.*` / `champion.*` rules pass only while there is no
+champion yet; a champion that exists but could not be compared fails them, with the reason as the note.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 from tunesmith.config import GateRule, GatesConfig
-from tunesmith.evaluation.metrics import KNOWN_METRICS, is_known_metric
+from tunesmith.evaluation.metrics import KNOWN_METRICS, higher_is_better, is_known_metric
 from tunesmith.io import json_safe
 
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
@@ -25,12 +26,26 @@ _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt
 _MODEL_PREFIXES = ("baseline.", "champion.", "uplift.", "vs_champion.") + tuple(
     f"{c}_{s}." for c in ("uplift", "vs_champion") for s in ("ci_low", "ci_high", "p_value"))
 _TUNED_ONLY = ("ece_calibrated", "nll_calibrated", "temperature")
+_CHAMPION_PREFIXES = ("vs_champion.", "vs_champion_", "champion.")
 NO_CHAMPION_NOTE = "no champion yet"
+_TRAINER_NAMES = {"loss": "log_loss"}  # the Trainer's eval loss is the mean cross-entropy, i.e. log loss
 
 
 def primary_name(metric: str) -> str:
-    """training.metric as the evaluation names it (the Trainer's `eval_` prefix dropped)."""
-    return metric.removeprefix("eval_")
+    """training.metric as the evaluation names it (`eval_` prefix dropped; `loss` is `log_loss`)."""
+    name = metric.removeprefix("eval_")
+    return _TRAINER_NAMES.get(name, name)
+
+
+def significance_rule(primary_metric: str) -> GateRule:
+    """What `require_significant_uplift` checks: the uplift's CI lies on the better side of 0.
+
+    Higher-is-better metrics need `uplift_ci_low.<m> > 0`; losses and calibration errors `uplift_ci_high.<m> < 0`.
+    """
+    name = primary_name(primary_metric)
+    if higher_is_better(name):
+        return GateRule(metric=f"uplift_ci_low.{name}", op=">", value=0.0)
+    return GateRule(metric=f"uplift_ci_high.{name}", op="<", value=0.0)
 
 
 def is_valid_gate_metric(name: str) -> bool:
@@ -46,11 +61,12 @@ def unknown_gate_metrics(policy: GatesConfig, *, primary_metric: str | None = No
     """Gate metric names no evaluation produces, for config-time checks (typos like `macro-f1`)."""
     names = [r.metric for r in policy.rules]
     if policy.require_significant_uplift and primary_metric:
-        names.append(f"uplift_ci_low.{primary_name(primary_metric)}")
+        names.append(significance_rule(primary_metric).metric)
     return [n for n in dict.fromkeys(names) if not is_valid_gate_metric(n)]
 
 
 def known_metrics_hint() -> str:
+    """Every metric name a gate may use, in one line, for error messages."""
     return (f"known metrics: {', '.join(KNOWN_METRICS)}, top_<k>_accuracy; "
             f"prefixed (m not in {', '.join(_TUNED_ONLY)}): {', '.join(p + '<m>' for p in _MODEL_PREFIXES)}")
 
@@ -100,12 +116,16 @@ class GateDecision:
         return "\n".join([*lines, verdict]) if self.rules else verdict
 
 
-def _check(rule: GateRule, metrics: Mapping[str, float], has_champion: bool) -> RuleResult:
+def _check(rule: GateRule, metrics: Mapping[str, float], has_champion: bool, champion_note: str) -> RuleResult:
     base = RuleResult(rule=str(rule), metric=rule.metric, op=rule.op, threshold=rule.value, value=None, passed=False)
     value = metrics.get(rule.metric)
-    if value is None and rule.metric.startswith(("vs_champion.", "vs_champion_", "champion.")) and not has_champion:
-        base.passed, base.note = True, NO_CHAMPION_NOTE
-        return base
+    if value is None and rule.metric.startswith(_CHAMPION_PREFIXES):
+        if not has_champion:
+            base.passed, base.note = True, NO_CHAMPION_NOTE
+            return base
+        if champion_note:  # a champion exists but was not compared: never a free pass
+            base.note = f"champion not compared: {champion_note}"
+            return base
     if value is None:
         close = difflib.get_close_matches(rule.metric, list(metrics), n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
@@ -127,26 +147,33 @@ def gate(
     *,
     primary_metric: str,
     has_champion: bool | None = None,
+    champion_note: str = "",
 ) -> GateDecision:
     """Check every rule of `policy` against `metrics` (an `EvalReport.flat_metrics()`).
 
     Args:
         metrics: flat metric namespace (accuracy, uplift.macro_f1, vs_champion.accuracy, ...).
         policy: the config's gates.
-        primary_metric: training.metric; `require_significant_uplift` checks `uplift_ci_low.<it> > 0`.
-        has_champion: whether a champion was evaluated; default: any `vs_champion.*` metric is present.
+        primary_metric: training.metric; `require_significant_uplift` checks the CI of `uplift.<it>` (see
+            `significance_rule`).
+        has_champion: whether a champion exists (`EvalReport.has_champion`). Pass it: when it is None it is
+            guessed from the metrics, and a champion that was not compared would look like no champion.
+        champion_note: why an existing champion was not compared (`EvalReport.champion_note`); shown on the
+            champion rules, which fail.
 
     Returns:
         GateDecision with one RuleResult per rule, in config order, the significance rule last.
     """
     if has_champion is None:
-        has_champion = any(k.startswith("vs_champion.") for k in metrics)
+        has_champion = any(k.startswith(("vs_champion.", "champion.")) for k in metrics)
     rules = list(policy.rules)
     if policy.require_significant_uplift:
-        rules.append(GateRule(metric=f"uplift_ci_low.{primary_name(primary_metric)}", op=">", value=0.0))
-    results = [_check(rule, metrics, has_champion) for rule in rules]
-    if policy.require_significant_uplift and results[-1].passed:
-        results[-1].note = "bootstrap CI of the uplift over the baseline lies above 0"
-    elif policy.require_significant_uplift and results[-1].value is not None and not math.isnan(results[-1].value):
-        results[-1].note = "uplift over the baseline is not significant (CI includes 0)"
+        rules.append(significance_rule(primary_metric))
+    results = [_check(rule, metrics, has_champion, champion_note) for rule in rules]
+    if policy.require_significant_uplift:
+        last, better = results[-1], "above" if rules[-1].op == ">" else "below"
+        if last.passed:
+            last.note = f"bootstrap CI of the uplift over the baseline lies {better} 0"
+        elif last.value is not None and not math.isnan(last.value):
+            last.note = f"uplift over the baseline is not significant (CI does not lie {better} 0)"
     return GateDecision(passed=all(r.passed for r in results), rules=results)

@@ -16,12 +16,19 @@ import numpy as np
 CONFUSION_METRICS = ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall")
 # Every scalar a gate may name without a prefix. top_<k>_accuracy is matched by TOP_K_RE.
 KNOWN_METRICS = (*CONFUSION_METRICS, "log_loss", "ece", "ece_calibrated", "nll_calibrated", "temperature")
+# Errors and losses: a smaller value is a better model (temperature is neither; it is reported, not ranked).
+LOWER_IS_BETTER = frozenset({"log_loss", "ece", "ece_calibrated", "nll_calibrated"})
 TOP_K_RE = re.compile(r"^top_(\d+)_accuracy$")
 _EPS = 1e-15
 
 
 def is_known_metric(name: str) -> bool:
     return name in KNOWN_METRICS or TOP_K_RE.match(name) is not None
+
+
+def higher_is_better(name: str) -> bool:
+    """Whether a larger value of metric `name` means a better model (False for losses and calibration errors)."""
+    return name not in LOWER_IS_BETTER
 
 
 def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:

@@ -144,7 +144,7 @@ def _results_section(r: EvalReport) -> str:
     conf = f"{r.bootstrap.get('confidence', 0.95):.0%}"
     out = [f"<p>Test rows: {_e(r.tuned.get('n'))}. CIs: {conf} paired bootstrap over "
            f"{_e(r.bootstrap.get('samples'))} resamples. Primary metric: <b>{_e(r.primary_metric)}</b>.</p>",
-           _table(header, rows)]
+           _table(header, rows), _champion_line(r)]
     per_class = [[label, s["precision"], s["recall"], s["f1"], s["support"],
                   r.baseline["per_class"][label]["f1"]] for label, s in r.tuned["per_class"].items()]
     out += ["<h3>Per class (tuned)</h3>",
@@ -153,6 +153,16 @@ def _results_section(r: EvalReport) -> str:
     if r.baseline_probe:
         out.append(f"<div class='muted'>Baseline: {_value_html(r.baseline_probe)}</div>")
     return "".join(out)
+
+
+def _champion_line(r: EvalReport) -> str:
+    """Whether and on which rows the champion was compared (it is never scored on rows it trained on)."""
+    if not r.has_champion:
+        return "<p class='muted'>Champion: none yet.</p>"
+    if r.champion is None:
+        return f"<p class='fail'>Champion {_e(r.champion_status)}; its gate rules fail.</p>"
+    left_out = f", {_e(r.vs_champion_excluded)} rows it trained on left out" if r.vs_champion_excluded else ""
+    return f"<p>Champion compared on {_e(r.vs_champion_rows)} test rows{left_out}.</p>"
 
 
 def _calibration_section(r: EvalReport) -> str:
@@ -237,11 +247,13 @@ def render_html(*, config: Any, data_report: dict, train_result: dict | None, ev
 
 
 def metrics_document(eval_report: EvalReport, decision: GateDecision, lineage: dict | None = None) -> dict:
-    """The metrics.json content: tuned, baseline, champion (or null), uplift, gates, calibration, slices."""
+    """The metrics.json content: tuned, baseline, champion (or null) and its status, uplift, gates, calibration, slices."""
     r = eval_report.to_dict()
     return {
         "tuned": r["tuned"], "baseline": r["baseline"], "champion": r["champion"], "uplift": r["uplift"],
-        "vs_champion": r["vs_champion"], "gates": decision.to_dict(), "calibration": r["calibration"],
+        "vs_champion": r["vs_champion"], "champion_status": r["champion_status"],
+        "vs_champion_rows": r["vs_champion_rows"], "vs_champion_excluded": r["vs_champion_excluded"],
+        "gates": decision.to_dict(), "calibration": r["calibration"],
         "slices": r["slices"], "flat": eval_report.flat_metrics(), "baseline_probe": r["baseline_probe"],
         "bootstrap": r["bootstrap"], "notes": r["notes"], "lineage": lineage or {},
     }

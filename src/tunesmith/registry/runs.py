@@ -23,7 +23,8 @@ from tunesmith.registry.store import RegistryError, Store, ensure_experiment, op
 
 MODEL_ARTIFACT_PATH = "model"
 # What a model dir may ship: weights as safetensors, everything else as text (config, tokenizer, chat template).
-MODEL_FILE_SUFFIXES = frozenset({".safetensors", ".json", ".txt", ".model", ".md", ".jinja"})
+# seen_texts.npy: uint64 hashes of the texts a model trained on, loaded only with allow_pickle=False.
+MODEL_FILE_SUFFIXES = frozenset({".safetensors", ".json", ".txt", ".model", ".md", ".jinja", ".npy"})
 MAX_KEY = 250  # MLflow's limit on param, metric and tag names
 MAX_PARAM_VALUE = 6000  # MLflow's limit on a param value
 MAX_TAG_VALUE = 8000  # MLflow's limit on a run tag value

@@ -25,11 +25,24 @@ def build_model(
         model_path,
         revision=revision,
         num_labels=len(labels),
+        problem_type="single_label_classification",  # never regression, even for a 1-label head
         id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)},
         trust_remote_code=trust_remote_code,
         ignore_mismatched_sizes=True,  # a fine-tuned classifier re-headed for a new label set
     )
+
+
+def inference_device() -> torch.device:
+    """Where prediction runs: the GPU when there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _to_inference_device(model) -> torch.device:
+    """Move `model` to `inference_device()` unless accelerate already placed it (device_map); its input device."""
+    if getattr(model, "hf_device_map", None) is None:
+        model.to(inference_device())
+    return next(model.parameters()).device
 
 
 def encode(tokenizer, texts: Sequence[str], max_length: int) -> dict[str, list[list[int]]]:
@@ -50,7 +63,7 @@ def _batches(tokenizer, texts: Sequence[str], max_length: int, batch_size: int):
 def predict_logits(model, tokenizer, texts: Sequence[str], *, max_length: int = 128, batch_size: int = 64) -> np.ndarray:
     """Logits for each text, shape (n, num_labels), in input order."""
     model.eval()
-    device = next(model.parameters()).device
+    device = _to_inference_device(model)
     out = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
     for idx, enc in _batches(tokenizer, list(texts), max_length, batch_size):
         logits = model(**{k: v.to(device) for k, v in enc.items()}).logits
@@ -64,11 +77,13 @@ def embed(model_path: str, texts: Sequence[str], *, max_length: int = 128, batch
     """Mean-pooled embeddings of the frozen base model, for the linear-probe baseline."""
     tokenizer = load_tokenizer(model_path, revision=revision, trust_remote_code=trust_remote_code)
     model = AutoModel.from_pretrained(model_path, revision=revision, trust_remote_code=trust_remote_code).eval()
+    device = _to_inference_device(model)
     out = None
     for idx, enc in _batches(tokenizer, list(texts), max_length, batch_size):
+        enc = {k: v.to(device) for k, v in enc.items()}
         hidden = model(**enc).last_hidden_state
         mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).float().numpy()
+        pooled = ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).float().cpu().numpy()
         if out is None:
             out = np.zeros((len(texts), pooled.shape[1]), dtype=np.float32)
         out[idx] = pooled

@@ -18,7 +18,8 @@ from transformers import TrainerCallback
 
 from tunesmith.config import Config, MethodKind
 from tunesmith.hub import loading, resolve_model
-from tunesmith.tasks.classification import build_model, load_tokenizer
+from tunesmith.provenance import write_seen_texts
+from tunesmith.tasks import get_task
 from tunesmith.training.checkpoints import (
     atomic_dir,
     complete_checkpoints,
@@ -97,16 +98,18 @@ def train(
 
     seed_everything(cfg.seed)
     resolved = resolve_model(cfg.model.base, cfg.model.revision)
+    task = get_task(cfg.task)  # the task family decides head, inputs and loss
     remote = cfg.model.trust_remote_code
     with loading(resolved, key="model.base"):
-        tokenizer = load_tokenizer(resolved.path, revision=resolved.revision, trust_remote_code=remote)
-        model = build_model(resolved.path, bundle.labels, revision=resolved.revision, trust_remote_code=remote)
+        tokenizer = task.load_tokenizer(resolved.path, revision=resolved.revision, trust_remote_code=remote)
+        model = task.build_model(resolved.path, bundle.labels, revision=resolved.revision, trust_remote_code=remote)
     model = apply_method(model, cfg.method)
     params = count_params(model)
 
     max_len = cfg.model.max_length
-    train_ds = to_dataset(bundle.train, bundle.labels, tokenizer, max_len, where="train")
-    eval_ds = to_dataset(bundle.eval, bundle.labels, tokenizer, max_len, where="eval") if len(bundle.eval) else None
+    train_ds = to_dataset(bundle.train, bundle.labels, tokenizer, max_len, where="train", encode=task.encode)
+    eval_ds = (to_dataset(bundle.eval, bundle.labels, tokenizer, max_len, where="eval", encode=task.encode)
+               if len(bundle.eval) else None)
     precision = resolve_precision(cfg.training.precision)
     trainer = build_trainer(cfg, model, tokenizer, train_ds, eval_ds, str(checkpoint_dir), precision, callbacks or ())
     if start_from is None:
@@ -114,6 +117,8 @@ def train(
     output = trainer.train(resume_from_checkpoint=str(start_from) if start_from else None)
 
     model_dir = save_final_model(trainer.model, tokenizer, run_dir, lora=MethodKind(cfg.method.kind) is MethodKind.LORA)
+    # Ships with the model, so a later run compares against it only on test rows it never trained on.
+    write_seen_texts(model_dir, [*bundle.train["text"].astype(str), *bundle.eval["text"].astype(str)])
     state = trainer.state
     if not cfg.training.keep_checkpoints:  # the run finished and model/ is saved: nothing left to resume
         shutil.rmtree(checkpoint_dir, ignore_errors=True)

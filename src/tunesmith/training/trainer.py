@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -71,8 +71,9 @@ def _bf16_fast() -> bool:
     )
 
 
-def to_dataset(frame: pd.DataFrame, labels: Sequence[str], tokenizer, max_length: int, *, where: str) -> Dataset:
-    """Tokenize a split without padding; keeps a `length` column for length-grouped batches."""
+def to_dataset(frame: pd.DataFrame, labels: Sequence[str], tokenizer, max_length: int, *, where: str,
+               encode: Callable = encode) -> Dataset:
+    """Tokenize a split with the task's `encode` (no padding); keeps a `length` column for length-grouped batches."""
     label_ids = {label: i for i, label in enumerate(labels)}
     unknown = sorted(set(frame["label"]) - set(label_ids))
     if unknown:
