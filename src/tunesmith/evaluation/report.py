@@ -13,6 +13,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tunesmith.evaluation import plots
 from tunesmith.evaluation.evaluate import EvalReport
 from tunesmith.evaluation.gates import GateDecision
@@ -235,7 +237,7 @@ def render_html(*, config: Any, data_report: dict, train_result: dict | None, ev
         ("Slices", _slices_section(eval_report)),
         ("Gate decision", _gates_section(decision)),
         ("Lineage", _value_html(lineage or {})),
-        ("Config", f"<pre>{_e(json.dumps(cfg, indent=1))}</pre>"),
+        ("Config (resolved)", f"<pre>{_e(yaml.safe_dump(cfg, sort_keys=False))}</pre>"),
     ]
     body = "".join(f"<h2>{_e(title)}</h2>{html}" for title, html in sections)
     return (
