@@ -21,7 +21,7 @@ from tunesmith.config import Config, ConfigError, load_config
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
 models_app = typer.Typer(no_args_is_help=True, help="Registered models: versions, aliases, promote and rollback.")
 app.add_typer(models_app, name="models")
-console = Console(soft_wrap=True)
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 140)  # logs and CI: no 80-col wrap
 err = Console(stderr=True)
 
 EXIT_GATE_FAILED = 1
@@ -301,19 +301,32 @@ def _print_data_report(rep: dict) -> None:
 
 def _print_outcome(report, decision) -> None:
     data = report.to_dict()
-    tuned, base = data.get("tuned", {}), data.get("baseline", {})
-    uplift = data.get("uplift", {})
-    table = Table("metric", "baseline (linear probe)", "tuned", "uplift [CI]", title="base vs tuned (test split)")
+    tuned, base, champ = data.get("tuned", {}), data.get("baseline", {}), data.get("champion") or {}
+    level = f"{(data.get('bootstrap') or {}).get('confidence', 0.95):.0%} CI"
+    columns = ["metric", "baseline (probe)", "tuned", f"uplift [{level}]"]
+    if champ:
+        columns += ["champion", f"vs champion [{level}]"]
+    table = Table(*columns, title="base vs tuned (test split)")
     for m in ("accuracy", "macro_f1", "ece"):
         if m not in tuned:
             continue
-        u = uplift.get(m)
-        ci = f"{u['delta']:+.4f} [{u['ci_low']:+.4f}, {u['ci_high']:+.4f}]" if isinstance(u, dict) else "-"
-        table.add_row(m, _fmt(base.get(m)), _fmt(tuned.get(m)), ci)
+        row = [m, _fmt(base.get(m)), _fmt(tuned.get(m)), _ci((data.get("uplift") or {}).get(m))]
+        if champ:
+            row += [_fmt(champ.get(m)), _ci((data.get("vs_champion") or {}).get(m))]
+        table.add_row(*row)
     console.print(table)
+    if champ:
+        console.print(f"champion compared on {data.get('vs_champion_rows')} test rows it never trained on "
+                      f"({data.get('vs_champion_excluded')} excluded)")
     console.print(decision.to_table())
     verdict = "[bold green]PASSED[/]" if decision.passed else "[bold red]FAILED[/]"
     console.print(f"gate decision: {verdict}")
+
+
+def _ci(u) -> str:
+    if not isinstance(u, dict) or not all(isinstance(u.get(k), int | float) for k in ("delta", "ci_low", "ci_high")):
+        return "-"
+    return f"{u['delta']:+.4f} [{u['ci_low']:+.4f}, {u['ci_high']:+.4f}]"
 
 
 def _fmt(x) -> str:
