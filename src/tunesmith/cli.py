@@ -196,6 +196,12 @@ def init(
     console.print(f"next: tunesmith validate {output} && tunesmith run {output}")
 
 
+@app.command()
+def schema() -> None:
+    """Every config key with its type, default and description, as JSON Schema."""
+    console.print_json(json.dumps(Config.model_json_schema()))
+
+
 @app.command("env")
 def env_info() -> None:
     """Versions and hardware, for bug reports."""

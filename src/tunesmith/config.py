@@ -21,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_serializer,
     field_validator,
@@ -233,8 +234,12 @@ class Config(_Strict):
     gates: GatesConfig = Field(default_factory=GatesConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
 
-    # Where the config came from; relative data paths resolve against its folder.
-    source_path: str | None = Field(None, exclude=True)
+    # Where the config came from; relative data paths resolve against its folder. Not a config key.
+    _source_path: str | None = PrivateAttr(None)
+
+    @property
+    def source_path(self) -> str | None:
+        return self._source_path
 
     @model_validator(mode="after")
     def _slice_columns_loaded(self) -> Config:
@@ -339,7 +344,7 @@ def _fields_at(loc: tuple) -> list[str]:
             return []
         ann = model.model_fields[part].annotation
         model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
-    return [n for n, f in model.model_fields.items() if not f.exclude] if model else []
+    return list(model.model_fields) if model else []
 
 
 def format_errors(err: ValidationError, lines: dict[tuple, int], source: str | None) -> list[str]:
@@ -393,5 +398,5 @@ def config_from_dict(raw: dict, source: str | None = None, lines: dict[tuple, in
         cfg = Config.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(format_errors(err, lines or {}, source), source=source) from None
-    cfg.source_path = source
+    cfg._source_path = source
     return cfg

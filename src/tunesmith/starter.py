@@ -90,8 +90,8 @@ def _guess_label(df: pd.DataFrame, text: object) -> object | None:
 
 
 TEMPLATE = """\
-# tunesmith config, written by `tunesmith init {data}`; every key is documented by
-# `tunesmith validate {out} --config-only`. Override any key with --set key.path=value.
+# tunesmith config, written by `tunesmith init {data}`. `tunesmith schema` documents every key;
+# `tunesmith validate {out} --config-only` prints this file resolved. Override any key with --set key.path=value.
 name: {name}
 task: classification
 seed: 42
