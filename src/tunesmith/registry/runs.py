@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.config import Config
+from tunesmith.config import flatten as flatten_keys
 from tunesmith.registry.store import RegistryError, Store, ensure_experiment, open_store
 
 MODEL_ARTIFACT_PATH = "model"
@@ -83,16 +84,9 @@ def log_run(
     return run_id
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """`{"training": {"epochs": 3}}` -> `{"training.epochs": "3"}`; lists and nulls as JSON."""
-    flat: dict[str, str] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[metric_name(name)] = _text(value)[:MAX_PARAM_VALUE]
-    return flat
+def flatten(tree: Mapping[str, Any]) -> dict[str, str]:
+    """Config key paths as MLflow params: `{"training": {"epochs": 3}}` -> `{"training.epochs": "3"}`."""
+    return {metric_name(k): _text(v)[:MAX_PARAM_VALUE] for k, v in flatten_keys(tree).items()}
 
 
 def metric_name(name: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from tunesmith.config import Config
+from tunesmith.config import Config, flatten
 from tunesmith.io import atomic_write_json
 from tunesmith.training.trainer import TrainingError
 
@@ -116,18 +116,6 @@ def data_fingerprint(bundle: Bundle) -> str:
         digest.update(name.encode())
         digest.update(frame[["text", "label"]].astype(str).to_json(orient="values").encode())
     return digest.hexdigest()
-
-
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """`{"training": {"epochs": 3}}` -> `{"training.epochs": 3}`; lists and empty dicts stay values."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
 
 
 def _resumable(key: str) -> bool:
