@@ -4,6 +4,7 @@ import pytest
 
 from tunesmith.config import config_from_dict
 from tunesmith.pipeline import new_run_dir, pick_run_dir
+from tunesmith.training.checkpoints import mark_complete
 
 
 def cfg(tmp_path):
@@ -16,14 +17,26 @@ def test_new_run_dirs_never_collide(tmp_path):
     assert len(dirs) == 3 and all(d.is_dir() and d.parent == tmp_path / "runs" / "m" for d in dirs)
 
 
-def test_resume_picks_the_newest_run_with_checkpoints(tmp_path):
+def _checkpoint(run, step=4, complete=True):
+    ckpt = run / "checkpoints" / f"checkpoint-{step}"
+    ckpt.mkdir(parents=True)
+    (ckpt / "model.safetensors").write_bytes(b"weights")
+    if complete:
+        mark_complete(ckpt)
+
+
+def test_resume_picks_the_newest_unfinished_run_with_a_complete_checkpoint(tmp_path):
     c = cfg(tmp_path)
     with pytest.raises(FileNotFoundError, match="no interrupted run of 'm'"):
         pick_run_dir(c, resume=True, run_dir=None)
-    (tmp_path / "runs/m/20260101-000000/checkpoints").mkdir(parents=True)
-    interrupted = tmp_path / "runs/m/20260102-000000"
-    (interrupted / "checkpoints").mkdir(parents=True)
-    (tmp_path / "runs/m/20260103-000000").mkdir()  # a later `validate`: no checkpoints
+    runs = tmp_path / "runs/m"
+    _checkpoint(runs / "20260101-000000")
+    interrupted = runs / "20260102-000000"
+    _checkpoint(interrupted)
+    _checkpoint(runs / "20260103-000000", complete=False)  # killed before its first checkpoint was committed
+    _checkpoint(runs / "20260104-000000")
+    (runs / "20260104-000000/model").mkdir()  # finished, kept its checkpoints (training.keep_checkpoints)
+    (runs / "20260105-000000").mkdir()  # a later `validate`: no checkpoints
     assert pick_run_dir(c, resume=True, run_dir=None) == interrupted
     assert pick_run_dir(c, resume=True, run_dir=str(tmp_path / "x")) == tmp_path / "x"
 

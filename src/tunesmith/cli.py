@@ -91,14 +91,13 @@ def train(
 ) -> None:
     """Validate the data and fine-tune; writes the model to <run>/model."""
     cfg = _config(config, overrides)
-    from tunesmith.data import prepare_data
-    from tunesmith.pipeline import pick_run_dir
+    from tunesmith.pipeline import pick_run_dir, prepare_for_run
     from tunesmith.progress import RichProgress
     from tunesmith.training import train as train_model
 
     try:
         out = pick_run_dir(cfg, resume=resume, run_dir=run_dir)
-        bundle = prepare_data(cfg, out)
+        bundle = prepare_for_run(cfg, out, resume=resume)
         result = train_model(cfg, bundle, out, resume=resume, callbacks=[RichProgress(console)])
     except _input_errors() as exc:
         _fail(str(exc))

@@ -54,13 +54,30 @@ def new_run_dir(cfg: Config) -> Path:
 
 
 def latest_resumable_run_dir(cfg: Config) -> Path | None:
-    """The newest run folder of this config's name that holds checkpoints: the one `--resume` continues.
+    """The newest unfinished run of this config's name with a complete checkpoint: the one `--resume` continues.
 
-    Folders written by `validate` or `evaluate`, and finished runs (their checkpoints are removed), are skipped.
+    Folders written by `validate` or `evaluate`, runs killed before their first checkpoint, and finished runs
+    (they have `model/`) are skipped.
     """
+    from tunesmith.training import find_last_complete_checkpoint
+
     root = runs_root(cfg)
-    runs = sorted((p for p in root.iterdir() if (p / "checkpoints").is_dir()), key=lambda p: p.name) if root.is_dir() else []
+    if not root.is_dir():
+        return None
+    runs = [p for p in sorted(root.iterdir(), key=lambda p: p.name)
+            if not (p / "model").exists() and find_last_complete_checkpoint(p / "checkpoints") is not None]
     return runs[-1] if runs else None
+
+
+def prepare_for_run(cfg: Config, out_dir: Path, *, resume: bool):
+    """The data for a run. On resume the data is checked against the interrupted run before anything in its
+    folder (data card, quarantine) is rewritten."""
+    from tunesmith.data import prepare_data
+    from tunesmith.training import check_resumable
+
+    if resume:
+        check_resumable(cfg, prepare_data(cfg, None), out_dir)
+    return prepare_data(cfg, out_dir)
 
 
 def pick_run_dir(cfg: Config, *, resume: bool, run_dir: str | None) -> Path:
@@ -72,8 +89,8 @@ def pick_run_dir(cfg: Config, *, resume: bool, run_dir: str | None) -> Path:
         found = latest_resumable_run_dir(cfg)
         if found is None:
             raise FileNotFoundError(
-                f"--resume: no interrupted run of {cfg.name!r} under {runs_root(cfg)} (none has checkpoints/); "
-                "run without --resume, or name one with --run-dir"
+                f"--resume: no interrupted run of {cfg.name!r} under {runs_root(cfg)} (none has a complete "
+                "checkpoint and no model/); run without --resume, or name one with --run-dir"
             )
         return found
     return new_run_dir(cfg)
@@ -93,7 +110,6 @@ def _timed(timings: dict, name: str):
 def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: Say = _quiet,
         callbacks: list | None = None) -> RunOutcome:
     """Every stage in order. Registers a `challenger` version only when every gate passes."""
-    from tunesmith.data import prepare_data
     from tunesmith.evaluation import evaluate, gate, write_report
     from tunesmith.hub import resolve_model
     from tunesmith.registry import collect_lineage, log_run, model_dir_for, register_version
@@ -104,7 +120,7 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
     say(f"run folder: {out_dir}")
 
     with _timed(timings, "validate"):
-        bundle = prepare_data(cfg, out_dir)
+        bundle = prepare_for_run(cfg, out_dir, resume=resume)
     say(f"data: {len(bundle.train)} train / {len(bundle.eval)} eval / {len(bundle.test)} test rows, "
         f"{bundle.report.quarantined} quarantined, fingerprint {bundle.fingerprint[:12]}")
 

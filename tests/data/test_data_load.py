@@ -187,3 +187,30 @@ def test_an_empty_parquet_file_is_a_data_error(tmp_path):
     path = write_frame(make_reviews(5).iloc[:0], tmp_path / "none.parquet")
     with pytest.raises(DataError, match="the file has columns but no rows, so data.path has no rows"):
         prepare_data(make_cfg(path=path))
+
+
+def test_blank_lines_before_a_csv_header_are_skipped_and_lines_stay_physical(tmp_path):
+    path = tmp_path / "lead.csv"
+    path.write_text(
+        '\n'                                   # 1: blank
+        '  \n'                                 # 2: whitespace only
+        'text,label\n'                         # 3: the header
+        'one,pos\n'                            # 4
+        '"two\nlines",neg\n'                   # 5-6
+        '\n'                                   # 7: blank, not a row
+        'three,pos\n'                          # 8
+        'four,neg,extra\n'                     # 9: malformed
+    )
+    bundle = prepare_data(make_cfg(train=path, eval=path, test=path), tmp_path / "run")
+    lines = dict(zip(bundle.train["text"], bundle.train["_source"], strict=True))
+    assert lines == {"one": f"{path}:4", "two\nlines": f"{path}:5", "three": f"{path}:8"}
+    assert bundle.report.quarantined_by_reason == {"malformed_row": 3}  # line 9, once per split file
+    record = json.loads((tmp_path / "run" / "quarantine.jsonl").read_text().splitlines()[0])
+    assert record["source"] == f"{path}:9"
+
+
+def test_a_csv_header_after_blank_lines_is_checked_on_its_own_line(tmp_path):
+    path = tmp_path / "dup.csv"
+    path.write_text("\n\ntext,text\na,b\n")
+    with pytest.raises(DataError, match=rf"^{path}:3: duplicate column names \['text'\]"):
+        prepare_data(make_cfg(path=path))

@@ -17,7 +17,7 @@ def _jsonl(path, rows) -> str:
 
 
 def test_data_card_accounts_for_every_row(tmp_path):
-    rows = [{"text": "word " * (1 + i % 5), "label": "ab"[i % 2], "lang": "en"} for i in range(40)]
+    rows = [{"text": f"w{i} " + "word " * (i % 5), "label": "ab"[i % 2], "lang": "en"} for i in range(40)]
     rows += [{"text": "", "label": "a"}, {"text": "dropped", "label": "junk"}]
     run = tmp_path / "run"
     bundle = prepare_data(make_cfg(path=_jsonl(tmp_path / "d.jsonl", rows), drop_labels=["junk"],

@@ -137,3 +137,53 @@ def test_a_text_repeated_in_one_class_is_not_counted_twice_toward_a_share(tmp_pa
     assert sizes == {"train": 160, "eval": 20, "test": 20}
     assert sum(sizes.values()) == 200  # each text in one split only
     assert bundle.report.conflicting_duplicates == 0
+
+
+def _one_text_repeated(n_unique: int, n_copies: int) -> pd.DataFrame:
+    texts = [f"review {i}" for i in range(n_unique)] + ["great product"] * n_copies
+    labels = ["ab"[i % 2] for i in range(n_unique)] + ["a"] * n_copies
+    return pd.DataFrame({"text": texts, "label": labels})
+
+
+def test_a_row_share_far_from_the_configured_one_is_warned_about(tmp_path):
+    path = write_frame(_one_text_repeated(80, 20), tmp_path / "d.csv")  # 100 rows, 81 distinct texts
+    bundle = prepare_data(make_cfg(path=path, seed=0))  # the repeated text lands in test with this seed
+    assert bundle.report.split_sizes == {"train": 65, "eval": 8, "test": 27}
+    [warning] = [w for w in bundle.report.warnings if w.startswith("data.split.")]
+    assert warning.startswith("data.split.test: test got 27 of 100 rows (8 distinct texts), a row share of 0.27 "
+                              "where 0.1 is configured; the likely cause is many repeated texts")
+    assert "100 rows are only 81 distinct texts" in warning
+    assert "deduplicate" in warning and "data.train/data.eval/data.test" in warning
+
+    quiet = prepare_data(make_cfg(path=path, seed=1))  # the repeated text stays in train: shares hold
+    assert quiet.report.split_sizes == {"train": 84, "eval": 8, "test": 8}
+    assert not [w for w in quiet.report.warnings if w.startswith("data.split.")]
+
+
+def test_a_split_starved_of_rows_by_repeats_is_warned_about(tmp_path):
+    path = write_frame(_one_text_repeated(6, 54), tmp_path / "d.csv")  # 60 rows, 7 distinct texts
+    bundle = prepare_data(make_cfg(path=path, seed=1))
+    assert bundle.report.split_sizes == {"train": 56, "eval": 2, "test": 2}
+    warned = [w.split(":")[0] for w in bundle.report.warnings if w.startswith("data.split.")]
+    assert warned == ["data.split.eval", "data.split.test"]
+
+
+def test_train_smaller_than_the_held_out_splits_because_of_repeats_is_an_error(tmp_path):
+    path = write_frame(_one_text_repeated(6, 54), tmp_path / "d.csv")
+    with pytest.raises(DataError) as err:
+        prepare_data(make_cfg(path=path, seed=0))  # the 54 copies land in a held-out split
+    assert err.value.where == "data.split"
+    message = str(err.value)
+    assert "train gets only 3 of 60 rows, fewer than eval + test together (57 rows; configured eval 0.1, test 0.1)" in message
+    assert "repeated texts" in message and "60 rows are only 7 distinct texts" in message
+    assert "deduplicate" in err.value.hint and "data.train/data.eval/data.test" in err.value.hint
+
+    many = write_frame(_one_text_repeated(35, 25), tmp_path / "many.csv")  # 25 of 60 rows are one text
+    with pytest.raises(DataError, match=r"^data\.split: train gets only 28 of 60 rows"):
+        prepare_data(make_cfg(path=many, seed=0))
+
+
+def test_no_share_warning_when_no_text_repeats(tmp_path):
+    df = _unbalanced(n_a=8, n_b=3, n_c=3)  # tiny classes: the floors move the shares, not repeats
+    bundle = prepare_data(make_cfg(path=write_frame(df, tmp_path / "d.csv")))
+    assert not [w for w in bundle.report.warnings if w.startswith("data.split.")]

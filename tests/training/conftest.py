@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import pytest
 from tests.toy import make_reviews
+from transformers import TrainerCallback
 
 from tunesmith.config import Config, config_from_dict
 
@@ -44,3 +45,19 @@ def make_config(model_dir: str, method: str = "full", **training) -> Config:
 @pytest.fixture()
 def bundle() -> FakeBundle:
     return make_bundle()
+
+
+class Interrupted(Exception):
+    """Stands in for a crash or Ctrl-C in the middle of training."""
+
+
+class InterruptAfterSave(TrainerCallback):
+    """Interrupts training right after the checkpoint at `step` is committed: no final model gets written."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise Interrupted(f"interrupted after checkpoint-{self.step}")
+        return control

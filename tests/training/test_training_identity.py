@@ -6,24 +6,11 @@ import json
 from dataclasses import replace
 
 import pytest
-from tests.training.conftest import make_bundle, make_config
-from transformers import TrainerCallback
+from tests.training.conftest import InterruptAfterSave, Interrupted, make_bundle, make_config
 
 from tunesmith.config import RegistryConfig
 from tunesmith.training import TrainingError, train
 from tunesmith.training.identity import IDENTITY_FILE, data_fingerprint, identity_changes, run_identity
-
-
-class StopAfterSave(TrainerCallback):
-    """Ends training right after the checkpoint at `step` is committed, as an interruption would."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_save(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            control.should_training_stop = True
-        return control
 
 
 @pytest.fixture()
@@ -31,14 +18,15 @@ def interrupted(tiny_model_dir, bundle, tmp_path):
     """A run stopped after its first checkpoint (step 2 of 4): (config, run dir)."""
     cfg = make_config(tiny_model_dir, max_steps=4, eval_steps=2)
     run = tmp_path / "run"
-    train(cfg, bundle, run, callbacks=[StopAfterSave(2)])
+    with pytest.raises(Interrupted):
+        train(cfg, bundle, run, callbacks=[InterruptAfterSave(2)])
     return cfg, run
 
 
 def test_a_fresh_run_records_its_identity(interrupted, bundle):
     cfg, run = interrupted
     stored = json.loads((run / "checkpoints" / IDENTITY_FILE).read_text())
-    assert stored["data_fingerprint"] == "test" and stored["labels"] == ["neg", "pos"]
+    assert stored["data_fingerprint"] == data_fingerprint(bundle) and stored["labels"] == ["neg", "pos"]
     assert stored["config"]["training.learning_rate"] == 0.005
     assert "registry.tracking_uri" not in stored["config"] and "training.num_threads" not in stored["config"]
     assert stored == json.loads(json.dumps(run_identity(cfg, bundle)))
@@ -62,8 +50,9 @@ def test_resume_refuses_changed_config_keys_and_names_them(interrupted, bundle):
 
 def test_resume_refuses_changed_data_and_labels(interrupted, bundle):
     cfg, run = interrupted
-    with pytest.raises(TrainingError, match=r"data fingerprint: test -> other") as err:
-        train(cfg, replace(bundle, fingerprint="other"), run, resume=True)
+    edited = replace(bundle, train=bundle.train.assign(text=bundle.train["text"] + " again"))
+    with pytest.raises(TrainingError, match=r"data fingerprint: ") as err:
+        train(cfg, edited, run, resume=True)
     assert "config " not in str(err.value)
 
     three = replace(bundle, labels=["neg", "neutral", "pos"])  # would be a shape mismatch in the head
@@ -74,10 +63,13 @@ def test_resume_refuses_changed_data_and_labels(interrupted, bundle):
 def test_resume_allows_operational_changes(interrupted, bundle):
     cfg, run = interrupted
     t = cfg.training.model_copy(update={"num_threads": 2, "keep_checkpoints": False, "save_total_limit": 5})
+    # The same rows from another file, an extra evaluation slice: nothing the weights being trained depend on.
+    data = cfg.data.model_copy(update={"path": "/elsewhere/same-rows.csv.gz", "slice_columns": ["genre"]})
     changed = cfg.model_copy(update={
         "training": t, "output_dir": "elsewhere", "registry": RegistryConfig(tracking_uri="sqlite:///x.db"),
+        "data": data, "evaluation": cfg.evaluation.model_copy(update={"slices": ["genre", "text_length"]}),
     })
-    result = train(changed, bundle, run, resume=True)
+    result = train(changed, replace(bundle, fingerprint="a different test split"), run, resume=True)
     assert (result.model_dir / "model.safetensors").is_file()
     assert not (run / "checkpoints").exists()  # keep_checkpoints: False now applies
 
@@ -91,10 +83,17 @@ def test_identity_changes_lists_added_and_removed_keys():
     ]
 
 
-def test_without_a_bundle_fingerprint_the_frames_are_hashed():
+def test_the_data_identity_is_what_training_consumes():
     a = make_bundle()
-    a_nofp, b_nofp = replace(a, fingerprint=""), replace(a, fingerprint="")
-    assert data_fingerprint(a_nofp) == data_fingerprint(b_nofp)
-    edited = replace(a_nofp, train=a.train.assign(text=a.train["text"].str.upper()))
-    assert data_fingerprint(edited) != data_fingerprint(a_nofp)
-    assert data_fingerprint(a) == "test"
+    assert data_fingerprint(a) == data_fingerprint(replace(a, fingerprint="other", test=a.test.iloc[:3]))
+    edited = replace(a, train=a.train.assign(text=a.train["text"].str.upper()))
+    assert data_fingerprint(edited) != data_fingerprint(a)
+    relabelled = replace(a, eval=a.eval.assign(label=a.eval["label"].iloc[::-1].to_numpy()))
+    assert data_fingerprint(relabelled) != data_fingerprint(a)
+
+
+def test_a_finished_run_is_not_resumed(tiny_model_dir, bundle, tmp_path):
+    cfg = make_config(tiny_model_dir, max_steps=2, eval_steps=2)  # keep_checkpoints: True in these tests
+    train(cfg, bundle, tmp_path / "run")
+    with pytest.raises(TrainingError, match="the run finished"):
+        train(cfg, bundle, tmp_path / "run", resume=True)

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from tests.training.conftest import make_config
-from transformers import TrainerCallback
+from tests.training.conftest import InterruptAfterSave, Interrupted, make_config
 
 from tunesmith.training import find_last_complete_checkpoint, train
 from tunesmith.training.checkpoints import MARKER
@@ -128,22 +127,11 @@ def test_sigkilled_run_resumes_to_identical_weights(mode, tiny_model_dir, bundle
             assert h["eval_loss"] == ref_evals[h["step"]]
 
 
-class StopAfterSave(TrainerCallback):
-    """Ends training right after the checkpoint at `step` is committed, as an interruption would."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_save(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            control.should_training_stop = True
-        return control
-
-
 @pytest.mark.parametrize("method", ["lora", "freeze"])
 def test_resume_is_exact_for_partial_methods(method, tiny_model_dir, bundle, tmp_path):
     cfg = make_config(tiny_model_dir, method, max_steps=15, eval_steps=5)
-    train(cfg, bundle, tmp_path / "run", callbacks=[StopAfterSave(10)])
+    with pytest.raises(Interrupted):
+        train(cfg, bundle, tmp_path / "run", callbacks=[InterruptAfterSave(10)])
     assert find_last_complete_checkpoint(tmp_path / "run" / "checkpoints").name == "checkpoint-10"
     resumed = train(cfg, bundle, tmp_path / "run", resume=True)
     reference = train(cfg, bundle, tmp_path / "reference")

@@ -1,7 +1,8 @@
 """Read one data file (jsonl, csv/tsv, parquet, or a saved HF dataset dir) into a raw table.
 
 Every row keeps where it came from in `_source`: `path:line` for text formats (the physical line a CSV
-record starts on, even when a quoted field spans lines) and `path#row=N` (0-based) for parquet/HF dirs.
+record starts on, even when a quoted field spans lines or blank lines come before the header) and
+`path#row=N` (0-based) for parquet/HF dirs.
 Lines that cannot be read at all (invalid JSON, bytes that are not UTF-8, a CSV row with the wrong number
 of fields) come back as bad rows rather than exceptions, so the bad-row policy decides what happens to them.
 A file that cannot be read at all (corrupt, truncated, empty) raises a DataError naming the file.
@@ -159,10 +160,13 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, list[BadRow]]:
     with io.TextIOWrapper(_open_binary(path), encoding="utf-8-sig", errors="surrogateescape", newline="") as f:
         reader = csv.reader(f, delimiter=delimiter)
         try:
-            header = next(reader, None)
+            header, end = next(reader, None), 0
+            while header is not None and _is_blank(header):  # blank lines above the header are not the header
+                end = reader.line_num
+                header = next(reader, None)
             if header is None:
                 return pd.DataFrame(), []
-            _check_header(path, header)
+            _check_header(path, end + 1, header)
             end = reader.line_num
             for record in reader:
                 start, end = end + 1, reader.line_num
@@ -210,12 +214,18 @@ def _shown(raw: bytes) -> str:
     return raw.decode("utf-8", "replace").rstrip("\r\n")
 
 
-def _check_header(path: Path, header: list[str]) -> None:
+def _is_blank(record: list[str]) -> bool:
+    """A record from a line with nothing but whitespace and delimiters on it."""
+    return not "".join(record).strip()
+
+
+def _check_header(path: Path, line: int, header: list[str]) -> None:
+    """`line` is the physical line the header starts on (1 unless blank lines come first)."""
     if _NOT_UTF8.search("".join(header)):
-        raise DataError(f"{path}:1", "the header is not valid UTF-8", _UTF8_HINT)
+        raise DataError(f"{path}:{line}", "the header is not valid UTF-8", _UTF8_HINT)
     seen = {c for c in header if header.count(c) > 1}
     if seen:
-        raise DataError(f"{path}:1", f"duplicate column names {sorted(seen)}", "rename the columns so each is unique")
+        raise DataError(f"{path}:{line}", f"duplicate column names {sorted(seen)}", "rename the columns so each is unique")
 
 
 def _read_parquet(path: Path) -> tuple[pd.DataFrame, list[BadRow]]:

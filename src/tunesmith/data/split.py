@@ -9,6 +9,7 @@ both trained on and tested on.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -18,6 +19,14 @@ from tunesmith.data.errors import DataError, quoted
 from tunesmith.data.schema import LABEL
 
 MIN_PER_CLASS_IN_SAMPLE = 3  # what a class needs to appear in train, eval and test
+# A held-out part whose share of the rows is off from its configured share by more than this factor, or by
+# more than this much absolute, is reported (shares count distinct texts, so repeated texts skew them).
+SHARE_DRIFT_RATIO = 2.0
+SHARE_DRIFT_ABS = 0.15
+_REPEATS_HINT = (
+    "deduplicate the data (or drop most copies of the repeated texts), or give data.train/data.eval/data.test "
+    "to choose the splits yourself"
+)
 
 
 def subsample(rows: pd.DataFrame, keys: np.ndarray, n: int, *, stratify: bool) -> tuple[pd.DataFrame, list[str]]:
@@ -43,6 +52,10 @@ def carve(
     parts whatever its labels or slice values: the unit that is split is the group, its class is the group's
     most common label (ties: the first in sorted order) and its key is the (shared) key of its rows. Shares
     therefore count distinct texts, which is the row count when no text repeats.
+
+    When texts repeat a lot, the row shares can drift far from `shares`: a warning names each part whose
+    row share is off by more than SHARE_DRIFT_RATIO times (or SHARE_DRIFT_ABS), and a DataError is raised
+    when train ends up with fewer rows than the held-out parts together though `shares` gave it more.
     """
     first = np.unique(groups, return_index=True)[1]
     units = pd.DataFrame({LABEL: _group_labels(rows[LABEL], groups)})
@@ -51,7 +64,7 @@ def carve(
     row_part = _carve_units(codes, sizes, keys[first], totals)[groups]
     parts = {name: rows[row_part == i + 1] for i, name in enumerate(shares)}
     parts["train"] = rows[row_part == 0]
-    warnings = []
+    warnings = _check_row_shares(row_part, groups, shares)
     need = len(shares) + 1
     if stratify and (sizes < need).any():
         small = [f"{c} ({n})" for c, n in zip(classes, sizes, strict=True) if n < need]
@@ -60,6 +73,42 @@ def carve(
             f"{quoted(small)}"
         )
     return parts, warnings
+
+
+def _check_row_shares(row_part: np.ndarray, groups: np.ndarray, shares: Mapping[str, float]) -> list[str]:
+    """Warnings for held-out parts whose row share drifted from the configured one because texts repeat.
+
+    `row_part` is each row's part (0 for train, i + 1 for the i-th of `shares`), `groups` its text's code.
+
+    Raises:
+        DataError: keyed `data.split` when train has fewer rows than the held-out parts together, though
+        the configured shares leave train the larger part.
+    """
+    n_rows, n_texts = len(groups), len(np.unique(groups))
+    if n_texts >= n_rows:
+        return []  # no text repeats: a part's row share is its share of texts
+    why = f"{n_rows} rows are only {n_texts} distinct texts; shares count texts, and each text's copies stay in one split"
+    train, held = int((row_part == 0).sum()), int((row_part > 0).sum())
+    if train < held and 1 - sum(shares.values()) >= sum(shares.values()):
+        planned = ", ".join(f"{name} {share:g}" for name, share in shares.items())
+        raise DataError(
+            "data.split",
+            f"train gets only {train} of {n_rows} rows, fewer than {' + '.join(shares)} together ({held} rows; "
+            f"configured {planned}) because of many repeated texts: {why}",
+            _REPEATS_HINT,
+        )
+    warnings = []
+    for i, (name, share) in enumerate(shares.items()):
+        mine = row_part == i + 1
+        realised = mine.sum() / n_rows
+        off = max(realised / share, share / realised) if realised else math.inf
+        if off > SHARE_DRIFT_RATIO or abs(realised - share) > SHARE_DRIFT_ABS:
+            warnings.append(
+                f"data.split.{name}: {name} got {mine.sum()} of {n_rows} rows ({len(np.unique(groups[mine]))} distinct "
+                f"texts), a row share of {realised:.2f} where {share:g} is configured; the likely cause is many "
+                f"repeated texts ({why}); {_REPEATS_HINT}"
+            )
+    return warnings
 
 
 def _carve_units(codes: np.ndarray, sizes: np.ndarray, keys: np.ndarray, totals: Mapping[str, int]) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 from tunesmith.training.checkpoints import find_last_complete_checkpoint
 from tunesmith.training.methods import MethodError, apply_method, count_params
-from tunesmith.training.run import TrainResult, train
+from tunesmith.training.run import TrainResult, check_resumable, train
 from tunesmith.training.trainer import TrainingError, resolve_precision
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "TrainResult",
     "TrainingError",
     "apply_method",
+    "check_resumable",
     "count_params",
     "find_last_complete_checkpoint",
     "resolve_precision",

@@ -26,6 +26,7 @@ IDENTITY_FILE = "run_identity.json"
 # Config keys that may change between a run's start and its resume: they do not touch the weights being trained.
 RESUMABLE_KEYS = (
     "output_dir",  # where runs live; the run dir itself is what is resumed
+    "data",  # file paths, formats, slice columns: the train/eval content hash below decides instead
     "registry",  # where the finished run is logged and registered
     "evaluation",  # how the final model is evaluated, after training
     "gates",  # what the final model must pass, after training
@@ -106,10 +107,11 @@ def identity_changes(stored: Mapping[str, Any], current: Mapping[str, Any]) -> l
 
 
 def data_fingerprint(bundle: Bundle) -> str:
-    """`bundle.fingerprint` (the data stage's hash), else a sha256 of the train/eval texts and labels."""
-    fingerprint = getattr(bundle, "fingerprint", None)
-    if fingerprint:
-        return str(fingerprint)
+    """sha256 of exactly what training consumes: the train and eval texts and labels, in order.
+
+    Not the data stage's fingerprint: that one also covers the test split and slice columns, which may change
+    (a new evaluation slice, the same file under another path) without touching the weights being trained.
+    """
     digest = hashlib.sha256()
     for name in ("train", "eval"):
         frame = getattr(bundle, name)

@@ -88,11 +88,11 @@ def train(
     """
     run_dir = Path(run_dir).resolve()
     checkpoint_dir = run_dir / "checkpoints"
-    start_from = _checkpoint_to_resume(checkpoint_dir, resume)
     if len(bundle.train) == 0:
         raise TrainingError("the train split is empty; check data.path / data.train and the split shares")
-    if start_from is not None:
-        check_identity(checkpoint_dir, cfg, bundle)  # before loading anything: fail fast
+    if resume:
+        check_resumable(cfg, bundle, run_dir)  # before loading anything: fail fast
+    start_from = _checkpoint_to_resume(checkpoint_dir, resume)
     if cfg.training.num_threads:
         torch.set_num_threads(cfg.training.num_threads)
 
@@ -136,15 +136,31 @@ def train(
     )
 
 
+def check_resumable(cfg: Config, bundle: Bundle, run_dir: str | Path) -> Path:
+    """The checkpoint `resume` would continue from, after checking the run is unfinished and unchanged.
+
+    Raises:
+        TrainingError: the run already finished, has no complete checkpoint, or its data/config changed.
+    """
+    run_dir = Path(run_dir)
+    if (run_dir / "model").is_dir():
+        raise TrainingError(
+            f"cannot resume {run_dir}: the run finished (its model is in {run_dir / 'model'}); start a new run"
+        )
+    last = find_last_complete_checkpoint(run_dir / "checkpoints")
+    if last is None:
+        raise TrainingError(
+            f"cannot resume: no complete checkpoint in {run_dir / 'checkpoints'} (the run stopped before its first "
+            "checkpoint was committed); start the run again without resume"
+        )
+    check_identity(run_dir / "checkpoints", cfg, bundle)
+    return last
+
+
 def _checkpoint_to_resume(checkpoint_dir: Path, resume: bool) -> Path | None:
     """The checkpoint to continue from (resume) or None (fresh run); clears half-written leftovers either way."""
     if resume:
-        last = find_last_complete_checkpoint(checkpoint_dir)
-        if last is None:
-            raise TrainingError(
-                f"cannot resume: no complete checkpoint in {checkpoint_dir} (the run stopped before its first "
-                "checkpoint was committed); start the run again without resume"
-            )
+        last = find_last_complete_checkpoint(checkpoint_dir)  # check_resumable made sure there is one
     elif complete_checkpoints(checkpoint_dir):
         raise TrainingError(
             f"{checkpoint_dir} holds checkpoints of an earlier run; resume it (resume=True / --resume) "
