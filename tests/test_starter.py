@@ -76,3 +76,13 @@ def test_unreadable_files_are_starter_errors(tmp_path):
     (tmp_path / "d.txt").write_text("text,label\n")
     with pytest.raises(StarterError, match="cannot tell the format"):
         write_starter_config(tmp_path / "d.txt", tmp_path / "t.yaml")
+
+
+def test_names_from_file_stems_always_validate(tmp_path):
+    for stem in ("2024", "_rev", "yes"):
+        data = tmp_path / f"{stem}.csv"
+        pd.DataFrame({"text": ["good film", "bad film", "fine", "awful"], "label": ["p", "n", "p", "n"]}).to_csv(
+            data, index=False)
+        out = tmp_path / f"{stem}.yaml"
+        write_starter_config(data, out)
+        assert load_config(out).name == stem.lstrip("_")

@@ -174,6 +174,7 @@ class EvaluationConfig(_Strict):
     slices: list[str] = Field(default_factory=lambda: ["text_length"], description="columns, or text_length")
 
 
+NAME_RE = re.compile(r"[A-Za-z0-9][\w.-]{0,99}")  # a registered model name (MLflow-safe, file-system-safe)
 _GATE_RE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(>=|<=|>|<|==)\s*(-?[\d.]+(?:e-?\d+)?)\s*$")
 
 
@@ -252,7 +253,7 @@ class Config(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][\w.-]{0,99}", v):
+        if not NAME_RE.fullmatch(v):
             raise ValueError("use letters, digits, '-', '_' or '.', starting with a letter or digit")
         return v
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from tunesmith.config import DataConfig
+from tunesmith.config import NAME_RE, DataConfig
 from tunesmith.data import DataError
 from tunesmith.data.load import Table, load_table
 from tunesmith.data.schema import LABEL, ORDER, SOURCE, check_rows, label_strings
@@ -131,9 +131,11 @@ def write_starter_config(data: Path, output: Path, *, name: str | None = None) -
         data_rel = Path(data).resolve().relative_to(output.resolve().parent)
     except ValueError:
         data_rel = Path(data).resolve()
-    stem = re.sub(r"[^\w.-]", "-", data.name.split(".")[0]) or "model"
+    name = name or re.sub(r"[^\w.-]", "-", data.name.split(".")[0]).lstrip("_.-") or "model"
+    if not NAME_RE.fullmatch(name):
+        raise StarterError(f"--name {name!r}: use letters, digits, '-', '_' or '.', starting with a letter or digit")
     atomic_write_text(output, TEMPLATE.format(
-        data=data, out=output, name=name or stem, data_rel=_yaml_str(str(data_rel)), text=_yaml_str(guess.text_column),
+        data=data, out=output, name=_yaml_str(name), data_rel=_yaml_str(str(data_rel)), text=_yaml_str(guess.text_column),
         label=_yaml_str(guess.label_column), labels=", ".join(_yaml_str(x) for x in guess.labels),
     ))
     return guess

@@ -97,7 +97,8 @@ class GateDecision:
         if not self.rules:
             return "no gate rules configured"
         head = f"{len(self.rules) - len(self.failed)} of {len(self.rules)} gate rules passed"
-        fails = "; ".join(f"{r.rule} ({'not measured' if r.value is None else f'{r.value:.4g}'})" for r in self.failed)
+        fails = "; ".join(f"{r.rule} ({r.note or 'not measured' if r.value is None else f'{r.value:.4g}'})"
+                          for r in self.failed)
         return f"{head}; failed: {fails}" if fails else head
 
     def to_dict(self) -> dict:

@@ -44,7 +44,8 @@ def load_classifier(model_dir: str | Path, *, trust_remote_code: bool = False):
     path = Path(model_dir)
     _check_model_dir(path, trust_remote_code)
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+        model = AutoModelForSequenceClassification.from_pretrained(  # never unpickle a *.bin from a user's dir
+            str(path), trust_remote_code=trust_remote_code, use_safetensors=True)
         tokenizer = load_tokenizer(str(path), trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:  # missing weights or tokenizer files, a mismatched checkpoint
         raise EvalError(f"{path}: cannot load the classifier ({str(exc).splitlines()[0]})", hint=_MODEL_HINT) from None

@@ -116,9 +116,9 @@ def train(
         write_identity(checkpoint_dir, cfg, bundle)  # before the first checkpoint, so every resume can check it
     output = trainer.train(resume_from_checkpoint=str(start_from) if start_from else None)
 
-    model_dir = save_final_model(trainer.model, tokenizer, run_dir, lora=MethodKind(cfg.method.kind) is MethodKind.LORA)
-    # Ships with the model, so a later run compares against it only on test rows it never trained on.
-    write_seen_texts(model_dir, [*bundle.train["text"].astype(str), *bundle.eval["text"].astype(str)])
+    seen = [*bundle.train["text"].astype(str), *bundle.eval["text"].astype(str)]
+    model_dir = save_final_model(trainer.model, tokenizer, run_dir, lora=MethodKind(cfg.method.kind) is MethodKind.LORA,
+                                 seen_texts=seen)
     state = trainer.state
     if not cfg.training.keep_checkpoints:  # the run finished and model/ is saved: nothing left to resume
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
@@ -172,9 +172,11 @@ def _checkpoint_to_resume(checkpoint_dir: Path, resume: bool) -> Path | None:
     return last
 
 
-def save_final_model(model, tokenizer, run_dir: Path, *, lora: bool) -> Path:
-    """Write run_dir/model atomically: safetensors + config (id2label) + tokenizer. LoRA is merged into the base
-    so the result loads with plain `AutoModelForSequenceClassification`; the adapter is kept in run_dir/adapter."""
+def save_final_model(model, tokenizer, run_dir: Path, *, lora: bool, seen_texts: Sequence[str] = ()) -> Path:
+    """Write run_dir/model atomically: safetensors + config (id2label) + tokenizer + seen_texts.npy. LoRA is merged
+    into the base so the result loads with plain `AutoModelForSequenceClassification`; the adapter is kept in
+    run_dir/adapter. The seen-texts record ships with the weights, so a later run compares against this model only
+    on test rows it never trained on."""
     if lora:
         with atomic_dir(run_dir / "adapter") as tmp:
             model.save_pretrained(tmp)
@@ -183,4 +185,5 @@ def save_final_model(model, tokenizer, run_dir: Path, *, lora: bool) -> Path:
     with atomic_dir(model_dir) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        write_seen_texts(tmp, seen_texts)
     return model_dir
