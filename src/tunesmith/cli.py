@@ -28,6 +28,9 @@ EXIT_GATE_FAILED = 1
 EXIT_BAD_INPUT = 2
 
 SetOpt = typer.Option([], "--set", "-s", help="Override a config key: --set training.epochs=1 (repeatable).")
+ConfigArg = typer.Argument(..., help="The YAML config.")
+ResumeOpt = typer.Option(False, "--resume", help="Continue the newest unfinished run from its last complete checkpoint.")
+RunDirOpt = typer.Option(None, "--run-dir", help="Run folder to use (default: a new one under output_dir).")
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
@@ -62,7 +65,7 @@ def _input_errors():
 
 @app.command()
 def validate(
-    config: Path = typer.Argument(..., help="The YAML config."),
+    config: Path = ConfigArg,
     config_only: bool = typer.Option(False, "--config-only", help="Only check the config and print it resolved."),
     overrides: list[str] = SetOpt,
 ) -> None:
@@ -84,9 +87,9 @@ def validate(
 
 @app.command()
 def train(
-    config: Path = typer.Argument(..., help="The YAML config."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the latest run from its last complete checkpoint."),
-    run_dir: str = typer.Option(None, "--run-dir", help="Run folder to use (default: a new one under output_dir)."),
+    config: Path = ConfigArg,
+    resume: bool = ResumeOpt,
+    run_dir: str = RunDirOpt,
     overrides: list[str] = SetOpt,
 ) -> None:
     """Validate the data and fine-tune; writes the model to <run>/model."""
@@ -147,9 +150,9 @@ def evaluate(
 
 @app.command()
 def run(
-    config: Path = typer.Argument(..., help="The YAML config."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the latest run from its last complete checkpoint."),
-    run_dir: str = typer.Option(None, "--run-dir", help="Run folder to use (default: a new one under output_dir)."),
+    config: Path = ConfigArg,
+    resume: bool = ResumeOpt,
+    run_dir: str = RunDirOpt,
     overrides: list[str] = SetOpt,
 ) -> None:
     """All stages: validate, train, evaluate, gate, report, log to MLflow, register if the gates pass."""
