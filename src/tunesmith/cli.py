@@ -284,6 +284,51 @@ def models_rollback(name: str, tracking_uri: str = TrackingOpt, config: Path = C
     console.print(f"{name}: champion rolled back to version {_get(v, 'version')}")
 
 
+# --- serve ------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    model: str = typer.Option(..., "--model", "-m", help="Registered model name; serves its `champion` alias."),
+    config: Path = typer.Option(None, "--config", "-c", help="A config whose `serving:` and `registry:` apply."),
+    host: str = typer.Option(None, "--host", help="Bind address (serving.host; default 127.0.0.1)."),
+    port: int = typer.Option(None, "--port", help="Port (serving.port; default 8000)."),
+    challenger: bool = typer.Option(None, "--challenger/--no-challenger", help="Also load the challenger."),
+    canary: float = typer.Option(None, "--canary", help="Percent of traffic to the challenger (0-100)."),
+    shadow: bool = typer.Option(None, "--shadow/--no-shadow", help="Copy requests to the challenger, never return it."),
+    tracking_uri: str = TrackingOpt,
+    overrides: list[str] = SetOpt,
+) -> None:
+    """Serve a registered model over HTTP (task routes + OpenAI-compatible routes, canary, shadow, rollback)."""
+    from pydantic import ValidationError
+
+    from tunesmith.config import RegistryConfig, ServingConfig, apply_overrides
+    from tunesmith.registry import open_store
+
+    raw = {}
+    registry_cfg = RegistryConfig(tracking_uri=tracking_uri) if tracking_uri else None
+    if config is not None:
+        cfg = _config(config, [])
+        raw = cfg.serving.model_dump()
+        registry_cfg = registry_cfg or cfg.registry
+    flags = {"host": host, "port": port, "challenger": challenger, "shadow": shadow}
+    raw.update({k: v for k, v in flags.items() if v is not None})
+    if canary is not None:
+        raw["canary"] = {**raw.get("canary", {}), "percent": canary}
+        raw.setdefault("challenger", True)
+    try:
+        # --set takes the same key paths as a config file: --set serving.max_batch_size=32
+        settings = ServingConfig.model_validate(apply_overrides({"serving": raw}, overrides)["serving"])
+    except (ValidationError, ValueError) as exc:
+        _fail(f"serving settings: {exc}")
+    from tunesmith.serving import serve as run_server
+
+    try:
+        run_server(model, settings=settings, store=open_store(registry_cfg))
+    except _input_errors() as exc:
+        _fail(str(exc))
+
+
 # --- printing -----------------------------------------------------------------------------------------------
 
 

@@ -221,6 +221,55 @@ class RegistryConfig(_Strict):
     auto_register: bool = Field(True, description="register a version when the gates pass")
 
 
+class CanaryConfig(_Strict):
+    percent: float = Field(0, ge=0, le=100, description="share of traffic (0-100) routed to the challenger")
+
+
+class RollbackConfig(_Strict):
+    enabled: bool = Field(True, description="stop routing to the challenger when it breaches an SLO")
+    window: int = Field(200, ge=5, description="judge the challenger on its last N requests")
+    min_requests: int = Field(20, ge=1, description="requests in the window before the SLOs are judged")
+    max_error_rate: float = Field(0.05, ge=0, le=1, description="challenger error share that triggers rollback")
+    max_p95_ms: float | None = Field(None, gt=0, description="challenger p95 latency (ms) that triggers rollback")
+
+
+class InferenceConfig(_Strict):
+    dtype: Literal["fp32", "bf16"] = Field("fp32", description="bf16: CPU autocast, used only if it matches fp32")
+    quantize: Literal["none", "int8"] = Field("none", description="int8: dynamic quantization of Linear layers")
+    tolerance: float = Field(0.05, gt=0, description="max |fp32 - optimized| on probe outputs (probabilities / "
+                             "cosine distance / next-token probabilities); larger falls back to fp32")
+    num_threads: int | None = Field(None, ge=1, description="torch intra-op threads; None: torch's default")
+
+
+class PredictionLogConfig(_Strict):
+    enabled: bool = True
+    url: str | None = Field(None, description="SQLAlchemy URL; default sqlite under .tunesmith/predictions.db")
+    sample_rate: float = Field(1.0, ge=0, le=1, description="share of predictions written")
+    redact_pii: bool = Field(False, description="redact PII from logged inputs")
+
+
+class ServingConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    challenger: bool = Field(False, description="also load the `challenger` alias (needed for canary and shadow)")
+    canary: CanaryConfig = Field(default_factory=CanaryConfig)
+    shadow: bool = Field(False, description="copy each request to the challenger; its answer is logged, never returned")
+    rollback: RollbackConfig = Field(default_factory=RollbackConfig)
+    caller_key_header: str = Field("x-caller-key", description="header whose value keeps a caller on one model")
+    max_batch_size: int = Field(16, ge=1)
+    max_wait_ms: float = Field(5, ge=0, description="how long a batch waits to fill up")
+    max_queue: int = Field(256, ge=1, description="queued requests per model before answering 429")
+    request_timeout_s: float = Field(30, gt=0)
+    max_body_bytes: int = Field(1_000_000, ge=1024)
+    max_new_tokens: int = Field(256, ge=1, description="cap on generated tokens per request")
+    poll_interval_s: float = Field(5, gt=0, description="how often the registry aliases are checked for changes")
+    auth_token_env: str = Field("TUNESMITH_SERVE_TOKEN", description="env var holding the bearer token; "
+                                "when it is set, every route except /healthz, /readyz and /metrics needs it")
+    shutdown_grace_s: float = Field(30, gt=0, description="SIGTERM: seconds to finish in-flight requests")
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    predictions: PredictionLogConfig = Field(default_factory=PredictionLogConfig)
+
+
 class Config(_Strict):
     """A tunesmith job: data, model, method, training, evaluation, gates and registry."""
 
@@ -235,6 +284,7 @@ class Config(_Strict):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     gates: GatesConfig = Field(default_factory=GatesConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
 
     # Where the config came from; relative data paths resolve against its folder. Not a config key.
     _source_path: str | None = PrivateAttr(None)

@@ -1,0 +1,47 @@
+"""tunesmith serving stage: the registered champion (and challenger) behind FastAPI, with safe rollout.
+
+    tunesmith serve --model sentiment --config tunesmith.yaml --port 8000
+
+See app.py (routes), state.py (routing, rollback, registry watching), batching.py, metrics.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tunesmith.serving.app import create_app
+from tunesmith.serving.models import ServeLoadError, ServeTask, detect_task, load_served
+from tunesmith.serving.state import ServingState
+
+
+def redactor(enabled: bool) -> Callable[[str], str] | None:
+    """The PII redactor for logged inputs, or None when `serving.predictions.redact_pii` is off."""
+    if not enabled:
+        return None
+    # LEAD: wire `from tunesmith.data.pii import redact_text; return redact_text` here after merging the
+    # data-gates branch. Until then, refusing is safer than logging unredacted text under a "redact" flag.
+    raise ValueError("serving.predictions.redact_pii needs tunesmith.data.pii.redact_text, which this build lacks; "
+                     "set serving.predictions.redact_pii: false or serving.predictions.enabled: false")
+
+
+def prediction_log_for(settings, workdir=None):
+    """The prediction log the settings ask for (None when disabled)."""
+    if not settings.predictions.enabled:
+        return None
+    from tunesmith.monitoring.predictions import PredictionLog, default_url
+
+    return PredictionLog(settings.predictions.url or default_url(workdir),
+                         sample_rate=settings.predictions.sample_rate, redact=redactor(settings.predictions.redact_pii))
+
+
+def serve(name: str, *, settings, store=None) -> None:
+    """Run the server in the foreground until SIGINT/SIGTERM (which drains in-flight requests first)."""
+    import uvicorn
+
+    app = create_app(name, settings=settings, store=store, prediction_log=prediction_log_for(settings))
+    uvicorn.run(app, host=settings.host, port=settings.port, timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+                log_level="info", access_log=False)
+
+
+__all__ = ["ServeLoadError", "ServeTask", "ServingState", "create_app", "detect_task", "load_served",
+           "prediction_log_for", "redactor", "serve"]

@@ -1,0 +1,351 @@
+"""The FastAPI app: task routes, OpenAI-compatible routes, health, readiness and Prometheus metrics.
+
+    app = create_app("sentiment", settings=cfg.serving, store=open_store(cfg.registry))
+    uvicorn.run(app, host="127.0.0.1", port=8000)
+
+Every answer carries `x-model-version: name:version` and `x-request-id` headers, and the same in its body.
+Errors use OpenAI's shape `{"error": {"message", "type", "code"}}`: 400 a route the model's task does not
+serve, 401 bad token, 413 body too large, 422 invalid body, 429 queue full (Retry-After), 503 no model,
+504 timed out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import json
+import math
+import os
+import time
+import uuid
+from contextlib import asynccontextmanager
+
+import numpy as np
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tunesmith.serving import handlers
+from tunesmith.serving import schemas as s
+from tunesmith.serving.batching import QueueFull
+from tunesmith.serving.limits import BodyLimit
+from tunesmith.serving.router import Role
+from tunesmith.serving.state import NoModel, RouteNotServed, ServingState
+
+OPEN_ROUTES = ("/healthz", "/readyz", "/metrics")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, kind: str, headers: dict | None = None):
+        self.status, self.message, self.kind, self.headers = status, message, kind, headers or {}
+        super().__init__(message)
+
+
+def create_app(name: str, *, settings, store=None, prediction_log=None, state: ServingState | None = None) -> FastAPI:
+    """A server for registered model `name` (its champion, and challenger when `settings.challenger`)."""
+    state = state or ServingState(name, settings=settings, store=store, prediction_log=prediction_log)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await state.start()
+        yield
+        await state.stop()  # uvicorn got here after in-flight requests finished; drain the queues too
+
+    app = FastAPI(title=f"tunesmith serve: {name}", version="1", lifespan=lifespan,
+                  responses={k: {"model": s.ErrorResponse} for k in (400, 401, 413, 422, 429, 503, 504)})
+    app.state.serving = state
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, on_reject=_count_rejected(state))
+    _install_handlers(app, state)
+    auth = _auth_dependency(settings.auth_token_env, state)
+
+    @app.middleware("http")
+    async def request_id(request: Request, call_next):
+        rid = request.headers.get("x-request-id", "")
+        rid = rid if 0 < len(rid) <= 64 and rid.isascii() and rid.isprintable() else uuid.uuid4().hex
+        request.state.request_id = rid
+        response = await call_next(request)
+        response.headers["x-request-id"] = rid
+        return response
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], responses={503: {"model": s.ErrorResponse}})
+    async def readyz(request: Request) -> dict:
+        """A champion is loaded and taking requests; lists what each role serves."""
+        champion = state.champion()
+        models = {role.value: slot.served.tag for role, slot in state.slots.items()}
+        return {"status": "ready", "model": champion.name, "model_version": champion.version, "task":
+                champion.task.value, "serving": models, "canary_percent": state.settings.canary.percent
+                if Role.CHALLENGER in state.slots else 0, "shadow": state.settings.shadow}
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus exposition of every tunesmith metric."""
+        for slot in state.slots.values():
+            state.metrics.queue_depth.labels(slot.served.name, str(slot.served.version)).set(slot.batcher.depth)
+        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/v1/classify", response_model=s.ClassifyResponse, dependencies=[Depends(auth)], tags=["tasks"])
+    async def classify(body: s.ClassifyRequest, request: Request, response: Response):
+        """Label each text with its calibrated probability."""
+        answers, served = await _each(state, request, "/v1/classify", _texts(body.input))
+        _tag(response, served)
+        return {**_ids(request, served), "results": [a.result for a in answers]}
+
+    @app.post("/v1/score", response_model=s.ScoreResponse, dependencies=[Depends(auth)], tags=["tasks"])
+    async def score(body: s.ClassifyRequest, request: Request, response: Response):
+        """A regression model's score per text."""
+        answers, served = await _each(state, request, "/v1/score", _texts(body.input))
+        _tag(response, served)
+        return {**_ids(request, served), "scores": [a.result for a in answers]}
+
+    @app.post("/v1/extract", response_model=s.ExtractResponse, dependencies=[Depends(auth)], tags=["tasks"])
+    async def extract(body: s.ClassifyRequest, request: Request, response: Response):
+        """Entities (span, label, score) per text from a token-classification model."""
+        answers, served = await _each(state, request, "/v1/extract", _texts(body.input))
+        _tag(response, served)
+        return {**_ids(request, served), "entities": [a.result for a in answers]}
+
+    @app.post("/v1/embeddings", response_model=s.EmbeddingResponse, dependencies=[Depends(auth)], tags=["openai"])
+    async def embeddings(body: s.EmbeddingRequest, request: Request, response: Response):
+        """OpenAI-compatible embeddings (mean pooled, normalised when the model says so)."""
+        texts = _texts(body.input)
+        answers, served = await _each(state, request, "/v1/embeddings", texts)
+        _tag(response, served)
+        tokens = sum(len(served.tokenizer(t)["input_ids"]) for t in texts)
+        data = [{"object": "embedding", "index": i, "embedding": _encode_vector(a.result, body.encoding_format)}
+                for i, a in enumerate(answers)]
+        return {**_ids(request, served), "object": "list", "data": data,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+    @app.post("/v1/chat/completions", response_model=s.ChatResponse, dependencies=[Depends(auth)], tags=["openai"])
+    async def chat(body: s.ChatRequest, request: Request, response: Response):
+        """OpenAI-compatible chat completions; `stream: true` answers Server-Sent Events."""
+        served = _check(state, "/v1/chat/completions")
+        try:
+            prompt = handlers.chat_prompt(served, [m.model_dump() for m in body.messages])
+        except ValueError as exc:
+            raise ApiError(400, str(exc), "invalid_request_error") from None
+        params = _params(body, state)
+        if body.stream:
+            return _stream(state, request, prompt, params, chat=True)
+        return await _complete(state, request, response, "/v1/chat/completions", prompt, params, body, chat=True)
+
+    @app.post("/v1/completions", response_model=s.CompletionResponse, dependencies=[Depends(auth)], tags=["openai"])
+    async def completions(body: s.CompletionRequest, request: Request, response: Response):
+        """OpenAI-compatible text completions; `stream: true` answers Server-Sent Events."""
+        _check(state, "/v1/completions")
+        params = _params(body, state)
+        if body.stream:
+            return _stream(state, request, body.prompt, params, chat=False)
+        return await _complete(state, request, response, "/v1/completions", body.prompt, params, body, chat=False)
+
+    return app
+
+
+# --- request helpers ---------------------------------------------------------------------------------------
+
+
+def _texts(value) -> list[str]:
+    try:
+        return s.as_list(value)
+    except ValueError as exc:
+        raise ApiError(422, str(exc), "invalid_request_error") from None
+
+
+def _check(state: ServingState, route: str):
+    try:
+        return state.check_route(route)
+    except RouteNotServed as exc:
+        raise ApiError(400, str(exc), "invalid_request_error", ) from None
+
+
+def _caller(state: ServingState, request: Request) -> str | None:
+    return request.headers.get(state.settings.caller_key_header) or None
+
+
+async def _each(state: ServingState, request: Request, route: str, items: list, log_inputs: list | None = None):
+    """One answer per item (each a batcher item), all from the same role's model for a sticky caller."""
+    _check(state, route)
+    rid = request.state.request_id
+    caller = _caller(state, request) or rid  # all texts of one request go to the same model
+    start = time.perf_counter()
+    status = "200"
+    try:
+        answers = await asyncio.gather(*(
+            state.predict(route, item, caller_key=caller, request_id=rid,
+                          log_input=(log_inputs or items)[i]) for i, item in enumerate(items)))
+    except BaseException as exc:
+        status = str(_status_of(exc))
+        served = state.champion()
+        state.metrics.requests.labels(route, served.name, str(served.version), "champion", status).inc()
+        raise
+    served = answers[0].served
+    role = answers[0].role.value
+    state.metrics.requests.labels(route, served.name, str(served.version), role, status).inc()
+    state.metrics.latency.labels(route, served.name, str(served.version), role).observe(time.perf_counter() - start)
+    return answers, served
+
+
+def _encode_vector(vector: list[float], encoding: str):
+    if encoding == "base64":
+        return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+    return vector
+
+
+def _status_of(exc: BaseException) -> int:
+    if isinstance(exc, ApiError):
+        return exc.status
+    return {QueueFull: 429, TimeoutError: 504, NoModel: 503, RouteNotServed: 400}.get(type(exc), 500)
+
+
+def _ids(request: Request, served) -> dict:
+    return {"model": served.name, "model_version": served.version, "request_id": request.state.request_id}
+
+
+def _tag(response: Response, served) -> None:
+    response.headers["x-model-version"] = served.tag
+
+
+def _params(body, state: ServingState) -> handlers.GenParams:
+    wanted = body.max_completion_tokens or body.max_tokens or min(64, state.settings.max_new_tokens)
+    stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
+    return handlers.GenParams(max_tokens=min(wanted, state.settings.max_new_tokens),
+                              temperature=body.temperature, top_p=body.top_p, stop=stop)
+
+
+async def _complete(state, request, response, route, prompt, params, body, *, chat: bool):
+    answers, served = await _each(state, request, route, [(prompt, params)], log_inputs=[
+        [m.model_dump() for m in body.messages] if chat else prompt])
+    gen = answers[0].result
+    _tag(response, served)
+    usage = {"prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens,
+             "total_tokens": gen.prompt_tokens + gen.completion_tokens}
+    rid = request.state.request_id
+    if chat:
+        choice = {"index": 0, "message": {"role": "assistant", "content": gen.text},
+                  "finish_reason": gen.finish_reason}
+        return {**_ids(request, served), "id": f"chatcmpl-{rid}", "object": "chat.completion",
+                "created": int(time.time()), "choices": [choice], "usage": usage}
+    choice = {"index": 0, "text": gen.text, "finish_reason": gen.finish_reason, "logprobs": None}
+    return {**_ids(request, served), "id": f"cmpl-{rid}", "object": "text_completion",
+            "created": int(time.time()), "choices": [choice], "usage": usage}
+
+
+def _stream(state: ServingState, request: Request, prompt: str, params, *, chat: bool) -> StreamingResponse:
+    """SSE chunks in OpenAI's format, ending with `data: [DONE]`; served by the role the canary picks."""
+    if state.streams.locked():
+        raise ApiError(429, "too many streams in progress; retry shortly", "rate_limit_error", {"Retry-After": "1"})
+    role = state.role_for(_caller(state, request))
+    served = state.slots[role].served if role in state.slots else state.champion()
+    rid, created = request.state.request_id, int(time.time())
+    kind = "chat.completion.chunk" if chat else "text_completion"
+
+    def chunk(text: str | None, finish: str | None) -> str:
+        if chat:
+            delta = {"role": "assistant", "content": text} if text is not None else {}
+            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        else:
+            choice = {"index": 0, "text": text or "", "finish_reason": finish, "logprobs": None}
+        body = {"id": f"{'chatcmpl' if chat else 'cmpl'}-{rid}", "object": kind, "created": created,
+                "model": served.name, "model_version": served.version, "request_id": rid, "choices": [choice]}
+        return f"data: {json.dumps(body)}\n\n"
+
+    async def events():
+        async with state.streams:
+            start = time.perf_counter()
+            pieces = handlers.stream(served, prompt, params)
+            sentinel = object()
+            status = "200"
+            try:
+                while True:
+                    piece = await asyncio.to_thread(next, pieces, sentinel)
+                    if piece is sentinel:
+                        break
+                    yield chunk(piece, None)
+                yield chunk(None, "stop")
+                yield "data: [DONE]\n\n"
+            except Exception as exc:  # headers are gone already: report in-band, as OpenAI does
+                status = "500"
+                yield f"data: {json.dumps({'error': {'message': str(exc), 'type': 'server_error'}})}\n\n"
+            finally:
+                route = "/v1/chat/completions" if chat else "/v1/completions"
+                state.metrics.requests.labels(route, served.name, str(served.version), role.value, status).inc()
+                state.metrics.latency.labels(route, served.name, str(served.version), role.value).observe(
+                    time.perf_counter() - start)
+
+    headers = {"x-model-version": served.tag, "cache-control": "no-cache"}
+    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+
+# --- errors and auth ---------------------------------------------------------------------------------------
+
+
+def _error(status: int, message: str, kind: str, request: Request, headers: dict | None = None) -> JSONResponse:
+    rid = getattr(request.state, "request_id", None)
+    body = {"error": {"message": message, "type": kind, "code": str(status)}, "request_id": rid}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _install_handlers(app: FastAPI, state: ServingState) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError):
+        return _error(exc.status, exc.message, exc.kind, request, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        problems = []
+        for e in exc.errors():
+            where = ".".join(str(p) for p in e.get("loc", ()))
+            problems.append(f"{where}: {e.get('msg', 'invalid')}")
+        return _error(422, "invalid request: " + "; ".join(problems), "invalid_request_error", request)
+
+    @app.exception_handler(QueueFull)
+    async def queue_full(request: Request, exc: QueueFull):
+        retry = str(max(1, math.ceil(exc.retry_after)))
+        return _error(429, f"server busy: the request queue is full; retry after {retry}s", "rate_limit_error",
+                      request, {"Retry-After": retry})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
+        return _error(exc.status_code, str(exc.detail), kind, request, dict(exc.headers or {}))
+
+    @app.exception_handler(TimeoutError)
+    async def timeout(request: Request, exc: TimeoutError):
+        return _error(504, str(exc), "timeout", request)
+
+    @app.exception_handler(NoModel)
+    async def no_model(request: Request, exc: NoModel):
+        return _error(503, str(exc), "unavailable", request, {"Retry-After": "5"})
+
+    @app.exception_handler(RouteNotServed)
+    async def not_served(request: Request, exc: RouteNotServed):
+        return _error(400, str(exc), "invalid_request_error", request)
+
+
+def _count_rejected(state: ServingState):
+    return lambda reason: state.metrics.rejected.labels(reason).inc()
+
+
+def _auth_dependency(env_var: str, state: ServingState):
+    """Bearer-token check on task routes, on when `env_var` holds a token (read at startup, never logged)."""
+    token = os.environ.get(env_var) or ""
+
+    async def check(request: Request) -> None:
+        if not token:
+            return
+        given = request.headers.get("authorization", "")
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+            state.metrics.rejected.labels("unauthorized").inc()
+            raise ApiError(401, f"missing or wrong bearer token (Authorization: Bearer $TOKEN; the server reads "
+                           f"it from {env_var})", "authentication_error", {"WWW-Authenticate": "Bearer"})
+
+    return check

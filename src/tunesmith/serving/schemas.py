@@ -1,0 +1,154 @@
+"""Request and response bodies: tunesmith's task routes and the OpenAI-compatible subset the `openai` client uses."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_ITEMS = 256  # inputs per request; bigger jobs belong in batch inference, not one HTTP call
+MAX_TEXT = 100_000  # characters per input
+
+
+class _Req(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # OpenAI clients send fields we do not use (user, seed, ...)
+
+
+TextInput = str | list[str]
+
+
+class ClassifyRequest(_Req):
+    input: TextInput = Field(..., description="a text or a list of texts")
+
+
+class Tagged(BaseModel):
+    """What every response body carries: the model, its version and the request id."""
+
+    model: str
+    model_version: int
+    request_id: str
+
+
+class ClassifyResult(BaseModel):
+    label: str
+    score: float = Field(..., description="calibrated probability of `label`")
+    scores: dict[str, float]
+
+
+class ClassifyResponse(Tagged):
+    results: list[ClassifyResult]
+
+
+class ScoreResponse(Tagged):
+    scores: list[float]
+
+
+class ExtractResponse(Tagged):
+    entities: list[list[dict]]
+
+
+class EmbeddingRequest(_Req):
+    input: TextInput
+    model: str | None = None
+    encoding_format: Literal["float", "base64"] = "float"  # the openai client asks for base64 by default
+
+
+class EmbeddingItem(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str  # str: base64 of little-endian float32, when encoding_format is base64
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int = 0
+    total_tokens: int
+
+
+class EmbeddingResponse(Tagged):
+    object: Literal["list"] = "list"
+    data: list[EmbeddingItem]
+    usage: Usage
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str = Field(..., max_length=MAX_TEXT)
+
+
+class _GenRequest(_Req):
+    model: str | None = None
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float = Field(0.0, ge=0, le=2)
+    top_p: float = Field(1.0, gt=0, le=1)
+    stop: str | list[str] | None = None
+    stream: bool = False
+    n: int = Field(1, ge=1, le=1, description="one choice per request")
+
+
+class ChatRequest(_GenRequest):
+    messages: list[ChatMessage] = Field(..., min_length=1, max_length=MAX_ITEMS)
+
+
+class CompletionRequest(_GenRequest):
+    prompt: str = Field(..., max_length=MAX_TEXT)
+
+
+class ChatChoiceMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(BaseModel):
+    index: int = 0
+    message: ChatChoiceMessage
+    finish_reason: str
+
+
+class ChatResponse(Tagged):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    choices: list[ChatChoice]
+    usage: Usage
+
+
+class CompletionChoice(BaseModel):
+    index: int = 0
+    text: str
+    finish_reason: str
+    logprobs: None = None
+
+
+class CompletionResponse(Tagged):
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    choices: list[CompletionChoice]
+    usage: Usage
+
+
+class ErrorBody(BaseModel):
+    message: str
+    type: str
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+    request_id: str | None = None
+
+
+def as_list(value: TextInput, field: str = "input") -> list[str]:
+    """A text or list of texts as a non-empty, bounded list (ValueError names the problem)."""
+    texts = [value] if isinstance(value, str) else list(value)
+    if not texts:
+        raise ValueError(f"{field}: give at least one text")
+    if len(texts) > MAX_ITEMS:
+        raise ValueError(f"{field}: {len(texts)} texts; send at most {MAX_ITEMS} per request")
+    for i, text in enumerate(texts):
+        if len(text) > MAX_TEXT:
+            raise ValueError(f"{field}[{i}]: {len(text)} characters; the limit is {MAX_TEXT}")
+    return texts

@@ -1,0 +1,361 @@
+"""The live state of one server: the loaded champion (and challenger), their batchers, routing and rollback.
+
+    state = ServingState("sentiment", settings=cfg.serving, store=open_store(cfg.registry))
+    await state.start()            # loads champion (+ challenger), starts batchers and the registry watcher
+    answer = await state.predict("/v1/classify", "great film", caller_key="acme")
+    await state.stop()             # drains every queued request
+
+Registry aliases are polled every `poll_interval_s`: `tunesmith models promote/rollback` (or a new
+challenger) changes what this server answers with, without a restart. An automatic rollback removes the
+`challenger` alias and tags that version `tunesmith.rollout=rolled_back` (with the reason), so neither
+this server nor a restarted one routes to it again; the champion alias is never touched by a rollback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from tunesmith.serving import handlers
+from tunesmith.serving.batching import Batcher, QueueFull
+from tunesmith.serving.metrics import ServerMetrics, create_metrics
+from tunesmith.serving.models import ROUTES, Served, ServeTask, load_served
+from tunesmith.serving.router import Role, SloWindow, agree, pick_role
+
+_log = logging.getLogger("tunesmith.serving")
+
+ROLLOUT_TAG = "tunesmith.rollout"
+ROLLED_BACK = "rolled_back"
+
+
+class RouteNotServed(Exception):
+    """The loaded model's task does not answer this route (400 with the routes it does answer)."""
+
+
+class NoModel(Exception):
+    """No champion is registered (or it cannot be loaded) yet; /readyz says not ready."""
+
+
+@dataclass
+class Slot:
+    served: Served
+    batcher: Batcher
+
+
+@dataclass
+class Answer:
+    result: Any
+    served: Served
+    role: Role
+    latency_s: float
+
+
+def batch_fn(served: Served):
+    """The batch function of a model's task (one per model: a model serves one task)."""
+    return {
+        ServeTask.CLASSIFICATION: lambda xs: handlers.classify(served, xs),
+        ServeTask.REGRESSION: lambda xs: handlers.score(served, xs),
+        ServeTask.TOKEN_CLASSIFICATION: lambda xs: handlers.extract(served, xs),
+        ServeTask.EMBEDDING: lambda xs: handlers.embed(served, xs),
+        ServeTask.CAUSAL_LM: lambda xs: handlers.generate(served, xs),
+    }[served.task]
+
+
+class ServingState:
+    """Champion + challenger slots of one registered model and the rollout rules between them."""
+
+    def __init__(self, name: str, *, settings, store=None, prediction_log=None, metrics: ServerMetrics | None = None):
+        self.name = name
+        self.settings = settings
+        self.store = store
+        self.plog = prediction_log
+        self.metrics = metrics or create_metrics()
+        self.slots: dict[Role, Slot] = {}
+        self.window = SloWindow(settings.rollback.window)
+        self.events: list[dict] = []  # rollbacks and reloads, newest last (also logged)
+        self._retired: set[int] = set()  # challenger versions rolled back by this server
+        self._watcher: asyncio.Task | None = None
+        self._background: set[asyncio.Task] = set()
+        self._reload_lock = asyncio.Lock()
+        self.streams = asyncio.Semaphore(settings.max_queue)
+
+    # --- lifecycle -------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.sync_with_registry()
+        if Role.CHAMPION not in self.slots:
+            raise NoModel(f"{self.name} has no champion to serve; promote a version: "
+                          f"`tunesmith models promote {self.name}`")
+        self._watcher = asyncio.create_task(self._watch(), name="registry-watcher")
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)  # shadows and rollbacks finish
+        for role in list(self.slots):
+            await self.slots.pop(role).batcher.stop()
+        if self.plog is not None:
+            await asyncio.to_thread(self.plog.close)
+
+    async def install(self, role: Role, served: Served) -> None:
+        """Serve `served` as `role`; the slot it replaces finishes its queued requests in the background."""
+        batcher = Batcher(batch_fn(served), max_batch_size=self.settings.max_batch_size,
+                          max_wait_ms=self.settings.max_wait_ms, max_queue=self.settings.max_queue,
+                          on_batch=self._on_batch(served), name=served.tag)
+        await batcher.start()
+        old = self.slots.get(role)
+        self.slots[role] = Slot(served, batcher)
+        self.metrics.loaded.labels(served.name, str(served.version), role.value).set(1)
+        if role is Role.CHALLENGER:
+            self.window.clear()
+        self._update_canary_gauge()
+        if old is not None:
+            await self._retire_slot(role, old)
+        self._event("loaded", role=role.value, version=served.version)
+
+    async def remove(self, role: Role) -> None:
+        slot = self.slots.pop(role, None)
+        if slot is not None:
+            self._update_canary_gauge()
+            await self._retire_slot(role, slot)
+
+    async def _retire_slot(self, role: Role, slot: Slot) -> None:
+        if not any(s.served is slot.served for s in self.slots.values()):
+            self.metrics.loaded.labels(slot.served.name, str(slot.served.version), role.value).set(0)
+        self._spawn(slot.batcher.stop())
+
+    # --- requests --------------------------------------------------------------------------------------
+
+    def champion(self) -> Served:
+        slot = self.slots.get(Role.CHAMPION)
+        if slot is None:
+            raise NoModel(f"{self.name} has no champion loaded")
+        return slot.served
+
+    def check_route(self, route: str) -> Served:
+        served = self.champion()
+        if route not in ROUTES[served.task]:
+            answers = ", ".join(ROUTES[served.task])
+            raise RouteNotServed(f"model {served.tag} is a {served.task.value} model and does not serve {route}; "
+                                 f"it answers {answers}")
+        return served
+
+    def role_for(self, caller_key: str | None) -> Role:
+        if Role.CHALLENGER not in self.slots:
+            return Role.CHAMPION
+        return pick_role(caller_key, self.settings.canary.percent)
+
+    async def predict(self, route: str, item: Any, *, caller_key: str | None = None, request_id: str = "",
+                      log_input: Any = None) -> Answer:
+        """Answer one request: canary routing, challenger failures fall back to the champion, shadow copy."""
+        self.check_route(route)
+        role = self.role_for(caller_key)
+        answer = None
+        if role is Role.CHALLENGER:
+            answer = await self._try_challenger(route, item)
+        if answer is None:
+            answer = await self._run(Role.CHAMPION, route, item)
+            if self.settings.shadow and Role.CHALLENGER in self.slots:
+                self._spawn(self._shadow(route, item, answer, request_id, log_input))
+        self._log_prediction(route, answer, request_id, log_input)
+        return answer
+
+    async def _run(self, role: Role, route: str, item: Any) -> Answer:
+        slot = self.slots.get(role)
+        if slot is None:
+            raise NoModel(f"no {role.value} loaded")
+        start = time.perf_counter()
+        try:
+            result = await slot.batcher.submit(item, timeout=self.settings.request_timeout_s)
+        except QueueFull:
+            self.metrics.rejected.labels("queue_full").inc()
+            raise
+        except Exception as exc:
+            self.metrics.errors.labels(slot.served.name, str(slot.served.version), role.value,
+                                       type(exc).__name__).inc()
+            raise
+        return Answer(result, slot.served, role, time.perf_counter() - start)
+
+    async def _try_challenger(self, route: str, item: Any) -> Answer | None:
+        """The challenger's answer, or None (after recording the failure) so the champion answers instead."""
+        served = self.slots[Role.CHALLENGER].served
+        start = time.perf_counter()
+        try:
+            answer = await self._run(Role.CHALLENGER, route, item)
+        except Exception as exc:
+            _log.warning("challenger %s failed (%s: %s); the champion answers", served.tag, type(exc).__name__, exc)
+            await self._judge(served, ok=False, latency_s=time.perf_counter() - start)
+            return None
+        await self._judge(served, ok=True, latency_s=answer.latency_s)
+        return answer
+
+    async def _shadow(self, route: str, item: Any, primary: Answer, request_id: str, log_input: Any) -> None:
+        slot = self.slots.get(Role.CHALLENGER)
+        if slot is None:
+            return
+        start = time.perf_counter()
+        try:
+            shadow = await self._run(Role.CHALLENGER, route, item)
+        except Exception:
+            await self._judge(slot.served, ok=False, latency_s=time.perf_counter() - start)
+            return
+        await self._judge(slot.served, ok=True, latency_s=shadow.latency_s)
+        shadow.role = Role.SHADOW
+        versions = (str(primary.served.version), str(shadow.served.version))
+        same = agree(primary.result, shadow.result)
+        self.metrics.shadow_compared.labels(*versions, str(same).lower()).inc()
+        self.metrics.shadow_latency_delta.labels(*versions).observe(shadow.latency_s - primary.latency_s)
+        self.metrics.requests.labels(route, shadow.served.name, versions[1], Role.SHADOW.value, "200").inc()
+        if self.plog is not None:  # both sides of a shadowed pair are kept, whatever the sample rate
+            self._log_prediction(route, primary, request_id, log_input, force=True)
+            self._log_prediction(route, shadow, request_id, log_input, force=True)
+
+    async def _judge(self, served: Served, *, ok: bool, latency_s: float) -> None:
+        current = self.slots.get(Role.CHALLENGER)
+        if current is None or current.served is not served:
+            return  # already rolled back or replaced
+        self.window.record(ok, latency_s)
+        reason = self.window.breach(self.settings.rollback)
+        if reason is not None:
+            await self.rollback(reason)
+
+    async def rollback(self, reason: str) -> None:
+        """Stop routing to the challenger; retire it in the registry; log the event and count it."""
+        slot = self.slots.get(Role.CHALLENGER)
+        if slot is None:
+            return
+        served = slot.served
+        self._retired.add(served.version)
+        await self.remove(Role.CHALLENGER)
+        self.metrics.rollbacks.labels(served.name, str(served.version), _reason_kind(reason)).inc()
+        _log.error("ROLLBACK %s: challenger version %s removed from traffic: %s", served.name, served.version, reason)
+        self._event("rollback", version=served.version, reason=reason)
+        if self.store is not None:
+            self._spawn(asyncio.to_thread(retire_challenger, self.store, served.name, served.version, reason))
+
+    def _log_prediction(self, route: str, answer: Answer, request_id: str, log_input: Any, force=False) -> None:
+        if self.plog is None or log_input is None:
+            return
+        if force is False and self.settings.shadow and Role.CHALLENGER in self.slots and answer.role is Role.CHAMPION:
+            return  # the shadow task logs this pair
+        result = answer.result
+        confidence = result.get("score") if isinstance(result, dict) else None
+        self.plog.record(request_id=request_id, model=answer.served.name, version=answer.served.version,
+                         role=answer.role.value, route=route, input=log_input, output=result,
+                         confidence=confidence, latency_ms=answer.latency_s * 1000, force=force)
+
+    # --- registry watching -----------------------------------------------------------------------------
+
+    async def sync_with_registry(self) -> None:
+        """Load whatever the champion / challenger aliases point at now, if it differs from what is served."""
+        if self.store is None:
+            return
+        async with self._reload_lock:
+            wanted = await asyncio.to_thread(alias_versions, self.store, self.name)
+            await self._sync_role(Role.CHAMPION, wanted.get("champion"))
+            challenger = wanted.get("challenger") if self.settings.challenger else None
+            if challenger is not None and (challenger in self._retired or wanted.get("challenger_retired")):
+                challenger = None
+            if challenger is not None and challenger == wanted.get("champion"):
+                challenger = None
+            await self._sync_role(Role.CHALLENGER, challenger)
+
+    async def _sync_role(self, role: Role, version: int | None) -> None:
+        current = self.slots.get(role)
+        if version is None:
+            if current is not None and role is Role.CHALLENGER:
+                await self.remove(role)
+                self._event("unloaded", role=role.value, version=current.served.version)
+            return
+        if current is not None and current.served.version == version:
+            return
+        served = self._already_loaded(version) or await asyncio.to_thread(self._load, version)
+        champion = self.slots.get(Role.CHAMPION)
+        if role is Role.CHALLENGER and champion is not None and served.task is not champion.served.task:
+            _log.error("challenger %s is a %s model but the champion is %s; not routing to it",
+                       served.tag, served.task.value, champion.served.task.value)
+            return
+        await self.install(role, served)
+
+    def _already_loaded(self, version: int) -> Served | None:
+        for slot in self.slots.values():
+            if slot.served.version == version:
+                return slot.served  # a promoted challenger is already in memory
+        return None
+
+    def _load(self, version: int) -> Served:
+        from tunesmith.registry import model_dir_for
+
+        model_dir = model_dir_for(self.name, version, store=self.store)
+        if model_dir is None:
+            raise NoModel(f"{self.name} version {version} has no model files")
+        return load_served(model_dir, name=self.name, version=version, options=self.settings.inference)
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.poll_interval_s)
+            try:
+                await self.sync_with_registry()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a registry hiccup must not stop serving what is loaded
+                _log.exception("registry watch for %s failed; serving the loaded versions", self.name)
+
+    # --- helpers ---------------------------------------------------------------------------------------
+
+    def _on_batch(self, served: Served):
+        labels = (served.name, str(served.version))
+
+        def observe(size: int, depth: int) -> None:
+            self.metrics.batch_size.labels(*labels).observe(size)
+            self.metrics.queue_depth.labels(*labels).set(depth)
+
+        return observe
+
+    def _update_canary_gauge(self) -> None:
+        live = Role.CHALLENGER in self.slots
+        self.metrics.canary_percent.set(self.settings.canary.percent if live else 0)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _event(self, kind: str, **fields) -> None:
+        event = {"event": kind, "model": self.name, "time": datetime.now(timezone.utc).isoformat(), **fields}
+        self.events.append(event)
+        _log.info("%s", event)
+
+
+def _reason_kind(reason: str) -> str:
+    return "error_rate" if reason.startswith("error rate") else "latency"
+
+
+def alias_versions(store, name: str) -> dict:
+    """{"champion": N, "challenger": M, "challenger_retired": bool} from the registry (missing aliases absent)."""
+    from tunesmith.registry.versions import require_model
+
+    client = store.client
+    model = require_model(client, name)
+    out: dict = {alias: int(v) for alias, v in model.aliases.items() if alias in ("champion", "challenger")}
+    if "challenger" in out:
+        mv = client.get_model_version(name, str(out["challenger"]))
+        out["challenger_retired"] = (mv.tags or {}).get(ROLLOUT_TAG) == ROLLED_BACK
+    return out
+
+
+def retire_challenger(store, name: str, version: int, reason: str) -> None:
+    """Registry side of an automatic rollback: tag the version rolled back, drop `challenger` if still on it."""
+    client = store.client
+    client.set_model_version_tag(name, str(version), ROLLOUT_TAG, ROLLED_BACK)
+    client.set_model_version_tag(name, str(version), "tunesmith.rollback_reason", reason[:500])
+    client.set_model_version_tag(name, str(version), "tunesmith.rollback_time",
+                                 datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    model = client.get_registered_model(name)
+    if model.aliases.get("challenger") is not None and int(model.aliases["challenger"]) == int(version):
+        client.delete_registered_model_alias(name, "challenger")
