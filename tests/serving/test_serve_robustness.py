@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-
 from tests.serving.serve_helpers import LiveServer, register, settings, wait_for
+
 from tunesmith.serving import create_app
 from tunesmith.serving.router import Role
 

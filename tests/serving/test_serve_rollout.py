@@ -4,8 +4,8 @@ failures (clients see no 5xx), and promote/rollback in the registry change routi
 from __future__ import annotations
 
 import httpx
-
 from tests.serving.serve_helpers import LiveServer, register, settings, wait_for
+
 from tunesmith.monitoring import PredictionLog, read_predictions
 from tunesmith.registry import get_version, promote
 from tunesmith.registry import rollback as registry_rollback

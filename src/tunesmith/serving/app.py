@@ -133,6 +133,7 @@ def create_app(name: str, *, settings, store=None, prediction_log=None, state: S
         except ValueError as exc:
             raise ApiError(400, str(exc), "invalid_request_error") from None
         params = _params(body, state)
+        prompt = _fit_prompt(served, prompt, params, "messages")
         if body.stream:
             return _stream(state, request, prompt, params, chat=True)
         return await _complete(state, request, response, "/v1/chat/completions", prompt, params, body, chat=True)
@@ -140,11 +141,12 @@ def create_app(name: str, *, settings, store=None, prediction_log=None, state: S
     @app.post("/v1/completions", response_model=s.CompletionResponse, dependencies=[Depends(auth)], tags=["openai"])
     async def completions(body: s.CompletionRequest, request: Request, response: Response):
         """OpenAI-compatible text completions; `stream: true` answers Server-Sent Events."""
-        _check(state, "/v1/completions")
+        served = _check(state, "/v1/completions")
         params = _params(body, state)
+        prompt = _fit_prompt(served, body.prompt, params, "prompt")
         if body.stream:
-            return _stream(state, request, body.prompt, params, chat=False)
-        return await _complete(state, request, response, "/v1/completions", body.prompt, params, body, chat=False)
+            return _stream(state, request, prompt, params, chat=False)
+        return await _complete(state, request, response, "/v1/completions", prompt, params, body, chat=False)
 
     return app
 
@@ -191,6 +193,21 @@ async def _each(state: ServingState, request: Request, route: str, items: list, 
     state.metrics.requests.labels(route, served.name, str(served.version), role, status).inc()
     state.metrics.latency.labels(route, served.name, str(served.version), role).observe(time.perf_counter() - start)
     return answers, served
+
+
+def _fit_prompt(served, prompt: str, params, field: str) -> str:
+    """The prompt to generate from: BOS for an empty one; a 422 when prompt + max_tokens exceed the context."""
+    tokens = len(served.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    if tokens == 0:
+        if not served.tokenizer.bos_token:
+            raise ApiError(422, f"invalid request: {field}: empty prompt; give some text", "invalid_request_error")
+        prompt, tokens = served.tokenizer.bos_token, 1
+    context = getattr(served.model.config, "max_position_embeddings", None)
+    if context and tokens + params.max_tokens > context:
+        raise ApiError(422, f"invalid request: {field}: {tokens} prompt tokens + max_tokens {params.max_tokens} exceed "
+                       f"the model's context of {context} tokens; shorten the prompt or lower max_tokens",
+                       "invalid_request_error")
+    return prompt
 
 
 def _encode_vector(vector: list[float], encoding: str):
