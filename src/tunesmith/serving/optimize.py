@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import warnings
 
 import torch
 
@@ -64,8 +65,10 @@ def apply_inference_options(served: Served, options) -> list[str]:
         fp32_model = served.model
         try:
             if option == "int8":
-                served.model = torch.ao.quantization.quantize_dynamic(
-                    copy.deepcopy(fp32_model), {torch.nn.Linear}, dtype=torch.qint8)
+                with warnings.catch_warnings():  # torch.ao's deprecation notice; the API still works here
+                    warnings.simplefilter("ignore")
+                    served.model = torch.ao.quantization.quantize_dynamic(
+                        copy.deepcopy(fp32_model), {torch.nn.Linear}, dtype=torch.qint8)
             else:
                 served.autocast = True
             dev = deviation(reference, probe_outputs(served), served.task)
