@@ -178,19 +178,19 @@ async def _each(state: ServingState, request: Request, route: str, items: list, 
     rid = request.state.request_id
     caller = _caller(state, request) or rid  # all texts of one request go to the same model
     start = time.perf_counter()
-    status = "200"
     try:
         answers = await asyncio.gather(*(
             state.predict(route, item, caller_key=caller, request_id=rid,
                           log_input=(log_inputs or items)[i]) for i, item in enumerate(items)))
-    except BaseException as exc:
-        status = str(_status_of(exc))
-        served = state.champion()
-        state.metrics.requests.labels(route, served.name, str(served.version), "champion", status).inc()
+    except Exception as exc:
+        slot = state.slots.get(Role.CHAMPION)
+        if slot is not None:
+            version = str(slot.served.version)
+            state.metrics.requests.labels(route, slot.served.name, version, "champion", str(_status_of(exc))).inc()
         raise
     served = answers[0].served
     role = answers[0].role.value
-    state.metrics.requests.labels(route, served.name, str(served.version), role, status).inc()
+    state.metrics.requests.labels(route, served.name, str(served.version), role, "200").inc()
     state.metrics.latency.labels(route, served.name, str(served.version), role).observe(time.perf_counter() - start)
     return answers, served
 
