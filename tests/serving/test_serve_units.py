@@ -149,3 +149,16 @@ def test_serve_cli_rejects_bad_settings_by_key_path():
     assert "canary.percent" in result.output and "less than or equal to 100" in result.output
     result = CliRunner().invoke(app, ["serve", "--model", "clf", "--set", "serving.max_batch_sise=4"])
     assert result.exit_code == 2 and "max_batch_sise" in result.output
+
+
+def test_serve_cli_names_a_missing_model_or_champion(store, tmp_path, classifier_dirs):
+    from typer.testing import CliRunner
+
+    from tests.serving.serve_helpers import register
+    from tunesmith.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--model", "nope", "--tracking-uri", store.tracking_uri])
+    assert result.exit_code == 2 and "no registered model named 'nope'" in result.output
+    register(store, tmp_path, "clf", classifier_dirs[0], champion=False)  # a challenger only
+    result = CliRunner().invoke(app, ["serve", "--model", "clf", "--tracking-uri", store.tracking_uri])
+    assert result.exit_code == 2 and "clf has no champion to serve" in result.output

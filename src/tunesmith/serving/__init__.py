@@ -38,6 +38,13 @@ def serve(name: str, *, settings, store=None) -> None:
     """Run the server in the foreground until SIGINT/SIGTERM (which drains in-flight requests first)."""
     import uvicorn
 
+    from tunesmith.registry import RegistryError, open_store
+    from tunesmith.serving.state import alias_versions
+
+    store = store or open_store()
+    if "champion" not in alias_versions(store, name):  # also raises RegistryError naming the models that exist
+        raise RegistryError(f"{name} has no champion to serve",
+                            hint=f"promote a version first: `tunesmith models promote {name}`")
     app = create_app(name, settings=settings, store=store, prediction_log=prediction_log_for(settings))
     uvicorn.run(app, host=settings.host, port=settings.port, timeout_graceful_shutdown=int(settings.shutdown_grace_s),
                 log_level="info", access_log=False)
