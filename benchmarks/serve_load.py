@@ -209,10 +209,19 @@ def main() -> None:
                                       "--naive-server", str(model_dir), str(port)],
                                      env, work, port, texts, warmup, args.concurrency)
         port = free_port()
-        tunesmith = [sys.executable, "-m", "tunesmith.cli", "serve", "--model", "bench", "--port", str(port),
-                     "--set", f"serving.max_batch_size={args.concurrency}", "--set", "serving.max_wait_ms=5",
-                     "--set", f"serving.inference.num_threads={args.threads}"]
-        runs["tunesmith"] = bench_server("tunesmith", tunesmith, env, work, port, texts, warmup, args.concurrency)
+
+        def tunesmith(port: int, *extra: str) -> list[str]:
+            return [sys.executable, "-m", "tunesmith.cli", "serve", "--model", "bench", "--port", str(port),
+                    "--set", f"serving.max_batch_size={args.concurrency}", "--set", "serving.max_wait_ms=5",
+                    "--set", f"serving.inference.num_threads={args.threads}", *extra]
+
+        runs["tunesmith"] = bench_server("tunesmith", tunesmith(port), env, work, port, texts, warmup,
+                                         args.concurrency)
+        # The same server with bf16 autocast, which tunesmith turns on only after checking it against fp32 outputs.
+        port = free_port()
+        runs["tunesmith_bf16"] = bench_server("tunesmith (bf16, checked)",
+                                              tunesmith(port, "--set", "serving.inference.dtype=bf16"), env, work,
+                                              port, texts, warmup, args.concurrency)
 
     ratio = runs["tunesmith"]["req_per_s"] / max(runs["naive"]["req_per_s"], 1e-9)
     p95_ok = runs["tunesmith"]["p95_ms"] <= runs["naive"]["p95_ms"]
@@ -221,7 +230,10 @@ def main() -> None:
     summary = {"model": "builtin:minilm + 2-label head", "concurrency": args.concurrency, "requests": args.requests,
                "cpu_count": os.cpu_count(), "torch_threads": args.threads, **runs, "throughput_ratio": ratio, "p95_not_worse": p95_ok,
                "target_met": met}
+    ratio_bf16 = runs["tunesmith_bf16"]["req_per_s"] / max(runs["naive"]["req_per_s"], 1e-9)
+    summary["throughput_ratio_bf16"] = ratio_bf16
     print(f"serve_load_throughput: ratio {ratio:.2f}")
+    print(f"serve_load_throughput_bf16: ratio {ratio_bf16:.2f}")
     print(f"serve_load_p95: tunesmith {runs['tunesmith']['p95_ms']:.0f} ms vs naive {runs['naive']['p95_ms']:.0f} ms")
     print(f"serve_load_target (>= 3x, p95 not worse, 0 errors): {'met' if met else 'NOT met'}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -162,3 +162,15 @@ def test_serve_cli_names_a_missing_model_or_champion(store, tmp_path, classifier
     register(store, tmp_path, "clf", classifier_dirs[0], champion=False)  # a challenger only
     result = CliRunner().invoke(app, ["serve", "--model", "clf", "--tracking-uri", store.tracking_uri])
     assert result.exit_code == 2 and "clf has no champion to serve" in result.output
+
+
+def test_length_sorted_sub_batches_answer_in_input_order(classifier_dirs, monkeypatch):
+    from tunesmith.serving import handlers
+
+    served = load_served(classifier_dirs[0], name="clf", version=1)
+    texts = [("great film " * n).strip() for n in (9, 1, 5, 12, 2, 7, 1, 3)]
+    alone = [classify(served, [t])[0] for t in texts]
+    monkeypatch.setattr(handlers, "PADDED_TOKENS_PER_PASS", 24)  # forces several sub-batches
+    together = classify(served, texts)
+    for a, b in zip(alone, together, strict=True):
+        assert a["scores"] == pytest.approx(b["scores"], abs=1e-4)

@@ -38,13 +38,34 @@ def _encode(served: Served, texts: list[str]):
     return served.tokenizer(texts, padding=True, truncation=True, max_length=served.max_length, return_tensors="pt")
 
 
+PADDED_TOKENS_PER_PASS = 512  # length-sorted sub-batches up to this many padded tokens: less padding, warm caches
+
+
+def _encoder_outputs(served: Served, texts: list[str], run) -> list:
+    """`run(enc)` over length-sorted sub-batches (padding is wasted compute), results back in input order."""
+    lengths = [len(ids) for ids in served.tokenizer(texts, truncation=True, max_length=served.max_length)["input_ids"]]
+    order = sorted(range(len(texts)), key=lengths.__getitem__)
+    out: list = [None] * len(texts)
+    start = 0
+    while start < len(order):
+        end = start + 1
+        while end < len(order) and (end - start + 1) * lengths[order[end]] <= PADDED_TOKENS_PER_PASS:
+            end += 1
+        idx = order[start:end]
+        with torch.inference_mode(), served.autocast_ctx():
+            rows = run(_encode(served, [texts[i] for i in idx]))
+        for i, row in zip(idx, rows, strict=True):
+            out[i] = row
+        start = end
+    return out
+
+
 def classify(served: Served, texts: list[str]) -> list[dict]:
     """Label, its calibrated probability, and every label's probability, per text."""
-    with torch.inference_mode(), served.autocast_ctx():
-        logits = served.model(**_encode(served, texts)).logits.float()
-    probs = torch.softmax(logits / served.temperature, dim=-1)
+    probs = _encoder_outputs(served, texts, lambda enc: torch.softmax(
+        served.model(**enc).logits.float() / served.temperature, dim=-1).tolist())
     out = []
-    for row in probs.tolist():
+    for row in probs:
         best = max(range(len(row)), key=row.__getitem__)
         scores = {served.labels.get(i, str(i)): round(p, 6) for i, p in enumerate(row)}
         out.append({"label": served.labels.get(best, str(best)), "score": row[best], "scores": scores})
@@ -53,21 +74,19 @@ def classify(served: Served, texts: list[str]) -> list[dict]:
 
 def score(served: Served, texts: list[str]) -> list[float]:
     """The regression head's output per text."""
-    with torch.inference_mode(), served.autocast_ctx():
-        logits = served.model(**_encode(served, texts)).logits.float()
-    return logits[:, 0].tolist()
+    return _encoder_outputs(served, texts, lambda enc: served.model(**enc).logits.float()[:, 0].tolist())
 
 
 def embed(served: Served, texts: list[str]) -> list[list[float]]:
     """Mean-pooled last hidden states (sentence-transformers' default), L2-normalised when the dir says so."""
-    enc = _encode(served, texts)
-    with torch.inference_mode(), served.autocast_ctx():
+
+    def pool(enc):
         hidden = served.model(**enc).last_hidden_state.float()
-    mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-    if served.normalize:
-        pooled = torch.nn.functional.normalize(pooled, dim=-1)
-    return pooled.tolist()
+        mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return (torch.nn.functional.normalize(pooled, dim=-1) if served.normalize else pooled).tolist()
+
+    return _encoder_outputs(served, texts, pool)
 
 
 def extract(served: Served, texts: list[str]) -> list[list[dict]]:
