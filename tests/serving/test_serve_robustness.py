@@ -60,6 +60,9 @@ def test_limits_validation_auth_and_unserved_routes(clf_store, monkeypatch):
         auth = {"Authorization": "Bearer s3cret"}
         assert client.get("/healthz").status_code == 200  # health needs no token
         assert client.get("/readyz").json()["model_version"] == 1
+        assert client.get("/metrics").status_code == 200  # scrapers carry no token
+        assert client.get("/openapi.json").status_code == 401
+        assert client.get("/openapi.json", headers={"Authorization": "Bearer s3cret"}).status_code == 200
         denied = client.post("/v1/classify", json={"input": "great"})
         assert denied.status_code == 401 and "TUNESMITH_SERVE_TOKEN" in denied.json()["error"]["message"]
         assert client.post("/v1/classify", json={"input": "great"},

@@ -152,9 +152,9 @@ def test_serve_cli_rejects_bad_settings_by_key_path():
 
 
 def test_serve_cli_names_a_missing_model_or_champion(store, tmp_path, classifier_dirs):
+    from tests.serving.serve_helpers import register
     from typer.testing import CliRunner
 
-    from tests.serving.serve_helpers import register
     from tunesmith.cli import app
 
     result = CliRunner().invoke(app, ["serve", "--model", "nope", "--tracking-uri", store.tracking_uri])

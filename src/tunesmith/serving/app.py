@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hmac
 import json
 import math
 import os
 import time
-import uuid
 from contextlib import asynccontextmanager
 
 import numpy as np
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -31,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tunesmith.serving import handlers
 from tunesmith.serving import schemas as s
 from tunesmith.serving.batching import QueueFull
-from tunesmith.serving.limits import BodyLimit
+from tunesmith.serving.middleware import BodyLimit, RequestContext
 from tunesmith.serving.router import Role
 from tunesmith.serving.state import NoModel, RouteNotServed, ServingState
 
@@ -59,16 +57,9 @@ def create_app(name: str, *, settings, store=None, prediction_log=None, state: S
     app.state.serving = state
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, on_reject=_count_rejected(state))
     _install_handlers(app, state)
-    auth = _auth_dependency(settings.auth_token_env, state)
-
-    @app.middleware("http")
-    async def request_id(request: Request, call_next):
-        rid = request.headers.get("x-request-id", "")
-        rid = rid if 0 < len(rid) <= 64 and rid.isascii() and rid.isprintable() else uuid.uuid4().hex
-        request.state.request_id = rid
-        response = await call_next(request)
-        response.headers["x-request-id"] = rid
-        return response
+    # Outermost last: every answer, 401 and 413 included, carries the request id.
+    app.add_middleware(RequestContext, token=os.environ.get(settings.auth_token_env) or "",
+                       token_env=settings.auth_token_env, open_paths=OPEN_ROUTES, on_reject=_count_rejected(state))
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict:
@@ -91,28 +82,28 @@ def create_app(name: str, *, settings, store=None, prediction_log=None, state: S
             state.metrics.queue_depth.labels(slot.served.name, str(slot.served.version)).set(slot.batcher.depth)
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/v1/classify", response_model=s.ClassifyResponse, dependencies=[Depends(auth)], tags=["tasks"])
+    @app.post("/v1/classify", response_model=s.ClassifyResponse, tags=["tasks"])
     async def classify(body: s.ClassifyRequest, request: Request, response: Response):
         """Label each text with its calibrated probability."""
         answers, served = await _each(state, request, "/v1/classify", _texts(body.input))
         _tag(response, served)
         return {**_ids(request, served), "results": [a.result for a in answers]}
 
-    @app.post("/v1/score", response_model=s.ScoreResponse, dependencies=[Depends(auth)], tags=["tasks"])
+    @app.post("/v1/score", response_model=s.ScoreResponse, tags=["tasks"])
     async def score(body: s.ClassifyRequest, request: Request, response: Response):
         """A regression model's score per text."""
         answers, served = await _each(state, request, "/v1/score", _texts(body.input))
         _tag(response, served)
         return {**_ids(request, served), "scores": [a.result for a in answers]}
 
-    @app.post("/v1/extract", response_model=s.ExtractResponse, dependencies=[Depends(auth)], tags=["tasks"])
+    @app.post("/v1/extract", response_model=s.ExtractResponse, tags=["tasks"])
     async def extract(body: s.ClassifyRequest, request: Request, response: Response):
         """Entities (span, label, score) per text from a token-classification model."""
         answers, served = await _each(state, request, "/v1/extract", _texts(body.input))
         _tag(response, served)
         return {**_ids(request, served), "entities": [a.result for a in answers]}
 
-    @app.post("/v1/embeddings", response_model=s.EmbeddingResponse, dependencies=[Depends(auth)], tags=["openai"])
+    @app.post("/v1/embeddings", response_model=s.EmbeddingResponse, tags=["openai"])
     async def embeddings(body: s.EmbeddingRequest, request: Request, response: Response):
         """OpenAI-compatible embeddings (mean pooled, normalised when the model says so)."""
         texts = _texts(body.input)
@@ -124,7 +115,7 @@ def create_app(name: str, *, settings, store=None, prediction_log=None, state: S
         return {**_ids(request, served), "object": "list", "data": data,
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
-    @app.post("/v1/chat/completions", response_model=s.ChatResponse, dependencies=[Depends(auth)], tags=["openai"])
+    @app.post("/v1/chat/completions", response_model=s.ChatResponse, tags=["openai"])
     async def chat(body: s.ChatRequest, request: Request, response: Response):
         """OpenAI-compatible chat completions; `stream: true` answers Server-Sent Events."""
         served = _check(state, "/v1/chat/completions")
@@ -138,7 +129,7 @@ def create_app(name: str, *, settings, store=None, prediction_log=None, state: S
             return _stream(state, request, prompt, params, chat=True)
         return await _complete(state, request, response, "/v1/chat/completions", prompt, params, body, chat=True)
 
-    @app.post("/v1/completions", response_model=s.CompletionResponse, dependencies=[Depends(auth)], tags=["openai"])
+    @app.post("/v1/completions", response_model=s.CompletionResponse, tags=["openai"])
     async def completions(body: s.CompletionRequest, request: Request, response: Response):
         """OpenAI-compatible text completions; `stream: true` answers Server-Sent Events."""
         served = _check(state, "/v1/completions")
@@ -301,7 +292,7 @@ def _stream(state: ServingState, request: Request, prompt: str, params, *, chat:
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
 
-# --- errors and auth ---------------------------------------------------------------------------------------
+# --- errors ---------------------------------------------------------------------------------------------
 
 
 def _error(status: int, message: str, kind: str, request: Request, headers: dict | None = None) -> JSONResponse:
@@ -349,20 +340,3 @@ def _install_handlers(app: FastAPI, state: ServingState) -> None:
 
 def _count_rejected(state: ServingState):
     return lambda reason: state.metrics.rejected.labels(reason).inc()
-
-
-def _auth_dependency(env_var: str, state: ServingState):
-    """Bearer-token check on task routes, on when `env_var` holds a token (read at startup, never logged)."""
-    token = os.environ.get(env_var) or ""
-
-    async def check(request: Request) -> None:
-        if not token:
-            return
-        given = request.headers.get("authorization", "")
-        scheme, _, value = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
-            state.metrics.rejected.labels("unauthorized").inc()
-            raise ApiError(401, f"missing or wrong bearer token (Authorization: Bearer $TOKEN; the server reads "
-                           f"it from {env_var})", "authentication_error", {"WWW-Authenticate": "Bearer"})
-
-    return check

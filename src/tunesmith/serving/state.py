@@ -203,6 +203,7 @@ class ServingState:
             shadow = await self._run(Role.CHALLENGER, route, item)
         except Exception:
             await self._judge(slot.served, ok=False, latency_s=time.perf_counter() - start)
+            self._log_prediction(route, primary, request_id, log_input, sampled=True)  # the champion side still
             return
         await self._judge(slot.served, ok=True, latency_s=shadow.latency_s)
         shadow.role = Role.SHADOW
@@ -238,10 +239,13 @@ class ServingState:
         if self.store is not None:
             self._spawn(asyncio.to_thread(retire_challenger, self.store, served.name, served.version, reason))
 
-    def _log_prediction(self, route: str, answer: Answer, request_id: str, log_input: Any, force=False) -> None:
+    def _log_prediction(self, route: str, answer: Answer, request_id: str, log_input: Any, force: bool = False,
+                        sampled: bool = False) -> None:
+        """Log one answer: sampled by config, or `force`d (both sides of a shadow pair are always kept)."""
         if self.plog is None or log_input is None:
             return
-        if force is False and self.settings.shadow and Role.CHALLENGER in self.slots and answer.role is Role.CHAMPION:
+        shadowed = self.settings.shadow and Role.CHALLENGER in self.slots and answer.role is Role.CHAMPION
+        if shadowed and not (force or sampled):
             return  # the shadow task logs this pair
         result = answer.result
         confidence = result.get("score") if isinstance(result, dict) else None

@@ -1,0 +1,123 @@
+"""Plain ASGI middleware (cheaper per request than Starlette's BaseHTTPMiddleware): request ids, bearer auth,
+and the body size limit (413 before the body is read past the limit)."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import uuid
+from collections.abc import Callable
+
+from starlette.exceptions import HTTPException
+
+
+class BodyLimit:
+    """Refuse bodies over `max_bytes` (by Content-Length, or while a chunked body streams in) with 413."""
+
+    def __init__(self, app, max_bytes: int, on_reject: Callable[[str], None] | None = None):
+        self.app = app
+        self.max_bytes = max_bytes
+        self.on_reject = on_reject
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            return await self._reject(send)
+        seen = 0
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    if self.on_reject is not None:
+                        self.on_reject("body_too_large")
+                    raise _TooBig
+            return message
+
+        started = False
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooBig:  # raised outside FastAPI's handlers (e.g. a route that streams the body itself)
+            if not started:
+                await self._send_413(send)
+
+    async def _reject(self, send):
+        if self.on_reject is not None:
+            self.on_reject("body_too_large")
+        await self._send_413(send)
+
+    async def _send_413(self, send):
+        body = json.dumps({"error": {"message": f"request body larger than {self.max_bytes} bytes",
+                                     "type": "invalid_request_error", "code": "413"}}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooBig(HTTPException):
+    """An HTTPException so FastAPI's body parsing lets it through (it turns other errors into 400)."""
+
+    def __init__(self):
+        super().__init__(status_code=413, detail="request body too large")
+
+
+def _json_response(status: int, body: dict, headers: list[tuple[bytes, bytes]]) -> tuple[dict, dict]:
+    data = json.dumps(body).encode()
+    start = {"type": "http.response.start", "status": status,
+             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
+                         *headers]}
+    return start, {"type": "http.response.body", "body": data}
+
+
+class RequestContext:
+    """Give each request an id (the caller's `x-request-id` if sane, else a new one) in `request.state.request_id`
+    and the `x-request-id` response header; with a token configured, answer 401 on every path but `open_paths`."""
+
+    def __init__(self, app, token: str, token_env: str, open_paths: tuple[str, ...],
+                 on_reject: Callable[[str], None] | None = None):
+        self.app = app
+        self.token = token.encode()
+        self.token_env = token_env
+        self.open_paths = open_paths
+        self.on_reject = on_reject
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        rid = given if 0 < len(given) <= 64 and given.isascii() and given.isprintable() else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        rid_header = (b"x-request-id", rid.encode())
+        if self.token and scope.get("path") not in self.open_paths and not self._authorized(headers):
+            if self.on_reject is not None:
+                self.on_reject("unauthorized")
+            message = (f"missing or wrong bearer token (Authorization: Bearer $TOKEN; the server reads it from "
+                       f"{self.token_env})")
+            body = {"error": {"message": message, "type": "authentication_error", "code": "401"}, "request_id": rid}
+            start, data = _json_response(401, body, [rid_header, (b"www-authenticate", b"Bearer")])
+            await send(start)
+            return await send(data)
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), rid_header]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+    def _authorized(self, headers: dict) -> bool:
+        scheme, _, value = headers.get(b"authorization", b"").partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(value.strip(), self.token)
