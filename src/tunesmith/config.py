@@ -259,6 +259,8 @@ class ServingConfig(_Strict):
     max_batch_size: int = Field(16, ge=1)
     max_wait_ms: float = Field(5, ge=0, description="how long a batch waits to fill up")
     max_queue: int = Field(256, ge=1, description="queued requests per model before answering 429")
+    workers: int = Field(1, ge=1, le=64, description="batches run at once per model; on CPU, one per core with "
+                         "inference.num_threads: 1")
     request_timeout_s: float = Field(30, gt=0)
     max_body_bytes: int = Field(1_000_000, ge=1024)
     max_new_tokens: int = Field(256, ge=1, description="cap on generated tokens per request")

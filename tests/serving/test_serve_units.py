@@ -69,6 +69,24 @@ def test_batcher_queue_full_timeout_and_failures():
     asyncio.run(main())
 
 
+def test_batcher_workers_run_batches_at_once_and_stop_drains():
+    barrier = threading.Barrier(2, timeout=5)  # passes only if two batches are inside fn together
+
+    def meet(items):
+        barrier.wait()
+        return items
+
+    async def main():
+        batcher = Batcher(meet, max_batch_size=2, max_wait_ms=20, max_queue=10, workers=2)
+        await batcher.start()
+        pending = [asyncio.ensure_future(batcher.submit(i, timeout=10)) for i in range(4)]
+        await asyncio.sleep(0)
+        await batcher.stop()  # returns only after every queued item was answered
+        return [p.result() for p in pending]
+
+    assert asyncio.run(main()) == [0, 1, 2, 3]
+
+
 def test_canary_buckets_are_stable_and_proportional():
     assert bucket("acme") == bucket("acme")
     share = sum(pick_role(f"caller-{i}", 25) is Role.CHALLENGER for i in range(4000)) / 4000

@@ -6,6 +6,7 @@
 The queue is bounded: `submit` raises `QueueFull` at once when it is full (the app answers 429 with
 Retry-After), never blocks. Batches run in one worker thread per model, so the event loop stays free.
 `stop()` finishes every queued request before returning: that is how SIGTERM drains in-flight work.
+`workers > 1` runs that many batches at once (one per core with single-threaded torch is the usual CPU setup).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Batcher:
         max_queue: int,
         on_batch: Callable[[int, int], None] | None = None,
         name: str = "model",
+        workers: int = 1,
     ):
         self.fn = fn
         self.max_batch_size = max_batch_size
@@ -46,7 +48,10 @@ class Batcher:
         self.name = name
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-{name}")
+        self.workers = workers
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"batch-{name}")
+        self._slots: asyncio.Semaphore | None = None  # batches in flight <= workers
+        self._running: set[asyncio.Task] = set()
         self._recent_batch_s = 0.05  # moving estimate of one batch's duration, for Retry-After
         self._closing = False
 
@@ -56,6 +61,7 @@ class Batcher:
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()
+        self._slots = asyncio.Semaphore(self.workers)
         self._task = asyncio.create_task(self._loop(), name=f"batcher-{self.name}")
 
     async def submit(self, item: Any, timeout: float | None = None) -> Any:
@@ -82,11 +88,13 @@ class Batcher:
         self._pool.shutdown(wait=True)
 
     async def _loop(self) -> None:
-        assert self._queue is not None
+        assert self._queue is not None and self._slots is not None
         loop = asyncio.get_running_loop()
         while True:
+            await self._slots.acquire()  # a free worker first, so a batch keeps filling while all are busy
             first = await self._queue.get()
             if first is None:
+                await asyncio.gather(*self._running)
                 return
             batch, stop = [first], False
             deadline = loop.time() + self.max_wait
@@ -102,12 +110,21 @@ class Batcher:
                     break
                 batch.append(nxt)
             live = [(item, fut) for item, fut in batch if not fut.done()]  # timed-out callers are gone
-            if live:
-                await self._run(loop, live)
+            task = asyncio.create_task(self._run(loop, live))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
             if stop:
+                await asyncio.gather(*self._running)
                 return
 
     async def _run(self, loop, batch: list) -> None:
+        try:
+            if batch:
+                await self._run_batch(loop, batch)
+        finally:
+            self._slots.release()
+
+    async def _run_batch(self, loop, batch: list) -> None:
         if self.on_batch is not None:
             self.on_batch(len(batch), self._queue.qsize() if self._queue else 0)
         start = time.perf_counter()

@@ -106,7 +106,7 @@ class ServingState:
         """Serve `served` as `role`; the slot it replaces finishes its queued requests in the background."""
         batcher = Batcher(batch_fn(served), max_batch_size=self.settings.max_batch_size,
                           max_wait_ms=self.settings.max_wait_ms, max_queue=self.settings.max_queue,
-                          on_batch=self._on_batch(served), name=served.tag)
+                          on_batch=self._on_batch(served), name=served.tag, workers=self.settings.workers)
         await batcher.start()
         old = self.slots.get(role)
         self.slots[role] = Slot(served, batcher)
