@@ -156,7 +156,7 @@ def _check(state: ServingState, route: str):
     try:
         return state.check_route(route)
     except RouteNotServed as exc:
-        raise ApiError(400, str(exc), "invalid_request_error", ) from None
+        raise ApiError(400, str(exc), "invalid_request_error") from None
 
 
 def _caller(state: ServingState, request: Request) -> str | None:
