@@ -251,7 +251,7 @@ class PredictionLogConfig(_Strict):
 class ServingConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
-    challenger: bool = Field(False, description="also load the `challenger` alias (needed for canary and shadow)")
+    challenger: bool = Field(False, description="also load the `challenger` alias (implied by canary.percent > 0 or shadow)")
     canary: CanaryConfig = Field(default_factory=CanaryConfig)
     shadow: bool = Field(False, description="copy each request to the challenger; its answer is logged, never returned")
     rollback: RollbackConfig = Field(default_factory=RollbackConfig)

@@ -52,7 +52,7 @@ def test_canary_share_is_on_target_and_sticky(store, tmp_path, classifier_dirs):
 def test_shadow_answers_never_reach_clients_and_are_compared(store, tmp_path, classifier_dirs):
     _two_versions(store, tmp_path, classifier_dirs)
     log = PredictionLog(f"sqlite:///{tmp_path}/pred.db")
-    app = create_app("clf", settings=settings(challenger=True, shadow=True), store=store, prediction_log=log)
+    app = create_app("clf", settings=settings(shadow=True), store=store, prediction_log=log)  # implies challenger
     with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=60) as client:
         replies = [client.post("/v1/classify", json={"input": f"great plot {i}"}) for i in range(40)]
         assert {r.status_code for r in replies} == {200}

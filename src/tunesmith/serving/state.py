@@ -262,7 +262,8 @@ class ServingState:
         async with self._reload_lock:
             wanted = await asyncio.to_thread(alias_versions, self.store, self.name)
             await self._sync_role(Role.CHAMPION, wanted.get("champion"))
-            challenger = wanted.get("challenger") if self.settings.challenger else None
+            rollout = self.settings.challenger or self.settings.shadow or self.settings.canary.percent > 0
+            challenger = wanted.get("challenger") if rollout else None
             if challenger is not None and (challenger in self._retired or wanted.get("challenger_retired")):
                 challenger = None
             if challenger is not None and challenger == wanted.get("champion"):
