@@ -21,7 +21,7 @@ import pandas as pd
 
 from tunesmith.config import CheckPolicy, Config, PresidioMode
 from tunesmith.data import pii
-from tunesmith.data.dedup import DupFlags, DupKind, find_duplicates
+from tunesmith.data.dedup import DupFlags, DupKind, NearPairs, find_duplicates, near_pairs_by_digest
 from tunesmith.data.errors import DataError
 from tunesmith.data.fingerprint import row_digests, text_digests
 from tunesmith.data.leakage import TEXT_DIGEST
@@ -56,15 +56,16 @@ class ChecksOutcome:
 
 
 def run_checks(cfg: Config, splits: Mapping[str, pd.DataFrame], where: Mapping[str, str],
-               run_dir: Path | None = None) -> ChecksOutcome:
+               run_dir: Path | None = None, near: NearPairs | None = None) -> ChecksOutcome:
     """Every data check, in order: duplicates and leakage, PII, label issues, imbalance.
 
     Args:
         splits: train/eval/test frames with text, label, _source, _order, _digest and _text_digest columns.
         where: per split, how to name it in a message (e.g. "data.test (test.jsonl)").
+        near: near-duplicate pairs already computed over these rows (`near_pairs` in prepare.py); else computed here.
     """
     out = ChecksOutcome({n: f.reset_index(drop=True) for n, f in splits.items()})
-    _duplicates_and_leakage(cfg, out, where)
+    _duplicates_and_leakage(cfg, out, where, near)
     _pii(cfg, out)
     from tunesmith.data.label_checks import imbalance, label_issues
 
@@ -114,14 +115,17 @@ _DETAIL = {
 }
 
 
-def _duplicates_and_leakage(cfg: Config, out: ChecksOutcome, where: Mapping[str, str]) -> None:
+def _duplicates_and_leakage(cfg: Config, out: ChecksOutcome, where: Mapping[str, str], near: NearPairs | None) -> None:
     checks = cfg.data.checks
     dup, leak = checks.duplicates, checks.leakage
     if CheckPolicy.OFF == dup.policy == dup.conflicts == leak.policy:
         out.findings.update({k: {"policy": "off", "status": "off"} for k in ("duplicates", "conflicts", "leakage")})
         return
-    near = dup.near.model_dump(exclude={"enabled"}) if dup.near.enabled else None
-    flags = find_duplicates(out.splits, digest=TEXT_DIGEST, text=TEXT, label=LABEL, source=SOURCE, order=ORDER, near=near)
+    if near is None and dup.near.enabled:
+        near = near_pairs_by_digest(list(out.splits.values()), digest=TEXT_DIGEST, text=TEXT,
+                                    **dup.near.model_dump(exclude={"enabled"}))
+    flags = find_duplicates(out.splits, digest=TEXT_DIGEST, text=TEXT, label=LABEL, source=SOURCE, order=ORDER,
+                            near=near if dup.near.enabled else None)
     leak_kinds = [k for k in _LEAK_KINDS if k is DupKind.LEAK_EXACT or leak.near]
     plan = [(leak.policy, leak_kinds, "leakage"), (dup.conflicts, [DupKind.CONFLICTING], "conflicts"),
             (dup.policy, [DupKind.DUPLICATE, DupKind.NEAR_DUPLICATE], "duplicates")]
@@ -150,9 +154,7 @@ def _duplicates_and_leakage(cfg: Config, out: ChecksOutcome, where: Mapping[str,
     out.findings["duplicates"]["unique_texts"] = flags.unique_texts
     out.findings["duplicates"]["near_conflicting_pairs"] = flags.near_conflicting_pairs
     if flags.near is not None:
-        out.findings["duplicates"]["near_lsh"] = {
-            **(near or {}), "bands": flags.near.bands, "rows_per_band": flags.near.rows_per_band,
-            "candidates": flags.near.candidates, "confirmed_pairs": len(flags.near.pairs)}
+        out.findings["duplicates"]["near_lsh"] = flags.near.stats
 
 
 def _dup_finding(flags: DupFlags, kinds: list[DupKind], policy: CheckPolicy, name: str) -> dict[str, Any]:

@@ -145,7 +145,7 @@ class DupFlags:
 
     flags: pd.DataFrame
     unique_texts: int
-    near: NearDuplicates | None
+    near: NearPairs | None
     near_conflicting_pairs: int  # confirmed near-duplicate pairs whose labels differ
 
     def rows(self, kind: DupKind) -> pd.DataFrame:
@@ -154,13 +154,13 @@ class DupFlags:
 
 def find_duplicates(
     splits: Mapping[str, pd.DataFrame], *, digest: str, text: str, label: str, source: str, order: str,
-    near: Mapping[str, Any] | None = None,
+    near: NearPairs | None = None,
 ) -> DupFlags:
     """Exact and near-duplicates within each split and across splits, as row flags.
 
     Args:
         splits: frames in split order (train, eval, test); `digest` is the text_key hash of each row.
-        near: keyword arguments of `near_duplicate_pairs`, or None to skip near-duplicates.
+        near: confirmed near-duplicate pairs (`near_pairs_by_digest`), or None to skip near-duplicates.
     """
     names = list(splits)
     rows = pd.concat([
@@ -189,46 +189,74 @@ def find_duplicates(
     leaks = rows[rows["split"] > rows["uid"].map(earliest["split"])]
     flag(leaks, DupKind.LEAK_EXACT, leaks["uid"].map(earliest["source"]).to_numpy())
 
-    result, near_conflicts = None, 0
-    if near is not None and len(first_any) > 1:
-        result = near_duplicate_pairs(first_any["text"].astype(str).tolist(), **near)
-        near_conflicts = _flag_near(rows, firsts, result, flag)
+    near_conflicts = 0
+    if near is not None and len(near.a):
+        uid_of = pd.Series(first_any.index, index=first_any["digest"].to_numpy())
+        present = np.isin(near.a, uid_of.index) & np.isin(near.b, uid_of.index)  # rows may have been sampled away
+        pairs = np.stack([uid_of[near.a[present]].to_numpy(), uid_of[near.b[present]].to_numpy()], axis=1)
+        near_conflicts = _flag_near(rows, firsts, pairs, near.similarity[present], flag)
     table = pd.concat(flags, ignore_index=True) if flags else pd.DataFrame(columns=["split", "pos", "source", "kind", "of", "similarity"])
     table = table.drop_duplicates(["split", "pos", "kind"]).reset_index(drop=True)
-    return DupFlags(table, len(first_any), result, near_conflicts)
+    return DupFlags(table, len(first_any), near, near_conflicts)
 
 
-def _flag_near(rows: pd.DataFrame, firsts: pd.DataFrame, found: NearDuplicates, flag) -> int:
+def _flag_near(rows: pd.DataFrame, firsts: pd.DataFrame, pairs: np.ndarray, similarity: np.ndarray, flag) -> int:
     """Flag the rows of the later text of each confirmed pair: same split -> near_duplicate, else leak_near."""
-    where = firsts.groupby("uid")[["split", "order", "source", "label"]].agg(list)
-    rows_of = rows.groupby(["split", "uid"]).indices
+    if not len(pairs):
+        return 0
+    involved = np.unique(pairs)
+    where: dict[int, list[tuple]] = {}  # uid -> [(split, order, source)] of its first row in each split
+    for split, order, source, uid in firsts.loc[firsts["uid"].isin(involved), ["split", "order", "source", "uid"]] \
+            .itertuples(index=False):
+        where.setdefault(uid, []).append((split, order, source))
+    sub = rows[rows["uid"].isin(involved)]
+    rows_of = {key: sub.iloc[idx] for key, idx in sub.groupby(["split", "uid"]).indices.items()}
+    labels = sub.groupby("uid")["label"].agg(frozenset).to_dict()
     conflicts = 0
-    for (u, v), sim in zip(found.pairs.tolist(), found.similarity.tolist(), strict=True):
-        wu, wv = where.loc[u], where.loc[v]
-        conflicts += bool(set(wu["label"]) != set(wv["label"]))
-        for su, ou, src_u in zip(wu["split"], wu["order"], wu["source"], strict=True):
-            for sv, ov, src_v in zip(wv["split"], wv["order"], wv["source"], strict=True):
+    for (u, v), sim in zip(pairs.tolist(), similarity.tolist(), strict=True):
+        conflicts += labels[u] != labels[v]
+        for su, ou, src_u in where[u]:
+            for sv, ov, src_v in where[v]:
                 later_is_v = (sv, ov) > (su, ou)
                 s, uid, of = (sv, v, src_u) if later_is_v else (su, u, src_v)
                 kind = DupKind.NEAR_DUPLICATE if su == sv else DupKind.LEAK_NEAR
-                flag(rows.iloc[rows_of[(s, uid)]], kind, of, round(sim, 4))
+                flag(rows_of[(s, uid)], kind, of, round(sim, 4))
     return conflicts
 
 
-def near_duplicate_groups(texts: Sequence[str], groups: np.ndarray, **near: Any) -> np.ndarray:
+def near_duplicate_groups(digests: Sequence[str], groups: np.ndarray, near: NearPairs) -> np.ndarray:
     """`groups` (a code per row, equal for identical texts) merged along confirmed near-duplicate pairs, so that
     a split that keeps a group together never puts two near-duplicates in different splits."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     groups = np.asarray(groups)
-    codes, first = np.unique(groups, return_index=True)
-    if len(codes) < 2:
+    code_of = pd.Series(groups, index=np.asarray(digests))
+    code_of = code_of[~code_of.index.duplicated()]
+    present = np.isin(near.a, code_of.index) & np.isin(near.b, code_of.index)
+    if not present.any():
         return groups
-    found = near_duplicate_pairs([texts[i] for i in first], **near)
-    if not len(found.pairs):
-        return groups
-    n = len(codes)
-    graph = coo_matrix((np.ones(len(found.pairs)), (found.pairs[:, 0], found.pairs[:, 1])), shape=(n, n))
-    merged = connected_components(graph, directed=False)[1]
-    return merged[np.searchsorted(codes, groups)]
+    a, b = code_of[near.a[present]].to_numpy(), code_of[near.b[present]].to_numpy()
+    n = int(groups.max()) + 1
+    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n))
+    return connected_components(graph, directed=False)[1][groups]
+
+
+@dataclass
+class NearPairs:
+    """Confirmed near-duplicate pairs keyed by text digest, so they stay valid through splitting and sampling."""
+
+    a: np.ndarray  # digest of the first text of each pair
+    b: np.ndarray
+    similarity: np.ndarray
+    stats: dict[str, Any]  # LSH parameters and candidate counts, for the data card
+
+
+def near_pairs_by_digest(frames: Sequence[pd.DataFrame], *, digest: str, text: str, **near: Any) -> NearPairs:
+    """Near-duplicate pairs among the distinct texts of `frames` (keyword arguments of `near_duplicate_pairs`)."""
+    uniq = pd.concat([f[[digest, text]] for f in frames], ignore_index=True).drop_duplicates(digest)
+    found = near_duplicate_pairs(uniq[text].astype(str).tolist(), **near)
+    d = uniq[digest].to_numpy()
+    stats = {**near, "bands": found.bands, "rows_per_band": found.rows_per_band, "candidates": found.candidates,
+             "confirmed_pairs": len(found.pairs)}
+    return NearPairs(d[found.pairs[:, 0]], d[found.pairs[:, 1]], found.similarity, stats)

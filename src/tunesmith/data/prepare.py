@@ -18,7 +18,7 @@ import pandas as pd
 from tunesmith.config import BadRowPolicy, CheckPolicy, Config, DataConfig
 from tunesmith.data.bundle import DataBundle
 from tunesmith.data.checks import ChecksOutcome, DataChecksFailed, run_checks
-from tunesmith.data.dedup import near_duplicate_groups
+from tunesmith.data.dedup import NearPairs, near_duplicate_groups, near_pairs_by_digest
 from tunesmith.data.errors import DataError, quoted
 from tunesmith.data.fingerprint import SPLITS, dataset_fingerprint, row_digests, split_keys, text_digests
 from tunesmith.data.leakage import TEXT_DIGEST, Leakage, find_leakage
@@ -64,13 +64,14 @@ def prepare_data(cfg: Config, run_dir: Path | None = None) -> DataBundle:
         _require_rows(p)
     if d.labels is None:
         _check_label_case(parts)
-    splits, dropped, warnings = _split(cfg, {p.name: p.checked.rows for p in parts})
+    near = near_pairs(cfg, parts)
+    splits, dropped, warnings = _split(cfg, {p.name: p.checked.rows for p in parts}, near)
     _require_two_labels(splits["train"], parts, d)
     labels = list(d.labels) if d.labels else sorted(splits["train"][LABEL].unique().tolist())
     warnings += _check_unseen_labels(splits, labels, {p.name: p.table.key for p in parts})
     leakage = _leakage(splits, parts)
     warnings += leakage.warnings
-    checks = run_checks(cfg, splits, _split_names(parts), run_dir)  # the data gates: after the split, before training
+    checks = run_checks(cfg, splits, _split_names(parts), run_dir, near)  # the data gates: after the split, before training
     splits, warnings = checks.splits, warnings + checks.warnings
     if checks.quarantined and run_dir is not None:
         quarantine_path = _write_quarantine(Path(run_dir), bad, checks.quarantined)
@@ -133,7 +134,8 @@ def _check_label_case(parts: list[_Part]) -> None:
         )
 
 
-def _split(cfg: Config, rows: dict[str, pd.DataFrame]) -> tuple[dict[str, pd.DataFrame], int, list[str]]:
+def _split(cfg: Config, rows: dict[str, pd.DataFrame], near: NearPairs | None = None
+           ) -> tuple[dict[str, pd.DataFrame], int, list[str]]:
     """train/eval/test frames, rows dropped by data.max_rows, and warnings."""
     d, warnings = cfg.data, []
     pool = rows["all"] if d.path else rows["train"]
@@ -148,7 +150,7 @@ def _split(cfg: Config, rows: dict[str, pd.DataFrame]) -> tuple[dict[str, pd.Dat
     if shares:
         by_text = [bytes.fromhex(h) for h in pool[TEXT_DIGEST]]  # the text alone: identical texts share a key
         groups = pd.factorize(pool[TEXT_DIGEST])[0]
-        groups = _near_groups(cfg, pool, groups)
+        groups = _near_groups(cfg, pool, groups, near)
         carved, w = carve(pool, split_keys(by_text, cfg.seed, "split"), groups, shares, stratify=d.split.stratify)
         splits.update(carved)
         warnings += w
@@ -157,13 +159,23 @@ def _split(cfg: Config, rows: dict[str, pd.DataFrame]) -> tuple[dict[str, pd.Dat
     return {n: splits[n] for n in SPLITS}, dropped, warnings
 
 
-def _near_groups(cfg: Config, pool: pd.DataFrame, groups: np.ndarray) -> np.ndarray:
+def near_pairs(cfg: Config, parts: list[_Part]) -> NearPairs | None:
+    """Near-duplicate pairs over every configured file's rows, computed once for the split and the checks."""
+    c = cfg.data.checks
+    if not c.duplicates.near.enabled:
+        return None
+    if c.duplicates.policy is CheckPolicy.OFF and (c.leakage.policy is CheckPolicy.OFF or not c.leakage.near):
+        return None
+    return near_pairs_by_digest([p.checked.rows for p in parts], digest=TEXT_DIGEST, text=TEXT,
+                                **c.duplicates.near.model_dump(exclude={"enabled"}))
+
+
+def _near_groups(cfg: Config, pool: pd.DataFrame, groups: np.ndarray, near: NearPairs | None) -> np.ndarray:
     """Near-duplicate texts move together too, so the splits tunesmith carves never leak near-duplicates."""
-    checks = cfg.data.checks
-    if not (checks.duplicates.near.enabled and checks.leakage.near and checks.leakage.policy is not CheckPolicy.OFF):
+    leak = cfg.data.checks.leakage
+    if near is None or not leak.near or leak.policy is CheckPolicy.OFF:
         return groups
-    return near_duplicate_groups(pool[TEXT].astype(str).tolist(), groups,
-                                 **checks.duplicates.near.model_dump(exclude={"enabled"}))
+    return near_duplicate_groups(pool[TEXT_DIGEST].tolist(), groups, near)
 
 
 def _require_two_labels(train: pd.DataFrame, parts: list[_Part], d: DataConfig) -> None:
