@@ -191,9 +191,11 @@ def find_duplicates(
 
     near_conflicts = 0
     if near is not None and len(near.a):
-        uid_of = pd.Series(first_any.index, index=first_any["digest"].to_numpy())
-        present = np.isin(near.a, uid_of.index) & np.isin(near.b, uid_of.index)  # rows may have been sampled away
-        pairs = np.stack([uid_of[near.a[present]].to_numpy(), uid_of[near.b[present]].to_numpy()], axis=1)
+        index = pd.Index(first_any["digest"].to_numpy())  # position = uid (first_any is indexed 0..n-1 by uid)
+        a, b = index.get_indexer(near.a), index.get_indexer(near.b)
+        present = (a >= 0) & (b >= 0)  # rows may have been sampled away
+        uids = first_any.index.to_numpy()
+        pairs = np.stack([uids[a[present]], uids[b[present]]], axis=1)
         near_conflicts = _flag_near(rows, firsts, pairs, near.similarity[present], flag)
     table = pd.concat(flags, ignore_index=True) if flags else pd.DataFrame(columns=["split", "pos", "source", "kind", "of", "similarity"])
     table = table.drop_duplicates(["split", "pos", "kind"]).reset_index(drop=True)
@@ -231,12 +233,14 @@ def near_duplicate_groups(digests: Sequence[str], groups: np.ndarray, near: Near
     from scipy.sparse.csgraph import connected_components
 
     groups = np.asarray(groups)
-    code_of = pd.Series(groups, index=np.asarray(digests))
-    code_of = code_of[~code_of.index.duplicated()]
-    present = np.isin(near.a, code_of.index) & np.isin(near.b, code_of.index)
+    digests = pd.Series(np.asarray(digests))
+    first = ~digests.duplicated().to_numpy()
+    index, codes = pd.Index(digests[first]), groups[first]
+    ia, ib = index.get_indexer(near.a), index.get_indexer(near.b)
+    present = (ia >= 0) & (ib >= 0)
     if not present.any():
         return groups
-    a, b = code_of[near.a[present]].to_numpy(), code_of[near.b[present]].to_numpy()
+    a, b = codes[ia[present]], codes[ib[present]]
     n = int(groups.max()) + 1
     graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n))
     return connected_components(graph, directed=False)[1][groups]
