@@ -35,7 +35,7 @@ def jaccard(a: set, b: set) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 
-def lsh_bands(threshold: float, num_perm: int, min_recall: float = 0.995) -> tuple[int, int]:
+def lsh_bands(threshold: float, num_perm: int, min_recall: float = 0.985) -> tuple[int, int]:
     """(bands, rows per band): the most selective banding that still makes a pair at `threshold` a candidate
     with probability >= min_recall (1 - (1 - t^r)^b). Recall is favoured because candidates are verified."""
     best = (num_perm, 1)
