@@ -33,6 +33,7 @@ test-fast: install
 bench: install
 	$(BIN)/python benchmarks/train_classification.py
 	$(BIN)/python benchmarks/serve_load.py
+	$(BIN)/python benchmarks/validate_scale.py
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

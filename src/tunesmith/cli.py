@@ -74,12 +74,15 @@ def validate(
     if config_only:
         console.print(cfg.to_yaml(), highlight=False, markup=False)
         return
-    from tunesmith.data import prepare_data
+    from tunesmith.data import DataChecksFailed, prepare_data
     from tunesmith.pipeline import new_run_dir
 
     try:
         with console.status("validating data"):
             bundle = prepare_data(cfg, new_run_dir(cfg))
+    except DataChecksFailed as exc:
+        _print_data_report(exc.report.to_dict())  # every finding, then the violations and exit 2
+        _fail(str(exc))
     except _input_errors() as exc:
         _fail(str(exc))
     _print_data_report(bundle.report.to_dict())
@@ -349,7 +352,22 @@ def _print_data_report(rep: dict) -> None:
         console.print(f"excluded by data.drop_labels: {rep['excluded_by_config']}")
     for w in rep.get("warnings", []):
         console.print(f"[yellow]warning:[/] {w}")
+    _print_checks(rep.get("checks") or {})
     console.print(f"fingerprint: {rep.get('fingerprint')}")
+
+
+def _print_checks(checks: dict) -> None:
+    """One line per data gate: its policy, its status and what it found."""
+    if not checks:
+        return
+    from tunesmith.data.checks import summarize
+
+    table = Table("check", "policy", "status", "findings", title="data checks")
+    for name, f in checks.items():
+        color = {"fail": "red", "warn": "yellow", "review": "yellow", "pass": "green"}.get(f.get("status"), "white")
+        table.add_row(name, str(f.get("policy", "on" if f.get("enabled") else "-")), f"[{color}]{f.get('status')}[/]",
+                      summarize(name, f))
+    console.print(table)
 
 
 def _print_outcome(report, decision) -> None:

@@ -72,6 +72,108 @@ class SplitConfig(_Strict):
         return self
 
 
+class CheckPolicy(str, Enum):
+    """What a data check does with its findings (`redact` is for PII only)."""
+
+    OFF = "off"  # do not run the check
+    WARN = "warn"  # report the findings, use the rows as they are
+    FAIL = "fail"  # stop before training: `validate`/`run` exit with code 2
+    DROP = "drop"  # move the rows to quarantine.jsonl with the reason; counted in the report
+    REDACT = "redact"  # replace PII with typed placeholders in the copy tunesmith trains on
+
+
+class PresidioMode(str, Enum):
+    AUTO = "auto"  # use Presidio when it and its spaCy model are installed
+    ON = "on"  # require it (an error names the missing package)
+    OFF = "off"
+
+
+PII_TYPES = ("EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "IP_ADDRESS", "NATIONAL_ID", "PERSON")
+
+
+class PiiCheckConfig(_Strict):
+    policy: CheckPolicy = Field(CheckPolicy.WARN, description="off | warn | fail | redact | drop")
+    types: list[Literal["EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "IP_ADDRESS", "NATIONAL_ID", "PERSON"]] = Field(
+        default_factory=lambda: list(PII_TYPES), description="PII types to look for; PERSON needs Presidio"
+    )
+    presidio: PresidioMode = Field(PresidioMode.AUTO, description="Presidio (spaCy NER) for PERSON names: auto | on | off")
+    min_score: float = Field(0.5, ge=0, le=1, description="Presidio findings below this score are ignored")
+    examples: int = Field(3, ge=0, le=20, description="masked examples per type in the report")
+
+
+class NearDuplicateConfig(_Strict):
+    enabled: bool = True
+    threshold: float = Field(
+        0.7, gt=0, le=1, description="Jaccard similarity of word n-gram sets from which two texts are near-duplicates "
+        "(MinHash LSH finds candidates, the exact Jaccard confirms them)"
+    )
+    num_perm: int = Field(128, ge=16, le=1024, description="MinHash permutations (more: better candidate recall, slower)")
+    ngram: int = Field(2, ge=1, le=8, description="words per shingle")
+    seed: int = Field(1, description="MinHash seed")
+
+
+class DuplicatesCheckConfig(_Strict):
+    policy: CheckPolicy = Field(
+        CheckPolicy.WARN, description="exact and near-duplicates within a split: off | warn | fail | drop (keeps the first)"
+    )
+    conflicts: CheckPolicy = Field(
+        CheckPolicy.WARN, description="the same text with different labels: off | warn | fail | drop (every copy)"
+    )
+    near: NearDuplicateConfig = Field(default_factory=NearDuplicateConfig)
+
+    @field_validator("policy", "conflicts")
+    @classmethod
+    def _no_redact(cls, v: CheckPolicy) -> CheckPolicy:
+        if v is CheckPolicy.REDACT:
+            raise ValueError("redact applies to pii only; use off, warn, fail or drop")
+        return v
+
+
+class LeakageCheckConfig(_Strict):
+    policy: CheckPolicy = Field(
+        CheckPolicy.FAIL, description="a text (exactly or nearly) in two splits: off | warn | fail | drop "
+        "(quarantines the eval/test copy)"
+    )
+    near: bool = Field(True, description="near-duplicates across splits count as leakage (uses duplicates.near)")
+
+    @field_validator("policy")
+    @classmethod
+    def _no_redact(cls, v: CheckPolicy) -> CheckPolicy:
+        if v is CheckPolicy.REDACT:
+            raise ValueError("redact applies to pii only; use off, warn, fail or drop")
+        return v
+
+
+class LabelIssuesConfig(_Strict):
+    enabled: bool = Field(True, description="rank likely label errors with cleanlab (classification)")
+    features: Literal["embeddings", "tfidf"] = Field(
+        "embeddings", description="linear probe on frozen model.base embeddings, or on TF-IDF (no model, fastest)"
+    )
+    folds: int = Field(5, ge=2, le=20, description="cross-validation folds for out-of-fold probabilities")
+    min_rows: int = Field(200, ge=10, description="skip the check on smaller datasets (too few rows for out-of-fold estimates)")
+    max_rows: int = Field(20000, ge=10, description="a seeded sample of at most this many rows is checked")
+    top: int = Field(20, ge=0, description="flagged rows listed in the report")
+    review_file: bool = Field(False, description="write every flagged row to <run>/label_issues.jsonl")
+
+
+class ImbalanceConfig(_Strict):
+    max_ratio: float = Field(5.0, ge=1, description="warn when the largest train class is this many times the smallest")
+    min_class_rows: int = Field(20, ge=1, description="warn about train classes with fewer rows")
+    oversample: bool = Field(
+        False, description="repeat rows of the smaller train classes (seeded) up to the largest class's count"
+    )
+
+
+class DataChecksConfig(_Strict):
+    """The data gates run after the split, before any training step."""
+
+    pii: PiiCheckConfig = Field(default_factory=PiiCheckConfig)
+    duplicates: DuplicatesCheckConfig = Field(default_factory=DuplicatesCheckConfig)
+    leakage: LeakageCheckConfig = Field(default_factory=LeakageCheckConfig)
+    label_issues: LabelIssuesConfig = Field(default_factory=LabelIssuesConfig)
+    imbalance: ImbalanceConfig = Field(default_factory=ImbalanceConfig)
+
+
 class DataConfig(_Strict):
     path: str | None = Field(None, description="one file or HF dataset dir; split into train/eval/test")
     train: str | None = None
@@ -88,6 +190,7 @@ class DataConfig(_Strict):
     max_rows: int | None = Field(None, gt=0, description="stratified subsample of the usable rows (seeded)")
     split: SplitConfig = Field(default_factory=SplitConfig)
     bad_rows: BadRowPolicy = BadRowPolicy.QUARANTINE
+    checks: DataChecksConfig = Field(default_factory=DataChecksConfig, description="PII, duplicates, leakage, label issues")
 
     @field_validator("labels", "drop_labels", mode="before")
     @classmethod

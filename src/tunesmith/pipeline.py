@@ -143,6 +143,9 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
         cfg, data_fingerprint=bundle.fingerprint, base_model_path=base.path,
         base_revision=base.pinned_as, gate_decision=decision.to_dict(),
     )
+    from tunesmith.data.checks import lineage_tags
+
+    lineage.update(lineage_tags(bundle.report.checks))  # the data gates' outcome travels with the version
     report_path = write_report(
         out_dir, config=cfg, data_report=bundle.report.to_dict(), train_result=result.to_dict(),
         eval_report=report, decision=decision, lineage=lineage,
@@ -154,10 +157,12 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
         outcome.mlflow_run_id = log_run(
             cfg, run_dir=out_dir, metrics=report.flat_metrics(),  # log_run records the resolved config as params
             artifacts=[p for p in (out_dir / "report.html", out_dir / "metrics.json", out_dir / "data_card.json",
-                                   out_dir / "quarantine.jsonl") if p.exists()],
-            model_dir=result.model_dir, tags={"gate": "passed" if decision.passed else "failed"},
+                                   out_dir / "quarantine.jsonl", out_dir / "label_issues.jsonl") if p.exists()],
+            model_dir=result.model_dir, tags={"gate": "passed" if decision.passed else "failed",
+                                                  "data_fingerprint": bundle.fingerprint, **lineage_tags(bundle.report.checks)},
             log_history=result.log_history,
         )
+        lineage["data_card"] = f"runs:/{outcome.mlflow_run_id}/data_card.json"  # the full dataset card
         if decision.passed and cfg.registry.auto_register:
             outcome.registered_version = register_version(
                 cfg.name, run_id=outcome.mlflow_run_id, lineage=lineage, registry=cfg.registry,

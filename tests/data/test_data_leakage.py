@@ -21,7 +21,7 @@ def test_texts_shared_between_user_splits_are_counted_and_warned_about(tmp_path)
     eval_ = pd.concat([_rows(200, 10), test.iloc[[0]]])
     paths = {n: write_frame(f, tmp_path / f"{n}.jsonl") for n, f in (("train", train), ("eval", eval_), ("test", test))}
     run = tmp_path / "run"
-    bundle = prepare_data(make_cfg(**paths), run)
+    bundle = prepare_data(make_cfg(**paths, checks={"leakage": {"policy": "warn"}}), run)  # count, do not stop
 
     report = bundle.report
     assert report.overlap == {"train/eval": 0, "train/test": 4, "eval/test": 1}
@@ -44,7 +44,7 @@ def test_a_test_file_is_checked_against_an_eval_split_carved_from_train(tmp_path
     train = _rows(0, 50)
     test = pd.concat([_rows(100, 10), train])  # every training text is in test
     bundle = prepare_data(make_cfg(train=write_frame(train, tmp_path / "train.csv"),
-                                   test=write_frame(test, tmp_path / "test.csv")))
+                                   test=write_frame(test, tmp_path / "test.csv"), checks={"leakage": {"policy": "warn"}}))
     overlap = bundle.report.overlap
     assert overlap["train/eval"] == 0
     assert overlap["train/test"] + overlap["eval/test"] == 50

@@ -11,6 +11,8 @@ from tests.toy import make_reviews
 
 from tunesmith.data import DataError, prepare_data
 
+LEAK_WARN = {"leakage": {"policy": "warn"}}  # these tests reuse one file as several splits on purpose
+
 
 def _all_rows(bundle) -> pd.DataFrame:
     rows = pd.concat([bundle.train, bundle.eval, bundle.test])
@@ -51,7 +53,7 @@ def test_csv_source_is_the_line_where_a_multiline_record_starts(tmp_path):
         'after,pos\n'                          # 11
         'no label here,\n'                     # 12
     )
-    bundle = prepare_data(make_cfg(train=path, eval=path, test=path, bad_rows="quarantine"), tmp_path / "run")
+    bundle = prepare_data(make_cfg(train=path, eval=path, test=path, bad_rows="quarantine", checks=LEAK_WARN), tmp_path / "run")
     lines = dict(zip(bundle.train["text"], bundle.train["_source"].str.rsplit(":", n=1).str[1].astype(int), strict=True))
     assert lines == {"one line": 2, "spans\nthree\nlines": 3, "quoted, with comma": 6, "two\n\nparagraphs": 8, "after": 11}
 
@@ -86,7 +88,7 @@ def test_hf_dataset_dict_points_at_its_split_folders(tmp_path):
     datasets.DatasetDict({"train": ds, "test": ds}).save_to_disk(str(tmp_path / "dd"))
     with pytest.raises(DataError, match=r"data\.train: .*dd/train"):
         prepare_data(make_cfg(path=tmp_path / "dd"))
-    bundle = prepare_data(make_cfg(train=tmp_path / "dd" / "train", test=tmp_path / "dd" / "test"))
+    bundle = prepare_data(make_cfg(train=tmp_path / "dd" / "train", test=tmp_path / "dd" / "test", checks=LEAK_WARN))
     assert len(bundle.test) == 30
 
 
@@ -201,7 +203,7 @@ def test_blank_lines_before_a_csv_header_are_skipped_and_lines_stay_physical(tmp
         'three,pos\n'                          # 8
         'four,neg,extra\n'                     # 9: malformed
     )
-    bundle = prepare_data(make_cfg(train=path, eval=path, test=path), tmp_path / "run")
+    bundle = prepare_data(make_cfg(train=path, eval=path, test=path, checks=LEAK_WARN), tmp_path / "run")
     lines = dict(zip(bundle.train["text"], bundle.train["_source"], strict=True))
     assert lines == {"one": f"{path}:4", "two\nlines": f"{path}:5", "three": f"{path}:8"}
     assert bundle.report.quarantined_by_reason == {"malformed_row": 3}  # line 9, once per split file

@@ -71,6 +71,10 @@ def test_run_registers_promotes_and_rolls_back(tmp_path, tiny_model_dir):
     tunesmith("models", "promote", "toy-sentiment", cwd=tmp_path)
     shown = json.loads(tunesmith("models", "show", "toy-sentiment", cwd=tmp_path).stdout)
     assert shown["aliases"]["champion"] in ("2", 2)
+    tags = next(v for v in shown["versions"] if str(v["version"]) == "2")["tags"]  # the data gates travel along
+    assert tags["data_card"].startswith("runs:/") and tags["data_card"].endswith("/data_card.json")
+    assert "leakage=fail:0" in tags["data_checks"] and "pii=warn:" in tags["data_checks"]
+    assert "Data checks" in (second / "report.html").read_text()
     tunesmith("models", "rollback", "toy-sentiment", cwd=tmp_path)
     shown = json.loads(tunesmith("models", "show", "toy-sentiment", cwd=tmp_path).stdout)
     assert shown["aliases"]["champion"] in ("1", 1)

@@ -12,10 +12,13 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from tunesmith.config import BadRowPolicy, Config, DataConfig
+from tunesmith.config import BadRowPolicy, CheckPolicy, Config, DataConfig
 from tunesmith.data.bundle import DataBundle
+from tunesmith.data.checks import ChecksOutcome, DataChecksFailed, run_checks
+from tunesmith.data.dedup import NearPairs, near_duplicate_groups, near_pairs_by_digest
 from tunesmith.data.errors import DataError, quoted
 from tunesmith.data.fingerprint import SPLITS, dataset_fingerprint, row_digests, split_keys, text_digests
 from tunesmith.data.leakage import TEXT_DIGEST, Leakage, find_leakage
@@ -61,19 +64,26 @@ def prepare_data(cfg: Config, run_dir: Path | None = None) -> DataBundle:
         _require_rows(p)
     if d.labels is None:
         _check_label_case(parts)
-    splits, dropped, warnings = _split(cfg, {p.name: p.checked.rows for p in parts})
+    near = near_pairs(cfg, parts)
+    splits, dropped, warnings = _split(cfg, {p.name: p.checked.rows for p in parts}, near)
     _require_two_labels(splits["train"], parts, d)
     labels = list(d.labels) if d.labels else sorted(splits["train"][LABEL].unique().tolist())
     warnings += _check_unseen_labels(splits, labels, {p.name: p.table.key for p in parts})
     leakage = _leakage(splits, parts)
     warnings += leakage.warnings
+    checks = run_checks(cfg, splits, _split_names(parts), run_dir, near)  # the data gates: after the split, before training
+    splits, warnings = checks.splits, warnings + checks.warnings
+    if checks.quarantined and run_dir is not None:
+        quarantine_path = _write_quarantine(Path(run_dir), bad, checks.quarantined)
     if bad and run_dir is None:
         warnings.append(f"{len(bad)} bad rows were skipped; pass a run_dir to keep them in quarantine.jsonl")
     fingerprint = dataset_fingerprint({n: list(s[DIGEST]) for n, s in splits.items()}, labels, d.slice_columns)
     frames = {n: _public(s, d) for n, s in splits.items()}
-    report = _report(parts, frames, labels, fingerprint, quarantine_path, dropped, leakage, warnings)
+    report = _report(parts, frames, labels, fingerprint, quarantine_path, dropped, leakage, warnings, checks)
     if run_dir is not None:
         atomic_write_json(Path(run_dir) / "data_card.json", report.to_dict())
+    if checks.violations:
+        raise DataChecksFailed(checks.violations, report)
     return DataBundle(frames["train"], frames["eval"], frames["test"], labels, fingerprint, report)
 
 
@@ -94,8 +104,9 @@ def _read(cfg: Config, key: str, name: str, path_text: str) -> _Part:
     return _Part(name, table, checked)
 
 
-def _write_quarantine(run_dir: Path, bad: list[BadRow]) -> str:
-    lines = (json.dumps(b.to_record(), ensure_ascii=False, default=to_jsonable) + "\n" for b in bad)
+def _write_quarantine(run_dir: Path, bad: list[BadRow], flagged: list[dict] = ()) -> str:
+    records = [b.to_record() for b in bad] + list(flagged)  # bad rows, then rows a data check dropped
+    lines = (json.dumps(r, ensure_ascii=False, default=to_jsonable) + "\n" for r in records)
     return str(atomic_write_text(run_dir / "quarantine.jsonl", "".join(lines)))
 
 
@@ -123,7 +134,8 @@ def _check_label_case(parts: list[_Part]) -> None:
         )
 
 
-def _split(cfg: Config, rows: dict[str, pd.DataFrame]) -> tuple[dict[str, pd.DataFrame], int, list[str]]:
+def _split(cfg: Config, rows: dict[str, pd.DataFrame], near: NearPairs | None = None
+           ) -> tuple[dict[str, pd.DataFrame], int, list[str]]:
     """train/eval/test frames, rows dropped by data.max_rows, and warnings."""
     d, warnings = cfg.data, []
     pool = rows["all"] if d.path else rows["train"]
@@ -138,12 +150,32 @@ def _split(cfg: Config, rows: dict[str, pd.DataFrame]) -> tuple[dict[str, pd.Dat
     if shares:
         by_text = [bytes.fromhex(h) for h in pool[TEXT_DIGEST]]  # the text alone: identical texts share a key
         groups = pd.factorize(pool[TEXT_DIGEST])[0]
+        groups = _near_groups(cfg, pool, groups, near)
         carved, w = carve(pool, split_keys(by_text, cfg.seed, "split"), groups, shares, stratify=d.split.stratify)
         splits.update(carved)
         warnings += w
     else:
         splits["train"] = pool
     return {n: splits[n] for n in SPLITS}, dropped, warnings
+
+
+def near_pairs(cfg: Config, parts: list[_Part]) -> NearPairs | None:
+    """Near-duplicate pairs over every configured file's rows, computed once for the split and the checks."""
+    c = cfg.data.checks
+    if not c.duplicates.near.enabled:
+        return None
+    if c.duplicates.policy is CheckPolicy.OFF and (c.leakage.policy is CheckPolicy.OFF or not c.leakage.near):
+        return None
+    return near_pairs_by_digest([p.checked.rows for p in parts], digest=TEXT_DIGEST, text=TEXT,
+                                **c.duplicates.near.model_dump(exclude={"enabled"}))
+
+
+def _near_groups(cfg: Config, pool: pd.DataFrame, groups: np.ndarray, near: NearPairs | None) -> np.ndarray:
+    """Near-duplicate texts move together too, so the splits tunesmith carves never leak near-duplicates."""
+    leak = cfg.data.checks.leakage
+    if near is None or not leak.near or leak.policy is CheckPolicy.OFF:
+        return groups
+    return near_duplicate_groups(pool[TEXT_DIGEST].tolist(), groups, near)
 
 
 def _require_two_labels(train: pd.DataFrame, parts: list[_Part], d: DataConfig) -> None:
@@ -162,11 +194,18 @@ def _require_two_labels(train: pd.DataFrame, parts: list[_Part], d: DataConfig) 
     )
 
 
+def _split_names(parts: list[_Part]) -> dict[str, str]:
+    """How each split is named in a message: "data.test (test.jsonl)" or "eval (split from data.csv)"."""
+    names = {p.name: f"{p.table.key} ({p.table.path})" for p in parts}
+    pool = next(p for p in parts if p.name in ("all", "train"))
+    return {n: names.get(n) or f"{n} (split from {pool.table.path})" for n in SPLITS}
+
+
 def _leakage(splits: dict[str, pd.DataFrame], parts: list[_Part]) -> Leakage:
     """Texts shared by two splits, and conflicting labels in the rows of data.path / data.train."""
     names = {p.name: f"{p.table.key} ({p.table.path})" for p in parts}
     pool = next(p for p in parts if p.name in ("all", "train"))
-    where = {n: names.get(n) or f"{n} (split from {pool.table.path})" for n in SPLITS}
+    where = _split_names(parts)
     training = pd.concat([splits[n] for n in SPLITS if n not in names or n == pool.name], ignore_index=True)
     return find_leakage(splits, where, training, names[pool.name])
 
@@ -193,17 +232,18 @@ def _public(rows: pd.DataFrame, d: DataConfig) -> pd.DataFrame:
 
 def _report(
     parts: list[_Part], frames: dict[str, pd.DataFrame], labels: list[str], fingerprint: str,
-    quarantine_path: str | None, dropped: int, leakage: Leakage, warnings: list[str],
+    quarantine_path: str | None, dropped: int, leakage: Leakage, warnings: list[str], checks: ChecksOutcome,
 ) -> DataReport:
     bad = [b for p in parts for b in p.checked.bad]
+    reasons = Counter(b.reason.value for b in bad) + checks.quarantined_by_reason()
     excluded: Counter = sum((p.checked.excluded for p in parts), Counter())
     return DataReport(
         sources=[{"key": p.table.key, "path": str(p.table.path), "format": p.table.format, "rows_read": p.table.rows_read}
                  for p in parts],
         rows_read=sum(p.table.rows_read for p in parts),
         rows_used=sum(len(f) for f in frames.values()),
-        quarantined=len(bad),
-        quarantined_by_reason=dict(sorted(Counter(b.reason.value for b in bad).items())),
+        quarantined=len(bad) + len(checks.quarantined),
+        quarantined_by_reason=dict(sorted(reasons.items())),
         quarantine_path=quarantine_path,
         excluded_by_config=dict(sorted(excluded.items())),
         dropped_by_max_rows=dropped,
@@ -216,4 +256,5 @@ def _report(
         overlap_examples=leakage.overlap_examples,
         conflicting_duplicates=leakage.conflicting_duplicates,
         warnings=warnings,
+        checks=checks.findings,
     )

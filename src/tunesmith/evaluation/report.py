@@ -114,11 +114,40 @@ def _data_section(report: dict) -> str:
         out += ["<h3>Sources</h3>", _table(keys, [[src.get(k) for k in keys] for src in sources])]
     if report.get("warnings"):
         out.append("<ul>" + "".join(f"<li>{_e(w)}</li>" for w in report["warnings"]) + "</ul>")
+    out.append(_checks_html(report.get("checks") or {}))
     shown = {*_DATA_COUNTS, "split_sizes", "quarantined_by_reason", "label_distribution", "warnings",
-             "excluded_by_config", "text_length", "sources"}
+             "excluded_by_config", "text_length", "sources", "checks"}
     rest = {k: v for k, v in report.items() if k not in shown}
     if rest:
         out += ["<h3>Details</h3>", _value_html(rest)]
+    return "".join(out)
+
+
+def _checks_html(checks: dict) -> str:
+    """The data gates: policy, status and findings per check; masked PII examples; top label issues."""
+    if not checks:
+        return ""
+    from tunesmith.data.checks import summarize
+
+    rows = [[name, f.get("policy", "on" if f.get("enabled") else "-"), f.get("status"), summarize(name, f)]
+            for name, f in checks.items()]
+    out = ["<h3>Data checks</h3>", _table(["check", "policy", "status", "findings"], rows)]
+    pii = checks.get("pii") or {}
+    if pii.get("note"):
+        out.append(f"<p><b>{_e(pii['note'])}</b></p>")
+    examples = [[t, n.get("rows"), n.get("findings"), ", ".join(f"{e['masked']} ({e['source']})" for e in n.get("examples", []))]
+                for t, n in (pii.get("by_type") or {}).items() if n.get("rows")]
+    if examples:
+        out += ["<h4>PII by type (masked examples)</h4>", _table(["type", "rows", "findings", "examples"], examples)]
+    top = (checks.get("label_issues") or {}).get("top") or []
+    if top:
+        out += ["<h4>Likely label issues (candidates for review)</h4>",
+                _table(["source", "split", "given", "suggested", "p(given)", "text"],
+                       [[t["source"], t["split"], t["given"], t["suggested"], t["given_label_probability"], t["text"]]
+                        for t in top])]
+    details = {k: v for k, v in checks.items() if k in ("duplicates", "conflicts", "leakage")}
+    if details:
+        out += ["<details><summary>duplicate and leakage details</summary>", _value_html(details), "</details>"]
     return "".join(out)
 
 
