@@ -348,7 +348,8 @@ class PredictionLogConfig(_Strict):
     enabled: bool = True
     url: str | None = Field(None, description="SQLAlchemy URL; default sqlite under .tunesmith/predictions.db")
     sample_rate: float = Field(1.0, ge=0, le=1, description="share of predictions written")
-    redact_pii: bool = Field(False, description="redact PII from logged inputs")
+    redact_pii: bool = Field(True, description="replace PII in logged inputs with typed placeholders (<EMAIL>, ...) "
+                             "using the data gates' regex+checksum detectors")
 
 
 class ServingConfig(_Strict):

@@ -151,10 +151,12 @@ def test_prediction_log_samples_and_redacts(tmp_path):
     assert rows[0]["output"] == {"label": "pos"} and rows[0]["redacted"] is True
 
 
-def test_redact_flag_refuses_until_a_redactor_is_wired():
+def test_redactor_uses_the_data_gate_detectors():
     assert redactor(False) is None
-    with pytest.raises(ValueError, match="redact_pii"):
-        redactor(True)
+    redact = redactor(True)
+    out = redact("mail alice@example.com or call +31 20 123 4567, card 4111 1111 1111 1111")
+    assert "alice@example.com" not in out and "4111" not in out
+    assert "<EMAIL>" in out and "<CREDIT_CARD>" in out
 
 
 def test_serve_cli_rejects_bad_settings_by_key_path():

@@ -18,10 +18,9 @@ def redactor(enabled: bool) -> Callable[[str], str] | None:
     """The PII redactor for logged inputs, or None when `serving.predictions.redact_pii` is off."""
     if not enabled:
         return None
-    # LEAD: wire `from tunesmith.data.pii import redact_text; return redact_text` here after merging the
-    # data-gates branch. Until then, refusing is safer than logging unredacted text under a "redact" flag.
-    raise ValueError("serving.predictions.redact_pii needs tunesmith.data.pii.redact_text, which this build lacks; "
-                     "set serving.predictions.redact_pii: false or serving.predictions.enabled: false")
+    from tunesmith.data.pii import redact_text  # the data gates' detectors: regex+checksum, Presidio where installed
+
+    return redact_text
 
 
 def prediction_log_for(settings, workdir=None):
