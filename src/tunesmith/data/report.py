@@ -34,6 +34,7 @@ class DataReport:
     overlap_examples: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # pair -> up to 3 {split: source}
     conflicting_duplicates: int = 0  # texts in train that occur with more than one label
     warnings: list[str] = field(default_factory=list)
+    truncated: int = 0  # causal-lm conversations cut to model.max_length tokens (data.too_long: truncate)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
