@@ -16,15 +16,24 @@ WORDS = ["hello", "how", "are", "you", "fine", "thanks", "what", "is", "the", "t
          "rain", "order", "status", "shipped", "refund", "yes", "no", "please", "help", "account", "password"]
 
 
+ANSWERS = {  # the question's topic word decides the answer: learnable by a tiny model in a few dozen steps
+    "refund": "yes the refund is shipped",
+    "weather": "the weather is sunny",
+    "password": "please reset the password",
+    "order": "the order is shipped",
+}
+
+
 def make_chats(n: int, seed: int = 0) -> list[dict]:
-    """Two-turn support chats in OpenAI `messages` form; the answer is a fixed function of the question."""
+    """Two-turn support chats in OpenAI `messages` form; the answer is fixed by the question's topic word."""
     rng = random.Random(seed)
     rows = []
-    for _ in range(n):
-        q = [rng.choice(WORDS) for _ in range(rng.randint(2, 6))]
-        a = list(reversed(q))
+    for i in range(n):
+        topic = list(ANSWERS)[i % len(ANSWERS)]
+        q = [rng.choice(WORDS) for _ in range(rng.randint(1, 5))]
+        q.insert(rng.randrange(len(q) + 1), topic)
         rows.append({"messages": [{"role": "user", "content": " ".join(q)},
-                                  {"role": "assistant", "content": " ".join(a)}]})
+                                  {"role": "assistant", "content": ANSWERS[topic]}]})
     return rows
 
 
@@ -44,7 +53,8 @@ def build_tiny_chat_model_dir(path) -> str:
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator([" ".join(WORDS)] * 20 + [json.dumps(r) for r in make_chats(200, seed=9)], trainer=trainer)
+    corpus = [" ".join(WORDS)] * 20 + list(ANSWERS.values()) * 20 + [json.dumps(r) for r in make_chats(200, seed=9)]
+    tok.train_from_iterator(corpus, trainer=trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
                                    model_max_length=256)
     fast.chat_template = CHAT_TEMPLATE
