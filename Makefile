@@ -35,6 +35,7 @@ test-fast: install
 
 bench: install
 	$(BIN)/python benchmarks/train_classification.py
+	$(BIN)/python benchmarks/train_causal_lm.py
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -68,7 +68,10 @@ def run_trl(model_path: str, rows: list[list[dict]], work: Path) -> dict:
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, peft_config=peft)
     ds = trainer.train_dataset
     tokens = sum(len(x) for x in ds["input_ids"])
-    loss_tokens = sum(sum(m[1:]) for m in ds["completion_mask"])  # label 0 is never predicted
+    if "completion_mask" in ds.column_names:  # label 0 is never predicted
+        loss_tokens = sum(sum(m[1:]) for m in ds["completion_mask"])
+    else:  # TRL folds the completion mask into `labels`
+        loss_tokens = sum(sum(1 for x in lab[1:] if x != -100) for lab in ds["labels"])
 
     class Timer(TrainerCallback):
         def on_train_begin(self, *a, **k):
