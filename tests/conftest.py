@@ -27,3 +27,10 @@ def tiny_model_dir(tmp_path_factory) -> str:
 @pytest.fixture()
 def reviews() -> pd.DataFrame:
     return make_reviews(120)
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_model_dir(tmp_path_factory) -> str:
+    from tests.toy_chat import build_tiny_chat_model_dir
+
+    return build_tiny_chat_model_dir(tmp_path_factory.mktemp("tiny-llama"))

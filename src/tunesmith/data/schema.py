@@ -41,12 +41,17 @@ class BadRowReason(str, Enum):
     MISSING_LABEL = "missing_label"
     INVALID_LABEL = "invalid_label"
     UNKNOWN_LABEL = "unknown_label"
+    WRONG_ROLE = "wrong_role"  # causal-lm: a turn whose role is not system/user/assistant/tool
+    EMPTY_ASSISTANT = "empty_assistant"  # causal-lm: an assistant turn with no text
+    BAD_CONVERSATION = "bad_conversation"  # causal-lm: not a list of turns, no assistant turn, ...
+    TOO_LONG = "too_long"  # causal-lm: longer than model.max_length tokens (data.too_long: drop)
 
 
 _HINTS = {
     BadRowReason.INVALID_JSON: f"fix the line (one JSON object per line), or {_QUARANTINE_HINT}",
     BadRowReason.INVALID_UTF8: f"re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`), or {_QUARANTINE_HINT}",
     BadRowReason.NOT_AN_OBJECT: f"each line must be a JSON object like {{\"text\": ..., \"label\": ...}}, or {_QUARANTINE_HINT}",
+    BadRowReason.TOO_LONG: "raise model.max_length, shorten the conversation, or set data.too_long: truncate",
     BadRowReason.UNKNOWN_LABEL: f"add the label to data.labels (or to data.drop_labels to leave such rows out), or {_QUARANTINE_HINT}",
 }
 
@@ -75,6 +80,8 @@ class CheckedTable:
     rows: pd.DataFrame
     bad: list[BadRow] = field(default_factory=list)
     excluded: Counter = field(default_factory=Counter)
+    truncated: int = 0  # causal-lm rows cut to model.max_length (data.too_long: truncate)
+    warnings: list[str] = field(default_factory=list)  # one per truncated row, naming its file:line
 
 
 def check_columns(table: Table, cfg: DataConfig) -> None:

@@ -120,6 +120,11 @@ def evaluate(cfg, bundle, model_dir: str | Path, *, champion_dir: str | Path | N
     Raises:
         EvalError: `model_dir` is not a loadable classifier, or its labels differ from the bundle's.
     """
+    if cfg.task.value == "causal-lm":  # generation metrics against the base model (evaluation.causal_lm)
+        from tunesmith.evaluation.causal_lm import evaluate_causal_lm
+
+        return evaluate_causal_lm(cfg, bundle, model_dir, champion_dir=champion_dir, champion_name=champion_name,
+                                  out_dir=out_dir)
     labels = list(bundle.labels)
     primary = primary_name(cfg.training.metric)
     y_test = label_ids(bundle.test["label"].tolist(), labels)

@@ -16,8 +16,11 @@ import numpy as np
 CONFUSION_METRICS = ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall")
 # Every scalar a gate may name without a prefix. top_<k>_accuracy is matched by TOP_K_RE.
 KNOWN_METRICS = (*CONFUSION_METRICS, "log_loss", "ece", "ece_calibrated", "nll_calibrated", "temperature")
+# causal-lm (evaluation.causal_lm): held-out loss per loss token, its perplexity, and per-answer scores.
+CAUSAL_LM_METRICS = ("loss", "perplexity", "rouge_l", "exact_match", "json_valid", "regression_pass_rate")
+KNOWN_METRICS = (*KNOWN_METRICS, *CAUSAL_LM_METRICS)
 # Errors and losses: a smaller value is a better model (temperature is neither; it is reported, not ranked).
-LOWER_IS_BETTER = frozenset({"log_loss", "ece", "ece_calibrated", "nll_calibrated"})
+LOWER_IS_BETTER = frozenset({"log_loss", "ece", "ece_calibrated", "nll_calibrated", "loss", "perplexity"})
 TOP_K_RE = re.compile(r"^top_(\d+)_accuracy$")
 _EPS = 1e-15
 

@@ -250,7 +250,7 @@ def _config_dict(config: Any) -> dict:
     return dict(config or {})
 
 
-def render_html(*, config: Any, data_report: dict, train_result: dict | None, eval_report: EvalReport,
+def render_html(*, config: Any, data_report: dict, train_result: dict | None, eval_report: EvalReport | Any,
                 decision: GateDecision, lineage: dict) -> str:
     cfg = _config_dict(config)
     name = cfg.get("name", "model")
@@ -258,12 +258,20 @@ def render_html(*, config: Any, data_report: dict, train_result: dict | None, ev
     summary = (f"gates {'PASSED' if decision.passed else 'FAILED'}: "
                f"{sum(r.passed for r in decision.rules)} of {len(decision.rules)} rules")
     notes = "".join(f"<li>{_e(n)}</li>" for n in eval_report.notes)
+    if hasattr(eval_report, "samples"):  # causal-lm: generation metrics and answers side by side
+        from tunesmith.evaluation.causal_report import causal_sections
+
+        results = causal_sections(eval_report)
+        curve_metric = "loss"
+    else:
+        results = [("Base vs tuned (test split)", _results_section(eval_report)),
+                   ("Calibration", _calibration_section(eval_report)),
+                   ("Slices", _slices_section(eval_report))]
+        curve_metric = eval_report.primary_metric
     sections = [
         ("Data", _data_section(data_report or {})),
-        ("Training", _training_section(train_result, eval_report.primary_metric)),
-        ("Base vs tuned (test split)", _results_section(eval_report)),
-        ("Calibration", _calibration_section(eval_report)),
-        ("Slices", _slices_section(eval_report)),
+        ("Training", _training_section(train_result, curve_metric)),
+        *results,
         ("Gate decision", _gates_section(decision)),
         ("Lineage", _value_html(lineage or {})),
         ("Config (resolved)", f"<pre>{_e(yaml.safe_dump(cfg, sort_keys=False))}</pre>"),
@@ -280,6 +288,8 @@ def render_html(*, config: Any, data_report: dict, train_result: dict | None, ev
 def metrics_document(eval_report: EvalReport, decision: GateDecision, lineage: dict | None = None) -> dict:
     """The metrics.json content: tuned, baseline, champion (or null) and its status, uplift, gates, calibration, slices."""
     r = eval_report.to_dict()
+    if hasattr(eval_report, "samples"):  # causal-lm
+        return {**r, "gates": decision.to_dict(), "flat": eval_report.flat_metrics(), "lineage": lineage or {}}
     return {
         "tuned": r["tuned"], "baseline": r["baseline"], "champion": r["champion"], "uplift": r["uplift"],
         "vs_champion": r["vs_champion"], "champion_status": r["champion_status"],

@@ -27,6 +27,7 @@ def get_task(kind: TaskKind | str) -> ModuleType:
     return _TASKS[kind]
 
 
-from tunesmith.tasks import classification  # noqa: E402
+from tunesmith.tasks import causal_lm, classification  # noqa: E402
 
 register_task(TaskKind.CLASSIFICATION, classification)
+register_task(TaskKind.CAUSAL_LM, causal_lm)

@@ -44,7 +44,11 @@ def apply_method(model: nn.Module, method: MethodConfig) -> nn.Module:
         return model
     if kind is MethodKind.FREEZE:
         return _freeze_lower(model, method.freeze.layers)
-    if kind is MethodKind.LORA:
+    if kind in (MethodKind.LORA, MethodKind.QLORA):
+        if kind is MethodKind.QLORA:
+            from peft import prepare_model_for_kbit_training
+
+            model = prepare_model_for_kbit_training(model)
         return _wrap_lora(model, method)
     raise MethodError(f"method.kind: unknown method {kind!r}")  # pragma: no cover - the enum is closed
 
@@ -94,10 +98,35 @@ def _freeze_lower(model: nn.Module, n_layers: int) -> nn.Module:
     return model
 
 
+def is_causal_lm(model: nn.Module) -> bool:
+    """A model whose head is its own LM head (e.g. LlamaForCausalLM): nothing new to train or save in full."""
+    return type(model).__name__.endswith("ForCausalLM")
+
+
+def check_method_available(kind: MethodKind) -> None:
+    """QLoRA needs bitsandbytes and a CUDA GPU; say so before any model is loaded."""
+    if kind is not MethodKind.QLORA:
+        return
+    import importlib.util
+
+    import torch
+
+    if importlib.util.find_spec("bitsandbytes") is None or not torch.cuda.is_available():
+        missing = "bitsandbytes is not installed" if importlib.util.find_spec("bitsandbytes") is None else "no CUDA GPU"
+        raise MethodError(f"method.kind: qlora needs bitsandbytes and a CUDA GPU ({missing}); use method.kind: lora "
+                          "(same adapter, full-precision base), or pip install bitsandbytes on a GPU machine")
+
+
 def lora_target_modules(model: nn.Module, method: MethodConfig) -> list[str] | str:
-    """The configured targets, else peft's table for this architecture, else every linear layer of the base."""
+    """The configured targets, else peft's table for this architecture, else every linear layer of the base.
+
+    A causal LM gets every linear layer of its blocks (llama-style: q/k/v/o/gate/up/down; peft leaves the LM head
+    out of "all-linear"), which is what QLoRA and most SFT recipes use.
+    """
     if method.lora.target_modules:
         return list(method.lora.target_modules)
+    if is_causal_lm(model):
+        return "all-linear"
     from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as TABLE
 
     return list(TABLE.get(getattr(model.config, "model_type", ""), [])) or "all-linear"
@@ -106,13 +135,15 @@ def lora_target_modules(model: nn.Module, method: MethodConfig) -> list[str] | s
 def _wrap_lora(model: nn.Module, method: MethodConfig) -> nn.Module:
     from peft import LoraConfig, TaskType, get_peft_model
 
+    causal = is_causal_lm(model)
     lora = LoraConfig(
-        task_type=TaskType.SEQ_CLS,
+        task_type=TaskType.CAUSAL_LM if causal else TaskType.SEQ_CLS,
         r=method.lora.r,
         lora_alpha=method.lora.alpha,
         lora_dropout=method.lora.dropout,
         target_modules=lora_target_modules(model, method),
-        modules_to_save=head_module_names(model),  # the new head is trained and saved in full
+        # a new classification head is trained and saved in full; an LM head (often tied to the embeddings) is not
+        modules_to_save=None if causal else head_module_names(model),
     )
     try:
         with warnings.catch_warnings():

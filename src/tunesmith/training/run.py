@@ -27,7 +27,7 @@ from tunesmith.training.checkpoints import (
     remove_incomplete,
 )
 from tunesmith.training.identity import check_identity, write_identity
-from tunesmith.training.methods import apply_method, count_params
+from tunesmith.training.methods import apply_method, check_method_available, count_params
 from tunesmith.training.trainer import (
     TrainingError,
     build_trainer,
@@ -100,24 +100,39 @@ def train(
     resolved = resolve_model(cfg.model.base, cfg.model.revision)
     task = get_task(cfg.task)  # the task family decides head, inputs and loss
     remote = cfg.model.trust_remote_code
+    kind = MethodKind(cfg.method.kind)
+    check_method_available(kind)  # before loading: QLoRA needs bitsandbytes and CUDA
     with loading(resolved, key="model.base"):
-        tokenizer = task.load_tokenizer(resolved.path, revision=resolved.revision, trust_remote_code=remote)
-        model = task.build_model(resolved.path, bundle.labels, revision=resolved.revision, trust_remote_code=remote)
+        if hasattr(task, "trainer_parts"):  # causal-lm: the config's chat template; a 4-bit base for QLoRA
+            tokenizer = task.load_tokenizer(resolved.path, revision=resolved.revision, trust_remote_code=remote,
+                                            template=cfg.chat.template)
+            model = task.build_model(resolved.path, revision=resolved.revision, trust_remote_code=remote,
+                                     quantize_4bit=kind is MethodKind.QLORA)
+        else:
+            tokenizer = task.load_tokenizer(resolved.path, revision=resolved.revision, trust_remote_code=remote)
+            model = task.build_model(resolved.path, bundle.labels, revision=resolved.revision, trust_remote_code=remote)
     model = apply_method(model, cfg.method)
     params = count_params(model)
 
     max_len = cfg.model.max_length
-    train_ds = to_dataset(bundle.train, bundle.labels, tokenizer, max_len, where="train", encode=task.encode)
-    eval_ds = (to_dataset(bundle.eval, bundle.labels, tokenizer, max_len, where="eval", encode=task.encode)
-               if len(bundle.eval) else None)
     precision = resolve_precision(cfg.training.precision)
-    trainer = build_trainer(cfg, model, tokenizer, train_ds, eval_ds, str(checkpoint_dir), precision, callbacks or ())
+    if hasattr(task, "trainer_parts"):  # the task builds its own datasets and collator
+        parts = task.trainer_parts(cfg, bundle, tokenizer)
+        trainer = build_trainer(cfg, model, tokenizer, parts.train_ds, parts.eval_ds, str(checkpoint_dir), precision,
+                                callbacks or (), data_collator=parts.data_collator,
+                                compute_metrics=parts.compute_metrics)
+    else:
+        train_ds = to_dataset(bundle.train, bundle.labels, tokenizer, max_len, where="train", encode=task.encode)
+        eval_ds = (to_dataset(bundle.eval, bundle.labels, tokenizer, max_len, where="eval", encode=task.encode)
+                   if len(bundle.eval) else None)
+        trainer = build_trainer(cfg, model, tokenizer, train_ds, eval_ds, str(checkpoint_dir), precision,
+                                callbacks or ())
     if start_from is None:
         write_identity(checkpoint_dir, cfg, bundle)  # before the first checkpoint, so every resume can check it
     output = trainer.train(resume_from_checkpoint=str(start_from) if start_from else None)
 
     seen = [*bundle.train["text"].astype(str), *bundle.eval["text"].astype(str)]
-    model_dir = save_final_model(trainer.model, tokenizer, run_dir, lora=MethodKind(cfg.method.kind) is MethodKind.LORA,
+    model_dir = save_final_model(trainer.model, tokenizer, run_dir, lora=kind in (MethodKind.LORA, MethodKind.QLORA),
                                  seen_texts=seen)
     state = trainer.state
     if not cfg.training.keep_checkpoints:  # the run finished and model/ is saved: nothing left to resume
@@ -181,6 +196,8 @@ def save_final_model(model, tokenizer, run_dir: Path, *, lora: bool, seen_texts:
         with atomic_dir(run_dir / "adapter") as tmp:
             model.save_pretrained(tmp)
         model = model.merge_and_unload()
+    if getattr(model.config, "use_cache", None) is False:
+        model.config.use_cache = True  # off only while training packed rows (tasks.causal_lm.build_model)
     model_dir = run_dir / "model"
     with atomic_dir(model_dir) as tmp:
         model.save_pretrained(tmp)

@@ -176,11 +176,18 @@ def build_trainer(
     output_dir: str,
     precision: str,
     callbacks: Sequence[TrainerCallback] = (),
+    *,
+    data_collator=None,
+    compute_metrics: Callable | None = compute_metrics,
 ) -> Trainer:
-    """A Trainer with dynamic padding, seeded length-grouped order, atomic checkpoints and early stopping."""
+    """A Trainer with dynamic padding, seeded length-grouped order, atomic checkpoints and early stopping.
+
+    A task with its own inputs (causal-lm) passes its collator, and `compute_metrics=None` for eval loss only.
+    """
     t = cfg.training
     has_eval = eval_ds is not None and len(eval_ds) > 0
     args = training_arguments(cfg, output_dir, precision, n_train=len(train_ds), has_eval=has_eval)
+    args.prediction_loss_only = compute_metrics is None  # no logits gathered when only the loss is wanted
     # A caller's own progress display (the CLI's rich bar) replaces the Trainer's tqdm bars and printed log dicts.
     own_progress = any(getattr(cb, "shows_progress", False) for cb in callbacks)
     args.disable_tqdm = args.disable_tqdm or own_progress
@@ -196,7 +203,7 @@ def build_trainer(
         train_dataset=train_ds,
         eval_dataset=eval_ds if has_eval else None,
         processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer),
+        data_collator=data_collator or DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_metrics,
         compute_loss_func=loss_func,
         callbacks=all_callbacks,
