@@ -18,7 +18,7 @@ def redactor(enabled: bool) -> Callable[[str], str] | None:
     """The PII redactor for logged inputs, or None when `serving.predictions.redact_pii` is off."""
     if not enabled:
         return None
-    from tunesmith.data.pii import redact_text  # the data gates' detectors: regex+checksum, Presidio where installed
+    from tunesmith.data.pii import redact_text  # the data gates' regex+checksum detectors
 
     return redact_text
 
