@@ -91,3 +91,20 @@ def test_classification_is_unchanged_by_causal_lm_defaults(tiny_chat_model_dir):
     assert cfg.method.kind.value == "lora" and cfg.training.metric == "loss" and not cfg.data.split.stratify
     cls = config_from_dict({"name": "c", "data": {"path": "x.jsonl"}})
     assert cls.method.kind.value == "full" and cls.training.metric == "macro_f1" and cls.data.split.stratify
+
+
+def test_pii_redact_rewrites_the_turns_causal_lm_trains_on(tmp_path, tiny_chat_model_dir):
+    rows = make_chats(40, seed=2)
+    rows[0] = {"messages": [{"role": "user", "content": "refund to bob.smith@example.com please"},
+                            {"role": "assistant", "content": "card 4111 1111 1111 1111 is refunded"}]}
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
+    before = (tmp_path / "d.jsonl").read_bytes()
+    cfg = chat_cfg(path, tiny_chat_model_dir, checks={"pii": {"policy": "redact", "presidio": "off"}})
+    bundle = prepare_data(cfg, tmp_path)
+    frame = next(f for f in (bundle.train, bundle.eval, bundle.test) if f["_source"].str.endswith(":1").any())
+    row = frame[frame["_source"].str.endswith(":1")].iloc[0]
+    turns = [m["content"] for m in row["messages"]]
+    assert turns == ["refund to <EMAIL> please", "card <CREDIT_CARD> is refunded"]
+    assert row["text"] == canonical_text(row["messages"]) and "example.com" not in row["text"]
+    assert (tmp_path / "d.jsonl").read_bytes() == before  # the source is never touched
+    assert bundle.report.checks["label_issues"]["status"] == "n/a"

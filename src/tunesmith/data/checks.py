@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tunesmith.config import CheckPolicy, Config, PresidioMode
+from tunesmith.config import CheckPolicy, Config, PresidioMode, TaskKind
 from tunesmith.data import pii
+from tunesmith.data.chat import MESSAGES, TOOLS, canonical_text
 from tunesmith.data.dedup import DupFlags, DupKind, NearPairs, find_duplicates, near_pairs_by_digest
 from tunesmith.data.errors import DataError
 from tunesmith.data.fingerprint import row_digests, text_digests
@@ -69,6 +70,10 @@ def run_checks(cfg: Config, splits: Mapping[str, pd.DataFrame], where: Mapping[s
     _pii(cfg, out)
     from tunesmith.data.label_checks import imbalance, label_issues
 
+    if cfg.task is not TaskKind.CLASSIFICATION:  # label noise and class balance need class labels
+        for name in ("label_issues", "imbalance"):
+            out.findings[name] = {"status": "n/a", "skipped": f"not applicable to task {cfg.task.value}"}
+        return out
     if run_dir is not None:  # a report artifact: only when there is a data card to put it in
         label_issues(cfg, out, run_dir)
     else:
@@ -228,7 +233,7 @@ def _pii(cfg: Config, out: ChecksOutcome) -> None:
         out.warnings.append(message + "; set data.checks.pii.policy to redact or drop to keep it out of the model")
     elif c.policy is CheckPolicy.REDACT:
         for name, h in hits.items():
-            _redact(cfg, out, name, h)
+            _redact(cfg, out, name, h, regex_types, presidio == "used")
         finding["redacted_rows"] = rows
         finding["note"] = ("the training data was redacted: PII in these rows was replaced by typed placeholders "
                            "(<EMAIL>, <PHONE>, ...) in the copy tunesmith trains and evaluates on; the source files are unchanged")
@@ -252,17 +257,34 @@ def _presidio_state(mode: PresidioMode, wanted: bool) -> str:
     return "not installed (PERSON names not checked)"
 
 
-def _redact(cfg: Config, out: ChecksOutcome, split: str, hits: Mapping[int, list[pii.Finding]]) -> None:
+def _redact(cfg: Config, out: ChecksOutcome, split: str, hits: Mapping[int, list[pii.Finding]],
+            regex_types: list[pii.PiiType], presidio: bool) -> None:
     if not hits:
         return
     frame = out.splits[split].copy()
     pos = list(hits)
-    texts = frame[TEXT].astype(str)
-    frame.loc[pos, TEXT] = [pii.redact_text(texts.iat[i], hits[i]) for i in pos]
+    if MESSAGES in frame.columns:  # causal-lm trains on the messages: redact each turn, then re-derive the text
+        for i in pos:
+            messages = _redact_turns(frame.at[i, MESSAGES], regex_types, presidio, cfg.data.checks.pii.min_score)
+            frame.at[i, MESSAGES] = messages
+            frame.at[i, TEXT] = canonical_text(messages, frame.at[i, TOOLS] if TOOLS in frame.columns else None)
+    else:
+        texts = frame[TEXT].astype(str)
+        frame.loc[pos, TEXT] = [pii.redact_text(texts.iat[i], hits[i]) for i in pos]
     changed = frame.loc[pos]
     frame.loc[pos, TEXT_DIGEST] = text_digests(changed[TEXT])
     frame.loc[pos, DIGEST] = pd.Series(row_digests(changed, cfg.data.slice_columns), index=pos, dtype=object)
     out.splits[split] = frame
+
+
+def _redact_turns(messages: list[dict[str, Any]], regex_types: list[pii.PiiType], presidio: bool,
+                  min_score: float) -> list[dict[str, Any]]:
+    """A conversation with PII in every string turn replaced by typed placeholders (same detectors as the texts)."""
+    contents = [m.get("content") if isinstance(m.get("content"), str) else "" for m in messages]
+    found = [pii.scan(t, regex_types) for t in contents]
+    if presidio:
+        found = [pii.merge(a, b) for a, b in zip(found, pii.presidio_scan(contents, min_score=min_score), strict=True)]
+    return [{**m, "content": pii.redact_text(t, f)} if f else m for m, t, f in zip(messages, contents, found, strict=True)]
 
 
 def summarize(name: str, finding: Mapping[str, Any]) -> str:
