@@ -99,6 +99,8 @@ def train(
     seed_everything(cfg.seed)
     resolved = resolve_model(cfg.model.base, cfg.model.revision)
     task = get_task(cfg.task)  # the task family decides head, inputs and loss
+    if hasattr(task, "train_model"):  # embedding: sentence-transformers' own trainer, model and save format
+        return task.train_model(cfg, bundle, run_dir, resolved, start_from=start_from, callbacks=callbacks or ())
     remote = cfg.model.trust_remote_code
     kind = MethodKind(cfg.method.kind)
     check_method_available(kind)  # before loading: QLoRA needs bitsandbytes and CUDA

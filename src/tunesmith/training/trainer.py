@@ -155,7 +155,7 @@ def training_arguments(cfg: Config, output_dir: str, precision: str, *, n_train:
         save_total_limit=None,  # AtomicCheckpoints rotates, after the new checkpoint is committed
         load_best_model_at_end=has_eval,
         metric_for_best_model=metric if has_eval else None,
-        greater_is_better=metric != "loss",  # lower loss is better; every other metric is a score
+        greater_is_better=metric not in ("loss", "rmse", "mae"),  # losses and errors: lower is better
         logging_strategy="steps",
         logging_steps=max(1, planned_steps(cfg, n_train) // 20),
         seed=cfg.seed,
