@@ -12,7 +12,16 @@ import math
 import pandas as pd
 
 from tunesmith.config import DataConfig
-from tunesmith.data.schema import LABEL, ORDER, SOURCE, BadRow, BadRowReason, CheckedTable, check_columns, check_rows
+from tunesmith.data.schema import (
+    LABEL,
+    ORDER,
+    SOURCE,
+    BadRow,
+    BadRowReason,
+    CheckedTable,
+    check_columns,
+    check_rows,
+)
 
 TARGET = "target"  # output column of a regression bundle: the float target
 

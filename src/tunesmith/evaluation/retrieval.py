@@ -19,7 +19,7 @@ import pandas as pd
 
 from tunesmith.evaluation.champion import NONE, NOT_COMPARABLE, unseen_mask
 from tunesmith.evaluation.errors import EvalError
-from tunesmith.evaluation.significance import IndexStat, bootstrap_delta, mean_stat
+from tunesmith.evaluation.significance import bootstrap_delta, flat_family_metrics, mean_stat, pearson_stat
 from tunesmith.io import json_safe
 
 KS = (1, 5, 10)
@@ -59,16 +59,7 @@ class EmbeddingEvalReport:
 
     def flat_metrics(self) -> dict[str, float]:
         """The namespace gates read: mrr@10, baseline.mrr@10, uplift.mrr@10, uplift_ci_low.mrr@10, ..."""
-        flat = {k: float(v) for k, v in self.tuned.items()}
-        flat.update({f"baseline.{k}": float(v) for k, v in self.baseline.items()})
-        flat.update({f"champion.{k}": float(v) for k, v in (self.champion or {}).items()})
-        for name, deltas in (("uplift", self.uplift), ("vs_champion", self.vs_champion or {})):
-            for metric, stats in deltas.items():
-                flat[f"{name}.{metric}"] = float(stats["delta"])
-                for stat in ("ci_low", "ci_high", "p_value"):
-                    if stat in stats:
-                        flat[f"{name}_{stat}.{metric}"] = float(stats[stat])
-        return flat
+        return flat_family_metrics(self.tuned, self.baseline, self.champion, self.uplift, self.vs_champion)
 
     def html_sections(self) -> list[tuple[str, str]]:
         from tunesmith.evaluation.retrieval_report import embedding_sections
@@ -142,17 +133,6 @@ def _score_retrieval(model, rs: RetrievalSet, batch_size: int) -> _Scored:
     return _Scored({k: float(v.mean()) if len(v) else float("nan") for k, v in per.items()}, per, top1)
 
 
-def _pearson_stat(x: np.ndarray, y: np.ndarray) -> IndexStat:
-    """Pearson correlation of each resample (rows of idx); on ranks it is the resample's Spearman approximation."""
-    def stat(idx: np.ndarray) -> np.ndarray:
-        a, b = x[idx], y[idx]
-        a, b = a - a.mean(axis=1, keepdims=True), b - b.mean(axis=1, keepdims=True)
-        denom = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
-        return np.where(denom > 0, (a * b).sum(axis=1) / np.where(denom > 0, denom, 1), 0.0)
-
-    return stat
-
-
 def _score_pairs(model, test: pd.DataFrame, batch_size: int) -> _Scored:
     from scipy.stats import rankdata
 
@@ -165,8 +145,8 @@ def _score_pairs(model, test: pd.DataFrame, batch_size: int) -> _Scored:
     # Per-row "values" for the bootstrap: the cosine itself; the stat correlates the resampled rows with gold.
     per = {"pearson": cos, "spearman": rankdata(cos)}
     full = np.arange(len(cos))[None]
-    metrics = {"pearson": float(_pearson_stat(cos, gold)(full)[0]),
-               "spearman": float(_pearson_stat(rankdata(cos), rankdata(gold))(full)[0])}
+    metrics = {"pearson": float(pearson_stat(cos, gold)(full)[0]),
+               "spearman": float(pearson_stat(rankdata(cos), rankdata(gold))(full)[0])}
     return _Scored(metrics, per, [])
 
 
@@ -184,7 +164,7 @@ def _deltas(a: _Scored, b: _Scored, cfg, gold: np.ndarray | None, mask: np.ndarr
             from scipy.stats import rankdata
 
             target = rankdata(g) if name == "spearman" else g
-            sa, sb = _pearson_stat(x, target), _pearson_stat(y, target)
+            sa, sb = pearson_stat(x, target), pearson_stat(y, target)
         out[name] = bootstrap_delta(len(x), sa, sb, samples=boot.samples, confidence=boot.confidence, seed=cfg.seed)
     return out
 
