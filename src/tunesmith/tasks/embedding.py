@@ -147,7 +147,7 @@ def build_loss(model, cfg: Config, *, scored: bool):
     else:
         loss = losses.MultipleNegativesRankingLoss(model, scale=e.scale)
     if e.matryoshka_dims:
-        dim = model.get_sentence_embedding_dimension()
+        dim = model.get_embedding_dimension()
         too_big = [d for d in e.matryoshka_dims if d > dim]
         if too_big:
             raise ValueError(f"embedding.matryoshka_dims: {too_big} exceed the model's {dim} dims")
@@ -158,7 +158,7 @@ def build_loss(model, cfg: Config, *, scored: bool):
 def encode(model, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
     """Unit-length float32 embeddings, one row per text, in input order."""
     if not len(texts):
-        return np.zeros((0, model.get_sentence_embedding_dimension()), dtype=np.float32)
+        return np.zeros((0, model.get_embedding_dimension()), dtype=np.float32)
     out = model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
                        show_progress_bar=False)
     return np.asarray(out, dtype=np.float32)
