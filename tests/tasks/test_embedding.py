@@ -140,3 +140,19 @@ def test_scored_pairs_train_with_cosent_and_report_correlations(tmp_path, tiny_s
     report = evaluate(cfg, bundle, train(cfg, bundle, tmp_path / "run").model_dir)
     assert report.primary_metric == "spearman" and set(report.tuned) == {"spearman", "pearson"}
     assert "uplift_ci_low.spearman" in report.flat_metrics()
+
+
+def test_resume_continues_from_the_last_committed_checkpoint(tmp_path, tiny_st_dir):
+    import shutil
+
+    cfg = _cfg(tmp_path, tiny_st_dir, rows=40, training={"max_steps": 4, "eval_steps": 2, "keep_checkpoints": True})
+    bundle = prepare_data(cfg)
+    first = train(cfg, bundle, tmp_path / "run")
+    shutil.rmtree(first.model_dir)  # as if killed after the last checkpoint, before model/ was written
+    shutil.rmtree(tmp_path / "run/checkpoints/checkpoint-4")
+    resumed = train(cfg, bundle, tmp_path / "run", resume=True)
+    assert resumed.log_history[-1]["step"] == 4 and (resumed.model_dir / "modules.json").is_file()
+    changed = _cfg(tmp_path, tiny_st_dir, rows=40, training={"max_steps": 4, "eval_steps": 2, "learning_rate": 1e-3})
+    shutil.rmtree(resumed.model_dir)
+    with pytest.raises(TrainingError, match="training.learning_rate"):
+        train(changed, bundle, tmp_path / "run", resume=True)
