@@ -15,7 +15,12 @@ from typing import Any
 
 import torch
 from datasets import Dataset
-from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, DataCollatorWithFlattening
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    DataCollatorForSeq2Seq,
+    DataCollatorWithFlattening,
+)
 
 from tunesmith.config import Config, TrainOn
 from tunesmith.tasks.chat_template import IGNORE, TemplateError, encode_conversation, prompt_ids
