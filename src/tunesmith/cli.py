@@ -375,11 +375,12 @@ def _print_outcome(report, decision) -> None:
     tuned, base, champ = data.get("tuned", {}), data.get("baseline", {}), data.get("champion") or {}
     level = f"{(data.get('bootstrap') or {}).get('confidence', 0.95):.0%} CI"
     columns = ["metric", "base model" if "rouge_l" in tuned else "baseline (probe)", "tuned", f"uplift [{level}]"]
+    columns[1] = "base model" if "mrr@10" in tuned or "ndcg@10" in tuned or data.get("queries") else columns[1]
     if champ:
         columns += ["champion", f"vs champion [{level}]"]
     table = Table(*columns, title="base vs tuned (test split)")
     for m in ("accuracy", "macro_f1", "ece", "loss", "perplexity", "rouge_l", "exact_match", "json_valid",
-              "regression_pass_rate"):  # the last six: causal-lm, where the baseline is the base model
+              "regression_pass_rate", *_FAMILY_METRICS):  # the last six: causal-lm, where the baseline is the base model
         if m not in tuned:
             continue
         row = [m, _fmt(base.get(m)), _fmt(tuned.get(m)), _ci((data.get("uplift") or {}).get(m))]
@@ -393,6 +394,10 @@ def _print_outcome(report, decision) -> None:
     console.print(decision.to_table())
     verdict = "[bold green]PASSED[/]" if decision.passed else "[bold red]FAILED[/]"
     console.print(f"gate decision: {verdict}")
+
+
+# embedding (baseline: the base model) and regression (baseline: a ridge probe on frozen embeddings)
+_FAMILY_METRICS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "mae", "rmse", "spearman", "pearson")
 
 
 def _ci(u) -> str:

@@ -43,6 +43,8 @@ class ConfigError(ValueError):
 class TaskKind(str, Enum):
     CLASSIFICATION = "classification"
     CAUSAL_LM = "causal-lm"  # instruction / chat SFT of a causal language model
+    EMBEDDING = "embedding"  # sentence embeddings for retrieval: (query, positive[, negatives]) or scored pairs
+    REGRESSION = "regression"  # one numeric target per text: a 1-output head trained with MSE / Huber
 
 
 class MethodKind(str, Enum):
@@ -78,6 +80,20 @@ class TrainOn(str, Enum):
     ASSISTANT = "assistant"  # loss on every assistant turn (+ its end-of-turn token)
     LAST_ASSISTANT = "last_assistant"  # loss on the final assistant turn only
     ALL = "all"  # loss on every token, prompts included
+
+
+class EmbeddingLoss(str, Enum):
+    """How an embedding model learns; `auto` picks CoSENT for scored pairs, else in-batch negatives."""
+
+    AUTO = "auto"
+    MNRL = "mnrl"  # MultipleNegativesRankingLoss: in-batch negatives (+ hard negatives)
+    CACHED_MNRL = "cached-mnrl"  # the same loss with GradCache: large batches in bounded memory
+    COSENT = "cosent"  # scored pairs (text1, text2, score): rank pairs by their score
+
+
+class RegressionLoss(str, Enum):
+    MSE = "mse"
+    HUBER = "huber"  # less pulled by outlying targets
 
 
 class _Strict(BaseModel):
@@ -220,6 +236,12 @@ class DataConfig(_Strict):
         LongRowPolicy.DROP, description="causal-lm: a conversation longer than model.max_length tokens is truncated, "
         "dropped (quarantined) or fails the run"
     )
+    query_column: str = Field("query", description="embedding: the query (or first text of a scored pair)")
+    positive_column: str = Field("positive", description="embedding: the relevant document (or second text)")
+    negative_column: str = Field("negative", description="embedding: optional hard negatives, a string or a list "
+                                 "of strings per row")
+    score_column: str = Field("score", description="embedding: a numeric similarity score; when the column exists "
+                              "rows are scored pairs (text1, text2, score)")
 
     @field_validator("labels", "drop_labels", mode="before")
     @classmethod
@@ -268,6 +290,29 @@ class ChatConfig(_Strict):
     max_new_tokens: int = Field(64, ge=1, le=4096, description="generation length for evaluation")
 
 
+class EmbeddingConfig(_Strict):
+    """embedding: the contrastive loss and the dims it trains."""
+
+    loss: EmbeddingLoss = EmbeddingLoss.AUTO
+    mini_batch_size: int = Field(32, ge=1, description="cached-mnrl: examples per forward pass (memory), whatever "
+                                 "training.batch_size (the number of in-batch negatives) is")
+    scale: float = Field(20.0, gt=0, description="mnrl: inverse temperature of the similarity softmax")
+    matryoshka_dims: list[int] | None = Field(None, description="also train these truncated dims (MatryoshkaLoss), "
+                                              "e.g. [384, 128, 64]")
+    pooling: Literal["mean", "cls", "max"] = Field("mean", description="pooling added when model.base is a plain "
+                                                    "transformer (a sentence-transformers dir keeps its own)")
+    normalize: bool = Field(True, description="unit-length embeddings (cosine = dot product) for a plain base")
+    max_corpus: int | None = Field(None, gt=0, description="evaluation: cap on corpus documents (all relevant "
+                                   "ones always kept)")
+
+
+class RegressionConfig(_Strict):
+    """regression: the loss of the 1-output head."""
+
+    loss: RegressionLoss = RegressionLoss.MSE
+    huber_delta: float = Field(1.0, gt=0)
+
+
 class MethodConfig(_Strict):
     kind: MethodKind = MethodKind.FULL
     lora: LoraConfig = Field(default_factory=LoraConfig)
@@ -283,7 +328,8 @@ class TrainingConfig(_Strict):
     learning_rate: float = Field(5e-5, gt=0, lt=1)
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.06, ge=0, lt=1)
-    metric: Literal["macro_f1", "accuracy", "weighted_f1", "loss", "rouge_l", "exact_match"] = Field(
+    metric: Literal["macro_f1", "accuracy", "weighted_f1", "loss", "rouge_l", "exact_match", "rmse", "mae",
+                    "spearman", "pearson"] = Field(
         "macro_f1", description="eval metric for early stopping, the best checkpoint and the uplift gate; "
         "loss is lower-is-better, the others higher-is-better"
     )
@@ -322,7 +368,7 @@ class EvaluationConfig(_Strict):
 
 
 NAME_RE = re.compile(r"[A-Za-z0-9][\w.-]{0,99}")  # a registered model name (MLflow-safe, file-system-safe)
-_GATE_RE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(>=|<=|>|<|==)\s*(-?[\d.]+(?:e-?\d+)?)\s*$")
+_GATE_RE = re.compile(r"^\s*([A-Za-z_][\w.@]*)\s*(>=|<=|>|<|==)\s*(-?[\d.]+(?:e-?\d+)?)\s*$")
 
 
 class GateRule(_Strict):
@@ -436,6 +482,8 @@ class Config(_Strict):
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
     chat: ChatConfig = Field(default_factory=ChatConfig)
+    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+    regression: RegressionConfig = Field(default_factory=RegressionConfig)
 
     # Where the config came from; relative data paths resolve against its folder. Not a config key.
     _source_path: str | None = PrivateAttr(None)
@@ -475,6 +523,37 @@ class Config(_Strict):
             self.data.split.stratify = False
         if "slices" not in self.evaluation.model_fields_set:
             self.evaluation.slices = []
+        return self
+
+    @model_validator(mode="after")
+    def _embedding_regression_defaults(self) -> Config:
+        # embedding and regression have no class labels: no stratified split; checkpoints on eval loss / RMSE.
+        if self.task not in (TaskKind.EMBEDDING, TaskKind.REGRESSION):
+            if self.training.metric in ("rmse", "mae", "spearman", "pearson"):
+                raise ValueError(f"training.metric: {self.training.metric} is a regression metric")
+            return self
+        if "stratify" not in self.data.split.model_fields_set:
+            self.data.split.stratify = False
+        elif self.data.split.stratify:
+            raise ValueError(f"data.split.stratify: {self.task.value} rows have no class to stratify on; set it false")
+        if self.method.kind is MethodKind.QLORA:
+            raise ValueError(f"method.kind: qlora is for causal-lm; use lora for {self.task.value}")
+        if "slices" not in self.evaluation.model_fields_set:
+            self.evaluation.slices = []  # per-slice tables are classification metrics
+        if self.task is TaskKind.EMBEDDING:
+            if self.method.kind is MethodKind.HEAD:
+                raise ValueError("method.kind: head trains a new task head; an embedding model has none (use full, "
+                                 "lora or freeze)")
+            if "metric" not in self.training.model_fields_set:
+                self.training.metric = "loss"
+            elif self.training.metric != "loss":
+                raise ValueError("training.metric: embedding checkpoints are chosen on eval loss; set training.metric: "
+                                 "loss (gate mrr@10 / recall@10 / ndcg@10 in gates)")
+        elif "metric" not in self.training.model_fields_set:
+            self.training.metric = "rmse"
+        elif self.training.metric not in ("rmse", "mae", "spearman", "pearson", "loss"):
+            raise ValueError(f"training.metric: {self.training.metric} is a classification metric; regression "
+                             "uses rmse, mae, spearman, pearson or loss")
         return self
 
     @field_validator("name")

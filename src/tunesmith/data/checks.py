@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from tunesmith.config import CheckPolicy, Config, PresidioMode, TaskKind
-from tunesmith.data import pii
+from tunesmith.data import pairs, pii
 from tunesmith.data.chat import MESSAGES, TOOLS, canonical_text
 from tunesmith.data.dedup import DupFlags, DupKind, NearPairs, find_duplicates, near_pairs_by_digest
 from tunesmith.data.errors import DataError
@@ -268,13 +268,35 @@ def _redact(cfg: Config, out: ChecksOutcome, split: str, hits: Mapping[int, list
             messages = _redact_turns(frame.at[i, MESSAGES], regex_types, presidio, cfg.data.checks.pii.min_score)
             frame.at[i, MESSAGES] = messages
             frame.at[i, TEXT] = canonical_text(messages, frame.at[i, TOOLS] if TOOLS in frame.columns else None)
+    elif pairs.QUERY in frame.columns:  # embedding trains on query / positive / negatives: redact each of them
+        redact = _string_redactor(regex_types, presidio, cfg.data.checks.pii.min_score)
+        for i in pos:
+            pair = {c: frame.at[i, c] for c in pairs.PAIR_COLUMNS}
+            pair.update({pairs.QUERY: redact(pair[pairs.QUERY]), pairs.POSITIVE: redact(pair[pairs.POSITIVE]),
+                         pairs.NEGATIVES: [redact(n) for n in pair[pairs.NEGATIVES]]})
+            for c in (pairs.QUERY, pairs.POSITIVE):
+                frame.at[i, c] = pair[c]
+            frame.at[i, pairs.NEGATIVES] = pair[pairs.NEGATIVES]
+            frame.at[i, pairs.SPLIT_TEXT] = pair[pairs.QUERY]
+            frame.at[i, TEXT] = pairs.canonical_text(pair)
     else:
         texts = frame[TEXT].astype(str)
         frame.loc[pos, TEXT] = [pii.redact_text(texts.iat[i], hits[i]) for i in pos]
     changed = frame.loc[pos]
-    frame.loc[pos, TEXT_DIGEST] = text_digests(changed[TEXT])
+    keyed = pairs.SPLIT_TEXT if pairs.SPLIT_TEXT in frame.columns else TEXT  # what prepare.py keys the digest on
+    frame.loc[pos, TEXT_DIGEST] = text_digests(changed[keyed])
     frame.loc[pos, DIGEST] = pd.Series(row_digests(changed, cfg.data.slice_columns), index=pos, dtype=object)
     out.splits[split] = frame
+
+
+def _string_redactor(regex_types: list[pii.PiiType], presidio: bool, min_score: float):
+    def redact(text: str) -> str:
+        found = pii.scan(text, regex_types)
+        if presidio:
+            found = pii.merge(found, pii.presidio_scan([text], min_score=min_score)[0])
+        return pii.redact_text(text, found) if found else text
+
+    return redact
 
 
 def _redact_turns(messages: list[dict[str, Any]], regex_types: list[pii.PiiType], presidio: bool,

@@ -24,6 +24,7 @@ from tunesmith.data.errors import DataError, quoted
 from tunesmith.data.fingerprint import SPLITS, dataset_fingerprint, row_digests, split_keys, text_digests
 from tunesmith.data.leakage import TEXT_DIGEST, Leakage, find_leakage
 from tunesmith.data.load import Table, load_table
+from tunesmith.data.pairs import PAIR_COLUMNS, SPLIT_TEXT, check_pair_rows, check_scored_consistency
 from tunesmith.data.report import DataReport, label_distribution, text_length
 from tunesmith.data.schema import (
     LABEL,
@@ -37,9 +38,11 @@ from tunesmith.data.schema import (
     label_case_conflicts,
 )
 from tunesmith.data.split import carve, subsample
+from tunesmith.data.targets import TARGET, check_target_rows
 from tunesmith.io import atomic_write_json, atomic_write_text, to_jsonable
 
 DIGEST = "_digest"  # internal column: the row's content hash
+_NO_CLASSES = (TaskKind.EMBEDDING, TaskKind.REGRESSION)  # rows without a class label (no label list, no stratify)
 
 
 @dataclass
@@ -64,6 +67,7 @@ def prepare_data(cfg: Config, run_dir: Path | None = None) -> DataBundle:
     for p in parts:
         _require_rows(p)
     labeled = cfg.task is not TaskKind.CAUSAL_LM  # chat rows have no label (LABEL is "")
+    labeled = labeled and cfg.task not in _NO_CLASSES
     if labeled and d.labels is None:
         _check_label_case(parts)
     near = near_pairs(cfg, parts)
@@ -83,7 +87,9 @@ def prepare_data(cfg: Config, run_dir: Path | None = None) -> DataBundle:
     if bad and run_dir is None:
         warnings.append(f"{len(bad)} bad rows were skipped; pass a run_dir to keep them in quarantine.jsonl")
     fingerprint = dataset_fingerprint({n: list(s[DIGEST]) for n, s in splits.items()}, labels, d.slice_columns)
-    frames = {n: _public(s, d, chat=not labeled) for n, s in splits.items()}
+    frames = {n: _public(s, d, chat=cfg.task is TaskKind.CAUSAL_LM, extra=_EXTRA.get(cfg.task, ())) for n, s in splits.items()}
+    if cfg.task is TaskKind.EMBEDDING:
+        check_scored_consistency(frames)
     report = _report(parts, frames, labels, fingerprint, quarantine_path, dropped, leakage, warnings, checks)
     if run_dir is not None:
         atomic_write_json(Path(run_dir) / "data_card.json", report.to_dict())
@@ -102,6 +108,10 @@ def _read(cfg: Config, key: str, name: str, path_text: str) -> _Part:
     table = load_table(key, cfg.resolve_path(path_text), cfg.data.format)
     if cfg.task is TaskKind.CAUSAL_LM:  # conversations: normalized to messages, checked turn by turn and by length
         checked = check_chat_rows(table, cfg.data)
+    elif cfg.task is TaskKind.EMBEDDING:  # (query, positive[, negatives]) or (text1, text2, score)
+        checked = check_pair_rows(table, cfg.data)
+    elif cfg.task is TaskKind.REGRESSION:  # a text and a numeric target
+        checked = check_target_rows(table, cfg.data)
     else:
         check_columns(table, cfg.data)
         checked = check_rows(table, cfg.data)
@@ -111,6 +121,8 @@ def _read(cfg: Config, key: str, name: str, path_text: str) -> _Part:
         apply_length_policy(checked, cfg)  # data.too_long decides, whatever data.bad_rows says
     checked.rows[DIGEST] = row_digests(checked.rows, cfg.data.slice_columns)
     checked.rows[TEXT_DIGEST] = text_digests(checked.rows[TEXT])
+    if SPLIT_TEXT in checked.rows:  # embedding: a query never straddles splits, whatever its positives
+        checked.rows[TEXT_DIGEST] = text_digests(checked.rows[SPLIT_TEXT])
     return _Part(name, table, checked)
 
 
@@ -234,10 +246,14 @@ def _check_unseen_labels(splits: dict[str, pd.DataFrame], labels: list[str], key
     return [f"data.labels {quoted(missing)} have no training rows; the model will never predict them"] if missing else []
 
 
-def _public(rows: pd.DataFrame, d: DataConfig, chat: bool = False) -> pd.DataFrame:
+_EXTRA = {TaskKind.EMBEDDING: PAIR_COLUMNS, TaskKind.REGRESSION: (TARGET,)}  # task columns after the contract's
+
+
+def _public(rows: pd.DataFrame, d: DataConfig, chat: bool = False, extra: tuple[str, ...] = ()) -> pd.DataFrame:
     """The contract's columns in the contract's order, rows in file order."""
     columns = [TEXT, LABEL, SOURCE] + [c for c in d.slice_columns if c not in (TEXT, LABEL)]
     columns += [MESSAGES, TOOLS] if chat else []
+    columns += list(extra)
     return rows.sort_values(ORDER, kind="stable")[columns].reset_index(drop=True)
 
 

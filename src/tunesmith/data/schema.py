@@ -45,6 +45,9 @@ class BadRowReason(str, Enum):
     EMPTY_ASSISTANT = "empty_assistant"  # causal-lm: an assistant turn with no text
     BAD_CONVERSATION = "bad_conversation"  # causal-lm: not a list of turns, no assistant turn, ...
     TOO_LONG = "too_long"  # causal-lm: longer than model.max_length tokens (data.too_long: drop)
+    MISSING_POSITIVE = "missing_positive"  # embedding: a query without its relevant document
+    INVALID_SCORE = "invalid_score"  # embedding: a scored pair whose score is not a finite number
+    INVALID_TARGET = "invalid_target"  # regression: a target that is missing or not a finite number
 
 
 _HINTS = {

@@ -125,6 +125,16 @@ def evaluate(cfg, bundle, model_dir: str | Path, *, champion_dir: str | Path | N
 
         return evaluate_causal_lm(cfg, bundle, model_dir, champion_dir=champion_dir, champion_name=champion_name,
                                   out_dir=out_dir)
+    if cfg.task.value == "embedding":  # retrieval metrics against the base model (evaluation.retrieval)
+        from tunesmith.evaluation.retrieval import evaluate_embedding
+
+        return evaluate_embedding(cfg, bundle, model_dir, champion_dir=champion_dir, champion_name=champion_name,
+                                  out_dir=out_dir)
+    if cfg.task.value == "regression":  # MAE / RMSE / correlations against a ridge probe (evaluation.regression_eval)
+        from tunesmith.evaluation.regression_eval import evaluate_regression
+
+        return evaluate_regression(cfg, bundle, model_dir, champion_dir=champion_dir, champion_name=champion_name,
+                                   out_dir=out_dir)
     labels = list(bundle.labels)
     primary = primary_name(cfg.training.metric)
     y_test = label_ids(bundle.test["label"].tolist(), labels)

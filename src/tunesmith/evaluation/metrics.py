@@ -19,8 +19,14 @@ KNOWN_METRICS = (*CONFUSION_METRICS, "log_loss", "ece", "ece_calibrated", "nll_c
 # causal-lm (evaluation.causal_lm): held-out loss per loss token, its perplexity, and per-answer scores.
 CAUSAL_LM_METRICS = ("loss", "perplexity", "rouge_l", "exact_match", "json_valid", "regression_pass_rate")
 KNOWN_METRICS = (*KNOWN_METRICS, *CAUSAL_LM_METRICS)
+# embedding (evaluation.retrieval): retrieval over a held-out corpus, or correlations for scored pairs;
+# regression (evaluation.regression_eval): errors and correlations of a numeric prediction.
+EMBEDDING_METRICS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "spearman", "pearson")
+REGRESSION_METRICS = ("mae", "rmse", "mse", "spearman", "pearson", "r2")
+KNOWN_METRICS = (*KNOWN_METRICS, *EMBEDDING_METRICS, *(m for m in REGRESSION_METRICS if m not in EMBEDDING_METRICS))
 # Errors and losses: a smaller value is a better model (temperature is neither; it is reported, not ranked).
 LOWER_IS_BETTER = frozenset({"log_loss", "ece", "ece_calibrated", "nll_calibrated", "loss", "perplexity"})
+LOWER_IS_BETTER = LOWER_IS_BETTER | {"mae", "rmse", "mse"}
 TOP_K_RE = re.compile(r"^top_(\d+)_accuracy$")
 _EPS = 1e-15
 

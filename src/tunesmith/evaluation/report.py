@@ -258,7 +258,10 @@ def render_html(*, config: Any, data_report: dict, train_result: dict | None, ev
     summary = (f"gates {'PASSED' if decision.passed else 'FAILED'}: "
                f"{sum(r.passed for r in decision.rules)} of {len(decision.rules)} rules")
     notes = "".join(f"<li>{_e(n)}</li>" for n in eval_report.notes)
-    if hasattr(eval_report, "samples"):  # causal-lm: generation metrics and answers side by side
+    if hasattr(eval_report, "html_sections"):  # embedding (and other families that render their own)
+        results = eval_report.html_sections()
+        curve_metric = "loss"
+    elif hasattr(eval_report, "samples"):  # causal-lm: generation metrics and answers side by side
         from tunesmith.evaluation.causal_report import causal_sections
 
         results = causal_sections(eval_report)
@@ -288,6 +291,8 @@ def render_html(*, config: Any, data_report: dict, train_result: dict | None, ev
 def metrics_document(eval_report: EvalReport, decision: GateDecision, lineage: dict | None = None) -> dict:
     """The metrics.json content: tuned, baseline, champion (or null) and its status, uplift, gates, calibration, slices."""
     r = eval_report.to_dict()
+    if hasattr(eval_report, "html_sections"):  # embedding, regression: their own fields, as they are
+        return {**r, "gates": decision.to_dict(), "flat": eval_report.flat_metrics(), "lineage": lineage or {}}
     if hasattr(eval_report, "samples"):  # causal-lm
         return {**r, "gates": decision.to_dict(), "flat": eval_report.flat_metrics(), "lineage": lineage or {}}
     return {

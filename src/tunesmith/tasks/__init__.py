@@ -31,3 +31,8 @@ from tunesmith.tasks import causal_lm, classification  # noqa: E402
 
 register_task(TaskKind.CLASSIFICATION, classification)
 register_task(TaskKind.CAUSAL_LM, causal_lm)
+
+from tunesmith.tasks import embedding, regression  # noqa: E402
+
+register_task(TaskKind.EMBEDDING, embedding)
+register_task(TaskKind.REGRESSION, regression)

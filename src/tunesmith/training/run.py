@@ -99,6 +99,8 @@ def train(
     seed_everything(cfg.seed)
     resolved = resolve_model(cfg.model.base, cfg.model.revision)
     task = get_task(cfg.task)  # the task family decides head, inputs and loss
+    if hasattr(task, "train_model"):  # embedding: sentence-transformers' own trainer, model and save format
+        return task.train_model(cfg, bundle, run_dir, resolved, start_from=start_from, callbacks=callbacks or ())
     remote = cfg.model.trust_remote_code
     kind = MethodKind(cfg.method.kind)
     check_method_available(kind)  # before loading: QLoRA needs bitsandbytes and CUDA
@@ -120,7 +122,8 @@ def train(
         parts = task.trainer_parts(cfg, bundle, tokenizer)
         trainer = build_trainer(cfg, model, tokenizer, parts.train_ds, parts.eval_ds, str(checkpoint_dir), precision,
                                 callbacks or (), data_collator=parts.data_collator,
-                                compute_metrics=parts.compute_metrics)
+                                compute_metrics=parts.compute_metrics,
+                                compute_loss_func=getattr(parts, "compute_loss_func", None))
     else:
         train_ds = to_dataset(bundle.train, bundle.labels, tokenizer, max_len, where="train", encode=task.encode)
         eval_ds = (to_dataset(bundle.eval, bundle.labels, tokenizer, max_len, where="eval", encode=task.encode)
@@ -131,6 +134,8 @@ def train(
         write_identity(checkpoint_dir, cfg, bundle)  # before the first checkpoint, so every resume can check it
     output = trainer.train(resume_from_checkpoint=str(start_from) if start_from else None)
 
+    if hasattr(task, "finalize_model"):  # regression: fold the target scaling into the head before saving
+        task.finalize_model(trainer.model, cfg, bundle)
     seen = [*bundle.train["text"].astype(str), *bundle.eval["text"].astype(str)]
     model_dir = save_final_model(trainer.model, tokenizer, run_dir, lora=kind in (MethodKind.LORA, MethodKind.QLORA),
                                  seen_texts=seen)

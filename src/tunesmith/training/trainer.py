@@ -155,7 +155,7 @@ def training_arguments(cfg: Config, output_dir: str, precision: str, *, n_train:
         save_total_limit=None,  # AtomicCheckpoints rotates, after the new checkpoint is committed
         load_best_model_at_end=has_eval,
         metric_for_best_model=metric if has_eval else None,
-        greater_is_better=metric != "loss",  # lower loss is better; every other metric is a score
+        greater_is_better=metric not in ("loss", "rmse", "mae"),  # losses and errors: lower is better
         logging_strategy="steps",
         logging_steps=max(1, planned_steps(cfg, n_train) // 20),
         seed=cfg.seed,
@@ -179,6 +179,7 @@ def build_trainer(
     *,
     data_collator=None,
     compute_metrics: Callable | None = compute_metrics,
+    compute_loss_func: Callable | None = None,
 ) -> Trainer:
     """A Trainer with dynamic padding, seeded length-grouped order, atomic checkpoints and early stopping.
 
@@ -194,7 +195,7 @@ def build_trainer(
     all_callbacks: list[TrainerCallback] = [AtomicCheckpoints(keep=t.save_total_limit), *callbacks]
     if has_eval and t.early_stopping_patience:
         all_callbacks.append(EarlyStoppingCallback(early_stopping_patience=t.early_stopping_patience))
-    loss_func = None
+    loss_func = compute_loss_func  # a task's own loss (regression: Huber), else the model's
     if t.class_weights:
         loss_func = WeightedCrossEntropy(balanced_class_weights(list(train_ds["labels"]), model.config.num_labels))
     trainer = TunesmithTrainer(

@@ -1,0 +1,183 @@
+"""Evaluate a text regressor on the test split against a ridge probe on the frozen base model (and the champion).
+
+    report = evaluate_regression(cfg, bundle, run_dir / "model", champion_dir=champion)
+
+Metrics: MAE, RMSE, MSE, R², Spearman and Pearson of the predictions against the targets. The baseline is ridge
+regression on the base model's mean-pooled embeddings (alpha chosen on the eval split), the regression counterpart of
+the classification linear probe. Uplift is tuned - baseline with a paired-bootstrap CI over test rows (for errors a
+negative uplift is an improvement).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tunesmith.evaluation.champion import NONE, NOT_COMPARABLE, unseen_mask
+from tunesmith.evaluation.errors import EvalError
+from tunesmith.evaluation.significance import (
+    IndexStat,
+    bootstrap_delta,
+    flat_family_metrics,
+    mean_stat,
+    pearson_stat,
+)
+from tunesmith.io import json_safe
+
+ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)  # ridge strengths, chosen on the eval split
+WORST = 8  # test rows with the largest tuned error, shown in the report
+
+
+@dataclass
+class RegressionEvalReport:
+    primary_metric: str
+    tuned: dict
+    baseline: dict
+    uplift: dict[str, dict]
+    champion: dict | None = None
+    vs_champion: dict[str, dict] | None = None
+    champion_status: str = NONE
+    rows: int = 0
+    baseline_probe: dict = field(default_factory=dict)
+    worst: list[dict] = field(default_factory=list)
+    bootstrap: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+
+    @property
+    def has_champion(self) -> bool:
+        return self.champion_status != NONE
+
+    @property
+    def champion_note(self) -> str:
+        prefix = f"{NOT_COMPARABLE}: "
+        return self.champion_status.removeprefix(prefix) if self.champion_status.startswith(prefix) else ""
+
+    def to_dict(self) -> dict:
+        return json_safe({k: getattr(self, k) for k in self.__dataclass_fields__})
+
+    def flat_metrics(self) -> dict[str, float]:
+        """The namespace gates read: rmse, baseline.rmse, uplift.rmse, uplift_ci_high.rmse, vs_champion.mae, ..."""
+        return flat_family_metrics(self.tuned, self.baseline, self.champion, self.uplift, self.vs_champion)
+
+    def html_sections(self) -> list[tuple[str, str]]:
+        from tunesmith.evaluation.regression_report import regression_sections
+
+        return regression_sections(self)
+
+
+def metric_stats(pred: np.ndarray, y: np.ndarray) -> dict[str, IndexStat]:
+    """A resamplable statistic per metric (Spearman: Pearson of the full-set ranks on each resample)."""
+    from scipy.stats import rankdata
+
+    err = np.asarray(pred, dtype=np.float64) - np.asarray(y, dtype=np.float64)
+    mse = mean_stat(err**2)
+    return {"mae": mean_stat(np.abs(err)), "rmse": lambda idx: np.sqrt(mse(idx)), "mse": mse,
+            "spearman": pearson_stat(rankdata(pred), rankdata(y)), "pearson": pearson_stat(pred, y)}
+
+
+def deltas(a: np.ndarray, b: np.ndarray, y: np.ndarray, cfg) -> dict[str, dict]:
+    boot = cfg.evaluation.bootstrap
+    sa, sb = metric_stats(a, y), metric_stats(b, y)
+    return {m: bootstrap_delta(len(y), sa[m], sb[m], samples=boot.samples, confidence=boot.confidence, seed=cfg.seed)
+            for m in sa}
+
+
+def ridge_probe(cfg, bundle) -> tuple[np.ndarray, dict]:
+    """Test predictions of ridge regression on the frozen base model's mean-pooled embeddings."""
+    from sklearn.linear_model import Ridge
+    from sklearn.preprocessing import StandardScaler
+
+    from tunesmith.hub import resolve_model
+    from tunesmith.tasks.classification import embed
+
+    resolved = resolve_model(cfg.model.base, cfg.model.revision)
+    splits = [bundle.train, bundle.eval, bundle.test]
+    x = embed(resolved.path, [t for f in splits for t in f["text"].astype(str)], max_length=cfg.model.max_length,
+              batch_size=cfg.training.eval_batch_size, revision=resolved.revision,
+              trust_remote_code=cfg.model.trust_remote_code)
+    bounds = np.cumsum([0] + [len(f) for f in splits])
+    xs = [x[bounds[i]:bounds[i + 1]] for i in range(3)]
+    ys = [f["target"].astype(float).to_numpy() for f in splits]
+    scaler = StandardScaler().fit(xs[0])
+    xs = [scaler.transform(v) if len(v) else v for v in xs]
+    best = None
+    for alpha in ALPHAS if len(ys[1]) else (1.0,):
+        model = Ridge(alpha=alpha).fit(xs[0], ys[0])
+        score = float(np.sqrt(((model.predict(xs[1]) - ys[1]) ** 2).mean())) if len(ys[1]) else float("nan")
+        if best is None or score < best[0]:
+            best = (score, alpha, model)
+    score, alpha, model = best
+    info = {"method": "ridge regression on mean-pooled frozen embeddings", "alpha": alpha,
+            "eval_rmse": score if len(ys[1]) else None}
+    return model.predict(xs[2]) if len(xs[2]) else np.zeros(0), info
+
+
+def _predict(model_dir: str | Path, cfg, key: str, texts: list[str]) -> np.ndarray:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from tunesmith.hub import loading
+    from tunesmith.tasks.regression import predict
+
+    with loading(str(model_dir), key=key):
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=cfg.model.trust_remote_code)
+        model = AutoModelForSequenceClassification.from_pretrained(str(model_dir),
+                                                                   trust_remote_code=cfg.model.trust_remote_code)
+    if model.config.num_labels != 1:
+        raise EvalError(f"{model_dir}: the model has {model.config.num_labels} outputs; a regressor has 1",
+                        hint="evaluate it with the config it was trained with")
+    return predict(model, tokenizer, texts, max_length=cfg.model.max_length, batch_size=cfg.training.eval_batch_size)
+
+
+def evaluate_regression(cfg, bundle, model_dir: str | Path, *, champion_dir: str | Path | None = None,
+                        champion_name: str = "champion", out_dir: str | Path | None = None) -> RegressionEvalReport:
+    """Score the tuned regressor, the ridge probe (and the champion) on `bundle.test`.
+
+    Raises:
+        EvalError: no test rows, or a model dir that is not a 1-output model.
+    """
+    from tunesmith.evaluation.gates import primary_name
+    from tunesmith.tasks.regression import regression_scores
+
+    test = bundle.test
+    if len(test) == 0:
+        raise EvalError("the test split is empty: nothing to evaluate", hint="raise data.split.test or set data.test")
+    texts, y = test["text"].astype(str).tolist(), test["target"].astype(float).to_numpy()
+    tuned = _predict(model_dir, cfg, "model_dir", texts)
+    base, probe = ridge_probe(cfg, bundle)
+    boot = cfg.evaluation.bootstrap
+    primary = primary_name(cfg.training.metric)
+    report = RegressionEvalReport(
+        primary_metric="rmse" if primary in ("log_loss", "loss") else primary,
+        tuned=regression_scores(tuned, y), baseline=regression_scores(base, y), uplift=deltas(tuned, base, y, cfg),
+        rows=len(y), baseline_probe=probe,
+        bootstrap={"samples": boot.samples, "confidence": boot.confidence, "seed": cfg.seed},
+    )
+    order = np.argsort(-np.abs(tuned - y), kind="stable")[:WORST]
+    report.worst = [{"source": str(test["_source"].iloc[i]), "text": texts[i], "target": float(y[i]),
+                     "tuned": float(tuned[i]), "baseline": float(base[i])} for i in order]
+    if champion_dir is not None:
+        _compare_champion(report, cfg, champion_dir, champion_name, texts, y, tuned)
+    return report
+
+
+def _compare_champion(report, cfg, champion_dir, name, texts, y, tuned) -> None:
+    from tunesmith.tasks.regression import regression_scores
+
+    try:
+        mask = unseen_mask(champion_dir, texts)
+        champ = _predict(champion_dir, cfg, "champion", texts)
+    except (EvalError, OSError, ValueError) as exc:
+        report.champion_status = f"{NOT_COMPARABLE}: {name} does not load: {str(exc).splitlines()[0]}"
+        report.notes.append(f"champion {report.champion_status}; its vs_champion.* and champion.* gate rules fail")
+        return
+    mask = np.ones(len(texts), dtype=bool) if mask is None else mask
+    if not mask.any():
+        report.champion_status = f"{NOT_COMPARABLE}: {name} trained on every test row"
+        return
+    report.champion, report.champion_status = regression_scores(champ[mask], y[mask]), "compared"
+    report.vs_champion = deltas(tuned[mask], champ[mask], y[mask], cfg)
+    if not mask.all():
+        report.notes.append(f"{name} compared on the {int(mask.sum())} of {len(mask)} test rows it did not train on")
