@@ -71,3 +71,15 @@ def test_calibration_ships_with_the_model(tmp_path):
     (tmp_path / "calibration.json").write_text('{"temperature": 1.5}\n')
     _ship_calibration(tmp_path, model)
     assert (model / "calibration.json").read_text() == '{"temperature": 1.5}\n'
+
+
+def test_run_names_each_data_check_that_found_something():
+    from tunesmith.pipeline import _say_checks
+
+    lines: list[str] = []
+    checks = {"leakage": {"status": "pass", "rows": 0},
+              "pii": {"status": "warn", "presidio": "off", "rows_with_pii": 2,
+                      "by_type": {"EMAIL": {"rows": 2, "findings": 2, "examples": []}}},
+              "label_issues": {"status": "n/a", "skipped": "not applicable to task causal-lm"}}
+    _say_checks(checks, lines.append)
+    assert len(lines) == 1 and lines[0].startswith("data check pii (warn): 2 rows") and "EMAIL 2" in lines[0]

@@ -123,6 +123,7 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
         bundle = prepare_for_run(cfg, out_dir, resume=resume)
     say(f"data: {len(bundle.train)} train / {len(bundle.eval)} eval / {len(bundle.test)} test rows, "
         f"{bundle.report.quarantined} quarantined, fingerprint {bundle.fingerprint[:12]}")
+    _say_checks(bundle.report.checks, say)
 
     with _timed(timings, "train"):
         result = train(cfg, bundle, out_dir, resume=resume, callbacks=callbacks)
@@ -176,6 +177,16 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
                 description=f"{cfg.task.value} fine-tuned from {cfg.model.base} ({cfg.method.kind.value})",
             )
     return outcome
+
+
+def _say_checks(checks: dict, say: Say) -> None:
+    """One line per data check that found something (the data card has every finding)."""
+    from tunesmith.data.checks import summarize
+
+    for name, finding in checks.items():
+        line = summarize(name, finding)
+        if line and finding.get("status") not in ("pass", "n/a", "off"):
+            say(f"data check {name} ({finding['status']}): {line}")
 
 
 def _champion_dir(cfg: Config, model_dir_for, say: Say) -> Path | None:
