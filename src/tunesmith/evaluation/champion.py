@@ -29,6 +29,12 @@ NONE, COMPARED, NOT_COMPARABLE = "none", "compared", "not comparable"
 MIN_CHAMPION_ROWS = 30  # fewer shared unseen rows make vs_champion deltas noise, not evidence
 
 
+def not_compared_reason(status: str) -> str:
+    """Why an existing champion was not compared, from a report's `champion_status` ("" when it was, or none exists)."""
+    prefix = f"{NOT_COMPARABLE}: "
+    return status.removeprefix(prefix) if status.startswith(prefix) else ""
+
+
 @dataclass
 class ChampionComparison:
     status: str  # COMPARED, or "not comparable: <reason>"

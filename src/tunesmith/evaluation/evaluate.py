@@ -18,7 +18,7 @@ import numpy as np
 
 from tunesmith.evaluation.baseline import linear_probe
 from tunesmith.evaluation.calibration import calibration_summary, softmax
-from tunesmith.evaluation.champion import NONE, NOT_COMPARABLE, compare_champion
+from tunesmith.evaluation.champion import NONE, compare_champion, not_compared_reason
 from tunesmith.evaluation.errors import EvalError
 from tunesmith.evaluation.gates import primary_name
 from tunesmith.evaluation.metrics import CONFUSION_METRICS, label_ids, scalar_metrics
@@ -64,8 +64,7 @@ class EvalReport:
     @property
     def champion_note(self) -> str:
         """Why an existing champion was not compared ("" when it was, or when there is none)."""
-        prefix = f"{NOT_COMPARABLE}: "
-        return self.champion_status.removeprefix(prefix) if self.champion_status.startswith(prefix) else ""
+        return not_compared_reason(self.champion_status)
 
     def to_dict(self) -> dict:
         return json_safe({k: getattr(self, k) for k in self.__dataclass_fields__})

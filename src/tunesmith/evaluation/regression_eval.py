@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tunesmith.evaluation.champion import NONE, NOT_COMPARABLE, unseen_mask
+from tunesmith.evaluation.champion import NONE, NOT_COMPARABLE, not_compared_reason, unseen_mask
 from tunesmith.evaluation.errors import EvalError
 from tunesmith.evaluation.significance import (
     IndexStat,
@@ -52,8 +52,7 @@ class RegressionEvalReport:
 
     @property
     def champion_note(self) -> str:
-        prefix = f"{NOT_COMPARABLE}: "
-        return self.champion_status.removeprefix(prefix) if self.champion_status.startswith(prefix) else ""
+        return not_compared_reason(self.champion_status)
 
     def to_dict(self) -> dict:
         return json_safe({k: getattr(self, k) for k in self.__dataclass_fields__})

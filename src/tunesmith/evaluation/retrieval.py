@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tunesmith.evaluation.champion import NONE, NOT_COMPARABLE, unseen_mask
+from tunesmith.evaluation.champion import NONE, NOT_COMPARABLE, not_compared_reason, unseen_mask
 from tunesmith.evaluation.errors import EvalError
 from tunesmith.evaluation.significance import bootstrap_delta, flat_family_metrics, mean_stat, pearson_stat
 from tunesmith.io import json_safe
@@ -51,8 +51,7 @@ class EmbeddingEvalReport:
 
     @property
     def champion_note(self) -> str:
-        prefix = f"{NOT_COMPARABLE}: "
-        return self.champion_status.removeprefix(prefix) if self.champion_status.startswith(prefix) else ""
+        return not_compared_reason(self.champion_status)
 
     def to_dict(self) -> dict:
         return json_safe({k: getattr(self, k) for k in self.__dataclass_fields__})
