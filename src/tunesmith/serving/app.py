@@ -5,7 +5,7 @@
 
 Every answer carries `x-model-version: name:version` and `x-request-id` headers, and the same in its body.
 Errors use OpenAI's shape `{"error": {"message", "type", "code"}}`: 400 a route the model's task does not
-serve, 401 bad token, 413 body too large, 422 invalid body, 429 queue full (Retry-After), 503 no model,
+serve, 401 bad token, 404 unknown `model`, 413 body too large, 422 invalid body, 429 queue full (Retry-After), 503 no model,
 504 timed out.
 """
 
@@ -30,8 +30,9 @@ from tunesmith.serving import handlers
 from tunesmith.serving import schemas as s
 from tunesmith.serving.batching import QueueFull
 from tunesmith.serving.middleware import BodyLimit, RequestContext
+from tunesmith.serving.model_routes import add_model_routes, model_not_found
 from tunesmith.serving.router import Role
-from tunesmith.serving.state import NoModel, RouteNotServed, ServingState
+from tunesmith.serving.state import Answer, ModelNotFound, NoModel, RouteNotServed, ServingState
 
 OPEN_ROUTES = ("/healthz", "/readyz", "/metrics")
 
@@ -53,10 +54,11 @@ def create_app(name: str, *, settings, store=None, prediction_log=None, state: S
         await state.stop()  # uvicorn got here after in-flight requests finished; drain the queues too
 
     app = FastAPI(title=f"tunesmith serve: {name}", version="1", lifespan=lifespan,
-                  responses={k: {"model": s.ErrorResponse} for k in (400, 401, 413, 422, 429, 503, 504)})
+                  responses={k: {"model": s.ErrorResponse} for k in (400, 401, 404, 413, 422, 429, 503, 504)})
     app.state.serving = state
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, on_reject=_count_rejected(state))
     _install_handlers(app, state)
+    add_model_routes(app, state)
     # Outermost last: every answer, 401 and 413 included, carries the request id.
     app.add_middleware(RequestContext, token=os.environ.get(settings.auth_token_env) or "",
                        token_env=settings.auth_token_env, open_paths=OPEN_ROUTES, on_reject=_count_rejected(state))
@@ -85,21 +87,21 @@ def create_app(name: str, *, settings, store=None, prediction_log=None, state: S
     @app.post("/v1/classify", response_model=s.ClassifyResponse, tags=["tasks"])
     async def classify(body: s.ClassifyRequest, request: Request, response: Response):
         """Label each text with its calibrated probability."""
-        answers, served = await _each(state, request, "/v1/classify", _texts(body.input))
+        answers, served = await _each(state, request, "/v1/classify", _texts(body.input), model=body.model)
         _tag(response, served)
         return {**_ids(request, served), "results": [a.result for a in answers]}
 
     @app.post("/v1/score", response_model=s.ScoreResponse, tags=["tasks"])
     async def score(body: s.ClassifyRequest, request: Request, response: Response):
         """A regression model's score per text."""
-        answers, served = await _each(state, request, "/v1/score", _texts(body.input))
+        answers, served = await _each(state, request, "/v1/score", _texts(body.input), model=body.model)
         _tag(response, served)
         return {**_ids(request, served), "scores": [a.result for a in answers]}
 
     @app.post("/v1/extract", response_model=s.ExtractResponse, tags=["tasks"])
     async def extract(body: s.ClassifyRequest, request: Request, response: Response):
         """Entities (span, label, score) per text from a token-classification model."""
-        answers, served = await _each(state, request, "/v1/extract", _texts(body.input))
+        answers, served = await _each(state, request, "/v1/extract", _texts(body.input), model=body.model)
         _tag(response, served)
         return {**_ids(request, served), "entities": [a.result for a in answers]}
 
@@ -107,7 +109,7 @@ def create_app(name: str, *, settings, store=None, prediction_log=None, state: S
     async def embeddings(body: s.EmbeddingRequest, request: Request, response: Response):
         """OpenAI-compatible embeddings (mean pooled, normalised when the model says so)."""
         texts = _texts(body.input)
-        answers, served = await _each(state, request, "/v1/embeddings", texts)
+        answers, served = await _each(state, request, "/v1/embeddings", texts, model=body.model)
         _tag(response, served)
         tokens = sum(len(served.tokenizer(t)["input_ids"]) for t in texts)
         data = [{"object": "embedding", "index": i, "embedding": _encode_vector(a.result, body.encoding_format)}
@@ -118,7 +120,7 @@ def create_app(name: str, *, settings, store=None, prediction_log=None, state: S
     @app.post("/v1/chat/completions", response_model=s.ChatResponse, tags=["openai"])
     async def chat(body: s.ChatRequest, request: Request, response: Response):
         """OpenAI-compatible chat completions; `stream: true` answers Server-Sent Events."""
-        served = _check(state, "/v1/chat/completions")
+        served = _check(state, "/v1/chat/completions", body.model)
         try:
             prompt = handlers.chat_prompt(served, [m.model_dump() for m in body.messages])
         except ValueError as exc:
@@ -126,17 +128,17 @@ def create_app(name: str, *, settings, store=None, prediction_log=None, state: S
         params = _params(body, state)
         prompt = _fit_prompt(served, prompt, params, "messages")
         if body.stream:
-            return _stream(state, request, prompt, params, chat=True)
+            return _stream(state, request, body, prompt, params, chat=True)
         return await _complete(state, request, response, "/v1/chat/completions", prompt, params, body, chat=True)
 
     @app.post("/v1/completions", response_model=s.CompletionResponse, tags=["openai"])
     async def completions(body: s.CompletionRequest, request: Request, response: Response):
         """OpenAI-compatible text completions; `stream: true` answers Server-Sent Events."""
-        served = _check(state, "/v1/completions")
+        served = _check(state, "/v1/completions", body.model)
         params = _params(body, state)
         prompt = _fit_prompt(served, body.prompt, params, "prompt")
         if body.stream:
-            return _stream(state, request, prompt, params, chat=False)
+            return _stream(state, request, body, prompt, params, chat=False)
         return await _complete(state, request, response, "/v1/completions", prompt, params, body, chat=False)
 
     return app
@@ -152,27 +154,33 @@ def _texts(value) -> list[str]:
         raise ApiError(422, str(exc), "invalid_request_error") from None
 
 
-def _check(state: ServingState, route: str):
+def _check(state: ServingState, route: str, model: str | None = None):
+    """The model that answers `route` (the one `model` pins, else the champion); 400 for a route it does not serve."""
+    pin = state.resolve_model(model)  # an unknown model is a 404 before anything else
     try:
-        return state.check_route(route)
+        served = state.check_route(route)
     except RouteNotServed as exc:
         raise ApiError(400, str(exc), "invalid_request_error") from None
+    return served if pin is None else state.slot_for_version(pin)[1].served
 
 
 def _caller(state: ServingState, request: Request) -> str | None:
     return request.headers.get(state.settings.caller_key_header) or None
 
 
-async def _each(state: ServingState, request: Request, route: str, items: list, log_inputs: list | None = None):
-    """One answer per item (each a batcher item), all from the same role's model for a sticky caller."""
-    _check(state, route)
+async def _each(state: ServingState, request: Request, route: str, items: list, log_inputs: list | None = None,
+                model: str | None = None):
+    """One answer per item (each a batcher item), all from the same role's model for a sticky caller,
+    or all from the version the request's `model` pins."""
+    _check(state, route, model)
+    pin = state.resolve_model(model)
     rid = request.state.request_id
     caller = _caller(state, request) or rid  # all texts of one request go to the same model
     start = time.perf_counter()
     try:
         answers = await asyncio.gather(*(
             state.predict(route, item, caller_key=caller, request_id=rid,
-                          log_input=(log_inputs or items)[i]) for i, item in enumerate(items)))
+                          log_input=(log_inputs or items)[i], pin=pin) for i, item in enumerate(items)))
     except Exception as exc:
         slot = state.slots.get(Role.CHAMPION)
         if slot is not None:
@@ -229,8 +237,8 @@ def _params(body, state: ServingState) -> handlers.GenParams:
 
 
 async def _complete(state, request, response, route, prompt, params, body, *, chat: bool):
-    answers, served = await _each(state, request, route, [(prompt, params)], log_inputs=[
-        [m.model_dump() for m in body.messages] if chat else prompt])
+    answers, served = await _each(state, request, route, [(prompt, params)], log_inputs=[_log_input(body, chat)],
+                                  model=body.model)
     gen = answers[0].result
     _tag(response, served)
     usage = {"prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens,
@@ -246,14 +254,26 @@ async def _complete(state, request, response, route, prompt, params, body, *, ch
             "created": int(time.time()), "choices": [choice], "usage": usage}
 
 
-def _stream(state: ServingState, request: Request, prompt: str, params, *, chat: bool) -> StreamingResponse:
-    """SSE chunks in OpenAI's format, ending with `data: [DONE]`; served by the role the canary picks."""
+def _log_input(body, chat: bool):
+    return [m.model_dump() for m in body.messages] if chat else body.prompt
+
+
+def _stream(state: ServingState, request: Request, body, prompt: str, params, *, chat: bool) -> StreamingResponse:
+    """SSE chunks in OpenAI's format, ending with `data: [DONE]`; served by the role the canary picks (or the
+    pinned version). A finished stream counts for rollback like any answer, and a champion stream is shadowed."""
     if state.streams.locked():
         raise ApiError(429, "too many streams in progress; retry shortly", "rate_limit_error", {"Retry-After": "1"})
-    role = state.role_for(_caller(state, request))
-    served = state.slots[role].served if role in state.slots else state.champion()
+    pin = state.resolve_model(body.model)
+    if pin is not None:
+        role, slot = state.slot_for_version(pin)
+        served = slot.served
+    else:
+        role = state.role_for(_caller(state, request))
+        served = state.slots[role].served if role in state.slots else state.champion()
     rid, created = request.state.request_id, int(time.time())
     kind = "chat.completion.chunk" if chat else "text_completion"
+    route = "/v1/chat/completions" if chat else "/v1/completions"
+    labels = (route, served.name, str(served.version), role.value)
 
     def chunk(text: str | None, finish: str | None) -> str:
         if chat:
@@ -270,23 +290,32 @@ def _stream(state: ServingState, request: Request, prompt: str, params, *, chat:
             start = time.perf_counter()
             pieces = handlers.stream(served, prompt, params)
             sentinel = object()
-            status = "200"
+            status, text, ok = "200", [], None  # ok stays None when the client goes away mid-stream
             try:
                 while True:
                     piece = await asyncio.to_thread(next, pieces, sentinel)
                     if piece is sentinel:
                         break
+                    if not text:
+                        state.metrics.first_token.labels(*labels).observe(time.perf_counter() - start)
+                    text.append(piece)
                     yield chunk(piece, None)
                 yield chunk(None, "stop")
                 yield "data: [DONE]\n\n"
+                ok = True
             except Exception as exc:  # headers are gone already: report in-band, as OpenAI does
-                status = "500"
+                status, ok = "500", False
                 yield f"data: {json.dumps({'error': {'message': str(exc), 'type': 'server_error'}})}\n\n"
             finally:
-                route = "/v1/chat/completions" if chat else "/v1/completions"
-                state.metrics.requests.labels(route, served.name, str(served.version), role.value, status).inc()
-                state.metrics.latency.labels(route, served.name, str(served.version), role.value).observe(
-                    time.perf_counter() - start)
+                elapsed = time.perf_counter() - start
+                state.metrics.requests.labels(*labels, status).inc()
+                state.metrics.latency.labels(*labels).observe(elapsed)
+                if ok is not None:
+                    full = "".join(text)
+                    gen = handlers.Generation(full, len(served.tokenizer(prompt, add_special_tokens=False)["input_ids"]),
+                                              len(served.tokenizer(full, add_special_tokens=False)["input_ids"]), "stop")
+                    await state.streamed(route, (prompt, params), Answer(gen, served, role, elapsed), ok=ok,
+                                         request_id=rid, log_input=_log_input(body, chat), pinned=pin is not None)
 
     headers = {"x-model-version": served.tag, "cache-control": "no-cache"}
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
@@ -332,6 +361,10 @@ def _install_handlers(app: FastAPI, state: ServingState) -> None:
     @app.exception_handler(NoModel)
     async def no_model(request: Request, exc: NoModel):
         return _error(503, str(exc), "unavailable", request, {"Retry-After": "5"})
+
+    @app.exception_handler(ModelNotFound)
+    async def unknown_model(request: Request, exc: ModelNotFound):
+        return model_not_found(request, str(exc))
 
     @app.exception_handler(RouteNotServed)
     async def not_served(request: Request, exc: RouteNotServed):

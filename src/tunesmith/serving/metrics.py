@@ -20,6 +20,7 @@ class ServerMetrics:
     registry: CollectorRegistry
     requests: Counter
     latency: Histogram
+    first_token: Histogram
     batch_size: Histogram
     queue_depth: Gauge
     errors: Counter
@@ -29,6 +30,7 @@ class ServerMetrics:
     shadow_latency_delta: Histogram
     loaded: Gauge
     canary_percent: Gauge
+    backend: Gauge
 
 
 def create_metrics() -> ServerMetrics:
@@ -40,6 +42,8 @@ def create_metrics() -> ServerMetrics:
                          ["route", *mv, "role", "status"], registry=reg),
         latency=Histogram("tunesmith_request_latency_seconds", "Time from arrival to answer",
                           ["route", *mv, "role"], buckets=LATENCY_BUCKETS, registry=reg),
+        first_token=Histogram("tunesmith_time_to_first_token_seconds", "Streamed answers: arrival to first token",
+                              ["route", *mv, "role"], buckets=LATENCY_BUCKETS, registry=reg),
         batch_size=Histogram("tunesmith_batch_size", "Items per forward pass", mv, buckets=BATCH_BUCKETS,
                              registry=reg),
         queue_depth=Gauge("tunesmith_queue_depth", "Requests waiting for a batch", mv, registry=reg),
@@ -58,4 +62,7 @@ def create_metrics() -> ServerMetrics:
                      [*mv, "role"], registry=reg),
         canary_percent=Gauge("tunesmith_canary_percent", "Share of traffic routed to the challenger now",
                              registry=reg),
+        backend=Gauge("tunesmith_inference_backend", "1 for the inference backend each loaded version runs on "
+                      "(fp32, onnx, int8, bf16: an option that failed its fp32 check is not live)",
+                      [*mv, "backend"], registry=reg),
     )

@@ -19,6 +19,7 @@ TextInput = str | list[str]
 
 class ClassifyRequest(_Req):
     input: TextInput = Field(..., description="a text or a list of texts")
+    model: str | None = Field(None, description="NAME (routed), NAME:VERSION or NAME@champion|challenger (pinned)")
 
 
 class Tagged(BaseModel):
@@ -133,7 +134,26 @@ class CompletionResponse(Tagged):
 class ErrorBody(BaseModel):
     message: str
     type: str
+    param: str | None = None
     code: str | None = None
+
+
+class ModelCard(BaseModel):
+    """One entry of GET /v1/models (OpenAI's Model object, plus what tunesmith knows about it)."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "tunesmith"
+    model_version: int | None = None
+    role: str | None = None
+    task: str
+    backend: str | None = None
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
 
 
 class ErrorResponse(BaseModel):

@@ -40,6 +40,10 @@ class NoModel(Exception):
     """No champion is registered (or it cannot be loaded) yet; /readyz says not ready."""
 
 
+class ModelNotFound(LookupError):
+    """A request's `model` names a model, version or alias this server has not loaded (404 model_not_found)."""
+
+
 @dataclass
 class Slot:
     served: Served
@@ -111,6 +115,7 @@ class ServingState:
         old = self.slots.get(role)
         self.slots[role] = Slot(served, batcher)
         self.metrics.loaded.labels(served.name, str(served.version), role.value).set(1)
+        self.metrics.backend.labels(served.name, str(served.version), served.backend).set(1)
         if role is Role.CHALLENGER:
             self.window.clear()
         self._update_canary_gauge()
@@ -145,15 +150,59 @@ class ServingState:
                                  f"it answers {answers}")
         return served
 
+    def resolve_model(self, requested: str | None) -> int | None:
+        """The loaded version a request's `model` field pins (`NAME:VERSION`, `NAME@champion|challenger`), or None
+        for `NAME` / no model: the routed default (champion, or the challenger for the canary share)."""
+        if not requested:
+            return None
+        name, sep, which = _split_model(requested)
+        if name != self.name:
+            raise ModelNotFound(f"model {requested!r} does not exist here; this server serves {self.name!r} "
+                                f"(GET /v1/models lists what is loaded)")
+        if not sep:
+            return None
+        if sep == "@":
+            role = {"champion": Role.CHAMPION, "challenger": Role.CHALLENGER}.get(which)
+            slot = self.slots.get(role) if role is not None else None
+            if slot is None:
+                raise ModelNotFound(f"model {requested!r}: no {which!r} alias loaded here; loaded: "
+                                    f"{', '.join(self.model_ids())}")
+            return slot.served.version
+        if not which.isdigit() or self.slot_for_version(int(which)) is None:
+            raise ModelNotFound(f"model {requested!r}: version {which!r} is not loaded here; loaded: "
+                                f"{', '.join(self.model_ids())}")
+        return int(which)
+
+    def slot_for_version(self, version: int) -> tuple[Role, Slot] | None:
+        for role, slot in self.slots.items():
+            if slot.served.version == version:
+                return role, slot
+        return None
+
+    def model_ids(self) -> list[str]:
+        """Every `model` value a request may send now: NAME, then NAME:VERSION and NAME@ALIAS per loaded role."""
+        ids = [self.name] if self.slots else []
+        for role, slot in self.slots.items():
+            ids += [slot.served.tag, f"{self.name}@{role.value}"]
+        return ids
+
     def role_for(self, caller_key: str | None) -> Role:
         if Role.CHALLENGER not in self.slots:
             return Role.CHAMPION
         return pick_role(caller_key, self.settings.canary.percent)
 
     async def predict(self, route: str, item: Any, *, caller_key: str | None = None, request_id: str = "",
-                      log_input: Any = None) -> Answer:
-        """Answer one request: canary routing, challenger failures fall back to the champion, shadow copy."""
+                      log_input: Any = None, pin: int | None = None) -> Answer:
+        """Answer one request: canary routing, challenger failures fall back to the champion, shadow copy.
+        A `pin`ned version answers by itself: no canary split, no fallback, no shadow, not judged for rollback."""
         self.check_route(route)
+        if pin is not None:
+            found = self.slot_for_version(pin)
+            if found is None:  # unloaded between resolving and running (a promote or rollback)
+                raise ModelNotFound(f"model {self.name}:{pin} is no longer loaded here")
+            answer = await self._run(found[0], route, item)
+            self._log_prediction(route, answer, request_id, log_input, sampled=True)
+            return answer
         role = self.role_for(caller_key)
         answer = None
         if role is Role.CHALLENGER:
@@ -215,6 +264,20 @@ class ServingState:
         if self.plog is not None:  # both sides of a shadowed pair are kept, whatever the sample rate
             self._log_prediction(route, primary, request_id, log_input, force=True)
             self._log_prediction(route, shadow, request_id, log_input, force=True)
+
+    async def streamed(self, route: str, item: Any, answer: Answer, *, ok: bool, request_id: str, log_input: Any,
+                       pinned: bool = False) -> None:
+        """After a streamed answer: judge a canary challenger on it (latency = full completion), log it, and
+        shadow a champion stream with a non-streamed copy to the challenger (nobody sees that copy)."""
+        routed = not pinned
+        if routed and answer.role is Role.CHALLENGER:
+            await self._judge(answer.served, ok=ok, latency_s=answer.latency_s)
+        if not ok:
+            return
+        shadow = routed and self.settings.shadow and answer.role is Role.CHAMPION and Role.CHALLENGER in self.slots
+        if shadow:
+            self._spawn(self._shadow(route, item, answer, request_id, log_input))
+        self._log_prediction(route, answer, request_id, log_input, sampled=pinned)
 
     async def _judge(self, served: Served, *, ok: bool, latency_s: float) -> None:
         current = self.slots.get(Role.CHALLENGER)
@@ -335,6 +398,15 @@ class ServingState:
         event = {"event": kind, "model": self.name, "time": datetime.now(timezone.utc).isoformat(), **fields}
         self.events.append(event)
         _log.info("%s", event)
+
+
+def _split_model(requested: str) -> tuple[str, str, str]:
+    """`NAME@ALIAS` / `NAME:VERSION` / `NAME` as (name, separator, alias or version)."""
+    for sep in ("@", ":"):
+        name, found, which = requested.rpartition(sep)
+        if found:
+            return name, sep, which
+    return requested, "", ""
 
 
 def _reason_kind(reason: str) -> str:
