@@ -432,6 +432,8 @@ class InferenceConfig(_Strict):
     tolerance: float = Field(0.05, gt=0, description="max |fp32 - optimized| on probe outputs (probabilities / "
                              "cosine distance / next-token probabilities); larger falls back to fp32")
     num_threads: int | None = Field(None, ge=1, description="torch intra-op threads; None: torch's default")
+    backend: Literal["torch", "onnx"] = Field("torch", description="onnx: export encoder models (classification, "
+                                              "regression, embedding) to ONNX Runtime, used only if it matches fp32")
 
 
 class PredictionLogConfig(_Strict):

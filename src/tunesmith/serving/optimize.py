@@ -1,10 +1,11 @@
-"""CPU inference options (bf16 autocast, dynamic int8), each checked against fp32 outputs before it is used.
+"""CPU inference options (ONNX Runtime, bf16 autocast, dynamic int8), each checked against fp32 outputs first.
 
     apply_inference_options(served, cfg.serving.inference)   # logs what it kept and why it fell back
 
 The check runs a few fixed probe texts through the fp32 model and the optimised one; if any output moves
 more than `tolerance` (probabilities, cosine distance of embeddings, next-token probabilities), the
-option is dropped with a warning and the model serves in fp32.
+option is dropped with a warning and the model serves in fp32. `served.backend` names what is live
+(fp32, onnx, int8, bf16, int8+bf16); the server exports it as `tunesmith_inference_backend`.
 """
 
 from __future__ import annotations
@@ -57,9 +58,14 @@ def apply_inference_options(served: Served, options) -> list[str]:
         torch.set_num_threads(options.num_threads)
     wanted = [o for o in (("int8" if options.quantize == "int8" else None),
                           ("bf16" if options.dtype == "bf16" else None)) if o]
-    if not wanted:
+    onnx = getattr(options, "backend", "torch") == "onnx"
+    if not wanted and not onnx:
         return []
     reference = probe_outputs(served)
+    if onnx and _try_onnx(served, options, reference):
+        if wanted:
+            _log.info("%s: %s not applied: ONNX Runtime serves this model", served.tag, "+".join(wanted))
+        return ["onnx"]
     kept = []
     for option in wanted:
         fp32_model = served.model
@@ -84,4 +90,27 @@ def apply_inference_options(served: Served, options) -> list[str]:
             if option == "bf16":
                 served.autocast = False
             _log.warning("%s: %s inference not used, serving fp32 instead (%s)", served.tag, option, why)
+    served.backend = "+".join(kept) or "fp32"
     return kept
+
+
+def _try_onnx(served: Served, options, reference: torch.Tensor) -> bool:
+    """Serve through ONNX Runtime if the export works and matches fp32 on the probes; else keep torch, say why."""
+    from tunesmith.serving.models import _transformer_dir
+    from tunesmith.serving.onnx_backend import onnx_model
+
+    fp32_model = served.model
+    try:
+        weights_dir = _transformer_dir(served.model_dir) if served.task is ServeTask.EMBEDDING else served.model_dir
+        served.model = onnx_model(served, weights_dir, threads=options.num_threads)
+        dev = deviation(reference, probe_outputs(served), served.task)
+        why = f"max deviation {dev:.4f} > tolerance {options.tolerance:g}"
+    except Exception as exc:  # an export or runtime failure: fall back, say why
+        dev, why = float("inf"), f"{type(exc).__name__}: {exc}"
+    if dev <= options.tolerance:
+        served.backend = "onnx"
+        _log.info("%s: onnx inference on (ONNX Runtime; max deviation from fp32 %.2g)", served.tag, dev)
+        return True
+    served.model = fp32_model
+    _log.warning("%s: onnx inference not used, serving torch instead (%s)", served.tag, why)
+    return False
