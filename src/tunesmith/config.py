@@ -433,7 +433,8 @@ class InferenceConfig(_Strict):
                              "cosine distance / next-token probabilities); larger falls back to fp32")
     num_threads: int | None = Field(None, ge=1, description="torch intra-op threads; None: torch's default")
     backend: Literal["torch", "onnx"] = Field("torch", description="onnx: export encoder models (classification, "
-                                              "regression, embedding) to ONNX Runtime, used only if it matches fp32")
+                                              "regression, embedding) to ONNX Runtime (with quantize: int8, ORT's "
+                                              "dynamic int8), used only if it matches fp32")
 
 
 class PredictionLogConfig(_Strict):

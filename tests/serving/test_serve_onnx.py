@@ -46,6 +46,12 @@ def test_onnx_matches_fp32_and_the_export_is_cached(clf_dir, monkeypatch):
     assert [w["label"] for w in want] == [g["label"] for g in got]
     assert [g["score"] for g in got] == pytest.approx([w["score"] for w in want], abs=1e-4)
 
+    quantized = load_served(clf_dir, name="clf", version=1, options=InferenceConfig(backend="onnx", quantize="int8"))
+    assert quantized.backend == "onnx-int8" and quantized.model.path.name.endswith("-int8.onnx")
+    assert quantized.model.path.stat().st_size < served.model.path.stat().st_size  # int8 weights
+    got = handlers.classify(quantized, TEXTS)
+    assert [g["score"] for g in got] == pytest.approx([w["score"] for w in want], abs=ONNX.tolerance)
+
     def no_export(served):
         raise AssertionError("exported again although a cached file matches")
 

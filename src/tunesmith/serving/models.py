@@ -58,7 +58,7 @@ class Served:
     normalize: bool = False  # embeddings: sentence-transformers Normalize module present
     autocast: bool = False  # bf16 autocast verified against fp32
     max_length: int = 512
-    backend: str = "fp32"  # what runs inference: fp32, bf16, int8 or onnx (set by optimize.py)
+    backend: str = "fp32"  # what runs inference: fp32, bf16, int8, int8+bf16, onnx, onnx-int8 (optimize.py)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property

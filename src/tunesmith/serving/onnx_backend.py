@@ -4,6 +4,7 @@
 
 The export is cached as `<model dir>/onnx/model-<fingerprint>.onnx` (written atomically), keyed by the weights,
 config, task, torch and opset versions, so a restart reuses it and a changed model never picks up a stale file.
+With `quantize: int8` the export is also quantized by ONNX Runtime (dynamic int8 weights, `model-<fp>-int8.onnx`).
 optimize.py checks its outputs against fp32 on the probe texts before it serves anything.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import tempfile
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -81,8 +83,9 @@ def export_onnx(served: Served) -> bytes:
     return buffer.getvalue()
 
 
-def onnx_model(served: Served, weights_dir: Path, *, threads: int | None = None) -> OrtModel:
-    """Load the cached export for this exact model, or export and cache it; an ORT session over it."""
+def onnx_model(served: Served, weights_dir: Path, *, threads: int | None = None, int8: bool = False) -> OrtModel:
+    """Load the cached export for this exact model, or export and cache it; an ORT session over it.
+    `int8`: ONNX Runtime's dynamic int8 quantization of that export (cached beside it)."""
     if served.task not in ENCODER_TASKS:
         why = ("the /v1/extract route runs transformers' token-classification pipeline, which needs the torch model"
                if served.task is ServeTask.TOKEN_CLASSIFICATION else "ONNX export here is for encoder models")
@@ -92,17 +95,10 @@ def onnx_model(served: Served, weights_dir: Path, *, threads: int | None = None)
     except ImportError:
         raise OnnxUnsupported("onnxruntime is not installed; pip install 'tunesmith[serve]'") from None
     path = weights_dir / "onnx" / f"model-{fingerprint(served, weights_dir)[:16]}.onnx"
-    if path.exists():
-        data = path.read_bytes()
-        _log.info("%s: using cached ONNX export %s", served.tag, path)
-    else:
-        data = export_onnx(served)
-        try:
-            atomic_write_bytes(path, data)
-            _log.info("%s: exported to ONNX, cached at %s", served.tag, path)
-        except OSError as exc:  # a read-only model dir: serve from memory, export again next start
-            _log.warning("%s: cannot cache the ONNX export at %s (%s); using it uncached", served.tag, path, exc)
-            path = None
+    data, path = _cached(served, path, lambda: export_onnx(served))
+    if int8:
+        int8_path = path.with_name(path.stem + "-int8.onnx") if path is not None else None
+        data, path = _cached(served, int8_path, lambda: quantize_int8(data))
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.inter_op_num_threads = 1
@@ -110,3 +106,31 @@ def onnx_model(served: Served, weights_dir: Path, *, threads: int | None = None)
         options.intra_op_num_threads = threads
     session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     return OrtModel(session, ENCODER_TASKS[served.task], served.model.config, path)
+
+
+def quantize_int8(model: bytes) -> bytes:
+    """ONNX Runtime's dynamic quantization: int8 weights, activations quantized per batch at run time."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory(prefix="tunesmith-onnx-") as tmp:
+        source, target = Path(tmp) / "model.onnx", Path(tmp) / "model-int8.onnx"
+        source.write_bytes(model)
+        quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+        return target.read_bytes()
+
+
+def _cached(served: Served, path: Path | None, make) -> tuple[bytes, Path | None]:
+    """The bytes at `path` if it exists, else `make()` written there atomically (None: could not cache)."""
+    if path is not None and path.exists():
+        _log.info("%s: using cached ONNX model %s", served.tag, path)
+        return path.read_bytes(), path
+    data = make()
+    if path is None:
+        return data, None
+    try:
+        atomic_write_bytes(path, data)
+        _log.info("%s: ONNX model written to %s", served.tag, path)
+    except OSError as exc:  # a read-only model dir: serve from memory, export again next start
+        _log.warning("%s: cannot cache the ONNX model at %s (%s); using it uncached", served.tag, path, exc)
+        return data, None
+    return data, path

@@ -63,9 +63,9 @@ def apply_inference_options(served: Served, options) -> list[str]:
         return []
     reference = probe_outputs(served)
     if onnx and _try_onnx(served, options, reference):
-        if wanted:
-            _log.info("%s: %s not applied: ONNX Runtime serves this model", served.tag, "+".join(wanted))
-        return ["onnx"]
+        if "bf16" in wanted:
+            _log.info("%s: bf16 not applied: ONNX Runtime serves this model", served.tag)
+        return [served.backend]
     kept = []
     for option in wanted:
         fp32_model = served.model
@@ -102,14 +102,14 @@ def _try_onnx(served: Served, options, reference: torch.Tensor) -> bool:
     fp32_model = served.model
     try:
         weights_dir = _transformer_dir(served.model_dir) if served.task is ServeTask.EMBEDDING else served.model_dir
-        served.model = onnx_model(served, weights_dir, threads=options.num_threads)
+        served.model = onnx_model(served, weights_dir, threads=options.num_threads, int8=options.quantize == "int8")
         dev = deviation(reference, probe_outputs(served), served.task)
         why = f"max deviation {dev:.4f} > tolerance {options.tolerance:g}"
     except Exception as exc:  # an export or runtime failure: fall back, say why
         dev, why = float("inf"), f"{type(exc).__name__}: {exc}"
     if dev <= options.tolerance:
-        served.backend = "onnx"
-        _log.info("%s: onnx inference on (ONNX Runtime; max deviation from fp32 %.2g)", served.tag, dev)
+        served.backend = "onnx-int8" if options.quantize == "int8" else "onnx"
+        _log.info("%s: %s inference on (ONNX Runtime; max deviation from fp32 %.2g)", served.tag, served.backend, dev)
         return True
     served.model = fp32_model
     _log.warning("%s: onnx inference not used, serving torch instead (%s)", served.tag, why)
