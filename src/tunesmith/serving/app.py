@@ -5,8 +5,8 @@
 
 Every answer carries `x-model-version: name:version` and `x-request-id` headers, and the same in its body.
 Errors use OpenAI's shape `{"error": {"message", "type", "code"}}`: 400 a route the model's task does not
-serve, 401 bad token, 404 unknown `model`, 413 body too large, 422 invalid body, 429 queue full (Retry-After), 503 no model,
-504 timed out.
+serve, 401 bad token, 404 unknown `model` (code model_not_found), 413 body too large, 422 invalid body,
+429 queue full (Retry-After), 503 no model, 504 timed out.
 """
 
 from __future__ import annotations
@@ -161,7 +161,10 @@ def _check(state: ServingState, route: str, model: str | None = None):
         served = state.check_route(route)
     except RouteNotServed as exc:
         raise ApiError(400, str(exc), "invalid_request_error") from None
-    return served if pin is None else state.slot_for_version(pin)[1].served
+    found = state.slot_for_version(pin) if pin is not None else None
+    if pin is not None and found is None:  # unloaded since it was resolved
+        raise ModelNotFound(f"model {state.name}:{pin} is no longer loaded here")
+    return found[1].served if found else served
 
 
 def _caller(state: ServingState, request: Request) -> str | None:
@@ -265,8 +268,8 @@ def _stream(state: ServingState, request: Request, body, prompt: str, params, *,
         raise ApiError(429, "too many streams in progress; retry shortly", "rate_limit_error", {"Retry-After": "1"})
     pin = state.resolve_model(body.model)
     if pin is not None:
-        role, slot = state.slot_for_version(pin)
-        served = slot.served
+        served = _check(state, "/v1/chat/completions" if chat else "/v1/completions", body.model)
+        role = state.slot_for_version(pin)[0]
     else:
         role = state.role_for(_caller(state, request))
         served = state.slots[role].served if role in state.slots else state.champion()
