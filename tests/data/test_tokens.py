@@ -94,7 +94,7 @@ def test_character_spans_become_word_tags_and_misaligned_or_overlapping_spans_ar
                                     {"start": 27, "end": 36, "label": "VENDOR"},
                                     {"start": 45, "end": 53, "label": "AMOUNT"}]}
     rows = [good] + [{"text": f"note {i} from {w} about {v}", "spans": [{"start": 0, "end": 4, "label": "VENDOR"}]}
-                     for i, (w, v) in enumerate(zip(make_tagged(30)["tokens"].map(" ".join), range(30)))]
+                     for i, (w, v) in enumerate(zip(make_tagged(30)["tokens"].map(" ".join), range(30), strict=True))]
     rows += [{"text": "from Acme Corp", "spans": [{"start": 6, "end": 14, "label": "VENDOR"}]},  # cuts "Acme"
              {"text": "from Acme Corp", "spans": [{"start": 5, "end": 14, "label": "VENDOR"},
                                                   {"start": 10, "end": 14, "label": "VENDOR"}]},

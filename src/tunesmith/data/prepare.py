@@ -39,7 +39,14 @@ from tunesmith.data.schema import (
 )
 from tunesmith.data.split import carve, subsample
 from tunesmith.data.targets import TARGET, check_target_rows
-from tunesmith.data.tokens import TOKEN_COLUMNS, check_token_rows, entity_counts, load_token_table, token_labels, unseen_types
+from tunesmith.data.tokens import (
+    TOKEN_COLUMNS,
+    check_token_rows,
+    entity_counts,
+    load_token_table,
+    token_labels,
+    unseen_types,
+)
 from tunesmith.io import atomic_write_json, atomic_write_text, to_jsonable
 
 DIGEST = "_digest"  # internal column: the row's content hash
