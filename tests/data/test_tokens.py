@@ -139,3 +139,14 @@ def test_config_checks_for_token_classification_name_the_key():
         config_from_dict({**base, "token_classification": {"invalid_tags": "fix"}})
     with pytest.raises(ConfigError, match="f1 is the entity-level F1"):
         config_from_dict({"name": "x", "data": {"path": "a.csv"}, "training": {"metric": "f1"}})
+
+
+def test_csv_cells_hold_space_separated_words_and_tags(tmp_path):
+    df = make_tagged(40, seed=3)
+    df["tokens"], df["tags"] = df["tokens"].map(" ".join), df["tags"].map(" ".join)
+    df.loc[len(df)] = {"tokens": "great film", "tags": "B-GOOD"}  # one tag short: line 42 of the CSV
+    df.to_csv(tmp_path / "t.csv", index=False)
+    bundle = prepare_data(_cfg(tmp_path / "t.csv"), tmp_path / "run")
+    assert bundle.report.rows_used == 40 and bundle.report.quarantined_by_reason == {"tags_length": 1}
+    assert json.loads((tmp_path / "run/quarantine.jsonl").read_text())["source"] == f"{tmp_path / 't.csv'}:42"
+    assert all(isinstance(t, list) for t in bundle.train["tags"])

@@ -3,7 +3,7 @@
     checked = check_token_rows(load_token_table("data.path", path, cfg.data), cfg)
 
 Three inputs become one shape (TOKENS: list of words, TAGS: one IOB2 tag per word):
-  * rows with `data.tokens_column` + `data.tags_column` (lists);
+  * rows with `data.tokens_column` + `data.tags_column` (lists; in a CSV cell, space-separated strings);
   * CoNLL text files: one `token ... tag` per line (first column the token, last the tag), a blank line between
     sentences, `-DOCSTART-` lines ignored;
   * rows with `data.text_column` + `data.spans_column` ([{start, end, label}] character offsets): the text is split
@@ -147,6 +147,8 @@ def tag_labels(types: list[str]) -> list[str]:
 
 
 def _words(value: Any, column: str) -> list[str]:
+    if isinstance(value, str) and value.strip():
+        value = value.split()  # a CSV cell: words separated by spaces
     if value is None:
         raise RowProblem(BadRowReason.MISSING_TOKENS, f"no word list in column {column!r}")
     if not isinstance(value, list) or not value:
@@ -186,6 +188,8 @@ def normalize_tags(tags: list[str], policy: InvalidTagPolicy, types: list[str] |
 def tokens_row(raw: dict[str, Any], d: DataConfig, policy: InvalidTagPolicy, types) -> tuple[list, list, str, int]:
     words = _words(raw.get(d.tokens_column), d.tokens_column)
     tags = raw.get(d.tags_column)
+    if isinstance(tags, str) and tags.strip():
+        tags = tags.split()  # a CSV cell: tags separated by spaces
     if tags is None:
         raise RowProblem(BadRowReason.MISSING_TAGS, f"no tags in column {d.tags_column!r}")
     if not isinstance(tags, list):
