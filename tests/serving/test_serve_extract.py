@@ -52,3 +52,5 @@ def test_extract_route_returns_character_spans_and_logs_the_prediction(tmp_path,
     assert wait_for(lambda: len(read_predictions(url, model="tagger")) == 3)
     rows = read_predictions(url, model="tagger")
     assert {r["route"] for r in rows} == {"/v1/extract"} and any("great" in str(r["input"]) for r in rows)
+    logged = next(r for r in rows if r["input"] == texts[0])
+    assert logged["output"] == ents[0] and logged["confidence"] == min(e["score"] for e in ents[0])
