@@ -150,3 +150,23 @@ def test_csv_cells_hold_space_separated_words_and_tags(tmp_path):
     assert bundle.report.rows_used == 40 and bundle.report.quarantined_by_reason == {"tags_length": 1}
     assert json.loads((tmp_path / "run/quarantine.jsonl").read_text())["source"] == f"{tmp_path / 't.csv'}:42"
     assert all(isinstance(t, list) for t in bundle.train["tags"])
+
+
+def test_the_invoice_example_regenerates_identically_and_quarantines_its_planted_rows(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from tunesmith.config import load_config
+
+    root = Path(__file__).resolve().parents[2] / "examples/invoice-extraction"
+    spec = importlib.util.spec_from_file_location("build_invoices", root / "build_data.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    build.OUT = tmp_path / "invoices.jsonl"
+    build.main()
+    assert build.OUT.read_bytes() == (root / "invoices.jsonl").read_bytes()  # seeded: the shipped file is reproducible
+    bundle = prepare_data(load_config(root / "config.yaml"))
+    assert bundle.report.quarantined_by_reason == {"misaligned_span": 1, "overlapping_spans": 1, "tags_length": 1}
+    assert bundle.labels == ["O", "B-VENDOR", "I-VENDOR", "B-INVOICE_NO", "I-INVOICE_NO", "B-DATE", "I-DATE",
+                             "B-TOTAL", "I-TOTAL"]
+    assert bundle.report.checks["leakage"]["status"] == "pass"
