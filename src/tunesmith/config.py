@@ -45,6 +45,7 @@ class TaskKind(str, Enum):
     CAUSAL_LM = "causal-lm"  # instruction / chat SFT of a causal language model
     EMBEDDING = "embedding"  # sentence embeddings for retrieval: (query, positive[, negatives]) or scored pairs
     REGRESSION = "regression"  # one numeric target per text: a 1-output head trained with MSE / Huber
+    TOKEN_CLASSIFICATION = "token-classification"  # extraction: a BIO tag per word, entity-level P/R/F1
 
 
 class MethodKind(str, Enum):
@@ -94,6 +95,13 @@ class EmbeddingLoss(str, Enum):
 class RegressionLoss(str, Enum):
     MSE = "mse"
     HUBER = "huber"  # less pulled by outlying targets
+
+
+class InvalidTagPolicy(str, Enum):
+    """token-classification: what happens to a row whose I-X tag does not continue an X entity (I-X after O)."""
+
+    REPAIR = "repair"  # read it as B-X (conlleval's reading); the row is used and counted in the data card
+    QUARANTINE = "quarantine"  # the row goes to quarantine.jsonl as invalid_tag
 
 
 class _Strict(BaseModel):
@@ -219,7 +227,9 @@ class DataConfig(_Strict):
     train: str | None = None
     eval: str | None = None
     test: str | None = None
-    format: Literal["auto", "jsonl", "csv", "parquet", "hf"] = "auto"
+    format: Literal["auto", "jsonl", "csv", "parquet", "hf", "conll"] = Field(
+        "auto", description="conll: token-classification text files (token ... tag per line, blank line between "
+        "sentences); auto reads .conll/.iob/.bio files that way")
     text_column: str = "text"
     label_column: str = "label"
     labels: list[str] | None = Field(
@@ -242,6 +252,10 @@ class DataConfig(_Strict):
                                  "of strings per row")
     score_column: str = Field("score", description="embedding: a numeric similarity score; when the column exists "
                               "rows are scored pairs (text1, text2, score)")
+    tokens_column: str = Field("tokens", description="token-classification: a list of words per row")
+    tags_column: str = Field("tags", description="token-classification: a BIO / IOB2 tag per word (O, B-X, I-X)")
+    spans_column: str = Field("spans", description="token-classification: character spans [{start, end, label}] "
+                              "over data.text_column; used when a row has no tokens column")
 
     @field_validator("labels", "drop_labels", mode="before")
     @classmethod
@@ -313,6 +327,15 @@ class RegressionConfig(_Strict):
     huber_delta: float = Field(1.0, gt=0)
 
 
+class TokenClassificationConfig(_Strict):
+    """token-classification: sub-token labels and what to do with I- tags that start an entity."""
+
+    label_all_subtokens: bool = Field(False, description="train every sub-token of a word (continuations as I-X); "
+                                      "default: the first sub-token only, the others -100")
+    invalid_tags: InvalidTagPolicy = Field(InvalidTagPolicy.REPAIR, description="I-X after O or after another "
+                                           "type: repair (read as B-X, counted) or quarantine the row")
+
+
 class MethodConfig(_Strict):
     kind: MethodKind = MethodKind.FULL
     lora: LoraConfig = Field(default_factory=LoraConfig)
@@ -329,7 +352,7 @@ class TrainingConfig(_Strict):
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.06, ge=0, lt=1)
     metric: Literal["macro_f1", "accuracy", "weighted_f1", "loss", "rouge_l", "exact_match", "rmse", "mae",
-                    "spearman", "pearson"] = Field(
+                    "spearman", "pearson", "f1"] = Field(
         "macro_f1", description="eval metric for early stopping, the best checkpoint and the uplift gate; "
         "loss is lower-is-better, the others higher-is-better"
     )
@@ -487,6 +510,7 @@ class Config(_Strict):
     chat: ChatConfig = Field(default_factory=ChatConfig)
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     regression: RegressionConfig = Field(default_factory=RegressionConfig)
+    token_classification: TokenClassificationConfig = Field(default_factory=TokenClassificationConfig)
 
     # Where the config came from; relative data paths resolve against its folder. Not a config key.
     _source_path: str | None = PrivateAttr(None)
@@ -557,6 +581,30 @@ class Config(_Strict):
         elif self.training.metric not in ("rmse", "mae", "spearman", "pearson", "loss"):
             raise ValueError(f"training.metric: {self.training.metric} is a classification metric; regression "
                              "uses rmse, mae, spearman, pearson or loss")
+        return self
+
+    @model_validator(mode="after")
+    def _token_classification_defaults(self) -> Config:
+        # Extraction rows have tag sequences, not one class: no stratified split; checkpoints on entity F1.
+        if self.task is not TaskKind.TOKEN_CLASSIFICATION:
+            if self.training.metric == "f1":
+                raise ValueError("training.metric: f1 is the entity-level F1 of token-classification; use macro_f1 "
+                                 "or accuracy for classification")
+            return self
+        if "stratify" not in self.data.split.model_fields_set:
+            self.data.split.stratify = False
+        elif self.data.split.stratify:
+            raise ValueError("data.split.stratify: token-classification rows have no single class to stratify on; "
+                             "set it false")
+        if self.method.kind is MethodKind.QLORA:
+            raise ValueError("method.kind: qlora is for causal-lm; use lora for token-classification")
+        if "slices" not in self.evaluation.model_fields_set:
+            self.evaluation.slices = []  # per-slice tables are sentence-classification metrics
+        if "metric" not in self.training.model_fields_set:
+            self.training.metric = "f1"
+        elif self.training.metric not in ("f1", "macro_f1", "loss"):
+            raise ValueError(f"training.metric: {self.training.metric} is not an extraction metric; "
+                             "token-classification uses f1 (entity micro F1), macro_f1 (mean over entity types) or loss")
         return self
 
     @field_validator("name")

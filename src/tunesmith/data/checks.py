@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from tunesmith.config import CheckPolicy, Config, PresidioMode, TaskKind
-from tunesmith.data import pairs, pii
+from tunesmith.data import pairs, pii, tokens
 from tunesmith.data.chat import MESSAGES, TOOLS, canonical_text
 from tunesmith.data.dedup import DupFlags, DupKind, NearPairs, find_duplicates, near_pairs_by_digest
 from tunesmith.data.errors import DataError
@@ -279,6 +279,11 @@ def _redact(cfg: Config, out: ChecksOutcome, split: str, hits: Mapping[int, list
             frame.at[i, pairs.NEGATIVES] = pair[pairs.NEGATIVES]
             frame.at[i, pairs.SPLIT_TEXT] = pair[pairs.QUERY]
             frame.at[i, TEXT] = pairs.canonical_text(pair)
+    elif tokens.TOKENS in frame.columns:  # token-classification trains on the words: redact them, keep the tags
+        texts = frame[TEXT].astype(str)
+        for i in pos:
+            frame.at[i, tokens.TOKENS] = tokens.redact_words(texts.iat[i], frame.at[i, tokens.TOKENS], hits[i])
+        frame.loc[pos, TEXT] = [pii.redact_text(texts.iat[i], hits[i]) for i in pos]
     else:
         texts = frame[TEXT].astype(str)
         frame.loc[pos, TEXT] = [pii.redact_text(texts.iat[i], hits[i]) for i in pos]

@@ -39,10 +39,19 @@ from tunesmith.data.schema import (
 )
 from tunesmith.data.split import carve, subsample
 from tunesmith.data.targets import TARGET, check_target_rows
+from tunesmith.data.tokens import (
+    TOKEN_COLUMNS,
+    check_token_rows,
+    entity_counts,
+    load_token_table,
+    token_labels,
+    unseen_types,
+)
 from tunesmith.io import atomic_write_json, atomic_write_text, to_jsonable
 
 DIGEST = "_digest"  # internal column: the row's content hash
 _NO_CLASSES = (TaskKind.EMBEDDING, TaskKind.REGRESSION)  # rows without a class label (no label list, no stratify)
+_NO_CLASSES += (TaskKind.TOKEN_CLASSIFICATION,)  # a tag per word: its label list comes from the tags (data.tokens)
 
 
 @dataclass
@@ -78,6 +87,9 @@ def prepare_data(cfg: Config, run_dir: Path | None = None) -> DataBundle:
         _require_two_labels(splits["train"], parts, d)
         labels = list(d.labels) if d.labels else sorted(splits["train"][LABEL].unique().tolist())
         warnings += _check_unseen_labels(splits, labels, {p.name: p.table.key for p in parts})
+    if cfg.task is TaskKind.TOKEN_CLASSIFICATION:  # O, B-/I- per entity type, from data.labels or the train tags
+        labels = token_labels(splits["train"], d)
+        warnings += unseen_types(splits, labels)
     leakage = _leakage(splits, parts)
     warnings += leakage.warnings
     checks = run_checks(cfg, splits, _split_names(parts), run_dir, near)  # the data gates: after the split, before training
@@ -105,13 +117,18 @@ def _configured_files(d: DataConfig) -> list[tuple[str, str, str]]:
 
 
 def _read(cfg: Config, key: str, name: str, path_text: str) -> _Part:
-    table = load_table(key, cfg.resolve_path(path_text), cfg.data.format)
+    if cfg.task is TaskKind.TOKEN_CLASSIFICATION:  # CoNLL text files too
+        table = load_token_table(key, cfg.resolve_path(path_text), cfg.data)
+    else:
+        table = load_table(key, cfg.resolve_path(path_text), cfg.data.format)
     if cfg.task is TaskKind.CAUSAL_LM:  # conversations: normalized to messages, checked turn by turn and by length
         checked = check_chat_rows(table, cfg.data)
     elif cfg.task is TaskKind.EMBEDDING:  # (query, positive[, negatives]) or (text1, text2, score)
         checked = check_pair_rows(table, cfg.data)
     elif cfg.task is TaskKind.REGRESSION:  # a text and a numeric target
         checked = check_target_rows(table, cfg.data)
+    elif cfg.task is TaskKind.TOKEN_CLASSIFICATION:  # words + IOB2 tags (from tags, CoNLL or character spans)
+        checked = check_token_rows(table, cfg)
     else:
         check_columns(table, cfg.data)
         checked = check_rows(table, cfg.data)
@@ -247,6 +264,7 @@ def _check_unseen_labels(splits: dict[str, pd.DataFrame], labels: list[str], key
 
 
 _EXTRA = {TaskKind.EMBEDDING: PAIR_COLUMNS, TaskKind.REGRESSION: (TARGET,)}  # task columns after the contract's
+_EXTRA[TaskKind.TOKEN_CLASSIFICATION] = TOKEN_COLUMNS
 
 
 def _public(rows: pd.DataFrame, d: DataConfig, chat: bool = False, extra: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -277,7 +295,8 @@ def _report(
         dropped_by_max_rows=dropped,
         labels=labels,
         split_sizes={n: len(f) for n, f in frames.items()},
-        label_distribution={n: label_distribution(f, labels) for n, f in frames.items()},
+        label_distribution={n: entity_counts(f, labels) if TOKEN_COLUMNS[1] in f else label_distribution(f, labels)
+                            for n, f in frames.items()},
         text_length={n: text_length(f) for n, f in frames.items()},
         fingerprint=fingerprint,
         overlap=leakage.overlap,

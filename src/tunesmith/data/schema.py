@@ -48,6 +48,14 @@ class BadRowReason(str, Enum):
     MISSING_POSITIVE = "missing_positive"  # embedding: a query without its relevant document
     INVALID_SCORE = "invalid_score"  # embedding: a scored pair whose score is not a finite number
     INVALID_TARGET = "invalid_target"  # regression: a target that is missing or not a finite number
+    MISSING_TOKENS = "missing_tokens"  # token-classification: no word list
+    INVALID_TOKENS = "invalid_tokens"  # token-classification: not a list of non-blank strings
+    MISSING_TAGS = "missing_tags"  # token-classification: words without tags
+    TAGS_LENGTH = "tags_length"  # token-classification: a different number of tags than words
+    INVALID_TAG = "invalid_tag"  # token-classification: not O / B-X / I-X, or (invalid_tags: quarantine) I-X after O
+    INVALID_SPAN = "invalid_span"  # token-classification: a span that is not {start, end, label} inside the text
+    MISALIGNED_SPAN = "misaligned_span"  # token-classification: a span that cuts a word
+    OVERLAPPING_SPANS = "overlapping_spans"  # token-classification: two spans share a word
 
 
 _HINTS = {

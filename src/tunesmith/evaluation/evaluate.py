@@ -134,6 +134,11 @@ def evaluate(cfg, bundle, model_dir: str | Path, *, champion_dir: str | Path | N
 
         return evaluate_regression(cfg, bundle, model_dir, champion_dir=champion_dir, champion_name=champion_name,
                                    out_dir=out_dir)
+    if cfg.task.value == "token-classification":  # entity P/R/F1 against a frozen word probe (evaluation.token_eval)
+        from tunesmith.evaluation.token_eval import evaluate_token_classification
+
+        return evaluate_token_classification(cfg, bundle, model_dir, champion_dir=champion_dir,
+                                             champion_name=champion_name, out_dir=out_dir)
     labels = list(bundle.labels)
     primary = primary_name(cfg.training.metric)
     y_test = label_ids(bundle.test["label"].tolist(), labels)

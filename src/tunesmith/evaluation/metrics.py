@@ -24,6 +24,8 @@ KNOWN_METRICS = (*KNOWN_METRICS, *CAUSAL_LM_METRICS)
 EMBEDDING_METRICS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "spearman", "pearson")
 REGRESSION_METRICS = ("mae", "rmse", "mse", "spearman", "pearson", "r2")
 KNOWN_METRICS = (*KNOWN_METRICS, *EMBEDDING_METRICS, *(m for m in REGRESSION_METRICS if m not in EMBEDDING_METRICS))
+# token-classification (evaluation.token_metrics): entity-level micro P/R/F1; macro_* are the classification names.
+KNOWN_METRICS = (*KNOWN_METRICS, "f1", "precision", "recall")
 # Errors and losses: a smaller value is a better model (temperature is neither; it is reported, not ranked).
 LOWER_IS_BETTER = frozenset({"log_loss", "ece", "ece_calibrated", "nll_calibrated", "loss", "perplexity"})
 LOWER_IS_BETTER = LOWER_IS_BETTER | {"mae", "rmse", "mse"}

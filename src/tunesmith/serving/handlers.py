@@ -90,13 +90,13 @@ def embed(served: Served, texts: list[str]) -> list[list[float]]:
 
 
 def extract(served: Served, texts: list[str]) -> list[list[dict]]:
-    """Entities per text (BIO tags merged into spans by transformers' token-classification pipeline)."""
-    from transformers import pipeline
+    """Entities per text as character spans {start, end, label, score, text}, the whole batch in one pass (words
+    split and tags read as in training: tasks.token_classification.extract)."""
+    from tunesmith.tasks.token_classification import extract as extract_entities
 
-    pipe = pipeline("token-classification", model=served.model, tokenizer=served.tokenizer,
-                    aggregation_strategy="simple", device="cpu")
-    results = pipe(texts)
-    return [[{k: (float(v) if k == "score" else v) for k, v in ent.items()} for ent in res] for res in results]
+    with served.autocast_ctx():
+        return extract_entities(served.model, served.tokenizer, texts, max_length=served.max_length,
+                                batch_size=max(len(texts), 1))
 
 
 def chat_prompt(served: Served, messages: list[dict]) -> str:

@@ -44,8 +44,18 @@ class ScoreResponse(Tagged):
     scores: list[float]
 
 
+class Entity(BaseModel):
+    """One extracted entity: character offsets [start, end) into its input text."""
+
+    start: int
+    end: int
+    label: str
+    score: float
+    text: str
+
+
 class ExtractResponse(Tagged):
-    entities: list[list[dict]]
+    entities: list[list[Entity]]
 
 
 class EmbeddingRequest(_Req):

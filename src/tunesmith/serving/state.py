@@ -312,6 +312,8 @@ class ServingState:
             return  # the shadow task logs this pair
         result = answer.result
         confidence = result.get("score") if isinstance(result, dict) else None
+        if isinstance(result, list) and result and all(isinstance(e, dict) and "score" in e for e in result):
+            confidence = min(e["score"] for e in result)  # extraction: its least sure entity (what review looks at)
         self.plog.record(request_id=request_id, model=answer.served.name, version=answer.served.version,
                          role=answer.role.value, route=route, input=log_input, output=result,
                          confidence=confidence, latency_ms=answer.latency_s * 1000, force=force)

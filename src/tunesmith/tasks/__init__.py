@@ -36,3 +36,7 @@ from tunesmith.tasks import embedding, regression  # noqa: E402
 
 register_task(TaskKind.EMBEDDING, embedding)
 register_task(TaskKind.REGRESSION, regression)
+
+from tunesmith.tasks import token_classification  # noqa: E402
+
+register_task(TaskKind.TOKEN_CLASSIFICATION, token_classification)

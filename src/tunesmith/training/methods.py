@@ -132,12 +132,18 @@ def lora_target_modules(model: nn.Module, method: MethodConfig) -> list[str] | s
     return list(TABLE.get(getattr(model.config, "model_type", ""), [])) or "all-linear"
 
 
+def _peft_task(model: nn.Module):
+    from peft import TaskType
+
+    return TaskType.TOKEN_CLS if type(model).__name__.endswith("ForTokenClassification") else TaskType.SEQ_CLS
+
+
 def _wrap_lora(model: nn.Module, method: MethodConfig) -> nn.Module:
     from peft import LoraConfig, TaskType, get_peft_model
 
     causal = is_causal_lm(model)
     lora = LoraConfig(
-        task_type=TaskType.CAUSAL_LM if causal else TaskType.SEQ_CLS,
+        task_type=TaskType.CAUSAL_LM if causal else _peft_task(model),
         r=method.lora.r,
         lora_alpha=method.lora.alpha,
         lora_dropout=method.lora.dropout,

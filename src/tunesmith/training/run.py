@@ -108,8 +108,8 @@ def train(
         if hasattr(task, "trainer_parts"):  # causal-lm: the config's chat template; a 4-bit base for QLoRA
             tokenizer = task.load_tokenizer(resolved.path, revision=resolved.revision, trust_remote_code=remote,
                                             template=cfg.chat.template)
-            model = task.build_model(resolved.path, revision=resolved.revision, trust_remote_code=remote,
-                                     quantize_4bit=kind is MethodKind.QLORA)
+            model = task.build_model(resolved.path, bundle.labels, revision=resolved.revision,  # token tags
+                                     trust_remote_code=remote, quantize_4bit=kind is MethodKind.QLORA)
         else:
             tokenizer = task.load_tokenizer(resolved.path, revision=resolved.revision, trust_remote_code=remote)
             model = task.build_model(resolved.path, bundle.labels, revision=resolved.revision, trust_remote_code=remote)
