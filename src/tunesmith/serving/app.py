@@ -33,7 +33,7 @@ from tunesmith.serving.middleware import BodyLimit, RequestContext
 from tunesmith.serving.router import Role
 from tunesmith.serving.state import NoModel, RouteNotServed, ServingState
 
-OPEN_ROUTES = ("/healthz", "/readyz", "/metrics")
+OPEN_ROUTES = ("/healthz", "/readyz", "/metrics", "/review/login", "/review/healthz")  # /review: review.web
 
 
 class ApiError(Exception):
