@@ -38,7 +38,7 @@ header a{color:#cfe3ff} main{max-width:860px;margin:24px auto;padding:0 16px}
 .bar span{display:block;height:8px;background:#0b5cad;border-radius:4px}
 button{font-size:1em;padding:8px 14px;margin:4px;border-radius:6px;border:1px solid #9aa7b8;background:#fff;cursor:pointer}
 button.primary{background:#1b7f3b;color:#fff;border-color:#1b7f3b} kbd{background:#eef;border:1px solid #99a;
-border-radius:3px;padding:0 4px;font-size:.85em} #flash{color:#1b7f3b} table{border-collapse:collapse;width:100%}
+border-radius:3px;padding:0 4px;font-size:.85em;color:#1d2330} #flash{color:#1b7f3b} table{border-collapse:collapse;width:100%}
 td,th{border-bottom:1px solid #ddd;padding:6px;text-align:left}
 """
 
