@@ -55,6 +55,8 @@ def _start(url: str, port: int) -> subprocess.Popen:
 def browser():
     from playwright.sync_api import sync_playwright
 
+    assert os.path.exists(CHROMIUM), f"{CHROMIUM} missing: `apt-get install chromium` (.ci/run does it)"
+
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM,
                                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])

@@ -24,7 +24,6 @@ import sqlalchemy as sa
 from tunesmith.config import ReviewSource
 from tunesmith.monitoring.predictions import _engine as _prediction_engine
 
-
 Source = ReviewSource  # low_confidence | shadow_disagreement | label_issue
 
 

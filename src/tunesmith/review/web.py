@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, quote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
 
 from tunesmith.review import store
 from tunesmith.review.agreement import agreement
@@ -112,7 +113,7 @@ def create_review_app(url: str, model: str, *, labels: list[str] | None = None, 
         return response
 
     @app.get("/", response_class=HTMLResponse)
-    async def queue(request: Request):
+    def queue(request: Request):
         reviewer = reviewer_of(request)
         r = root(request)
         name_form = (f"<form method='get' action='{r}/' class='card' id='reviewer-form'><label>Your name "
@@ -138,6 +139,10 @@ def create_review_app(url: str, model: str, *, labels: list[str] | None = None, 
     @app.post("/label")
     async def label(request: Request):
         form = await _form(request)
+        # the database work runs off the event loop: mounted in the serving app, it must not stall predictions
+        return await run_in_threadpool(label_sync, request, form)
+
+    def label_sync(request: Request, form: dict):
         reviewer = reviewer_of(request, form)
         if not reviewer:
             return _bad("reviewer: give your name (the form's reviewer field or an x-reviewer header)")
@@ -169,24 +174,24 @@ def create_review_app(url: str, model: str, *, labels: list[str] | None = None, 
         reviewer = reviewer_of(request, await _form(request))
         if not reviewer:
             return _bad("reviewer: give your name")
-        item_id = store.undo_last(url, model, reviewer=reviewer)
+        item_id = await run_in_threadpool(store.undo_last, url, model, reviewer=reviewer)
         saved = f"undid your label on item {item_id}" if item_id is not None else "nothing to undo"
         return RedirectResponse(f"{root(request)}/?saved={quote(saved)}", status_code=303)
 
     @app.get("/agreement", response_class=HTMLResponse)
-    async def agreement_page(request: Request):
+    def agreement_page(request: Request):
         return _page(model, _agreement_html(agreement(url, model)), root(request), reviewer_of(request))
 
     @app.get("/api/progress")
-    async def api_progress(request: Request) -> dict:
+    def api_progress(request: Request) -> dict:
         return store.progress(url, model, reviewer=reviewer_of(request))
 
     @app.get("/api/agreement")
-    async def api_agreement() -> dict:
+    def api_agreement() -> dict:
         return agreement(url, model)
 
     @app.get("/api/reviewed")
-    async def api_reviewed() -> list[dict]:
+    def api_reviewed() -> list[dict]:
         return store.reviewed_labels(url, model)
 
     return app
