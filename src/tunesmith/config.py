@@ -464,6 +464,8 @@ class ServingConfig(_Strict):
     shutdown_grace_s: float = Field(30, gt=0, description="SIGTERM: seconds to finish in-flight requests")
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
     predictions: PredictionLogConfig = Field(default_factory=PredictionLogConfig)
+    review_page: bool = Field(False, description="also serve the human review page at /review (same token, the "
+                              "prediction log's database)")
 
 
 class ReviewSource(str, Enum):

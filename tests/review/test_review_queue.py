@@ -15,7 +15,7 @@ from tunesmith.cli import app as cli_app
 from tunesmith.config import ConfigError, ReviewStrategy, config_from_dict
 from tunesmith.review import store
 from tunesmith.review.agreement import agreement
-from tunesmith.review.enqueue import ReviewInputError, enqueue
+from tunesmith.review.enqueue import ReviewInputError, enqueue, reorder
 from tunesmith.review.ordering import mmr_order, tfidf_embed, uncertainty
 from tunesmith.review.store import Action, Source
 
@@ -84,7 +84,7 @@ def test_queue_order_uses_uncertainty_and_diversity(db):
     # margin: r1 (0.413 vs 0.41) > its near-copy r6 > the flagged row the probe doubts most (p(given)=0.04)
     assert texts[:3] == ["the plot was fine I guess", "the plot was fine I guess, really", "worst film of the year"]
     assert texts[-1] == "I walked out after an hour"  # a confident champion, lifted only by the disagreement
-    enqueue(url, MODEL, threshold=0.6, label_issues_file=issues, embed=tfidf_embed, diversity=0.5)  # re-rank
+    assert reorder(url, MODEL, diversity=0.5, embed=tfidf_embed) == 6  # re-rank the pending items
     texts = [i["text"] for i in store.list_items(url, MODEL)]
     # with diversity the near-copy of the first item drops behind a different text
     assert texts[0] == "the plot was fine I guess" and texts[1] == "worst film of the year"

@@ -124,7 +124,9 @@ def enqueue(url: str, model: str, *, threshold: float = 0.6, sources: list[Sourc
         counts[Source.LABEL_ISSUE.value] += len(flagged)
         new += flagged
     added, present = store.add_items(url, new)
-    pending = reorder(url, model, diversity=diversity, embed=embed)
+    # Nothing new: the stored order stands (labeling only removes items from it), so a cron re-run stays cheap.
+    pending = reorder(url, model, diversity=diversity, embed=embed) if added else len(
+        store.list_items(url, model, pending_only=True))
     return {**dict(counts), "added": added, "already_queued": present, "pending": pending,
             "label_issues_file": str(label_issues_file) if label_issues_file else None}
 
