@@ -169,3 +169,26 @@ def test_review_config_block_checked_by_key_path():
     assert [s.value for s in cfg.review.sources] == ["low_confidence", "shadow_disagreement", "label_issue"]
     with pytest.raises(ConfigError, match=r"review\.confidence_threshold"):
         config_from_dict({**base, "review": {"confidence_threshold": 1.5}})
+
+
+def test_cli_enqueue_from_a_config_uses_the_base_encoder_and_newest_label_issues(tmp_path, tiny_model_dir):
+    import yaml
+
+    url = f"sqlite:///{tmp_path / 'predictions.db'}"
+    issues = seed(url, tmp_path)
+    run = tmp_path / "runs" / MODEL / "20260101-000000"
+    run.mkdir(parents=True)
+    issues.rename(run / "label_issues.jsonl")  # where a validate/run with review_file: true leaves it
+    (tmp_path / "train.jsonl").write_text('{"text": "a", "label": "pos"}\n', encoding="utf-8")
+    cfg = {"name": MODEL, "output_dir": str(tmp_path / "runs"), "data": {"train": "train.jsonl"},
+           "model": {"base": tiny_model_dir}, "serving": {"predictions": {"url": url}},
+           "review": {"embeddings": "base", "diversity": 0.5, "confidence_threshold": 0.5}}
+    path = tmp_path / "tunesmith.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    res = CliRunner().invoke(cli_app, ["review", "enqueue", "-m", MODEL, "-c", str(path)])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)  # stderr carries transformers' load bar
+    assert report["label_issue"] == 2 and report["low_confidence"] == 2  # r3 (0.55) is above 0.5 now
+    assert report["label_issues_file"].endswith("20260101-000000/label_issues.jsonl") and report["pending"] == 5
+    assert len({i["priority"] for i in store.list_items(url, MODEL)}) == 5  # a total order was stored
+    store.dispose(url)

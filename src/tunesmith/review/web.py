@@ -73,6 +73,13 @@ def create_review_app(url: str, model: str, *, labels: list[str] | None = None, 
     app = FastAPI(title=f"tunesmith review: {model}", docs_url=None, redoc_url=None, openapi_url=None)
     store.engine(url)  # create the tables before the first request
     fixed_labels = list(labels) if labels else None
+    seen_labels: dict[int, list[str]] = {}  # queue size -> its labels: rescanned only when items were added
+
+    def labels_for(total: int) -> list[str]:
+        if total not in seen_labels:
+            seen_labels.clear()
+            seen_labels[total] = _labels(url, model, fixed_labels)
+        return seen_labels[total]
 
     def root(request: Request) -> str:
         return request.scope.get("root_path", "").rstrip("/")
@@ -131,7 +138,7 @@ def create_review_app(url: str, model: str, *, labels: list[str] | None = None, 
         if item is None:
             body = f"{header}<div class='card' id='done'><h2>Queue empty</h2><p>Nothing left for you to review.</p>{undo}</div>"
         else:
-            body = header + _item_card(item, _labels(url, model, fixed_labels), reviewer, r) + undo
+            body = header + _item_card(item, labels_for(done["total"]), reviewer, r) + undo
         response = _page(model, body, r, reviewer)
         response.set_cookie(REVIEWER_COOKIE, reviewer, samesite="strict", path="/")
         return response
