@@ -332,6 +332,13 @@ def serve(
         _fail(str(exc))
 
 
+# --- review (the human review queue; its commands live in review/cli.py) ------------------------------------
+
+from tunesmith.review.cli import review_app  # noqa: E402  (after _config/_fail, which it imports lazily)
+
+app.add_typer(review_app, name="review")
+
+
 # --- printing -----------------------------------------------------------------------------------------------
 
 

@@ -490,6 +490,50 @@ class ServingConfig(_Strict):
     shutdown_grace_s: float = Field(30, gt=0, description="SIGTERM: seconds to finish in-flight requests")
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
     predictions: PredictionLogConfig = Field(default_factory=PredictionLogConfig)
+    review_page: bool = Field(False, description="also serve the human review page at /review (same token, the "
+                              "prediction log's database)")
+
+
+class ReviewSource(str, Enum):
+    """Where a review item came from."""
+
+    LOW_CONFIDENCE = "low_confidence"
+    SHADOW_DISAGREEMENT = "shadow_disagreement"
+    LABEL_ISSUE = "label_issue"
+
+
+class ReviewStrategy(str, Enum):
+    """Uncertainty sampling: which items a reviewer sees first (see review/ordering.py)."""
+
+    MARGIN = "margin"
+    LEAST_CONFIDENCE = "least_confidence"
+    ENTROPY = "entropy"
+
+
+class ReviewEmbeddings(str, Enum):
+    BASE = "base"  # mean-pooled frozen model.base embeddings (the data gates' probe features)
+    TFIDF = "tfidf"  # TF-IDF + SVD: no model needed
+    NONE = "none"  # uncertainty order only
+
+
+class ReviewConfig(_Strict):
+    """The human review queue (`tunesmith review`): what is queued, in which order, and where the page listens."""
+
+    sources: list[ReviewSource] = Field(default_factory=lambda: list(ReviewSource), description="what goes to review")
+    confidence_threshold: float = Field(0.6, ge=0, le=1, description="served predictions below this confidence "
+                                        "are queued (low_confidence)")
+    strategy: ReviewStrategy = Field(ReviewStrategy.MARGIN, description="uncertainty score: margin, least_confidence "
+                                     "or entropy of the served probabilities")
+    diversity: float = Field(0.3, ge=0, le=1, description="MMR weight of diversity vs uncertainty when ordering the "
+                             "queue (0: uncertainty only)")
+    embeddings: ReviewEmbeddings = Field(ReviewEmbeddings.BASE, description="item embeddings for diversity: base "
+                                         "(model.base encoder), tfidf, or none")
+    label_issues_file: str | None = Field(None, description="a data gates' label_issues.jsonl to queue; default: the "
+                                          "newest run's (data.checks.label_issues.review_file: true writes it)")
+    labels: list[str] | None = Field(None, description="label buttons in this order (digits 1-9); default: "
+                                     "data.labels, else the labels seen in the queue")
+    host: str = "127.0.0.1"
+    port: int = Field(8100, ge=0, le=65535)
 
 
 class Config(_Strict):
@@ -511,6 +555,7 @@ class Config(_Strict):
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     regression: RegressionConfig = Field(default_factory=RegressionConfig)
     token_classification: TokenClassificationConfig = Field(default_factory=TokenClassificationConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
 
     # Where the config came from; relative data paths resolve against its folder. Not a config key.
     _source_path: str | None = PrivateAttr(None)

@@ -45,6 +45,14 @@ def serve(name: str, *, settings, store=None) -> None:
         raise RegistryError(f"{name} has no champion to serve",
                             hint=f"promote a version first: `tunesmith models promote {name}`")
     app = create_app(name, settings=settings, store=store, prediction_log=prediction_log_for(settings))
+    if settings.review_page:
+        import os
+
+        from tunesmith.monitoring.predictions import default_url
+        from tunesmith.review.web import mount_review
+
+        mount_review(app, settings.predictions.url or default_url(), name,
+                     token=os.environ.get(settings.auth_token_env) or None)
     uvicorn.run(app, host=settings.host, port=settings.port, timeout_graceful_shutdown=int(settings.shutdown_grace_s),
                 log_level="info", access_log=False)
 

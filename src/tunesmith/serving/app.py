@@ -34,7 +34,7 @@ from tunesmith.serving.model_routes import add_model_routes, model_not_found
 from tunesmith.serving.router import Role
 from tunesmith.serving.state import Answer, ModelNotFound, NoModel, RouteNotServed, ServingState
 
-OPEN_ROUTES = ("/healthz", "/readyz", "/metrics")
+OPEN_ROUTES = ("/healthz", "/readyz", "/metrics", "/review/login", "/review/healthz")  # /review: review.web
 
 
 class ApiError(Exception):

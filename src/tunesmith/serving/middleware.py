@@ -7,8 +7,11 @@ import hmac
 import json
 import uuid
 from collections.abc import Callable
+from http.cookies import SimpleCookie
 
 from starlette.exceptions import HTTPException
+
+TOKEN_COOKIE = "tunesmith_token"  # set by the review page's login form
 
 
 class BodyLimit:
@@ -120,4 +123,8 @@ class RequestContext:
 
     def _authorized(self, headers: dict) -> bool:
         scheme, _, value = headers.get(b"authorization", b"").partition(b" ")
-        return scheme.lower() == b"bearer" and hmac.compare_digest(value.strip(), self.token)
+        if scheme.lower() == b"bearer" and hmac.compare_digest(value.strip(), self.token):
+            return True
+        # A browser can't send the header on a page load: the review page's /review/login sets this cookie.
+        cookie = SimpleCookie(headers.get(b"cookie", b"").decode("latin-1")).get(TOKEN_COOKIE)
+        return cookie is not None and hmac.compare_digest(cookie.value.encode("latin-1"), self.token)

@@ -1,0 +1,121 @@
+"""`tunesmith review`: serve the review page; `enqueue`, `export` and `agreement` subcommands."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+
+review_app = typer.Typer(invoke_without_command=True, no_args_is_help=False,
+                         help="Human review queue: `review --model NAME` serves the page; enqueue / export / agreement.")
+
+ModelOpt = typer.Option(None, "--model", "-m", help="Registered model name whose queue to use.")
+ConfigOpt = typer.Option(None, "--config", "-c", help="A config whose `review:` and `serving.predictions:` apply.")
+DbOpt = typer.Option(None, "--db", help="SQLAlchemy URL of the prediction log (default: serving.predictions.url, "
+                     "else sqlite under .tunesmith/predictions.db).")
+
+
+def _setup(model: str | None, config: Path | None, db: str | None):
+    """(model, db url, Config or None, ReviewConfig) from the flags and the optional config."""
+    from tunesmith.cli import _config, _fail
+    from tunesmith.config import ReviewConfig
+    from tunesmith.monitoring.predictions import default_url
+
+    cfg = _config(config, []) if config is not None else None
+    if not model:
+        _fail("--model: name the registered model whose review queue to use, e.g. --model sentiment")
+    url = db or (cfg.serving.predictions.url if cfg is not None else None) or default_url()
+    return model, url, cfg, cfg.review if cfg is not None else ReviewConfig()
+
+
+@review_app.callback()
+def review(
+    ctx: typer.Context,
+    model: str = ModelOpt,
+    config: Path = ConfigOpt,
+    db: str = DbOpt,
+    host: str = typer.Option(None, "--host", help="Bind address (review.host; default 127.0.0.1)."),
+    port: int = typer.Option(None, "--port", help="Port (review.port; default 8100)."),
+) -> None:
+    """Serve the review page for MODEL's queue (no subcommand), with the serving token when it is set."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import uvicorn
+
+    from tunesmith.review.web import create_review_app
+
+    name, url, cfg, rc = _setup(model, config, db)
+    labels = rc.labels or (list(cfg.data.labels) if cfg is not None and cfg.data.labels else None)
+    token_env = cfg.serving.auth_token_env if cfg is not None else "TUNESMITH_SERVE_TOKEN"
+    app = create_review_app(url, name, labels=labels, token=os.environ.get(token_env) or None)
+    bind_host, bind_port = host or rc.host, port if port is not None else rc.port
+    typer.echo(f"review page for {name}: http://{bind_host}:{bind_port}/ (database {url})")
+    uvicorn.run(app, host=bind_host, port=bind_port, log_level="warning", access_log=False)
+
+
+@review_app.command("enqueue")
+def enqueue_cmd(
+    model: str = ModelOpt,
+    config: Path = ConfigOpt,
+    db: str = DbOpt,
+    label_issues: Path = typer.Option(None, "--label-issues", help="A label_issues.jsonl from the data gates "
+                                      "(default: review.label_issues_file, else the newest run's)."),
+    threshold: float = typer.Option(None, "--threshold", help="Confidence below which predictions are queued "
+                                    "(review.confidence_threshold)."),
+) -> None:
+    """Queue low-confidence predictions, shadow disagreements and flagged training rows; re-rank the queue."""
+    from tunesmith.cli import _fail
+    from tunesmith.config import ReviewEmbeddings
+    from tunesmith.review.enqueue import ReviewInputError, enqueue, newest_label_issues
+    from tunesmith.review.ordering import tfidf_embed
+
+    name, url, cfg, rc = _setup(model, config, db)
+    issues = label_issues or (Path(rc.label_issues_file) if rc.label_issues_file else None)
+    if issues is None and cfg is not None:
+        from tunesmith.pipeline import runs_root
+
+        issues = newest_label_issues(runs_root(cfg))
+    if issues is not None and not Path(issues).is_file():
+        _fail(f"--label-issues: {issues} not found (data.checks.label_issues.review_file: true writes one per run)")
+    embed = None
+    if rc.embeddings is ReviewEmbeddings.TFIDF or (rc.embeddings is ReviewEmbeddings.BASE and cfg is None):
+        embed = tfidf_embed  # without a config there is no model.base to embed with
+    elif rc.embeddings is ReviewEmbeddings.BASE:
+        from tunesmith.data.label_checks import _embedder
+
+        embed = _embedder(cfg)
+    try:
+        report = enqueue(url, name, threshold=rc.confidence_threshold if threshold is None else threshold,
+                         sources=rc.sources, label_issues_file=issues, strategy=rc.strategy,
+                         diversity=rc.diversity, embed=embed)
+    except ReviewInputError as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(report, indent=2))
+
+
+@review_app.command("export")
+def export_cmd(
+    model: str = ModelOpt,
+    config: Path = ConfigOpt,
+    db: str = DbOpt,
+    output: Path = typer.Option(..., "--output", "-o", help="JSONL file to write (text, label, labeled_by, ...)."),
+) -> None:
+    """Write the resolved reviewed labels as JSONL: rows for the next dataset version, with reviewer and time."""
+    from tunesmith.io import atomic_write_text
+    from tunesmith.review.store import reviewed_labels
+
+    name, url, _, _ = _setup(model, config, db)
+    rows = reviewed_labels(url, name)
+    atomic_write_text(output, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    typer.echo(f"{len(rows)} reviewed labels -> {output}")
+
+
+@review_app.command("agreement")
+def agreement_cmd(model: str = ModelOpt, config: Path = ConfigOpt, db: str = DbOpt) -> None:
+    """Cohen's kappa and percent agreement per reviewer pair, and the items they disagree on (JSON)."""
+    from tunesmith.review.agreement import agreement
+
+    name, url, _, _ = _setup(model, config, db)
+    typer.echo(json.dumps(agreement(url, name), indent=2, ensure_ascii=False))

@@ -1,0 +1,137 @@
+"""Fill the review queue: low-confidence predictions, shadow disagreements and cleanlab-flagged training rows.
+
+    report = enqueue(url, "sentiment", threshold=0.6, label_issues_file=run_dir / "label_issues.jsonl")
+
+Idempotent: an item is keyed by (model, request id or file:line, text), so re-running adds only what is new.
+After adding, every pending item (nobody labeled it yet) is re-ordered by active learning (ordering.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from tunesmith.monitoring.predictions import read_predictions
+from tunesmith.review import store
+from tunesmith.review.ordering import Embed, Strategy, mmr_order, uncertainty
+from tunesmith.review.store import ReviewItem, Source
+from tunesmith.serving.router import Role
+
+
+class ReviewInputError(ValueError):
+    """Bad input to the review queue (a malformed label_issues.jsonl line), naming file:line."""
+
+
+SERVED_ROLES = (Role.CHAMPION.value, Role.CHALLENGER.value)
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def from_predictions(rows: list[dict], model: str, *, threshold: float, strategy: Strategy,
+                     sources: set[Source]) -> tuple[list[ReviewItem], Counter]:
+    """Review items from prediction-log rows; the Counter says what was found and what could not be reviewed."""
+    counts: Counter = Counter()
+    found: list[ReviewItem] = []
+    shadows: dict[tuple[str, str], dict] = {}
+    served: dict[tuple[str, str], dict] = {}
+    for row in rows:
+        out, text = row["output"], _text(row["input"])
+        if not (isinstance(out, dict) and "label" in out and text is not None):
+            counts["not_reviewable"] += 1  # a score, an embedding or a generation: no label to check
+            continue
+        key = (row["request_id"], text)
+        if row["role"] == Role.SHADOW.value:
+            shadows[key] = row
+        elif row["role"] in SERVED_ROLES:
+            served[key] = row
+    for key, row in served.items():
+        out = row["output"]
+        scores = out.get("scores") if isinstance(out.get("scores"), dict) else None
+        conf = row["confidence"] if row["confidence"] is not None else out.get("score")
+        u = uncertainty(scores, conf, strategy)
+        shadow = shadows.get(key)
+        base = {"model": model, "text": key[1], "guess": str(out["label"]), "confidence": conf, "scores": scores,
+                "request_id": row["request_id"], "model_version": row["version"]}
+        if Source.SHADOW_DISAGREEMENT in sources and shadow is not None and shadow["output"]["label"] != out["label"]:
+            counts[Source.SHADOW_DISAGREEMENT.value] += 1
+            # Two models disagreeing is evidence on its own: such an item ranks in the upper half at least.
+            context = {"role": row["role"], "shadow_label": str(shadow["output"]["label"]),
+                       "shadow_confidence": shadow["confidence"], "shadow_version": shadow["version"]}
+            found.append(ReviewItem(**base, source=Source.SHADOW_DISAGREEMENT, context=context,
+                                    uncertainty=0.5 + 0.5 * u))
+        elif Source.LOW_CONFIDENCE in sources and conf is not None and conf < threshold:
+            counts[Source.LOW_CONFIDENCE.value] += 1
+            found.append(ReviewItem(**base, source=Source.LOW_CONFIDENCE, context={"role": row["role"]},
+                                    uncertainty=u))
+    counts["shadow_unpaired"] = sum(1 for k in shadows if k not in served)
+    return found, counts
+
+
+def from_label_issues(path: Path, model: str) -> list[ReviewItem]:
+    """Review items from the data gates' label_issues.jsonl (one flagged training row per line)."""
+    found = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            flag = json.loads(line)
+            text, given, suggested = flag["text"], flag["given"], flag["suggested"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ReviewInputError(f"{path}:{n}: not a label-issue record ({exc}); expected the data gates' "
+                                   "label_issues.jsonl (text, given, suggested, given_label_probability, source)") from None
+        p_given = flag.get("given_label_probability")
+        context = {"given": str(given), "given_label_probability": p_given, "row": flag.get("source"),
+                   "split": flag.get("split")}
+        found.append(ReviewItem(model=model, source=Source.LABEL_ISSUE, text=str(text), guess=str(suggested),
+                                confidence=None, context=context,
+                                uncertainty=1.0 - float(p_given) if p_given is not None else 0.5))
+    return found
+
+
+def reorder(url: str, model: str, *, diversity: float, embed: Embed | None) -> int:
+    """Re-rank the pending items (nobody labeled them yet) by uncertainty + MMR diversity; returns how many."""
+    pending = store.list_items(url, model, pending_only=True)
+    if not pending:
+        return 0
+    emb = np.asarray(embed([p["text"] for p in pending])) if embed is not None and diversity > 0 else None
+    order = mmr_order(np.array([p["uncertainty"] for p in pending]), emb, diversity=diversity)
+    labeled = len(store.list_items(url, model)) - len(pending)
+    # Labeled items keep their old ranks; pending ones follow them, so a reviewer's queue never reshuffles behind.
+    store.set_priorities(url, [pending[i]["id"] for i in order], start=labeled)
+    return len(pending)
+
+
+def enqueue(url: str, model: str, *, threshold: float = 0.6, sources: list[Source] | None = None,
+            label_issues_file: Path | None = None, strategy: Strategy = Strategy.MARGIN, diversity: float = 0.3,
+            embed: Embed | None = None) -> dict:
+    """Add new review items for `model` from the prediction log (and a label_issues.jsonl), then re-rank."""
+    wanted = set(sources or list(Source))
+    counts: Counter = Counter()
+    new: list[ReviewItem] = []
+    if wanted & {Source.LOW_CONFIDENCE, Source.SHADOW_DISAGREEMENT}:
+        rows = read_predictions(url, model=model)
+        counts["predictions_read"] = len(rows)
+        found, c = from_predictions(rows, model, threshold=threshold, strategy=strategy, sources=wanted)
+        new += found
+        counts.update(c)
+    if Source.LABEL_ISSUE in wanted and label_issues_file is not None:
+        flagged = from_label_issues(Path(label_issues_file), model)
+        counts[Source.LABEL_ISSUE.value] += len(flagged)
+        new += flagged
+    added, present = store.add_items(url, new)
+    # Nothing new: the stored order stands (labeling only removes items from it), so a cron re-run stays cheap.
+    pending = reorder(url, model, diversity=diversity, embed=embed) if added else len(
+        store.list_items(url, model, pending_only=True))
+    return {**dict(counts), "added": added, "already_queued": present, "pending": pending,
+            "label_issues_file": str(label_issues_file) if label_issues_file else None}
+
+
+def newest_label_issues(runs_root: Path) -> Path | None:
+    """The newest run's label_issues.jsonl under a config's runs folder (written with data.checks.label_issues.review_file)."""
+    files = sorted(Path(runs_root).glob("*/label_issues.jsonl"))
+    return files[-1] if files else None
