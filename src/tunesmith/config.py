@@ -495,6 +495,14 @@ class DriftConfig(_Strict):
                             "(+ one bucket for the rest)")
     min_flags: int = Field(2, ge=1, description="drift is declared when at least this many tests flag")
 
+    @model_validator(mode="after")
+    def _permutations_can_flag(self) -> DriftConfig:
+        # The smallest permutation p-value is 1 / (permutations + 1); fewer could never flag embedding drift.
+        if (self.permutations + 1) * self.p_value < 1:
+            raise ValueError(f"permutations: {self.permutations} permutations cannot reach p < {self.p_value:g}; "
+                             f"use at least {int(1 / self.p_value)}")
+        return self
+
 
 class SloConfig(_Strict):
     """Live-accuracy objective, measured on predictions that received a true label."""

@@ -67,7 +67,7 @@ def loop_config(tmp_path, base_dir: str, **extra) -> dict:
         "name": "loop-toy",
         "output_dir": str(tmp_path / ".tunesmith/runs"),
         "data": {"path": str(tmp_path / "movies.csv"), "labels": ["neg", "pos"], "split": {"eval": 0.15, "test": 0.2},
-                 "checks": {"label_issues": {"enabled": False}}},
+                 "checks": {"label_issues": {"enabled": False}, "pii": {"presidio": "off"}}},
         "model": {"base": base_dir, "max_length": 32},
         "method": {"kind": "full"},
         "training": {"epochs": 6, "batch_size": 16, "learning_rate": 5e-3, "early_stopping_patience": None},

@@ -155,7 +155,7 @@ def import_feedback(url: str | None, path: str | Path, *, model: str, labels: li
                     row = _row(conn, model=model, request_id=values.get("request_id"), idx=index,
                                text=values.get("text"), label=values.get("label"), labels=labels,
                                labeled_by=values.get("labeled_by") or labeled_by,
-                               labeled_at=values.get("labeled_at"), source="import")
+                               labeled_at=values.get("labeled_at"), source="import", where=where)
                 except FeedbackError as exc:
                     result.bad.append(str(exc))
                     continue

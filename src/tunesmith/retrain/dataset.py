@@ -129,11 +129,12 @@ def build_dataset_version(cfg: Config, name: str, labels: list[dict], *, parent:
     already = set((parent.manifest.get("label_keys") if parent else None) or [])
     quarantine: list[dict] = []
     fresh: dict[str, dict] = {}  # text key -> the latest label for it
-    by_source = Counter()
+    seen: set[str] = set()  # every label looked at, kept or quarantined: the next version skips them all
     for row in sorted(labels, key=lambda r: str(r["labeled_at"])):
         key, tkey = label_key(row), text_key(str(row["text"]))
         if key in already:
             continue  # in an earlier version already
+        seen.add(key)
         reason = None
         if str(row["label"]) not in known_labels:
             reason = ("unknown_label", f"label {row['label']!r} is not one of {known_labels}")
@@ -147,7 +148,6 @@ def build_dataset_version(cfg: Config, name: str, labels: list[dict], *, parent:
                                **{k: str(fresh[tkey][k]) for k in LABEL_KEYS}})
         fresh[tkey] = {**{k: row[k] for k in LABEL_KEYS}, "label": str(row["label"]), "text": str(row["text"]),
                        "key": key}
-        by_source[row["source"]] += 1
     new = sorted(fresh.values(), key=lambda r: str(r["labeled_at"]))
     old_train = splits["train"]
     old_keys = [text_key(t) for t in old_train["text"]]
@@ -179,9 +179,9 @@ def build_dataset_version(cfg: Config, name: str, labels: list[dict], *, parent:
         "rows": {"train": len(train), "eval": len(splits["eval"]), "test": len(splits["test"]), "recent": len(recent)},
         "train_from_parent": len(rehearsal), "parent_train_rows": len(old_train), "rehearsal": cfg.retrain.rehearsal,
         "new_labels": len(new), "new_labels_trained": len(additions), "relabeled_parent_rows": len(old_train) - len(keep),
-        "label_sources": dict(by_source), "quarantined": len(quarantine),
+        "label_sources": dict(Counter(r["source"] for r in new)), "quarantined": len(quarantine),
         "quarantined_by_reason": dict(Counter(q["reason"] for q in quarantine)),
-        "label_keys": sorted(already | {r["key"] for r in new}),
+        "label_keys": sorted(already | seen),
     }
     if quarantine:
         atomic_write_text(path / "quarantine.jsonl", "".join(json.dumps(q) + "\n" for q in quarantine))
