@@ -548,11 +548,14 @@ class MonitoringConfig(_Strict):
     slo: SloConfig = Field(default_factory=SloConfig)
     triggers: TriggersConfig = Field(default_factory=TriggersConfig)
 
-    @field_validator("window")
+    @field_validator("window", mode="before")
     @classmethod
-    def _window(cls, v: str) -> str:
-        parse_window(v)
-        return str(v)
+    def _window(cls, v: Any) -> str:
+        if isinstance(v, int) and not isinstance(v, bool):
+            v = str(v)  # `window: 500` in YAML is a count
+        if isinstance(v, str):
+            parse_window(v)
+        return v
 
 
 class RetrainConfig(_Strict):

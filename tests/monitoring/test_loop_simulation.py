@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,6 +15,8 @@ from tunesmith.config import config_from_dict
 from tunesmith.monitoring.monitor import monitor
 from tunesmith.monitoring.triggers import act
 from tunesmith.registry import get_version, open_store, promote
+from tunesmith.retrain import retrain
+from tunesmith.retrain.run import RetrainError
 from tunesmith.serving import prediction_log_for
 from tunesmith.serving.app import create_app
 
@@ -49,6 +52,9 @@ def loop(tmp_path, monkeypatch):
 
 def test_shifted_traffic_drifts_triggers_a_retrain_and_a_gated_challenger_wins_on_recent_traffic(loop):
     cfg, store = loop
+    with pytest.raises(RetrainError, match="no new labels for loop-toy since the config's data"):
+        retrain(cfg, store=store)  # nothing labeled yet: nothing to retrain on, and no empty dataset version
+    assert not (cfg.retrain.datasets_dir and any(Path(cfg.retrain.datasets_dir).glob("*/v*")))
     app = create_app(cfg.name, settings=cfg.serving, store=store, prediction_log=prediction_log_for(cfg.serving))
     with TestClient(app) as client:
         _serve(client, movie_reviews(90, seed=2))

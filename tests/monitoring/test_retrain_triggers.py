@@ -135,3 +135,4 @@ def test_windows_are_counts_or_durations(window):
 
     count, seconds = parse_window(window)
     assert (count is None) != (seconds is None)
+

@@ -25,6 +25,7 @@ from tunesmith.retrain.dataset import (
     DatasetVersion,
     build_dataset_version,
     collect_labels,
+    count_new_labels,
     open_version,
 )
 
@@ -143,14 +144,15 @@ def retrain(cfg: Config, *, name: str | None = None, trigger: str = "manual", st
     champion, dataset_number = champion_info(store, name)
     parent = open_version(cfg, name, dataset_number) if dataset_number is not None else None
     labels = collect_labels(cfg, db_url(cfg), name) if labels is None else labels
+    if count_new_labels(labels, parent) == 0:
+        where = f"dataset v{parent.version}" if parent else "the config's data"
+        raise RetrainError(f"no new labels for {name} since {where}, which the champion was trained on; "
+                           "send labels first (POST /v1/feedback, `tunesmith feedback import`, the review queue)")
     dataset = build_dataset_version(cfg, name, labels, parent=parent, trigger=trigger)
     m = dataset.manifest
     say(f"dataset v{dataset.version}: {m['rows']['train']} train rows ({m['train_from_parent']} rehearsed from "
         f"{'v' + str(parent.version) if parent else 'the config data'}, {m['new_labels_trained']} new), "
         f"{m['rows']['recent']} recent held out, {m['quarantined']} quarantined")
-    if m["new_labels"] == 0:
-        return RetrainOutcome(dataset, False, ["no new labels since the champion's dataset version"],
-                              parent_version=champion)
     champion_dir = model_dir_for(name, "champion", store=store) if champion is not None else None
     base = str(champion_dir) if cfg.retrain.init_from == "champion" and champion_dir is not None else None
     derived = derived_config(cfg, dataset, base)
