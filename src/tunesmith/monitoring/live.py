@@ -10,7 +10,7 @@ allowed, 2 = twice as fast; the usual multi-window alerts page at 14.4 over 1h a
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timezone
 
 import numpy as np
 
@@ -52,7 +52,7 @@ def live_accuracy(rows: list[dict], labels: list[str], slo) -> dict:
         points = []
         for start, brows in sorted(series.items()):
             s = scores([r["true_label"] for r in brows], [r["predicted"] for r in brows], labels)
-            points.append({"start": datetime.fromtimestamp(start).astimezone().isoformat(timespec="seconds"),
+            points.append({"start": datetime.fromtimestamp(start, tz=timezone.utc).isoformat(timespec="seconds"),
                            **s, "burn_rate": burn_rate(s["accuracy"], slo.accuracy)})
         roles = sorted({r["role"] for r in vrows})
         versions[version] = {**overall, "roles": roles, "burn_rate": burn_rate(overall["accuracy"], slo.accuracy),
