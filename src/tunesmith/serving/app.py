@@ -196,7 +196,9 @@ async def _store_feedback(state: ServingState, body) -> dict:
     from tunesmith.monitoring.feedback import FeedbackError, record_feedback
 
     if state.plog is None:
-        raise ApiError(503, "feedback needs the prediction log; set serving.predictions.enabled: true", "unavailable")
+        # No request is logged, so no request id is known: a 404 that says why (not a server fault, no 5xx).
+        raise ApiError(404, f"no logged prediction for request id {body.request_id!r}: this server does not log "
+                       "predictions; set serving.predictions.enabled: true to take feedback", "not_found")
     labels = sorted({label for slot in state.slots.values() for label in slot.served.labels.values()}) or None
     await asyncio.to_thread(state.plog.flush)  # a prediction answered a moment ago may still be queued
     try:
