@@ -337,6 +337,124 @@ def serve(
 from tunesmith.review.cli import review_app  # noqa: E402  (after _config/_fail, which it imports lazily)
 
 app.add_typer(review_app, name="review")
+# --- monitor / feedback / retrain ---------------------------------------------------------------------------
+
+feedback_app = typer.Typer(no_args_is_help=True, help="True labels for served predictions.")
+app.add_typer(feedback_app, name="feedback")
+LoopConfigOpt = typer.Option(..., "--config", "-c", help="The model's config (monitoring:, retrain:, serving.predictions).")
+LoopModelOpt = typer.Option(None, "--model", "-m", help="Registered model name (default: the config's name).")
+
+
+@app.command()
+def monitor(
+    config: Path = LoopConfigOpt,
+    model: str = LoopModelOpt,
+    window: str = typer.Option(None, "--window", "-w", help="Last N predictions (500) or a duration (24h); "
+                               "default monitoring.window."),
+    act: bool = typer.Option(False, "--act", help="Run retrain when a trigger fires (file-locked, idempotent)."),
+    overrides: list[str] = SetOpt,
+) -> None:
+    """Drift and live accuracy of the served model over a window; JSON + HTML report and Prometheus gauges."""
+    cfg = _config(config, overrides)
+    from tunesmith.monitoring.monitor import monitor as run_monitor
+    from tunesmith.monitoring.monitor_report import write_monitor_report
+    from tunesmith.monitoring.triggers import act as run_act
+
+    try:
+        report = run_monitor(cfg, name=model, window=window)
+        if act:
+            report["triggers"] = run_act(cfg, report, name=model, say=lambda m: console.print(f"[dim]·[/] {m}"))
+            report["files"] = write_monitor_report(report, Path(report["files"]["json"]).parent)
+    except (*_input_errors(), ValueError) as exc:
+        _fail(str(exc))
+    _print_monitor(report)
+
+
+def _print_monitor(report: dict) -> None:
+    d = report["drift"]
+    if d.get("status") == "n/a":
+        console.print(f"drift: n/a ({d.get('note')})")
+    else:
+        table = Table("test", "statistic", "p-value", "flagged", title=f"drift vs version {d['reference_version']} "
+                      f"({d['rows']} predictions)")
+        for name, t in d["tests"].items():
+            table.add_row(name, _fmt(t["statistic"]), _fmt(t["p_value"]), "[red]yes[/]" if t["flagged"] else "no")
+        console.print(table)
+        console.print(f"drift: {'[red]DETECTED[/]' if d['detected'] else '[green]none[/]'}")
+    live = Table("version", "labels", "accuracy", "macro-F1", "burn rate", "SLO", title="live accuracy")
+    for version, v in report["live"]["versions"].items():
+        live.add_row(str(version), str(v["n"]), _fmt(v["accuracy"]), _fmt(v["macro_f1"]), _fmt(v["burn_rate"]),
+                     f"{v['status']} {v['note']}")
+    console.print(live)
+    trig = report.get("triggers")
+    if trig:
+        console.print(f"triggers fired: {', '.join(t['name'] for t in trig['fired']) or 'none'}; "
+                      f"action: {trig['action']}" + (f" ({trig['note']})" if trig.get("note") else ""))
+        if trig.get("retrain"):
+            r = trig["retrain"]
+            verdict = f"registered version {r['registered_version']}" if r["passed"] else "; ".join(r["reasons"])
+            console.print(f"retrain: dataset v{r['dataset_version']}: {verdict}")
+    console.print(f"report: {report['files']['html']}  json: {report['files']['json']}  "
+                  f"gauges: {report['files']['prometheus']}")
+
+
+@feedback_app.command("import")
+def feedback_import(
+    file: Path = typer.Argument(..., help="jsonl or csv: request_id [index] label, or text label; optional "
+                                "labeled_by, labeled_at."),
+    config: Path = LoopConfigOpt,
+    model: str = LoopModelOpt,
+    labeled_by: str = typer.Option(None, "--labeled-by", help="Who labeled rows that do not say."),
+) -> None:
+    """Import true labels; bad rows are listed as file:line (exit 2 when any), good rows are stored."""
+    cfg = _config(config, [])
+    from tunesmith.monitoring.feedback import import_feedback
+    from tunesmith.monitoring.monitor import db_url
+
+    name = model or cfg.name
+    try:
+        labels = cfg.data.labels or _served_labels(cfg, name)
+        result = import_feedback(db_url(cfg), file, model=name, labels=labels, labeled_by=labeled_by)
+    except _input_errors() as exc:
+        _fail(str(exc))
+    for line in result.bad:
+        err.print(f"[yellow]bad row:[/] {line}", highlight=False)
+    console.print(f"imported {result.imported} labels for {name} ({result.already_present} already present, "
+                  f"{len(result.bad)} bad)")
+    if result.bad:
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _served_labels(cfg: Config, name: str) -> list[str] | None:
+    """The champion's labels (from its config.json), to check imported labels against."""
+    from tunesmith.registry import model_dir_for
+
+    model_dir = model_dir_for(name, "champion", registry=cfg.registry)
+    if model_dir is None:
+        return None
+    id2label = json.loads((Path(model_dir) / "config.json").read_text()).get("id2label") or {}
+    return [id2label[k] for k in sorted(id2label, key=int)] or None
+
+
+@app.command()
+def retrain(
+    config: Path = LoopConfigOpt,
+    model: str = LoopModelOpt,
+    overrides: list[str] = SetOpt,
+) -> None:
+    """Next dataset version from new labels -> train -> frozen test + recent slice gates -> challenger."""
+    cfg = _config(config, overrides)
+    from tunesmith.retrain import retrain as run_retrain
+    from tunesmith.retrain.run import RetrainError
+
+    try:
+        outcome = run_retrain(cfg, name=model, say=lambda m: console.print(f"[dim]·[/] {m}"))
+    except (*_input_errors(), RetrainError) as exc:
+        _fail(str(exc))
+    console.print_json(json.dumps(outcome.to_dict(), default=str))
+    if not outcome.passed:
+        console.print(f"[red]not registered[/]: {'; '.join(outcome.reasons)}")
+        raise typer.Exit(EXIT_GATE_FAILED)
 
 
 # --- printing -----------------------------------------------------------------------------------------------

@@ -145,6 +145,7 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
         decision = gate(report.flat_metrics(), cfg.gates, primary_metric=primary,
                         has_champion=report.has_champion, champion_note=report.champion_note)
     _ship_calibration(out_dir, result.model_dir)
+    _drift_reference(cfg, bundle, result.model_dir, out_dir)
 
     base = resolve_model(cfg.model.base, cfg.model.revision)
     lineage = collect_lineage(
@@ -165,7 +166,7 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
         outcome.mlflow_run_id = log_run(
             cfg, run_dir=out_dir, metrics=report.flat_metrics(),  # log_run records the resolved config as params
             artifacts=[p for p in (out_dir / "report.html", out_dir / "metrics.json", out_dir / "data_card.json",
-                                   out_dir / "quarantine.jsonl", out_dir / "label_issues.jsonl",
+                                   out_dir / "quarantine.jsonl", out_dir / "label_issues.jsonl", out_dir / "drift_reference.json",
                                    out_dir / "adapter") if p.exists()],
             model_dir=result.model_dir, tags={"gate": "passed" if decision.passed else "failed",
                                                   "data_fingerprint": bundle.fingerprint, **lineage_tags(bundle.report.checks)},
@@ -210,3 +211,10 @@ def _ship_calibration(run_dir: Path, model_dir: Path) -> None:
     src = run_dir / CALIBRATION_FILE
     if src.is_file():
         atomic_write_text(Path(model_dir) / CALIBRATION_FILE, src.read_text(encoding="utf-8"))
+
+
+def _drift_reference(cfg: Config, bundle, model_dir: Path, run_dir: Path) -> None:
+    """<run>/drift_reference.json (classification): what `tunesmith monitor` compares served traffic with."""
+    from tunesmith.monitoring.reference import write_reference
+
+    write_reference(cfg, bundle, model_dir, run_dir)

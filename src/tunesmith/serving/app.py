@@ -141,6 +141,12 @@ def create_app(name: str, *, settings, store=None, prediction_log=None, state: S
             return _stream(state, request, body, prompt, params, chat=False)
         return await _complete(state, request, response, "/v1/completions", prompt, params, body, chat=False)
 
+    @app.post("/v1/feedback", response_model=s.FeedbackResponse, tags=["monitoring"],
+              responses={404: {"model": s.ErrorResponse}})
+    async def feedback(body: s.FeedbackRequest):
+        """The true label of a logged prediction: 404 for a request id the log does not hold, 422 for a bad label."""
+        return await _store_feedback(state, body)
+
     return app
 
 
@@ -195,6 +201,24 @@ async def _each(state: ServingState, request: Request, route: str, items: list, 
     state.metrics.requests.labels(route, served.name, str(served.version), role, "200").inc()
     state.metrics.latency.labels(route, served.name, str(served.version), role).observe(time.perf_counter() - start)
     return answers, served
+
+
+async def _store_feedback(state: ServingState, body) -> dict:
+    from tunesmith.monitoring.feedback import FeedbackError, record_feedback
+
+    if state.plog is None:
+        # No request is logged, so no request id is known: a 404 that says why (not a server fault, no 5xx).
+        raise ApiError(404, f"no logged prediction for request id {body.request_id!r}: this server does not log "
+                       "predictions; set serving.predictions.enabled: true to take feedback", "not_found")
+    labels = sorted({label for slot in state.slots.values() for label in slot.served.labels.values()}) or None
+    await asyncio.to_thread(state.plog.flush)  # a prediction answered a moment ago may still be queued
+    try:
+        row = await asyncio.to_thread(
+            record_feedback, state.plog.url, model=state.name, request_id=body.request_id, index=body.index,
+            label=body.label, labels=labels, labeled_by=body.labeled_by, labeled_at=body.labeled_at)
+    except FeedbackError as exc:
+        raise ApiError(exc.status, str(exc), "invalid_request_error" if exc.status == 422 else "not_found") from None
+    return {"request_id": body.request_id, "label": row["label"], "stored": row["new"]}
 
 
 def _fit_prompt(served, prompt: str, params, field: str) -> str:

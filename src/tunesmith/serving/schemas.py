@@ -182,3 +182,20 @@ def as_list(value: TextInput, field: str = "input") -> list[str]:
         if len(text) > MAX_TEXT:
             raise ValueError(f"{field}[{i}]: {len(text)} characters; the limit is {MAX_TEXT}")
     return texts
+
+
+class FeedbackRequest(BaseModel):
+    """The true label of a served prediction (by the request id its answer carried)."""
+
+    model_config = ConfigDict(extra="forbid")
+    request_id: str = Field(..., min_length=1, max_length=64, description="x-request-id of the answered request")
+    label: str = Field(..., min_length=1, description="the true label; one of the model's labels")
+    index: int = Field(0, ge=0, description="position of the text in a batched request's input list")
+    labeled_by: str | None = Field(None, max_length=200, description="who labeled it (a person or a system)")
+    labeled_at: str | None = Field(None, description="ISO-8601 time of labeling (default: now)")
+
+
+class FeedbackResponse(BaseModel):
+    request_id: str
+    label: str
+    stored: bool = Field(..., description="false when the same label was already stored")

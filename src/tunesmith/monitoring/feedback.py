@@ -1,0 +1,246 @@
+"""True labels for served predictions, stored next to the prediction log (same database, table `feedback`).
+
+    record_feedback(url, model="sentiment", request_id=rid, label="pos", labels=["neg", "pos"])  # POST /v1/feedback
+    result = import_feedback(url, "labels.jsonl", model="sentiment", labels=["neg", "pos"])  # tunesmith feedback import
+    rows = feedback_labels(url, "sentiment")   # a label source for retrain: {text, label, source, labeled_by, ...}
+
+A label is tied to a logged prediction by request id (and `index`, the text's position in a batched request),
+or stands alone as a new labeled text. Each label has a key (request id/index or text, label, labeler), so
+importing the same file twice adds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from tunesmith.monitoring.predictions import _engine, _meta, default_url, predictions
+
+feedback = sa.Table(
+    "feedback", _meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(64), nullable=False, unique=True),  # idempotent imports
+    sa.Column("ts", sa.DateTime(timezone=True), nullable=False, index=True),  # when tunesmith received it
+    sa.Column("model", sa.String(200), nullable=False, index=True),
+    sa.Column("request_id", sa.String(64), nullable=True, index=True),
+    sa.Column("idx", sa.Integer, nullable=False, default=0),
+    sa.Column("text", sa.Text, nullable=False),  # the logged input (as logged: redacted when the log redacts)
+    sa.Column("label", sa.String(200), nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),  # feedback (API) / import (file)
+    sa.Column("labeled_by", sa.String(200), nullable=True),
+    sa.Column("labeled_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+class FeedbackError(ValueError):
+    """A label that cannot be stored; `status` is the HTTP status the API answers with."""
+
+    def __init__(self, message: str, status: int = 422):
+        self.status = status
+        super().__init__(message)
+
+
+@dataclass
+class ImportResult:
+    imported: int = 0
+    already_present: int = 0
+    bad: list[str] = field(default_factory=list)  # "file:line: reason"
+
+    def to_dict(self) -> dict:
+        return {"imported": self.imported, "already_present": self.already_present, "bad": len(self.bad),
+                "bad_rows": self.bad}
+
+
+def _key(model: str, request_id: str | None, idx: int, text: str, label: str, labeled_by: str | None) -> str:
+    ident = f"{request_id}#{idx}" if request_id else f"text:{text}"
+    return hashlib.sha256(json.dumps([model, ident, label, labeled_by or ""]).encode()).hexdigest()
+
+
+def logged_input(conn, model: str, request_id: str, idx: int = 0) -> str | None:
+    """The idx-th text the served (non-shadow) model answered for request `request_id`, or None."""
+    rows = conn.execute(
+        sa.select(predictions.c.input).where(predictions.c.model == model, predictions.c.request_id == request_id,
+                                             predictions.c.role != "shadow").order_by(predictions.c.id)
+    ).fetchall()
+    if idx >= len(rows):
+        return None
+    value = json.loads(rows[idx][0])
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _time(value: Any, where: str) -> datetime:
+    if value is None or value == "":
+        return datetime.now(timezone.utc)
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise FeedbackError(f"{where}labeled_at {value!r} is not an ISO-8601 time (e.g. 2026-11-22T08:00:00Z)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _check_label(label: Any, labels: list[str] | None, where: str = "") -> str:
+    if label is None or (isinstance(label, str) and not label.strip()) or isinstance(label, dict | list):
+        raise FeedbackError(f"{where}label is missing or empty; give one of the model's labels")
+    text = str(label)
+    if labels is not None and text not in labels:
+        raise FeedbackError(f"{where}label {text!r} is not one of the model's labels ({', '.join(labels)})")
+    return text
+
+
+def _row(conn, *, model: str, request_id: str | None, idx: int, text: str | None, label: Any,
+         labels: list[str] | None, labeled_by: str | None, labeled_at: Any, source: str, where: str = "") -> dict:
+    label = _check_label(label, labels, where)
+    if request_id:
+        logged = logged_input(conn, model, str(request_id), idx)
+        if logged is None:
+            raise FeedbackError(f"{where}no logged prediction of {model} for request id {request_id!r}"
+                                + (f" (index {idx})" if idx else "")
+                                + "; only logged requests take feedback (check serving.predictions.sample_rate)", 404)
+        text = logged
+    elif not text or not str(text).strip():
+        raise FeedbackError(f"{where}give a request_id (of a served prediction) or a text")
+    return {"key": _key(model, request_id, idx, str(text), label, labeled_by), "ts": datetime.now(timezone.utc),
+            "model": model, "request_id": request_id or None, "idx": idx, "text": str(text), "label": label,
+            "source": source, "labeled_by": labeled_by, "labeled_at": _time(labeled_at, where)}
+
+
+def _insert(conn, row: dict) -> bool:
+    """Insert unless a row with the same key exists; returns whether it was new."""
+    if conn.execute(sa.select(feedback.c.id).where(feedback.c.key == row["key"])).first() is not None:
+        return False
+    conn.execute(feedback.insert(), [row])
+    return True
+
+
+def record_feedback(url: str | None, *, model: str, label: Any, request_id: str | None = None, index: int = 0,
+                    text: str | None = None, labels: list[str] | None = None, labeled_by: str | None = None,
+                    labeled_at: Any = None, source: str = "feedback") -> dict:
+    """Store one label; returns the stored row. Raises FeedbackError (404 unknown request id, 422 bad label)."""
+    engine = _engine(url or default_url())
+    try:
+        with engine.begin() as conn:
+            row = _row(conn, model=model, request_id=request_id, idx=index, text=text, label=label, labels=labels,
+                       labeled_by=labeled_by, labeled_at=labeled_at, source=source)
+            row["new"] = _insert(conn, row)
+    finally:
+        engine.dispose()
+    return row
+
+
+def import_feedback(url: str | None, path: str | Path, *, model: str, labels: list[str] | None = None,
+                    labeled_by: str | None = None) -> ImportResult:
+    """Import a jsonl/csv of labels (columns: request_id [index] label, or text label; optional labeled_by,
+    labeled_at). Good rows are stored; every bad one is reported as file:line: reason, nothing is dropped silently."""
+    from tunesmith.data.load import load_table
+    from tunesmith.data.schema import ORDER, SOURCE
+
+    table = load_table("feedback file", Path(path))
+    result = ImportResult(bad=[f"{b.source}: {b.detail}" for b in table.bad])
+    engine = _engine(url or default_url())
+    try:
+        with engine.begin() as conn:
+            for raw in table.frame.to_dict("records"):
+                where = f"{raw.get(SOURCE)}: "
+                values = {k: _clean(v) for k, v in raw.items() if k not in (SOURCE, ORDER)}
+                try:
+                    index = _index(values.get("index"), where)
+                    row = _row(conn, model=model, request_id=values.get("request_id"), idx=index,
+                               text=values.get("text"), label=values.get("label"), labels=labels,
+                               labeled_by=values.get("labeled_by") or labeled_by,
+                               labeled_at=values.get("labeled_at"), source="import", where=where)
+                except FeedbackError as exc:
+                    result.bad.append(str(exc))
+                    continue
+                if _insert(conn, row):
+                    result.imported += 1
+                else:
+                    result.already_present += 1
+    finally:
+        engine.dispose()
+    return result
+
+
+def _clean(value: Any) -> Any:
+    """pandas gives NaN for an empty CSV cell; ids and labels read as numbers become their text."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _index(value: Any, where: str) -> int:
+    if value is None:
+        return 0
+    try:
+        index = int(value)
+    except (TypeError, ValueError):
+        raise FeedbackError(f"{where}index {value!r} is not a whole number") from None
+    if index < 0:
+        raise FeedbackError(f"{where}index {index} is negative")
+    return index
+
+
+def read_feedback(url: str | None, model: str, *, after_id: int = 0) -> list[dict]:
+    """Stored labels of `model`, oldest first (id > after_id)."""
+    engine = _engine(url or default_url())
+    try:
+        with engine.connect() as conn:
+            query = sa.select(feedback).where(feedback.c.model == model, feedback.c.id > after_id)
+            rows = [dict(r._mapping) for r in conn.execute(query.order_by(feedback.c.id))]
+    finally:
+        engine.dispose()
+    return rows
+
+
+def feedback_labels(db_url: str, model_name: str) -> list[dict]:
+    """Label source for retrain: every stored label as {text, label, source, labeled_by, labeled_at, request_id}."""
+    return [{"text": r["text"], "label": r["label"], "source": r["source"], "labeled_by": r["labeled_by"],
+             "labeled_at": _aware(r["labeled_at"]).isoformat(), "request_id": r["request_id"], "feedback_id": r["id"]}
+            for r in read_feedback(db_url, model_name)]
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)  # SQLite drops the zone
+
+
+def labeled_predictions(url: str | None, model: str) -> list[dict]:
+    """Logged predictions joined with their latest true label: the rows live accuracy is measured on."""
+    engine = _engine(url or default_url())
+    p, f = predictions, feedback
+    latest = sa.select(f.c.request_id, f.c.idx, sa.func.max(f.c.id).label("fid")).where(
+        f.c.model == model, f.c.request_id.is_not(None)).group_by(f.c.request_id, f.c.idx).subquery()
+    try:
+        with engine.connect() as conn:
+            label_of = {(r.request_id, r.idx): r for r in conn.execute(
+                sa.select(latest.c.request_id, latest.c.idx, f.c.label, f.c.ts).join(f, f.c.id == latest.c.fid))}
+            if not label_of:
+                return []
+            rows = conn.execute(sa.select(p).where(p.c.model == model, p.c.request_id.in_(
+                {rid for rid, _ in label_of})).order_by(p.c.id)).fetchall()
+    finally:
+        engine.dispose()
+    out, position = [], {}
+    for r in rows:
+        row = dict(r._mapping)
+        # idx counts the served texts of a request; a shadow copy shares its served twin's index
+        served_key = (row["request_id"], row["role"] == "shadow")
+        idx = position.get(served_key, 0)
+        position[served_key] = idx + 1
+        match = label_of.get((row["request_id"], idx))
+        if match is None:
+            continue
+        output = json.loads(row["output"])
+        row.update(true_label=match.label, labeled_ts=_aware(match.ts), ts=_aware(row["ts"]),
+                   predicted=output.get("label") if isinstance(output, dict) else None,
+                   scores=output.get("scores") if isinstance(output, dict) else None)
+        out.append(row)
+    return out

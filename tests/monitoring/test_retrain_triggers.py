@@ -1,0 +1,138 @@
+"""Dataset versions for retraining (dedup, leakage against the frozen test, rehearsal, recent slice), the trigger
+rules, the cron lock, and the CLI's feedback import / monitor on an empty log."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from filelock import FileLock
+from typer.testing import CliRunner
+
+from tunesmith.config import config_from_dict
+from tunesmith.monitoring.triggers import LOCK_FILE, act, evaluate_triggers
+from tunesmith.retrain.dataset import build_dataset_version, count_new_labels, label_sources, original_splits
+
+
+def _cfg(tmp_path, **extra):
+    rows = [{"text": f"row number {i} {'good' if i % 2 else 'bad'}", "label": "pos" if i % 2 else "neg"}
+            for i in range(100)]
+    pd.DataFrame(rows).to_csv(tmp_path / "d.csv", index=False)
+    raw = {"name": "m", "data": {"path": str(tmp_path / "d.csv"), "labels": ["neg", "pos"],
+                                 "checks": {"label_issues": {"enabled": False}, "pii": {"presidio": "off"}}},
+           "retrain": {"datasets_dir": str(tmp_path / "ds"), "rehearsal": 0.5, "recent_holdout": 0.25},
+           "monitoring": {"report_dir": str(tmp_path / "mon")},
+           "serving": {"predictions": {"url": f"sqlite:///{tmp_path}/p.db"}}, **extra}
+    return config_from_dict(raw)
+
+
+def _label(text, label, at, source="feedback"):
+    return {"text": text, "label": label, "source": source, "labeled_by": "ann", "labeled_at": at, "request_id": None}
+
+
+def test_dataset_version_rehearses_freezes_test_holds_out_the_newest_and_quarantines_with_reasons(tmp_path):
+    cfg = _cfg(tmp_path)
+    splits = original_splits(cfg)
+    test_text, old_text = splits["test"]["text"][0], splits["train"]["text"][0]
+    old_label = splits["train"]["label"][0]
+    flipped = "pos" if old_label == "neg" else "neg"
+    new = [_label(f"fresh text {i}", "pos" if i % 3 else "neg", f"2026-11-22T08:{i:02d}:00") for i in range(20)]
+    labels = new + [
+        _label(test_text, "pos", "2026-11-22T07:00:00"),  # leaks into the frozen test split
+        _label("fresh text 0", "pos", "2026-11-22T07:30:00"),  # the same text, labeled again later (new[0])
+        _label("some text", "maybe", "2026-11-22T07:00:00"),  # not a label of the model
+        _label(old_text, flipped, "2026-11-22T06:00:00"),  # a correction of a training row
+    ]
+    v1 = build_dataset_version(cfg, "m", labels, parent=None, trigger="drift")
+    m = v1.manifest
+    assert v1.version == 1 and m["trigger"] == "drift" and m["parent"] is None
+    assert m["quarantined_by_reason"] == {"leakage": 1, "unknown_label": 1, "superseded": 1}
+    quarantined = [json.loads(line) for line in (v1.path / "quarantine.jsonl").read_text().splitlines()]
+    assert {q["reason"] for q in quarantined} == {"leakage", "unknown_label", "superseded"}
+    assert pd.read_json(v1.file("test"), lines=True)["text"].tolist() == splits["test"]["text"].tolist()
+    recent = pd.read_json(v1.file("recent"), lines=True)
+    train = pd.read_json(v1.file("train"), lines=True, dtype={"label": str})
+    assert m["new_labels"] == 21 and len(recent) == 5  # 25% of the new labels: the newest five texts
+    assert recent["text"].tolist() == [f"fresh text {i}" for i in range(15, 20)]
+    assert not set(recent["text"]) & set(train["text"])  # the recent slice is never trained on
+    assert train.loc[train["text"] == old_text, "label"].tolist() == [flipped]  # the correction replaced the row
+    assert m["train_from_parent"] == round((len(splits["train"]) - 1) * 0.5)
+    assert m["label_sources"] == {"feedback": 21}
+
+    assert count_new_labels(labels, v1) == 0  # everything is in v1 now
+    v2 = build_dataset_version(cfg, "m", labels + [_label("later text", "pos", "2026-11-23T00:00:00")], parent=v1)
+    assert v2.version == 2 and v2.manifest["parent"] == 1 and v2.manifest["new_labels"] == 1
+    assert pd.read_json(v2.file("test"), lines=True)["text"].tolist() == splits["test"]["text"].tolist()
+
+
+def test_review_labels_are_a_merge_point_not_an_import_on_this_branch(tmp_path):
+    assert list(label_sources(_cfg(tmp_path))) == ["feedback"]
+
+
+def _report(detected=True, f1=0.5, last_id=7):
+    return {"predictions": 100, "drift": {"detected": detected, "flagged": ["token_distribution"],
+                                          "last_prediction_id": last_id},
+            "live": {"versions": {1: {"status": "breach" if f1 < 0.8 else "ok", "macro_f1": f1,
+                                      "note": f"macro_f1 {f1} < 0.8"}}}}
+
+
+def test_triggers_fire_once_per_evidence_and_wait_for_enough_labels(tmp_path):
+    cfg = _cfg(tmp_path, monitoring={"triggers": {"new_labels": 50, "min_new_labels": 10, "schedule": "7d"}})
+    state = {"acted": [], "last_retrain": None}
+    fired = evaluate_triggers(cfg, _report(), new_labels=60, newest_label="k1", state=state, now=1e9)
+    assert [t["name"] for t in fired["fired"]] == ["drift", "live_f1_below_slo", "new_labels", "schedule"]
+    state["acted"] = [t["key"] for t in fired["fired"]]
+    state["last_retrain"] = 1e9
+    again = evaluate_triggers(cfg, _report(), new_labels=60, newest_label="k1", state=state, now=1e9 + 60)
+    assert again["fired"] == [] and len(again["skipped"]) == 3  # schedule is not due yet; the rest were acted on
+    fresh = evaluate_triggers(cfg, _report(last_id=9), new_labels=60, newest_label="k1", state=state, now=1e9 + 60)
+    assert [t["name"] for t in fresh["fired"]] == ["drift", "live_f1_below_slo"]  # new window, new evidence
+    few = evaluate_triggers(cfg, _report(last_id=11), new_labels=3, newest_label="k1", state=state, now=1e9 + 60)
+    assert few["fired"] == [] and "min_new_labels=10" in few["skipped"][0]["why"]
+    quiet = evaluate_triggers(cfg, _report(detected=False, f1=0.95), new_labels=5, newest_label=None, state=state,
+                              now=1e9 + 8 * 86400)
+    assert [t["name"] for t in quiet["fired"]] == []  # the weekly schedule is due, but 5 labels are too few
+
+
+def test_act_returns_at_once_when_another_run_holds_the_lock(tmp_path):
+    cfg = _cfg(tmp_path)
+    lock_dir = tmp_path / "mon" / "m"
+    lock_dir.mkdir(parents=True)
+    with FileLock(str(lock_dir / LOCK_FILE)):
+        result = act(cfg, _report())
+    assert result["action"] == "locked" and "act.lock" in result["note"]
+
+
+def test_cli_feedback_import_lists_bad_lines_and_monitor_reports_an_empty_log(tmp_path, monkeypatch):
+    from tunesmith.cli import app
+    from tunesmith.monitoring.predictions import PredictionLog
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    cfg = _cfg(tmp_path)
+    log = PredictionLog(cfg.serving.predictions.url)
+    log.record(request_id="r1", model="m", version=1, role="champion", route="/v1/classify", input="hi",
+               output={"label": "pos", "score": 0.9}, confidence=0.9, latency_ms=1)
+    log.close()
+    (tmp_path / "c.yaml").write_text(json.dumps(cfg.model_dump(mode="json")))
+    (tmp_path / "fb.jsonl").write_text('{"request_id": "r1", "label": "neg"}\n{"request_id": "r1", "label": "x"}\n')
+    runner = CliRunner()
+    out = runner.invoke(app, ["feedback", "import", "fb.jsonl", "--config", "c.yaml"])
+    assert out.exit_code == 2 and "imported 1 labels for m" in out.output and "fb.jsonl:2: label 'x'" in out.output
+    mon = runner.invoke(app, ["monitor", "--config", "c.yaml", "--window", "10"])
+    assert mon.exit_code == 0, mon.output
+    assert "rows < monitoring.drift.min_rows=30" in mon.output
+    report = json.loads((tmp_path / "mon" / "m" / "latest.json").read_text())
+    assert report["predictions"] == 1 and report["labeled"] == 1 and report["live"]["versions"]["1"]["n"] == 1
+    bad = runner.invoke(app, ["monitor", "--config", "c.yaml", "--window", "soon"])
+    assert bad.exit_code == 2 and "cannot read window 'soon'" in bad.output
+
+
+@pytest.mark.parametrize("window", ["500", "30m", "24h", "7d"])
+def test_windows_are_counts_or_durations(window):
+    from tunesmith.config import parse_window
+
+    count, seconds = parse_window(window)
+    assert (count is None) != (seconds is None)
+
