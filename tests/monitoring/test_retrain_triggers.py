@@ -12,7 +12,13 @@ from typer.testing import CliRunner
 
 from tunesmith.config import config_from_dict
 from tunesmith.monitoring.triggers import LOCK_FILE, act, evaluate_triggers
-from tunesmith.retrain.dataset import build_dataset_version, count_new_labels, label_sources, original_splits
+from tunesmith.retrain.dataset import (
+    build_dataset_version,
+    collect_labels,
+    count_new_labels,
+    label_sources,
+    original_splits,
+)
 
 
 def _cfg(tmp_path, **extra):
@@ -66,8 +72,30 @@ def test_dataset_version_rehearses_freezes_test_holds_out_the_newest_and_quarant
     assert pd.read_json(v2.file("test"), lines=True)["text"].tolist() == splits["test"]["text"].tolist()
 
 
-def test_review_labels_are_a_merge_point_not_an_import_on_this_branch(tmp_path):
-    assert list(label_sources(_cfg(tmp_path))) == ["feedback"]
+def test_reviewed_labels_enter_the_next_dataset_version_with_reviewer_and_time(tmp_path):
+    from tunesmith.review.store import Action, ReviewItem, add_items, add_label, list_items
+
+    cfg = _cfg(tmp_path)
+    url = cfg.serving.predictions.url
+    assert list(label_sources(cfg)) == ["feedback", "review"]
+    add_items(url, [ReviewItem(model="m", source="low_confidence", text=f"queued text {i}", guess="pos",
+                               confidence=0.55, request_id=f"r{i}") for i in range(4)])
+    ids = [it["id"] for it in list_items(url, "m")]
+    add_label(url, ids[0], label="neg", reviewer="ana", action=Action.RELABEL)
+    add_label(url, ids[1], label="pos", reviewer="bo", action=Action.ACCEPT)
+    add_label(url, ids[2], label=None, reviewer="ana", action=Action.SKIP)  # a skip is no label
+
+    labels = collect_labels(cfg, url, "m")
+    assert sorted((r["text"], r["label"], r["labeled_by"], r["source"]) for r in labels) == [
+        ("queued text 0", "neg", "ana", "review"), ("queued text 1", "pos", "bo", "review")]
+    v1 = build_dataset_version(cfg, "m", labels, parent=None, trigger="new_labels")
+    assert v1.manifest["label_sources"] == {"review": 2}
+    rows = pd.concat([pd.read_json(v1.file(s), lines=True, dtype={"label": str}) for s in ("train", "recent")])
+    assert sorted(t for t in rows["text"] if t.startswith("queued text")) == ["queued text 0", "queued text 1"]
+    provenance = [json.loads(line) for line in (v1.path / "labels.jsonl").read_text().splitlines()]
+    assert sorted((p["text"], p["labeled_by"], p["source"]) for p in provenance) == [
+        ("queued text 0", "ana", "review"), ("queued text 1", "bo", "review")]
+    assert all(p["labeled_at"].startswith("20") and p["split"] in ("train", "recent") for p in provenance)
 
 
 def _report(detected=True, f1=0.5, last_id=7):

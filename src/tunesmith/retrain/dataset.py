@@ -29,25 +29,22 @@ from tunesmith.io import atomic_write_json, atomic_write_text
 LabelSource = Callable[[str, str], list[dict]]
 LABEL_KEYS = ("text", "label", "source", "labeled_by", "labeled_at", "request_id")
 MANIFEST = "manifest.json"
+LABELS_FILE = "labels.jsonl"  # provenance of the new labels in a version
 
 
-def _review_source() -> LabelSource | None:
-    """MERGE POINT (issue 7, item 3): the review queue's label source.
+def _review_source() -> LabelSource:
+    """The human review queue's resolved labels (majority per item, reviewer and time kept)."""
+    from tunesmith.review.store import reviewed_labels
 
-    The lead replaces this body at merge with:
-        from tunesmith.review.store import reviewed_labels
-        return reviewed_labels
-    It is not imported here because tunesmith.review lives on the review branch.
-    """
-    return None
+    return reviewed_labels
 
 
 def label_sources(cfg: Config) -> dict[str, LabelSource]:
     """The configured label sources (retrain.sources), each `fn(db_url, model_name) -> list[dict]`."""
     from tunesmith.monitoring.feedback import feedback_labels
 
-    available: dict[str, LabelSource | None] = {"feedback": feedback_labels, "review": _review_source()}
-    return {name: fn for name in cfg.retrain.sources if (fn := available.get(name)) is not None}
+    available: dict[str, LabelSource] = {"feedback": feedback_labels, "review": _review_source()}
+    return {name: available[name] for name in cfg.retrain.sources}
 
 
 def collect_labels(cfg: Config, db_url: str, name: str, sources: dict[str, LabelSource] | None = None) -> list[dict]:
@@ -183,6 +180,10 @@ def build_dataset_version(cfg: Config, name: str, labels: list[dict], *, parent:
         "quarantined_by_reason": dict(Counter(q["reason"] for q in quarantine)),
         "label_keys": sorted(already | seen),
     }
+    # Provenance of every new label this version uses (who labeled it, when, from which source, which split).
+    atomic_write_text(path / LABELS_FILE, "".join(
+        json.dumps({**{k: (str(r[k]) if r[k] is not None else None) for k in LABEL_KEYS},
+                    "split": "recent" if r["key"] in recent_keys else "train"}) + "\n" for r in new))
     if quarantine:
         atomic_write_text(path / "quarantine.jsonl", "".join(json.dumps(q) + "\n" for q in quarantine))
     atomic_write_json(path / MANIFEST, manifest)
