@@ -317,32 +317,36 @@ def _stream(state: ServingState, request: Request, body, prompt: str, params, *,
             start = time.perf_counter()
             pieces = handlers.stream(served, prompt, params)
             sentinel = object()
-            status, text, ok = "200", [], None  # ok stays None when the client goes away mid-stream
+            status, text, error = "499", [], None  # 499 (client closed request) if the client goes away mid-stream
             try:
-                while True:
-                    piece = await asyncio.to_thread(next, pieces, sentinel)
-                    if piece is sentinel:
-                        break
-                    if not text:
-                        state.metrics.first_token.labels(*labels).observe(time.perf_counter() - start)
-                    text.append(piece)
-                    yield chunk(piece, None)
-                yield chunk(None, "stop")
-                yield "data: [DONE]\n\n"
-                ok = True
-            except Exception as exc:  # headers are gone already: report in-band, as OpenAI does
-                status, ok = "500", False
-                yield f"data: {json.dumps({'error': {'message': str(exc), 'type': 'server_error'}})}\n\n"
+                try:
+                    while True:
+                        piece = await asyncio.to_thread(next, pieces, sentinel)
+                        if piece is sentinel:
+                            break
+                        if not text:
+                            state.metrics.first_token.labels(*labels).observe(time.perf_counter() - start)
+                        text.append(piece)
+                        yield chunk(piece, None)
+                    status = "200"
+                except Exception as exc:  # headers are gone already: report in-band below, as OpenAI does
+                    error = exc
+                # Judged (rollback window), shadowed and logged before the client hears the stream is over,
+                # so a request after one that tripped a rollback already goes to the champion.
+                full = "".join(text)
+                gen = handlers.Generation(full, len(served.tokenizer(prompt, add_special_tokens=False)["input_ids"]),
+                                          len(served.tokenizer(full, add_special_tokens=False)["input_ids"]), "stop")
+                await state.streamed(route, (prompt, params), Answer(gen, served, role, time.perf_counter() - start),
+                                     ok=error is None, request_id=rid, log_input=_log_input(body, chat),
+                                     pinned=pin is not None)
+                if error is None:
+                    yield chunk(None, "stop")
+                    yield "data: [DONE]\n\n"
+                else:
+                    yield f"data: {json.dumps({'error': {'message': str(error), 'type': 'server_error'}})}\n\n"
             finally:
-                elapsed = time.perf_counter() - start
-                state.metrics.requests.labels(*labels, status).inc()
-                state.metrics.latency.labels(*labels).observe(elapsed)
-                if ok is not None:
-                    full = "".join(text)
-                    gen = handlers.Generation(full, len(served.tokenizer(prompt, add_special_tokens=False)["input_ids"]),
-                                              len(served.tokenizer(full, add_special_tokens=False)["input_ids"]), "stop")
-                    await state.streamed(route, (prompt, params), Answer(gen, served, role, elapsed), ok=ok,
-                                         request_id=rid, log_input=_log_input(body, chat), pinned=pin is not None)
+                state.metrics.requests.labels(*labels, status if error is None else "500").inc()
+                state.metrics.latency.labels(*labels).observe(time.perf_counter() - start)
 
     headers = {"x-model-version": served.tag, "cache-control": "no-cache"}
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
