@@ -242,6 +242,13 @@ class DataConfig(_Strict):
                                  "of strings per row")
     score_column: str = Field("score", description="embedding: a numeric similarity score; when the column exists "
                               "rows are scored pairs (text1, text2, score)")
+    multi_label: bool = Field(False, description="classification: each row carries a list of labels (a JSON list, or "
+                              "a data.label_separator-separated string in CSV); trains a sigmoid head with BCE "
+                              "(transformers' problem_type multi_label_classification)")
+    label_separator: str = Field("|", min_length=1, description="multi_label: splits a label cell that is a string "
+                                 "(CSV), e.g. 'billing|refund'")
+    allow_empty_labels: bool = Field(False, description="multi_label: a row whose label list is empty is a valid "
+                                     "example (no label applies); off: such rows are quarantined (empty_labels)")
 
     @field_validator("labels", "drop_labels", mode="before")
     @classmethod
@@ -329,7 +336,7 @@ class TrainingConfig(_Strict):
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.06, ge=0, lt=1)
     metric: Literal["macro_f1", "accuracy", "weighted_f1", "loss", "rouge_l", "exact_match", "rmse", "mae",
-                    "spearman", "pearson"] = Field(
+                    "spearman", "pearson", "micro_f1", "subset_accuracy"] = Field(
         "macro_f1", description="eval metric for early stopping, the best checkpoint and the uplift gate; "
         "loss is lower-is-better, the others higher-is-better"
     )
@@ -365,6 +372,8 @@ class EvaluationConfig(_Strict):
                                    "forbidden substrings or regexes)")
     samples: int = Field(5, ge=0, description="causal-lm: generations shown side by side in the report")
     max_eval_rows: int | None = Field(None, gt=0, description="causal-lm: generate for at most this many test rows")
+    tune_thresholds: bool = Field(True, description="multi-label: a decision threshold per label chosen on the eval "
+                                  "split (best F1), shipped as thresholds.json; off: 0.5 for every label")
 
 
 NAME_RE = re.compile(r"[A-Za-z0-9][\w.-]{0,99}")  # a registered model name (MLflow-safe, file-system-safe)
@@ -554,6 +563,32 @@ class Config(_Strict):
         elif self.training.metric not in ("rmse", "mae", "spearman", "pearson", "loss"):
             raise ValueError(f"training.metric: {self.training.metric} is a classification metric; regression "
                              "uses rmse, mae, spearman, pearson or loss")
+        return self
+
+    @model_validator(mode="after")
+    def _multi_label_defaults(self) -> Config:
+        # multi-label: label sets rarely repeat exactly, so no stratified split; checkpoints on eval micro-F1.
+        metric_set = "metric" in self.training.model_fields_set
+        if not self.data.multi_label:
+            if self.training.metric in ("micro_f1", "subset_accuracy") and metric_set:
+                raise ValueError(f"training.metric: {self.training.metric} is a multi-label metric; set "
+                                 "data.multi_label: true, or use macro_f1 / accuracy / weighted_f1 / loss")
+            return self
+        if self.task is not TaskKind.CLASSIFICATION:
+            raise ValueError(f"data.multi_label: multi-label rows are a classification setting; task is "
+                             f"{self.task.value} (set task: classification)")
+        if "stratify" not in self.data.split.model_fields_set:
+            self.data.split.stratify = False
+        if not metric_set:
+            self.training.metric = "micro_f1"
+        elif self.training.metric not in ("micro_f1", "macro_f1", "subset_accuracy", "loss"):
+            raise ValueError(f"training.metric: {self.training.metric} is not a multi-label metric; use micro_f1, "
+                             "macro_f1, subset_accuracy or loss")
+        if self.data.checks.imbalance.oversample:
+            raise ValueError("data.checks.imbalance.oversample: repeating rows cannot balance overlapping label sets; "
+                             "use training.class_weights: true (BCE pos_weight per label) for multi-label data")
+        if "slices" not in self.evaluation.model_fields_set:
+            self.evaluation.slices = []  # per-slice tables are single-label metrics
         return self
 
     @field_validator("name")

@@ -134,12 +134,13 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
     causal = cfg.task is TaskKind.CAUSAL_LM
     baseline = "base model (generations side by side)" if causal else "linear-probe baseline"
     baseline = {TaskKind.EMBEDDING: "base model (retrieval)", TaskKind.REGRESSION: "ridge probe"}.get(cfg.task, baseline)
+    baseline = "one-vs-rest probe, thresholds tuned on eval" if cfg.data.multi_label else baseline
     say(f"evaluating on the test split: tuned model, {baseline}" + (", champion" if champion_dir else ""))
     with _timed(timings, "evaluate"):
         report = evaluate(cfg, bundle, result.model_dir, champion_dir=champion_dir,
                           champion_name=f"{cfg.name}@champion", out_dir=out_dir)
         primary = report.primary_metric if causal else cfg.training.metric  # causal-lm: significance on rouge_l
-        if cfg.task in (TaskKind.EMBEDDING, TaskKind.REGRESSION):  # significance on mrr@10 / spearman / rmse
+        if cfg.task in (TaskKind.EMBEDDING, TaskKind.REGRESSION) or cfg.data.multi_label:  # mrr@10 / rmse / micro_f1
             primary = report.primary_metric
         decision = gate(report.flat_metrics(), cfg.gates, primary_metric=primary,
                         has_champion=report.has_champion, champion_note=report.champion_note)
@@ -206,6 +207,7 @@ def _ship_calibration(run_dir: Path, model_dir: Path) -> None:
     from tunesmith.evaluation import CALIBRATION_FILE
     from tunesmith.io import atomic_write_text
 
-    src = run_dir / CALIBRATION_FILE
-    if src.is_file():
-        atomic_write_text(Path(model_dir) / CALIBRATION_FILE, src.read_text(encoding="utf-8"))
+    for name in (CALIBRATION_FILE, "thresholds.json"):  # multi-label: the per-label thresholds tuned on eval
+        src = run_dir / name
+        if src.is_file():
+            atomic_write_text(Path(model_dir) / name, src.read_text(encoding="utf-8"))

@@ -24,6 +24,7 @@ from tunesmith.data.errors import DataError, quoted
 from tunesmith.data.fingerprint import SPLITS, dataset_fingerprint, row_digests, split_keys, text_digests
 from tunesmith.data.leakage import TEXT_DIGEST, Leakage, find_leakage
 from tunesmith.data.load import Table, load_table
+from tunesmith.data.multilabel import LABELS, check_label_sets, check_multilabel_rows, label_counts, label_set
 from tunesmith.data.pairs import PAIR_COLUMNS, SPLIT_TEXT, check_pair_rows, check_scored_consistency
 from tunesmith.data.report import DataReport, label_distribution, text_length
 from tunesmith.data.schema import (
@@ -69,12 +70,15 @@ def prepare_data(cfg: Config, run_dir: Path | None = None) -> DataBundle:
     labeled = cfg.task is not TaskKind.CAUSAL_LM  # chat rows have no label (LABEL is "")
     labeled = labeled and cfg.task not in _NO_CLASSES
     if labeled and d.labels is None:
-        _check_label_case(parts)
+        _check_label_case(parts, multi=d.multi_label)
     near = near_pairs(cfg, parts)
     splits, dropped, warnings = _split(cfg, {p.name: p.checked.rows for p in parts}, near)
     warnings += [w for p in parts for w in p.checked.warnings]
     labels: list[str] = []
-    if labeled:
+    if labeled and d.multi_label:
+        labels = list(d.labels) if d.labels else label_set([splits["train"]])
+        warnings += check_label_sets(splits, labels, {p.name: p.table.key for p in parts})
+    elif labeled:
         _require_two_labels(splits["train"], parts, d)
         labels = list(d.labels) if d.labels else sorted(splits["train"][LABEL].unique().tolist())
         warnings += _check_unseen_labels(splits, labels, {p.name: p.table.key for p in parts})
@@ -87,7 +91,8 @@ def prepare_data(cfg: Config, run_dir: Path | None = None) -> DataBundle:
     if bad and run_dir is None:
         warnings.append(f"{len(bad)} bad rows were skipped; pass a run_dir to keep them in quarantine.jsonl")
     fingerprint = dataset_fingerprint({n: list(s[DIGEST]) for n, s in splits.items()}, labels, d.slice_columns)
-    frames = {n: _public(s, d, chat=cfg.task is TaskKind.CAUSAL_LM, extra=_EXTRA.get(cfg.task, ())) for n, s in splits.items()}
+    extra = (LABELS,) if d.multi_label else _EXTRA.get(cfg.task, ())
+    frames = {n: _public(s, d, chat=cfg.task is TaskKind.CAUSAL_LM, extra=extra) for n, s in splits.items()}
     if cfg.task is TaskKind.EMBEDDING:
         check_scored_consistency(frames)
     report = _report(parts, frames, labels, fingerprint, quarantine_path, dropped, leakage, warnings, checks)
@@ -112,6 +117,8 @@ def _read(cfg: Config, key: str, name: str, path_text: str) -> _Part:
         checked = check_pair_rows(table, cfg.data)
     elif cfg.task is TaskKind.REGRESSION:  # a text and a numeric target
         checked = check_target_rows(table, cfg.data)
+    elif cfg.data.multi_label:  # a text and a list of labels
+        checked = check_multilabel_rows(table, cfg.data)
     else:
         check_columns(table, cfg.data)
         checked = check_rows(table, cfg.data)
@@ -144,8 +151,10 @@ def _require_rows(part: _Part) -> None:
     )
 
 
-def _check_label_case(parts: list[_Part]) -> None:
-    rows = pd.concat([p.checked.rows[[LABEL, SOURCE]] for p in parts], ignore_index=True)
+def _check_label_case(parts: list[_Part], multi: bool = False) -> None:
+    rows = pd.concat([p.checked.rows[[LABELS if multi else LABEL, SOURCE]] for p in parts], ignore_index=True)
+    if multi:  # one row per (label, row): the labels inside the lists are compared
+        rows = rows.explode(LABELS).dropna().rename(columns={LABELS: LABEL})
     first = rows.drop_duplicates(LABEL).set_index(LABEL)[SOURCE]
     groups = label_case_conflicts(first.index)
     if groups:
@@ -277,7 +286,8 @@ def _report(
         dropped_by_max_rows=dropped,
         labels=labels,
         split_sizes={n: len(f) for n, f in frames.items()},
-        label_distribution={n: label_distribution(f, labels) for n, f in frames.items()},
+        label_distribution={n: (label_counts(f, labels) if LABELS in f else label_distribution(f, labels))
+                            for n, f in frames.items()},
         text_length={n: text_length(f) for n, f in frames.items()},
         fingerprint=fingerprint,
         overlap=leakage.overlap,

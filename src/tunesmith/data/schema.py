@@ -48,6 +48,7 @@ class BadRowReason(str, Enum):
     MISSING_POSITIVE = "missing_positive"  # embedding: a query without its relevant document
     INVALID_SCORE = "invalid_score"  # embedding: a scored pair whose score is not a finite number
     INVALID_TARGET = "invalid_target"  # regression: a target that is missing or not a finite number
+    EMPTY_LABELS = "empty_labels"  # multi-label: an empty label list (data.allow_empty_labels: false)
 
 
 _HINTS = {
@@ -206,7 +207,8 @@ def _detail(reason: BadRowReason, text: Any, label: Any, raw_label: Any, cfg: Da
     if reason is BadRowReason.MISSING_LABEL:
         return f"no label in column {cfg.label_column!r}"
     if reason is BadRowReason.INVALID_LABEL:
-        return f"the label in column {cfg.label_column!r} is a {type(raw_label).__name__}; expected a string or number"
+        multi = "; for a list of labels per row set data.multi_label: true" if isinstance(raw_label, list) else ""
+        return f"the label in column {cfg.label_column!r} is a {type(raw_label).__name__}; expected a string or number{multi}"
     near = [k for k in cfg.labels or [] if _same_label(k, str(label))]
     hint = f" (did you mean {near[0]!r}?)" if near else ""
     return f"label {label!r} is not in data.labels{hint}"

@@ -36,3 +36,12 @@ from tunesmith.tasks import embedding, regression  # noqa: E402
 
 register_task(TaskKind.EMBEDDING, embedding)
 register_task(TaskKind.REGRESSION, regression)
+
+
+def task_for(cfg) -> ModuleType:
+    """The task module of a config: `get_task(cfg.task)`, except multi-label classification (data.multi_label)."""
+    if TaskKind(cfg.task) is TaskKind.CLASSIFICATION and getattr(cfg.data, "multi_label", False):
+        from tunesmith.tasks import multilabel
+
+        return multilabel
+    return get_task(cfg.task)
