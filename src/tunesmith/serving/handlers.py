@@ -62,6 +62,8 @@ def _encoder_outputs(served: Served, texts: list[str], run) -> list:
 
 def classify(served: Served, texts: list[str]) -> list[dict]:
     """Label, its calibrated probability, and every label's probability, per text."""
+    if served.thresholds is not None:
+        return classify_multilabel(served, texts)
     probs = _encoder_outputs(served, texts, lambda enc: torch.softmax(
         served.model(**enc).logits.float() / served.temperature, dim=-1).tolist())
     out = []
@@ -69,6 +71,20 @@ def classify(served: Served, texts: list[str]) -> list[dict]:
         best = max(range(len(row)), key=row.__getitem__)
         scores = {served.labels.get(i, str(i)): round(p, 6) for i, p in enumerate(row)}
         out.append({"label": served.labels.get(best, str(best)), "score": row[best], "scores": scores})
+    return out
+
+
+def classify_multilabel(served: Served, texts: list[str]) -> list[dict]:
+    """Multi-label: every label whose sigmoid score reaches its threshold (most likely first), the top label and
+    its score, and every label's score."""
+    probs = _encoder_outputs(served, texts, lambda enc: torch.sigmoid(served.model(**enc).logits.float()).tolist())
+    out = []
+    for row in probs:
+        names = [served.labels.get(i, str(i)) for i in range(len(row))]
+        best = max(range(len(row)), key=row.__getitem__)
+        above = sorted((i for i, p in enumerate(row) if p >= served.thresholds.get(i, 0.5)), key=lambda i: -row[i])
+        out.append({"label": names[best], "score": row[best], "labels": [names[i] for i in above],
+                    "scores": {n: round(p, 6) for n, p in zip(names, row, strict=True)}})
     return out
 
 

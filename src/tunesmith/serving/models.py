@@ -58,6 +58,7 @@ class Served:
     normalize: bool = False  # embeddings: sentence-transformers Normalize module present
     autocast: bool = False  # bf16 autocast verified against fp32
     max_length: int = 512
+    thresholds: dict[int, float] | None = None  # multi-label: per-label decision thresholds (thresholds.json)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -134,6 +135,8 @@ def load_served(model_dir: Path, *, name: str, version: int, options=None) -> Se
         normalize=_has_normalize(model_dir),
         max_length=min(int(getattr(tokenizer, "model_max_length", 512) or 512), 8192),
     )
+    if getattr(model.config, "problem_type", None) == "multi_label_classification":
+        served.thresholds = _thresholds(model_dir, served.labels)
     if options is not None:
         from tunesmith.serving.optimize import apply_inference_options
 
@@ -151,6 +154,18 @@ def _temperature(model_dir: Path) -> float:
         _log.warning("%s: no usable temperature; serving uncalibrated probabilities", path)
         return 1.0
     return value if value > 0 else 1.0
+
+
+def _thresholds(model_dir: Path, labels: dict[int, str]) -> dict[int, float]:
+    """Per-label thresholds from thresholds.json (written by the multi-label evaluation); 0.5 where absent."""
+    path = model_dir / "thresholds.json"
+    known: dict = {}
+    if path.exists():
+        try:
+            known = dict(json.loads(path.read_text()).get("thresholds") or {})
+        except (ValueError, TypeError, AttributeError):
+            _log.warning("%s: unreadable; serving with threshold 0.5 for every label", path)
+    return {i: float(known.get(name, 0.5)) for i, name in labels.items()}
 
 
 def _transformer_dir(model_dir: Path) -> Path:

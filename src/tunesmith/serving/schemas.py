@@ -33,6 +33,8 @@ class ClassifyResult(BaseModel):
     label: str
     score: float = Field(..., description="calibrated probability of `label`")
     scores: dict[str, float]
+    labels: list[str] | None = Field(None, description="multi-label models: every label whose score reaches its "
+                                     "threshold (tuned on eval, thresholds.json), most likely first")
 
 
 class ClassifyResponse(Tagged):
