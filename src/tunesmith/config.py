@@ -45,6 +45,7 @@ class TaskKind(str, Enum):
     CAUSAL_LM = "causal-lm"  # instruction / chat SFT of a causal language model
     EMBEDDING = "embedding"  # sentence embeddings for retrieval: (query, positive[, negatives]) or scored pairs
     REGRESSION = "regression"  # one numeric target per text: a 1-output head trained with MSE / Huber
+    RERANKING = "reranking"  # (query, document, relevance) rows: a cross-encoder scores each pair, ranked per query
 
 
 class MethodKind(str, Enum):
@@ -242,6 +243,9 @@ class DataConfig(_Strict):
                                  "of strings per row")
     score_column: str = Field("score", description="embedding: a numeric similarity score; when the column exists "
                               "rows are scored pairs (text1, text2, score)")
+    document_column: str = Field("document", description="reranking: the candidate document scored against the query")
+    relevance_column: str = Field("relevance", description="reranking: the document's relevance to the query, binary "
+                                  "(0/1) or graded (0, 1, 2, ...)")
     multi_label: bool = Field(False, description="classification: each row carries a list of labels (a JSON list, or "
                               "a data.label_separator-separated string in CSV); trains a sigmoid head with BCE "
                               "(transformers' problem_type multi_label_classification)")
@@ -589,6 +593,27 @@ class Config(_Strict):
                              "use training.class_weights: true (BCE pos_weight per label) for multi-label data")
         if "slices" not in self.evaluation.model_fields_set:
             self.evaluation.slices = []  # per-slice tables are single-label metrics
+        return self
+
+    @model_validator(mode="after")
+    def _reranking_defaults(self) -> Config:
+        # reranking: rows are grouped by query (no class to stratify on); checkpoints on eval loss (BCE).
+        if self.task is not TaskKind.RERANKING:
+            return self
+        if "stratify" not in self.data.split.model_fields_set:
+            self.data.split.stratify = False
+        elif self.data.split.stratify:
+            raise ValueError("data.split.stratify: reranking rows have no class to stratify on; set it false")
+        if self.method.kind not in (MethodKind.FULL, MethodKind.FREEZE):
+            raise ValueError(f"method.kind: {self.method.kind.value} is not supported for reranking yet; use full "
+                             "or freeze (the cross-encoder's classifier head always trains)")
+        if "metric" not in self.training.model_fields_set:
+            self.training.metric = "loss"
+        elif self.training.metric != "loss":
+            raise ValueError("training.metric: reranker checkpoints are chosen on eval loss; set training.metric: loss "
+                             "(gate mrr@10 / ndcg@10 in gates)")
+        if "slices" not in self.evaluation.model_fields_set:
+            self.evaluation.slices = []
         return self
 
     @field_validator("name")

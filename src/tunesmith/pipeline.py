@@ -135,12 +135,13 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
     baseline = "base model (generations side by side)" if causal else "linear-probe baseline"
     baseline = {TaskKind.EMBEDDING: "base model (retrieval)", TaskKind.REGRESSION: "ridge probe"}.get(cfg.task, baseline)
     baseline = "one-vs-rest probe, thresholds tuned on eval" if cfg.data.multi_label else baseline
+    baseline = "base model as a bi-encoder (cosine)" if cfg.task is TaskKind.RERANKING else baseline
     say(f"evaluating on the test split: tuned model, {baseline}" + (", champion" if champion_dir else ""))
     with _timed(timings, "evaluate"):
         report = evaluate(cfg, bundle, result.model_dir, champion_dir=champion_dir,
                           champion_name=f"{cfg.name}@champion", out_dir=out_dir)
         primary = report.primary_metric if causal else cfg.training.metric  # causal-lm: significance on rouge_l
-        if cfg.task in (TaskKind.EMBEDDING, TaskKind.REGRESSION) or cfg.data.multi_label:  # mrr@10 / rmse / micro_f1
+        if cfg.task in (TaskKind.EMBEDDING, TaskKind.REGRESSION, TaskKind.RERANKING) or cfg.data.multi_label:
             primary = report.primary_metric
         decision = gate(report.flat_metrics(), cfg.gates, primary_metric=primary,
                         has_champion=report.has_champion, champion_note=report.champion_note)

@@ -13,7 +13,7 @@ from tunesmith.data import prepare_data
 from tunesmith.data.errors import DataError
 from tunesmith.data.multilabel import parse_labels
 
-_OFF = {"label_issues": {"enabled": False}}
+_OFF = {"label_issues": {"enabled": False}, "pii": {"presidio": "off"}}
 
 
 def _cfg(path, **data):

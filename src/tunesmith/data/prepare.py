@@ -26,6 +26,7 @@ from tunesmith.data.leakage import TEXT_DIGEST, Leakage, find_leakage
 from tunesmith.data.load import Table, load_table
 from tunesmith.data.multilabel import LABELS, check_label_sets, check_multilabel_rows, label_counts, label_set
 from tunesmith.data.pairs import PAIR_COLUMNS, SPLIT_TEXT, check_pair_rows, check_scored_consistency
+from tunesmith.data.relevance import RELEVANCE_COLUMNS, check_groups, check_relevance_rows
 from tunesmith.data.report import DataReport, label_distribution, text_length
 from tunesmith.data.schema import (
     LABEL,
@@ -43,7 +44,7 @@ from tunesmith.data.targets import TARGET, check_target_rows
 from tunesmith.io import atomic_write_json, atomic_write_text, to_jsonable
 
 DIGEST = "_digest"  # internal column: the row's content hash
-_NO_CLASSES = (TaskKind.EMBEDDING, TaskKind.REGRESSION)  # rows without a class label (no label list, no stratify)
+_NO_CLASSES = (TaskKind.EMBEDDING, TaskKind.REGRESSION, TaskKind.RERANKING)  # rows without a class label (no label list, no stratify)
 
 
 @dataclass
@@ -84,6 +85,9 @@ def prepare_data(cfg: Config, run_dir: Path | None = None) -> DataBundle:
         warnings += _check_unseen_labels(splits, labels, {p.name: p.table.key for p in parts})
     leakage = _leakage(splits, parts)
     warnings += leakage.warnings
+    if cfg.task is TaskKind.RERANKING:  # split by query; the checks then judge (query, document) pairs, so a query's
+        splits = {n: f.assign(**{TEXT_DIGEST: text_digests(f[TEXT])}) for n, f in splits.items()}  # candidates
+        near = None  # are not each other's duplicates (near pairs were keyed by query)
     checks = run_checks(cfg, splits, _split_names(parts), run_dir, near)  # the data gates: after the split, before training
     splits, warnings = checks.splits, warnings + checks.warnings
     if checks.quarantined and run_dir is not None:
@@ -95,6 +99,8 @@ def prepare_data(cfg: Config, run_dir: Path | None = None) -> DataBundle:
     frames = {n: _public(s, d, chat=cfg.task is TaskKind.CAUSAL_LM, extra=extra) for n, s in splits.items()}
     if cfg.task is TaskKind.EMBEDDING:
         check_scored_consistency(frames)
+    if cfg.task is TaskKind.RERANKING:
+        warnings += check_groups(frames)
     report = _report(parts, frames, labels, fingerprint, quarantine_path, dropped, leakage, warnings, checks)
     if run_dir is not None:
         atomic_write_json(Path(run_dir) / "data_card.json", report.to_dict())
@@ -117,6 +123,8 @@ def _read(cfg: Config, key: str, name: str, path_text: str) -> _Part:
         checked = check_pair_rows(table, cfg.data)
     elif cfg.task is TaskKind.REGRESSION:  # a text and a numeric target
         checked = check_target_rows(table, cfg.data)
+    elif cfg.task is TaskKind.RERANKING:  # (query, document, relevance), grouped by query
+        checked = check_relevance_rows(table, cfg.data)
     elif cfg.data.multi_label:  # a text and a list of labels
         checked = check_multilabel_rows(table, cfg.data)
     else:
@@ -255,7 +263,7 @@ def _check_unseen_labels(splits: dict[str, pd.DataFrame], labels: list[str], key
     return [f"data.labels {quoted(missing)} have no training rows; the model will never predict them"] if missing else []
 
 
-_EXTRA = {TaskKind.EMBEDDING: PAIR_COLUMNS, TaskKind.REGRESSION: (TARGET,)}  # task columns after the contract's
+_EXTRA = {TaskKind.EMBEDDING: PAIR_COLUMNS, TaskKind.REGRESSION: (TARGET,), TaskKind.RERANKING: RELEVANCE_COLUMNS}  # task columns after the contract's
 
 
 def _public(rows: pd.DataFrame, d: DataConfig, chat: bool = False, extra: tuple[str, ...] = ()) -> pd.DataFrame:

@@ -48,6 +48,8 @@ class BadRowReason(str, Enum):
     MISSING_POSITIVE = "missing_positive"  # embedding: a query without its relevant document
     INVALID_SCORE = "invalid_score"  # embedding: a scored pair whose score is not a finite number
     INVALID_TARGET = "invalid_target"  # regression: a target that is missing or not a finite number
+    MISSING_DOCUMENT = "missing_document"  # reranking: a query without the document to score
+    INVALID_RELEVANCE = "invalid_relevance"  # reranking: a relevance that is missing, negative or not a number
     EMPTY_LABELS = "empty_labels"  # multi-label: an empty label list (data.allow_empty_labels: false)
 
 

@@ -88,6 +88,24 @@ def classify_multilabel(served: Served, texts: list[str]) -> list[dict]:
     return out
 
 
+RERANK_PAIRS_PER_PASS = 32
+
+
+def rerank(served: Served, pairs: list[tuple[str, str]]) -> list[float]:
+    """Relevance (sigmoid of the cross-encoder's logit, as CrossEncoder.predict gives it) per (query, document)."""
+    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))  # less padding per pass
+    out: list[float] = [0.0] * len(pairs)
+    for start in range(0, len(order), RERANK_PAIRS_PER_PASS):
+        idx = order[start:start + RERANK_PAIRS_PER_PASS]
+        enc = served.tokenizer([pairs[i][0] for i in idx], [pairs[i][1] for i in idx], padding=True, truncation=True,
+                               max_length=served.max_length, return_tensors="pt")
+        with torch.inference_mode(), served.autocast_ctx():
+            scores = torch.sigmoid(served.model(**enc).logits.float()[:, 0]).tolist()
+        for i, s in zip(idx, scores, strict=True):
+            out[i] = s
+    return out
+
+
 def score(served: Served, texts: list[str]) -> list[float]:
     """The regression head's output per text."""
     return _encoder_outputs(served, texts, lambda enc: served.model(**enc).logits.float()[:, 0].tolist())

@@ -27,6 +27,7 @@ class ServeTask(str, Enum):
     TOKEN_CLASSIFICATION = "token-classification"
     EMBEDDING = "embedding"
     CAUSAL_LM = "causal-lm"
+    RERANKING = "reranking"  # a sentence-transformers CrossEncoder dir: /v1/rerank
 
 
 # Which routes each task answers; everything else gets a 400 naming the routes it does answer.
@@ -36,6 +37,7 @@ ROUTES: dict[ServeTask, tuple[str, ...]] = {
     ServeTask.TOKEN_CLASSIFICATION: ("/v1/extract",),
     ServeTask.EMBEDDING: ("/v1/embeddings",),
     ServeTask.CAUSAL_LM: ("/v1/chat/completions", "/v1/completions"),
+    ServeTask.RERANKING: ("/v1/rerank",),
 }
 
 
@@ -87,6 +89,8 @@ def detect_task(model_dir: Path) -> ServeTask:
         raise ServeLoadError(f"{config_path}: cannot read the model config ({exc})") from None
     archs = config.get("architectures") or []
     arch = archs[0] if archs else ""
+    if arch.endswith("ForSequenceClassification") and _is_cross_encoder(Path(model_dir)):
+        return ServeTask.RERANKING
     if arch.endswith("ForSequenceClassification"):
         regression = config.get("problem_type") == "regression" or len(config.get("id2label") or {}) == 1
         return ServeTask.REGRESSION if regression else ServeTask.CLASSIFICATION
@@ -118,6 +122,7 @@ def load_served(model_dir: Path, *, name: str, version: int, options=None) -> Se
     loader = {
         ServeTask.CLASSIFICATION: AutoModelForSequenceClassification,
         ServeTask.REGRESSION: AutoModelForSequenceClassification,
+        ServeTask.RERANKING: AutoModelForSequenceClassification,
         ServeTask.TOKEN_CLASSIFICATION: AutoModelForTokenClassification,
         ServeTask.CAUSAL_LM: AutoModelForCausalLM,
         ServeTask.EMBEDDING: AutoModel,
@@ -154,6 +159,15 @@ def _temperature(model_dir: Path) -> float:
         _log.warning("%s: no usable temperature; serving uncalibrated probabilities", path)
         return 1.0
     return value if value > 0 else 1.0
+
+
+def _is_cross_encoder(model_dir: Path) -> bool:
+    """sentence-transformers writes its model type beside the weights (config_sentence_transformers.json)."""
+    path = model_dir / "config_sentence_transformers.json"
+    try:
+        return path.exists() and json.loads(path.read_text()).get("model_type") == "CrossEncoder"
+    except (ValueError, AttributeError):
+        return False
 
 
 def _thresholds(model_dir: Path, labels: dict[int, str]) -> dict[int, float]:

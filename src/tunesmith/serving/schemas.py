@@ -45,6 +45,23 @@ class ScoreResponse(Tagged):
     scores: list[float]
 
 
+class RerankRequest(_Req):
+    query: str = Field(..., min_length=1, description="the query the documents are scored against")
+    documents: list[str] = Field(..., min_length=1, description="candidate documents (e.g. a retriever's top k)")
+    top_n: int | None = Field(None, ge=1, description="return only the n most relevant; default: all")
+    return_documents: bool = Field(True, description="echo each document's text in its result")
+
+
+class RerankResult(BaseModel):
+    index: int = Field(..., description="position of the document in the request")
+    score: float = Field(..., description="relevance in [0, 1] (sigmoid of the cross-encoder logit)")
+    document: str | None = None
+
+
+class RerankResponse(Tagged):
+    results: list[RerankResult] = Field(..., description="most relevant first")
+
+
 class ExtractResponse(Tagged):
     entities: list[list[dict]]
 

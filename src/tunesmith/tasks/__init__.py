@@ -37,6 +37,10 @@ from tunesmith.tasks import embedding, regression  # noqa: E402
 register_task(TaskKind.EMBEDDING, embedding)
 register_task(TaskKind.REGRESSION, regression)
 
+from tunesmith.tasks import reranking  # noqa: E402
+
+register_task(TaskKind.RERANKING, reranking)
+
 
 def task_for(cfg) -> ModuleType:
     """The task module of a config: `get_task(cfg.task)`, except multi-label classification (data.multi_label)."""
