@@ -63,10 +63,10 @@ def test_multilabel_run_ships_thresholds_the_pipeline_and_server_use(tmp_path, t
     assert any(abs(sum(s.values()) - 1) > 0.05 for s in got)
 
     from fastapi.testclient import TestClient
+    from tests.serving.serve_helpers import settings
 
     from tunesmith.registry import open_store, promote
     from tunesmith.serving import create_app
-    from tests.serving.serve_helpers import settings
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("TUNESMITH_SERVE_TOKEN", raising=False)
@@ -77,5 +77,5 @@ def test_multilabel_run_ships_thresholds_the_pipeline_and_server_use(tmp_path, t
     for res, row in zip(body["results"], proba, strict=True):
         above = [n for n, p in sorted(zip(names, row, strict=True), key=lambda x: -x[1])
                  if p >= shipped["thresholds"][n]]
-        assert res["labels"] == above and res["scores"] == pytest.approx(dict(zip(names, row.tolist())), abs=1e-4)
+        assert res["labels"] == above and res["scores"] == pytest.approx(dict(zip(names, row.tolist(), strict=True)), abs=1e-4)
     assert np.isclose(body["results"][0]["score"], proba[0].max(), atol=1e-4)
