@@ -23,7 +23,7 @@ sys.path.insert(0, str(HERE.parent / "faq-retrieval"))
 from build_data import corpus_dir, pairs  # noqa: E402  (the faq-retrieval example's corpus reader)
 
 CANDIDATES = 8
-QUESTIONS = 600
+QUESTIONS = 300
 SEED = 7
 
 

@@ -614,6 +614,10 @@ class Config(_Strict):
                              "(gate mrr@10 / ndcg@10 in gates)")
         if "slices" not in self.evaluation.model_fields_set:
             self.evaluation.slices = []
+        if "near" not in self.data.checks.leakage.model_fields_set:
+            # candidate documents recur across queries by design (one corpus): near-duplicate (query, document)
+            # texts in two splits are not leakage; the query-keyed split already keeps each query in one split
+            self.data.checks.leakage.near = False
         return self
 
     @field_validator("name")
