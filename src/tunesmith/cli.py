@@ -524,6 +524,7 @@ def _print_outcome(report, decision) -> None:
 # embedding (baseline: the base model) and regression (baseline: a ridge probe on frozen embeddings)
 _FAMILY_METRICS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "mae", "rmse", "spearman", "pearson")
 _FAMILY_METRICS += ("f1", "precision", "recall")  # token-classification: entity level (macro_f1 is listed above)
+_FAMILY_METRICS = (*_FAMILY_METRICS, "micro_f1", "subset_accuracy", "hamming_loss")  # multi-label classification
 
 
 def _ci(u) -> str:

@@ -46,6 +46,7 @@ class TaskKind(str, Enum):
     EMBEDDING = "embedding"  # sentence embeddings for retrieval: (query, positive[, negatives]) or scored pairs
     REGRESSION = "regression"  # one numeric target per text: a 1-output head trained with MSE / Huber
     TOKEN_CLASSIFICATION = "token-classification"  # extraction: a BIO tag per word, entity-level P/R/F1
+    RERANKING = "reranking"  # (query, document, relevance) rows: a cross-encoder scores each pair, ranked per query
 
 
 class MethodKind(str, Enum):
@@ -256,6 +257,16 @@ class DataConfig(_Strict):
     tags_column: str = Field("tags", description="token-classification: a BIO / IOB2 tag per word (O, B-X, I-X)")
     spans_column: str = Field("spans", description="token-classification: character spans [{start, end, label}] "
                               "over data.text_column; used when a row has no tokens column")
+    document_column: str = Field("document", description="reranking: the candidate document scored against the query")
+    relevance_column: str = Field("relevance", description="reranking: the document's relevance to the query, binary "
+                                  "(0/1) or graded (0, 1, 2, ...)")
+    multi_label: bool = Field(False, description="classification: each row carries a list of labels (a JSON list, or "
+                              "a data.label_separator-separated string in CSV); trains a sigmoid head with BCE "
+                              "(transformers' problem_type multi_label_classification)")
+    label_separator: str = Field("|", min_length=1, description="multi_label: splits a label cell that is a string "
+                                 "(CSV), e.g. 'billing|refund'")
+    allow_empty_labels: bool = Field(False, description="multi_label: a row whose label list is empty is a valid "
+                                     "example (no label applies); off: such rows are quarantined (empty_labels)")
 
     @field_validator("labels", "drop_labels", mode="before")
     @classmethod
@@ -352,7 +363,7 @@ class TrainingConfig(_Strict):
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.06, ge=0, lt=1)
     metric: Literal["macro_f1", "accuracy", "weighted_f1", "loss", "rouge_l", "exact_match", "rmse", "mae",
-                    "spearman", "pearson", "f1"] = Field(
+                    "spearman", "pearson", "f1", "micro_f1", "subset_accuracy"] = Field(
         "macro_f1", description="eval metric for early stopping, the best checkpoint and the uplift gate; "
         "loss is lower-is-better, the others higher-is-better"
     )
@@ -388,6 +399,8 @@ class EvaluationConfig(_Strict):
                                    "forbidden substrings or regexes)")
     samples: int = Field(5, ge=0, description="causal-lm: generations shown side by side in the report")
     max_eval_rows: int | None = Field(None, gt=0, description="causal-lm: generate for at most this many test rows")
+    tune_thresholds: bool = Field(True, description="multi-label: a decision threshold per label chosen on the eval "
+                                  "split (best F1), shipped as thresholds.json; off: 0.5 for every label")
 
 
 NAME_RE = re.compile(r"[A-Za-z0-9][\w.-]{0,99}")  # a registered model name (MLflow-safe, file-system-safe)
@@ -761,6 +774,57 @@ class Config(_Strict):
         elif self.training.metric not in ("f1", "macro_f1", "loss"):
             raise ValueError(f"training.metric: {self.training.metric} is not an extraction metric; "
                              "token-classification uses f1 (entity micro F1), macro_f1 (mean over entity types) or loss")
+        return self
+
+    @model_validator(mode="after")
+    def _multi_label_defaults(self) -> Config:
+        # multi-label: label sets rarely repeat exactly, so no stratified split; checkpoints on eval micro-F1.
+        metric_set = "metric" in self.training.model_fields_set
+        if not self.data.multi_label:
+            if self.training.metric in ("micro_f1", "subset_accuracy") and metric_set:
+                raise ValueError(f"training.metric: {self.training.metric} is a multi-label metric; set "
+                                 "data.multi_label: true, or use macro_f1 / accuracy / weighted_f1 / loss")
+            return self
+        if self.task is not TaskKind.CLASSIFICATION:
+            raise ValueError(f"data.multi_label: multi-label rows are a classification setting; task is "
+                             f"{self.task.value} (set task: classification)")
+        if "stratify" not in self.data.split.model_fields_set:
+            self.data.split.stratify = False
+        if not metric_set:
+            self.training.metric = "micro_f1"
+        elif self.training.metric not in ("micro_f1", "macro_f1", "subset_accuracy", "loss"):
+            raise ValueError(f"training.metric: {self.training.metric} is not a multi-label metric; use micro_f1, "
+                             "macro_f1, subset_accuracy or loss")
+        if self.data.checks.imbalance.oversample:
+            raise ValueError("data.checks.imbalance.oversample: repeating rows cannot balance overlapping label sets; "
+                             "use training.class_weights: true (BCE pos_weight per label) for multi-label data")
+        if "slices" not in self.evaluation.model_fields_set:
+            self.evaluation.slices = []  # per-slice tables are single-label metrics
+        return self
+
+    @model_validator(mode="after")
+    def _reranking_defaults(self) -> Config:
+        # reranking: rows are grouped by query (no class to stratify on); checkpoints on eval loss (BCE).
+        if self.task is not TaskKind.RERANKING:
+            return self
+        if "stratify" not in self.data.split.model_fields_set:
+            self.data.split.stratify = False
+        elif self.data.split.stratify:
+            raise ValueError("data.split.stratify: reranking rows have no class to stratify on; set it false")
+        if self.method.kind not in (MethodKind.FULL, MethodKind.FREEZE):
+            raise ValueError(f"method.kind: {self.method.kind.value} is not supported for reranking yet; use full "
+                             "or freeze (the cross-encoder's classifier head always trains)")
+        if "metric" not in self.training.model_fields_set:
+            self.training.metric = "loss"
+        elif self.training.metric != "loss":
+            raise ValueError("training.metric: reranker checkpoints are chosen on eval loss; set training.metric: loss "
+                             "(gate mrr@10 / ndcg@10 in gates)")
+        if "slices" not in self.evaluation.model_fields_set:
+            self.evaluation.slices = []
+        if "near" not in self.data.checks.leakage.model_fields_set:
+            # candidate documents recur across queries by design (one corpus): near-duplicate (query, document)
+            # texts in two splits are not leakage; the query-keyed split already keeps each query in one split
+            self.data.checks.leakage.near = False
         return self
 
     @field_validator("name")

@@ -135,12 +135,15 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
     baseline = "base model (generations side by side)" if causal else "linear-probe baseline"
     baseline = {TaskKind.EMBEDDING: "base model (retrieval)", TaskKind.REGRESSION: "ridge probe"}.get(cfg.task, baseline)
     baseline = "word probe on the frozen base" if cfg.task is TaskKind.TOKEN_CLASSIFICATION else baseline
+    baseline = "one-vs-rest probe, thresholds tuned on eval" if cfg.data.multi_label else baseline
+    baseline = "base model as a bi-encoder (cosine)" if cfg.task is TaskKind.RERANKING else baseline
     say(f"evaluating on the test split: tuned model, {baseline}" + (", champion" if champion_dir else ""))
     with _timed(timings, "evaluate"):
         report = evaluate(cfg, bundle, result.model_dir, champion_dir=champion_dir,
                           champion_name=f"{cfg.name}@champion", out_dir=out_dir)
         primary = report.primary_metric if causal else cfg.training.metric  # causal-lm: significance on rouge_l
-        if cfg.task in (TaskKind.EMBEDDING, TaskKind.REGRESSION, TaskKind.TOKEN_CLASSIFICATION):  # mrr@10, rmse, f1
+        if cfg.task in (TaskKind.EMBEDDING, TaskKind.REGRESSION, TaskKind.TOKEN_CLASSIFICATION,
+                        TaskKind.RERANKING) or cfg.data.multi_label:  # mrr@10, rmse, f1, micro_f1
             primary = report.primary_metric
         decision = gate(report.flat_metrics(), cfg.gates, primary_metric=primary,
                         has_champion=report.has_champion, champion_note=report.champion_note)
@@ -208,9 +211,10 @@ def _ship_calibration(run_dir: Path, model_dir: Path) -> None:
     from tunesmith.evaluation import CALIBRATION_FILE
     from tunesmith.io import atomic_write_text
 
-    src = run_dir / CALIBRATION_FILE
-    if src.is_file():
-        atomic_write_text(Path(model_dir) / CALIBRATION_FILE, src.read_text(encoding="utf-8"))
+    for name in (CALIBRATION_FILE, "thresholds.json"):  # multi-label: the per-label thresholds tuned on eval
+        src = run_dir / name
+        if src.is_file():
+            atomic_write_text(Path(model_dir) / name, src.read_text(encoding="utf-8"))
 
 
 def _drift_reference(cfg: Config, bundle, model_dir: Path, run_dir: Path) -> None:

@@ -32,6 +32,10 @@ def label_issues(cfg: Config, out: ChecksOutcome, run_dir: Path | None) -> None:
     if not c.enabled:
         out.findings["label_issues"] = {"enabled": False, "status": "off"}
         return
+    if cfg.data.multi_label:
+        from tunesmith.data.multilabel_checks import multilabel_label_issues
+
+        return multilabel_label_issues(cfg, out, run_dir, _embedder(cfg) if c.features == "embeddings" else None)
     frames = [f.assign(_split=n) for n, f in out.splits.items()]
     rows = pd.concat(frames, ignore_index=True)
     if len(rows) < c.min_rows:
@@ -86,6 +90,10 @@ def _embedder(cfg: Config):
 def imbalance(cfg: Config, out: ChecksOutcome) -> None:
     """Train class counts, the largest/smallest ratio and tiny classes, with the fix the config can switch on."""
     c = cfg.data.checks.imbalance
+    if cfg.data.multi_label:
+        from tunesmith.data.multilabel_checks import multilabel_imbalance
+
+        return multilabel_imbalance(cfg, out)
     counts = out.splits["train"][LABEL].value_counts()
     present = counts[counts > 0]
     ratio = float(present.max() / present.min()) if len(present) else 1.0

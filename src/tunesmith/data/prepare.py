@@ -24,7 +24,9 @@ from tunesmith.data.errors import DataError, quoted
 from tunesmith.data.fingerprint import SPLITS, dataset_fingerprint, row_digests, split_keys, text_digests
 from tunesmith.data.leakage import TEXT_DIGEST, Leakage, find_leakage
 from tunesmith.data.load import Table, load_table
+from tunesmith.data.multilabel import LABELS, check_label_sets, check_multilabel_rows, label_counts, label_set
 from tunesmith.data.pairs import PAIR_COLUMNS, SPLIT_TEXT, check_pair_rows, check_scored_consistency
+from tunesmith.data.relevance import RELEVANCE_COLUMNS, check_groups, check_relevance_rows
 from tunesmith.data.report import DataReport, label_distribution, text_length
 from tunesmith.data.schema import (
     LABEL,
@@ -50,7 +52,7 @@ from tunesmith.data.tokens import (
 from tunesmith.io import atomic_write_json, atomic_write_text, to_jsonable
 
 DIGEST = "_digest"  # internal column: the row's content hash
-_NO_CLASSES = (TaskKind.EMBEDDING, TaskKind.REGRESSION)  # rows without a class label (no label list, no stratify)
+_NO_CLASSES = (TaskKind.EMBEDDING, TaskKind.REGRESSION, TaskKind.RERANKING)  # rows without a class label (no label list, no stratify)
 _NO_CLASSES += (TaskKind.TOKEN_CLASSIFICATION,)  # a tag per word: its label list comes from the tags (data.tokens)
 
 
@@ -78,12 +80,15 @@ def prepare_data(cfg: Config, run_dir: Path | None = None) -> DataBundle:
     labeled = cfg.task is not TaskKind.CAUSAL_LM  # chat rows have no label (LABEL is "")
     labeled = labeled and cfg.task not in _NO_CLASSES
     if labeled and d.labels is None:
-        _check_label_case(parts)
+        _check_label_case(parts, multi=d.multi_label)
     near = near_pairs(cfg, parts)
     splits, dropped, warnings = _split(cfg, {p.name: p.checked.rows for p in parts}, near)
     warnings += [w for p in parts for w in p.checked.warnings]
     labels: list[str] = []
-    if labeled:
+    if labeled and d.multi_label:
+        labels = list(d.labels) if d.labels else label_set([splits["train"]])
+        warnings += check_label_sets(splits, labels, {p.name: p.table.key for p in parts})
+    elif labeled:
         _require_two_labels(splits["train"], parts, d)
         labels = list(d.labels) if d.labels else sorted(splits["train"][LABEL].unique().tolist())
         warnings += _check_unseen_labels(splits, labels, {p.name: p.table.key for p in parts})
@@ -92,6 +97,9 @@ def prepare_data(cfg: Config, run_dir: Path | None = None) -> DataBundle:
         warnings += unseen_types(splits, labels)
     leakage = _leakage(splits, parts)
     warnings += leakage.warnings
+    if cfg.task is TaskKind.RERANKING:  # split by query; the checks then judge (query, document) pairs, so a query's
+        splits = {n: f.assign(**{TEXT_DIGEST: text_digests(f[TEXT])}) for n, f in splits.items()}  # candidates
+        near = None  # are not each other's duplicates (near pairs were keyed by query)
     checks = run_checks(cfg, splits, _split_names(parts), run_dir, near)  # the data gates: after the split, before training
     splits, warnings = checks.splits, warnings + checks.warnings
     if checks.quarantined and run_dir is not None:
@@ -99,9 +107,12 @@ def prepare_data(cfg: Config, run_dir: Path | None = None) -> DataBundle:
     if bad and run_dir is None:
         warnings.append(f"{len(bad)} bad rows were skipped; pass a run_dir to keep them in quarantine.jsonl")
     fingerprint = dataset_fingerprint({n: list(s[DIGEST]) for n, s in splits.items()}, labels, d.slice_columns)
-    frames = {n: _public(s, d, chat=cfg.task is TaskKind.CAUSAL_LM, extra=_EXTRA.get(cfg.task, ())) for n, s in splits.items()}
+    extra = (LABELS,) if d.multi_label else _EXTRA.get(cfg.task, ())
+    frames = {n: _public(s, d, chat=cfg.task is TaskKind.CAUSAL_LM, extra=extra) for n, s in splits.items()}
     if cfg.task is TaskKind.EMBEDDING:
         check_scored_consistency(frames)
+    if cfg.task is TaskKind.RERANKING:
+        warnings += check_groups(frames)
     report = _report(parts, frames, labels, fingerprint, quarantine_path, dropped, leakage, warnings, checks)
     if run_dir is not None:
         atomic_write_json(Path(run_dir) / "data_card.json", report.to_dict())
@@ -129,6 +140,10 @@ def _read(cfg: Config, key: str, name: str, path_text: str) -> _Part:
         checked = check_target_rows(table, cfg.data)
     elif cfg.task is TaskKind.TOKEN_CLASSIFICATION:  # words + IOB2 tags (from tags, CoNLL or character spans)
         checked = check_token_rows(table, cfg)
+    elif cfg.task is TaskKind.RERANKING:  # (query, document, relevance), grouped by query
+        checked = check_relevance_rows(table, cfg.data)
+    elif cfg.data.multi_label:  # a text and a list of labels
+        checked = check_multilabel_rows(table, cfg.data)
     else:
         check_columns(table, cfg.data)
         checked = check_rows(table, cfg.data)
@@ -161,8 +176,10 @@ def _require_rows(part: _Part) -> None:
     )
 
 
-def _check_label_case(parts: list[_Part]) -> None:
-    rows = pd.concat([p.checked.rows[[LABEL, SOURCE]] for p in parts], ignore_index=True)
+def _check_label_case(parts: list[_Part], multi: bool = False) -> None:
+    rows = pd.concat([p.checked.rows[[LABELS if multi else LABEL, SOURCE]] for p in parts], ignore_index=True)
+    if multi:  # one row per (label, row): the labels inside the lists are compared
+        rows = rows.explode(LABELS).dropna().rename(columns={LABELS: LABEL})
     first = rows.drop_duplicates(LABEL).set_index(LABEL)[SOURCE]
     groups = label_case_conflicts(first.index)
     if groups:
@@ -263,7 +280,7 @@ def _check_unseen_labels(splits: dict[str, pd.DataFrame], labels: list[str], key
     return [f"data.labels {quoted(missing)} have no training rows; the model will never predict them"] if missing else []
 
 
-_EXTRA = {TaskKind.EMBEDDING: PAIR_COLUMNS, TaskKind.REGRESSION: (TARGET,)}  # task columns after the contract's
+_EXTRA = {TaskKind.EMBEDDING: PAIR_COLUMNS, TaskKind.REGRESSION: (TARGET,), TaskKind.RERANKING: RELEVANCE_COLUMNS}  # task columns after the contract's
 _EXTRA[TaskKind.TOKEN_CLASSIFICATION] = TOKEN_COLUMNS
 
 
@@ -295,7 +312,8 @@ def _report(
         dropped_by_max_rows=dropped,
         labels=labels,
         split_sizes={n: len(f) for n, f in frames.items()},
-        label_distribution={n: entity_counts(f, labels) if TOKEN_COLUMNS[1] in f else label_distribution(f, labels)
+        label_distribution={n: (entity_counts(f, labels) if TOKEN_COLUMNS[1] in f
+                                else label_counts(f, labels) if LABELS in f else label_distribution(f, labels))
                             for n, f in frames.items()},
         text_length={n: text_length(f) for n, f in frames.items()},
         fingerprint=fingerprint,

@@ -56,6 +56,9 @@ class BadRowReason(str, Enum):
     INVALID_SPAN = "invalid_span"  # token-classification: a span that is not {start, end, label} inside the text
     MISALIGNED_SPAN = "misaligned_span"  # token-classification: a span that cuts a word
     OVERLAPPING_SPANS = "overlapping_spans"  # token-classification: two spans share a word
+    MISSING_DOCUMENT = "missing_document"  # reranking: a query without the document to score
+    INVALID_RELEVANCE = "invalid_relevance"  # reranking: a relevance that is missing, negative or not a number
+    EMPTY_LABELS = "empty_labels"  # multi-label: an empty label list (data.allow_empty_labels: false)
 
 
 _HINTS = {
@@ -214,7 +217,8 @@ def _detail(reason: BadRowReason, text: Any, label: Any, raw_label: Any, cfg: Da
     if reason is BadRowReason.MISSING_LABEL:
         return f"no label in column {cfg.label_column!r}"
     if reason is BadRowReason.INVALID_LABEL:
-        return f"the label in column {cfg.label_column!r} is a {type(raw_label).__name__}; expected a string or number"
+        multi = "; for a list of labels per row set data.multi_label: true" if isinstance(raw_label, list) else ""
+        return f"the label in column {cfg.label_column!r} is a {type(raw_label).__name__}; expected a string or number{multi}"
     near = [k for k in cfg.labels or [] if _same_label(k, str(label))]
     hint = f" (did you mean {near[0]!r}?)" if near else ""
     return f"label {label!r} is not in data.labels{hint}"

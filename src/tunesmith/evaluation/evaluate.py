@@ -139,6 +139,16 @@ def evaluate(cfg, bundle, model_dir: str | Path, *, champion_dir: str | Path | N
 
         return evaluate_token_classification(cfg, bundle, model_dir, champion_dir=champion_dir,
                                              champion_name=champion_name, out_dir=out_dir)
+    if cfg.task.value == "reranking":  # MRR@10 / nDCG@10 per query against the base bi-encoder
+        from tunesmith.evaluation.reranking_eval import evaluate_reranking
+
+        return evaluate_reranking(cfg, bundle, model_dir, champion_dir=champion_dir, champion_name=champion_name,
+                                  out_dir=out_dir)
+    if getattr(cfg.data, "multi_label", False):  # per-label thresholds tuned on eval (evaluation.multilabel_eval)
+        from tunesmith.evaluation.multilabel_eval import evaluate_multilabel
+
+        return evaluate_multilabel(cfg, bundle, model_dir, champion_dir=champion_dir, champion_name=champion_name,
+                                   out_dir=out_dir)
     labels = list(bundle.labels)
     primary = primary_name(cfg.training.metric)
     y_test = label_ids(bundle.test["label"].tolist(), labels)

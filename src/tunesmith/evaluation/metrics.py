@@ -29,6 +29,10 @@ KNOWN_METRICS = (*KNOWN_METRICS, "f1", "precision", "recall")
 # Errors and losses: a smaller value is a better model (temperature is neither; it is reported, not ranked).
 LOWER_IS_BETTER = frozenset({"log_loss", "ece", "ece_calibrated", "nll_calibrated", "loss", "perplexity"})
 LOWER_IS_BETTER = LOWER_IS_BETTER | {"mae", "rmse", "mse"}
+# multi-label classification (evaluation.multilabel_eval): at the per-label thresholds tuned on eval.
+MULTILABEL_METRICS = ("micro_f1", "micro_precision", "micro_recall", "subset_accuracy", "hamming_loss")
+KNOWN_METRICS = (*KNOWN_METRICS, *MULTILABEL_METRICS)
+LOWER_IS_BETTER = LOWER_IS_BETTER | {"hamming_loss"}
 TOP_K_RE = re.compile(r"^top_(\d+)_accuracy$")
 _EPS = 1e-15
 

@@ -120,7 +120,7 @@ def write_reference(cfg, bundle, model_dir: str | Path, run_dir: str | Path) -> 
     from tunesmith.config import TaskKind
     from tunesmith.io import atomic_write_json
 
-    if cfg.task is not TaskKind.CLASSIFICATION:
+    if cfg.task is not TaskKind.CLASSIFICATION or cfg.data.multi_label:  # one predicted label per row only
         return None
     return atomic_write_json(Path(run_dir) / REFERENCE_FILE, build_reference(cfg, bundle, model_dir), indent=None)
 

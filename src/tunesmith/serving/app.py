@@ -98,6 +98,18 @@ def create_app(name: str, *, settings, store=None, prediction_log=None, state: S
         _tag(response, served)
         return {**_ids(request, served), "scores": [a.result for a in answers]}
 
+    @app.post("/v1/rerank", response_model=s.RerankResponse, tags=["tasks"])
+    async def rerank(body: s.RerankRequest, request: Request, response: Response):
+        """Score each document against the query with a cross-encoder; most relevant first (top_n of them)."""
+        pairs = [(body.query, doc) for doc in body.documents]
+        logged = [{"query": body.query, "document": doc} for doc in body.documents]
+        answers, served = await _each(state, request, "/v1/rerank", pairs, log_inputs=logged)
+        _tag(response, served)
+        order = sorted(range(len(answers)), key=lambda i: -answers[i].result)[: body.top_n]
+        results = [{"index": i, "score": answers[i].result, "document": body.documents[i] if body.return_documents
+                    else None} for i in order]
+        return {**_ids(request, served), "results": results}
+
     @app.post("/v1/extract", response_model=s.ExtractResponse, tags=["tasks"])
     async def extract(body: s.ClassifyRequest, request: Request, response: Response):
         """Entities (span, label, score) per text from a token-classification model."""

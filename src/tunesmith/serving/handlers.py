@@ -62,6 +62,8 @@ def _encoder_outputs(served: Served, texts: list[str], run) -> list:
 
 def classify(served: Served, texts: list[str]) -> list[dict]:
     """Label, its calibrated probability, and every label's probability, per text."""
+    if served.thresholds is not None:
+        return classify_multilabel(served, texts)
     probs = _encoder_outputs(served, texts, lambda enc: torch.softmax(
         served.model(**enc).logits.float() / served.temperature, dim=-1).tolist())
     out = []
@@ -69,6 +71,38 @@ def classify(served: Served, texts: list[str]) -> list[dict]:
         best = max(range(len(row)), key=row.__getitem__)
         scores = {served.labels.get(i, str(i)): round(p, 6) for i, p in enumerate(row)}
         out.append({"label": served.labels.get(best, str(best)), "score": row[best], "scores": scores})
+    return out
+
+
+def classify_multilabel(served: Served, texts: list[str]) -> list[dict]:
+    """Multi-label: every label whose sigmoid score reaches its threshold (most likely first), the top label and
+    its score, and every label's score."""
+    probs = _encoder_outputs(served, texts, lambda enc: torch.sigmoid(served.model(**enc).logits.float()).tolist())
+    out = []
+    for row in probs:
+        names = [served.labels.get(i, str(i)) for i in range(len(row))]
+        best = max(range(len(row)), key=row.__getitem__)
+        above = sorted((i for i, p in enumerate(row) if p >= served.thresholds.get(i, 0.5)), key=lambda i: -row[i])
+        out.append({"label": names[best], "score": row[best], "labels": [names[i] for i in above],
+                    "scores": {n: round(p, 6) for n, p in zip(names, row, strict=True)}})
+    return out
+
+
+RERANK_PAIRS_PER_PASS = 32
+
+
+def rerank(served: Served, pairs: list[tuple[str, str]]) -> list[float]:
+    """Relevance (sigmoid of the cross-encoder's logit, as CrossEncoder.predict gives it) per (query, document)."""
+    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))  # less padding per pass
+    out: list[float] = [0.0] * len(pairs)
+    for start in range(0, len(order), RERANK_PAIRS_PER_PASS):
+        idx = order[start:start + RERANK_PAIRS_PER_PASS]
+        enc = served.tokenizer([pairs[i][0] for i in idx], [pairs[i][1] for i in idx], padding=True, truncation=True,
+                               max_length=served.max_length, return_tensors="pt")
+        with torch.inference_mode(), served.autocast_ctx():
+            scores = torch.sigmoid(served.model(**enc).logits.float()[:, 0]).tolist()
+        for i, s in zip(idx, scores, strict=True):
+            out[i] = s
     return out
 
 

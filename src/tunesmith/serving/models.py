@@ -27,6 +27,7 @@ class ServeTask(str, Enum):
     TOKEN_CLASSIFICATION = "token-classification"
     EMBEDDING = "embedding"
     CAUSAL_LM = "causal-lm"
+    RERANKING = "reranking"  # a sentence-transformers CrossEncoder dir: /v1/rerank
 
 
 # Which routes each task answers; everything else gets a 400 naming the routes it does answer.
@@ -36,6 +37,7 @@ ROUTES: dict[ServeTask, tuple[str, ...]] = {
     ServeTask.TOKEN_CLASSIFICATION: ("/v1/extract",),
     ServeTask.EMBEDDING: ("/v1/embeddings",),
     ServeTask.CAUSAL_LM: ("/v1/chat/completions", "/v1/completions"),
+    ServeTask.RERANKING: ("/v1/rerank",),
 }
 
 
@@ -59,6 +61,7 @@ class Served:
     autocast: bool = False  # bf16 autocast verified against fp32
     max_length: int = 512
     backend: str = "fp32"  # what runs inference: fp32, bf16, int8, int8+bf16, onnx, onnx-int8 (optimize.py)
+    thresholds: dict[int, float] | None = None  # multi-label: per-label decision thresholds (thresholds.json)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -87,6 +90,8 @@ def detect_task(model_dir: Path) -> ServeTask:
         raise ServeLoadError(f"{config_path}: cannot read the model config ({exc})") from None
     archs = config.get("architectures") or []
     arch = archs[0] if archs else ""
+    if arch.endswith("ForSequenceClassification") and _is_cross_encoder(Path(model_dir)):
+        return ServeTask.RERANKING
     if arch.endswith("ForSequenceClassification"):
         regression = config.get("problem_type") == "regression" or len(config.get("id2label") or {}) == 1
         return ServeTask.REGRESSION if regression else ServeTask.CLASSIFICATION
@@ -118,6 +123,7 @@ def load_served(model_dir: Path, *, name: str, version: int, options=None) -> Se
     loader = {
         ServeTask.CLASSIFICATION: AutoModelForSequenceClassification,
         ServeTask.REGRESSION: AutoModelForSequenceClassification,
+        ServeTask.RERANKING: AutoModelForSequenceClassification,
         ServeTask.TOKEN_CLASSIFICATION: AutoModelForTokenClassification,
         ServeTask.CAUSAL_LM: AutoModelForCausalLM,
         ServeTask.EMBEDDING: AutoModel,
@@ -135,6 +141,8 @@ def load_served(model_dir: Path, *, name: str, version: int, options=None) -> Se
         normalize=_has_normalize(model_dir),
         max_length=min(int(getattr(tokenizer, "model_max_length", 512) or 512), 8192),
     )
+    if getattr(model.config, "problem_type", None) == "multi_label_classification":
+        served.thresholds = _thresholds(model_dir, served.labels)
     if options is not None:
         from tunesmith.serving.optimize import apply_inference_options
 
@@ -152,6 +160,27 @@ def _temperature(model_dir: Path) -> float:
         _log.warning("%s: no usable temperature; serving uncalibrated probabilities", path)
         return 1.0
     return value if value > 0 else 1.0
+
+
+def _is_cross_encoder(model_dir: Path) -> bool:
+    """sentence-transformers writes its model type beside the weights (config_sentence_transformers.json)."""
+    path = model_dir / "config_sentence_transformers.json"
+    try:
+        return path.exists() and json.loads(path.read_text()).get("model_type") == "CrossEncoder"
+    except (ValueError, AttributeError):
+        return False
+
+
+def _thresholds(model_dir: Path, labels: dict[int, str]) -> dict[int, float]:
+    """Per-label thresholds from thresholds.json (written by the multi-label evaluation); 0.5 where absent."""
+    path = model_dir / "thresholds.json"
+    known: dict = {}
+    if path.exists():
+        try:
+            known = dict(json.loads(path.read_text()).get("thresholds") or {})
+        except (ValueError, TypeError, AttributeError):
+            _log.warning("%s: unreadable; serving with threshold 0.5 for every label", path)
+    return {i: float(known.get(name, 0.5)) for i, name in labels.items()}
 
 
 def _transformer_dir(model_dir: Path) -> Path:

@@ -43,6 +43,8 @@ def probe_outputs(served: Served) -> torch.Tensor:
         logits = logits[torch.arange(len(PROBES)), last] if last is not None else logits[:, -1]
     if served.task is ServeTask.REGRESSION:
         return logits
+    if served.task is ServeTask.RERANKING or served.thresholds is not None:  # sigmoid scores (reranker, multi-label)
+        return torch.sigmoid(logits)
     return torch.softmax(logits, dim=-1)
 
 

@@ -34,6 +34,8 @@ class ClassifyResult(BaseModel):
     label: str
     score: float = Field(..., description="calibrated probability of `label`")
     scores: dict[str, float]
+    labels: list[str] | None = Field(None, description="multi-label models: every label whose score reaches its "
+                                     "threshold (tuned on eval, thresholds.json), most likely first")
 
 
 class ClassifyResponse(Tagged):
@@ -52,6 +54,23 @@ class Entity(BaseModel):
     label: str
     score: float
     text: str
+
+
+class RerankRequest(_Req):
+    query: str = Field(..., min_length=1, description="the query the documents are scored against")
+    documents: list[str] = Field(..., min_length=1, description="candidate documents (e.g. a retriever's top k)")
+    top_n: int | None = Field(None, ge=1, description="return only the n most relevant; default: all")
+    return_documents: bool = Field(True, description="echo each document's text in its result")
+
+
+class RerankResult(BaseModel):
+    index: int = Field(..., description="position of the document in the request")
+    score: float = Field(..., description="relevance in [0, 1] (sigmoid of the cross-encoder logit)")
+    document: str | None = None
+
+
+class RerankResponse(Tagged):
+    results: list[RerankResult] = Field(..., description="most relevant first")
 
 
 class ExtractResponse(Tagged):

@@ -66,6 +66,7 @@ def batch_fn(served: Served):
         ServeTask.TOKEN_CLASSIFICATION: lambda xs: handlers.extract(served, xs),
         ServeTask.EMBEDDING: lambda xs: handlers.embed(served, xs),
         ServeTask.CAUSAL_LM: lambda xs: handlers.generate(served, xs),
+        ServeTask.RERANKING: lambda xs: handlers.rerank(served, xs),
     }[served.task]
 
 

@@ -40,3 +40,16 @@ register_task(TaskKind.REGRESSION, regression)
 from tunesmith.tasks import token_classification  # noqa: E402
 
 register_task(TaskKind.TOKEN_CLASSIFICATION, token_classification)
+
+from tunesmith.tasks import reranking  # noqa: E402
+
+register_task(TaskKind.RERANKING, reranking)
+
+
+def task_for(cfg) -> ModuleType:
+    """The task module of a config: `get_task(cfg.task)`, except multi-label classification (data.multi_label)."""
+    if TaskKind(cfg.task) is TaskKind.CLASSIFICATION and getattr(cfg.data, "multi_label", False):
+        from tunesmith.tasks import multilabel
+
+        return multilabel
+    return get_task(cfg.task)

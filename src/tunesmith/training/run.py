@@ -19,7 +19,7 @@ from transformers import TrainerCallback
 from tunesmith.config import Config, MethodKind
 from tunesmith.hub import loading, resolve_model
 from tunesmith.provenance import write_seen_texts
-from tunesmith.tasks import get_task
+from tunesmith.tasks import task_for
 from tunesmith.training.checkpoints import (
     atomic_dir,
     complete_checkpoints,
@@ -98,7 +98,7 @@ def train(
 
     seed_everything(cfg.seed)
     resolved = resolve_model(cfg.model.base, cfg.model.revision)
-    task = get_task(cfg.task)  # the task family decides head, inputs and loss
+    task = task_for(cfg)  # the task family decides head, inputs and loss (multi-label: its own module)
     if hasattr(task, "train_model"):  # embedding: sentence-transformers' own trainer, model and save format
         return task.train_model(cfg, bundle, run_dir, resolved, start_from=start_from, callbacks=callbacks or ())
     remote = cfg.model.trust_remote_code
@@ -108,8 +108,8 @@ def train(
         if hasattr(task, "trainer_parts"):  # causal-lm: the config's chat template; a 4-bit base for QLoRA
             tokenizer = task.load_tokenizer(resolved.path, revision=resolved.revision, trust_remote_code=remote,
                                             template=cfg.chat.template)
-            model = task.build_model(resolved.path, bundle.labels, revision=resolved.revision,  # token tags
-                                     trust_remote_code=remote, quantize_4bit=kind is MethodKind.QLORA)
+            model = task.build_model(resolved.path, bundle.labels, revision=resolved.revision, trust_remote_code=remote,
+                                     quantize_4bit=kind is MethodKind.QLORA)
         else:
             tokenizer = task.load_tokenizer(resolved.path, revision=resolved.revision, trust_remote_code=remote)
             model = task.build_model(resolved.path, bundle.labels, revision=resolved.revision, trust_remote_code=remote)

@@ -196,7 +196,7 @@ def build_trainer(
     if has_eval and t.early_stopping_patience:
         all_callbacks.append(EarlyStoppingCallback(early_stopping_patience=t.early_stopping_patience))
     loss_func = compute_loss_func  # a task's own loss (regression: Huber), else the model's
-    if t.class_weights:
+    if t.class_weights and compute_loss_func is None:  # a task's own loss (multi-label BCE) weighs itself
         loss_func = WeightedCrossEntropy(balanced_class_weights(list(train_ds["labels"]), model.config.num_labels))
     trainer = TunesmithTrainer(
         model=model,
