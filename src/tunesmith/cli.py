@@ -181,6 +181,40 @@ def run(
 
 
 @app.command()
+def tune(
+    config: Path = typer.Argument(..., help="The YAML config, with a `search:` block."),
+    storage: str = typer.Option(None, "--storage", help="Optuna RDB URL shared by workers (default: search.storage, "
+                                "else sqlite:///<output_dir>/<name>/tune/study.db)."),
+    study: str = typer.Option(None, "--study", help="Study name (default: search.study, else the config's name)."),
+    n_trials: int = typer.Option(None, "--n-trials", help="Finished trials the study ends with (search.n_trials)."),
+    timeout: float = typer.Option(None, "--timeout", help="Seconds after which this worker starts no new trial."),
+    overrides: list[str] = SetOpt,
+) -> None:
+    """Hyperparameter search (Optuna TPE + pruning) on the eval split; writes the best trial's config as best.yaml.
+
+    Start the same command in several processes (or machines, with a shared --storage) to split the trials.
+    """
+    cfg = _config(config, overrides)
+    from tunesmith.tuning import TuneError
+    from tunesmith.tuning import tune as run_study
+
+    try:
+        result = run_study(cfg, storage=storage, study_name=study, n_trials=n_trials, timeout_s=timeout,
+                           say=lambda m: console.print(f"[dim]·[/] {m}"))
+    except (*_input_errors(), TuneError) as exc:
+        _fail(str(exc))
+    table = Table("trial", "state", result.metric, *result.best_params, title=f"study {result.study_name}")
+    for t in result.trials:
+        value = "-" if t["value"] is None else f"{t['value']:.4f}"
+        table.add_row(f"{t['number']}{' (default)' if t['default'] else ''}", t["state"], value,
+                      *(str(t["params"].get(k, "-")) for k in result.best_params))
+    console.print(table)
+    console.print(f"{result.finished} finished trials ({result.pruned} pruned), {result.this_worker} run here in "
+                  f"{result.elapsed_s:.0f}s; best trial {result.best_trial}: {result.metric}={result.best_value:.4f}")
+    console.print(f"best config: {result.best_config}  (tunesmith run {result.best_config})")
+
+
+@app.command()
 def init(
     data: Path = typer.Argument(..., help="A csv/jsonl/parquet file with a text and a label column."),
     output: Path = typer.Option(Path("tunesmith.yaml"), "--output", "-o", help="Where to write the config."),
