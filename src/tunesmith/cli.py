@@ -94,23 +94,54 @@ def train(
     resume: bool = ResumeOpt,
     run_dir: str = RunDirOpt,
     overrides: list[str] = SetOpt,
+    launcher: str = typer.Option("none", "--launcher", help="none | torchrun | accelerate: run N processes with DDP "
+                                 "(gloo on CPU); training.batch_size is per process."),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Processes to launch (with --launcher)."),
 ) -> None:
     """Validate the data and fine-tune; writes the model to <run>/model."""
     cfg = _config(config, overrides)
     from tunesmith.pipeline import pick_run_dir, prepare_for_run
     from tunesmith.progress import RichProgress
     from tunesmith.training import train as train_model
+    from tunesmith.training.distributed import Launcher, in_launched_process, is_main_process, relaunch, shutdown
 
     try:
+        chosen = Launcher(launcher)
+    except ValueError:
+        _fail(f"--launcher {launcher!r}: use one of {', '.join(x.value for x in Launcher)}")
+    if chosen is not Launcher.NONE and not in_launched_process():
+        try:
+            out = pick_run_dir(cfg, resume=resume, run_dir=run_dir)  # one folder for every rank
+        except _input_errors() as exc:
+            _fail(str(exc))
+        args = ["train", str(config), "--run-dir", str(out), *(["--resume"] if resume else []),
+                *[x for o in overrides for x in ("--set", o)]]
+        code = relaunch(chosen, nproc, args)
+        if code:
+            _fail(f"{chosen.value} with {nproc} processes exited with code {code} (the failing rank's error is above)",
+                  code=code)
+        console.print(f"model: {out / 'model'}  ({nproc} processes, {chosen.value})")
+        return
+    try:
         out = pick_run_dir(cfg, resume=resume, run_dir=run_dir)
-        bundle = prepare_for_run(cfg, out, resume=resume)
-        result = train_model(cfg, bundle, out, resume=resume, callbacks=[RichProgress(console)])
+        if is_main_process():
+            bundle = prepare_for_run(cfg, out, resume=resume)
+        else:  # DDP: rank 0 writes the data card and checks the resume; the others read the same data
+            from tunesmith.data import prepare_data
+
+            bundle = prepare_data(cfg, None)
+        result = train_model(cfg, bundle, out, resume=resume, callbacks=[RichProgress(console)] if is_main_process() else [])
     except _input_errors() as exc:
         _fail(str(exc))
+    finally:
+        shutdown()
+    if not is_main_process():
+        return
     from tunesmith.io import atomic_write_json
 
     summary = result.to_dict() | {"log_history": f"{len(result.log_history)} entries"}
     atomic_write_json(out / "train_result.json", summary)
+    atomic_write_json(out / "log_history.json", result.log_history)  # loss and eval curves, step by step
     console.print_json(json.dumps(summary, default=str))
     console.print(f"model: {result.model_dir}")
 
@@ -199,8 +230,10 @@ def tune(
     from tunesmith.tuning import tune as run_study
 
     try:
+        from tunesmith.progress import RichProgress
+
         result = run_study(cfg, storage=storage, study_name=study, n_trials=n_trials, timeout_s=timeout,
-                           say=lambda m: console.print(f"[dim]·[/] {m}"))
+                           say=lambda m: console.print(f"[dim]·[/] {m}"), callbacks=[RichProgress(console)])
     except (*_input_errors(), TuneError) as exc:
         _fail(str(exc))
     table = Table("trial", "state", result.metric, *result.best_params, title=f"study {result.study_name}")
