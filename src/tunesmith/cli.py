@@ -103,7 +103,13 @@ def train(
     from tunesmith.pipeline import pick_run_dir, prepare_for_run
     from tunesmith.progress import RichProgress
     from tunesmith.training import train as train_model
-    from tunesmith.training.distributed import Launcher, in_launched_process, is_main_process, relaunch, shutdown
+    from tunesmith.training.distributed import (
+        Launcher,
+        in_launched_process,
+        is_main_process,
+        relaunch,
+        shutdown,
+    )
 
     try:
         chosen = Launcher(launcher)
@@ -245,6 +251,45 @@ def tune(
     console.print(f"{result.finished} finished trials ({result.pruned} pruned), {result.this_worker} run here in "
                   f"{result.elapsed_s:.0f}s; best trial {result.best_trial}: {result.metric}={result.best_value:.4f}")
     console.print(f"best config: {result.best_config}  (tunesmith run {result.best_config})")
+
+
+@app.command()
+def reproduce(
+    ref: str = typer.Argument(..., help="NAME:VERSION of a registered model, or an MLflow run id."),
+    tracking_uri: str = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (default: .tunesmith/mlflow.db)."),
+) -> None:
+    """Re-run a registered version from its stored config (refused if the data changed); compare weights and metrics.
+
+    Exit 0: bit-identical weights and identical metrics; 1: something differs (printed); 2: cannot reproduce.
+    """
+    from tunesmith.config import RegistryConfig
+    from tunesmith.reproduce import ReproduceError
+    from tunesmith.reproduce import reproduce as run_reproduce
+
+    registry = RegistryConfig(tracking_uri=tracking_uri) if tracking_uri else None
+    try:
+        result = run_reproduce(ref, registry=registry, say=lambda m: console.print(f"[dim]·[/] {m}"))
+    except (*_input_errors(), ReproduceError) as exc:
+        _fail(str(exc))
+    same = "[green]identical[/]" if result.weights_identical else "[red]DIFFERENT[/]"
+    console.print(f"weights: {same} (sha256 recorded {result.recorded_weights[:16]}, now {result.new_weights[:16]})")
+    if result.metric_diffs:
+        table = Table("metric", "recorded", "now", "difference", title="metrics that differ")
+        for k, (old, new) in sorted(result.metric_diffs.items()):
+            table.add_row(k, f"{old:.6g}", f"{new:.6g}", f"{new - old:+.3g}")
+        console.print(table)
+    console.print(f"metrics: {result.compared_metrics - len(result.metric_diffs)}/{result.compared_metrics} identical")
+    if result.env_diffs:
+        table = Table("environment", "recorded", "now", title="environment differences (may explain the above)")
+        for k, (old, new) in sorted(result.env_diffs.items()):
+            table.add_row(k, old, new)
+        console.print(table)
+    else:
+        console.print("environment: same library versions and hardware as recorded")
+    console.print(f"reproduction run: {result.run_dir} (MLflow run {result.new_run_id}, not registered)")
+    console.print("[bold green]REPRODUCED[/]" if result.reproduced else "[bold red]NOT REPRODUCED[/]")
+    if not result.reproduced:
+        raise typer.Exit(EXIT_GATE_FAILED)
 
 
 @app.command()

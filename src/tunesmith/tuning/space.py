@@ -17,9 +17,6 @@ import yaml
 from tunesmith.config import Config, SearchParam, config_from_dict, flatten
 from tunesmith.io import atomic_write_text
 
-# Data keys that hold file paths: made absolute in best.yaml so it runs from wherever it is written.
-_PATH_KEYS = ("data.path", "data.train", "data.eval", "data.test", "evaluation.regression")
-
 
 def suggest(trial, space: Mapping[str, SearchParam]) -> dict[str, Any]:
     """One value per searched key from an Optuna trial (log / int / stepped ranges, or categorical choices)."""
@@ -69,15 +66,10 @@ def config_with(cfg: Config, values: Mapping[str, Any], overrides: Mapping[str, 
 
 def best_config_yaml(cfg: Config, values: Mapping[str, Any], *, header: str = "") -> str:
     """The full config of the best trial: the original config (not the trial-only overrides) plus its values."""
-    best = config_with(cfg, values)
-    raw = best.model_dump(mode="json", exclude={"search"})
-    flat = flatten(raw)
-    for key in _PATH_KEYS:
-        value = flat.get(key)
-        if isinstance(value, str) and value and not value.startswith("pkg:"):
-            set_key(raw, key, str(cfg.resolve_path(value).resolve()))
+    from tunesmith.reproduce import portable_config
+
     lines = "".join(f"# {line}\n" for line in header.splitlines())
-    return lines + yaml.safe_dump(raw, sort_keys=False)
+    return lines + yaml.safe_dump(portable_config(config_with(cfg, values)), sort_keys=False)
 
 
 def write_best_config(cfg: Config, values: Mapping[str, Any], path: str | Path, *, header: str = "") -> Path:
