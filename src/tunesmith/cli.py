@@ -97,6 +97,8 @@ def train(
     launcher: str = typer.Option("none", "--launcher", help="none | torchrun | accelerate: run N processes with DDP "
                                  "(gloo on CPU); training.batch_size is per process."),
     nproc: int = typer.Option(1, "--nproc", min=1, help="Processes to launch (with --launcher)."),
+    accelerate_config: Path = typer.Option(None, "--accelerate-config", help="An accelerate config file (FSDP, "
+                                           "DeepSpeed; see docs/distributed.md) for --launcher accelerate."),
 ) -> None:
     """Validate the data and fine-tune; writes the model to <run>/model."""
     cfg = _config(config, overrides)
@@ -122,7 +124,9 @@ def train(
             _fail(str(exc))
         args = ["train", str(config), "--run-dir", str(out), *(["--resume"] if resume else []),
                 *[x for o in overrides for x in ("--set", o)]]
-        code = relaunch(chosen, nproc, args)
+        if accelerate_config is not None and not accelerate_config.is_file():
+            _fail(f"--accelerate-config {accelerate_config}: file not found (write one with `accelerate config`)")
+        code = relaunch(chosen, nproc, args, str(accelerate_config) if accelerate_config else None)
         if code:
             _fail(f"{chosen.value} with {nproc} processes exited with code {code} (the failing rank's error is above)",
                   code=code)

@@ -21,7 +21,7 @@ import torch
 class Launcher(str, Enum):
     NONE = "none"  # this process trains
     TORCHRUN = "torchrun"  # torch.distributed.run --standalone --nproc_per_node N
-    ACCELERATE = "accelerate"  # accelerate launch --multi_gpu --num_processes N (reads accelerate config / FSDP)
+    ACCELERATE = "accelerate"  # accelerate launch: DDP, or FSDP / DeepSpeed from --accelerate-config
 
 
 def rank() -> int:
@@ -42,24 +42,26 @@ def in_launched_process() -> bool:
     return "LOCAL_RANK" in os.environ and world_size() > 1
 
 
-def launch_command(launcher: Launcher, nproc: int, cli_args: list[str]) -> list[str]:
+def launch_command(launcher: Launcher, nproc: int, cli_args: list[str], accelerate_config: str | None = None) -> list[str]:
     """The command that starts `nproc` copies of `python -m tunesmith.cli <cli_args>`."""
     if launcher is Launcher.TORCHRUN:
         return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
                 "-m", "tunesmith.cli", *cli_args]
     if launcher is Launcher.ACCELERATE:
-        # --multi_gpu selects accelerate's torch.distributed launcher; on a CPU-only machine the Trainer
-        # (use_cpu) still sets up gloo. FSDP / DeepSpeed come from `accelerate config` (ACCELERATE_CONFIG_FILE).
-        return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", f"--num_processes={nproc}",
-                "--num_machines=1", "--mixed_precision=no", "--dynamo_backend=no", "-m", "tunesmith.cli", *cli_args]
+        if accelerate_config:  # FSDP / DeepSpeed / mixed precision come from the accelerate config file
+            flags = [f"--config_file={accelerate_config}", f"--num_processes={nproc}"]
+        else:  # plain DDP; on a CPU-only machine the Trainer (use_cpu) still sets up gloo
+            flags = ["--multi_gpu", f"--num_processes={nproc}", "--num_machines=1", "--mixed_precision=no",
+                     "--dynamo_backend=no"]
+        return [sys.executable, "-m", "accelerate.commands.launch", *flags, "-m", "tunesmith.cli", *cli_args]
     raise ValueError(f"launcher {launcher.value!r} does not start processes")
 
 
-def relaunch(launcher: Launcher, nproc: int, cli_args: list[str]) -> int:
+def relaunch(launcher: Launcher, nproc: int, cli_args: list[str], accelerate_config: str | None = None) -> int:
     """Run the launcher in the foreground; returns its exit code (the first failing rank's)."""
     env = {**os.environ, "TUNESMITH_LAUNCHER": launcher.value}
     env.setdefault("OMP_NUM_THREADS", str(max((os.cpu_count() or 1) // nproc, 1)))  # no oversubscribed CPUs
-    return subprocess.run(launch_command(launcher, nproc, cli_args), env=env).returncode
+    return subprocess.run(launch_command(launcher, nproc, cli_args, accelerate_config), env=env).returncode
 
 
 def barrier() -> None:
