@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 from tests.training.conftest import make_bundle, make_config
 
-from tunesmith.reproduce import weights_sha256
+from tunesmith.reproduce import ReproduceError, resolve_ref, weights_sha256
 from tunesmith.training import train
 
 
@@ -20,3 +21,9 @@ def test_two_fresh_trainings_give_bit_identical_weights(tmp_path, tiny_model_dir
     other = train(make_config(tiny_model_dir, method="lora", keep_checkpoints=False, epochs=1).model_copy(
         update={"seed": 7}), make_bundle(), tmp_path / "c")
     assert weights_sha256(other.model_dir) != digest[0]  # the hash does see a different seed's weights
+
+
+def test_reproduce_names_what_it_accepts():
+
+    with pytest.raises(ReproduceError, match="give NAME:VERSION"):
+        resolve_ref("sentiment", client=None)  # checked before the tracking store is asked

@@ -109,5 +109,33 @@ def test_two_workers_share_one_study_and_best_yaml_runs(tmp_path, tiny_model_dir
     assert best["training"]["learning_rate"] == pytest.approx(study.best_trial.params["training.learning_rate"])
     assert "search" not in best and best["training"]["epochs"] == 2  # trial-only overrides stay out
     assert Path(best["data"]["path"]).is_absolute()
-    out = _wait(_tunesmith("run", best_path, cwd=tmp_path / ".tunesmith"))
-    assert "gate decision: PASSED" in out
+    elsewhere = tmp_path / "elsewhere"  # best.yaml runs from any folder: its data paths are absolute
+    elsewhere.mkdir()
+    out = _wait(_tunesmith("run", best_path, cwd=elsewhere))
+    assert "gate decision: PASSED" in out and "registered toy-tune version 1" in out
+    _reproduce_the_registered_version(elsewhere, tmp_path / "reviews.csv")
+
+
+def _reproduce_the_registered_version(cwd: Path, data_file: Path) -> None:
+    """Reproducibility on the version best.yaml registered (sharing its run keeps the suite short): the run records
+    versions and hardware, `reproduce` gets the same weights hash and metrics, and changed data is refused."""
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{cwd / '.tunesmith/mlflow.db'}")
+    version = client.get_model_version("toy-tune", "1")
+    tags = client.get_run(version.run_id).data.tags
+    for key in ("torch_version", "transformers_version", "peft_version", "trl_version",
+                "sentence-transformers_version", "tunesmith_version", "cpu_model", "torch_threads", "device"):
+        assert tags.get(key) and version.tags.get(key) == tags[key], key
+    assert len(version.tags["weights_sha256"]) == 64
+
+    out = _wait(_tunesmith("reproduce", "toy-tune:1", cwd=cwd))
+    assert "weights: identical" in out and "REPRODUCED" in out and "NOT REPRODUCED" not in out
+    compared = int(out.split("metrics: ")[1].split("/")[1].split()[0])
+    assert compared >= 5 and f"{compared}/{compared} identical" in out
+    assert len(client.search_model_versions("name='toy-tune'")) == 1  # the reproduction registered nothing
+
+    make_reviews(210, seed=7).to_csv(data_file, index=False)  # the data changed: refused before any training
+    proc = _tunesmith("reproduce", "toy-tune:1", cwd=cwd)
+    _, errs = proc.communicate(timeout=600)
+    assert proc.returncode == 2 and "the data changed since it was trained" in errs and "Traceback" not in errs
