@@ -94,23 +94,64 @@ def train(
     resume: bool = ResumeOpt,
     run_dir: str = RunDirOpt,
     overrides: list[str] = SetOpt,
+    launcher: str = typer.Option("none", "--launcher", help="none | torchrun | accelerate: run N processes with DDP "
+                                 "(gloo on CPU); training.batch_size is per process."),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Processes to launch (with --launcher)."),
+    accelerate_config: Path = typer.Option(None, "--accelerate-config", help="An accelerate config file (FSDP, "
+                                           "DeepSpeed; see docs/distributed.md) for --launcher accelerate."),
 ) -> None:
     """Validate the data and fine-tune; writes the model to <run>/model."""
     cfg = _config(config, overrides)
     from tunesmith.pipeline import pick_run_dir, prepare_for_run
     from tunesmith.progress import RichProgress
     from tunesmith.training import train as train_model
+    from tunesmith.training.distributed import (
+        Launcher,
+        in_launched_process,
+        is_main_process,
+        relaunch,
+        shutdown,
+    )
 
     try:
+        chosen = Launcher(launcher)
+    except ValueError:
+        _fail(f"--launcher {launcher!r}: use one of {', '.join(x.value for x in Launcher)}")
+    if chosen is not Launcher.NONE and not in_launched_process():
+        try:
+            out = pick_run_dir(cfg, resume=resume, run_dir=run_dir)  # one folder for every rank
+        except _input_errors() as exc:
+            _fail(str(exc))
+        args = ["train", str(config), "--run-dir", str(out), *(["--resume"] if resume else []),
+                *[x for o in overrides for x in ("--set", o)]]
+        if accelerate_config is not None and not accelerate_config.is_file():
+            _fail(f"--accelerate-config {accelerate_config}: file not found (write one with `accelerate config`)")
+        code = relaunch(chosen, nproc, args, str(accelerate_config) if accelerate_config else None)
+        if code:
+            _fail(f"{chosen.value} with {nproc} processes exited with code {code} (the failing rank's error is above)",
+                  code=code)
+        console.print(f"model: {out / 'model'}  ({nproc} processes, {chosen.value})")
+        return
+    try:
         out = pick_run_dir(cfg, resume=resume, run_dir=run_dir)
-        bundle = prepare_for_run(cfg, out, resume=resume)
-        result = train_model(cfg, bundle, out, resume=resume, callbacks=[RichProgress(console)])
+        if is_main_process():
+            bundle = prepare_for_run(cfg, out, resume=resume)
+        else:  # DDP: rank 0 writes the data card and checks the resume; the others read the same data
+            from tunesmith.data import prepare_data
+
+            bundle = prepare_data(cfg, None)
+        result = train_model(cfg, bundle, out, resume=resume, callbacks=[RichProgress(console)] if is_main_process() else [])
     except _input_errors() as exc:
         _fail(str(exc))
+    finally:
+        shutdown()
+    if not is_main_process():
+        return
     from tunesmith.io import atomic_write_json
 
     summary = result.to_dict() | {"log_history": f"{len(result.log_history)} entries"}
     atomic_write_json(out / "train_result.json", summary)
+    atomic_write_json(out / "log_history.json", result.log_history)  # loss and eval curves, step by step
     console.print_json(json.dumps(summary, default=str))
     console.print(f"model: {result.model_dir}")
 
@@ -177,6 +218,81 @@ def run(
         console.print("[red]gates failed[/]: not registered")
     console.print(f"report: {outcome.run_dir / 'report.html'}  metrics: {outcome.run_dir / 'metrics.json'}")
     if not outcome.passed:
+        raise typer.Exit(EXIT_GATE_FAILED)
+
+
+@app.command()
+def tune(
+    config: Path = typer.Argument(..., help="The YAML config, with a `search:` block."),
+    storage: str = typer.Option(None, "--storage", help="Optuna RDB URL shared by workers (default: search.storage, "
+                                "else sqlite:///<output_dir>/<name>/tune/study.db)."),
+    study: str = typer.Option(None, "--study", help="Study name (default: search.study, else the config's name)."),
+    n_trials: int = typer.Option(None, "--n-trials", help="Finished trials the study ends with (search.n_trials)."),
+    timeout: float = typer.Option(None, "--timeout", help="Seconds after which this worker starts no new trial."),
+    overrides: list[str] = SetOpt,
+) -> None:
+    """Hyperparameter search (Optuna TPE + pruning) on the eval split; writes the best trial's config as best.yaml.
+
+    Start the same command in several processes (or machines, with a shared --storage) to split the trials.
+    """
+    cfg = _config(config, overrides)
+    from tunesmith.tuning import TuneError
+    from tunesmith.tuning import tune as run_study
+
+    try:
+        from tunesmith.progress import RichProgress
+
+        result = run_study(cfg, storage=storage, study_name=study, n_trials=n_trials, timeout_s=timeout,
+                           say=lambda m: console.print(f"[dim]·[/] {m}"), callbacks=[RichProgress(console)])
+    except (*_input_errors(), TuneError) as exc:
+        _fail(str(exc))
+    table = Table("trial", "state", result.metric, *result.best_params, title=f"study {result.study_name}")
+    for t in result.trials:
+        value = "-" if t["value"] is None else f"{t['value']:.4f}"
+        table.add_row(f"{t['number']}{' (default)' if t['default'] else ''}", t["state"], value,
+                      *(str(t["params"].get(k, "-")) for k in result.best_params))
+    console.print(table)
+    console.print(f"{result.finished} finished trials ({result.pruned} pruned), {result.this_worker} run here in "
+                  f"{result.elapsed_s:.0f}s; best trial {result.best_trial}: {result.metric}={result.best_value:.4f}")
+    console.print(f"best config: {result.best_config}  (tunesmith run {result.best_config})")
+
+
+@app.command()
+def reproduce(
+    ref: str = typer.Argument(..., help="NAME:VERSION of a registered model, or an MLflow run id."),
+    tracking_uri: str = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (default: .tunesmith/mlflow.db)."),
+) -> None:
+    """Re-run a registered version from its stored config (refused if the data changed); compare weights and metrics.
+
+    Exit 0: bit-identical weights and identical metrics; 1: something differs (printed); 2: cannot reproduce.
+    """
+    from tunesmith.config import RegistryConfig
+    from tunesmith.reproduce import ReproduceError
+    from tunesmith.reproduce import reproduce as run_reproduce
+
+    registry = RegistryConfig(tracking_uri=tracking_uri) if tracking_uri else None
+    try:
+        result = run_reproduce(ref, registry=registry, say=lambda m: console.print(f"[dim]·[/] {m}"))
+    except (*_input_errors(), ReproduceError) as exc:
+        _fail(str(exc))
+    same = "[green]identical[/]" if result.weights_identical else "[red]DIFFERENT[/]"
+    console.print(f"weights: {same} (sha256 recorded {result.recorded_weights[:16]}, now {result.new_weights[:16]})")
+    if result.metric_diffs:
+        table = Table("metric", "recorded", "now", "difference", title="metrics that differ")
+        for k, (old, new) in sorted(result.metric_diffs.items()):
+            table.add_row(k, f"{old:.6g}", f"{new:.6g}", f"{new - old:+.3g}")
+        console.print(table)
+    console.print(f"metrics: {result.compared_metrics - len(result.metric_diffs)}/{result.compared_metrics} identical")
+    if result.env_diffs:
+        table = Table("environment", "recorded", "now", title="environment differences (may explain the above)")
+        for k, (old, new) in sorted(result.env_diffs.items()):
+            table.add_row(k, old, new)
+        console.print(table)
+    else:
+        console.print("environment: same library versions and hardware as recorded")
+    console.print(f"reproduction run: {result.run_dir} (MLflow run {result.new_run_id}, not registered)")
+    console.print("[bold green]REPRODUCED[/]" if result.reproduced else "[bold red]NOT REPRODUCED[/]")
+    if not result.reproduced:
         raise typer.Exit(EXIT_GATE_FAILED)
 
 

@@ -658,6 +658,74 @@ class RetrainConfig(_Strict):
     datasets_dir: str = Field(".tunesmith/datasets", description="dataset versions (train/eval/test + manifest)")
 
 
+class PrunerKind(str, Enum):
+    """How `tunesmith tune` stops unpromising trials early, judged on the eval metric at each evaluation."""
+
+    MEDIAN = "median"  # optuna MedianPruner: below the median of earlier trials at the same step
+    ASHA = "asha"  # optuna SuccessiveHalvingPruner (asynchronous successive halving)
+    HYPERBAND = "hyperband"  # optuna HyperbandPruner (several successive-halving brackets)
+    NONE = "none"
+
+
+class SearchParam(_Strict):
+    """One searched key: a range (`low`/`high`, optional `log`, `step`) or a list of `choices`."""
+
+    low: int | float | None = None
+    high: int | float | None = None
+    log: bool = Field(False, description="sample the range on a log scale (learning rates)")
+    step: float | None = Field(None, gt=0, description="grid step inside the range")
+    choices: list[Any] | None = Field(None, min_length=1, description="categorical values (ints, floats, strings)")
+
+    @model_validator(mode="after")
+    def _range_or_choices(self) -> SearchParam:
+        if self.choices is not None:
+            if self.low is not None or self.high is not None:
+                raise ValueError("give either low/high or choices, not both")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("give low and high (a range) or choices (a list)")
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) is above high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+    @property
+    def is_int(self) -> bool:
+        """A range written with whole numbers (epochs: {low: 1, high: 3}) is sampled as integers."""
+        return self.choices is None and isinstance(self.low, int) and isinstance(self.high, int)
+
+
+class SearchConfig(_Strict):
+    """`tunesmith tune`: an Optuna study over config keys, selected on the eval split (never test)."""
+
+    space: dict[str, SearchParam] = Field(..., min_length=1, description="config key path -> range or choices, e.g. "
+                                          "training.learning_rate: {low: 1.0e-5, high: 1.0e-3, log: true}")
+    n_trials: int | None = Field(20, ge=1, description="finished (complete or pruned) trials the study ends with, "
+                                 "across every worker")
+    timeout_s: float | None = Field(None, gt=0, description="this worker stops starting trials after this many seconds")
+    pruner: PrunerKind = PrunerKind.MEDIAN
+    startup_trials: int = Field(3, ge=0, description="trials before pruning and TPE start (random / enqueued)")
+    include_default: bool = Field(True, description="trial 0 is the config's own values, so the best is never worse "
+                                  "than the default on eval")
+    storage: str | None = Field(None, description="Optuna RDB URL shared by workers; default sqlite:///"
+                                "<output_dir>/<name>/tune/study.db")
+    study: str | None = Field(None, description="study name (default: the config's name)")
+    max_train_rows: int | None = Field(None, gt=0, description="trials train on a seeded sample of this many train "
+                                       "rows (the eval split stays whole); best.yaml uses all of them")
+    overrides: dict[str, Any] = Field(default_factory=dict, description="fixed key paths for trials only, e.g. "
+                                      "data.checks.label_issues.enabled: false; not written to best.yaml")
+
+    @model_validator(mode="after")
+    def _stop_rule(self) -> SearchConfig:
+        if self.n_trials is None and self.timeout_s is None:
+            raise ValueError("set n_trials, timeout_s or both, or the study never ends")
+        clash = sorted(set(self.space) & set(self.overrides))
+        if clash:
+            raise ValueError(f"{clash} are both searched (space) and fixed (overrides)")
+        return self
+
+
 class Config(_Strict):
     """A tunesmith job: data, model, method, training, evaluation, gates and registry."""
 
@@ -680,6 +748,7 @@ class Config(_Strict):
     review: ReviewConfig = Field(default_factory=ReviewConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+    search: SearchConfig | None = Field(None, description="hyperparameter search for `tunesmith tune`")
 
     # Where the config came from; relative data paths resolve against its folder. Not a config key.
     _source_path: str | None = PrivateAttr(None)
@@ -825,6 +894,24 @@ class Config(_Strict):
             # candidate documents recur across queries by design (one corpus): near-duplicate (query, document)
             # texts in two splits are not leakage; the query-keyed split already keeps each query in one split
             self.data.checks.leakage.near = False
+        return self
+
+    @model_validator(mode="after")
+    def _search_keys(self) -> Config:
+        # A typo in a searched key would silently search nothing: every key path must name a config field.
+        if self.search is None:
+            return self
+        problems = []
+        for where, keys in (("space", self.search.space), ("overrides", self.search.overrides)):
+            for key in keys:
+                parts = key.split(".")
+                valid = _fields_at(tuple(parts))
+                if parts[0] == "search" or parts[-1] not in valid:
+                    close = difflib.get_close_matches(parts[-1], valid, n=1)
+                    hint = f"did you mean '{'.'.join([*parts[:-1], close[0]])}'?" if close else "use a key path such as training.learning_rate"
+                    problems.append(f"search.{where}.{key}: not a config key ({hint})")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @field_validator("name")

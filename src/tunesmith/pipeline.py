@@ -118,6 +118,9 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
     timings: dict[str, float] = {}
     out_dir = pick_run_dir(cfg, resume=resume, run_dir=run_dir)
     say(f"run folder: {out_dir}")
+    from tunesmith.reproduce import weights_sha256, write_run_config
+
+    write_run_config(cfg, out_dir)  # what `tunesmith reproduce` re-runs (data paths made absolute)
 
     with _timed(timings, "validate"):
         bundle = prepare_for_run(cfg, out_dir, resume=resume)
@@ -158,6 +161,7 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
     from tunesmith.data.checks import lineage_tags
 
     lineage.update(lineage_tags(bundle.report.checks))  # the data gates' outcome travels with the version
+    lineage["weights_sha256"] = weights_sha256(result.model_dir)  # `tunesmith reproduce` compares against it
     report_path = write_report(
         out_dir, config=cfg, data_report=bundle.report.to_dict(), train_result=result.to_dict(),
         eval_report=report, decision=decision, lineage=lineage,
@@ -169,10 +173,13 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
         outcome.mlflow_run_id = log_run(
             cfg, run_dir=out_dir, metrics=report.flat_metrics(),  # log_run records the resolved config as params
             artifacts=[p for p in (out_dir / "report.html", out_dir / "metrics.json", out_dir / "data_card.json",
-                                   out_dir / "quarantine.jsonl", out_dir / "label_issues.jsonl", out_dir / "drift_reference.json",
+                                   out_dir / "config.yaml",
+                                   out_dir / "quarantine.jsonl", out_dir / "label_issues.jsonl",
+                                   out_dir / "drift_reference.json",
                                    out_dir / "adapter") if p.exists()],
             model_dir=result.model_dir, tags={"gate": "passed" if decision.passed else "failed",
-                                                  "data_fingerprint": bundle.fingerprint, **lineage_tags(bundle.report.checks)},
+                                                  "data_fingerprint": bundle.fingerprint, **lineage_tags(bundle.report.checks),
+                                                  **_environment_tags(lineage)},
             log_history=result.log_history,
         )
         lineage["data_card"] = f"runs:/{outcome.mlflow_run_id}/data_card.json"  # the full dataset card
@@ -182,6 +189,13 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
                 description=f"{cfg.task.value} fine-tuned from {cfg.model.base} ({cfg.method.kind.value})",
             )
     return outcome
+
+
+def _environment_tags(lineage: dict) -> dict:
+    """Library versions, hardware and the weights hash as MLflow run tags (the version gets the whole lineage)."""
+    from tunesmith.registry import collect_environment
+
+    return {k: lineage[k] for k in (*collect_environment(), "weights_sha256", "config_hash") if k in lineage}
 
 
 def _say_checks(checks: dict, say: Say) -> None:

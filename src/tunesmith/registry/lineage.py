@@ -22,7 +22,8 @@ from typing import Any
 from tunesmith.config import Config
 
 UNKNOWN = "unknown"
-LIBRARIES = ("torch", "transformers", "peft", "mlflow", "tunesmith")
+LIBRARIES = ("torch", "transformers", "peft", "trl", "sentence-transformers", "accelerate", "datasets", "mlflow",
+             "tunesmith")
 MAX_SUMMARY = 2000
 # The tags every registered version carries (register_version fills missing ones with "unknown").
 REQUIRED_KEYS = (
@@ -142,9 +143,22 @@ def hardware_summary() -> dict[str, str]:
             device = "mps"
     return {
         "cpu_count": str(os.cpu_count() or 0),
+        "cpu_model": cpu_model(),
+        "torch_threads": str(torch.get_num_threads()) if torch is not None else UNKNOWN,  # CPU results depend on it
         "device": device,
         "platform": f"{sys.platform}-{platform.machine()}",
     }
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name (Linux /proc/cpuinfo, else platform.processor())."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or UNKNOWN
 
 
 def _hub_snapshot(path: str | Path | None) -> str | None:

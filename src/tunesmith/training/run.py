@@ -26,6 +26,7 @@ from tunesmith.training.checkpoints import (
     find_last_complete_checkpoint,
     remove_incomplete,
 )
+from tunesmith.training.distributed import barrier, is_main_process
 from tunesmith.training.identity import check_identity, write_identity
 from tunesmith.training.methods import apply_method, check_method_available, count_params
 from tunesmith.training.trainer import (
@@ -130,17 +131,19 @@ def train(
                    if len(bundle.eval) else None)
         trainer = build_trainer(cfg, model, tokenizer, train_ds, eval_ds, str(checkpoint_dir), precision,
                                 callbacks or ())
-    if start_from is None:
+    if start_from is None and is_main_process():
         write_identity(checkpoint_dir, cfg, bundle)  # before the first checkpoint, so every resume can check it
     output = trainer.train(resume_from_checkpoint=str(start_from) if start_from else None)
+    barrier()  # DDP: every rank is done with the checkpoints before rank 0 saves the model and removes them
 
     if hasattr(task, "finalize_model"):  # regression: fold the target scaling into the head before saving
         task.finalize_model(trainer.model, cfg, bundle)
     seen = [*bundle.train["text"].astype(str), *bundle.eval["text"].astype(str)]
-    model_dir = save_final_model(trainer.model, tokenizer, run_dir, lora=kind in (MethodKind.LORA, MethodKind.QLORA),
-                                 seen_texts=seen)
+    lora = kind in (MethodKind.LORA, MethodKind.QLORA)
+    model_dir = save_final_model(trainer.model, tokenizer, run_dir, lora=lora, seen_texts=seen) \
+        if is_main_process() else run_dir / "model"  # DDP: only rank 0 writes files
     state = trainer.state
-    if not cfg.training.keep_checkpoints:  # the run finished and model/ is saved: nothing left to resume
+    if not cfg.training.keep_checkpoints and is_main_process():  # the run finished and model/ is saved: nothing left to resume
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return TrainResult(
         model_dir=model_dir,
@@ -188,7 +191,8 @@ def _checkpoint_to_resume(checkpoint_dir: Path, resume: bool) -> Path | None:
         )
     else:
         last = None
-    remove_incomplete(checkpoint_dir)
+    if is_main_process():  # DDP: one rank cleans up, the others would race it
+        remove_incomplete(checkpoint_dir)
     return last
 
 

@@ -27,6 +27,8 @@ from tunesmith.config import Config
 from tunesmith.evaluation.metrics import confusion_counts, confusion_scores
 from tunesmith.tasks.classification import encode
 from tunesmith.training.checkpoints import AtomicCheckpoints
+from tunesmith.training.distributed import world_size
+from tunesmith.training.methods import is_causal_lm
 from tunesmith.training.sampling import EpochSeededSampler
 
 
@@ -123,13 +125,14 @@ class TunesmithTrainer(Trainer):
         self._group_by_length = group_by_length
 
     def _get_train_sampler(self, train_dataset=None):  # the hook the Trainer documents for custom samplers
-        batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        # One order for the global batch: DDP shards it across ranks, so N processes see the batches one would.
+        batch = self.args.train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
         return EpochSeededSampler(self._train_lengths, batch, self.args.seed, self._group_by_length)
 
 
 def planned_steps(cfg: Config, n_train: int) -> int:
     t = cfg.training
-    per_epoch = max(math.ceil(math.ceil(n_train / t.batch_size) / t.grad_accum), 1)
+    per_epoch = max(math.ceil(math.ceil(n_train / (t.batch_size * world_size())) / t.grad_accum), 1)  # DDP: global
     return t.max_steps or max(math.ceil(t.epochs * per_epoch), 1)
 
 
@@ -213,4 +216,9 @@ def build_trainer(
     )
     if own_progress:
         trainer.remove_callback(PrinterCallback)
+    if loss_func is None and not is_causal_lm(model):
+        # Encoder heads (BertForSequenceClassification, ...) take **kwargs but return a per-device *mean* loss,
+        # ignoring num_items_in_batch; the Trainer would then skip the grad-accum division and, under DDP,
+        # multiply the loss by the world size. Declaring it a plain-mean loss gives the standard scaling.
+        trainer.model_accepts_loss_kwargs = False
     return trainer
