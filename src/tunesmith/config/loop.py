@@ -1,0 +1,198 @@
+"""`monitoring:`, `retrain:` and `search:`: the loop after the first run, and hyperparameter search."""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import (
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from tunesmith.config.base import (
+    _Strict,
+)
+from tunesmith.config.training import (
+    GatesConfig,
+)
+
+_WINDOW_RE = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+
+
+def parse_window(text: str) -> tuple[int | None, float | None]:
+    """`"500"` -> (500 predictions, None); `"24h"` / `"30m"` / `"7d"` -> (None, seconds)."""
+    m = _WINDOW_RE.match(str(text))
+    if not m or int(m.group(1)) <= 0:
+        raise ValueError(f"cannot read window {text!r}; write a count of predictions (500) or a duration (30m, 24h, 7d)")
+    n, unit = int(m.group(1)), m.group(2)
+    if not unit:
+        return n, None
+    return None, float(n * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit])
+
+
+class DriftConfig(_Strict):
+    """Drift tests of `tunesmith monitor`: a test flags drift when its p-value is below `p_value`."""
+
+    p_value: float = Field(0.01, gt=0, lt=1, description="a test flags drift when its p-value is below this")
+    psi: float = Field(0.2, gt=0, description="predicted-label PSI above this flags prediction drift "
+                       "(0.1 moderate, 0.25 large by the usual rule of thumb)")
+    ece_increase: float = Field(0.05, gt=0, description="calibration drift: window ECE minus reference ECE above this")
+    permutations: int = Field(200, ge=20, le=10000, description="permutations for the MMD p-value")
+    max_rows: int = Field(300, ge=10, description="embedding drift: a seeded sample of at most this many window texts")
+    min_rows: int = Field(30, ge=5, description="fewer logged predictions in the window: drift tests say n/a")
+    reference_rows: int = Field(300, ge=10, description="texts sampled at training time for the embedding reference")
+    top_tokens: int = Field(50, ge=5, description="token-distribution test: the reference's most frequent tokens "
+                            "(+ one bucket for the rest)")
+    min_flags: int = Field(2, ge=1, description="drift is declared when at least this many tests flag")
+
+    @model_validator(mode="after")
+    def _permutations_can_flag(self) -> DriftConfig:
+        # The smallest permutation p-value is 1 / (permutations + 1); fewer could never flag embedding drift.
+        if (self.permutations + 1) * self.p_value < 1:
+            raise ValueError(f"permutations: {self.permutations} permutations cannot reach p < {self.p_value:g}; "
+                             f"use at least {int(1 / self.p_value)}")
+        return self
+
+
+class SloConfig(_Strict):
+    """Live-accuracy objective, measured on predictions that received a true label."""
+
+    accuracy: float = Field(0.9, gt=0, lt=1, description="target share of labeled predictions that are correct; "
+                            "the error budget is 1 - accuracy")
+    macro_f1: float | None = Field(0.8, gt=0, le=1, description="live macro-F1 below this breaches the SLO")
+    bucket: str = Field("1h", description="time bucket of the live-accuracy series (30m, 1h, 1d)")
+    min_labels: int = Field(20, ge=1, description="fewer labels in the window: live accuracy says n/a")
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, v: str) -> str:
+        count, seconds = parse_window(v)
+        if seconds is None:
+            raise ValueError(f"bucket {v!r} must be a duration such as 30m, 1h or 1d")
+        return v
+
+
+class TriggersConfig(_Strict):
+    """When `tunesmith monitor --act` starts a retrain; any enabled trigger that fires is enough."""
+
+    drift: bool = Field(True, description="drift declared (monitoring.drift.min_flags tests flagged)")
+    live_f1_below_slo: bool = Field(True, description="live macro-F1 below monitoring.slo.macro_f1")
+    new_labels: int | None = Field(200, ge=1, description="at least this many labels since the last dataset version")
+    schedule: str | None = Field(None, description="retrain at least this often (e.g. 7d), labels permitting")
+    min_new_labels: int = Field(20, ge=1, description="never retrain on fewer new labels, whatever fired")
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, v: str | None) -> str | None:
+        if v is not None and parse_window(v)[1] is None:
+            raise ValueError(f"schedule {v!r} must be a duration such as 1d or 7d")
+        return v
+
+
+class MonitoringConfig(_Strict):
+    """`tunesmith monitor`: drift, live accuracy and the retrain triggers."""
+
+    window: str = Field("1000", description="the last N logged predictions, or a duration (30m, 24h, 7d)")
+    report_dir: str = Field(".tunesmith/monitor", description="monitor reports, Prometheus textfile, trigger state")
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    slo: SloConfig = Field(default_factory=SloConfig)
+    triggers: TriggersConfig = Field(default_factory=TriggersConfig)
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _window(cls, v: Any) -> str:
+        if isinstance(v, int) and not isinstance(v, bool):
+            v = str(v)  # `window: 500` in YAML is a count
+        if isinstance(v, str):
+            parse_window(v)
+        return v
+
+
+class RetrainConfig(_Strict):
+    """`tunesmith retrain`: the next dataset version from new labels, trained, gated and registered as challenger."""
+
+    init_from: Literal["champion", "base"] = Field("champion", description="start from the champion's weights or "
+                                                   "from model.base")
+    rehearsal: float = Field(0.5, gt=0, le=1, description="share of the previous training rows kept in the next "
+                             "version (seeded sample) so old behaviour is not forgotten")
+    recent_holdout: float = Field(0.3, gt=0, lt=1, description="share of the new labels held out as the recent-traffic "
+                                  "evaluation slice (the newest ones)")
+    min_recent_rows: int = Field(10, ge=1, description="fewer held-out recent rows: the recent gates fail")
+    recent_gates: GatesConfig = Field(default_factory=lambda: GatesConfig(rules=["vs_champion.macro_f1 >= 0"]),
+                                      description="gates on the recent slice (challenger vs champion, paired bootstrap)")
+    sources: list[Literal["feedback", "review"]] = Field(default_factory=lambda: ["feedback", "review"],
+                                                         description="where new labels come from")
+    datasets_dir: str = Field(".tunesmith/datasets", description="dataset versions (train/eval/test + manifest)")
+
+
+class PrunerKind(str, Enum):
+    """How `tunesmith tune` stops unpromising trials early, judged on the eval metric at each evaluation."""
+
+    MEDIAN = "median"  # optuna MedianPruner: below the median of earlier trials at the same step
+    ASHA = "asha"  # optuna SuccessiveHalvingPruner (asynchronous successive halving)
+    HYPERBAND = "hyperband"  # optuna HyperbandPruner (several successive-halving brackets)
+    NONE = "none"
+
+
+class SearchParam(_Strict):
+    """One searched key: a range (`low`/`high`, optional `log`, `step`) or a list of `choices`."""
+
+    low: int | float | None = None
+    high: int | float | None = None
+    log: bool = Field(False, description="sample the range on a log scale (learning rates)")
+    step: float | None = Field(None, gt=0, description="grid step inside the range")
+    choices: list[Any] | None = Field(None, min_length=1, description="categorical values (ints, floats, strings)")
+
+    @model_validator(mode="after")
+    def _range_or_choices(self) -> SearchParam:
+        if self.choices is not None:
+            if self.low is not None or self.high is not None:
+                raise ValueError("give either low/high or choices, not both")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("give low and high (a range) or choices (a list)")
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) is above high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+    @property
+    def is_int(self) -> bool:
+        """A range written with whole numbers (epochs: {low: 1, high: 3}) is sampled as integers."""
+        return self.choices is None and isinstance(self.low, int) and isinstance(self.high, int)
+
+
+class SearchConfig(_Strict):
+    """`tunesmith tune`: an Optuna study over config keys, selected on the eval split (never test)."""
+
+    space: dict[str, SearchParam] = Field(..., min_length=1, description="config key path -> range or choices, e.g. "
+                                          "training.learning_rate: {low: 1.0e-5, high: 1.0e-3, log: true}")
+    n_trials: int | None = Field(20, ge=1, description="finished (complete or pruned) trials the study ends with, "
+                                 "across every worker")
+    timeout_s: float | None = Field(None, gt=0, description="this worker stops starting trials after this many seconds")
+    pruner: PrunerKind = PrunerKind.MEDIAN
+    startup_trials: int = Field(3, ge=0, description="trials before pruning and TPE start (random / enqueued)")
+    include_default: bool = Field(True, description="trial 0 is the config's own values, so the best is never worse "
+                                  "than the default on eval")
+    storage: str | None = Field(None, description="Optuna RDB URL shared by workers; default sqlite:///"
+                                "<output_dir>/<name>/tune/study.db")
+    study: str | None = Field(None, description="study name (default: the config's name)")
+    max_train_rows: int | None = Field(None, gt=0, description="trials train on a seeded sample of this many train "
+                                       "rows (the eval split stays whole); best.yaml uses all of them")
+    overrides: dict[str, Any] = Field(default_factory=dict, description="fixed key paths for trials only, e.g. "
+                                      "data.checks.label_issues.enabled: false; not written to best.yaml")
+
+    @model_validator(mode="after")
+    def _stop_rule(self) -> SearchConfig:
+        if self.n_trials is None and self.timeout_s is None:
+            raise ValueError("set n_trials, timeout_s or both, or the study never ends")
+        clash = sorted(set(self.space) & set(self.overrides))
+        if clash:
+            raise ValueError(f"{clash} are both searched (space) and fixed (overrides)")
+        return self
+
+

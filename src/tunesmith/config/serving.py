@@ -1,0 +1,121 @@
+"""`registry:`, `serving:` (rollout, inference options, prediction log) and `review:`."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Literal
+
+from pydantic import (
+    Field,
+)
+
+from tunesmith.config.base import (
+    _Strict,
+)
+
+
+class RegistryConfig(_Strict):
+    tracking_uri: str | None = Field(None, description="MLflow tracking URI; default: sqlite under .tunesmith/")
+    experiment: str | None = None  # default: the config's name
+    auto_register: bool = Field(True, description="register a version when the gates pass")
+
+
+class CanaryConfig(_Strict):
+    percent: float = Field(0, ge=0, le=100, description="share of traffic (0-100) routed to the challenger")
+
+
+class RollbackConfig(_Strict):
+    enabled: bool = Field(True, description="stop routing to the challenger when it breaches an SLO")
+    window: int = Field(200, ge=5, description="judge the challenger on its last N requests")
+    min_requests: int = Field(20, ge=1, description="requests in the window before the SLOs are judged")
+    max_error_rate: float = Field(0.05, ge=0, le=1, description="challenger error share that triggers rollback")
+    max_p95_ms: float | None = Field(None, gt=0, description="challenger p95 latency (ms) that triggers rollback")
+
+
+class InferenceConfig(_Strict):
+    dtype: Literal["fp32", "bf16"] = Field("fp32", description="bf16: CPU autocast, used only if it matches fp32")
+    quantize: Literal["none", "int8"] = Field("none", description="int8: dynamic quantization of Linear layers")
+    tolerance: float = Field(0.05, gt=0, description="max |fp32 - optimized| on probe outputs (probabilities / "
+                             "cosine distance / next-token probabilities); larger falls back to fp32")
+    num_threads: int | None = Field(None, ge=1, description="torch intra-op threads; None: torch's default")
+    backend: Literal["torch", "onnx"] = Field("torch", description="onnx: export encoder models (classification, "
+                                              "regression, embedding) to ONNX Runtime (with quantize: int8, ORT's "
+                                              "dynamic int8), used only if it matches fp32")
+
+
+class PredictionLogConfig(_Strict):
+    enabled: bool = True
+    url: str | None = Field(None, description="SQLAlchemy URL; default sqlite under .tunesmith/predictions.db")
+    sample_rate: float = Field(1.0, ge=0, le=1, description="share of predictions written")
+    redact_pii: bool = Field(True, description="replace PII in logged inputs with typed placeholders (<EMAIL>, ...) "
+                             "using the data gates' regex+checksum detectors")
+
+
+class ServingConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    challenger: bool = Field(False, description="also load the `challenger` alias (implied by canary.percent > 0 or shadow)")
+    canary: CanaryConfig = Field(default_factory=CanaryConfig)
+    shadow: bool = Field(False, description="copy each request to the challenger; its answer is logged, never returned")
+    rollback: RollbackConfig = Field(default_factory=RollbackConfig)
+    caller_key_header: str = Field("x-caller-key", description="header whose value keeps a caller on one model")
+    max_batch_size: int = Field(16, ge=1)
+    max_wait_ms: float = Field(5, ge=0, description="how long a batch waits to fill up")
+    max_queue: int = Field(256, ge=1, description="queued requests per model before answering 429")
+    workers: int = Field(1, ge=1, le=64, description="batches run at once per model; on CPU, one per core with "
+                         "inference.num_threads: 1")
+    request_timeout_s: float = Field(30, gt=0)
+    max_body_bytes: int = Field(1_000_000, ge=1024)
+    max_new_tokens: int = Field(256, ge=1, description="cap on generated tokens per request")
+    poll_interval_s: float = Field(5, gt=0, description="how often the registry aliases are checked for changes")
+    auth_token_env: str = Field("TUNESMITH_SERVE_TOKEN", description="env var holding the bearer token; "
+                                "when it is set, every route except /healthz, /readyz and /metrics needs it")
+    shutdown_grace_s: float = Field(30, gt=0, description="SIGTERM: seconds to finish in-flight requests")
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    predictions: PredictionLogConfig = Field(default_factory=PredictionLogConfig)
+    review_page: bool = Field(False, description="also serve the human review page at /review (same token, the "
+                              "prediction log's database)")
+
+
+class ReviewSource(str, Enum):
+    """Where a review item came from."""
+
+    LOW_CONFIDENCE = "low_confidence"
+    SHADOW_DISAGREEMENT = "shadow_disagreement"
+    LABEL_ISSUE = "label_issue"
+
+
+class ReviewStrategy(str, Enum):
+    """Uncertainty sampling: which items a reviewer sees first (see review/ordering.py)."""
+
+    MARGIN = "margin"
+    LEAST_CONFIDENCE = "least_confidence"
+    ENTROPY = "entropy"
+
+
+class ReviewEmbeddings(str, Enum):
+    BASE = "base"  # mean-pooled frozen model.base embeddings (the data gates' probe features)
+    TFIDF = "tfidf"  # TF-IDF + SVD: no model needed
+    NONE = "none"  # uncertainty order only
+
+
+class ReviewConfig(_Strict):
+    """The human review queue (`tunesmith review`): what is queued, in which order, and where the page listens."""
+
+    sources: list[ReviewSource] = Field(default_factory=lambda: list(ReviewSource), description="what goes to review")
+    confidence_threshold: float = Field(0.6, ge=0, le=1, description="served predictions below this confidence "
+                                        "are queued (low_confidence)")
+    strategy: ReviewStrategy = Field(ReviewStrategy.MARGIN, description="uncertainty score: margin, least_confidence "
+                                     "or entropy of the served probabilities")
+    diversity: float = Field(0.3, ge=0, le=1, description="MMR weight of diversity vs uncertainty when ordering the "
+                             "queue (0: uncertainty only)")
+    embeddings: ReviewEmbeddings = Field(ReviewEmbeddings.BASE, description="item embeddings for diversity: base "
+                                         "(model.base encoder), tfidf, or none")
+    label_issues_file: str | None = Field(None, description="a data gates' label_issues.jsonl to queue; default: the "
+                                          "newest run's (data.checks.label_issues.review_file: true writes it)")
+    labels: list[str] | None = Field(None, description="label buttons in this order (digits 1-9); default: "
+                                     "data.labels, else the labels seen in the queue")
+    host: str = "127.0.0.1"
+    port: int = Field(8100, ge=0, le=65535)
+
+

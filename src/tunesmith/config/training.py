@@ -1,0 +1,178 @@
+"""`model:`, `method:`, the family sections, `training:`, `evaluation:` and `gates:`."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import (
+    Field,
+    field_serializer,
+    model_validator,
+)
+
+from tunesmith.config.base import (
+    EmbeddingLoss,
+    InvalidTagPolicy,
+    MethodKind,
+    RegressionLoss,
+    TrainOn,
+    _Strict,
+)
+
+
+class ModelConfig(_Strict):
+    base: str = Field("builtin:minilm", description="HF model id, local dir, or builtin:<name>")
+    revision: str | None = None
+    trust_remote_code: bool = False  # never on unless the config says so
+    max_length: int = Field(128, ge=8, le=8192, description="truncation length; batches pad dynamically")
+
+
+class LoraConfig(_Strict):
+    r: int = Field(8, ge=1)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | None = None  # None: chosen per architecture
+
+
+class FreezeConfig(_Strict):
+    layers: int = Field(2, ge=0, description="freeze the embeddings and the first N encoder layers")
+
+
+class ChatConfig(_Strict):
+    """causal-lm: the chat template and which tokens carry loss."""
+
+    template: str | None = Field(None, description="a Jinja chat template; default: the tokenizer's own")
+    train_on: TrainOn = TrainOn.ASSISTANT
+    max_new_tokens: int = Field(64, ge=1, le=4096, description="generation length for evaluation")
+
+
+class EmbeddingConfig(_Strict):
+    """embedding: the contrastive loss and the dims it trains."""
+
+    loss: EmbeddingLoss = EmbeddingLoss.AUTO
+    mini_batch_size: int = Field(32, ge=1, description="cached-mnrl: examples per forward pass (memory), whatever "
+                                 "training.batch_size (the number of in-batch negatives) is")
+    scale: float = Field(20.0, gt=0, description="mnrl: inverse temperature of the similarity softmax")
+    matryoshka_dims: list[int] | None = Field(None, description="also train these truncated dims (MatryoshkaLoss), "
+                                              "e.g. [384, 128, 64]")
+    pooling: Literal["mean", "cls", "max"] = Field("mean", description="pooling added when model.base is a plain "
+                                                    "transformer (a sentence-transformers dir keeps its own)")
+    normalize: bool = Field(True, description="unit-length embeddings (cosine = dot product) for a plain base")
+    max_corpus: int | None = Field(None, gt=0, description="evaluation: cap on corpus documents (all relevant "
+                                   "ones always kept)")
+
+
+class RegressionConfig(_Strict):
+    """regression: the loss of the 1-output head."""
+
+    loss: RegressionLoss = RegressionLoss.MSE
+    huber_delta: float = Field(1.0, gt=0)
+
+
+class TokenClassificationConfig(_Strict):
+    """token-classification: sub-token labels and what to do with I- tags that start an entity."""
+
+    label_all_subtokens: bool = Field(False, description="train every sub-token of a word (continuations as I-X); "
+                                      "default: the first sub-token only, the others -100")
+    invalid_tags: InvalidTagPolicy = Field(InvalidTagPolicy.REPAIR, description="I-X after O or after another "
+                                           "type: repair (read as B-X, counted) or quarantine the row")
+
+
+class MethodConfig(_Strict):
+    kind: MethodKind = MethodKind.FULL
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    freeze: FreezeConfig = Field(default_factory=FreezeConfig)
+
+
+class TrainingConfig(_Strict):
+    epochs: float = Field(3, gt=0)
+    max_steps: int | None = Field(None, gt=0)
+    batch_size: int = Field(32, ge=1)
+    eval_batch_size: int = Field(64, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    learning_rate: float = Field(5e-5, gt=0, lt=1)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.06, ge=0, lt=1)
+    metric: Literal["macro_f1", "accuracy", "weighted_f1", "loss", "rouge_l", "exact_match", "rmse", "mae",
+                    "spearman", "pearson", "f1", "micro_f1", "subset_accuracy"] = Field(
+        "macro_f1", description="eval metric for early stopping, the best checkpoint and the uplift gate; "
+        "loss is lower-is-better, the others higher-is-better"
+    )
+    early_stopping_patience: int | None = Field(2, ge=1)
+    eval_steps: int | None = Field(None, gt=0, description="evaluate every N steps; None: once per epoch")
+    group_by_length: bool = True
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 where the hardware runs it fast
+    save_total_limit: int = Field(2, ge=1)
+    keep_checkpoints: bool = Field(False, description="keep checkpoints/ after a finished run (they hold optimizer state)")
+    class_weights: bool = False
+    num_threads: int | None = Field(None, ge=1)
+    packing: bool = Field(True, description="causal-lm: each micro-batch is one padding-free row; positions restart "
+                          "per example so examples never attend to each other")
+
+
+class CalibrationConfig(_Strict):
+    bins: int = Field(15, ge=2)
+    temperature_scaling: bool = True
+
+
+class BootstrapConfig(_Strict):
+    samples: int = Field(1000, ge=100)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+
+
+class EvaluationConfig(_Strict):
+    top_k: list[int] = Field(default_factory=lambda: [2])
+    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
+    bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)
+    slices: list[str] = Field(default_factory=lambda: ["text_length"], description="columns, or text_length")
+    json_schema: dict[str, Any] | None = Field(None, description="causal-lm: answers must be JSON valid against it")
+    regression: str | None = Field(None, description="causal-lm: YAML file of must-pass prompts (required / "
+                                   "forbidden substrings or regexes)")
+    samples: int = Field(5, ge=0, description="causal-lm: generations shown side by side in the report")
+    max_eval_rows: int | None = Field(None, gt=0, description="causal-lm: generate for at most this many test rows")
+    tune_thresholds: bool = Field(True, description="multi-label: a decision threshold per label chosen on the eval "
+                                  "split (best F1), shipped as thresholds.json; off: 0.5 for every label")
+
+
+NAME_RE = re.compile(r"[A-Za-z0-9][\w.-]{0,99}")  # a registered model name (MLflow-safe, file-system-safe)
+_GATE_RE = re.compile(r"^\s*([A-Za-z_][\w.@]*)\s*(>=|<=|>|<|==)\s*(-?[\d.]+(?:e-?\d+)?)\s*$")
+
+
+class GateRule(_Strict):
+    """One gate, written in a config as `metric >= 0.8`, `uplift.macro_f1 >= 0.05` or `vs_champion.accuracy >= -0.01`."""
+
+    metric: str
+    op: Literal[">=", "<=", ">", "<", "=="]
+    value: float
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        m = _GATE_RE.match(value)
+        if not m:
+            raise ValueError(f"cannot read gate {value!r}; write it as 'macro_f1 >= 0.8' (or uplift.<m>, vs_champion.<m>)")
+        return {"metric": m.group(1), "op": m.group(2), "value": float(m.group(3))}
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g}"
+
+
+class GatesConfig(_Strict):
+    rules: list[GateRule] = Field(default_factory=list)
+    require_significant_uplift: bool = Field(
+        False, description="also require the bootstrap CI of the uplift on training.metric to lie above 0"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_list(cls, value: Any) -> Any:
+        return {"rules": value} if isinstance(value, list) else value  # `gates: [...]` is the short form
+
+    @field_serializer("rules")
+    def _rules_as_text(self, rules: list[GateRule]) -> list[str]:
+        return [str(r) for r in rules]  # written back the way users write them
+
+
