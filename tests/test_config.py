@@ -66,7 +66,7 @@ def test_invalid_yaml_names_the_line(tmp_path):
 
 
 def test_package_file_paths(tmp_path):
-    cfg = config_from_dict({"name": "x", "data": {"path": "pkg:tunesmith/config.py"}})
+    cfg = config_from_dict({"name": "x", "data": {"path": "pkg:tunesmith/config/root.py"}})
     assert cfg.resolve_path(cfg.data.path).is_file()
     with pytest.raises(FileNotFoundError, match="not installed"):
         cfg.resolve_path("pkg:no_such_package_xyz/a.csv")
