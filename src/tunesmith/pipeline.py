@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tunesmith.config import Config, TaskKind
+from tunesmith.config import Config, MethodKind, TaskKind
 
 Say = Callable[[str], None]
 
@@ -148,7 +148,9 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
         if cfg.task in (TaskKind.EMBEDDING, TaskKind.REGRESSION, TaskKind.TOKEN_CLASSIFICATION,
                         TaskKind.RERANKING) or cfg.data.multi_label:  # mrr@10, rmse, f1, micro_f1
             primary = report.primary_metric
-        decision = gate(report.flat_metrics(), cfg.gates, primary_metric=primary,
+        distilled = _distill_comparison(cfg, bundle, out_dir, result.model_dir, say)
+        flat = {**report.flat_metrics(), **(distilled["flat"] if distilled else {})}
+        decision = gate(flat, cfg.gates, primary_metric=primary,
                         has_champion=report.has_champion, champion_note=report.champion_note)
     _ship_calibration(out_dir, result.model_dir)
     _drift_reference(cfg, bundle, result.model_dir, out_dir)
@@ -162,16 +164,22 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
 
     lineage.update(lineage_tags(bundle.report.checks))  # the data gates' outcome travels with the version
     lineage["weights_sha256"] = weights_sha256(result.model_dir)  # `tunesmith reproduce` compares against it
+    if distilled:  # the teacher and the synthetic (teacher-labelled) rows travel with the version
+        from tunesmith.training.distill import lineage_tags as distill_tags
+
+        lineage.update(distill_tags(distilled["record"]))
     report_path = write_report(
         out_dir, config=cfg, data_report=bundle.report.to_dict(), train_result=result.to_dict(),
         eval_report=report, decision=decision, lineage=lineage,
+        extra={"distillation": distilled} if distilled else None,
+        extra_sections=[("Distillation", _distill_html(distilled))] if distilled else (),
     )
     say(f"report: {report_path}")
 
     outcome = RunOutcome(out_dir, decision.passed, decision, report, result, bundle.report, timings=timings)
     with _timed(timings, "register"):
         outcome.mlflow_run_id = log_run(
-            cfg, run_dir=out_dir, metrics=report.flat_metrics(),  # log_run records the resolved config as params
+            cfg, run_dir=out_dir, metrics=flat,  # log_run records the resolved config as params
             artifacts=[p for p in (out_dir / "report.html", out_dir / "metrics.json", out_dir / "data_card.json",
                                    out_dir / "config.yaml",
                                    out_dir / "quarantine.jsonl", out_dir / "label_issues.jsonl",
@@ -189,6 +197,26 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
                 description=f"{cfg.task.value} fine-tuned from {cfg.model.base} ({cfg.method.kind.value})",
             )
     return outcome
+
+
+def _distill_comparison(cfg: Config, bundle, run_dir: Path, model_dir: Path, say: Say) -> dict | None:
+    """method.kind: distill -> teacher vs student vs student-without-KD (quality, latency, size); else None."""
+    if MethodKind(cfg.method.kind) is not MethodKind.DISTILL:
+        return None
+    from tunesmith.evaluation.distill_report import compare_distilled
+
+    doc = compare_distilled(cfg, bundle, run_dir, model_dir, say=say)
+    m, gap = doc["metric"], doc["gap"]
+    say(f"distill: student {doc['models']['student']['quality'][m]:.4f} vs teacher "
+        f"{doc['models']['teacher']['quality'][m]:.4f} {m} (gap {gap['delta']:+.4f}, CI [{gap['ci_low']:+.4f}, "
+        f"{gap['ci_high']:+.4f}]); {doc['speedup_b1']:.2f}x faster at batch 1, {doc['size_ratio']:.0%} of its size")
+    return doc
+
+
+def _distill_html(doc: dict) -> str:
+    from tunesmith.evaluation.distill_report import html_section
+
+    return html_section(doc)
 
 
 def _environment_tags(lineage: dict) -> dict:

@@ -35,6 +35,12 @@ class MethodKind(str, Enum):
     FREEZE = "freeze"  # embeddings + the first N encoder layers frozen
     HEAD = "head"  # only the new task head trains
     QLORA = "qlora"  # LoRA on a 4-bit base (bitsandbytes + CUDA)
+    DISTILL = "distill"  # a student learns from a fine-tuned teacher's soft labels (method.distill)
+
+
+class SyntheticLabels(str, Enum):
+    SOFT = "soft"  # teacher-labelled rows train on the teacher's distribution only (no hard-label loss)
+    HARD = "hard"  # they also get the cross-entropy on the teacher's top class
 
 
 class BadRowPolicy(str, Enum):

@@ -87,6 +87,24 @@ class Config(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _distill_scope(self) -> Config:
+        # Distillation is wired for single-label classification (precomputed teacher logits) and causal-lm
+        # (token-level KL, teacher run alongside); the other families have no teacher distribution to match yet.
+        if self.method.kind is not MethodKind.DISTILL:
+            return self
+        if self.task not in (TaskKind.CLASSIFICATION, TaskKind.CAUSAL_LM) or self.data.multi_label:
+            what = "multi-label classification" if self.data.multi_label else self.task.value
+            raise ValueError(f"method.kind: distill supports single-label classification and causal-lm, not {what}; "
+                             "train the student with full or lora")
+        if self.task is TaskKind.CAUSAL_LM:
+            if "student_method" not in self.method.distill.model_fields_set:
+                self.method.distill.student_method = MethodKind.LORA
+            if self.method.distill.unlabeled:
+                raise ValueError("method.distill.unlabeled: teacher-labelled rows are for classification; for "
+                                 "causal-lm generate answers with the teacher and add them as data rows")
+        return self
+
+    @model_validator(mode="after")
     def _causal_lm_defaults(self) -> Config:
         # causal-lm defaults a user of TRL expects: LoRA, early stopping on eval loss, no label stratification.
         if self.task is not TaskKind.CAUSAL_LM:

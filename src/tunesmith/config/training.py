@@ -16,6 +16,7 @@ from tunesmith.config.base import (
     InvalidTagPolicy,
     MethodKind,
     RegressionLoss,
+    SyntheticLabels,
     TrainOn,
     _Strict,
 )
@@ -79,10 +80,53 @@ class TokenClassificationConfig(_Strict):
                                            "type: repair (read as B-X, counted) or quarantine the row")
 
 
+class DistillConfig(_Strict):
+    """method.kind: distill. loss = kd_weight * T^2 * KL(teacher_T || student_T) + hard_weight * CE(labels)."""
+
+    teacher: str | None = Field(None, description="the fine-tuned teacher: a registered NAME, NAME:VERSION, "
+                                "NAME@alias, or a model dir")
+    temperature: float = Field(2.0, gt=0, description="softens both distributions; the KL term is scaled by T^2")
+    kd_weight: float = Field(0.5, ge=0, description="weight of the soft-label (KL) term")
+    hard_weight: float = Field(0.5, ge=0, description="weight of the hard-label cross-entropy")
+    student_method: MethodKind = Field(MethodKind.FULL, description="how the student itself trains: full, lora, "
+                                       "freeze or head (causal-lm default: lora)")
+    student_layers: int | None = Field(None, ge=1, description="keep only this many transformer layers of "
+                                       "model.base, evenly spaced (DistilBERT-style), for a smaller, faster student")
+    unlabeled: str | None = Field(None, description="classification: a file of unlabeled texts (csv/jsonl/txt) the "
+                                  "teacher labels; they join the train split only, recorded as synthetic in lineage")
+    synthetic: SyntheticLabels = Field(SyntheticLabels.SOFT, description="soft: teacher rows train on the KL term "
+                                       "only; hard: also on the teacher's top class")
+    compare_without_kd: bool = Field(True, description="also train the same student on the human labels alone, so "
+                                     "the report shows what distillation added")
+
+    @model_validator(mode="after")
+    def _weights(self) -> DistillConfig:
+        if self.kd_weight == 0 and self.hard_weight == 0:
+            raise ValueError("kd_weight and hard_weight are both 0: nothing to learn from; set kd_weight > 0")
+        if self.student_method in (MethodKind.DISTILL, MethodKind.QLORA):
+            raise ValueError(f"student_method: {self.student_method.value} is not a way to train the student; use "
+                             "full, lora, freeze or head")
+        return self
+
+
 class MethodConfig(_Strict):
     kind: MethodKind = MethodKind.FULL
     lora: LoraConfig = Field(default_factory=LoraConfig)
     freeze: FreezeConfig = Field(default_factory=FreezeConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+
+    @model_validator(mode="after")
+    def _distill_teacher(self) -> MethodConfig:
+        if self.kind is MethodKind.DISTILL and not self.distill.teacher:
+            raise ValueError("method.distill.teacher: distillation needs a teacher (a registered NAME[:VERSION] or a "
+                             "model dir)")
+        return self
+
+    def student(self) -> MethodConfig:
+        """The method the student trains with: this config with kind = distill.student_method."""
+        if MethodKind(self.kind) is not MethodKind.DISTILL:
+            return self
+        return self.model_copy(update={"kind": self.distill.student_method})
 
 
 class TrainingConfig(_Strict):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import math
 import operator
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
@@ -48,8 +49,20 @@ def significance_rule(primary_metric: str) -> GateRule:
     return GateRule(metric=f"uplift_ci_high.{name}", op="<", value=0.0)
 
 
+_DISTILL_RE = re.compile(r"^distill\.(?:(?:teacher|student|without_kd|gap|gap_ci_low|gap_ci_high|kd_gain|"
+                         r"kd_gain_ci_low|kd_gain_ci_high)\.(?P<metric>[\w@]+)|speedup_b1|speedup_b32|size_ratio)$")
+
+
+def is_distill_metric(name: str) -> bool:
+    """Names the distillation comparison produces (`distill.gap.macro_f1`, `distill.speedup_b1`, ...)."""
+    m = _DISTILL_RE.match(name)
+    return m is not None and (m.group("metric") is None or is_known_metric(m.group("metric")))
+
+
 def is_valid_gate_metric(name: str) -> bool:
     """Whether `name` is a metric an evaluation can produce (e.g. `macro_f1`, `uplift_ci_low.accuracy`)."""
+    if name.startswith("distill."):
+        return is_distill_metric(name)
     for prefix in _MODEL_PREFIXES:
         if name.startswith(prefix):
             base = name[len(prefix):]

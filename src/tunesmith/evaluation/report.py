@@ -8,6 +8,8 @@ Every piece of user text (labels, slice values, paths, config strings) goes thro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import json
 from html import escape
 from pathlib import Path
@@ -251,7 +253,7 @@ def _config_dict(config: Any) -> dict:
 
 
 def render_html(*, config: Any, data_report: dict, train_result: dict | None, eval_report: EvalReport | Any,
-                decision: GateDecision, lineage: dict) -> str:
+                decision: GateDecision, lineage: dict, extra_sections: Sequence[tuple[str, str]] = ()) -> str:
     cfg = _config_dict(config)
     name = cfg.get("name", "model")
     verdict = "pass" if decision.passed else "fail"
@@ -275,6 +277,7 @@ def render_html(*, config: Any, data_report: dict, train_result: dict | None, ev
         ("Data", _data_section(data_report or {})),
         ("Training", _training_section(train_result, curve_metric)),
         *results,
+        *extra_sections,  # (title, html) from a method's own comparison (distillation)
         ("Gate decision", _gates_section(decision)),
         ("Lineage", _value_html(lineage or {})),
         ("Config (resolved)", f"<pre>{_e(yaml.safe_dump(cfg, sort_keys=False))}</pre>"),
@@ -306,10 +309,13 @@ def metrics_document(eval_report: EvalReport, decision: GateDecision, lineage: d
 
 
 def write_report(run_dir: str | Path, *, config: Any, data_report: dict, train_result: dict | None,
-                 eval_report: EvalReport, decision: GateDecision, lineage: dict) -> Path:
-    """Write `run_dir/report.html` and `run_dir/metrics.json` (both atomically); returns the HTML path."""
+                 eval_report: EvalReport, decision: GateDecision, lineage: dict,
+                 extra: dict | None = None, extra_sections: Sequence[tuple[str, str]] = ()) -> Path:
+    """Write `run_dir/report.html` and `run_dir/metrics.json` (both atomically); returns the HTML path.
+
+    `extra` adds top-level blocks to metrics.json (e.g. `distillation`), `extra_sections` (title, html) sections."""
     run_dir = Path(run_dir)
-    atomic_write_json(run_dir / "metrics.json", metrics_document(eval_report, decision, lineage))
+    atomic_write_json(run_dir / "metrics.json", {**metrics_document(eval_report, decision, lineage), **(extra or {})})
     page = render_html(config=config, data_report=data_report, train_result=train_result,
-                       eval_report=eval_report, decision=decision, lineage=lineage)
+                       eval_report=eval_report, decision=decision, lineage=lineage, extra_sections=extra_sections)
     return atomic_write_text(run_dir / "report.html", page)

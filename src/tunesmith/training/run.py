@@ -26,6 +26,16 @@ from tunesmith.training.checkpoints import (
     find_last_complete_checkpoint,
     remove_incomplete,
 )
+from tunesmith.training.distill import (
+    DistillTrainer,
+    add_teacher_columns,
+    distill_data,
+    load_teacher_lm,
+    needs_teacher,
+    resolve_teacher,
+    shrink_layers,
+    write_distill_record,
+)
 from tunesmith.training.distributed import barrier, is_main_process
 from tunesmith.training.identity import check_identity, write_identity
 from tunesmith.training.methods import apply_method, check_method_available, count_params
@@ -103,7 +113,9 @@ def train(
     if hasattr(task, "train_model"):  # embedding: sentence-transformers' own trainer, model and save format
         return task.train_model(cfg, bundle, run_dir, resolved, start_from=start_from, callbacks=callbacks or ())
     remote = cfg.model.trust_remote_code
-    kind = MethodKind(cfg.method.kind)
+    distill = MethodKind(cfg.method.kind) is MethodKind.DISTILL  # the student trains with method.distill.student_method
+    method = cfg.method.student()
+    kind = MethodKind(method.kind)
     check_method_available(kind)  # before loading: QLoRA needs bitsandbytes and CUDA
     with loading(resolved, key="model.base"):
         if hasattr(task, "trainer_parts"):  # causal-lm: the config's chat template; a 4-bit base for QLoRA
@@ -114,23 +126,40 @@ def train(
         else:
             tokenizer = task.load_tokenizer(resolved.path, revision=resolved.revision, trust_remote_code=remote)
             model = task.build_model(resolved.path, bundle.labels, revision=resolved.revision, trust_remote_code=remote)
-    model = apply_method(model, cfg.method)
+    if distill and cfg.method.distill.student_layers:
+        model = shrink_layers(model, cfg.method.distill.student_layers)
+    model = apply_method(model, method)
     params = count_params(model)
+    teacher_dir = resolve_teacher(cfg.method.distill.teacher, cfg) if distill and needs_teacher(cfg) else None
+    distilled = None
 
     max_len = cfg.model.max_length
     precision = resolve_precision(cfg.training.precision)
     if hasattr(task, "trainer_parts"):  # the task builds its own datasets and collator
         parts = task.trainer_parts(cfg, bundle, tokenizer)
+        extra = {}
+        if distill:  # token-level KD: the teacher runs beside the student on the same packed batch
+            extra = {"trainer_cls": DistillTrainer, "distill": cfg.method.distill,
+                     "teacher": load_teacher_lm(teacher_dir, model, tokenizer, cfg) if teacher_dir else None}
         trainer = build_trainer(cfg, model, tokenizer, parts.train_ds, parts.eval_ds, str(checkpoint_dir), precision,
                                 callbacks or (), data_collator=parts.data_collator,
                                 compute_metrics=parts.compute_metrics,
-                                compute_loss_func=getattr(parts, "compute_loss_func", None))
+                                compute_loss_func=getattr(parts, "compute_loss_func", None), **extra)
     else:
-        train_ds = to_dataset(bundle.train, bundle.labels, tokenizer, max_len, where="train", encode=task.encode)
+        train_frame, extra = bundle.train, {}
+        if distill:  # the teacher's logits (and its labelled unlabeled rows) join the train split
+            distilled = distill_data(cfg, bundle, teacher_dir) if teacher_dir else None
+            train_frame = distilled.frame if distilled else bundle.train
+            extra = {"trainer_cls": DistillTrainer, "distill": cfg.method.distill}
+        train_ds = to_dataset(train_frame, bundle.labels, tokenizer, max_len, where="train", encode=task.encode)
+        if distilled is not None:
+            train_ds = add_teacher_columns(train_ds, train_frame)
         eval_ds = (to_dataset(bundle.eval, bundle.labels, tokenizer, max_len, where="eval", encode=task.encode)
                    if len(bundle.eval) else None)
         trainer = build_trainer(cfg, model, tokenizer, train_ds, eval_ds, str(checkpoint_dir), precision,
-                                callbacks or ())
+                                callbacks or (), **extra)
+    if distill and is_main_process():
+        write_distill_record(run_dir, cfg, teacher_dir, distilled)
     if start_from is None and is_main_process():
         write_identity(checkpoint_dir, cfg, bundle)  # before the first checkpoint, so every resume can check it
     output = trainer.train(resume_from_checkpoint=str(start_from) if start_from else None)
@@ -139,6 +168,8 @@ def train(
     if hasattr(task, "finalize_model"):  # regression: fold the target scaling into the head before saving
         task.finalize_model(trainer.model, cfg, bundle)
     seen = [*bundle.train["text"].astype(str), *bundle.eval["text"].astype(str)]
+    if distilled is not None and distilled.synthetic_rows:  # teacher-labelled rows were trained on too
+        seen += distilled.frame["text"].astype(str).tolist()[len(bundle.train):]
     lora = kind in (MethodKind.LORA, MethodKind.QLORA)
     model_dir = save_final_model(trainer.model, tokenizer, run_dir, lora=lora, seen_texts=seen) \
         if is_main_process() else run_dir / "model"  # DDP: only rank 0 writes files
@@ -147,7 +178,7 @@ def train(
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return TrainResult(
         model_dir=model_dir,
-        method=MethodKind(cfg.method.kind).value,
+        method=cfg.method.kind.value,
         precision=precision,
         trainable_params=params.trainable,
         total_params=params.total,

@@ -183,6 +183,8 @@ def build_trainer(
     data_collator=None,
     compute_metrics: Callable | None = compute_metrics,
     compute_loss_func: Callable | None = None,
+    trainer_cls: type[TunesmithTrainer] | None = None,
+    **trainer_kwargs,
 ) -> Trainer:
     """A Trainer with dynamic padding, seeded length-grouped order, atomic checkpoints and early stopping.
 
@@ -201,7 +203,7 @@ def build_trainer(
     loss_func = compute_loss_func  # a task's own loss (regression: Huber), else the model's
     if t.class_weights and compute_loss_func is None:  # a task's own loss (multi-label BCE) weighs itself
         loss_func = WeightedCrossEntropy(balanced_class_weights(list(train_ds["labels"]), model.config.num_labels))
-    trainer = TunesmithTrainer(
+    trainer = (trainer_cls or TunesmithTrainer)(  # distillation: a subclass with the KD loss (training.distill)
         model=model,
         args=args,
         train_dataset=train_ds,
@@ -213,6 +215,7 @@ def build_trainer(
         callbacks=all_callbacks,
         train_lengths=list(train_ds["length"]),
         group_by_length=t.group_by_length,
+        **trainer_kwargs,
     )
     if own_progress:
         trainer.remove_callback(PrinterCallback)
