@@ -8,9 +8,8 @@ Every piece of user text (labels, slice values, paths, config strings) goes thro
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import json
+from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
