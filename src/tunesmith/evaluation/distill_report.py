@@ -32,7 +32,12 @@ def train_without_kd(cfg: Config, bundle, run_dir: Path) -> Path:
 
     d = cfg.method.distill.model_copy(update={"kd_weight": 0.0, "hard_weight": 1.0, "unlabeled": None})
     no_kd = cfg.model_copy(update={"method": cfg.method.model_copy(update={"distill": d})})
-    return train(no_kd, bundle, Path(run_dir) / "without_kd").model_dir
+    from transformers import TrainerCallback
+
+    class Quiet(TrainerCallback):  # the run's own output stays readable: no second progress bar or log dicts
+        shows_progress = True
+
+    return train(no_kd, bundle, Path(run_dir) / "without_kd", callbacks=[Quiet()]).model_dir
 
 
 def compare_distilled(cfg: Config, bundle, run_dir: Path, student_dir: Path, *, say=lambda _: None) -> dict:

@@ -188,14 +188,15 @@ class DistillData:
     synthetic_skipped: dict[str, int]
 
 
-def read_unlabeled(path: str, text_column: str) -> list[str]:
-    """Texts of a .txt (one per line), .csv or .jsonl file; the column is data.text_column."""
+def read_unlabeled(path: str | Path, text_column: str) -> list[str]:
+    """Texts of a .txt (one per line), .csv or .jsonl file (compressed too); the column is data.text_column."""
     p = Path(path)
     if not p.is_file():
-        raise TrainingError(f"method.distill.unlabeled: {path} does not exist")
+        raise TrainingError(f"method.distill.unlabeled: {path} does not exist (relative paths resolve against the "
+                            "config file's folder)")
     if p.suffix == ".txt":
         return [line.strip() for line in p.read_text(encoding="utf-8").splitlines()]
-    frame = pd.read_json(p, lines=True) if p.suffix in (".jsonl", ".json") else pd.read_csv(p)
+    frame = pd.read_json(p, lines=True) if ".jsonl" in p.suffixes or ".json" in p.suffixes else pd.read_csv(p)
     if text_column not in frame.columns:
         raise TrainingError(f"method.distill.unlabeled: {path} has no {text_column!r} column (data.text_column); "
                             f"columns: {list(frame.columns)[:10]}")
@@ -214,7 +215,7 @@ def distill_data(cfg: Config, bundle, teacher_dir: Path) -> DistillData:
     if d.unlabeled:
         known = {_norm(t) for f in (bundle.train, bundle.eval, bundle.test) for t in f["text"].astype(str)}
         seen: set[str] = set()
-        for text in read_unlabeled(d.unlabeled, cfg.data.text_column):
+        for text in read_unlabeled(cfg.resolve_path(d.unlabeled), cfg.data.text_column):
             key = _norm(text)
             reason = "empty" if not key else "in_a_split" if key in known else "repeated" if key in seen else None
             if reason:
