@@ -153,6 +153,11 @@ class TrainingConfig(_Strict):
     num_threads: int | None = Field(None, ge=1)
     packing: bool = Field(True, description="causal-lm: each micro-batch is one padding-free row; positions restart "
                           "per example so examples never attend to each other")
+    gradient_checkpointing: bool = Field(False, description="recompute activations in the backward pass instead of "
+                                         "keeping them: much less memory, about a third more compute per step")
+    torch_compile: Literal["off", "on", "auto"] = Field("auto", description="torch.compile the model; auto: on for "
+                                                        "CUDA runs of 200+ steps, where compile time pays back "
+                                                        "(off on CPU: see make bench, train_efficiency)")
 
 
 class CalibrationConfig(_Strict):

@@ -23,7 +23,7 @@ from tunesmith.tasks import embedding as task
 from tunesmith.training.checkpoints import AtomicCheckpoints, atomic_dir
 from tunesmith.training.identity import write_identity
 from tunesmith.training.methods import count_params
-from tunesmith.training.trainer import TrainingError, planned_steps, resolve_precision
+from tunesmith.training.trainer import TrainingError, efficiency_arguments, planned_steps, resolve_precision
 
 _log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def training_arguments(cfg: Config, output_dir: str, precision: str, *, n_train:
         load_best_model_at_end=has_eval, metric_for_best_model="loss" if has_eval else None, greater_is_better=False,
         logging_strategy="steps", logging_steps=max(1, planned_steps(cfg, n_train) // 20), seed=cfg.seed,
         data_seed=cfg.seed, bf16=precision == "bf16", use_cpu=not torch.cuda.is_available(), report_to="none",
-        dataloader_num_workers=0, batch_sampler=BatchSamplers.NO_DUPLICATES,
+        dataloader_num_workers=0, batch_sampler=BatchSamplers.NO_DUPLICATES, **efficiency_arguments(cfg, n_train),
     )
 
 

@@ -23,7 +23,7 @@ from transformers import (
     set_seed,
 )
 
-from tunesmith.config import Config
+from tunesmith.config import Config, TaskKind
 from tunesmith.evaluation.metrics import confusion_counts, confusion_scores
 from tunesmith.tasks.classification import encode
 from tunesmith.training.checkpoints import AtomicCheckpoints
@@ -167,7 +167,27 @@ def training_arguments(cfg: Config, output_dir: str, precision: str, *, n_train:
         report_to="none",  # the registry stage logs to MLflow
         dataloader_num_workers=0,
         remove_unused_columns=True,
+        # Tokens/s in the log history (make bench turns it into achieved FLOP/s). Packed causal-lm rows hold no
+        # padding but may hold the pad id (often = eos), so every token counts; padded batches count the mask.
+        include_num_input_tokens_seen="all" if cfg.task is TaskKind.CAUSAL_LM and t.packing else "non_padding",
+        **efficiency_arguments(cfg, n_train),
     )
+
+
+def efficiency_arguments(cfg: Config, n_train: int) -> dict:
+    """Gradient checkpointing (non-reentrant: works with LoRA's frozen inputs) and torch.compile, from the config."""
+    t = cfg.training
+    return {"activation_checkpointing": t.gradient_checkpointing,
+            "activation_checkpointing_kwargs": {"use_reentrant": False} if t.gradient_checkpointing else None,
+            "torch_compile": use_compile(t.torch_compile, planned_steps(cfg, n_train))}
+
+
+def use_compile(setting: str, steps: int) -> bool:
+    """`auto`: compile only on CUDA for runs long enough to earn back the compile time. On CPU the measured gain
+    (benchmarks/train_efficiency.py) does not repay inductor's compile time for fine-tuning-sized runs."""
+    if setting != "auto":
+        return setting == "on"
+    return torch.cuda.is_available() and steps >= 200
 
 
 def build_trainer(
