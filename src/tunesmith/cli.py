@@ -417,6 +417,7 @@ def serve(
     shadow: bool = typer.Option(None, "--shadow/--no-shadow", help="Copy requests to the challenger, never return it."),
     tracking_uri: str = TrackingOpt,
     overrides: list[str] = SetOpt,
+    jobs: bool = typer.Option(False, "--jobs", help="Also serve the fine-tuning jobs API (jobs: of --config)."),
 ) -> None:
     """Serve a registered model over HTTP (task routes + OpenAI-compatible routes, canary, shadow, rollback)."""
     from pydantic import ValidationError
@@ -443,7 +444,9 @@ def serve(
     from tunesmith.serving import serve as run_server
 
     try:
-        run_server(model, settings=settings, store=open_store(registry_cfg))
+        if jobs and config is None:
+            _fail("--jobs needs --config (its jobs: section says where the job store and queue are)")
+        run_server(model, settings=settings, store=open_store(registry_cfg), jobs_config=cfg if jobs else None)
     except _input_errors() as exc:
         _fail(str(exc))
 
@@ -453,6 +456,13 @@ def serve(
 from tunesmith.review.cli import review_app  # noqa: E402  (after _config/_fail, which it imports lazily)
 
 app.add_typer(review_app, name="review")
+
+# --- fine-tuning jobs API and workers (their commands live in jobs/cli.py) ----------------------------------
+
+from tunesmith.jobs.cli import api_app, worker  # noqa: E402
+
+app.add_typer(api_app, name="api")
+app.command()(worker)
 # --- monitor / feedback / retrain ---------------------------------------------------------------------------
 
 feedback_app = typer.Typer(no_args_is_help=True, help="True labels for served predictions.")

@@ -36,6 +36,7 @@ from tunesmith.config.data import (  # noqa: F401
     PresidioMode,
     SplitConfig,
 )
+from tunesmith.config.jobs import JobsConfig  # noqa: F401
 from tunesmith.config.loading import (  # noqa: F401
     _line_index,
     apply_overrides,

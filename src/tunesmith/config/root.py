@@ -24,6 +24,7 @@ from tunesmith.config.base import (
 from tunesmith.config.data import (
     DataConfig,
 )
+from tunesmith.config.jobs import JobsConfig
 from tunesmith.config.loop import (
     MonitoringConfig,
     RetrainConfig,
@@ -71,6 +72,7 @@ class Config(_Strict):
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
     search: SearchConfig | None = Field(None, description="hyperparameter search for `tunesmith tune`")
+    jobs: JobsConfig = Field(default_factory=JobsConfig)
 
     # Where the config came from; relative data paths resolve against its folder. Not a config key.
     _source_path: str | None = PrivateAttr(None)

@@ -33,8 +33,10 @@ def prediction_log_for(settings, workdir=None):
                          sample_rate=settings.predictions.sample_rate, redact=redactor(settings.predictions.redact_pii))
 
 
-def serve(name: str, *, settings, store=None) -> None:
-    """Run the server in the foreground until SIGINT/SIGTERM (which drains in-flight requests first)."""
+def serve(name: str, *, settings, store=None, jobs_config=None) -> None:
+    """Run the server in the foreground until SIGINT/SIGTERM (which drains in-flight requests first).
+
+    `jobs_config` (a Config): also serve the fine-tuning jobs API (files, jobs, events, checkpoints) on this app."""
     import uvicorn
 
     from tunesmith.registry import RegistryError, open_store
@@ -53,6 +55,11 @@ def serve(name: str, *, settings, store=None) -> None:
 
         mount_review(app, settings.predictions.url or default_url(), name,
                      token=os.environ.get(settings.auth_token_env) or None)
+    if jobs_config is not None:
+        from tunesmith.jobs.api import ApiError, jobs_router
+
+        app.include_router(jobs_router(jobs_config, chat=False))  # chat and models stay the serving app's own
+        app.add_exception_handler(ApiError, lambda _request, exc: exc.response())
     uvicorn.run(app, host=settings.host, port=settings.port, timeout_graceful_shutdown=int(settings.shutdown_grace_s),
                 log_level="info", access_log=False)
 

@@ -1,0 +1,66 @@
+"""`tunesmith api` (the OpenAI-compatible fine-tuning API), `tunesmith api keys add`, `tunesmith worker`."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+import typer
+
+api_app = typer.Typer(help="The OpenAI-compatible fine-tuning jobs API.", invoke_without_command=True)
+keys_app = typer.Typer(no_args_is_help=True, help="API keys (stored hashed; printed once).")
+api_app.add_typer(keys_app, name="keys")
+
+ConfigOpt = typer.Option(..., "--config", "-c", help="A config whose jobs: and registry: sections apply.")
+
+
+def _cfg(path: Path):
+    from tunesmith.cli import _config
+
+    return _config(path, [])
+
+
+@api_app.callback()
+def api(ctx: typer.Context, config: Path = typer.Option(None, "--config", "-c", help="Config with jobs: / registry:."),
+        host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8000, "--port")) -> None:
+    """Serve /v1/files, /v1/fine_tuning/jobs (+ events, checkpoints, cancel), /v1/models and /v1/chat/completions."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if config is None:
+        from tunesmith.cli import _fail
+
+        _fail("tunesmith api needs --config (its jobs: section: database, queue, base_config)")
+    import uvicorn
+
+    from tunesmith.jobs.api import create_jobs_app
+
+    uvicorn.run(create_jobs_app(_cfg(config)), host=host, port=port, log_level="info", access_log=False)
+
+
+@keys_app.command("add")
+def keys_add(owner: str = typer.Argument(..., help="Who the key belongs to (jobs and files are per owner)."),
+             config: Path = ConfigOpt,
+             max_jobs: int = typer.Option(None, "--max-jobs", help="Unfinished jobs at once (default jobs.max_jobs)."),
+             max_file_bytes: int = typer.Option(None, "--max-file-bytes", help="Upload limit (jobs.max_file_bytes).")):
+    """Create an API key; it is printed once and only its sha256 is stored."""
+    from tunesmith.jobs.queue import store_for
+
+    key = store_for(_cfg(config)).add_key(owner, max_jobs=max_jobs, max_file_bytes=max_file_bytes)
+    typer.echo(key)
+
+
+def worker(config: Path = ConfigOpt,
+           max_jobs: int = typer.Option(None, "--max-jobs", help="Exit after this many jobs (default: run forever)."),
+           poll: float = typer.Option(0.5, "--poll", help="Seconds between queue polls when idle.")) -> None:
+    """Run fine-tuning jobs from the queue (jobs.queue: sqlite or redis); SIGTERM requeues the running job."""
+    from tunesmith.jobs.queue import work, worker_id
+
+    cfg = _cfg(config)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    wid = worker_id()
+    typer.echo(f"worker {wid}: queue {cfg.jobs.queue}, store {cfg.jobs.database or cfg.jobs.state_dir}")
+    done = work(cfg, stop=stop, poll_s=poll, max_jobs=max_jobs, wid=wid)
+    typer.echo(f"worker {wid}: stopped after {done} job(s)")
