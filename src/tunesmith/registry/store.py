@@ -102,9 +102,18 @@ class Store:
         from mlflow import MlflowClient
 
         db = sqlite_path(self.tracking_uri)
-        if db is not None:
-            db.parent.mkdir(parents=True, exist_ok=True)  # SQLite creates the file, not its folder
-        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+        if db is None:
+            return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+        db.parent.mkdir(parents=True, exist_ok=True)  # SQLite creates the file, not its folder
+        from filelock import FileLock
+
+        # MLflow creates and migrates a new database on first use; two processes doing it at once (two job workers,
+        # two tune workers) collide in alembic. One at a time: the second finds it ready.
+        with FileLock(str(db) + ".init.lock", timeout=300):
+            client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+            client.search_experiments(max_results=1)
+            client.search_registered_models(max_results=1)
+        return client
 
     @property
     def cache_dir(self) -> Path:
