@@ -144,25 +144,42 @@ def _pings(client) -> bool:
 
 
 def test_two_workers_on_redis_never_share_a_job(tmp_path, tiny_chat_model_dir, redis_url):
+    """The whole flow again with the official client, now on the Redis queue with two worker processes."""
+    import io
+
+    import openai
+    from tests.serving.serve_helpers import LiveServer
+
+    from tunesmith.jobs.api import create_jobs_app
+
     config, cfg = _config(tmp_path, BASE, queue="redis", redis_url=redis_url)
     store = JobStore(cfg.jobs.database, state_dir=cfg.jobs.state_dir)
+    key = store.add_key("team")
     workers = [_worker_process(config, tmp_path, f"w{i}") for i in range(2)]
     try:
-        time.sleep(0.5)
-        job_ids = [_submit(cfg, store, tiny_chat_model_dir, rows=24, seed=i) for i in range(4)]
-        _wait(lambda: all(store.get_job(j)["status"] in ("succeeded", "failed") for j in job_ids), 240, "4 jobs")
+        with LiveServer(create_jobs_app(cfg, store=store)) as server:
+            client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0, timeout=60)
+            f = client.files.create(file=("chats.jsonl", io.BytesIO(chats_jsonl(24))), purpose="fine-tune")
+            job_ids = [client.fine_tuning.jobs.create(model=tiny_chat_model_dir, training_file=f.id, seed=i + 1,
+                                                      suffix=f"s{i}").id for i in range(4)]
+            _wait(lambda: all(client.fine_tuning.jobs.retrieve(j).status in ("succeeded", "failed")
+                              for j in job_ids), 240, "4 jobs")
+            holders = set()
+            for j in job_ids:
+                job = client.fine_tuning.jobs.retrieve(j)
+                assert job.status == "succeeded", job.error
+                assert job.model_extra["tunesmith"]["attempts"] == 1  # claimed once: no job ran twice
+                starts = [e for e in client.fine_tuning.jobs.list_events(j, limit=500)
+                          if e.message.startswith("Fine-tuning job started")]
+                assert len(starts) == 1
+                holders.add(starts[0].data["worker_id"])
+            assert len(holders) == 2  # both workers took jobs from the one Redis queue
+            reply = client.chat.completions.create(model=job.fine_tuned_model, max_tokens=4,
+                                                   messages=[{"role": "user", "content": "order status"}])
+            assert reply.choices[0].message.content is not None
     finally:
         for w in workers:
             w.send_signal(signal.SIGTERM)
         for w in workers:
             w.wait(timeout=60)
-    holders = set()
-    for j in job_ids:
-        job = store.get_job(j)
-        assert job["status"] == "succeeded", job["error"]
-        assert job["tunesmith"]["attempts"] == 1  # claimed once: no job ran twice
-        starts = [e for e in _events(store, j) if e["message"].startswith("Fine-tuning job started")]
-        assert len(starts) == 1
-        holders.add(starts[0]["data"]["worker_id"])
-    assert len(holders) == 2  # both workers took jobs from the one Redis queue
     assert all(w.returncode == 0 for w in workers)  # SIGTERM: a clean stop
