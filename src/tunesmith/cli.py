@@ -57,10 +57,11 @@ def _input_errors():
     from tunesmith.evaluation import EvalError
     from tunesmith.hub import ModelNotFound
     from tunesmith.registry import RegistryError
+    from tunesmith.jobs.provider import ProviderError
     from tunesmith.training import MethodError, TrainingError
 
     return (ConfigError, DataError, ModelNotFound, TrainingError, MethodError, RegistryError, EvalError,
-            FileNotFoundError)
+            FileNotFoundError, ProviderError)
 
 
 @app.command()

@@ -128,6 +128,8 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
         f"{bundle.report.quarantined} quarantined, fingerprint {bundle.fingerprint[:12]}")
     _say_checks(bundle.report.checks, say)
 
+    if cfg.training.backend != "local":  # a provider trains; the gates before and after stay ours
+        return _run_with_provider(cfg, bundle, out_dir, say, timings)
     with _timed(timings, "train"):
         result = train(cfg, bundle, out_dir, resume=resume, callbacks=callbacks)
     say(f"trained {cfg.method.kind.value} ({result.precision}) in {result.train_runtime_s:.0f}s, "
@@ -196,6 +198,58 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
                 cfg.name, run_id=outcome.mlflow_run_id, lineage=lineage, registry=cfg.registry,
                 description=f"{cfg.task.value} fine-tuned from {cfg.model.base} ({cfg.method.kind.value})",
             )
+    return outcome
+
+
+def _run_with_provider(cfg: Config, bundle, out_dir: Path, say: Say, timings: dict) -> RunOutcome:
+    """training.backend: openai-compatible: upload the gated data, follow the provider's job, evaluate the result
+    through its chat endpoint, gate, and register it as an external version (tunesmith.jobs.provider)."""
+    from tunesmith.data.checks import lineage_tags
+    from tunesmith.evaluation import gate, write_report
+    from tunesmith.evaluation.champion import NOT_COMPARABLE
+    from tunesmith.jobs.provider import evaluate_remote, fine_tune, write_external_model
+    from tunesmith.registry import collect_lineage, log_run, model_dir_for, register_version
+    from tunesmith.training import TrainResult
+
+    t0 = time.perf_counter()
+    with _timed(timings, "train"):
+        record = fine_tune(cfg, bundle, out_dir, say)
+    elapsed = time.perf_counter() - t0
+    model_dir = write_external_model(out_dir, record)
+    result = TrainResult(model_dir=model_dir, method="provider", precision="n/a", trainable_params=0,
+                         total_params=0, train_runtime_s=elapsed, train_examples_per_s=len(bundle.train) / elapsed,
+                         best_metric=None, best_checkpoint=None)
+    model = record["provider.fine_tuned_model"]
+    say(f"evaluating {model} through the provider's chat endpoint on the test split, against the base model")
+    with _timed(timings, "evaluate"):
+        report = evaluate_remote(cfg, bundle, model, say)
+        if model_dir_for(cfg.name, "champion", registry=cfg.registry) is not None:
+            report.champion_status = f"{NOT_COMPARABLE}: a provider-trained version is not compared with the " \
+                                     "champion yet (vs_champion gates fail closed)"
+        decision = gate(report.flat_metrics(), cfg.gates, primary_metric=report.primary_metric,
+                        has_champion=report.has_champion, champion_note=report.champion_note)
+    lineage = collect_lineage(cfg, data_fingerprint=bundle.fingerprint, base_model_path=None,
+                              base_revision=None, gate_decision=decision.to_dict())
+    lineage.update(lineage_tags(bundle.report.checks))
+    lineage.update({"tunesmith.external": "true", **{k: str(v) for k, v in record.items()}})
+    report_path = write_report(out_dir, config=cfg, data_report=bundle.report.to_dict(), train_result=result.to_dict(),
+                               eval_report=report, decision=decision, lineage=lineage)
+    say(f"report: {report_path}")
+    outcome = RunOutcome(out_dir, decision.passed, decision, report, result, bundle.report, timings=timings)
+    with _timed(timings, "register"):
+        outcome.mlflow_run_id = log_run(
+            cfg, run_dir=out_dir, metrics=report.flat_metrics(),
+            artifacts=[p for p in (out_dir / "report.html", out_dir / "metrics.json", out_dir / "data_card.json",
+                                   out_dir / "config.yaml", out_dir / "quarantine.jsonl") if p.exists()],
+            model_dir=model_dir, tags={"gate": "passed" if decision.passed else "failed",
+                                       "data_fingerprint": bundle.fingerprint, "tunesmith.external": "true",
+                                       **lineage_tags(bundle.report.checks)},
+            log_history=[])
+        lineage["data_card"] = f"runs:/{outcome.mlflow_run_id}/data_card.json"
+        if decision.passed and cfg.registry.auto_register:
+            outcome.registered_version = register_version(
+                cfg.name, run_id=outcome.mlflow_run_id, lineage=lineage, registry=cfg.registry,
+                description=f"causal-lm fine-tuned by the provider at {cfg.training.provider.base_url} ({model})")
     return outcome
 
 

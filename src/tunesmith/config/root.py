@@ -89,6 +89,18 @@ class Config(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _provider_backend(self) -> Config:
+        if self.training.backend == "local":
+            return self
+        if self.task is not TaskKind.CAUSAL_LM:
+            raise ValueError(f"training.backend: a provider fine-tunes chat models (task: causal-lm), not "
+                             f"{self.task.value}")
+        if self.training.provider is None:
+            raise ValueError("training.provider: backend openai-compatible needs provider.base_url (and "
+                             "provider.api_key_env naming the key's environment variable)")
+        return self
+
+    @model_validator(mode="after")
     def _distill_scope(self) -> Config:
         # Distillation is wired for single-label classification (precomputed teacher logits) and causal-lm
         # (token-level KL, teacher run alongside); the other families have no teacher distribution to match yet.

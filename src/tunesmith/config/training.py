@@ -129,6 +129,20 @@ class MethodConfig(_Strict):
         return self.model_copy(update={"kind": self.distill.student_method})
 
 
+class ProviderConfig(_Strict):
+    """training.backend: openai-compatible: a provider's fine-tuning API trains; tunesmith gates before and after."""
+
+    base_url: str = Field(..., description="the provider's API root, e.g. https://api.example.com/v1")
+    api_key_env: str = Field("OPENAI_API_KEY", description="the environment variable holding the API key (never "
+                             "the key itself in YAML)")
+    model: str | None = Field(None, description="the provider's base model id; default: model.base")
+    suffix: str | None = Field(None, max_length=64)
+    hyperparameters: dict[str, Any] = Field(default_factory=dict, description="sent as is: n_epochs, batch_size, "
+                                            "learning_rate_multiplier")
+    poll_interval_s: float = Field(2.0, gt=0)
+    timeout_s: float = Field(6 * 3600, gt=0, description="cancel the provider job after this long")
+
+
 class TrainingConfig(_Strict):
     epochs: float = Field(3, gt=0)
     max_steps: int | None = Field(None, gt=0)
@@ -153,6 +167,10 @@ class TrainingConfig(_Strict):
     num_threads: int | None = Field(None, ge=1)
     packing: bool = Field(True, description="causal-lm: each micro-batch is one padding-free row; positions restart "
                           "per example so examples never attend to each other")
+    backend: Literal["local", "openai-compatible"] = Field("local", description="local: train here; "
+                                                          "openai-compatible: a provider's fine-tuning API trains "
+                                                          "(training.provider), with tunesmith's gates around it")
+    provider: ProviderConfig | None = None
     gradient_checkpointing: bool = Field(False, description="recompute activations in the backward pass instead of "
                                          "keeping them: much less memory, about a third more compute per step")
     torch_compile: Literal["off", "on", "auto"] = Field("auto", description="torch.compile the model; auto: on for "

@@ -48,6 +48,8 @@ class Heartbeat(threading.Thread):
 class JobEvents(TrainerCallback):
     """Training progress as job events and checkpoint records; raises JobInterrupted when the job must stop."""
 
+    shows_progress = True  # the events are the progress: no tqdm bars or printed log dicts in the worker
+
     def __init__(self, store, job_id: str, heartbeat: Heartbeat, stop: threading.Event):
         self.store, self.job_id, self.heartbeat, self.stop = store, job_id, heartbeat, stop
         self.last_loss = None

@@ -127,7 +127,7 @@ def log_model_files(
     """Log a model dir's safetensors/json/txt files under `artifact_path`; returns the relative paths logged.
 
     Raises:
-        RegistryError: the dir is missing or holds no `.safetensors` weights.
+        RegistryError: the dir is missing or holds no `.safetensors` weights (and is no external model's record).
     """
     if not model_dir.is_dir():
         raise RegistryError(
@@ -136,7 +136,8 @@ def log_model_files(
     files = sorted(p for p in model_dir.rglob("*") if p.is_file() and not _hidden_or_checkpoint(p, model_dir))
     kept = [p for p in files if p.suffix in MODEL_FILE_SUFFIXES]
     skipped = [p.relative_to(model_dir).as_posix() for p in files if p.suffix not in MODEL_FILE_SUFFIXES]
-    if not any(p.suffix == ".safetensors" for p in kept):
+    external = (model_dir / "external_model.json").is_file()  # a provider-trained model: its weights live there
+    if not external and not any(p.suffix == ".safetensors" for p in kept):
         raise RegistryError(
             f"{model_dir} has no .safetensors weights (found: {', '.join(skipped) or 'nothing'})",
             hint="save the model with save_pretrained(..., safe_serialization=True); tunesmith never ships pickles",

@@ -205,7 +205,8 @@ def _require_registrable(client, run, model_artifact_path: str) -> None:
             hint="register a run that log_run finished; to ship this model, log the run again",
         )
     files = _artifact_files(client, run_id, model_artifact_path)
-    if not any(path.endswith(".safetensors") for path in files):
+    external = any(path.endswith("external_model.json") for path in files)  # a provider-trained model
+    if not external and not any(path.endswith(".safetensors") for path in files):
         found = ", ".join(sorted(files)[:10]) or "nothing"
         raise RegistryError(
             f"run {run_id} has no .safetensors weights under artifact path {model_artifact_path!r} (found: {found})",
