@@ -56,8 +56,8 @@ def _input_errors():
     from tunesmith.data import DataError
     from tunesmith.evaluation import EvalError
     from tunesmith.hub import ModelNotFound
-    from tunesmith.registry import RegistryError
     from tunesmith.jobs.provider import ProviderError
+    from tunesmith.registry import RegistryError
     from tunesmith.training import MethodError, TrainingError
 
     return (ConfigError, DataError, ModelNotFound, TrainingError, MethodError, RegistryError, EvalError,
