@@ -25,28 +25,13 @@ import os
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from train_causal_lm import MODEL, Bundle  # noqa: E402  (the sibling benchmark: same model, same env setup)
 
 DATA = Path(__file__).resolve().parent.parent / "examples/support-chat/chats.jsonl"
-MODEL = "builtin:smollm2-135m-instruct"
-
-
-@dataclass
-class Bundle:
-    train: pd.DataFrame
-    eval: pd.DataFrame
-    test: pd.DataFrame
-    labels: list[str] = field(default_factory=list)
-    fingerprint: str = "bench"
 
 
 def gemm_peak(dtype: torch.dtype, sizes=(1024, 2048, 4096), repeats: int = 5) -> float:

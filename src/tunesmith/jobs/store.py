@@ -190,14 +190,7 @@ class JobStore:
         return _job_object(row) if row else None
 
     def list_jobs(self, owner: str, *, after: str | None = None, limit: int = 20) -> tuple[list[dict], bool]:
-        q = select(jobs).where(jobs.c.owner == owner).order_by(jobs.c.seq.desc())
-        with self.engine.connect() as c:
-            if after:
-                anchor = c.execute(select(jobs.c.seq).where(jobs.c.id == after)).scalar()
-                if anchor is not None:
-                    q = q.where(jobs.c.seq < anchor)
-            rows = list(c.execute(q.limit(limit + 1)).mappings())
-        return [_job_object(r) for r in rows[:limit]], len(rows) > limit
+        return self._page(jobs, jobs.c.owner == owner, after, limit, _job_object)
 
     def active_jobs(self, owner: str) -> int:
         with self.engine.connect() as c:
@@ -285,7 +278,7 @@ class JobStore:
         return _event_object(values)
 
     def list_events(self, job_id: str, *, after: str | None = None, limit: int = 20) -> tuple[list[dict], bool]:
-        return self._page(events, job_id, after, limit, _event_object)
+        return self._page(events, events.c.job_id == job_id, after, limit, _event_object)
 
     def add_checkpoint(self, job_id: str, *, step: int, metrics: dict, path: str, model_ref: str) -> dict:
         values = dict(id=new_id("ftckpt"), job_id=job_id, created_at=int(time.time()), step=step, metrics=metrics,
@@ -295,10 +288,11 @@ class JobStore:
         return _checkpoint_object(values)
 
     def list_checkpoints(self, job_id: str, *, after: str | None = None, limit: int = 10) -> tuple[list[dict], bool]:
-        return self._page(checkpoints, job_id, after, limit, _checkpoint_object)
+        return self._page(checkpoints, checkpoints.c.job_id == job_id, after, limit, _checkpoint_object)
 
-    def _page(self, table, job_id, after, limit, shape):
-        q = select(table).where(table.c.job_id == job_id).order_by(table.c.seq.desc())
+    def _page(self, table, where, after, limit, shape):
+        """Newest first, `limit` rows after the row with id `after` (OpenAI's cursor pagination), and has_more."""
+        q = select(table).where(where).order_by(table.c.seq.desc())
         with self.engine.connect() as c:
             if after:
                 anchor = c.execute(select(table.c.seq).where(table.c.id == after)).scalar()
