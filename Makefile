@@ -38,6 +38,7 @@ bench: install
 	$(BIN)/python benchmarks/serve_load.py
 	$(BIN)/python benchmarks/validate_scale.py
 	$(BIN)/python benchmarks/train_causal_lm.py
+	$(BIN)/python benchmarks/train_efficiency.py
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -132,7 +132,7 @@ def run_config(name: str, rows, args, work: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=6, help="timed optimizer steps per configuration")
+    parser.add_argument("--steps", type=int, default=4, help="timed optimizer steps per configuration")
     parser.add_argument("--batch", type=int, default=16, help="conversations per optimizer step (global batch)")
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of " + ",".join(CONFIGS))
     parser.add_argument("--out", default="benchmarks/results/train_efficiency.json")
