@@ -123,3 +123,23 @@ def test_keys_are_hashed_isolated_and_limited(api, tiny_chat_model_dir, tmp_path
     db = (tmp_path / "jobs" / "jobs.db").read_bytes() + (tmp_path / "jobs" / "jobs.db-wal").read_bytes() \
         if (tmp_path / "jobs" / "jobs.db-wal").exists() else (tmp_path / "jobs" / "jobs.db").read_bytes()
     assert all(k.encode() not in db for k in keys.values())  # only sha256 hashes at rest
+
+
+def test_jobs_routes_mount_on_another_app(tmp_path):
+    """`tunesmith serve --jobs`: the serving app gets the files and jobs routes (and their error shape), not chat."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from tunesmith.jobs.api import mount_jobs
+
+    cfg = api_config(tmp_path)
+    store = JobStore(cfg.jobs.database, state_dir=cfg.jobs.state_dir)
+    app = FastAPI()
+    mount_jobs(app, cfg, store=store)
+    client = TestClient(app)
+    denied = client.get("/v1/files")
+    assert denied.status_code == 401 and denied.json()["error"]["code"] == "invalid_api_key"
+    key = store.add_key("team")
+    listed = client.get("/v1/fine_tuning/jobs", headers={"Authorization": f"Bearer {key}"})
+    assert listed.status_code == 200 and listed.json()["object"] == "list"
+    assert client.post("/v1/chat/completions", json={}).status_code == 404  # the serving app's own route

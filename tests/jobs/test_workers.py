@@ -173,6 +173,7 @@ def test_two_workers_on_redis_never_share_a_job(tmp_path, tiny_chat_model_dir, r
                           if e.message.startswith("Fine-tuning job started")]
                 assert len(starts) == 1
                 holders.add(starts[0].data["worker_id"])
+                assert list(client.fine_tuning.jobs.checkpoints.list(j))  # each job committed checkpoints
             assert len(holders) == 2  # both workers took jobs from the one Redis queue
             reply = client.chat.completions.create(model=job.fine_tuned_model, max_tokens=4,
                                                    messages=[{"role": "user", "content": "order status"}])

@@ -251,6 +251,12 @@ def install_error_handlers(app: FastAPI) -> None:
                         param).response()
 
 
+def mount_jobs(app: FastAPI, cfg: Config, *, store: JobStore | None = None) -> None:
+    """`tunesmith serve --jobs`: the files and jobs routes on a serving app, which keeps its own chat and models."""
+    app.include_router(jobs_router(cfg, store=store, chat=False))
+    app.add_exception_handler(ApiError, lambda _request, exc: exc.response())
+
+
 def create_jobs_app(cfg: Config, *, store: JobStore | None = None,
                     enqueue: Callable[[str], None] | None = None) -> FastAPI:
     app = FastAPI(title="tunesmith fine-tuning API")

@@ -56,10 +56,9 @@ def serve(name: str, *, settings, store=None, jobs_config=None) -> None:
         mount_review(app, settings.predictions.url or default_url(), name,
                      token=os.environ.get(settings.auth_token_env) or None)
     if jobs_config is not None:
-        from tunesmith.jobs.api import ApiError, jobs_router
+        from tunesmith.jobs.api import mount_jobs
 
-        app.include_router(jobs_router(jobs_config, chat=False))  # chat and models stay the serving app's own
-        app.add_exception_handler(ApiError, lambda _request, exc: exc.response())
+        mount_jobs(app, jobs_config)  # chat and models stay the serving app's own
     uvicorn.run(app, host=settings.host, port=settings.port, timeout_graceful_shutdown=int(settings.shutdown_grace_s),
                 log_level="info", access_log=False)
 
