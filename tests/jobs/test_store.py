@@ -57,3 +57,30 @@ def test_pagination_is_newest_first_with_a_cursor(tmp_path):
         store.add_event(ids[0], f"e{i}")
     events, more = store.list_events(ids[0], limit=2)
     assert [e["message"] for e in events] == ["e2", "e1"] and more
+
+
+def test_a_queued_job_whose_message_was_lost_is_sent_again_once(tmp_path):
+    store = JobStore(None, state_dir=tmp_path)
+    job = store.create_job("team", spec={"model": "m", "training_file": "f"})
+    assert store.stale_queued(older_than_s=60) == []  # just queued: its message is on the way
+    time.sleep(0.05)
+    assert store.stale_queued(older_than_s=0.01) == [job["id"]]
+    assert store.stale_queued(older_than_s=0.01) == []  # bumped: one reaper re-sends it, not every worker
+    assert store.claim(job["id"], "w", lease_s=30)
+    time.sleep(0.05)
+    assert store.stale_queued(older_than_s=0.01) == []  # running jobs are the lease's business
+    assert store.release(job["id"], "w", reason="shutdown") and store.get_job(job["id"])["status"] == "queued"
+    assert not store.release(job["id"], "w", reason="again")
+
+
+def test_heartbeat_errors_stop_training_before_the_lease_runs_out(tmp_path):
+    from tunesmith.jobs.runner import Heartbeat
+
+    class Broken:
+        def heartbeat(self, *a, **k):
+            raise RuntimeError("database is locked")
+
+    beat = Heartbeat(Broken(), "ftjob-x", "w", lease_s=0.3)
+    beat.start()
+    beat.join(timeout=5)
+    assert beat.lost == "lease_lost"  # the worker stops instead of training on without a lease

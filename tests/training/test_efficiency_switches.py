@@ -56,3 +56,12 @@ def test_tokens_seen_are_logged(tiny_model_dir, tmp_path):
     result = train(make_config(tiny_model_dir, "full", max_steps=4), make_bundle(), tmp_path / "run")
     seen = [h["num_input_tokens_seen"] for h in result.log_history if "num_input_tokens_seen" in h]
     assert seen and seen == sorted(seen) and seen[-1] > 4 * 16  # non-padding tokens of 4 batches of 16 rows
+
+
+def test_unquoted_yaml_on_and_off_mean_the_words(tmp_path):
+    from tunesmith.config import load_config
+
+    for word in ("on", "off", "auto"):
+        path = tmp_path / f"{word}.yaml"
+        path.write_text(f"name: x\ndata: {{path: a.csv}}\ntraining:\n  torch_compile: {word}\n")
+        assert load_config(path).training.torch_compile == word

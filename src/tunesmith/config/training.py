@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import (
     Field,
     field_serializer,
+    field_validator,
     model_validator,
 )
 
@@ -176,6 +177,12 @@ class TrainingConfig(_Strict):
     torch_compile: Literal["off", "on", "auto"] = Field("auto", description="torch.compile the model; auto: on for "
                                                         "CUDA runs of 200+ steps, where compile time pays back "
                                                         "(off on CPU: see make bench, train_efficiency)")
+
+    @field_validator("torch_compile", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, v: Any) -> Any:
+        # YAML 1.1 reads a bare `on` / `off` as a boolean: take it as the word the user wrote.
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
 
 
 class CalibrationConfig(_Strict):

@@ -90,6 +90,9 @@ def reap(cfg: Config, store) -> list[str]:
                                              "complete checkpoint"):
             enqueue(cfg, job["id"])
             acted.append(job["id"])
+    for job_id in store.stale_queued(older_than_s=max(4 * cfg.jobs.lease_s, 60.0)):
+        enqueue(cfg, job_id)  # its message died with a crashed process (huey drops a message at dequeue)
+        acted.append(job_id)
     return acted
 
 

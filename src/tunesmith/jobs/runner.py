@@ -13,6 +13,7 @@ A job run again after its worker died resumes from the last complete checkpoint 
 from __future__ import annotations
 
 import threading
+import time
 import traceback
 from pathlib import Path
 
@@ -39,10 +40,21 @@ class Heartbeat(threading.Thread):
         self.done, self.lost = threading.Event(), None
 
     def run(self):
+        renewed = time.monotonic()
         while not self.done.wait(self.lease_s / 3):
-            if not self.store.heartbeat(self.job_id, self.worker_id, lease_s=self.lease_s):
+            try:
+                held = self.store.heartbeat(self.job_id, self.worker_id, lease_s=self.lease_s)
+            except Exception:  # a locked or dropped database: retry until the lease would have run out
+                held = None
+            if held is None:
+                if time.monotonic() - renewed >= self.lease_s * 0.9:
+                    self.lost = "lease_lost"  # stop before another worker may take the job over
+                    return
+                continue
+            if not held:
                 self.lost = "cancelled" if self.store.cancel_requested(self.job_id) else "lease_lost"
                 return
+            renewed = time.monotonic()
 
 
 class JobEvents(TrainerCallback):
@@ -154,16 +166,7 @@ def _interrupted(api_cfg, store, job_id, worker_id, reason: str) -> str:
     if reason == "shutdown":  # this worker stops: the job goes back to the queue and resumes elsewhere
         from tunesmith.jobs.queue import enqueue
 
-        with store.engine.begin() as c:
-            from sqlalchemy import and_, update
-
-            from tunesmith.jobs.store import jobs
-
-            moved = c.execute(update(jobs).where(and_(jobs.c.id == job_id, jobs.c.worker_id == worker_id,
-                                                      jobs.c.status == "running"))
-                              .values(status="queued", worker_id=None, lease_until=None)).rowcount
-        if moved:
-            store.add_event(job_id, f"Worker {worker_id} shut down; job requeued", level="warn")
+        if store.release(job_id, worker_id, reason=f"worker {worker_id} shut down"):
             enqueue(api_cfg, job_id)
         return "requeued"
     return "lease_lost"  # another worker or the reaper owns the job now: leave it alone

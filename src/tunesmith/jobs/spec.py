@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from tunesmith.config import Config, ConfigError, config_from_dict
+from tunesmith.config import Config, config_from_dict
 
 _NAME_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -64,16 +64,9 @@ def job_config(api_cfg: Config, job: dict, store) -> Config:
     if isinstance(hp.get("batch_size"), int):
         training["batch_size"] = hp["batch_size"]
     raw["training"] = training
-    cfg = _validated(raw)
+    cfg = config_from_dict(raw, source="job config")
     mult = hp.get("learning_rate_multiplier")
     if isinstance(mult, int | float):
         raw["training"]["learning_rate"] = cfg.training.learning_rate * float(mult)
-        cfg = _validated(raw)
+        cfg = config_from_dict(raw, source="job config")
     return cfg
-
-
-def _validated(raw: dict) -> Config:
-    try:
-        return config_from_dict(raw, source="job config")
-    except ConfigError:
-        raise

@@ -70,6 +70,7 @@ jobs = Table(
     Column("trained_tokens", Integer),
     Column("worker_id", String(200)), Column("lease_until", Float), Column("attempts", Integer, nullable=False),
     Column("cancel_requested", Boolean, nullable=False),
+    Column("queued_at", Float),  # when it last entered the queue: a queued job with no message is re-sent
 )
 events = Table(
     "events", _meta,
@@ -177,7 +178,8 @@ class JobStore:
         job_id = new_id("ftjob")
         with self.engine.begin() as c:
             c.execute(insert(jobs).values(id=job_id, owner=owner, seq=time.time(), status="queued", spec=spec,
-                                          created_at=int(time.time()), attempts=0, cancel_requested=False))
+                                          created_at=int(time.time()), attempts=0, cancel_requested=False,
+                                          queued_at=time.time()))
         self.add_event(job_id, f"Created fine-tuning job: {job_id}")
         return self.get_job(job_id)
 
@@ -253,10 +255,36 @@ class JobStore:
         with self.engine.begin() as c:
             done = c.execute(update(jobs).where(and_(jobs.c.id == job_id, jobs.c.status == "running",
                                                      jobs.c.lease_until < time.time()))
-                             .values(status="queued", worker_id=None, lease_until=None)).rowcount
+                             .values(status="queued", worker_id=None, lease_until=None, queued_at=time.time())).rowcount
         if done:
             self.add_event(job_id, f"Requeued: {reason}", level="warn", data={"reason": reason})
         return done == 1
+
+    def release(self, job_id: str, worker_id: str, *, reason: str) -> bool:
+        """The holder gives the job back (shutdown): running -> queued, for another worker to resume."""
+        with self.engine.begin() as c:
+            done = c.execute(update(jobs).where(and_(jobs.c.id == job_id, jobs.c.worker_id == worker_id,
+                                                     jobs.c.status == "running"))
+                             .values(status="queued", worker_id=None, lease_until=None, queued_at=time.time())).rowcount
+        if done:
+            self.add_event(job_id, f"Requeued: {reason}", level="warn", data={"reason": reason})
+        return done == 1
+
+    def stale_queued(self, older_than_s: float) -> list[str]:
+        """Queued jobs nobody claimed for `older_than_s` (their message was lost with a crashed process); each is
+        returned to one caller only (its queued_at is bumped), who sends it again. A duplicate is harmless: claim
+        lets one worker run it."""
+        now, out = time.time(), []
+        with self.engine.begin() as c:
+            ids = [r[0] for r in c.execute(select(jobs.c.id).where(and_(
+                jobs.c.status == "queued", jobs.c.cancel_requested.is_(False),
+                jobs.c.queued_at < now - older_than_s)))]
+            for job_id in ids:
+                if c.execute(update(jobs).where(and_(jobs.c.id == job_id, jobs.c.status == "queued",
+                                                     jobs.c.queued_at < now - older_than_s))
+                             .values(queued_at=now)).rowcount:
+                    out.append(job_id)
+        return out
 
     def fail(self, job_id: str, *, reason: str, code: str = "worker_lost") -> bool:
         with self.engine.begin() as c:
