@@ -43,8 +43,8 @@ def test_malformed_candidates_are_quarantined_and_queries_never_straddle_splits(
 
 
 def test_reranking_config_refusals():
-    with pytest.raises(ConfigError, match="method.kind: lora is not supported for reranking"):
-        config_from_dict({"name": "r", "task": "reranking", "data": {"path": "x"}, "method": {"kind": "lora"}})
+    with pytest.raises(ConfigError, match="method.kind: head is not supported for reranking"):
+        config_from_dict({"name": "r", "task": "reranking", "data": {"path": "x"}, "method": {"kind": "head"}})
     with pytest.raises(ConfigError, match="reranker checkpoints are chosen on eval loss"):
         config_from_dict({"name": "r", "task": "reranking", "data": {"path": "x"}, "training": {"metric": "accuracy"}})
 

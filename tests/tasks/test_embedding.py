@@ -67,13 +67,16 @@ def test_full_fine_tune_saves_a_plain_sentence_transformers_dir_with_uplift(tmp_
         train(cfg, bundle, tmp_path / "run", resume=True)
 
 
-def test_lora_is_merged_into_the_backbone_and_the_adapter_kept(tmp_path, tiny_st_dir):
+def test_lora_is_merged_into_the_backbone_and_the_adapter_kept(tmp_path, tiny_st_dir, caplog):
+    from peft import PeftModel
     from sentence_transformers import SentenceTransformer
+    from transformers import AutoModel
 
     cfg = _cfg(tmp_path, tiny_st_dir, rows=40, method={"kind": "lora", "lora": {"r": 4, "alpha": 8}},
                training={"epochs": 1})
     result = train(cfg, prepare_data(cfg), tmp_path / "run")
     assert result.trainable_params < result.total_params / 4
+    assert result.best_checkpoint and "Could not load the best model" not in caplog.text  # the best step is kept
     assert (tmp_path / "run/adapter/adapter_model.safetensors").is_file()
     assert not (result.model_dir / "adapter_config.json").exists()
     weights = load_file(f"{result.model_dir}/model.safetensors")
@@ -82,6 +85,12 @@ def test_lora_is_merged_into_the_backbone_and_the_adapter_kept(tmp_path, tiny_st
     changed = [k for k in base if not torch.equal(base[k], weights[k])]
     assert changed and all(k.endswith(("query.weight", "query.bias", "value.weight", "value.bias")) for k in changed)
     assert SentenceTransformer(str(result.model_dir), device="cpu").encode(["the film"]).shape == (1, 32)
+    # the adapter alone loads with peft on the base backbone and matches the merged weights
+    adapted = PeftModel.from_pretrained(AutoModel.from_pretrained(tiny_st_dir), str(tmp_path / "run/adapter")).eval()
+    merged = AutoModel.from_pretrained(str(result.model_dir)).eval()
+    ids = {"input_ids": torch.tensor([[2, 5, 9, 7, 3]]), "attention_mask": torch.ones(1, 5, dtype=torch.long)}
+    with torch.no_grad():
+        assert torch.allclose(adapted(**ids).last_hidden_state, merged(**ids).last_hidden_state, atol=1e-4)
 
 
 def test_freeze_keeps_embeddings_and_lower_layers_and_refuses_to_freeze_everything(tmp_path, tiny_st_dir):

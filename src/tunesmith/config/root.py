@@ -234,9 +234,9 @@ class Config(_Strict):
             self.data.split.stratify = False
         elif self.data.split.stratify:
             raise ValueError("data.split.stratify: reranking rows have no class to stratify on; set it false")
-        if self.method.kind not in (MethodKind.FULL, MethodKind.FREEZE):
-            raise ValueError(f"method.kind: {self.method.kind.value} is not supported for reranking yet; use full "
-                             "or freeze (the cross-encoder's classifier head always trains)")
+        if self.method.kind not in (MethodKind.FULL, MethodKind.FREEZE, MethodKind.LORA):
+            raise ValueError(f"method.kind: {self.method.kind.value} is not supported for reranking yet; use full, "
+                             "freeze or lora (the cross-encoder's classifier head always trains)")
         if "metric" not in self.training.model_fields_set:
             self.training.metric = "loss"
         elif self.training.metric != "loss":

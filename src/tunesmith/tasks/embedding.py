@@ -54,7 +54,7 @@ def backbone(model) -> nn.Module:
 
 def apply_method(model, method: MethodConfig):
     """full: everything trains; freeze: embeddings + the first N layers frozen; lora: an adapter on the backbone."""
-    from tunesmith.training.methods import MethodError, lora_target_modules
+    from tunesmith.training.methods import MethodError, inject_lora
 
     kind = MethodKind(method.kind)
     hf = backbone(model)
@@ -69,14 +69,7 @@ def apply_method(model, method: MethodConfig):
         for layer in layers[: method.freeze.layers]:
             layer.requires_grad_(False)
     elif kind is MethodKind.LORA:
-        from peft import LoraConfig, TaskType
-
-        lora = LoraConfig(task_type=TaskType.FEATURE_EXTRACTION, r=method.lora.r, lora_alpha=method.lora.alpha,
-                          lora_dropout=method.lora.dropout, target_modules=lora_target_modules(hf, method))
-        try:
-            model.add_adapter(lora)  # sentence-transformers' own PEFT path: only the adapter trains
-        except ValueError as err:
-            raise MethodError(f"method.lora.target_modules: {err}; list module names of this model there") from None
+        inject_lora(hf, method, task_type="FEATURE_EXTRACTION")  # only the adapter trains
     elif kind is not MethodKind.FULL:
         raise MethodError(f"method.kind: {kind.value} does not apply to an embedding model; use full, lora or freeze")
     return model
@@ -94,17 +87,16 @@ def _layers(hf: nn.Module) -> nn.ModuleList:
 
 def merge_adapter(model) -> None:
     """Fold a LoRA adapter into the backbone's weights and drop it, so the saved model needs no peft."""
-    from peft.tuners.tuners_utils import BaseTunerLayer
+    from tunesmith.training.methods import merge_injected_lora
 
-    hf = backbone(model)
-    for name, module in list(hf.named_modules()):
-        if isinstance(module, BaseTunerLayer):
-            module.merge()
-            parent_name, _, child = name.rpartition(".")
-            setattr(hf.get_submodule(parent_name) if parent_name else hf, child, module.get_base_layer())
-    hf._hf_peft_config_loaded = False
-    if hasattr(hf, "peft_config"):
-        del hf.peft_config
+    merge_injected_lora(backbone(model))
+
+
+def save_adapter(model, out_dir) -> None:
+    """The LoRA adapter alone (peft's adapter_config.json + adapter_model.safetensors), logged with the run."""
+    from tunesmith.training.methods import save_injected_adapter
+
+    save_injected_adapter(backbone(model), out_dir)
 
 
 def negatives_per_row(frames: Sequence[pd.DataFrame]) -> int:

@@ -34,15 +34,16 @@ def backbone(model):
 
 
 def apply_method(model, method: MethodConfig):
-    """full: everything trains; freeze: embeddings + the first N encoder layers frozen (the head always trains)."""
-    from tunesmith.training.methods import MethodError
+    """full: everything trains; freeze: embeddings + the first N encoder layers frozen; lora: an adapter on the encoder.
+    The classifier head (new for a bi-encoder or plain base) always trains in full."""
+    from tunesmith.training.methods import MethodError, head_module_names, inject_lora
 
     kind = MethodKind(method.kind)
     model.requires_grad_(True)
+    hf = backbone(model)
     if kind is MethodKind.FREEZE:
         from tunesmith.tasks.embedding import _layers
 
-        hf = backbone(model)
         layers = _layers(hf)
         if method.freeze.layers > len(layers):
             raise MethodError(f"method.freeze.layers: {method.freeze.layers} is more than the model's {len(layers)} "
@@ -50,9 +51,25 @@ def apply_method(model, method: MethodConfig):
         hf.get_input_embeddings().requires_grad_(False)
         for layer in layers[: method.freeze.layers]:
             layer.requires_grad_(False)
+    elif kind is MethodKind.LORA:
+        inject_lora(hf, method, task_type="SEQ_CLS", train_heads=head_module_names(hf))
     elif kind is not MethodKind.FULL:
-        raise MethodError(f"method.kind: {kind.value} is not supported for reranking; use full or freeze")
+        raise MethodError(f"method.kind: {kind.value} is not supported for reranking; use full, freeze or lora")
     return model
+
+
+def merge_adapter(model) -> None:
+    """Fold the LoRA adapter into the encoder and keep the trained head: the saved CrossEncoder needs no peft."""
+    from tunesmith.training.methods import merge_injected_lora
+
+    merge_injected_lora(backbone(model))
+
+
+def save_adapter(model, out_dir) -> None:
+    """The adapter plus the trained head (peft's adapter_config.json + adapter_model.safetensors)."""
+    from tunesmith.training.methods import save_injected_adapter
+
+    save_injected_adapter(backbone(model), out_dir)
 
 
 def max_relevance(frame: pd.DataFrame) -> float:

@@ -22,7 +22,7 @@ from tunesmith.provenance import write_seen_texts
 from tunesmith.tasks import embedding as task
 from tunesmith.training.checkpoints import AtomicCheckpoints, atomic_dir
 from tunesmith.training.identity import write_identity
-from tunesmith.training.methods import count_params
+from tunesmith.training.methods import count_params, load_injected_checkpoints
 from tunesmith.training.trainer import TrainingError, efficiency_arguments, planned_steps, resolve_precision
 
 _log = logging.getLogger(__name__)
@@ -82,13 +82,15 @@ def train_embedding(cfg: Config, bundle, run_dir: Path, resolved: ResolvedModel,
                                          loss=task.build_loss(model, cfg, scored=scored), callbacks=all_callbacks)
     if own_progress:
         trainer.remove_callback(PrinterCallback)
+    if MethodKind(cfg.method.kind) is MethodKind.LORA:
+        load_injected_checkpoints(trainer, task.backbone(model))
     if start_from is None:
         write_identity(checkpoint_dir, cfg, bundle)
     output = trainer.train(resume_from_checkpoint=str(start_from) if start_from else None)
 
     if kind is MethodKind.LORA:
         with atomic_dir(run_dir / "adapter") as tmp:
-            task.backbone(model).save_pretrained(tmp)  # the adapter alone, logged with the run
+            task.save_adapter(model, tmp)  # the adapter alone, logged with the run
         task.merge_adapter(model)
     seen = [*bundle.train["query"].astype(str), *bundle.eval["query"].astype(str)]  # the champion check keys on queries
     model_dir = run_dir / "model"

@@ -10,6 +10,7 @@ with `config.num_hidden_layers` entries.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from torch import nn
@@ -130,6 +131,81 @@ def lora_target_modules(model: nn.Module, method: MethodConfig) -> list[str] | s
     from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as TABLE
 
     return list(TABLE.get(getattr(model.config, "model_type", ""), [])) or "all-linear"
+
+
+def inject_lora(hf: nn.Module, method: MethodConfig, *, task_type: str, train_heads: Sequence[str] = ()) -> None:
+    """LoRA layers put into `hf` in place with peft (no PeftModel wrapper, no transformers PEFT integration, whose
+    minimum peft version moves with every transformers release): the base is frozen, the adapter and the named head
+    modules (a cross-encoder's new classifier) train. `save_injected_adapter` writes it, `merge_injected_lora` folds it.
+    """
+    from peft import LoraConfig, inject_adapter_in_model
+
+    lora = LoraConfig(task_type=task_type, r=method.lora.r, lora_alpha=method.lora.alpha,
+                      lora_dropout=method.lora.dropout, target_modules=lora_target_modules(hf, method),
+                      modules_to_save=list(train_heads) or None)
+    try:
+        inject_adapter_in_model(lora, hf)  # heads become peft ModulesToSaveWrappers: a trained copy, saved with it
+    except ValueError as err:
+        raise MethodError(f"method.lora.target_modules: {err}; list module names of this model there") from None
+
+
+def save_injected_adapter(hf: nn.Module, out_dir) -> None:
+    """The adapter alone as peft writes one (adapter_config.json + adapter_model.safetensors), loadable with peft."""
+    from pathlib import Path
+
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    config = hf.peft_config["default"]
+    config.base_model_name_or_path = getattr(hf.config, "_name_or_path", None) or None
+    config.save_pretrained(str(out))
+    # keys as a PeftModel names them, so `PeftModel.from_pretrained(base, dir)` loads the file
+    state = {f"base_model.model.{k}": v.detach().contiguous().cpu() for k, v in get_peft_model_state_dict(hf).items()}
+    save_file(state, str(out / "adapter_model.safetensors"), metadata={"format": "pt"})
+
+
+def load_injected_checkpoints(trainer, hf: nn.Module) -> None:
+    """Make a sentence-transformers trainer load its own checkpoints (the best one at the end, or one to resume from)
+    back into the injected model. Its loader rebuilds the model from the checkpoint dir without the adapter and then
+    fails on the key names (and only logs it), which would silently keep the last step instead of the best one."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    def load(checkpoint_path: str) -> None:
+        files = sorted(Path(checkpoint_path).glob("model*.safetensors"))
+        if not files:
+            raise FileNotFoundError(f"{checkpoint_path}: no model*.safetensors in the checkpoint")
+        state = {k: v for f in files for k, v in load_file(str(f)).items()}
+        missing, unexpected = hf.load_state_dict(state, strict=False)
+        lost = [k for k in missing if "lora_" in k or "modules_to_save" in k]
+        if unexpected or lost:
+            raise RuntimeError(f"{checkpoint_path}: checkpoint does not match the LoRA model "
+                               f"(unexpected {unexpected[:3]}, missing {lost[:3]})")
+        hf.tie_weights()
+
+    trainer._load_from_checkpoint = load  # the trainer's one hook for both uses
+
+
+def merge_injected_lora(hf: nn.Module) -> None:
+    """Fold injected LoRA layers into the base weights and drop them (and peft's bookkeeping): the saved model needs no
+    peft. Head modules trained beside the adapter (modules_to_save) are put back as their trained copies."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+    from peft.utils.other import AuxiliaryTrainingWrapper
+
+    def replace(kind, new) -> None:
+        for name, module in list(hf.named_modules()):
+            if isinstance(module, kind):
+                parent_name, _, child = name.rpartition(".")
+                setattr(hf.get_submodule(parent_name) if parent_name else hf, child, new(module))
+
+    replace(AuxiliaryTrainingWrapper, lambda wrapper: wrapper.modules_to_save["default"])  # the trained head copy
+    replace(BaseTunerLayer, lambda layer: (layer.merge(), layer.get_base_layer())[1])
+    hf._hf_peft_config_loaded = False
+    if hasattr(hf, "peft_config"):
+        del hf.peft_config
 
 
 def _peft_task(model: nn.Module):

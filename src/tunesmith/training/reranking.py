@@ -20,7 +20,7 @@ from tunesmith.provenance import write_seen_texts
 from tunesmith.tasks import reranking as task
 from tunesmith.training.checkpoints import AtomicCheckpoints, atomic_dir
 from tunesmith.training.identity import write_identity
-from tunesmith.training.methods import count_params
+from tunesmith.training.methods import count_params, load_injected_checkpoints
 from tunesmith.training.trainer import TrainingError, efficiency_arguments, planned_steps, resolve_precision
 
 
@@ -71,10 +71,16 @@ def train_reranker(cfg: Config, bundle, run_dir: Path, resolved: ResolvedModel, 
                                   loss=task.build_loss(model, bundle.train), callbacks=all_callbacks)
     if own_progress:
         trainer.remove_callback(PrinterCallback)
+    if MethodKind(cfg.method.kind) is MethodKind.LORA:
+        load_injected_checkpoints(trainer, task.backbone(model))
     if start_from is None:
         write_identity(checkpoint_dir, cfg, bundle)
     output = trainer.train(resume_from_checkpoint=str(start_from) if start_from else None)
 
+    if MethodKind(cfg.method.kind) is MethodKind.LORA:
+        with atomic_dir(run_dir / "adapter") as tmp:
+            task.save_adapter(model, tmp)  # the adapter and the head, logged with the run
+        task.merge_adapter(model)
     seen = [*bundle.train["query"].astype(str), *bundle.eval["query"].astype(str)]  # the champion check keys on queries
     model_dir = run_dir / "model"
     with atomic_dir(model_dir) as tmp:
