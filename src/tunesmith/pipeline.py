@@ -75,9 +75,24 @@ def prepare_for_run(cfg: Config, out_dir: Path, *, resume: bool):
     from tunesmith.data import prepare_data
     from tunesmith.training import check_resumable
 
+    check_model_weights(cfg)  # before minutes of data checks: a pickle-only base or teacher is refused now
     if resume:
         check_resumable(cfg, prepare_data(cfg, None), out_dir)
     return prepare_data(cfg, out_dir)
+
+
+def check_model_weights(cfg: Config) -> None:
+    """Refuse a local model.base / distillation teacher dir that holds only pickle weights (UnsafeWeights), unless
+    model.allow_pickle_weights; hub ids and registered teachers are checked where they load."""
+    from tunesmith.config import MethodKind
+    from tunesmith.hub import refuse_pickle_weights
+
+    allow = cfg.model.allow_pickle_weights
+    if Path(cfg.model.base).expanduser().is_dir():
+        refuse_pickle_weights(Path(cfg.model.base).expanduser(), key="model.base", allow=allow)
+    teacher = cfg.method.distill.teacher if MethodKind(cfg.method.kind) is MethodKind.DISTILL else None
+    if teacher and Path(teacher).expanduser().is_dir():
+        refuse_pickle_weights(Path(teacher).expanduser(), key="method.distill.teacher", allow=allow)
 
 
 def pick_run_dir(cfg: Config, *, resume: bool, run_dir: str | None) -> Path:

@@ -27,6 +27,9 @@ class ModelConfig(_Strict):
     base: str = Field("builtin:minilm", description="HF model id, local dir, or builtin:<name>")
     revision: str | None = None
     trust_remote_code: bool = False  # never on unless the config says so
+    allow_pickle_weights: bool = Field(False, description="load a local model.base or distillation teacher that has "
+                                       "only pickle weights (*.bin, *.pt, ...) with torch's weights_only loader; off: "
+                                       "refused, since a pickle can run code (convert to safetensors instead)")
     max_length: int = Field(128, ge=8, le=8192, description="truncation length; batches pad dynamically")
 
 

@@ -185,7 +185,7 @@ def _load_base(cfg):
     from tunesmith.tasks.embedding import load_model
 
     resolved = resolve_model(cfg.model.base, cfg.model.revision)
-    with loading(resolved, key="model.base"):
+    with loading(resolved, key="model.base", allow_pickle=cfg.model.allow_pickle_weights):
         return load_model(resolved.path, cfg, revision=resolved.revision)
 
 

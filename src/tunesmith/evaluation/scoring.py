@@ -26,6 +26,9 @@ def _check_model_dir(path: Path, trust_remote_code: bool) -> None:
     if not (path / "config.json").is_file():
         what = "is a file, not a folder" if path.is_file() else "has no config.json"
         raise EvalError(f"{path}: not a model dir ({what})", hint=_MODEL_HINT)
+    from tunesmith.hub import refuse_pickle_weights
+
+    refuse_pickle_weights(path, key="model_dir")  # tunesmith writes safetensors; a pickle here is someone else's
     try:
         architectures = AutoConfig.from_pretrained(str(path), trust_remote_code=trust_remote_code).architectures or []
     except (OSError, ValueError) as exc:

@@ -113,7 +113,7 @@ def word_features(cfg, sentences) -> list[np.ndarray]:
 
     resolved = resolve_model(cfg.model.base, cfg.model.revision)
     remote = cfg.model.trust_remote_code
-    with loading(resolved, key="model.base"):
+    with loading(resolved, key="model.base", allow_pickle=cfg.model.allow_pickle_weights):
         tokenizer = load_tokenizer(resolved.path, revision=resolved.revision, trust_remote_code=remote)
         model = AutoModel.from_pretrained(resolved.path, revision=resolved.revision, trust_remote_code=remote).eval()
     out: list[np.ndarray] = []

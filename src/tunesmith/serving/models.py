@@ -128,6 +128,9 @@ def load_served(model_dir: Path, *, name: str, version: int, options=None) -> Se
         ServeTask.CAUSAL_LM: AutoModelForCausalLM,
         ServeTask.EMBEDDING: AutoModel,
     }[task]
+    from tunesmith.hub import refuse_pickle_weights
+
+    refuse_pickle_weights(weights_dir, key=f"model {name} version {version}")  # serving never unpickles
     tokenizer = AutoTokenizer.from_pretrained(weights_dir)
     model = loader.from_pretrained(weights_dir, use_safetensors=True, trust_remote_code=False).eval()
     if task is ServeTask.CAUSAL_LM:

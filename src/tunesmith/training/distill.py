@@ -104,8 +104,11 @@ class DistillTrainer(TunesmithTrainer):
 
 def resolve_teacher(ref: str, cfg: Config) -> Path:
     """A teacher model dir from a path, or a registered NAME, NAME:VERSION or NAME@alias (default: champion)."""
+    from tunesmith.hub import refuse_pickle_weights
+
     path = Path(ref).expanduser()
     if path.is_dir():
+        refuse_pickle_weights(path, key="method.distill.teacher", allow=cfg.model.allow_pickle_weights)
         return path.resolve()
     from tunesmith.registry import model_dir_for
 

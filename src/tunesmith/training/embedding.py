@@ -56,7 +56,7 @@ def train_embedding(cfg: Config, bundle, run_dir: Path, resolved: ResolvedModel,
     from tunesmith.training.run import TrainResult
 
     kind = MethodKind(cfg.method.kind)
-    with loading(resolved, key="model.base"):
+    with loading(resolved, key="model.base", allow_pickle=cfg.model.allow_pickle_weights):
         model = task.load_model(resolved.path, cfg, revision=resolved.revision)
     model = task.apply_method(model, cfg.method)
     params = count_params(model)

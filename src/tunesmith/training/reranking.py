@@ -52,7 +52,7 @@ def train_reranker(cfg: Config, bundle, run_dir: Path, resolved: ResolvedModel, 
 
     if not (bundle.train["relevance"] > 0).any():
         raise TrainingError("no train row has relevance > 0: a reranker needs relevant documents to learn from")
-    with loading(resolved, key="model.base"):
+    with loading(resolved, key="model.base", allow_pickle=cfg.model.allow_pickle_weights):
         model = task.load_model(resolved.path, cfg, revision=resolved.revision)
     model = task.apply_method(model, cfg.method)
     params = count_params(model)

@@ -117,7 +117,7 @@ def train(
     method = cfg.method.student()
     kind = MethodKind(method.kind)
     check_method_available(kind)  # before loading: QLoRA needs bitsandbytes and CUDA
-    with loading(resolved, key="model.base"):
+    with loading(resolved, key="model.base", allow_pickle=cfg.model.allow_pickle_weights):
         if hasattr(task, "trainer_parts"):  # causal-lm: the config's chat template; a 4-bit base for QLoRA
             tokenizer = task.load_tokenizer(resolved.path, revision=resolved.revision, trust_remote_code=remote,
                                             template=cfg.chat.template)
