@@ -17,8 +17,8 @@ from tunesmith.jobs.store import JobStore
 
 
 @pytest.fixture()
-def api(tmp_path):
-    cfg = api_config(tmp_path)
+def api(tmp_path, tiny_chat_model_dir):
+    cfg = api_config(tmp_path, allowed_models=["builtin:*", tiny_chat_model_dir])
     store = JobStore(cfg.jobs.database, state_dir=cfg.jobs.state_dir)
     keys = {"a": store.add_key("team-a", max_jobs=2, max_file_bytes=200_000), "b": store.add_key("team-b")}
     with LiveServer(create_jobs_app(cfg, store=store)) as server:

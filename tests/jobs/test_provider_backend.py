@@ -17,10 +17,10 @@ from tunesmith.pipeline import run
 
 
 @pytest.fixture()
-def provider(tmp_path, monkeypatch):
+def provider(tmp_path, monkeypatch, tiny_chat_model_dir):
     side = tmp_path / "provider"
     side.mkdir()
-    cfg = api_config(side)
+    cfg = api_config(side, allowed_models=[tiny_chat_model_dir])
     store = JobStore(cfg.jobs.database, state_dir=cfg.jobs.state_dir)
     monkeypatch.setenv("TS_PROVIDER_KEY", store.add_key("client-team"))
     with LiveServer(create_jobs_app(cfg, store=store)) as server, WorkerThread(cfg):

@@ -66,7 +66,7 @@ def _events(store: JobStore, job_id: str) -> list[dict]:
 
 def test_sigkilled_worker_job_resumes_from_its_checkpoint(tmp_path, tiny_chat_model_dir):
     slow = {**BASE, "training": {**BASE["training"], "epochs": 4, "eval_steps": 10}}
-    config, cfg = _config(tmp_path, slow)
+    config, cfg = _config(tmp_path, slow, allowed_models=[tiny_chat_model_dir])
     store = JobStore(cfg.jobs.database, state_dir=cfg.jobs.state_dir)
     job_id = _submit(cfg, store, tiny_chat_model_dir, rows=480)
     first = _worker_process(config, tmp_path, "first")
@@ -93,7 +93,7 @@ def test_sigkilled_worker_job_resumes_from_its_checkpoint(tmp_path, tiny_chat_mo
 
 
 def test_lost_worker_policy_fail_and_attempt_limit(tmp_path, tiny_chat_model_dir):
-    _, cfg = _config(tmp_path, BASE, on_worker_lost="fail")
+    _, cfg = _config(tmp_path, BASE, on_worker_lost="fail", allowed_models=[tiny_chat_model_dir])
     store = JobStore(cfg.jobs.database, state_dir=cfg.jobs.state_dir)
     job_id = _submit(cfg, store, tiny_chat_model_dir, rows=8)
     assert store.claim(job_id, "ghost", lease_s=0.05) and not store.claim(job_id, "other", lease_s=5)
@@ -103,7 +103,8 @@ def test_lost_worker_policy_fail_and_attempt_limit(tmp_path, tiny_chat_model_dir
     assert job["status"] == "failed" and job["error"]["code"] == "worker_lost" and "ghost" in job["error"]["message"]
     assert not store.heartbeat(job_id, "ghost", lease_s=5)  # a late heartbeat cannot revive it
 
-    _, cfg = _config(tmp_path / "b" if (tmp_path / "b").mkdir() is None else tmp_path, BASE, max_attempts=2)
+    _, cfg = _config(tmp_path / "b" if (tmp_path / "b").mkdir() is None else tmp_path, BASE, max_attempts=2,
+                     allowed_models=[tiny_chat_model_dir])
     store = JobStore(cfg.jobs.database, state_dir=cfg.jobs.state_dir)
     job_id = _submit(cfg, store, tiny_chat_model_dir, rows=8)
     for attempt in (1, 2):
@@ -152,7 +153,8 @@ def test_two_workers_on_redis_never_share_a_job(tmp_path, tiny_chat_model_dir, r
 
     from tunesmith.jobs.api import create_jobs_app
 
-    config, cfg = _config(tmp_path, BASE, queue="redis", redis_url=redis_url)
+    config, cfg = _config(tmp_path, BASE, queue="redis", redis_url=redis_url,
+                          allowed_models=[tiny_chat_model_dir])
     store = JobStore(cfg.jobs.database, state_dir=cfg.jobs.state_dir)
     key = store.add_key("team")
     workers = [_worker_process(config, tmp_path, f"w{i}") for i in range(2)]

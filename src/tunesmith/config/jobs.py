@@ -4,9 +4,32 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from tunesmith.config.base import _Strict
+
+# Safe by default: how hard and how long the job trains, not what it reads, runs or writes.
+DEFAULT_TENANT_KEYS = (
+    "seed",
+    "training.epochs", "training.max_steps", "training.batch_size", "training.grad_accum",
+    "training.learning_rate", "training.weight_decay", "training.warmup_ratio",
+    "training.early_stopping_patience", "training.eval_steps",
+    "method.lora.r", "method.lora.alpha", "method.lora.dropout",
+    "model.max_length",
+    "chat.train_on", "chat.max_new_tokens",
+    "gates",  # added to the team's gates, never replacing them
+)
+# Never a tenant's, whatever jobs.tenant_keys says (`training` there still leaves out training.backend): these
+# decide where weights and data go, what code runs and which files the worker reads.
+NEVER = ("name", "output_dir", "registry", "jobs", "model.base", "model.trust_remote_code",
+         "model.allow_pickle_weights", "training.backend", "training.provider", "data.path", "data.train",
+         "data.eval", "data.test", "evaluation.regression", "method.distill.unlabeled", "serving", "review",
+         "monitoring", "retrain", "search")
+
+
+def covered(path: str, keys) -> bool:
+    """True when `path` is one of `keys` or lies under one of them (`training` covers `training.epochs`)."""
+    return any(path == k or path.startswith(k + ".") for k in keys)
 
 
 class JobsConfig(_Strict):
@@ -24,7 +47,23 @@ class JobsConfig(_Strict):
     max_file_bytes: int = Field(50 * 2**20, gt=0, description="default per-key upload limit")
     max_jobs: int = Field(10, ge=1, description="default per-key limit on unfinished jobs")
     base_config: str | None = Field(None, description="a tunesmith YAML every API job starts from (gates, training "
-                                    "defaults); a job's `tunesmith.config` overrides it")
+                                    "defaults); a job's `tunesmith.config` may override only jobs.tenant_keys")
+    tenant_keys: list[str] = Field(default_factory=lambda: list(DEFAULT_TENANT_KEYS),
+                                   description="config key paths a job's tunesmith.config may set (a path covers the "
+                                   "keys under it); gates are added to the team's, never replace them; name, "
+                                   "output_dir, registry, jobs, model.base and data paths are never a tenant's")
+    allowed_models: list[str] = Field(default_factory=lambda: ["builtin:*"],
+                                      description="bases a job's `model` may name (fnmatch patterns: builtin:*, "
+                                      "org/*, a local dir); a tenant's own fine-tuned models are always allowed")
+
+    @field_validator("tenant_keys")
+    @classmethod
+    def _tenant_keys(cls, keys: list[str]) -> list[str]:
+        never = [k for k in keys if covered(k, NEVER)]
+        if never:
+            raise ValueError(f"{never[0]}: never a tenant's key (it decides where weights or data go, what runs or "
+                             f"what the worker reads); jobs.tenant_keys may not name {', '.join(NEVER)}")
+        return keys
 
     @model_validator(mode="after")
     def _redis_url(self) -> JobsConfig:

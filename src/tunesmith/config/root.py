@@ -268,6 +268,21 @@ class Config(_Strict):
             raise ValueError("; ".join(problems))
         return self
 
+    @model_validator(mode="after")
+    def _tenant_key_paths(self) -> Config:
+        # jobs.tenant_keys are key paths like search's: a typo would silently allow nothing (or refuse everything).
+        problems = []
+        for key in self.jobs.tenant_keys:
+            parts = key.split(".")
+            valid = _fields_at(tuple(parts))
+            if parts[-1] not in valid:
+                close = difflib.get_close_matches(parts[-1], valid, n=1)
+                hint = f"did you mean '{'.'.join([*parts[:-1], close[0]])}'?" if close else "use a key path such as training.epochs"
+                problems.append(f"jobs.tenant_keys: {key} is not a config key ({hint})")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:

@@ -18,6 +18,9 @@ class RegistryConfig(_Strict):
     tracking_uri: str | None = Field(None, description="MLflow tracking URI; default: sqlite under .tunesmith/")
     experiment: str | None = None  # default: the config's name
     auto_register: bool = Field(True, description="register a version when the gates pass")
+    owner: str | None = Field(None, description="registered models this config creates are tagged with this owner, "
+                              "and no version is added to a model another owner created (the jobs API sets it to "
+                              "the job's tenant)")
 
 
 class CanaryConfig(_Strict):

@@ -22,7 +22,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from tunesmith.config import Config, ConfigError
@@ -124,7 +124,7 @@ def jobs_router(cfg: Config, *, store: JobStore | None = None, enqueue: Callable
         data = await file.read(limit + 1)
         name = Path(file.filename or "upload.jsonl").name
         try:
-            info = check_upload(data, filename=name, purpose=purpose, max_bytes=limit)
+            info = check_upload(data, filename=name, purpose=purpose, max_bytes=limit, size=file.size)
         except UploadError as exc:
             raise ApiError(exc.status, exc.message, exc.code, exc.param) from None
         file_id = new_id("file")
@@ -147,7 +147,10 @@ def jobs_router(cfg: Config, *, store: JobStore | None = None, enqueue: Callable
     @router.get("/v1/files/{file_id}/content")
     def file_content(file_id: str, k: KeyInfo = Depends(key)):
         _own(store.get_file(k.owner, file_id), "file", file_id)
-        return PlainTextResponse(store.file_path(file_id).read_text(encoding="utf-8"))
+        path = store.file_path(file_id)
+        if path is None or not path.is_file():
+            raise ApiError(404, f"No such file: {file_id}", "not_found", "id")
+        return Response(path.read_bytes(), media_type="application/octet-stream")  # the bytes as uploaded
 
     @router.delete("/v1/files/{file_id}")
     def delete_file(file_id: str, k: KeyInfo = Depends(key)):
@@ -174,8 +177,7 @@ def jobs_router(cfg: Config, *, store: JobStore | None = None, enqueue: Callable
         if (body.method or {}).get("type", "supervised") != "supervised":
             raise ApiError(400, "method.type: only 'supervised' fine-tuning runs here", "unsupported_method", "method")
         spec = body.model_dump(exclude_none=True)
-        _check_model(cfg, body.model)
-        _check_config(cfg, spec, store)
+        _check_config(cfg, spec, store, k.owner)
         job = store.create_job(k.owner, spec=spec)
         enqueue(job["id"])
         return job
@@ -272,39 +274,27 @@ def _own(obj: dict | None, what: str, oid: str) -> dict:
 
 
 def _owned_models(store: JobStore, owner: str) -> list[str]:
-    models, after = [], None
-    while True:
-        page, more = store.list_jobs(owner, after=after, limit=100)
-        models += [j["fine_tuned_model"] for j in page if j["status"] == "succeeded" and j["fine_tuned_model"]]
-        if not more or not page:
-            return models
-        after = page[-1]["id"]
+    from tunesmith.jobs.spec import owned_models
+
+    return owned_models(store, owner)
 
 
 def _model_object(ref: str, owner: str) -> dict:
     return {"id": ref, "object": "model", "created": int(time.time()), "owned_by": owner}
 
 
-def _check_model(cfg: Config, model: str) -> None:
-    """model: a builtin:, a local model dir, a registered NAME[:VERSION], or a hub id (resolved by the worker)."""
-    if model.startswith("builtin:"):
-        from tunesmith.hub import BUILTINS, GGUF_BUILTINS
-
-        known = [*BUILTINS, *GGUF_BUILTINS]
-        if model.removeprefix("builtin:") not in known:
-            raise ApiError(400, f"model: unknown built-in {model!r}; known: builtin:{', builtin:'.join(known)}",
-                           "model_not_found", "model")
-        return
-    if model.startswith((".", "/", "~")) and not Path(model).expanduser().is_dir():
-        raise ApiError(400, f"model: {model} is not a model folder on the API host", "model_not_found", "model")
-
-
-def _check_config(cfg: Config, spec: dict, store: JobStore) -> None:
-    """Build the job's config now, so a bad hyperparameter or extension is a 400 at create, not a failed job."""
+def _check_config(cfg: Config, spec: dict, store: JobStore, owner: str) -> None:
+    """Build the job's config now, so a key the tenant may not set, a model it may not use or a bad
+    hyperparameter is a 400 at create, not a failed job."""
     from tunesmith.jobs.spec import job_config
+    from tunesmith.jobs.tenancy import TenantError, tenant_message
 
-    job = {**spec, "user_provided_suffix": spec.get("suffix"), "tunesmith": spec.get("tunesmith") or {}}
+    job = {**spec, "user_provided_suffix": spec.get("suffix"), "tunesmith": spec.get("tunesmith")}
     try:
-        job_config(cfg, job, store)
+        job_config(cfg, job, store, owner=owner)
+    except TenantError as exc:
+        raise ApiError(400, exc.message, exc.code, exc.param) from None
     except ConfigError as exc:
-        raise ApiError(400, f"the job's tunesmith config is invalid: {exc}", "invalid_config", "tunesmith") from None
+        message = tenant_message(str(exc), {str(Path(cfg.jobs.state_dir).resolve()): "<jobs>"})
+        raise ApiError(400, f"the job's tunesmith config is invalid: {message}", "invalid_config",
+                       "tunesmith") from None

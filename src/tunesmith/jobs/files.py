@@ -34,12 +34,18 @@ class UploadError(Exception):
                           "code": self.code}}
 
 
-def check_upload(data: bytes, *, filename: str, purpose: str, max_bytes: int) -> dict:
-    """The `tunesmith` block of an accepted file (rows, format, quick gates); raises UploadError otherwise."""
+MAX_DEPTH = 32  # JSON nesting a chat row never needs; deeper is refused before it can exhaust the stack
+
+
+def check_upload(data: bytes, *, filename: str, purpose: str, max_bytes: int, size: int | None = None) -> dict:
+    """The `tunesmith` block of an accepted file (rows, format, quick gates); raises UploadError otherwise.
+
+    `size` is the upload's whole size when known (`data` may stop at max_bytes + 1)."""
     if purpose not in PURPOSES:
         raise UploadError(400, f"purpose {purpose!r} is not one of {', '.join(PURPOSES)}", "invalid_purpose", "purpose")
     if len(data) > max_bytes:
-        raise UploadError(413, f"{filename} is {len(data)} bytes; this key may upload at most {max_bytes} bytes",
+        what = f"{size} bytes" if size is not None and size > max_bytes else f"more than {max_bytes} bytes"
+        raise UploadError(413, f"{filename} is {what}; this key may upload at most {max_bytes} bytes",
                           "file_too_large")
     if purpose != "fine-tune":
         return {"rows": None, "checks": {}}
@@ -52,10 +58,16 @@ def check_upload(data: bytes, *, filename: str, purpose: str, max_bytes: int) ->
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
+        if _depth_over(line, MAX_DEPTH):
+            raise UploadError(400, f"{filename}:{n}: JSON nested deeper than {MAX_DEPTH} levels; a chat row "
+                              "needs a few", "invalid_file_format")
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise UploadError(400, f"{filename}:{n}: not a JSON object per line (JSONL): {exc.msg}",
+                              "invalid_file_format") from None
+        except (ValueError, RecursionError) as exc:  # an integer of thousands of digits, say
+            raise UploadError(400, f"{filename}:{n}: a JSON value this API does not read ({exc})"[:300],
                               "invalid_file_format") from None
         if not isinstance(row, dict):
             raise UploadError(400, f"{filename}:{n}: a JSONL line must be an object, got {type(row).__name__}",
@@ -77,6 +89,30 @@ def check_upload(data: bytes, *, filename: str, purpose: str, max_bytes: int) ->
     return {"rows": rows, "format": fmt.value if fmt else None,
             "checks": {"duplicates": {"rows": duplicates, "status": "warn" if duplicates else "pass"},
                        "pii_regex": {"by_type": dict(pii), "status": "warn" if pii else "pass"}}}
+
+
+def _depth_over(line: str, limit: int) -> bool:
+    """True when brackets outside strings nest deeper than `limit` (a linear scan, no recursion)."""
+    if line.count("[") + line.count("{") <= limit:
+        return False
+    depth, in_string, escaped = 0, False, False
+    for ch in line:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
 
 
 def status_details(info: dict) -> str | None:

@@ -12,15 +12,18 @@ A job run again after its worker died resumes from the last complete checkpoint 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-import traceback
 from pathlib import Path
 
 from transformers import TrainerCallback
 
 from tunesmith.config import Config, ConfigError
 from tunesmith.jobs.spec import job_config
+from tunesmith.jobs.tenancy import tenant_message
+
+log = logging.getLogger("tunesmith.jobs")
 
 
 class JobInterrupted(Exception):
@@ -123,19 +126,22 @@ def run_job(api_cfg: Config, store, job_id: str, *, worker_id: str, stop: thread
                     data={"worker_id": worker_id, "attempt": attempt, "resumed": resume})
     heartbeat = Heartbeat(store, job_id, worker_id, api_cfg.jobs.lease_s)
     heartbeat.start()
+    shown = _tenant_paths(api_cfg, store, job, run_dir)
     try:
-        cfg = job_config(api_cfg, job, store)
+        ext = {k: v for k, v in (job.get("tunesmith") or {}).items()
+               if k not in ("attempts", "worker_id", "cancel_requested")}  # the store's, not the tenant's
+        cfg = job_config(api_cfg, {**job, "tunesmith": ext}, store, resolve_owned=True)
+        from tunesmith.registry import check_owner
+
+        check_owner(cfg.name, cfg.registry.owner, registry=cfg.registry)  # before any compute is spent
         outcome = run(cfg, resume=resume, run_dir=str(run_dir), callbacks=[JobEvents(store, job_id, heartbeat, stop)],
-                      say=lambda line: _say(store, job_id, line))
+                      say=lambda line: _say(store, job_id, tenant_message(line, shown)))
     except JobInterrupted as exc:
         return _interrupted(api_cfg, store, job_id, worker_id, exc.reason)
-    except (ConfigError, ValueError, FileNotFoundError) as exc:  # data gates, bad config, unusable model
-        code = "data_gates_failed" if "data check" in str(exc).lower() or "leakage" in str(exc).lower() else \
-            "invalid_training_file" if "data" in type(exc).__name__.lower() else "invalid_config"
-        return _failed(store, job_id, worker_id, code, str(exc))
-    except Exception as exc:  # a crash in training or evaluation: recorded, never lost
-        return _failed(store, job_id, worker_id, "training_error",
-                       f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
+    except Exception as exc:  # recorded, never lost; the tenant sees what they can act on, the operator all of it
+        code, message = _classify(exc)
+        log.error("job %s failed (%s): %s", job_id, code, exc, exc_info=code == "training_error")
+        return _failed(store, job_id, worker_id, code, tenant_message(message, shown))
     finally:
         heartbeat.done.set()
     decision = outcome.decision
@@ -154,7 +160,7 @@ def run_job(api_cfg: Config, store, job_id: str, *, worker_id: str, stop: thread
     model = f"{cfg.name}:{version.version}" if version is not None else None
     store.finish(job_id, worker_id, status="succeeded", fine_tuned_model=model, trained_tokens=tokens)
     store.add_event(job_id, f"The job has successfully completed: {model}", data={"fine_tuned_model": model,
-                    "report": str(outcome.run_dir / "report.html")})
+                    "report": tenant_message(str(outcome.run_dir / "report.html"), shown)})
     return "succeeded"
 
 
@@ -170,6 +176,46 @@ def _interrupted(api_cfg, store, job_id, worker_id, reason: str) -> str:
             enqueue(api_cfg, job_id)
         return "requeued"
     return "lease_lost"  # another worker or the reaper owns the job now: leave it alone
+
+
+def _classify(exc: Exception) -> tuple[str, str]:
+    """(error code, the message a tenant may see) for an exception that ended a job."""
+    from tunesmith.data.errors import DataError
+    from tunesmith.hub import ModelNotFound
+    from tunesmith.jobs.tenancy import TenantError
+    from tunesmith.registry import RegistryError
+
+    text = str(exc)
+    if isinstance(exc, TenantError):
+        return exc.code, text
+    if isinstance(exc, RegistryError):
+        return "model_not_owned" if "another owner" in text else "registry_error", text.splitlines()[0]
+    if isinstance(exc, DataError) or "data check" in text.lower() or "leakage" in text.lower():
+        # about the tenant's own rows: file:line and the reason
+        return ("data_gates_failed" if "data check" in text.lower() or "leakage" in text.lower()
+                else "invalid_training_file"), text
+    if isinstance(exc, ConfigError):
+        return "invalid_config", text
+    if isinstance(exc, ModelNotFound | FileNotFoundError | OSError):
+        return "invalid_config", "a model or file this job needs is missing or unusable on the worker; ask the " \
+            "operator (the worker's log has the details under this job's id)"
+    if isinstance(exc, ValueError):  # a check that refused the job: its first line, never what follows
+        return "invalid_config", text.splitlines()[0][:500] if text else type(exc).__name__
+    return "training_error", (f"training failed ({type(exc).__name__}); the operator's worker log has the details "
+                              "under this job's id")
+
+
+def _tenant_paths(api_cfg: Config, store, job: dict, run_dir: Path) -> dict[str, str]:
+    """Server paths a tenant may see by another name: their files by filename, the run folder as <run>."""
+    shown = {str(run_dir): "<run>"}
+    for param in ("training_file", "validation_file"):
+        fid = job.get(param)
+        path = store.file_path(fid) if fid else None
+        if path is not None:
+            f = store.get_file(None, fid) or {}
+            shown[str(path)] = shown[str(path.resolve())] = f"{f.get('filename', 'file')} ({fid})"
+    shown[str(Path(api_cfg.jobs.state_dir).resolve())] = "<jobs>"
+    return shown
 
 
 def _failed(store, job_id, worker_id, code: str, message: str) -> str:

@@ -323,7 +323,9 @@ class JobStore:
         q = select(table).where(where).order_by(table.c.seq.desc())
         with self.engine.connect() as c:
             if after:
-                anchor = c.execute(select(table.c.seq).where(table.c.id == after)).scalar()
+                # the anchor is looked up among this owner's (or job's) rows only: a foreign id answers like an
+                # unknown one
+                anchor = c.execute(select(table.c.seq).where(where, table.c.id == after)).scalar()
                 if anchor is not None:
                     q = q.where(table.c.seq < anchor)
             rows = list(c.execute(q.limit(limit + 1)).mappings())

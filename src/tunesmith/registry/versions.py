@@ -78,7 +78,8 @@ def register_version(
             f"no MLflow run {run_id!r}: {exc.message}", hint="pass the id log_run returned"
         ) from None
     _require_registrable(client, run, model_artifact_path)
-    _ensure_registered_model(client, cfg_name)
+    owner = registry.owner if registry is not None else None
+    _ensure_registered_model(client, cfg_name, owner)
     tags = {key: UNKNOWN for key in REQUIRED_KEYS}
     tags.update(
         {str(k): v if isinstance(v, str) else json.dumps(v, default=str) for k, v in (lineage or {}).items()}
@@ -225,14 +226,44 @@ def _artifact_files(client, run_id: str, path: str, depth: int = 4) -> list[str]
     return files
 
 
-def _ensure_registered_model(client, name: str) -> None:
+OWNER_TAG = "tunesmith.owner"
+
+
+def check_owner(name: str, owner: str | None, *, store: Store | None = None,
+                registry: RegistryConfig | None = None) -> None:
+    """RegistryError when `owner` may not add a version to `name` (it exists and another owner, or the operator
+    without an owner, created it). No owner (the operator's own runs) may add to any model."""
+    _owner_check((store or resolve_store(None, registry)).client, name, owner)
+
+
+def _owner_check(client, name: str, owner: str | None) -> bool:
+    """True when `name` exists (and `owner` may add to it); raises RegistryError when it may not."""
     from mlflow.exceptions import MlflowException
 
     try:
-        client.create_registered_model(name, description=f"tunesmith model {name}")
+        model = client.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        return False
+    if owner is not None and (model.tags or {}).get(OWNER_TAG) != owner:
+        raise RegistryError(f"the registered model {name!r} belongs to another owner; no version was added",
+                            hint="a tenant's models are named ft-<owner>-...; choose another suffix")
+    return True
+
+
+def _ensure_registered_model(client, name: str, owner: str | None = None) -> None:
+    from mlflow.exceptions import MlflowException
+
+    if _owner_check(client, name, owner):
+        return
+    try:
+        client.create_registered_model(name, description=f"tunesmith model {name}",
+                                       tags={OWNER_TAG: owner} if owner else None)
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
+        _owner_check(client, name, owner)  # created by someone else in between: theirs, or ours
 
 
 def require_model(client, name: str):
