@@ -600,6 +600,11 @@ def _print_data_report(rep: dict) -> None:
     if rep.get("quarantined"):
         console.print(f"[yellow]quarantined {rep['quarantined']} rows[/] {rep.get('quarantined_by_reason', {})} "
                       f"-> {rep.get('quarantine_path')}")
+        for line in rep.get("quarantine_examples") or []:
+            console.print(f"  {line}", markup=False, highlight=False)
+        if rep["quarantined"] > len(rep.get("quarantine_examples") or []):
+            console.print(f"  ... {rep['quarantined'] - len(rep['quarantine_examples'] or [])} more in "
+                          f"{rep.get('quarantine_path') or 'the data card'}", markup=False, highlight=False)
     if rep.get("excluded_by_config"):
         console.print(f"excluded by data.drop_labels: {rep['excluded_by_config']}")
     for w in rep.get("warnings", []):

@@ -141,6 +141,8 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
         bundle = prepare_for_run(cfg, out_dir, resume=resume)
     say(f"data: {len(bundle.train)} train / {len(bundle.eval)} eval / {len(bundle.test)} test rows, "
         f"{bundle.report.quarantined} quarantined, fingerprint {bundle.fingerprint[:12]}")
+    for line in bundle.report.quarantine_examples:
+        say(f"  quarantined {line}")
     _say_checks(bundle.report.checks, say)
 
     if cfg.training.backend != "local":  # a provider trains; the gates before and after stay ours

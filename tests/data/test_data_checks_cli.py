@@ -48,3 +48,17 @@ def test_check_policies_are_validated_by_key_path():
     assert "data.checks.leakage.policy: redact applies to pii only" in problems
     assert "data.checks.pii.policy:" in problems and "data.checks.pii.types.1:" in problems
     assert "data.checks.duplicates.near.threshold:" in problems
+
+
+def test_validate_shows_where_the_first_quarantined_rows_came_from(tmp_path):
+    path = _config(tmp_path, {"leakage": {"policy": "drop"}})
+    train = tmp_path / "train.jsonl"
+    lines = train.read_text().splitlines()
+    lines.insert(2, "{not json")  # line 3 of train.jsonl
+    train.write_text("\n".join(lines) + "\n")
+    result = runner.invoke(app, ["validate", path])
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.stdout.split())  # rich wraps long lines
+    assert "quarantined 6 rows" in out
+    assert f"{train}:3: invalid_json:" in out  # the bad row first, with its file:line and reason
+    assert out.count(": leak_exact:") == 4 and "... 1 more in" in out  # five shown, the rest counted

@@ -292,6 +292,9 @@ def _public(rows: pd.DataFrame, d: DataConfig, chat: bool = False, extra: tuple[
     return rows.sort_values(ORDER, kind="stable")[columns].reset_index(drop=True)
 
 
+QUARANTINE_EXAMPLES = 5  # quarantined rows shown on the console, where they came from and why
+
+
 def _report(
     parts: list[_Part], frames: dict[str, pd.DataFrame], labels: list[str], fingerprint: str,
     quarantine_path: str | None, dropped: int, leakage: Leakage, warnings: list[str], checks: ChecksOutcome,
@@ -322,4 +325,7 @@ def _report(
         conflicting_duplicates=leakage.conflicting_duplicates,
         warnings=warnings,
         checks=checks.findings,
+        quarantine_examples=[f"{r['source']}: {r['reason']}: {str(r['detail'])[:200]}"
+                             for r in ([b.to_record() for b in sorted(bad, key=lambda b: b.order)]
+                                       + list(checks.quarantined))[:QUARANTINE_EXAMPLES]],
     )

@@ -36,6 +36,7 @@ class DataReport:
     warnings: list[str] = field(default_factory=list)
     checks: dict[str, Any] = field(default_factory=dict)  # data gate -> its policy, status and findings (checks.py)
     truncated: int = 0  # causal-lm conversations cut to model.max_length tokens (data.too_long: truncate)
+    quarantine_examples: list[str] = field(default_factory=list)  # the first few as "file:line: reason: detail"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

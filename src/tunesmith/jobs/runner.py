@@ -226,7 +226,7 @@ def _failed(store, job_id, worker_id, code: str, message: str) -> str:
 
 
 def _say(store, job_id: str, line: str) -> None:
-    if line.startswith(("data:", "data check", "trained", "evaluating", "distill")):
+    if line.startswith(("data:", "data check", "trained", "evaluating", "distill", "  quarantined")):
         store.add_event(job_id, line)
 
 
