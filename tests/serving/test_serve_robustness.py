@@ -60,7 +60,8 @@ def test_limits_validation_auth_and_unserved_routes(clf_store, monkeypatch):
         auth = {"Authorization": "Bearer s3cret"}
         assert client.get("/healthz").status_code == 200  # health needs no token
         assert client.get("/readyz").json()["model_version"] == 1
-        assert client.get("/metrics").status_code == 200  # scrapers carry no token
+        assert client.get("/metrics").status_code == 401  # metrics name models and versions: token needed
+        assert client.get("/metrics", headers=auth).status_code == 200
         assert client.get("/openapi.json").status_code == 401
         assert client.get("/openapi.json", headers={"Authorization": "Bearer s3cret"}).status_code == 200
         denied = client.post("/v1/classify", json={"input": "great"})

@@ -72,7 +72,12 @@ class ServingConfig(_Strict):
     max_new_tokens: int = Field(256, ge=1, description="cap on generated tokens per request")
     poll_interval_s: float = Field(5, gt=0, description="how often the registry aliases are checked for changes")
     auth_token_env: str = Field("TUNESMITH_SERVE_TOKEN", description="env var holding the bearer token; "
-                                "when it is set, every route except /healthz, /readyz and /metrics needs it")
+                                "when it is set, every route except /healthz and /readyz needs it")
+    metrics_token_env: str | None = Field(None, description="env var holding a separate bearer token for /metrics "
+                                          "(a scraper's); when it is set, /metrics takes that token instead of "
+                                          "auth_token_env's")
+    max_input_chars: int = Field(100_000, ge=1, description="characters per request text (input, query, document, "
+                                 "message, prompt); longer answers 422 before anything reaches the model")
     shutdown_grace_s: float = Field(30, gt=0, description="SIGTERM: seconds to finish in-flight requests")
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
     predictions: PredictionLogConfig = Field(default_factory=PredictionLogConfig)

@@ -224,6 +224,13 @@ def jobs_router(cfg: Config, *, store: JobStore | None = None, enqueue: Callable
             stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
             params = GenParams(max_tokens=body.max_completion_tokens or body.max_tokens or 64,
                                temperature=body.temperature, top_p=body.top_p, stop=stop)
+            from tunesmith.serving.schemas import check_text
+
+            for i, m in enumerate(body.messages):
+                try:
+                    check_text(m["content"]) if isinstance(m.get("content"), str) else None
+                except ValueError as exc:
+                    raise ApiError(400, f"messages.{i}.content: {exc}", "invalid_request", "messages") from None
             try:
                 prompt = chat_prompt(served, body.messages)
             except ValueError as exc:

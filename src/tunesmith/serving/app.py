@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import math
 import os
 import time
@@ -34,7 +35,8 @@ from tunesmith.serving.model_routes import add_model_routes, model_not_found
 from tunesmith.serving.router import Role
 from tunesmith.serving.state import Answer, ModelNotFound, NoModel, RouteNotServed, ServingState
 
-OPEN_ROUTES = ("/healthz", "/readyz", "/metrics", "/review/login", "/review/healthz")  # /review: review.web
+_log = logging.getLogger("tunesmith.serving")
+OPEN_ROUTES = ("/healthz", "/readyz", "/review/login", "/review/healthz")  # /review: review.web; /metrics needs a token
 
 
 class ApiError(Exception):
@@ -61,7 +63,8 @@ def create_app(name: str, *, settings, store=None, prediction_log=None, state: S
     add_model_routes(app, state)
     # Outermost last: every answer, 401 and 413 included, carries the request id.
     app.add_middleware(RequestContext, token=os.environ.get(settings.auth_token_env) or "",
-                       token_env=settings.auth_token_env, open_paths=OPEN_ROUTES, on_reject=_count_rejected(state))
+                       token_env=settings.auth_token_env, open_paths=OPEN_ROUTES, on_reject=_count_rejected(state),
+                       path_tokens=_metrics_token(settings))
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict:
@@ -87,20 +90,25 @@ def create_app(name: str, *, settings, store=None, prediction_log=None, state: S
     @app.post("/v1/classify", response_model=s.ClassifyResponse, tags=["tasks"])
     async def classify(body: s.ClassifyRequest, request: Request, response: Response):
         """Label each text with its calibrated probability."""
-        answers, served = await _each(state, request, "/v1/classify", _texts(body.input), model=body.model)
+        answers, served = await _each(state, request, "/v1/classify", _texts(state, body.input), model=body.model)
         _tag(response, served)
         return {**_ids(request, served), "results": [a.result for a in answers]}
 
     @app.post("/v1/score", response_model=s.ScoreResponse, tags=["tasks"])
     async def score(body: s.ClassifyRequest, request: Request, response: Response):
         """A regression model's score per text."""
-        answers, served = await _each(state, request, "/v1/score", _texts(body.input), model=body.model)
+        answers, served = await _each(state, request, "/v1/score", _texts(state, body.input), model=body.model)
         _tag(response, served)
         return {**_ids(request, served), "scores": [a.result for a in answers]}
 
     @app.post("/v1/rerank", response_model=s.RerankResponse, tags=["tasks"])
     async def rerank(body: s.RerankRequest, request: Request, response: Response):
         """Score each document against the query with a cross-encoder; most relevant first (top_n of them)."""
+        _texts(state, body.query, "query")
+        if len(body.documents) > s.MAX_ITEMS:
+            raise ApiError(422, f"invalid request: documents: {len(body.documents)} documents; send at most "
+                           f"{s.MAX_ITEMS} per request", "invalid_request_error")
+        _texts(state, body.documents, "documents")
         pairs = [(body.query, doc) for doc in body.documents]
         logged = [{"query": body.query, "document": doc} for doc in body.documents]
         answers, served = await _each(state, request, "/v1/rerank", pairs, log_inputs=logged)
@@ -113,14 +121,14 @@ def create_app(name: str, *, settings, store=None, prediction_log=None, state: S
     @app.post("/v1/extract", response_model=s.ExtractResponse, tags=["tasks"])
     async def extract(body: s.ClassifyRequest, request: Request, response: Response):
         """Entities (span, label, score) per text from a token-classification model."""
-        answers, served = await _each(state, request, "/v1/extract", _texts(body.input), model=body.model)
+        answers, served = await _each(state, request, "/v1/extract", _texts(state, body.input), model=body.model)
         _tag(response, served)
         return {**_ids(request, served), "entities": [a.result for a in answers]}
 
     @app.post("/v1/embeddings", response_model=s.EmbeddingResponse, tags=["openai"])
     async def embeddings(body: s.EmbeddingRequest, request: Request, response: Response):
         """OpenAI-compatible embeddings (mean pooled, normalised when the model says so)."""
-        texts = _texts(body.input)
+        texts = _texts(state, body.input)
         answers, served = await _each(state, request, "/v1/embeddings", texts, model=body.model)
         _tag(response, served)
         tokens = sum(len(served.tokenizer(t)["input_ids"]) for t in texts)
@@ -133,6 +141,7 @@ def create_app(name: str, *, settings, store=None, prediction_log=None, state: S
     async def chat(body: s.ChatRequest, request: Request, response: Response):
         """OpenAI-compatible chat completions; `stream: true` answers Server-Sent Events."""
         served = _check(state, "/v1/chat/completions", body.model)
+        _texts(state, [m.content for m in body.messages], "messages.content")
         try:
             prompt = handlers.chat_prompt(served, [m.model_dump() for m in body.messages])
         except ValueError as exc:
@@ -147,6 +156,7 @@ def create_app(name: str, *, settings, store=None, prediction_log=None, state: S
     async def completions(body: s.CompletionRequest, request: Request, response: Response):
         """OpenAI-compatible text completions; `stream: true` answers Server-Sent Events."""
         served = _check(state, "/v1/completions", body.model)
+        _texts(state, body.prompt, "prompt")
         params = _params(body, state)
         prompt = _fit_prompt(served, body.prompt, params, "prompt")
         if body.stream:
@@ -165,11 +175,11 @@ def create_app(name: str, *, settings, store=None, prediction_log=None, state: S
 # --- request helpers ---------------------------------------------------------------------------------------
 
 
-def _texts(value) -> list[str]:
+def _texts(state: ServingState, value, field: str = "input") -> list[str]:
     try:
-        return s.as_list(value)
+        return s.as_list(value, field, max_chars=state.settings.max_input_chars)
     except ValueError as exc:
-        raise ApiError(422, str(exc), "invalid_request_error") from None
+        raise ApiError(422, f"invalid request: {exc}", "invalid_request_error") from None
 
 
 def _check(state: ServingState, route: str, model: str | None = None):
@@ -203,11 +213,19 @@ async def _each(state: ServingState, request: Request, route: str, items: list, 
             state.predict(route, item, caller_key=caller, request_id=rid,
                           log_input=(log_inputs or items)[i], pin=pin) for i, item in enumerate(items)))
     except Exception as exc:
+        known = isinstance(exc, ApiError | QueueFull | TimeoutError | NoModel | ModelNotFound | RouteNotServed)
+        if not known:  # the model failed on this request (the champion too, after a challenger): 503, never 500
+            _log.warning("request %s on %s failed in the model: %s: %s", rid, route, type(exc).__name__, exc)
+            exc = ApiError(503, f"the model could not answer this request ({type(exc).__name__}); retry later, and "
+                           "if it keeps failing on this input, tell the operator its request id", "server_error",
+                           {"Retry-After": "1"})
         slot = state.slots.get(Role.CHAMPION)
         if slot is not None:
             version = str(slot.served.version)
             state.metrics.requests.labels(route, slot.served.name, version, "champion", str(_status_of(exc))).inc()
-        raise
+        if known:
+            raise
+        raise exc from None
     served = answers[0].served
     role = answers[0].role.value
     state.metrics.requests.labels(route, served.name, str(served.version), role, "200").inc()
@@ -412,6 +430,15 @@ def _install_handlers(app: FastAPI, state: ServingState) -> None:
     @app.exception_handler(RouteNotServed)
     async def not_served(request: Request, exc: RouteNotServed):
         return _error(400, str(exc), "invalid_request_error", request)
+
+
+def _metrics_token(settings) -> dict:
+    """/metrics takes serving.metrics_token_env's token when that is set (a scraper's; the server token works too)."""
+    env = settings.metrics_token_env
+    token = os.environ.get(env) if env else None
+    if env and not token:
+        _log.warning("serving.metrics_token_env names %s, which is not set: /metrics takes the server token only", env)
+    return {"/metrics": (token, env)} if token else {}
 
 
 def _count_rejected(state: ServingState):

@@ -7,6 +7,7 @@ The queue is bounded: `submit` raises `QueueFull` at once when it is full (the a
 Retry-After), never blocks. Batches run in one worker thread per model, so the event loop stays free.
 `stop()` finishes every queued request before returning: that is how SIGTERM drains in-flight work.
 `workers > 1` runs that many batches at once (one per core with single-threaded torch is the usual CPU setup).
+A batch that raises is run again item by item, so an input that breaks the model fails only its own request.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class Batcher:
         self._running: set[asyncio.Task] = set()
         self._recent_batch_s = 0.05  # moving estimate of one batch's duration, for Retry-After
         self._closing = False
+        self.isolated_batches = 0  # batches that failed and were re-run item by item
 
     @property
     def depth(self) -> int:
@@ -132,12 +134,28 @@ class Batcher:
             results = await loop.run_in_executor(self._pool, self.fn, [item for item, _ in batch])
             if len(results) != len(batch):
                 raise RuntimeError(f"{self.name}: batch function returned {len(results)} results for {len(batch)}")
-        except Exception as exc:  # every caller in the batch sees the failure
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
+        except Exception as exc:
+            if len(batch) == 1:
+                if not batch[0][1].done():
+                    batch[0][1].set_exception(exc)
+            else:  # one item may have failed the batch: each runs alone, so it fails only its own request
+                await self._run_alone(loop, batch)
         else:
             for (_, fut), result in zip(batch, results, strict=True):
                 if not fut.done():
                     fut.set_result(result)
         self._recent_batch_s = 0.8 * self._recent_batch_s + 0.2 * (time.perf_counter() - start)
+
+    async def _run_alone(self, loop, batch: list) -> None:
+        self.isolated_batches += 1
+        for item, fut in batch:
+            if fut.done():
+                continue
+            try:
+                (result,) = await loop.run_in_executor(self._pool, self.fn, [item])
+            except Exception as exc:
+                if not fut.done():
+                    fut.set_exception(exc)
+            else:
+                if not fut.done():
+                    fut.set_result(result)

@@ -89,12 +89,14 @@ class RequestContext:
     and the `x-request-id` response header; with a token configured, answer 401 on every path but `open_paths`."""
 
     def __init__(self, app, token: str, token_env: str, open_paths: tuple[str, ...],
-                 on_reject: Callable[[str], None] | None = None):
+                 on_reject: Callable[[str], None] | None = None, path_tokens: dict[str, tuple[str, str]] | None = None):
         self.app = app
         self.token = token.encode()
         self.token_env = token_env
         self.open_paths = open_paths
         self.on_reject = on_reject
+        # path -> (token, its env var): that path takes its own token (the server's token works there too)
+        self.path_tokens = {p: (t.encode(), env) for p, (t, env) in (path_tokens or {}).items() if t}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -104,11 +106,19 @@ class RequestContext:
         rid = given if 0 < len(given) <= 64 and given.isascii() and given.isprintable() else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = rid
         rid_header = (b"x-request-id", rid.encode())
-        if self.token and scope.get("path") not in self.open_paths and not self._authorized(headers):
+        path = scope.get("path")
+        own = self.path_tokens.get(path)
+        if own is not None:
+            denied = not self._authorized(headers, own[0]) and not (self.token and self._authorized(headers))
+            env = own[1]
+        else:
+            denied = bool(self.token) and path not in self.open_paths and not self._authorized(headers)
+            env = self.token_env
+        if denied:
             if self.on_reject is not None:
                 self.on_reject("unauthorized")
             message = (f"missing or wrong bearer token (Authorization: Bearer $TOKEN; the server reads it from "
-                       f"{self.token_env})")
+                       f"{env})")
             body = {"error": {"message": message, "type": "authentication_error", "code": "401"}, "request_id": rid}
             start, data = _json_response(401, body, [rid_header, (b"www-authenticate", b"Bearer")])
             await send(start)
@@ -121,10 +131,13 @@ class RequestContext:
 
         await self.app(scope, receive, send_with_id)
 
-    def _authorized(self, headers: dict) -> bool:
+    def _authorized(self, headers: dict, token: bytes | None = None) -> bool:
+        token = token or self.token
         scheme, _, value = headers.get(b"authorization", b"").partition(b" ")
-        if scheme.lower() == b"bearer" and hmac.compare_digest(value.strip(), self.token):
+        if scheme.lower() == b"bearer" and hmac.compare_digest(value.strip(), token):
             return True
+        if token != self.token:
+            return False  # a path's own token comes in the header only
         # A browser can't send the header on a page load: the review page's /review/login sets this cookie.
         cookie = SimpleCookie(headers.get(b"cookie", b"").decode("latin-1")).get(TOKEN_COOKIE)
-        return cookie is not None and hmac.compare_digest(cookie.value.encode("latin-1"), self.token)
+        return cookie is not None and hmac.compare_digest(cookie.value.encode("latin-1"), token)

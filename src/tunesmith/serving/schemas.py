@@ -2,12 +2,40 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_ITEMS = 256  # inputs per request; bigger jobs belong in batch inference, not one HTTP call
-MAX_TEXT = 100_000  # characters per input
+MAX_TEXT = 100_000  # characters per input unless serving.max_input_chars says otherwise
+
+# Lone surrogates (a JSON "\ud800" escape) make tokenizers raise; control characters other than tab, newline and
+# carriage return are no text a model was trained on (NUL, escape, C1 controls).
+_UNSAFE = re.compile("[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def check_text(text: str) -> str:
+    """`text`, unless it holds a lone surrogate or a control character (ValueError names it and where it is)."""
+    bad = _UNSAFE.search(text)
+    if bad is None:
+        return text
+    char = bad.group()
+    what = "a lone surrogate" if "\ud800" <= char <= "\udfff" else "a control character"
+    raise ValueError(f"{what} (U+{ord(char):04X}) at character {bad.start()}; send valid Unicode text without "
+                     "control characters (tab, newline and carriage return are fine)")
+
+
+def _safe(value):
+    """check_text over a text, a list of texts (the error names the item) or None."""
+    if isinstance(value, str):
+        return check_text(value)
+    for i, text in enumerate(value or ()):
+        try:
+            check_text(text)
+        except ValueError as exc:
+            raise ValueError(f"item {i}: {exc}") from None
+    return value
 
 
 class _Req(BaseModel):
@@ -20,6 +48,8 @@ TextInput = str | list[str]
 class ClassifyRequest(_Req):
     input: TextInput = Field(..., description="a text or a list of texts")
     model: str | None = Field(None, description="NAME (routed), NAME:VERSION or NAME@champion|challenger (pinned)")
+
+    _texts_ok = field_validator("input", "model")(_safe)
 
 
 class Tagged(BaseModel):
@@ -62,6 +92,8 @@ class RerankRequest(_Req):
     top_n: int | None = Field(None, ge=1, description="return only the n most relevant; default: all")
     return_documents: bool = Field(True, description="echo each document's text in its result")
 
+    _texts_ok = field_validator("query", "documents")(_safe)
+
 
 class RerankResult(BaseModel):
     index: int = Field(..., description="position of the document in the request")
@@ -81,6 +113,8 @@ class EmbeddingRequest(_Req):
     input: TextInput
     model: str | None = None
     encoding_format: Literal["float", "base64"] = "float"  # the openai client asks for base64 by default
+
+    _texts_ok = field_validator("input", "model")(_safe)
 
 
 class EmbeddingItem(BaseModel):
@@ -104,7 +138,9 @@ class EmbeddingResponse(Tagged):
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
     role: Literal["system", "user", "assistant", "tool", "developer"]
-    content: str = Field(..., max_length=MAX_TEXT)
+    content: str
+
+    _texts_ok = field_validator("content")(_safe)
 
 
 class _GenRequest(_Req):
@@ -117,13 +153,17 @@ class _GenRequest(_Req):
     stream: bool = False
     n: int = Field(1, ge=1, le=1, description="one choice per request")
 
+    _texts_ok = field_validator("model", "stop")(_safe)
+
 
 class ChatRequest(_GenRequest):
     messages: list[ChatMessage] = Field(..., min_length=1, max_length=MAX_ITEMS)
 
 
 class CompletionRequest(_GenRequest):
-    prompt: str = Field(..., max_length=MAX_TEXT)
+    prompt: str
+
+    _prompt_ok = field_validator("prompt")(_safe)
 
 
 class ChatChoiceMessage(BaseModel):
@@ -190,17 +230,23 @@ class ErrorResponse(BaseModel):
     request_id: str | None = None
 
 
-def as_list(value: TextInput, field: str = "input") -> list[str]:
+def as_list(value: TextInput, field: str = "input", max_chars: int = MAX_TEXT) -> list[str]:
     """A text or list of texts as a non-empty, bounded list (ValueError names the problem)."""
     texts = [value] if isinstance(value, str) else list(value)
     if not texts:
         raise ValueError(f"{field}: give at least one text")
     if len(texts) > MAX_ITEMS:
         raise ValueError(f"{field}: {len(texts)} texts; send at most {MAX_ITEMS} per request")
-    for i, text in enumerate(texts):
-        if len(text) > MAX_TEXT:
-            raise ValueError(f"{field}[{i}]: {len(text)} characters; the limit is {MAX_TEXT}")
+    check_lengths(texts, field, max_chars)
     return texts
+
+
+def check_lengths(texts: list[str], field: str, max_chars: int) -> None:
+    """ValueError naming the first of `texts` longer than `max_chars` (serving.max_input_chars)."""
+    for i, text in enumerate(texts):
+        if len(text) > max_chars:
+            where = field if len(texts) == 1 else f"{field}[{i}]"
+            raise ValueError(f"{where}: {len(text)} characters; the limit is {max_chars} (serving.max_input_chars)")
 
 
 class FeedbackRequest(BaseModel):

@@ -205,12 +205,14 @@ class ServingState:
             self._log_prediction(route, answer, request_id, log_input, sampled=True)
             return answer
         role = self.role_for(caller_key)
-        answer = None
+        answer, failed = None, None
         if role is Role.CHALLENGER:
-            answer = await self._try_challenger(route, item)
+            answer, failed = await self._try_challenger(route, item)
         if answer is None:
-            answer = await self._run(Role.CHAMPION, route, item)
-            if self.settings.shadow and Role.CHALLENGER in self.slots:
+            answer = await self._run(Role.CHAMPION, route, item)  # raises: the input broke both, not the challenger
+            if failed is not None:  # the champion answered what the challenger could not: that counts against it
+                await self._judge(*failed, ok=False)
+            elif self.settings.shadow and Role.CHALLENGER in self.slots:
                 self._spawn(self._shadow(route, item, answer, request_id, log_input))
         self._log_prediction(route, answer, request_id, log_input)
         return answer
@@ -231,18 +233,19 @@ class ServingState:
             raise
         return Answer(result, slot.served, role, time.perf_counter() - start)
 
-    async def _try_challenger(self, route: str, item: Any) -> Answer | None:
-        """The challenger's answer, or None (after recording the failure) so the champion answers instead."""
+    async def _try_challenger(self, route: str, item: Any) -> tuple[Answer | None, tuple | None]:
+        """The challenger's answer, or (None, (served, latency)) so the champion answers instead; the failure is
+        judged only once the champion has answered the same input (a request that breaks both is the input's
+        fault, and one caller's bad inputs must not roll back a good challenger)."""
         served = self.slots[Role.CHALLENGER].served
         start = time.perf_counter()
         try:
             answer = await self._run(Role.CHALLENGER, route, item)
         except Exception as exc:
             _log.warning("challenger %s failed (%s: %s); the champion answers", served.tag, type(exc).__name__, exc)
-            await self._judge(served, ok=False, latency_s=time.perf_counter() - start)
-            return None
+            return None, (served, time.perf_counter() - start)
         await self._judge(served, ok=True, latency_s=answer.latency_s)
-        return answer
+        return answer, None
 
     async def _shadow(self, route: str, item: Any, primary: Answer, request_id: str, log_input: Any) -> None:
         slot = self.slots.get(Role.CHALLENGER)
@@ -280,7 +283,7 @@ class ServingState:
             self._spawn(self._shadow(route, item, answer, request_id, log_input))
         self._log_prediction(route, answer, request_id, log_input, sampled=pinned)
 
-    async def _judge(self, served: Served, *, ok: bool, latency_s: float) -> None:
+    async def _judge(self, served: Served, latency_s: float = 0.0, *, ok: bool) -> None:
         current = self.slots.get(Role.CHALLENGER)
         if current is None or current.served is not served:
             return  # already rolled back or replaced
