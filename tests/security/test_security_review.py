@@ -213,3 +213,53 @@ def test_reviewer_tokens_are_parsed_and_checked():
     for bad in ("ana", f"ana={ANA},ana={BEN}", f"ana={ANA},ben={ANA}", "ana=short", f"={ANA}"):
         with pytest.raises(ValueError):
             parse_reviewer_tokens(bad)
+
+
+@pytest.fixture()
+def served(monkeypatch, db):
+    """Run `tunesmith review` with uvicorn.run replaced: returns (exit code, output, the app it would serve)."""
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from tunesmith.cli import app as cli
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+
+    def run(*args, env=None):
+        for k in ("TUNESMITH_REVIEW_TOKENS", "TUNESMITH_SERVE_TOKEN"):
+            monkeypatch.delenv(k, raising=False)
+        for k, v in (env or {}).items():
+            monkeypatch.setenv(k, v)
+        res = CliRunner().invoke(cli, ["review", "--model", MODEL, "--db", db, *args])
+        return res.exit_code, res.output, seen.pop("app", None)
+
+    return run
+
+
+def test_cli_reviewer_tokens_from_the_env(served, db):
+    code, out, app = served(env={"TUNESMITH_REVIEW_TOKENS": f"ana={ANA},ben={BEN}",
+                                 "TUNESMITH_SERVE_TOKEN": "the-serving-token-0123"})
+    assert code == 0 and "per-reviewer tokens" in out and "ana, ben" in out
+    client = TestClient(app, base_url="http://127.0.0.1:8100")
+    assert client.get("/api/progress", headers={"authorization": "Bearer the-serving-token-0123"}).status_code == 401
+    res = client.post("/label", data={"item_id": 1, "choice": "skip"}, headers={"authorization": f"Bearer {BEN}"})
+    assert res.status_code == 200 and [r["reviewer"] for r in store.label_rows(db, MODEL)] == ["ben"]
+    # bound to 127.0.0.1: another Host name (a DNS-rebinding page) is refused
+    assert client.get("/healthz", headers={"host": "rebound.evil.example:8100"}).status_code == 403
+
+
+def test_cli_bad_reviewer_tokens_exit_2(served):
+    code, out, app = served(env={"TUNESMITH_REVIEW_TOKENS": "ana=short"})
+    assert code == 2 and "TUNESMITH_REVIEW_TOKENS" in out and "Traceback" not in out and app is None
+    code, out, app = served("--reviewer", "ana", env={"TUNESMITH_REVIEW_TOKENS": f"ana={ANA}"})
+    assert code == 2 and "--reviewer" in out and app is None
+
+
+def test_cli_without_a_token_reviews_as_reviewer(served):
+    code, out, app = served("--reviewer", "cy")
+    assert code == 0 and "reviewing as cy" in out
+    client = TestClient(app, base_url="http://localhost:8100")
+    assert "<b id='reviewer-name'>cy</b>" in client.get("/").text
+    code, out, app = served("--host", "0.0.0.0")  # bound to every interface: any Host (set review.allowed_hosts)
+    assert code == 0 and TestClient(app).get("/healthz").status_code == 200

@@ -191,7 +191,8 @@ def create_review_app(url: str, model: str, *, labels: list[str] | None = None, 
         """403 for a POST without this session's CSRF token, or naming someone other than who signed in."""
         if not w.by_header and not hmac.compare_digest(form.get("csrf", "").encode(), csrf(request, reviewer).encode()):
             return _bad("csrf: missing or stale form token; reload the page and try again", 403)
-        for claimed in (form.get("reviewer"), None if w.shared and w.by_header else request.headers.get("x-reviewer")):
+        header_names = w.shared and w.by_header and not fixed  # then x-reviewer *is* the reviewer
+        for claimed in (form.get("reviewer"), None if header_names else request.headers.get("x-reviewer")):
             if claimed is not None and reviewer is not None and claimed.strip() != reviewer:
                 return _bad(f"reviewer: you are signed in as {reviewer!r}; a form or header cannot act as "
                             f"{claimed.strip()!r}", 403)
