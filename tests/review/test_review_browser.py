@@ -1,6 +1,7 @@
 """The review page in a real headless browser (Debian's chromium driven by Playwright).
 
-Keyboard shortcuts label items, the database holds every label, a hard-killed server comes back with nothing
+Two reviewers sign in with their own tokens ($TUNESMITH_REVIEW_TOKENS); keyboard shortcuts label items (each
+form carries its CSRF token, the CSP lets the page's nonce'd script and style run), the database holds every label, a hard-killed server comes back with nothing
 lost, a second reviewer's disagreement shows on the agreement view, the export carries reviewer and time, and
 a screenshot shows the page actually rendered.
 """
@@ -27,6 +28,7 @@ from tunesmith.review import store
 from tunesmith.review.enqueue import enqueue
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package, installed by .ci/run; Playwright downloads no browser
+TOKENS = {"ana": "ana-browser-token-0123", "ben": "ben-browser-token-4567"}
 
 
 def _free_port() -> int:
@@ -36,8 +38,9 @@ def _free_port() -> int:
 
 
 def _start(url: str, port: int) -> subprocess.Popen:
+    env = {**os.environ, "TUNESMITH_REVIEW_TOKENS": ",".join(f"{k}={v}" for k, v in TOKENS.items())}
     proc = subprocess.Popen([sys.executable, "-m", "tunesmith.cli", "review", "--model", MODEL, "--db", url,
-                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     for _ in range(600):  # readiness: the process imports the CLI first
         if proc.poll() is not None:
             raise AssertionError(f"review server exited: {proc.stdout.read().decode()}")
@@ -69,6 +72,13 @@ def _press(page, key: str) -> None:
         page.keyboard.press(key)
 
 
+def _sign_in(page, base: str, reviewer: str) -> None:
+    page.goto(base + "/")  # not signed in: redirected to the login form
+    page.fill("#token", TOKENS[reviewer])
+    with page.expect_navigation():
+        page.press("#token", "Enter")
+
+
 def _item(page) -> int:
     return int(page.get_attribute("#item", "data-item-id"))
 
@@ -82,14 +92,15 @@ def test_review_page_in_a_real_browser(tmp_path, browser):
     base = f"http://127.0.0.1:{port}"
     try:
         page = browser.new_page(viewport={"width": 1000, "height": 700})
-        page.goto(base + "/")
-        page.fill("#reviewer", "ana")
-        with page.expect_navigation():
-            page.press("#reviewer", "Enter")
+        csp_errors = []
+        page.on("console", lambda m: csp_errors.append(m.text) if "Content Security Policy" in m.text else None)
+        _sign_in(page, base, "ana")
         assert page.inner_text("#reviewer-name") == "ana"
         first, guess, first_text = _item(page), page.inner_text("#guess"), page.inner_text("#item-text")
         assert page.inner_text("#progress").startswith("0 / 6")
         assert page.inner_text("#confidence").endswith("%")
+        bar = page.locator(".bar span").bounding_box()  # its width comes from the page's nonce'd <style>
+        assert bar is not None and bar["width"] > 1
         labels = [page.get_attribute(f"#label-{i}", "data-label") for i in (1, 2, 3)]
         assert labels == ["neg", "neu", "pos"]
 
@@ -116,6 +127,7 @@ def test_review_page_in_a_real_browser(tmp_path, browser):
         shot = tmp_path / "review.png"  # REVIEW_SCREENSHOT=path keeps a copy to look at
         page.screenshot(path=str(shot))
         _check_rendered(page, shot.read_bytes())
+        assert csp_errors == []  # the page's own script and style run under its CSP
         if os.environ.get("REVIEW_SCREENSHOT"):
             shutil.copy(shot, os.environ["REVIEW_SCREENSHOT"])
 
@@ -127,9 +139,9 @@ def test_review_page_in_a_real_browser(tmp_path, browser):
         assert page.inner_text("#progress").startswith("3 / 6") and _item(page) == fourth
         assert {r["item_id"] for r in store.reviewed_labels(url, MODEL)} == {first, second, third}
 
-        ben = browser.new_context().new_page()  # a second reviewer, own cookies
-        ben.goto(f"{base}/?reviewer=ben")
-        assert _item(ben) == first
+        ben = browser.new_context().new_page()  # a second reviewer, own cookies, own token
+        _sign_in(ben, base, "ben")
+        assert ben.inner_text("#reviewer-name") == "ben" and _item(ben) == first
         other = next(i for i in ("1", "2", "3") if labels[int(i) - 1] != guess)
         _press(ben, other)
         ben.goto(base + "/agreement")

@@ -123,6 +123,15 @@ class ReviewConfig(_Strict):
                                           "newest run's (data.checks.label_issues.review_file: true writes it)")
     labels: list[str] | None = Field(None, description="label buttons in this order (digits 1-9); default: "
                                      "data.labels, else the labels seen in the queue")
+    reviewer: str | None = Field(None, description="the reviewer name when the page has no per-reviewer tokens "
+                                 "(`--reviewer`); default: without a token the OS user name, with the shared "
+                                 "serving token each reviewer enters a name once")
+    reviewer_tokens_env: str = Field("TUNESMITH_REVIEW_TOKENS", description="env var holding per-reviewer tokens, "
+                                     "`name=token,name=token` (16+ characters each); when set, each reviewer signs "
+                                     "in with their own token, which names them, and the serving token is not used")
+    allowed_hosts: list[str] | None = Field(None, description="Host header names the page answers to (a reverse "
+                                            "proxy's name, say); default: localhost names when bound to a loopback "
+                                            "address, any otherwise; ['*']: any")
     host: str = "127.0.0.1"
     port: int = Field(8100, ge=0, le=65535)
 

@@ -38,20 +38,55 @@ def review(
     db: str = DbOpt,
     host: str = typer.Option(None, "--host", help="Bind address (review.host; default 127.0.0.1)."),
     port: int = typer.Option(None, "--port", help="Port (review.port; default 8100)."),
+    reviewer: str = typer.Option(None, "--reviewer", help="Your reviewer name when the page has no per-reviewer "
+                                 "tokens (review.reviewer; default: the OS user without a token, else each "
+                                 "reviewer enters a name)."),
 ) -> None:
-    """Serve the review page for MODEL's queue (no subcommand), with the serving token when it is set."""
+    """Serve the review page for MODEL's queue (no subcommand).
+
+    Sign-in: per-reviewer tokens from $TUNESMITH_REVIEW_TOKENS (`name=token,...`; review.reviewer_tokens_env),
+    else the serving token when it is set, else none (local use: you review as --reviewer or the OS user)."""
     if ctx.invoked_subcommand is not None:
         return
     import uvicorn
 
-    from tunesmith.review.web import create_review_app
+    from tunesmith.cli import _fail
+    from tunesmith.review.web import (
+        LOOPBACK_HOSTS,
+        create_review_app,
+        default_reviewer,
+        parse_reviewer_tokens,
+    )
 
     name, url, cfg, rc = _setup(model, config, db)
     labels = rc.labels or (list(cfg.data.labels) if cfg is not None and cfg.data.labels else None)
     token_env = cfg.serving.auth_token_env if cfg is not None else "TUNESMITH_SERVE_TOKEN"
-    app = create_review_app(url, name, labels=labels, token=os.environ.get(token_env) or None)
+    reviewer_tokens = None
+    if os.environ.get(rc.reviewer_tokens_env, "").strip():
+        try:
+            reviewer_tokens = parse_reviewer_tokens(os.environ[rc.reviewer_tokens_env])
+        except ValueError as exc:
+            _fail(f"{rc.reviewer_tokens_env}: {exc}")
+    fixed = reviewer or rc.reviewer
+    if reviewer_tokens and fixed:
+        _fail(f"--reviewer / review.reviewer: with per-reviewer tokens (${rc.reviewer_tokens_env}) each token names "
+              "its reviewer; drop the fixed name")
+    token = None if reviewer_tokens else os.environ.get(token_env) or None
     bind_host, bind_port = host or rc.host, port if port is not None else rc.port
+    allowed = rc.allowed_hosts
+    if allowed is None and (bind_host in LOOPBACK_HOSTS or bind_host.startswith("127.")):
+        allowed = [*LOOPBACK_HOSTS, bind_host]  # a DNS-rebinding page calls itself by another name
+    app = create_review_app(url, name, labels=labels, token=token, reviewer_tokens=reviewer_tokens,
+                            reviewer=fixed, allowed_hosts=allowed)
     typer.echo(f"review page for {name}: http://{bind_host}:{bind_port}/ (database {url})")
+    if reviewer_tokens:
+        typer.echo(f"sign-in: per-reviewer tokens from ${rc.reviewer_tokens_env} ({', '.join(reviewer_tokens)})")
+    elif token:
+        typer.echo(f"sign-in: the shared token from ${token_env}"
+                   + (f"; reviewing as {fixed}" if fixed else "; each reviewer enters a name"))
+    else:
+        typer.echo(f"no sign-in (local use): reviewing as {fixed or default_reviewer()}; set "
+                   f"${rc.reviewer_tokens_env}=name=token,... for several reviewers")
     uvicorn.run(app, host=bind_host, port=bind_port, log_level="warning", access_log=False)
 
 

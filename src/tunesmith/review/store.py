@@ -189,11 +189,14 @@ def add_label(url: str, item_id: int, *, label: str | None, reviewer: str, actio
         return int(result.inserted_primary_key[0])
 
 
-def undo_last(url: str, model: str, *, reviewer: str) -> int | None:
-    """Mark this reviewer's latest live label on `model` as undone; returns its item id (None: nothing to undo)."""
+def undo_last(url: str, model: str, *, reviewer: str, item_id: int | None = None) -> int | None:
+    """Mark this reviewer's latest live label on `model` (on `item_id` when given) as undone; returns its item id
+    (None: nothing to undo). Only `reviewer`'s own labels are ever touched."""
     query = (sa.select(labels.c.id, labels.c.item_id).join(items, items.c.id == labels.c.item_id)
              .where(items.c.model == model, labels.c.reviewer == reviewer, labels.c.undone_at.is_(None))
              .order_by(labels.c.labeled_at.desc(), labels.c.id.desc()).limit(1))
+    if item_id is not None:
+        query = query.where(labels.c.item_id == item_id)
     with engine(url).begin() as conn:
         row = conn.execute(query).first()
         if row is None:

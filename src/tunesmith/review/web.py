@@ -1,20 +1,41 @@
 """The review page: one item at a time, the model's guess and confidence, label buttons and keyboard shortcuts.
 
     app = create_review_app("sqlite:///.tunesmith/predictions.db", "sentiment", labels=["neg", "pos"])
+    app = create_review_app(url, "sentiment", reviewer_tokens={"ana": TOKEN_A, "ben": TOKEN_B})
     mount_review(serving_app, url, "sentiment")   # the same page under the serving app at /review
 
 Plain server-rendered HTML with a few lines of vanilla JS for the shortcuts (Enter/a accept, 1-9 pick a label,
 s skip, u undo); every form also works without JS. Each POST commits before the redirect, so what a reviewer saw
-saved is on disk. With a token (the serving token's env var), pages need `Authorization: Bearer` or the cookie
-that /login sets.
+saved is on disk.
+
+Who is reviewing comes from the sign-in, never from a form field:
+  - per-reviewer tokens (`reviewer_tokens`, `name=token,...` in $TUNESMITH_REVIEW_TOKENS for the CLI): the token
+    (`Authorization: Bearer`, or the cookie /login sets) is the reviewer; undo reaches only their own labels;
+  - one shared token (the serving token's env var): every holder is trusted alike; the reviewer is `reviewer`
+    when fixed, else the name each one enters once (a cookie signed with the token; `x-reviewer` for bearer
+    API calls);
+  - no token (local use): the reviewer is `reviewer` (`tunesmith review --reviewer`) or the OS user name.
+A form or header naming a different reviewer is refused (403).
+
+Every POST carries a CSRF token (an HMAC, under a per-process secret, of a per-browser session id cookie and the
+reviewer) and must come from the page's own origin (Origin, else Referer, equal to the Host); a request that
+authenticates with an `Authorization` header needs no CSRF token (a browser never adds that header by itself).
+`allowed_hosts` refuses other Host headers (a DNS-rebinding page would otherwise be "same origin"). Every
+response carries X-Frame-Options: DENY, X-Content-Type-Options: nosniff and a nonce-based CSP (no
+'unsafe-inline'). Labels must be the model's classes (`labels`, else those seen in the queue): others get a 422.
 """
 
 from __future__ import annotations
 
+import base64
+import getpass
+import hashlib
 import hmac
 import json
+import secrets
+from dataclasses import dataclass
 from html import escape
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
@@ -25,8 +46,12 @@ from tunesmith.review.agreement import agreement
 from tunesmith.review.store import Action
 from tunesmith.serving.middleware import TOKEN_COOKIE  # the serving app accepts the same cookie
 
-REVIEWER_COOKIE = "tunesmith_reviewer"
+REVIEWER_COOKIE = "tunesmith_reviewer"  # shared-token mode: the reviewer's name, signed with the token
+SESSION_COOKIE = "tunesmith_review_sid"  # a random per-browser id the CSRF tokens are bound to
 OPEN_PATHS = ("/login", "/healthz")
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1"]
+MIN_TOKEN_CHARS = 16
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1d2330}
@@ -40,7 +65,7 @@ header a{color:#cfe3ff} main{max-width:860px;margin:24px auto;padding:0 16px}
 button{font-size:1em;padding:8px 14px;margin:4px;border-radius:6px;border:1px solid #9aa7b8;background:#fff;cursor:pointer}
 button.primary{background:#1b7f3b;color:#fff;border-color:#1b7f3b} kbd{background:#eef;border:1px solid #99a;
 border-radius:3px;padding:0 4px;font-size:.85em;color:#1d2330} #flash{color:#1b7f3b} table{border-collapse:collapse;width:100%}
-td,th{border-bottom:1px solid #ddd;padding:6px;text-align:left}
+td,th{border-bottom:1px solid #ddd;padding:6px;text-align:left} .inline{display:inline}
 """
 
 KEYS_JS = """
@@ -59,21 +84,78 @@ document.addEventListener('keydown', (e) => {
 """
 
 
-def _page(title: str, body: str, root: str, reviewer: str | None) -> HTMLResponse:
+def _page(title: str, body: str, root: str, reviewer: str | None, nonce: str, css: str = "") -> HTMLResponse:
     who = f"reviewer: <b id='reviewer-name'>{escape(reviewer)}</b>" if reviewer else "no reviewer set"
     html = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
-            f"<style>{CSS}</style></head><body><header><b>tunesmith review</b><span>{escape(title)}</span>"
-            f"<span>{who}</span><a href='{root}/'>queue</a><a href='{root}/agreement'>agreement</a></header>"
-            f"<main>{body}</main><script>{KEYS_JS}</script></body></html>")
+            f"<style nonce='{nonce}'>{CSS}{css}</style></head><body><header><b>tunesmith review</b>"
+            f"<span>{escape(title)}</span><span>{who}</span><a href='{root}/'>queue</a>"
+            f"<a href='{root}/agreement'>agreement</a></header>"
+            f"<main>{body}</main><script nonce='{nonce}'>{KEYS_JS}</script></body></html>")
     return HTMLResponse(html)
 
 
-def create_review_app(url: str, model: str, *, labels: list[str] | None = None, token: str | None = None) -> FastAPI:
-    """A FastAPI app serving `model`'s review queue from the database at `url`."""
+@dataclass(frozen=True)
+class _Who:
+    """The result of sign-in: authorized?, the reviewer (None: not named yet), and how the request authenticated."""
+
+    authorized: bool
+    reviewer: str | None = None
+    by_header: bool = False  # Authorization: Bearer (no CSRF token needed: a browser never sends it by itself)
+    token: str | None = None  # the matching token (shared mode signs the name cookie with it)
+    shared: bool = False  # the one shared token: the reviewer names themself
+
+
+def parse_reviewer_tokens(text: str) -> dict[str, str]:
+    """`name=token,name=token` (commas or newlines) -> {name: token}; ValueError naming what is wrong."""
+    out: dict[str, str] = {}
+    for part in (p.strip() for p in text.replace("\n", ",").split(",")):
+        if not part:
+            continue
+        name, sep, tok = (x.strip() for x in part.partition("="))
+        if not sep or not name or not tok:
+            raise ValueError(f"{part.split('=')[0]!r}: give name=token pairs separated by commas")
+        if len(name) > 100:
+            raise ValueError(f"{name[:20]!r}...: a reviewer name is at most 100 characters")
+        if len(tok) < MIN_TOKEN_CHARS:
+            raise ValueError(f"{name}: the token is shorter than {MIN_TOKEN_CHARS} characters "
+                             "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(24))')")
+        if name in out:
+            raise ValueError(f"{name}: named twice")
+        if tok in out.values():
+            raise ValueError(f"{name}: shares a token with another reviewer (each needs their own)")
+        out[name] = tok
+    if not out:
+        raise ValueError("no name=token pair given")
+    return out
+
+
+def default_reviewer() -> str:
+    """The reviewer of a page without tokens and without --reviewer: the OS user running it."""
+    try:
+        return getpass.getuser() or "local"
+    except (KeyError, OSError):  # no user name in the environment / password database
+        return "local"
+
+
+def create_review_app(url: str, model: str, *, labels: list[str] | None = None, token: str | None = None,
+                      reviewer_tokens: dict[str, str] | None = None, reviewer: str | None = None,
+                      allowed_hosts: list[str] | None = None) -> FastAPI:
+    """A FastAPI app serving `model`'s review queue from the database at `url`.
+
+    `token`: one shared token (every holder names themself, unless `reviewer` fixes the name);
+    `reviewer_tokens`: {reviewer: token}, each token signs in as its reviewer; neither: no sign-in (local use),
+    the reviewer is `reviewer` or the OS user. `allowed_hosts`: Host names to answer (None or "*": any).
+    """
     app = FastAPI(title=f"tunesmith review: {model}", docs_url=None, redoc_url=None, openapi_url=None)
     store.engine(url)  # create the tables before the first request
     fixed_labels = list(labels) if labels else None
     seen_labels: dict[int, list[str]] = {}  # queue size -> its labels: rescanned only when items were added
+    tokens: dict[str, str | None] = {tok: name for name, tok in (reviewer_tokens or {}).items()}
+    if token and token not in tokens:
+        tokens[token] = None  # the shared token: no name of its own
+    fixed = (reviewer or "").strip()[:100] or (None if tokens else default_reviewer())
+    hosts = None if not allowed_hosts or "*" in allowed_hosts else {h.lower().strip("[]") for h in allowed_hosts}
+    secret = secrets.token_bytes(32)  # per process: CSRF tokens die with it (a reload renders fresh ones)
 
     def labels_for(total: int) -> list[str]:
         if total not in seen_labels:
@@ -84,20 +166,70 @@ def create_review_app(url: str, model: str, *, labels: list[str] | None = None, 
     def root(request: Request) -> str:
         return request.scope.get("root_path", "").rstrip("/")
 
-    def reviewer_of(request: Request, form: dict | None = None) -> str | None:
-        name = ((form or {}).get("reviewer") or request.query_params.get("reviewer")
-                or request.headers.get("x-reviewer") or request.cookies.get(REVIEWER_COOKIE) or "")
-        return name.strip()[:100] or None
+    def who(request: Request) -> _Who:
+        if not tokens:
+            return _Who(True, fixed)
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        by_header = scheme.lower() == "bearer" and _match(tokens, value.strip())
+        match = by_header or _match(tokens, request.cookies.get(TOKEN_COOKIE, ""))
+        if not match:
+            return _Who(False)
+        name = tokens[match]
+        if name is None:  # shared token: a fixed name, the bearer caller's x-reviewer, or the signed cookie
+            name = fixed or (request.headers.get("x-reviewer") if by_header
+                             else _unsign_name(request.cookies.get(REVIEWER_COOKIE, ""), match))
+        return _Who(True, (name or "").strip()[:100] or None, bool(by_header), match, tokens[match] is None)
+
+    def csrf(request: Request, reviewer: str | None) -> str:
+        message = f"{request.state.sid}|{reviewer or ''}".encode()
+        return hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+    def csrf_input(request: Request, reviewer: str | None) -> str:
+        return f"<input type='hidden' name='csrf' value='{csrf(request, reviewer)}'>"
+
+    def refused(request: Request, form: dict, w: _Who, reviewer: str | None) -> JSONResponse | None:
+        """403 for a POST without this session's CSRF token, or naming someone other than who signed in."""
+        if not w.by_header and not hmac.compare_digest(form.get("csrf", "").encode(), csrf(request, reviewer).encode()):
+            return _bad("csrf: missing or stale form token; reload the page and try again", 403)
+        header_names = w.shared and w.by_header and not fixed  # then x-reviewer *is* the reviewer
+        for claimed in (form.get("reviewer"), None if header_names else request.headers.get("x-reviewer")):
+            if claimed is not None and reviewer is not None and claimed.strip() != reviewer:
+                return _bad(f"reviewer: you are signed in as {reviewer!r}; a form or header cannot act as "
+                            f"{claimed.strip()!r}", 403)
+        return None
 
     @app.middleware("http")
-    async def auth(request: Request, call_next):
+    async def guard(request: Request, call_next):
         path = request.url.path[len(root(request)):] or "/"
-        if token and path not in OPEN_PATHS and not _authorized(request, token):
+        sid = request.cookies.get(SESSION_COOKIE, "")
+        new_sid = not (20 <= len(sid) <= 64 and sid.replace("-", "").replace("_", "").isalnum())
+        request.state.sid = secrets.token_urlsafe(24) if new_sid else sid
+        request.state.nonce = nonce = secrets.token_urlsafe(16)
+        if hosts is not None and _host_name(request.headers.get("host", "")) not in hosts:
+            response = _bad("host: this page does not answer to that Host name (review.allowed_hosts)", 403)
+        elif request.method not in SAFE_METHODS and not _same_origin(request):
+            response = _bad("origin: a form posted from another site is refused", 403)
+        elif path not in OPEN_PATHS and not who(request).authorized:
             if request.method == "GET" and not path.startswith("/api"):
-                return RedirectResponse(f"{root(request)}/login", status_code=303)
-            return JSONResponse({"error": {"message": "missing or wrong bearer token", "type": "authentication_error",
-                                           "code": "401"}}, status_code=401, headers={"www-authenticate": "Bearer"})
-        return await call_next(request)
+                response = RedirectResponse(f"{root(request)}/login", status_code=303)
+            else:
+                response = JSONResponse({"error": {"message": "missing or wrong bearer token",
+                                                   "type": "authentication_error", "code": "401"}},
+                                        status_code=401, headers={"www-authenticate": "Bearer"})
+        else:
+            response = await call_next(request)
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers["Content-Security-Policy"] = (
+            f"default-src 'self'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; img-src 'self'; "
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+        if new_sid:
+            response.set_cookie(SESSION_COOKIE, request.state.sid, httponly=True, samesite="strict", path="/")
+        return response
+
+    def page(request: Request, body: str, reviewer: str | None, css: str = "") -> HTMLResponse:
+        return _page(model, body, root(request), reviewer, request.state.nonce, css)
 
     @app.get("/healthz")
     async def healthz() -> dict:
@@ -105,43 +237,61 @@ def create_review_app(url: str, model: str, *, labels: list[str] | None = None, 
 
     @app.get("/login", response_class=HTMLResponse)
     async def login_form(request: Request):
-        body = (f"<div class='card'><form method='post' action='{root(request)}/login'><label>Access token "
-                "<input type='password' name='token' id='token' autofocus></label> <button>Sign in</button></form></div>")
-        return _page(model, body, root(request), None)
+        body = (f"<div class='card'><form method='post' action='{root(request)}/login'>{csrf_input(request, None)}"
+                "<label>Access token <input type='password' name='token' id='token' autofocus></label> "
+                "<button>Sign in</button></form></div>")
+        return page(request, body, None)
 
     @app.post("/login")
     async def login(request: Request):
-        given = (await _form(request)).get("token", "")
-        if not token or not hmac.compare_digest(given.encode(), token.encode()):
+        form = await _form(request)
+        if (bad := refused(request, {"csrf": form.get("csrf", "")}, _Who(True), None)) is not None:
+            return bad
+        match = _match(tokens, form.get("token", ""))
+        if not match:
             return JSONResponse({"error": {"message": "wrong token", "type": "authentication_error", "code": "401"}},
                                 status_code=401)
         response = RedirectResponse(f"{root(request)}/", status_code=303)
-        response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict", path="/")
+        response.set_cookie(TOKEN_COOKIE, match, httponly=True, samesite="strict", path="/")
+        return response
+
+    @app.post("/reviewer")
+    async def set_reviewer(request: Request):
+        """Shared-token mode: name yourself once; the name is kept in a cookie signed with the token."""
+        form, w = await _form(request), who(request)
+        if not w.shared or fixed:
+            return _bad("reviewer: your reviewer name comes from your sign-in here and cannot be changed", 403)
+        if (bad := refused(request, {"csrf": form.get("csrf", "")}, w, w.reviewer)) is not None:
+            return bad
+        name = form.get("reviewer", "").strip()[:100]
+        if not name:
+            return _bad("reviewer: give your name")
+        response = RedirectResponse(f"{root(request)}/", status_code=303)
+        response.set_cookie(REVIEWER_COOKIE, _sign_name(name, w.token), httponly=True, samesite="strict", path="/")
         return response
 
     @app.get("/", response_class=HTMLResponse)
     def queue(request: Request):
-        reviewer = reviewer_of(request)
+        reviewer = who(request).reviewer
         r = root(request)
-        name_form = (f"<form method='get' action='{r}/' class='card' id='reviewer-form'><label>Your name "
-                     f"<input name='reviewer' id='reviewer' value='{escape(reviewer or '')}' required></label> "
-                     "<button>Start reviewing</button></form>")
-        if not reviewer:
-            return _page(model, name_form, r, None)
+        if not reviewer:  # shared token, no name yet
+            name_form = (f"<form method='post' action='{r}/reviewer' class='card' id='reviewer-form'>"
+                         f"{csrf_input(request, None)}<label>Your name <input name='reviewer' id='reviewer' "
+                         "required autofocus></label> <button>Start reviewing</button></form>")
+            return page(request, name_form, None)
         item = store.next_item(url, model, reviewer=reviewer)
         done = store.progress(url, model, reviewer=reviewer)
         flash = escape(request.query_params.get("saved", ""))
         header = (f"<p class='meta'><span id='progress'>{done['mine']} / {done['total']} reviewed by you</span> · "
                   f"{done['labeled']} labeled by anyone · <span id='flash'>{flash}</span></p>")
-        undo = (f"<form method='post' action='{r}/undo' style='display:inline'><input type='hidden' name='reviewer' "
-                f"value='{escape(reviewer)}'><button id='undo'>Undo <kbd>u</kbd></button></form>")
+        token_input = csrf_input(request, reviewer)
+        undo = (f"<form method='post' action='{r}/undo' class='inline'>{token_input}"
+                "<button id='undo'>Undo <kbd>u</kbd></button></form>")
         if item is None:
             body = f"{header}<div class='card' id='done'><h2>Queue empty</h2><p>Nothing left for you to review.</p>{undo}</div>"
-        else:
-            body = header + _item_card(item, labels_for(done["total"]), reviewer, r) + undo
-        response = _page(model, body, r, reviewer)
-        response.set_cookie(REVIEWER_COOKIE, reviewer, samesite="strict", path="/")
-        return response
+            return page(request, body, reviewer)
+        body = header + _item_card(item, labels_for(done["total"]), token_input, r) + undo
+        return page(request, body, reviewer, _bar_css(item))
 
     @app.post("/label")
     async def label(request: Request):
@@ -150,9 +300,12 @@ def create_review_app(url: str, model: str, *, labels: list[str] | None = None, 
         return await run_in_threadpool(label_sync, request, form)
 
     def label_sync(request: Request, form: dict):
-        reviewer = reviewer_of(request, form)
+        w = who(request)
+        reviewer = w.reviewer
+        if (bad := refused(request, form, w, reviewer)) is not None:
+            return bad
         if not reviewer:
-            return _bad("reviewer: give your name (the form's reviewer field or an x-reviewer header)")
+            return _bad("reviewer: name yourself on the page first (or send x-reviewer with the shared token)")
         try:
             item_id = int(form.get("item_id", ""))
         except ValueError:
@@ -172,26 +325,42 @@ def create_review_app(url: str, model: str, *, labels: list[str] | None = None, 
             return _bad("choice: one of accept, skip, label:<LABEL>")
         if value is None and action is Action.ACCEPT:
             return _bad("choice: this item has no guess to accept; pick a label")
+        valid = labels_for(store.progress(url, model)["total"])
+        if value is not None and value not in valid:
+            what = "the model's guess" if choice == "accept" else "label"
+            listed = ", ".join(valid) or "none known: set review.labels"
+            return _bad(f"choice: {what} {value!r} is not one of the model's labels ({listed})", 422)
         _record_once(url, model, item_id, value, reviewer, action)
         saved = f"saved {action.value}" + (f": {value}" if value else "") + f" (item {item_id})"
         return RedirectResponse(f"{root(request)}/?saved={quote(saved)}", status_code=303)
 
     @app.post("/undo")
     async def undo(request: Request):
-        reviewer = reviewer_of(request, await _form(request))
-        if not reviewer:
-            return _bad("reviewer: give your name")
-        item_id = await run_in_threadpool(store.undo_last, url, model, reviewer=reviewer)
-        saved = f"undid your label on item {item_id}" if item_id is not None else "nothing to undo"
+        form, w = await _form(request), who(request)
+        if (bad := refused(request, form, w, w.reviewer)) is not None:
+            return bad
+        if not w.reviewer:
+            return _bad("reviewer: name yourself on the page first")
+        item_id = None
+        if form.get("item_id"):
+            try:
+                item_id = int(form["item_id"])
+            except ValueError:
+                return _bad("item_id: not a number")
+        undone = await run_in_threadpool(store.undo_last, url, model, reviewer=w.reviewer, item_id=item_id)
+        if undone is None and item_id is not None and await run_in_threadpool(
+                lambda: any(r["item_id"] == item_id for r in store.label_rows(url, model))):
+            return _bad(f"item_id: item {item_id}'s labels are other reviewers'; you can undo only your own", 403)
+        saved = f"undid your label on item {undone}" if undone is not None else "nothing to undo"
         return RedirectResponse(f"{root(request)}/?saved={quote(saved)}", status_code=303)
 
     @app.get("/agreement", response_class=HTMLResponse)
     def agreement_page(request: Request):
-        return _page(model, _agreement_html(agreement(url, model)), root(request), reviewer_of(request))
+        return page(request, _agreement_html(agreement(url, model)), who(request).reviewer)
 
     @app.get("/api/progress")
     def api_progress(request: Request) -> dict:
-        return store.progress(url, model, reviewer=reviewer_of(request))
+        return store.progress(url, model, reviewer=who(request).reviewer)
 
     @app.get("/api/agreement")
     def api_agreement() -> dict:
@@ -205,16 +374,51 @@ def create_review_app(url: str, model: str, *, labels: list[str] | None = None, 
 
 
 def mount_review(app: FastAPI, url: str, model: str, *, labels: list[str] | None = None, token: str | None = None,
-                 path: str = "/review") -> None:
-    """Serve the review page under another app (the serving app) at `path`."""
-    app.mount(path, create_review_app(url, model, labels=labels, token=token))
+                 path: str = "/review", **options) -> None:
+    """Serve the review page under another app (the serving app) at `path` (options: see create_review_app)."""
+    app.mount(path, create_review_app(url, model, labels=labels, token=token, **options))
 
 
-def _authorized(request: Request, token: str) -> bool:
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode()):
-        return True
-    return hmac.compare_digest(request.cookies.get(TOKEN_COOKIE, "").encode(), token.encode())
+def _match(tokens: dict[str, str | None], given: str) -> str | None:
+    """The configured token equal to `given` (every one compared in constant time), or None."""
+    found = None
+    for tok in tokens:
+        if hmac.compare_digest(given.encode(), tok.encode()):
+            found = tok
+    return found
+
+
+def _sign_name(name: str, token: str) -> str:
+    encoded = base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
+    return f"{encoded}.{hmac.new(token.encode(), f'reviewer|{name}'.encode(), hashlib.sha256).hexdigest()}"
+
+
+def _unsign_name(value: str, token: str) -> str | None:
+    encoded, _, sig = value.partition(".")
+    try:
+        name = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except ValueError:
+        return None
+    return name if sig and hmac.compare_digest(_sign_name(name, token).partition(".")[2], sig) else None
+
+
+def _host_name(host: str) -> str:
+    """The name in a Host header, without the port ([::1]:8100 -> ::1)."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+def _same_origin(request: Request) -> bool:
+    """Origin (else Referer) names this Host. Neither header: not a browser form (the CSRF token still applies)."""
+    source = request.headers.get("origin")
+    if source is None:
+        source = request.headers.get("referer")
+        if source is None:
+            return True
+    netloc = urlsplit(source).netloc.lower()  # "null" (a sandboxed frame, a file:// page) has none: refused
+    return bool(netloc) and netloc == request.headers.get("host", "").lower()
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -248,10 +452,16 @@ def _labels(url: str, model: str, fixed: list[str] | None) -> list[str]:
     return sorted(seen)
 
 
-def _item_card(item: dict, labels: list[str], reviewer: str, root: str) -> str:
+def _bar_css(item: dict) -> str:
+    """The confidence bar's width: a rule in the page's nonce'd <style> (the CSP allows no style attribute)."""
     conf = item["confidence"]
-    conf_html = (f"<span id='confidence'>{conf:.1%}</span><div class='bar'><span style='width:{conf * 100:.1f}%'>"
-                 "</span></div>") if conf is not None else "<span id='confidence'>n/a</span>"
+    return f".bar span{{width:{conf * 100:.1f}%}}" if conf is not None else ""
+
+
+def _item_card(item: dict, labels: list[str], token_input: str, root: str) -> str:
+    conf = item["confidence"]
+    conf_html = (f"<span id='confidence'>{conf:.1%}</span><div class='bar'><span></span></div>"
+                 if conf is not None else "<span id='confidence'>n/a</span>")
     ctx = item["context"]
     notes = []
     if item["source"] == store.Source.SHADOW_DISAGREEMENT.value:
@@ -274,7 +484,7 @@ def _item_card(item: dict, labels: list[str], reviewer: str, root: str) -> str:
             f"<div>model's guess: <span id='guess'>{escape(item['guess'] or '-')}</span> · confidence {conf_html}</div>"
             f"<p class='meta'>{'; '.join(notes)}</p>"
             f"<form method='post' action='{root}/label' id='label-form'><input type='hidden' name='item_id' "
-            f"value='{item['id']}'><input type='hidden' name='reviewer' value='{escape(reviewer)}'>{accept}"
+            f"value='{item['id']}'>{token_input}{accept}"
             f"<div id='labels'>{buttons}</div><button type='submit' name='choice' value='skip' id='skip'>Skip "
             "<kbd>s</kbd></button></form></div>")
 
