@@ -349,6 +349,16 @@ def _where(tracking_uri: str | None, config: Path | None) -> dict:
     return {}
 
 
+def _model_name(name: str) -> None:
+    """A registered model name, or exit 2 with one line (no path, version or alias in it)."""
+    from tunesmith.config.training import NAME_RE
+
+    if not NAME_RE.fullmatch(name) or ".." in name:
+        hint = " (give the version with --version)" if ":" in name else ""
+        _fail(f"model name {name!r}: use letters, digits, '-', '_' or '.', starting with a letter or digit, no "
+              f"'..', '/' or ':'{hint}; `tunesmith models list` shows the registered names")
+
+
 @models_app.command("list")
 def models_list(tracking_uri: str = TrackingOpt, config: Path = ConfigOpt) -> None:
     """Registered models with their champion and challenger versions."""
@@ -368,6 +378,8 @@ def models_show(name: str, tracking_uri: str = TrackingOpt, config: Path = Confi
     """Every version of a model with its aliases, metrics and lineage tags."""
     from tunesmith import registry
 
+    _model_name(name)
+
     try:
         info = registry.show_model(name, **_where(tracking_uri, config))
     except registry.RegistryError as exc:
@@ -385,6 +397,8 @@ def models_promote(
     """Move the `champion` alias to the challenger (or --version)."""
     from tunesmith import registry
 
+    _model_name(name)
+
     try:
         v = registry.promote(name, version, **_where(tracking_uri, config))
     except registry.RegistryError as exc:
@@ -396,6 +410,8 @@ def models_promote(
 def models_rollback(name: str, tracking_uri: str = TrackingOpt, config: Path = ConfigOpt) -> None:
     """Move `champion` back to the version it pointed at before the last promote."""
     from tunesmith import registry
+
+    _model_name(name)
 
     try:
         v = registry.rollback(name, **_where(tracking_uri, config))
