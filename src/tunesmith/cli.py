@@ -76,11 +76,11 @@ def validate(
         console.print(cfg.to_yaml(), highlight=False, markup=False)
         return
     from tunesmith.data import DataChecksFailed, prepare_data
-    from tunesmith.pipeline import new_run_dir
+    from tunesmith.pipeline import new_run_dir, removed_if_unused
 
     try:
-        with console.status("validating data"):
-            bundle = prepare_data(cfg, new_run_dir(cfg))
+        with console.status("validating data"), removed_if_unused(new_run_dir(cfg)) as out:
+            bundle = prepare_data(cfg, out)
     except DataChecksFailed as exc:
         _print_data_report(exc.report.to_dict())  # every finding, then the violations and exit 2
         _fail(str(exc))
@@ -103,7 +103,7 @@ def train(
 ) -> None:
     """Validate the data and fine-tune; writes the model to <run>/model."""
     cfg = _config(config, overrides)
-    from tunesmith.pipeline import pick_run_dir, prepare_for_run
+    from tunesmith.pipeline import pick_run_dir, prepare_for_run, removed_if_unused
     from tunesmith.progress import RichProgress
     from tunesmith.training import train as train_model
     from tunesmith.training.distributed import (
@@ -135,12 +135,13 @@ def train(
         return
     try:
         out = pick_run_dir(cfg, resume=resume, run_dir=run_dir)
-        if is_main_process():
-            bundle = prepare_for_run(cfg, out, resume=resume)
-        else:  # DDP: rank 0 writes the data card and checks the resume; the others read the same data
-            from tunesmith.data import prepare_data
+        with removed_if_unused(out, fresh=not (resume or run_dir)):
+            if is_main_process():
+                bundle = prepare_for_run(cfg, out, resume=resume)
+            else:  # DDP: rank 0 writes the data card and checks the resume; the others read the same data
+                from tunesmith.data import prepare_data
 
-            bundle = prepare_data(cfg, None)
+                bundle = prepare_data(cfg, None)
         result = train_model(cfg, bundle, out, resume=resume, callbacks=[RichProgress(console)] if is_main_process() else [])
     except _input_errors() as exc:
         _fail(str(exc))
@@ -174,13 +175,13 @@ def evaluate(
     from tunesmith.data import prepare_data
     from tunesmith.evaluation import evaluate as evaluate_model
     from tunesmith.evaluation import gate, write_report
-    from tunesmith.pipeline import new_run_dir
+    from tunesmith.pipeline import new_run_dir, removed_if_unused
 
     try:
-        out = new_run_dir(cfg)
-        bundle = prepare_data(cfg, out)
-        with console.status("evaluating"):
-            report = evaluate_model(cfg, bundle, model, champion_dir=champion, out_dir=out)
+        with removed_if_unused(new_run_dir(cfg)) as out:
+            bundle = prepare_data(cfg, out)
+            with console.status("evaluating"):
+                report = evaluate_model(cfg, bundle, model, champion_dir=champion, out_dir=out)
     except _input_errors() as exc:
         _fail(str(exc))
     decision = gate(report.flat_metrics(), cfg.gates, primary_metric=report.primary_metric,  # causal-lm: rouge_l

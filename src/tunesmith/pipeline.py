@@ -7,8 +7,10 @@ Each step is a call into its stage's function; this module only decides the run 
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,6 +53,26 @@ def new_run_dir(cfg: Config) -> Path:
         n += 1
     run_dir.mkdir(parents=True)
     return run_dir
+
+
+# What a run folder holds before any stage has written to it: such a folder says nothing and is removed on failure.
+_BOOKKEEPING = frozenset({"config.yaml"})
+
+
+@contextmanager
+def removed_if_unused(run_dir: Path, *, fresh: bool = True):
+    """Around the stages of a new run folder: if they fail before writing anything, the folder goes too.
+
+    A failed `validate` or a config the data refuses would otherwise leave empty run folders behind; a folder
+    that holds a data card, checkpoints or a report stays (it says why the run failed). `fresh=False` (a folder
+    the user named, or one being resumed) is never removed.
+    """
+    try:
+        yield run_dir
+    except BaseException:
+        if fresh and run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= _BOOKKEEPING:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def latest_resumable_run_dir(cfg: Config) -> Path | None:
@@ -128,16 +150,14 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
     from tunesmith.evaluation import evaluate, gate, write_report
     from tunesmith.hub import resolve_model
     from tunesmith.registry import collect_lineage, log_run, model_dir_for, register_version
+    from tunesmith.reproduce import weights_sha256, write_run_config
     from tunesmith.training import train
 
     timings: dict[str, float] = {}
     out_dir = pick_run_dir(cfg, resume=resume, run_dir=run_dir)
     say(f"run folder: {out_dir}")
-    from tunesmith.reproduce import weights_sha256, write_run_config
-
-    write_run_config(cfg, out_dir)  # what `tunesmith reproduce` re-runs (data paths made absolute)
-
-    with _timed(timings, "validate"):
+    with removed_if_unused(out_dir, fresh=not (resume or run_dir)), _timed(timings, "validate"):
+        write_run_config(cfg, out_dir)  # what `tunesmith reproduce` re-runs (data paths made absolute)
         bundle = prepare_for_run(cfg, out_dir, resume=resume)
     say(f"data: {len(bundle.train)} train / {len(bundle.eval)} eval / {len(bundle.test)} test rows, "
         f"{bundle.report.quarantined} quarantined, fingerprint {bundle.fingerprint[:12]}")

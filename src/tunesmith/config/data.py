@@ -151,6 +151,8 @@ class DataConfig(_Strict):
     max_rows: int | None = Field(None, gt=0, description="stratified subsample of the usable rows (seeded)")
     split: SplitConfig = Field(default_factory=SplitConfig)
     bad_rows: BadRowPolicy = BadRowPolicy.QUARANTINE
+    max_line_bytes: int = Field(16 * 2**20, ge=1024, description="longest JSON Lines row or CSV field read; a longer "
+                                "row is a bad row (too_long_line), never read whole")
     checks: DataChecksConfig = Field(default_factory=DataChecksConfig, description="PII, duplicates, leakage, label issues")
     chat_format: ChatFormat = Field(ChatFormat.AUTO, description="causal-lm: how rows are written (auto-detected)")
     too_long: LongRowPolicy = Field(

@@ -21,6 +21,7 @@ import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -65,14 +66,23 @@ class Table:
         return len(self.frame) + len(self.bad)
 
 
-def load_table(key: str, path: Path, configured_format: str = "auto") -> Table:
-    """Read the file at `path` (named by config key `key`) in the configured or detected format."""
-    if not path.exists():
-        raise DataError(key, f"file not found: {path}", "relative paths resolve against the config file's folder")
+DEFAULT_MAX_LINE_BYTES = 16 * 2**20  # one JSON Lines row or CSV field; a longer one is a bad row, never read whole
+
+
+def load_table(key: str, path: Path, configured_format: str = "auto", *,
+               max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Table:
+    """Read the file at `path` (named by config key `key`) in the configured or detected format.
+
+    Only regular files and dataset folders are read: a device (`/dev/zero`), FIFO or socket would be read without
+    end or block forever. A line (JSON Lines) or field (CSV) longer than `max_line_bytes` is a bad row.
+    """
+    require_readable(key, path)
     fmt = detect_format(key, path, configured_format)
     if path.is_file() and path.stat().st_size == 0:
         raise DataError(str(path), f"the file is empty (0 bytes), so {key} has no rows", _EMPTY_HINT)
-    readers = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet, "hf": _read_hf_dir}
+    readers = {"jsonl": partial(_read_jsonl, max_line_bytes=max_line_bytes),
+               "csv": partial(_read_csv, max_line_bytes=max_line_bytes),
+               "parquet": _read_parquet, "hf": _read_hf_dir}
     try:
         frame, bad = readers[fmt](path)
     except DataError:
@@ -85,6 +95,15 @@ def load_table(key: str, path: Path, configured_format: str = "auto") -> Table:
         what = "has columns but no rows" if header else "has no rows (only blank lines)"
         raise DataError(str(path), f"the file {what}, so {key} has no rows", _EMPTY_HINT)
     return Table(key=key, path=path, format=fmt, frame=frame, bad=bad)
+
+
+def require_readable(key: str, path: Path) -> None:
+    """A DataError unless `path` is a regular file or a folder (devices and FIFOs never end or block)."""
+    if not path.exists():
+        raise DataError(key, f"file not found: {path}", "relative paths resolve against the config file's folder")
+    if not path.is_file() and not path.is_dir():
+        raise DataError(key, f"{path} is not a regular file (a device, FIFO or socket)",
+                        "copy the data into a regular file (csv, jsonl, parquet) or a saved HF dataset dir")
 
 
 def detect_format(key: str, path: Path, configured: str = "auto") -> str:
@@ -112,12 +131,27 @@ def _open_binary(path: Path) -> IO[bytes]:
     return opener(path, "rb")
 
 
-def _read_jsonl(path: Path) -> tuple[pd.DataFrame, list[BadRow]]:
+def _lines(f: IO[bytes], limit: int):
+    """(line, too_long) per physical line; a line over `limit` bytes is cut there and the rest skipped unread."""
+    while raw := f.readline(limit + 1):
+        if len(raw) <= limit or raw.endswith(b"\n"):
+            yield raw, False
+            continue
+        while (rest := f.readline(2**20)) and not rest.endswith(b"\n"):
+            pass  # the rest of an over-long line is skipped in bounded chunks, never held
+        yield raw[:200], True
+
+
+def _read_jsonl(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> tuple[pd.DataFrame, list[BadRow]]:
     records: list[dict] = []
     lines: list[int] = []
     bad: list[BadRow] = []
     with _open_binary(path) as f:
-        for lineno, raw in enumerate(f, 1):
+        for lineno, (raw, too_long) in enumerate(_lines(f, max_line_bytes), 1):
+            if too_long:
+                detail = f"line longer than data.max_line_bytes ({max_line_bytes:,} bytes); not read"
+                bad.append(BadRow(f"{path}:{lineno}", BadRowReason.TOO_LONG_LINE, detail, {"_line": _shown(raw)}, lineno))
+                continue
             if lineno == 1:
                 raw = raw.removeprefix(codecs.BOM_UTF8)
             if not raw.strip():
@@ -148,9 +182,9 @@ def _read_jsonl(path: Path) -> tuple[pd.DataFrame, list[BadRow]]:
     return _with_source(frame, [f"{path}:{n}" for n in lines], lines), bad
 
 
-def _read_csv(path: Path) -> tuple[pd.DataFrame, list[BadRow]]:
+def _read_csv(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> tuple[pd.DataFrame, list[BadRow]]:
     """CSV/TSV via the csv module, whose `line_num` gives the line each record starts on."""
-    csv.field_size_limit(2**31 - 1)  # long documents are normal here; the default limit is 128 KiB
+    csv.field_size_limit(max_line_bytes)  # long documents are normal (the default is 128 KiB), unbounded ones are not
     delimiter = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
     rows: list[list[str]] = []
     lines: list[int] = []
@@ -185,7 +219,10 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, list[BadRow]]:
                 rows.append(record)
                 lines.append(start)
         except csv.Error as exc:
-            raise DataError(f"{path}:{reader.line_num}", f"cannot parse CSV: {exc}", "check the quoting around this line") from None
+            hint = "check the quoting around this line"
+            if "field larger than field limit" in str(exc):
+                hint = f"a field over data.max_line_bytes ({max_line_bytes:,} bytes): {hint}, or raise the limit"
+            raise DataError(f"{path}:{reader.line_num}", f"cannot parse CSV: {exc}", hint) from None
     frame = pd.DataFrame(rows, columns=header, dtype=object).replace("", None)  # an empty field is a missing value
     return _with_source(frame, [f"{path}:{n}" for n in lines], lines), bad
 

@@ -131,7 +131,7 @@ def _read(cfg: Config, key: str, name: str, path_text: str) -> _Part:
     if cfg.task is TaskKind.TOKEN_CLASSIFICATION:  # CoNLL text files too
         table = load_token_table(key, cfg.resolve_path(path_text), cfg.data)
     else:
-        table = load_table(key, cfg.resolve_path(path_text), cfg.data.format)
+        table = load_table(key, cfg.resolve_path(path_text), cfg.data.format, max_line_bytes=cfg.data.max_line_bytes)
     if cfg.task is TaskKind.CAUSAL_LM:  # conversations: normalized to messages, checked turn by turn and by length
         checked = check_chat_rows(table, cfg.data)
     elif cfg.task is TaskKind.EMBEDDING:  # (query, positive[, negatives]) or (text1, text2, score)

@@ -33,6 +33,7 @@ _QUARANTINE_HINT = "set data.bad_rows: quarantine to skip such rows (each goes t
 class BadRowReason(str, Enum):
     INVALID_JSON = "invalid_json"
     INVALID_UTF8 = "invalid_utf8"
+    TOO_LONG_LINE = "too_long_line"  # a JSON Lines row over data.max_line_bytes, skipped unread
     NOT_AN_OBJECT = "not_an_object"
     MALFORMED_ROW = "malformed_row"
     MISSING_TEXT = "missing_text"

@@ -26,7 +26,7 @@ import pandas as pd
 
 from tunesmith.config import Config, DataConfig, InvalidTagPolicy
 from tunesmith.data.errors import DataError, quoted
-from tunesmith.data.load import Table, load_table
+from tunesmith.data.load import Table, load_table, require_readable
 from tunesmith.data.schema import LABEL, ORDER, SOURCE, TEXT, BadRow, BadRowReason, CheckedTable, plain
 
 TOKENS, TAGS = "tokens", "tags"  # output columns of a token-classification bundle
@@ -58,13 +58,12 @@ def load_token_table(key: str, path: Path, d: DataConfig) -> Table:
     """A CoNLL file (data.format: conll, or a .conll/.iob/.bio suffix) or any table `load_table` reads."""
     if d.format == "conll" or (d.format == "auto" and path.is_file() and path.suffix.lower() in CONLL_SUFFIXES):
         return read_conll(key, path, d)
-    return load_table(key, path, "auto" if d.format == "conll" else d.format)
+    return load_table(key, path, "auto" if d.format == "conll" else d.format, max_line_bytes=d.max_line_bytes)
 
 
 def read_conll(key: str, path: Path, d: DataConfig) -> Table:
     """One row per sentence, its `_source` the line of its first token; a line without a tag is a bad sentence."""
-    if not path.is_file():
-        raise DataError(key, f"file not found: {path}", "relative paths resolve against the config file's folder")
+    require_readable(key, path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as exc:

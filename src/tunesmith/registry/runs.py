@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
+import socket
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -31,6 +33,7 @@ MAX_PARAM_VALUE = 6000  # MLflow's limit on a param value
 MAX_TAG_VALUE = 8000  # MLflow's limit on a run tag value
 _BATCH_PARAMS = 100  # MLflow's per-request limits
 _BATCH_METRICS = 1000
+ORPHAN_AFTER_S = 6 * 3600  # logging takes minutes; a run RUNNING this long on another host has lost its process
 
 _log = logging.getLogger(__name__)
 
@@ -67,7 +70,8 @@ def log_run(
     store = store or open_store(cfg.registry)
     client = store.client
     experiment_id = ensure_experiment(store, cfg.registry.experiment or cfg.name)
-    run_tags = {"tunesmith.run_dir": str(Path(run_dir).resolve()), **(tags or {})}
+    fail_orphaned_runs(client, experiment_id)
+    run_tags = {"tunesmith.run_dir": str(Path(run_dir).resolve()), **_holder_tags(), **(tags or {})}
     run = client.create_run(experiment_id, run_name=Path(run_dir).name, tags=_tag_values(run_tags))
     run_id = run.info.run_id
     try:
@@ -82,6 +86,44 @@ def log_run(
         raise
     client.set_terminated(run_id, "FINISHED")
     return run_id
+
+
+def fail_orphaned_runs(client, experiment_id: str, *, now_ms: int | None = None) -> list[str]:
+    """Mark FAILED the runs `log_run` left RUNNING when its process died mid-logging (kill -9, OOM, power loss).
+
+    A run is orphaned when its holder (tags `tunesmith.host`, `tunesmith.pid`) is this host and that process is
+    gone, or when it has been RUNNING for over ORPHAN_AFTER_S (its host cannot be asked). Returns their ids.
+    """
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    host = socket.gethostname()
+    orphaned = []
+    for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000):
+        tags = run.data.tags
+        if "tunesmith.pid" not in tags:
+            continue  # not a run log_run made (a study's parent run stays RUNNING between workers on purpose)
+        same_host_dead = tags.get("tunesmith.host") == host and not _alive(int(tags["tunesmith.pid"]))
+        if same_host_dead or now_ms - run.info.start_time > ORPHAN_AFTER_S * 1000:
+            client.set_tag(run.info.run_id, "tunesmith.failure",
+                           f"process {tags['tunesmith.pid']} on {tags.get('tunesmith.host')} stopped while logging")
+            client.set_terminated(run.info.run_id, "FAILED")
+            orphaned.append(run.info.run_id)
+    if orphaned:
+        _log.warning("marked %d run(s) left RUNNING by a dead process as FAILED: %s", len(orphaned), ", ".join(orphaned))
+    return orphaned
+
+
+def _holder_tags() -> dict[str, str]:
+    return {"tunesmith.host": socket.gethostname(), "tunesmith.pid": str(os.getpid())}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def flatten(tree: Mapping[str, Any]) -> dict[str, str]:
