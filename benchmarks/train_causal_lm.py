@@ -92,7 +92,7 @@ def run_tunesmith(rows: list[list[dict]], work: Path) -> dict:
     from transformers import TrainerCallback
 
     from tunesmith.config import config_from_dict
-    from tunesmith.tasks.causal_lm import conversation_lengths, to_dataset, tokenizer_for
+    from tunesmith.families.causal_lm.model import conversation_lengths, to_dataset, tokenizer_for
     from tunesmith.training import train
 
     cfg = config_from_dict({

@@ -156,7 +156,7 @@ def run_tunesmith(work: Path, epochs: float) -> dict:
 
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from tunesmith.tasks.classification import predict_logits
+    from tunesmith.families.classification.model import predict_logits
 
     test_df = pd.read_json(work / "test.jsonl", lines=True)
     model = AutoModelForSequenceClassification.from_pretrained(run_dir / "model")

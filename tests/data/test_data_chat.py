@@ -9,7 +9,7 @@ from tests.toy_chat import make_chats, write_jsonl
 
 from tunesmith.config import config_from_dict
 from tunesmith.data import DataError, prepare_data
-from tunesmith.data.chat import canonical_text
+from tunesmith.families.causal_lm.rows import canonical_text
 
 QA = [{"role": "user", "content": "hello how"}, {"role": "assistant", "content": "how hello"}]
 

@@ -11,7 +11,7 @@ from tests.toy_multilabel import make_multilabel
 from tunesmith.config import ConfigError, config_from_dict
 from tunesmith.data import prepare_data
 from tunesmith.data.errors import DataError
-from tunesmith.data.multilabel import parse_labels
+from tunesmith.families.multilabel.rows import parse_labels
 
 _OFF = {"label_issues": {"enabled": False}, "pii": {"presidio": "off"}}
 

@@ -12,7 +12,7 @@ from tests.toy_rerank import make_candidates
 from tunesmith.config import ConfigError, config_from_dict
 from tunesmith.data import prepare_data
 from tunesmith.data.errors import DataError
-from tunesmith.evaluation.reranking_eval import ranking_scores
+from tunesmith.families.reranking.evaluate import ranking_scores
 
 
 def _cfg(path, **data):

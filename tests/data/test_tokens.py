@@ -11,7 +11,7 @@ from tests.toy_tokens import make_tagged
 from tunesmith.config import ConfigError, config_from_dict
 from tunesmith.data import prepare_data
 from tunesmith.data.errors import DataError
-from tunesmith.data.tokens import split_words
+from tunesmith.families.token_classification.rows import split_words
 
 
 def _cfg(path, **over):

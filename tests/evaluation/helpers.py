@@ -9,7 +9,7 @@ import torch
 from tests.toy import make_reviews
 
 from tunesmith.config import config_from_dict
-from tunesmith.tasks.classification import build_model, load_tokenizer
+from tunesmith.families.classification.model import build_model, load_tokenizer
 
 LABELS = ["<script>alert(1)</script>", "neg"]  # a hostile label name: the report must escape it
 

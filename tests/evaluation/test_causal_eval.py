@@ -6,9 +6,9 @@ import pytest
 
 from tunesmith.config import GatesConfig
 from tunesmith.evaluation import EvalError, gate
-from tunesmith.evaluation.causal_lm import CausalEvalReport
-from tunesmith.evaluation.regression import check, load_suite
-from tunesmith.evaluation.text_metrics import exact_match, json_valid, rouge_l
+from tunesmith.families.causal_lm.evaluate import CausalEvalReport
+from tunesmith.families.causal_lm.suite import check, load_suite
+from tunesmith.families.causal_lm.text_metrics import exact_match, json_valid, rouge_l
 
 
 def test_exact_match_and_rouge_l():

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tunesmith.evaluation.multilabel_eval import label_ece, metric_stats, tune_thresholds
-from tunesmith.tasks.multilabel import multilabel_scores, pos_weight
+from tunesmith.families.multilabel.evaluate import label_ece, metric_stats, tune_thresholds
+from tunesmith.families.multilabel.model import multilabel_scores, pos_weight
 
 
 def test_thresholds_are_the_best_f1_on_the_rows_given_and_default_without_positives():

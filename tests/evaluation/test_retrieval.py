@@ -8,7 +8,7 @@ import pytest
 
 from tunesmith.config import GateRule, GatesConfig
 from tunesmith.evaluation.gates import gate, unknown_gate_metrics
-from tunesmith.evaluation.retrieval import EmbeddingEvalReport, retrieval_scores, retrieval_set
+from tunesmith.families.embedding.evaluate import EmbeddingEvalReport, retrieval_scores, retrieval_set
 
 
 def test_scores_per_query_match_hand_computed_values():

@@ -9,7 +9,7 @@ import pytest
 from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
 
-from tunesmith.evaluation.token_metrics import deltas, entity_counts, entity_scores
+from tunesmith.families.token_classification.metrics import deltas, entity_counts, entity_scores
 
 TAGS = ["O", "B-A", "I-A", "B-B", "I-B", "B-C", "I-C"]
 

@@ -11,7 +11,7 @@ from tests.integration.test_cli_run import tunesmith
 from tests.toy_pairs import make_pairs
 
 from tunesmith.config import config_from_dict
-from tunesmith.tasks.embedding import load_model
+from tunesmith.families.embedding.model import load_model
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from tests.integration.test_cli_run import tunesmith, write_project
 
-from tunesmith.tasks.classification import build_model, load_tokenizer
+from tunesmith.families.classification.model import build_model, load_tokenizer
 
 pytestmark = pytest.mark.integration
 

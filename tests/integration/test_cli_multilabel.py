@@ -53,7 +53,7 @@ def test_multilabel_run_ships_thresholds_the_pipeline_and_server_use(tmp_path, t
     pipe = pipeline("text-classification", model=str(run / "model"), top_k=None, device="cpu")
     got = [{d["label"]: d["score"] for d in res} for res in pipe(texts)]
     from tunesmith.evaluation.scoring import load_classifier
-    from tunesmith.tasks.multilabel import predict_proba
+    from tunesmith.families.multilabel.model import predict_proba
 
     model, tokenizer = load_classifier(run / "model")
     proba = predict_proba(model, tokenizer, texts)

@@ -11,8 +11,8 @@ from tests.toy_chat import make_chats
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
 from tunesmith.config import TrainOn, config_from_dict
-from tunesmith.tasks import causal_lm
-from tunesmith.tasks.chat_template import IGNORE, TemplateError, encode_conversation
+from tunesmith.families.causal_lm import model as causal_lm
+from tunesmith.families.causal_lm.chat_template import IGNORE, TemplateError, encode_conversation
 from tunesmith.training import train
 from tunesmith.training.methods import apply_method
 from tunesmith.training.trainer import build_trainer

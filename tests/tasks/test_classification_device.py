@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from tunesmith.tasks.classification import load_tokenizer, predict_logits
+from tunesmith.families.classification.model import load_tokenizer, predict_logits
 
 
 class Recorder(torch.nn.Module):

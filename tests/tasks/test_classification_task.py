@@ -4,8 +4,9 @@ import numpy as np
 import torch
 
 from tunesmith.config import TaskKind
-from tunesmith.tasks import classification, get_task
-from tunesmith.tasks.classification import build_model, embed, encode, load_tokenizer, predict_logits
+from tunesmith.families.classification import model as classification
+from tunesmith.families.classification.model import build_model, embed, encode, load_tokenizer, predict_logits
+from tunesmith.tasks import get_task
 
 
 def test_registered_under_its_kind():

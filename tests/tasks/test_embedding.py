@@ -13,7 +13,7 @@ from tests.toy_pairs import make_pairs
 from tunesmith.config import config_from_dict
 from tunesmith.data import prepare_data
 from tunesmith.evaluation import evaluate
-from tunesmith.tasks import embedding as task
+from tunesmith.families.embedding import model as task
 from tunesmith.training import MethodError, TrainingError, train
 
 
@@ -109,7 +109,7 @@ def test_freeze_keeps_embeddings_and_lower_layers_and_refuses_to_freeze_everythi
 def test_no_duplicates_batches_keep_a_positive_out_of_other_rows_negatives(tmp_path, tiny_st_dir):
     from sentence_transformers import SentenceTransformerTrainer
 
-    from tunesmith.training.embedding import training_arguments
+    from tunesmith.families.embedding.train import training_arguments
 
     cfg = _cfg(tmp_path, tiny_st_dir)
     rows = make_pairs(32, seed=1)

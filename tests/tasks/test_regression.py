@@ -10,7 +10,7 @@ from tests.toy import POSITIVE, make_reviews
 from tunesmith.config import config_from_dict
 from tunesmith.data import prepare_data
 from tunesmith.evaluation import evaluate
-from tunesmith.tasks import regression as task
+from tunesmith.families.regression import model as task
 from tunesmith.training import train
 
 

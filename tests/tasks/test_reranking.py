@@ -11,7 +11,7 @@ from tests.toy_rerank import make_candidates
 
 from tunesmith.config import config_from_dict
 from tunesmith.data import prepare_data
-from tunesmith.tasks import reranking as task
+from tunesmith.families.reranking import model as task
 from tunesmith.training import train
 
 

@@ -11,8 +11,8 @@ import torch
 from tests.toy_tokens import make_tagged
 
 from tunesmith.config import config_from_dict
-from tunesmith.data.tokens import TAGS, TOKENS
-from tunesmith.tasks import token_classification as task
+from tunesmith.families.token_classification import model as task
+from tunesmith.families.token_classification.rows import TAGS, TOKENS
 
 
 def _raw(tmp, base, **over):

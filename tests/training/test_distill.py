@@ -14,7 +14,7 @@ from tests.training.conftest import make_bundle, make_config
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from tunesmith.config import ConfigError, DistillConfig, MethodKind, config_from_dict
-from tunesmith.tasks.classification import predict_logits
+from tunesmith.families.classification.model import predict_logits
 from tunesmith.training import TrainingError, train
 from tunesmith.training.distill import classification_kd_loss, read_distill_record, soft_kl, token_kd_sum
 
@@ -120,7 +120,7 @@ def test_a_missing_teacher_is_a_clear_error(tiny_model_dir, tmp_path, monkeypatc
 
 def _mean_token_kl(student, teacher, tokenizer, bundle) -> float:
     from tunesmith.config import TrainOn
-    from tunesmith.tasks import causal_lm
+    from tunesmith.families.causal_lm import model as causal_lm
 
     ds = causal_lm.to_dataset(bundle.train, tokenizer, 64, TrainOn.ASSISTANT)
     batch = causal_lm.collator(tokenizer, packing=True)([ds[i] for i in range(len(ds))])
@@ -136,7 +136,7 @@ def test_token_level_kd_moves_a_smaller_causal_lm_toward_its_teacher(tiny_chat_m
     from tests.tasks.test_causal_lm import chat_bundle, chat_config
     from transformers import AutoModelForCausalLM
 
-    from tunesmith.tasks import causal_lm
+    from tunesmith.families.causal_lm import model as causal_lm
     from tunesmith.training.distill import shrink_layers
 
     bundle = chat_bundle()

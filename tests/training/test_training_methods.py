@@ -8,7 +8,7 @@ from tests.training.conftest import make_config
 from transformers import TrainerCallback
 
 from tunesmith.config import MethodConfig
-from tunesmith.tasks.classification import build_model
+from tunesmith.families.classification.model import build_model
 from tunesmith.training import MethodError, apply_method, train
 from tunesmith.training.methods import encoder_layers, head_module_names
 

@@ -12,7 +12,7 @@ from tests.training.conftest import make_config
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback
 
 from tunesmith.config import ConfigError
-from tunesmith.tasks.classification import predict_logits
+from tunesmith.families.classification.model import predict_logits
 from tunesmith.training import TrainingError, resolve_precision, train
 
 

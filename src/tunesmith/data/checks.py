@@ -20,13 +20,15 @@ import numpy as np
 import pandas as pd
 
 from tunesmith.config import CheckPolicy, Config, PresidioMode, TaskKind
-from tunesmith.data import pairs, pii, tokens
-from tunesmith.data.chat import MESSAGES, TOOLS, canonical_text
+from tunesmith.data import pii
 from tunesmith.data.dedup import DupFlags, DupKind, NearPairs, find_duplicates, near_pairs_by_digest
 from tunesmith.data.errors import DataError
 from tunesmith.data.fingerprint import row_digests, text_digests
 from tunesmith.data.leakage import TEXT_DIGEST
 from tunesmith.data.schema import LABEL, ORDER, SOURCE, TEXT
+from tunesmith.families.causal_lm.rows import MESSAGES, TOOLS, canonical_text
+from tunesmith.families.embedding import rows as pairs
+from tunesmith.families.token_classification import rows as tokens
 
 DIGEST = "_digest"  # prepare.py's row-hash column, refreshed for redacted rows
 EXAMPLES = 3
@@ -68,7 +70,7 @@ def run_checks(cfg: Config, splits: Mapping[str, pd.DataFrame], where: Mapping[s
     out = ChecksOutcome({n: f.reset_index(drop=True) for n, f in splits.items()})
     _duplicates_and_leakage(cfg, out, where, near)
     _pii(cfg, out)
-    from tunesmith.data.label_checks import imbalance, label_issues
+    from tunesmith.families.classification.checks import imbalance, label_issues
 
     if cfg.task is not TaskKind.CLASSIFICATION:  # label noise and class balance need class labels
         for name in ("label_issues", "imbalance"):

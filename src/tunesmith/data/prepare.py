@@ -17,16 +17,12 @@ import pandas as pd
 
 from tunesmith.config import BadRowPolicy, CheckPolicy, Config, DataConfig, TaskKind
 from tunesmith.data.bundle import DataBundle
-from tunesmith.data.chat import MESSAGES, TOOLS, apply_length_policy, check_chat_rows
 from tunesmith.data.checks import ChecksOutcome, DataChecksFailed, run_checks
 from tunesmith.data.dedup import NearPairs, near_duplicate_groups, near_pairs_by_digest
 from tunesmith.data.errors import DataError, quoted
 from tunesmith.data.fingerprint import SPLITS, dataset_fingerprint, row_digests, split_keys, text_digests
 from tunesmith.data.leakage import TEXT_DIGEST, Leakage, find_leakage
 from tunesmith.data.load import Table, load_table
-from tunesmith.data.multilabel import LABELS, check_label_sets, check_multilabel_rows, label_counts, label_set
-from tunesmith.data.pairs import PAIR_COLUMNS, SPLIT_TEXT, check_pair_rows, check_scored_consistency
-from tunesmith.data.relevance import RELEVANCE_COLUMNS, check_groups, check_relevance_rows
 from tunesmith.data.report import DataReport, label_distribution, text_length
 from tunesmith.data.schema import (
     LABEL,
@@ -40,8 +36,23 @@ from tunesmith.data.schema import (
     label_case_conflicts,
 )
 from tunesmith.data.split import carve, subsample
-from tunesmith.data.targets import TARGET, check_target_rows
-from tunesmith.data.tokens import (
+from tunesmith.families.causal_lm.rows import MESSAGES, TOOLS, apply_length_policy, check_chat_rows
+from tunesmith.families.embedding.rows import (
+    PAIR_COLUMNS,
+    SPLIT_TEXT,
+    check_pair_rows,
+    check_scored_consistency,
+)
+from tunesmith.families.multilabel.rows import (
+    LABELS,
+    check_label_sets,
+    check_multilabel_rows,
+    label_counts,
+    label_set,
+)
+from tunesmith.families.regression.rows import TARGET, check_target_rows
+from tunesmith.families.reranking.rows import RELEVANCE_COLUMNS, check_groups, check_relevance_rows
+from tunesmith.families.token_classification.rows import (
     TOKEN_COLUMNS,
     check_token_rows,
     entity_counts,

@@ -125,7 +125,7 @@ def _class_scores(cfg: Config, bundle, path: Path) -> dict:
 
 
 def _causal_scores(cfg: Config, bundle, path: Path) -> dict:
-    from tunesmith.tasks import causal_lm
+    from tunesmith.families.causal_lm import model as causal_lm
 
     model = causal_lm.build_model(str(path), trust_remote_code=cfg.model.trust_remote_code)
     tokenizer = causal_lm.load_tokenizer(str(path), trust_remote_code=cfg.model.trust_remote_code)

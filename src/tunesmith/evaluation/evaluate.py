@@ -120,32 +120,32 @@ def evaluate(cfg, bundle, model_dir: str | Path, *, champion_dir: str | Path | N
         EvalError: `model_dir` is not a loadable classifier, or its labels differ from the bundle's.
     """
     if cfg.task.value == "causal-lm":  # generation metrics against the base model (evaluation.causal_lm)
-        from tunesmith.evaluation.causal_lm import evaluate_causal_lm
+        from tunesmith.families.causal_lm.evaluate import evaluate_causal_lm
 
         return evaluate_causal_lm(cfg, bundle, model_dir, champion_dir=champion_dir, champion_name=champion_name,
                                   out_dir=out_dir)
     if cfg.task.value == "embedding":  # retrieval metrics against the base model (evaluation.retrieval)
-        from tunesmith.evaluation.retrieval import evaluate_embedding
+        from tunesmith.families.embedding.evaluate import evaluate_embedding
 
         return evaluate_embedding(cfg, bundle, model_dir, champion_dir=champion_dir, champion_name=champion_name,
                                   out_dir=out_dir)
     if cfg.task.value == "regression":  # MAE / RMSE / correlations against a ridge probe (evaluation.regression_eval)
-        from tunesmith.evaluation.regression_eval import evaluate_regression
+        from tunesmith.families.regression.evaluate import evaluate_regression
 
         return evaluate_regression(cfg, bundle, model_dir, champion_dir=champion_dir, champion_name=champion_name,
                                    out_dir=out_dir)
     if cfg.task.value == "token-classification":  # entity P/R/F1 against a frozen word probe (evaluation.token_eval)
-        from tunesmith.evaluation.token_eval import evaluate_token_classification
+        from tunesmith.families.token_classification.evaluate import evaluate_token_classification
 
         return evaluate_token_classification(cfg, bundle, model_dir, champion_dir=champion_dir,
                                              champion_name=champion_name, out_dir=out_dir)
     if cfg.task.value == "reranking":  # MRR@10 / nDCG@10 per query against the base bi-encoder
-        from tunesmith.evaluation.reranking_eval import evaluate_reranking
+        from tunesmith.families.reranking.evaluate import evaluate_reranking
 
         return evaluate_reranking(cfg, bundle, model_dir, champion_dir=champion_dir, champion_name=champion_name,
                                   out_dir=out_dir)
     if getattr(cfg.data, "multi_label", False):  # per-label thresholds tuned on eval (evaluation.multilabel_eval)
-        from tunesmith.evaluation.multilabel_eval import evaluate_multilabel
+        from tunesmith.families.multilabel.evaluate import evaluate_multilabel
 
         return evaluate_multilabel(cfg, bundle, model_dir, champion_dir=champion_dir, champion_name=champion_name,
                                    out_dir=out_dir)

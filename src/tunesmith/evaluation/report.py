@@ -263,7 +263,7 @@ def render_html(*, config: Any, data_report: dict, train_result: dict | None, ev
         results = eval_report.html_sections()
         curve_metric = "loss"
     elif hasattr(eval_report, "samples"):  # causal-lm: generation metrics and answers side by side
-        from tunesmith.evaluation.causal_report import causal_sections
+        from tunesmith.families.causal_lm.report import causal_sections
 
         results = causal_sections(eval_report)
         curve_metric = "loss"

@@ -14,8 +14,8 @@ from tunesmith.evaluation.calibration import expected_calibration_error
 from tunesmith.evaluation.errors import EvalError
 from tunesmith.evaluation.metrics import classification_metrics
 from tunesmith.evaluation.significance import bootstrap_delta, metric_stats
+from tunesmith.families.classification.model import load_tokenizer
 from tunesmith.tasks import get_task
-from tunesmith.tasks.classification import load_tokenizer
 
 _MODEL_HINT = "pass a trained model folder such as <run>/model (written by `tunesmith train` or `tunesmith run`)"
 

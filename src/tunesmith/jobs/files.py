@@ -1,7 +1,7 @@
 """Uploads for fine-tuning: checked line by line when they arrive, so a bad file fails at upload, not in a job.
 
 A `fine-tune` file must be UTF-8 JSON Lines of chat rows (OpenAI `messages`, prompt/completion, Alpaca or
-ShareGPT, as `tunesmith.data.chat` reads them): the first bad line rejects the file with its line number and the
+ShareGPT, as `tunesmith.families.causal_lm.rows` reads them): the first bad line rejects the file with its line number and the
 reason (`wrong_role`, `empty_assistant`, ...). An accepted file gets quick data gates (exact duplicate
 conversations, regex PII) as its `status_details`; the full gates (near duplicates, Presidio, leakage between the
 training and validation files, length) run again when a job starts, through the same `tunesmith run` pipeline.
@@ -14,8 +14,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from tunesmith.config import ChatFormat
-from tunesmith.data.chat import RowProblem, canonical_text, detect_format, to_messages
 from tunesmith.data.errors import DataError
+from tunesmith.families.causal_lm.rows import RowProblem, canonical_text, detect_format, to_messages
 
 PURPOSES = ("fine-tune", "batch", "assistants", "user_data", "evals")
 

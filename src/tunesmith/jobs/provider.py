@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from tunesmith.config import Config
-from tunesmith.evaluation.causal_lm import PRIMARY, CausalEvalReport, _deltas, _Scored
-from tunesmith.evaluation.regression import check, load_suite
-from tunesmith.evaluation.text_metrics import exact_match, json_valid, rouge_l
+from tunesmith.families.causal_lm.evaluate import PRIMARY, CausalEvalReport, _deltas, _Scored
+from tunesmith.families.causal_lm.suite import check, load_suite
+from tunesmith.families.causal_lm.text_metrics import exact_match, json_valid, rouge_l
 from tunesmith.io import atomic_write_json
 
 EXTERNAL_FILE = "external_model.json"
@@ -159,9 +159,9 @@ def _scored(cfg, answers, references, suite, suite_answers) -> _Scored:
 
 
 def _local_base(cfg: Config, prompts, references, suite) -> _Scored:
-    from tunesmith.evaluation.causal_lm import _load
+    from tunesmith.families.causal_lm.evaluate import _load
+    from tunesmith.families.causal_lm.model import generate
     from tunesmith.hub import resolve_model
-    from tunesmith.tasks.causal_lm import generate
 
     model, tokenizer = _load(resolve_model(cfg.model.base, cfg.model.revision).path, cfg, "model.base")
     answers = generate(model, tokenizer, [(p, None) for p in prompts], max_new_tokens=cfg.chat.max_new_tokens)

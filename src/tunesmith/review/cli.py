@@ -118,7 +118,7 @@ def enqueue_cmd(
     if rc.embeddings is ReviewEmbeddings.TFIDF or (rc.embeddings is ReviewEmbeddings.BASE and cfg is None):
         embed = tfidf_embed  # without a config there is no model.base to embed with
     elif rc.embeddings is ReviewEmbeddings.BASE:
-        from tunesmith.data.label_checks import _embedder
+        from tunesmith.families.classification.checks import _embedder
 
         embed = _embedder(cfg)
     try:

@@ -126,7 +126,7 @@ def embed(served: Served, texts: list[str]) -> list[list[float]]:
 def extract(served: Served, texts: list[str]) -> list[list[dict]]:
     """Entities per text as character spans {start, end, label, score, text}, the whole batch in one pass (words
     split and tags read as in training: tasks.token_classification.extract)."""
-    from tunesmith.tasks.token_classification import extract as extract_entities
+    from tunesmith.families.token_classification.model import extract as extract_entities
 
     with served.autocast_ctx():
         return extract_entities(served.model, served.tokenizer, texts, max_length=served.max_length,

@@ -27,21 +27,23 @@ def get_task(kind: TaskKind | str) -> ModuleType:
     return _TASKS[kind]
 
 
-from tunesmith.tasks import causal_lm, classification  # noqa: E402
+from tunesmith.families.causal_lm import model as causal_lm  # noqa: E402
+from tunesmith.families.classification import model as classification  # noqa: E402
 
 register_task(TaskKind.CLASSIFICATION, classification)
 register_task(TaskKind.CAUSAL_LM, causal_lm)
 
-from tunesmith.tasks import embedding, regression  # noqa: E402
+from tunesmith.families.embedding import model as embedding  # noqa: E402
+from tunesmith.families.regression import model as regression  # noqa: E402
 
 register_task(TaskKind.EMBEDDING, embedding)
 register_task(TaskKind.REGRESSION, regression)
 
-from tunesmith.tasks import token_classification  # noqa: E402
+from tunesmith.families.token_classification import model as token_classification  # noqa: E402
 
 register_task(TaskKind.TOKEN_CLASSIFICATION, token_classification)
 
-from tunesmith.tasks import reranking  # noqa: E402
+from tunesmith.families.reranking import model as reranking  # noqa: E402
 
 register_task(TaskKind.RERANKING, reranking)
 
@@ -49,7 +51,7 @@ register_task(TaskKind.RERANKING, reranking)
 def task_for(cfg) -> ModuleType:
     """The task module of a config: `get_task(cfg.task)`, except multi-label classification (data.multi_label)."""
     if TaskKind(cfg.task) is TaskKind.CLASSIFICATION and getattr(cfg.data, "multi_label", False):
-        from tunesmith.tasks import multilabel
+        from tunesmith.families.multilabel import model as multilabel
 
         return multilabel
     return get_task(cfg.task)

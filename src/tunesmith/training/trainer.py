@@ -25,7 +25,7 @@ from transformers import (
 
 from tunesmith.config import Config, TaskKind
 from tunesmith.evaluation.metrics import confusion_counts, confusion_scores
-from tunesmith.tasks.classification import encode
+from tunesmith.families.classification.model import encode
 from tunesmith.training.checkpoints import AtomicCheckpoints
 from tunesmith.training.distributed import world_size
 from tunesmith.training.methods import is_causal_lm

@@ -171,7 +171,7 @@ def apply_length_policy(checked: CheckedTable, cfg) -> None:
         DataError: `data.too_long: fail` and a row is longer than model.max_length, naming its file:line.
     """
     from tunesmith.config import LongRowPolicy
-    from tunesmith.tasks.causal_lm import conversation_lengths  # the tokenizer lives with the task
+    from tunesmith.families.causal_lm.model import conversation_lengths  # the tokenizer lives with the task
 
     rows = checked.rows
     if rows.empty:

@@ -33,7 +33,7 @@ def label_issues(cfg: Config, out: ChecksOutcome, run_dir: Path | None) -> None:
         out.findings["label_issues"] = {"enabled": False, "status": "off"}
         return
     if cfg.data.multi_label:
-        from tunesmith.data.multilabel_checks import multilabel_label_issues
+        from tunesmith.families.multilabel.checks import multilabel_label_issues
 
         return multilabel_label_issues(cfg, out, run_dir, _embedder(cfg) if c.features == "embeddings" else None)
     frames = [f.assign(_split=n) for n, f in out.splits.items()]
@@ -91,7 +91,7 @@ def imbalance(cfg: Config, out: ChecksOutcome) -> None:
     """Train class counts, the largest/smallest ratio and tiny classes, with the fix the config can switch on."""
     c = cfg.data.checks.imbalance
     if cfg.data.multi_label:
-        from tunesmith.data.multilabel_checks import multilabel_imbalance
+        from tunesmith.families.multilabel.checks import multilabel_imbalance
 
         return multilabel_imbalance(cfg, out)
     counts = out.splits["train"][LABEL].value_counts()

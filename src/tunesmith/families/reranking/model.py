@@ -42,7 +42,7 @@ def apply_method(model, method: MethodConfig):
     model.requires_grad_(True)
     hf = backbone(model)
     if kind is MethodKind.FREEZE:
-        from tunesmith.tasks.embedding import _layers
+        from tunesmith.families.embedding.model import _layers
 
         layers = _layers(hf)
         if method.freeze.layers > len(layers):
@@ -108,6 +108,6 @@ def predict(model, queries: Sequence[str], documents: Sequence[str], *, batch_si
 
 def train_model(cfg: Config, bundle, run_dir: Path, resolved, *, start_from=None, callbacks=()):
     """The training stage's hook: sentence-transformers' CrossEncoderTrainer trains this family."""
-    from tunesmith.training.reranking import train_reranker
+    from tunesmith.families.reranking.train import train_reranker
 
     return train_reranker(cfg, bundle, Path(run_dir), resolved, start_from=start_from, callbacks=callbacks)

@@ -60,7 +60,7 @@ class RerankEvalReport:
         return flat_family_metrics(self.tuned, self.baseline, self.champion, self.uplift, self.vs_champion)
 
     def html_sections(self) -> list[tuple[str, str]]:
-        from tunesmith.evaluation.reranking_report import reranking_sections
+        from tunesmith.families.reranking.report import reranking_sections
 
         return reranking_sections(self)
 
@@ -108,8 +108,8 @@ def _means(per_query: dict[str, np.ndarray]) -> dict[str, float]:
 
 def bi_encoder_scores(cfg, test: pd.DataFrame) -> np.ndarray:
     """Cosine similarity of query and document embeddings from the base model (a sentence-transformers model)."""
-    from tunesmith.evaluation.retrieval import _load_base
-    from tunesmith.tasks.embedding import encode
+    from tunesmith.families.embedding.evaluate import _load_base
+    from tunesmith.families.embedding.model import encode
 
     model = _load_base(cfg)
     q = encode(model, test["query"].astype(str).tolist(), batch_size=cfg.training.eval_batch_size)
@@ -120,8 +120,8 @@ def bi_encoder_scores(cfg, test: pd.DataFrame) -> np.ndarray:
 def cross_encoder_scores(model_dir: str | Path, cfg, test: pd.DataFrame, key: str) -> np.ndarray:
     from sentence_transformers import CrossEncoder
 
+    from tunesmith.families.reranking.model import predict
     from tunesmith.hub import loading
-    from tunesmith.tasks.reranking import predict
 
     if not (Path(model_dir) / "config.json").is_file():
         raise EvalError(f"{model_dir}: not a model dir (no config.json) ({key})",

@@ -18,8 +18,8 @@ from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
 
 from tunesmith.config import Config, RegressionLoss
-from tunesmith.tasks.classification import embed, encode, predict_logits
-from tunesmith.tasks.classification import load_tokenizer as _load_tokenizer
+from tunesmith.families.classification.model import embed, encode, predict_logits
+from tunesmith.families.classification.model import load_tokenizer as _load_tokenizer
 
 __all__ = ["build_model", "embed", "fold_target_scaling", "load_tokenizer", "predict", "target_stats", "trainer_parts"]
 TARGET_NAME = "score"  # id2label of the single output

@@ -17,8 +17,8 @@ import pandas as pd
 
 from tunesmith.config import Config
 from tunesmith.data import pii
-from tunesmith.data.multilabel import LABELS, label_counts, label_set, multi_hot
 from tunesmith.data.schema import SOURCE, TEXT
+from tunesmith.families.multilabel.rows import LABELS, label_counts, label_set, multi_hot
 from tunesmith.io import atomic_write_text
 
 if TYPE_CHECKING:

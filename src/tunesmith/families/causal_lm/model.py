@@ -23,7 +23,7 @@ from transformers import (
 )
 
 from tunesmith.config import Config, TrainOn
-from tunesmith.tasks.chat_template import IGNORE, TemplateError, encode_conversation, prompt_ids
+from tunesmith.families.causal_lm.chat_template import IGNORE, TemplateError, encode_conversation, prompt_ids
 
 LOSS_TOKENS = "loss_tokens"
 

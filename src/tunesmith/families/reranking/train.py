@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 
 from tunesmith.config import Config, MethodKind
+from tunesmith.families.reranking import model as task
 from tunesmith.hub import ResolvedModel, loading
 from tunesmith.provenance import write_seen_texts
-from tunesmith.tasks import reranking as task
 from tunesmith.training.checkpoints import AtomicCheckpoints, atomic_dir
 from tunesmith.training.identity import write_identity
 from tunesmith.training.methods import count_params, load_injected_checkpoints

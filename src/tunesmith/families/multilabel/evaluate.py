@@ -64,7 +64,7 @@ class MultiLabelEvalReport:
         return flat_family_metrics(self.tuned, self.baseline, self.champion, self.uplift, self.vs_champion)
 
     def html_sections(self) -> list[tuple[str, str]]:
-        from tunesmith.evaluation.multilabel_report import multilabel_sections
+        from tunesmith.families.multilabel.report import multilabel_sections
 
         return multilabel_sections(self)
 
@@ -123,7 +123,7 @@ def label_ece(p: np.ndarray, y: np.ndarray, bins: int) -> float:
 
 
 def scores(y: np.ndarray, proba: np.ndarray, thresholds: np.ndarray, bins: int) -> dict[str, float]:
-    from tunesmith.tasks.multilabel import multilabel_scores
+    from tunesmith.families.multilabel.model import multilabel_scores
 
     out = multilabel_scores(y, proba >= thresholds[None, :])
     out["ece"] = float(np.mean([label_ece(proba[:, j], y[:, j], bins) for j in range(y.shape[1])]))
@@ -166,9 +166,9 @@ def probe(cfg, bundle, y_train: np.ndarray, y_eval: np.ndarray) -> tuple[np.ndar
     from sklearn.multiclass import OneVsRestClassifier
     from sklearn.preprocessing import StandardScaler
 
+    from tunesmith.families.classification.model import embed
+    from tunesmith.families.multilabel.model import multilabel_scores
     from tunesmith.hub import resolve_model
-    from tunesmith.tasks.classification import embed
-    from tunesmith.tasks.multilabel import multilabel_scores
 
     resolved = resolve_model(cfg.model.base, cfg.model.revision)
     splits = [bundle.train, bundle.eval, bundle.test]
@@ -208,7 +208,7 @@ def load_multilabel(model_dir: str | Path, cfg, key: str):
 
 def model_proba(model, tokenizer, frame, cfg, labels: list[str], model_dir) -> np.ndarray:
     from tunesmith.evaluation.scoring import label_order, model_labels
-    from tunesmith.tasks.multilabel import predict_proba
+    from tunesmith.families.multilabel.model import predict_proba
 
     order = label_order(model, labels)
     if order is None:
@@ -233,8 +233,8 @@ def evaluate_multilabel(cfg, bundle, model_dir: str | Path, *, champion_dir: str
     Raises:
         EvalError: no test rows, or a model dir that is not a multi-label classifier with the data's labels.
     """
-    from tunesmith.data.multilabel import multi_hot
     from tunesmith.evaluation.gates import primary_name
+    from tunesmith.families.multilabel.rows import multi_hot
 
     labels, test = list(bundle.labels), bundle.test
     if len(test) == 0:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tunesmith.evaluation.report import _ci, _e, _table, _value_html
-from tunesmith.evaluation.token_metrics import TOKEN_METRICS
+from tunesmith.families.token_classification.metrics import TOKEN_METRICS
 
 
 def token_sections(r) -> list[tuple[str, str]]:

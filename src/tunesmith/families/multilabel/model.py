@@ -18,9 +18,9 @@ from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
 
 from tunesmith.config import Config
-from tunesmith.data.multilabel import multi_hot
-from tunesmith.tasks.classification import embed, encode, predict_logits
-from tunesmith.tasks.classification import load_tokenizer as _load_tokenizer
+from tunesmith.families.classification.model import embed, encode, predict_logits
+from tunesmith.families.classification.model import load_tokenizer as _load_tokenizer
+from tunesmith.families.multilabel.rows import multi_hot
 
 __all__ = ["build_model", "embed", "load_tokenizer", "multilabel_scores", "pos_weight", "predict_proba", "trainer_parts"]
 MAX_POS_WEIGHT = 100.0  # a label with 1 positive in 10k rows would otherwise get a weight that blows up the loss

@@ -61,7 +61,7 @@ class EmbeddingEvalReport:
         return flat_family_metrics(self.tuned, self.baseline, self.champion, self.uplift, self.vs_champion)
 
     def html_sections(self) -> list[tuple[str, str]]:
-        from tunesmith.evaluation.retrieval_report import embedding_sections
+        from tunesmith.families.embedding.report import embedding_sections
 
         return embedding_sections(self)
 
@@ -123,7 +123,7 @@ class _Scored:
 
 
 def _score_retrieval(model, rs: RetrievalSet, batch_size: int) -> _Scored:
-    from tunesmith.tasks.embedding import encode
+    from tunesmith.families.embedding.model import encode
 
     q, d = encode(model, rs.queries, batch_size=batch_size), encode(model, rs.corpus, batch_size=batch_size)
     sim = q @ d.T
@@ -135,7 +135,7 @@ def _score_retrieval(model, rs: RetrievalSet, batch_size: int) -> _Scored:
 def _score_pairs(model, test: pd.DataFrame, batch_size: int) -> _Scored:
     from scipy.stats import rankdata
 
-    from tunesmith.tasks.embedding import encode
+    from tunesmith.families.embedding.model import encode
 
     a, b = encode(model, test["query"].tolist(), batch_size=batch_size), encode(model, test["positive"].tolist(),
                                                                                 batch_size=batch_size)
@@ -181,8 +181,8 @@ def _load_tuned(model_dir: str | Path, cfg, key: str):
 
 
 def _load_base(cfg):
+    from tunesmith.families.embedding.model import load_model
     from tunesmith.hub import loading, resolve_model
-    from tunesmith.tasks.embedding import load_model
 
     resolved = resolve_model(cfg.model.base, cfg.model.revision)
     with loading(resolved, key="model.base", allow_pickle=cfg.model.allow_pickle_weights):
@@ -196,7 +196,7 @@ def evaluate_embedding(cfg, bundle, model_dir: str | Path, *, champion_dir: str 
     Raises:
         EvalError: no test rows, or a model dir that is not a sentence-transformers model.
     """
-    from tunesmith.tasks.embedding import is_scored
+    from tunesmith.families.embedding.model import is_scored
 
     test = bundle.test
     if len(test) == 0:

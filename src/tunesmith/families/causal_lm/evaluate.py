@@ -19,9 +19,9 @@ import numpy as np
 
 from tunesmith.evaluation.champion import NONE, NOT_COMPARABLE, not_compared_reason, unseen_mask
 from tunesmith.evaluation.errors import EvalError
-from tunesmith.evaluation.regression import check, load_suite
 from tunesmith.evaluation.significance import bootstrap_delta, mean_stat
-from tunesmith.evaluation.text_metrics import exact_match, json_valid, rouge_l
+from tunesmith.families.causal_lm.suite import check, load_suite
+from tunesmith.families.causal_lm.text_metrics import exact_match, json_valid, rouge_l
 from tunesmith.io import json_safe
 
 PRIMARY = "rouge_l"
@@ -79,8 +79,8 @@ class _Scored:
 def _load(model_dir: str | Path, cfg, key: str):
     from transformers import AutoModelForCausalLM
 
+    from tunesmith.families.causal_lm.model import load_tokenizer
     from tunesmith.hub import loading
-    from tunesmith.tasks.causal_lm import load_tokenizer
 
     with loading(str(model_dir), key=key):
         tokenizer = load_tokenizer(str(model_dir), trust_remote_code=cfg.model.trust_remote_code,
@@ -90,7 +90,7 @@ def _load(model_dir: str | Path, cfg, key: str):
 
 
 def _score(model_dir, cfg, key: str, prompts, references, suite) -> _Scored:
-    from tunesmith.tasks.causal_lm import example_losses, generate
+    from tunesmith.families.causal_lm.model import example_losses, generate
 
     model, tokenizer = _load(model_dir, cfg, key)
     full = [(p + [{"role": "assistant", "content": r}], t) for (p, t), r in zip(prompts, references, strict=True)]

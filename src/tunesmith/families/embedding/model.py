@@ -158,6 +158,6 @@ def encode(model, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
 
 def train_model(cfg: Config, bundle, run_dir: Path, resolved, *, start_from=None, callbacks=()):
     """The training stage's hook: sentence-transformers trains this family (training.embedding)."""
-    from tunesmith.training.embedding import train_embedding
+    from tunesmith.families.embedding.train import train_embedding
 
     return train_embedding(cfg, bundle, Path(run_dir), resolved, start_from=start_from, callbacks=callbacks)

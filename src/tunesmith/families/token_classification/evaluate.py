@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from tunesmith.data.tokens import OUTSIDE, TAGS, TOKENS
 from tunesmith.evaluation.champion import (
     MIN_CHAMPION_ROWS,
     NONE,
@@ -26,7 +25,14 @@ from tunesmith.evaluation.champion import (
 )
 from tunesmith.evaluation.errors import EvalError
 from tunesmith.evaluation.significance import flat_family_metrics
-from tunesmith.evaluation.token_metrics import deltas, entity_counts, entity_scores, entity_sets, scalar
+from tunesmith.families.token_classification.metrics import (
+    deltas,
+    entity_counts,
+    entity_scores,
+    entity_sets,
+    scalar,
+)
+from tunesmith.families.token_classification.rows import OUTSIDE, TAGS, TOKENS
 from tunesmith.io import json_safe
 
 C_VALUES = (0.1, 1.0, 10.0)  # probe strengths, chosen on the eval split
@@ -68,7 +74,7 @@ class TokenEvalReport:
                                    scalar(self.champion) if self.champion else None, self.uplift, self.vs_champion)
 
     def html_sections(self) -> list[tuple[str, str]]:
-        from tunesmith.evaluation.token_report import token_sections
+        from tunesmith.families.token_classification.report import token_sections
 
         return token_sections(self)
 
@@ -80,8 +86,8 @@ def _types(labels) -> list[str]:
 def _load(model_dir, cfg, key: str):
     from transformers import AutoModelForTokenClassification
 
+    from tunesmith.families.token_classification.model import load_tokenizer
     from tunesmith.hub import loading
-    from tunesmith.tasks.token_classification import load_tokenizer
 
     with loading(str(model_dir), key=key):
         tokenizer = load_tokenizer(str(model_dir), trust_remote_code=cfg.model.trust_remote_code)
@@ -91,7 +97,7 @@ def _load(model_dir, cfg, key: str):
 
 
 def _tags(model_dir, cfg, key: str, words, labels) -> tuple[list[list[str]], int]:
-    from tunesmith.tasks.token_classification import predict_words
+    from tunesmith.families.token_classification.model import predict_words
 
     model, tokenizer = _load(model_dir, cfg, key)
     found = set(model.config.id2label.values())
@@ -108,8 +114,8 @@ def word_features(cfg, sentences) -> list[np.ndarray]:
     import torch
     from transformers import AutoModel
 
+    from tunesmith.families.token_classification.model import load_tokenizer
     from tunesmith.hub import loading, resolve_model
-    from tunesmith.tasks.token_classification import load_tokenizer
 
     resolved = resolve_model(cfg.model.base, cfg.model.revision)
     remote = cfg.model.trust_remote_code
@@ -140,7 +146,7 @@ def word_probe(cfg, bundle, types: list[str]) -> tuple[list[list[str]], dict]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from tunesmith.tasks.token_classification import repair
+    from tunesmith.families.token_classification.model import repair
 
     splits = [bundle.train, bundle.eval, bundle.test]
     feats = word_features(cfg, [w for f in splits for w in f[TOKENS]])

@@ -20,8 +20,8 @@ from datasets import Dataset
 from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification
 
 from tunesmith.config import Config
-from tunesmith.data.tokens import OUTSIDE, TAGS, TOKENS, split_words
-from tunesmith.tasks.classification import _to_inference_device, embed
+from tunesmith.families.classification.model import _to_inference_device, embed
+from tunesmith.families.token_classification.rows import OUTSIDE, TAGS, TOKENS, split_words
 
 __all__ = ["build_model", "decode", "embed", "extract", "load_tokenizer", "predict_words", "repair", "trainer_parts"]
 IGNORE = -100  # the label CrossEntropyLoss skips
@@ -88,7 +88,7 @@ class TrainerParts:
 
 def trainer_parts(cfg: Config, bundle, tokenizer) -> TrainerParts:
     """Aligned labels, padding by DataCollatorForTokenClassification, entity F1 on eval for the best checkpoint."""
-    from tunesmith.evaluation.token_metrics import entity_counts, entity_scores, scalar
+    from tunesmith.families.token_classification.metrics import entity_counts, entity_scores, scalar
 
     labels, max_len = list(bundle.labels), cfg.model.max_length
     all_sub = cfg.token_classification.label_all_subtokens

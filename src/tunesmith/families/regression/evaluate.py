@@ -62,7 +62,7 @@ class RegressionEvalReport:
         return flat_family_metrics(self.tuned, self.baseline, self.champion, self.uplift, self.vs_champion)
 
     def html_sections(self) -> list[tuple[str, str]]:
-        from tunesmith.evaluation.regression_report import regression_sections
+        from tunesmith.families.regression.report import regression_sections
 
         return regression_sections(self)
 
@@ -89,8 +89,8 @@ def ridge_probe(cfg, bundle) -> tuple[np.ndarray, dict]:
     from sklearn.linear_model import Ridge
     from sklearn.preprocessing import StandardScaler
 
+    from tunesmith.families.classification.model import embed
     from tunesmith.hub import resolve_model
-    from tunesmith.tasks.classification import embed
 
     resolved = resolve_model(cfg.model.base, cfg.model.revision)
     splits = [bundle.train, bundle.eval, bundle.test]
@@ -117,8 +117,8 @@ def ridge_probe(cfg, bundle) -> tuple[np.ndarray, dict]:
 def _predict(model_dir: str | Path, cfg, key: str, texts: list[str]) -> np.ndarray:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from tunesmith.families.regression.model import predict
     from tunesmith.hub import loading
-    from tunesmith.tasks.regression import predict
 
     with loading(str(model_dir), key=key):
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=cfg.model.trust_remote_code)
@@ -138,7 +138,7 @@ def evaluate_regression(cfg, bundle, model_dir: str | Path, *, champion_dir: str
         EvalError: no test rows, or a model dir that is not a 1-output model.
     """
     from tunesmith.evaluation.gates import primary_name
-    from tunesmith.tasks.regression import regression_scores
+    from tunesmith.families.regression.model import regression_scores
 
     test = bundle.test
     if len(test) == 0:
@@ -163,7 +163,7 @@ def evaluate_regression(cfg, bundle, model_dir: str | Path, *, champion_dir: str
 
 
 def _compare_champion(report, cfg, champion_dir, name, texts, y, tuned) -> None:
-    from tunesmith.tasks.regression import regression_scores
+    from tunesmith.families.regression.model import regression_scores
 
     try:
         mask = unseen_mask(champion_dir, texts)

@@ -15,8 +15,8 @@ import pandas as pd
 
 from tunesmith.config import DataConfig
 from tunesmith.data.errors import DataError, quoted
-from tunesmith.data.pairs import SPLIT_TEXT
 from tunesmith.data.schema import LABEL, ORDER, SOURCE, TEXT, BadRow, BadRowReason, CheckedTable, plain
+from tunesmith.families.embedding.rows import SPLIT_TEXT
 
 QUERY, DOCUMENT, RELEVANCE = "query", "document", "relevance"  # output columns of a reranking bundle
 RELEVANCE_COLUMNS = (QUERY, DOCUMENT, RELEVANCE)

@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 
 from tunesmith.config import Config, MethodKind
+from tunesmith.families.embedding import model as task
 from tunesmith.hub import ResolvedModel, loading
 from tunesmith.provenance import write_seen_texts
-from tunesmith.tasks import embedding as task
 from tunesmith.training.checkpoints import AtomicCheckpoints, atomic_dir
 from tunesmith.training.identity import write_identity
 from tunesmith.training.methods import count_params, load_injected_checkpoints

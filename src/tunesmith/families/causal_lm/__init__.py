@@ -1,0 +1,1 @@
+"""The causal-lm task family."""

@@ -1,0 +1,1 @@
+"""The multilabel task family."""

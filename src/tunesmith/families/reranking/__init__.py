@@ -1,0 +1,1 @@
+"""The reranking task family."""
