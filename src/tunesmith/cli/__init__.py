@@ -697,6 +697,3 @@ def main() -> None:
         err.print("interrupted")
         sys.exit(130)
 
-
-if __name__ == "__main__":
-    main()
