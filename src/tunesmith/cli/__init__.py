@@ -13,55 +13,28 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from tunesmith.config import Config, ConfigError, load_config
+from tunesmith.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_GATE_FAILED,
+    ConfigArg,
+    ResumeOpt,
+    RunDirOpt,
+    SetOpt,
+    TrackingOpt,
+    console,
+    err,
+    fail,
+    input_errors,
+    load_cli_config,
+    say,
+)
+from tunesmith.config import Config
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
 models_app = typer.Typer(no_args_is_help=True, help="Registered models: versions, aliases, promote and rollback.")
 app.add_typer(models_app, name="models")
-console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 140)  # logs and CI: no 80-col wrap
-err = Console(stderr=True)
-
-EXIT_GATE_FAILED = 1
-EXIT_BAD_INPUT = 2
-
-SetOpt = typer.Option([], "--set", "-s", help="Override a config key: --set training.epochs=1 (repeatable).")
-ConfigArg = typer.Argument(..., help="The YAML config.")
-ResumeOpt = typer.Option(False, "--resume", help="Continue the newest unfinished run from its last complete checkpoint.")
-RunDirOpt = typer.Option(None, "--run-dir", help="Run folder to use (default: a new one under output_dir).")
-
-
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _config(path: Path, overrides: list[str]) -> Config:
-    try:
-        cfg = load_config(path, overrides)
-    except ConfigError as exc:
-        _fail(str(exc))
-    from tunesmith.evaluation import known_metrics_hint, unknown_gate_metrics
-
-    unknown = unknown_gate_metrics(cfg.gates, primary_metric=cfg.training.metric)
-    if unknown:
-        _fail(f"{path}: gates: unknown metric(s) {', '.join(unknown)}; {known_metrics_hint()}")
-    return cfg
-
-
-def _input_errors():
-    """Errors that mean the user's input is wrong, reported in one line each instead of a traceback."""
-    from tunesmith.data import DataError
-    from tunesmith.evaluation import EvalError
-    from tunesmith.hub import ModelNotFound
-    from tunesmith.jobs.provider import ProviderError
-    from tunesmith.registry import RegistryError
-    from tunesmith.training import MethodError, TrainingError
-
-    return (ConfigError, DataError, ModelNotFound, TrainingError, MethodError, RegistryError, EvalError,
-            FileNotFoundError, ProviderError)
 
 
 @app.command()
@@ -71,21 +44,20 @@ def validate(
     overrides: list[str] = SetOpt,
 ) -> None:
     """Check the config and the data (schema, bad rows, splits); write the data card."""
-    cfg = _config(config, overrides)
+    cfg = load_cli_config(config, overrides)
     if config_only:
         console.print(cfg.to_yaml(), highlight=False, markup=False)
         return
     from tunesmith.data import DataChecksFailed, prepare_data
     from tunesmith.pipeline import new_run_dir, removed_if_unused
 
-    try:
-        with console.status("validating data"), removed_if_unused(new_run_dir(cfg)) as out:
-            bundle = prepare_data(cfg, out)
-    except DataChecksFailed as exc:
-        _print_data_report(exc.report.to_dict())  # every finding, then the violations and exit 2
-        _fail(str(exc))
-    except _input_errors() as exc:
-        _fail(str(exc))
+    with input_errors():
+        try:
+            with console.status("validating data"), removed_if_unused(new_run_dir(cfg)) as out:
+                bundle = prepare_data(cfg, out)
+        except DataChecksFailed as exc:
+            _print_data_report(exc.report.to_dict())  # every finding, then the violations and exit 2
+            fail(str(exc))
     _print_data_report(bundle.report.to_dict())
 
 
@@ -102,7 +74,7 @@ def train(
                                            "DeepSpeed; see docs/distributed.md) for --launcher accelerate."),
 ) -> None:
     """Validate the data and fine-tune; writes the model to <run>/model."""
-    cfg = _config(config, overrides)
+    cfg = load_cli_config(config, overrides)
     from tunesmith.pipeline import pick_run_dir, prepare_for_run, removed_if_unused
     from tunesmith.progress import RichProgress
     from tunesmith.training import train as train_model
@@ -117,34 +89,32 @@ def train(
     try:
         chosen = Launcher(launcher)
     except ValueError:
-        _fail(f"--launcher {launcher!r}: use one of {', '.join(x.value for x in Launcher)}")
+        fail(f"--launcher {launcher!r}: use one of {', '.join(x.value for x in Launcher)}")
     if chosen is not Launcher.NONE and not in_launched_process():
-        try:
+        with input_errors():
             out = pick_run_dir(cfg, resume=resume, run_dir=run_dir)  # one folder for every rank
-        except _input_errors() as exc:
-            _fail(str(exc))
         args = ["train", str(config), "--run-dir", str(out), *(["--resume"] if resume else []),
                 *[x for o in overrides for x in ("--set", o)]]
         if accelerate_config is not None and not accelerate_config.is_file():
-            _fail(f"--accelerate-config {accelerate_config}: file not found (write one with `accelerate config`)")
+            fail(f"--accelerate-config {accelerate_config}: file not found (write one with `accelerate config`)")
         code = relaunch(chosen, nproc, args, str(accelerate_config) if accelerate_config else None)
         if code:
-            _fail(f"{chosen.value} with {nproc} processes exited with code {code} (the failing rank's error is above)",
-                  code=code)
+            fail(f"{chosen.value} with {nproc} processes exited with code {code} (the failing rank's error is above)",
+                 code=code)
         console.print(f"model: {out / 'model'}  ({nproc} processes, {chosen.value})")
         return
     try:
-        out = pick_run_dir(cfg, resume=resume, run_dir=run_dir)
-        with removed_if_unused(out, fresh=not (resume or run_dir)):
-            if is_main_process():
-                bundle = prepare_for_run(cfg, out, resume=resume)
-            else:  # DDP: rank 0 writes the data card and checks the resume; the others read the same data
-                from tunesmith.data import prepare_data
+        with input_errors():
+            out = pick_run_dir(cfg, resume=resume, run_dir=run_dir)
+            with removed_if_unused(out, fresh=not (resume or run_dir)):
+                if is_main_process():
+                    bundle = prepare_for_run(cfg, out, resume=resume)
+                else:  # DDP: rank 0 writes the data card and checks the resume; the others read the same data
+                    from tunesmith.data import prepare_data
 
-                bundle = prepare_data(cfg, None)
-        result = train_model(cfg, bundle, out, resume=resume, callbacks=[RichProgress(console)] if is_main_process() else [])
-    except _input_errors() as exc:
-        _fail(str(exc))
+                    bundle = prepare_data(cfg, None)
+            result = train_model(cfg, bundle, out, resume=resume,
+                                 callbacks=[RichProgress(console)] if is_main_process() else [])
     finally:
         shutdown()
     if not is_main_process():
@@ -169,21 +139,18 @@ def evaluate(
 
     Reads the model dir only: calibration.json and the report go to a new run folder.
     """
-    cfg = _config(config, overrides)
+    cfg = load_cli_config(config, overrides)
     if champion is not None and not (champion / "config.json").is_file():
-        _fail(f"--champion {champion}: not a model dir (no config.json); pass a trained model folder such as <run>/model")
+        fail(f"--champion {champion}: not a model dir (no config.json); pass a trained model folder such as <run>/model")
     from tunesmith.data import prepare_data
     from tunesmith.evaluation import evaluate as evaluate_model
     from tunesmith.evaluation import gate, write_report
     from tunesmith.pipeline import new_run_dir, removed_if_unused
 
-    try:
-        with removed_if_unused(new_run_dir(cfg)) as out:
-            bundle = prepare_data(cfg, out)
-            with console.status("evaluating"):
-                report = evaluate_model(cfg, bundle, model, champion_dir=champion, out_dir=out)
-    except _input_errors() as exc:
-        _fail(str(exc))
+    with input_errors(), removed_if_unused(new_run_dir(cfg)) as out:
+        bundle = prepare_data(cfg, out)
+        with console.status("evaluating"):
+            report = evaluate_model(cfg, bundle, model, champion_dir=champion, out_dir=out)
     decision = gate(report.flat_metrics(), cfg.gates, primary_metric=report.primary_metric,  # causal-lm: rouge_l
                     has_champion=report.has_champion, champion_note=report.champion_note)
     path = write_report(out, config=cfg, data_report=bundle.report.to_dict(), train_result=None,
@@ -202,15 +169,12 @@ def run(
     overrides: list[str] = SetOpt,
 ) -> None:
     """All stages: validate, train, evaluate, gate, report, log to MLflow, register if the gates pass."""
-    cfg = _config(config, overrides)
+    cfg = load_cli_config(config, overrides)
     from tunesmith.pipeline import run as run_pipeline
     from tunesmith.progress import RichProgress
 
-    try:
-        outcome = run_pipeline(cfg, resume=resume, run_dir=run_dir, say=lambda m: console.print(f"[dim]·[/] {m}"),
-                               callbacks=[RichProgress(console)])
-    except _input_errors() as exc:
-        _fail(str(exc))
+    with input_errors():
+        outcome = run_pipeline(cfg, resume=resume, run_dir=run_dir, say=say, callbacks=[RichProgress(console)])
     _print_outcome(outcome.eval_report, outcome.decision)
     if outcome.registered_version is not None:
         v = outcome.registered_version
@@ -237,17 +201,15 @@ def tune(
 
     Start the same command in several processes (or machines, with a shared --storage) to split the trials.
     """
-    cfg = _config(config, overrides)
+    cfg = load_cli_config(config, overrides)
     from tunesmith.tuning import TuneError
     from tunesmith.tuning import tune as run_study
 
-    try:
+    with input_errors(TuneError):
         from tunesmith.progress import RichProgress
 
         result = run_study(cfg, storage=storage, study_name=study, n_trials=n_trials, timeout_s=timeout,
-                           say=lambda m: console.print(f"[dim]·[/] {m}"), callbacks=[RichProgress(console)])
-    except (*_input_errors(), TuneError) as exc:
-        _fail(str(exc))
+                           say=say, callbacks=[RichProgress(console)])
     table = Table("trial", "state", result.metric, *result.best_params, title=f"study {result.study_name}")
     for t in result.trials:
         value = "-" if t["value"] is None else f"{t['value']:.4f}"
@@ -273,10 +235,8 @@ def reproduce(
     from tunesmith.reproduce import reproduce as run_reproduce
 
     registry = RegistryConfig(tracking_uri=tracking_uri) if tracking_uri else None
-    try:
-        result = run_reproduce(ref, registry=registry, say=lambda m: console.print(f"[dim]·[/] {m}"))
-    except (*_input_errors(), ReproduceError) as exc:
-        _fail(str(exc))
+    with input_errors(ReproduceError):
+        result = run_reproduce(ref, registry=registry, say=say)
     same = "[green]identical[/]" if result.weights_identical else "[red]DIFFERENT[/]"
     console.print(f"weights: {same} (sha256 recorded {result.recorded_weights[:16]}, now {result.new_weights[:16]})")
     if result.metric_diffs:
@@ -309,11 +269,9 @@ def init(
     from tunesmith.starter import StarterError, write_starter_config
 
     if output.exists() and not force:
-        _fail(f"{output} exists; pass --force to overwrite it")
-    try:
+        fail(f"{output} exists; pass --force to overwrite it")
+    with input_errors(StarterError, only=True):
         guess = write_starter_config(data, output, name=name)
-    except StarterError as exc:
-        _fail(str(exc))
     console.print(f"wrote {output}: text column {guess.text_column!r}, label column {guess.label_column!r}, "
                   f"{len(guess.labels)} labels")
     console.print(f"next: tunesmith validate {output} && tunesmith run {output}")
@@ -335,7 +293,6 @@ def env_info() -> None:
 
 # --- models -----------------------------------------------------------------------------------------------
 
-TrackingOpt = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (default: .tunesmith/mlflow.db).")
 ConfigOpt = typer.Option(None, "--config", "-c", help="Use the registry of this config (its registry.tracking_uri).")
 
 
@@ -346,7 +303,7 @@ def _where(tracking_uri: str | None, config: Path | None) -> dict:
     if tracking_uri:
         return {"registry": RegistryConfig(tracking_uri=tracking_uri)}
     if config is not None:
-        return {"registry": _config(config, []).registry}
+        return {"registry": load_cli_config(config, []).registry}
     return {}
 
 
@@ -356,8 +313,8 @@ def _model_name(name: str) -> None:
 
     if not NAME_RE.fullmatch(name) or ".." in name:
         hint = " (give the version with --version)" if ":" in name else ""
-        _fail(f"model name {name!r}: use letters, digits, '-', '_' or '.', starting with a letter or digit, no "
-              f"'..', '/' or ':'{hint}; `tunesmith models list` shows the registered names")
+        fail(f"model name {name!r}: use letters, digits, '-', '_' or '.', starting with a letter or digit, no "
+             f"'..', '/' or ':'{hint}; `tunesmith models list` shows the registered names")
 
 
 @models_app.command("list")
@@ -381,10 +338,8 @@ def models_show(name: str, tracking_uri: str = TrackingOpt, config: Path = Confi
 
     _model_name(name)
 
-    try:
+    with input_errors(registry.RegistryError, only=True):
         info = registry.show_model(name, **_where(tracking_uri, config))
-    except registry.RegistryError as exc:
-        _fail(str(exc))
     console.print_json(json.dumps(info, default=str))
 
 
@@ -400,10 +355,8 @@ def models_promote(
 
     _model_name(name)
 
-    try:
+    with input_errors(registry.RegistryError, only=True):
         v = registry.promote(name, version, **_where(tracking_uri, config))
-    except registry.RegistryError as exc:
-        _fail(str(exc))
     console.print(f"{name}: champion -> version {_get(v, 'version')}")
 
 
@@ -414,10 +367,8 @@ def models_rollback(name: str, tracking_uri: str = TrackingOpt, config: Path = C
 
     _model_name(name)
 
-    try:
+    with input_errors(registry.RegistryError, only=True):
         v = registry.rollback(name, **_where(tracking_uri, config))
-    except registry.RegistryError as exc:
-        _fail(str(exc))
     console.print(f"{name}: champion rolled back to version {_get(v, 'version')}")
 
 
@@ -446,7 +397,7 @@ def serve(
     raw = {}
     registry_cfg = RegistryConfig(tracking_uri=tracking_uri) if tracking_uri else None
     if config is not None:
-        cfg = _config(config, [])
+        cfg = load_cli_config(config, [])
         raw = cfg.serving.model_dump()
         registry_cfg = registry_cfg or cfg.registry
     flags = {"host": host, "port": port, "challenger": challenger, "shadow": shadow}
@@ -454,24 +405,20 @@ def serve(
     if canary is not None:
         raw["canary"] = {**raw.get("canary", {}), "percent": canary}
         raw.setdefault("challenger", True)
-    try:
-        # --set takes the same key paths as a config file: --set serving.max_batch_size=32
+    # --set takes the same key paths as a config file: --set serving.max_batch_size=32
+    with input_errors(ValidationError, ValueError, only=True, prefix="serving settings: "):
         settings = ServingConfig.model_validate(apply_overrides({"serving": raw}, overrides)["serving"])
-    except (ValidationError, ValueError) as exc:
-        _fail(f"serving settings: {exc}")
     from tunesmith.serving import serve as run_server
 
-    try:
-        if jobs and config is None:
-            _fail("--jobs needs --config (its jobs: section says where the job store and queue are)")
+    if jobs and config is None:
+        fail("--jobs needs --config (its jobs: section says where the job store and queue are)")
+    with input_errors():
         run_server(model, settings=settings, store=open_store(registry_cfg), jobs_config=cfg if jobs else None)
-    except _input_errors() as exc:
-        _fail(str(exc))
 
 
 # --- review (the human review queue; its commands live in review/cli.py) ------------------------------------
 
-from tunesmith.review.cli import review_app  # noqa: E402  (after _config/_fail, which it imports lazily)
+from tunesmith.review.cli import review_app  # noqa: E402
 
 app.add_typer(review_app, name="review")
 
@@ -499,18 +446,16 @@ def monitor(
     overrides: list[str] = SetOpt,
 ) -> None:
     """Drift and live accuracy of the served model over a window; JSON + HTML report and Prometheus gauges."""
-    cfg = _config(config, overrides)
+    cfg = load_cli_config(config, overrides)
     from tunesmith.monitoring.monitor import monitor as run_monitor
     from tunesmith.monitoring.monitor_report import write_monitor_report
     from tunesmith.monitoring.triggers import act as run_act
 
-    try:
+    with input_errors(ValueError):
         report = run_monitor(cfg, name=model, window=window)
         if act:
-            report["triggers"] = run_act(cfg, report, name=model, say=lambda m: console.print(f"[dim]·[/] {m}"))
+            report["triggers"] = run_act(cfg, report, name=model, say=say)
             report["files"] = write_monitor_report(report, Path(report["files"]["json"]).parent)
-    except (*_input_errors(), ValueError) as exc:
-        _fail(str(exc))
     _print_monitor(report)
 
 
@@ -551,16 +496,14 @@ def feedback_import(
     labeled_by: str = typer.Option(None, "--labeled-by", help="Who labeled rows that do not say."),
 ) -> None:
     """Import true labels; bad rows are listed as file:line (exit 2 when any), good rows are stored."""
-    cfg = _config(config, [])
+    cfg = load_cli_config(config, [])
     from tunesmith.monitoring.feedback import import_feedback
     from tunesmith.monitoring.monitor import db_url
 
     name = model or cfg.name
-    try:
+    with input_errors():
         labels = cfg.data.labels or _served_labels(cfg, name)
         result = import_feedback(db_url(cfg), file, model=name, labels=labels, labeled_by=labeled_by)
-    except _input_errors() as exc:
-        _fail(str(exc))
     for line in result.bad:
         err.print(f"[yellow]bad row:[/] {line}", highlight=False)
     console.print(f"imported {result.imported} labels for {name} ({result.already_present} already present, "
@@ -587,14 +530,12 @@ def retrain(
     overrides: list[str] = SetOpt,
 ) -> None:
     """Next dataset version from new labels -> train -> frozen test + recent slice gates -> challenger."""
-    cfg = _config(config, overrides)
+    cfg = load_cli_config(config, overrides)
     from tunesmith.retrain import retrain as run_retrain
     from tunesmith.retrain.run import RetrainError
 
-    try:
-        outcome = run_retrain(cfg, name=model, say=lambda m: console.print(f"[dim]·[/] {m}"))
-    except (*_input_errors(), RetrainError) as exc:
-        _fail(str(exc))
+    with input_errors(RetrainError):
+        outcome = run_retrain(cfg, name=model, say=say)
     console.print_json(json.dumps(outcome.to_dict(), default=str))
     if not outcome.passed:
         console.print(f"[red]not registered[/]: {'; '.join(outcome.reasons)}")

@@ -16,9 +16,9 @@ ConfigOpt = typer.Option(..., "--config", "-c", help="A config whose jobs: and r
 
 
 def _cfg(path: Path):
-    from tunesmith.cli import _config
+    from tunesmith.cli.common import load_cli_config
 
-    return _config(path, [])
+    return load_cli_config(path, [])
 
 
 @api_app.callback()
@@ -28,9 +28,9 @@ def api(ctx: typer.Context, config: Path = typer.Option(None, "--config", "-c", 
     if ctx.invoked_subcommand is not None:
         return
     if config is None:
-        from tunesmith.cli import _fail
+        from tunesmith.cli.common import fail
 
-        _fail("tunesmith api needs --config (its jobs: section: database, queue, base_config)")
+        fail("tunesmith api needs --config (its jobs: section: database, queue, base_config)")
     import uvicorn
 
     from tunesmith.jobs.api import create_jobs_app
