@@ -30,6 +30,14 @@ from tunesmith.cli.common import (
     load_cli_config,
     say,
 )
+from tunesmith.cli.output import (
+    get_field,
+    print_data_report,
+    print_monitor,
+    print_outcome,
+    print_reproduction,
+    print_tune_result,
+)
 from tunesmith.config import Config
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
@@ -56,9 +64,9 @@ def validate(
             with console.status("validating data"), removed_if_unused(new_run_dir(cfg)) as out:
                 bundle = prepare_data(cfg, out)
         except DataChecksFailed as exc:
-            _print_data_report(exc.report.to_dict())  # every finding, then the violations and exit 2
+            print_data_report(exc.report.to_dict())  # every finding, then the violations and exit 2
             fail(str(exc))
-    _print_data_report(bundle.report.to_dict())
+    print_data_report(bundle.report.to_dict())
 
 
 @app.command()
@@ -155,7 +163,7 @@ def evaluate(
                     has_champion=report.has_champion, champion_note=report.champion_note)
     path = write_report(out, config=cfg, data_report=bundle.report.to_dict(), train_result=None,
                         eval_report=report, decision=decision, lineage={"model_dir": str(model)})
-    _print_outcome(report, decision)
+    print_outcome(report, decision)
     console.print(f"report: {path}")
     if not decision.passed:
         raise typer.Exit(EXIT_GATE_FAILED)
@@ -175,10 +183,10 @@ def run(
 
     with input_errors():
         outcome = run_pipeline(cfg, resume=resume, run_dir=run_dir, say=say, callbacks=[RichProgress(console)])
-    _print_outcome(outcome.eval_report, outcome.decision)
+    print_outcome(outcome.eval_report, outcome.decision)
     if outcome.registered_version is not None:
         v = outcome.registered_version
-        console.print(f"[green]registered[/] {cfg.name} version {_get(v, 'version')} as challenger "
+        console.print(f"[green]registered[/] {cfg.name} version {get_field(v, 'version')} as challenger "
                       f"(promote with: tunesmith models promote {cfg.name})")
     elif not outcome.passed:
         console.print("[red]gates failed[/]: not registered")
@@ -210,15 +218,7 @@ def tune(
 
         result = run_study(cfg, storage=storage, study_name=study, n_trials=n_trials, timeout_s=timeout,
                            say=say, callbacks=[RichProgress(console)])
-    table = Table("trial", "state", result.metric, *result.best_params, title=f"study {result.study_name}")
-    for t in result.trials:
-        value = "-" if t["value"] is None else f"{t['value']:.4f}"
-        table.add_row(f"{t['number']}{' (default)' if t['default'] else ''}", t["state"], value,
-                      *(str(t["params"].get(k, "-")) for k in result.best_params))
-    console.print(table)
-    console.print(f"{result.finished} finished trials ({result.pruned} pruned), {result.this_worker} run here in "
-                  f"{result.elapsed_s:.0f}s; best trial {result.best_trial}: {result.metric}={result.best_value:.4f}")
-    console.print(f"best config: {result.best_config}  (tunesmith run {result.best_config})")
+    print_tune_result(result)
 
 
 @app.command()
@@ -237,23 +237,7 @@ def reproduce(
     registry = RegistryConfig(tracking_uri=tracking_uri) if tracking_uri else None
     with input_errors(ReproduceError):
         result = run_reproduce(ref, registry=registry, say=say)
-    same = "[green]identical[/]" if result.weights_identical else "[red]DIFFERENT[/]"
-    console.print(f"weights: {same} (sha256 recorded {result.recorded_weights[:16]}, now {result.new_weights[:16]})")
-    if result.metric_diffs:
-        table = Table("metric", "recorded", "now", "difference", title="metrics that differ")
-        for k, (old, new) in sorted(result.metric_diffs.items()):
-            table.add_row(k, f"{old:.6g}", f"{new:.6g}", f"{new - old:+.3g}")
-        console.print(table)
-    console.print(f"metrics: {result.compared_metrics - len(result.metric_diffs)}/{result.compared_metrics} identical")
-    if result.env_diffs:
-        table = Table("environment", "recorded", "now", title="environment differences (may explain the above)")
-        for k, (old, new) in sorted(result.env_diffs.items()):
-            table.add_row(k, old, new)
-        console.print(table)
-    else:
-        console.print("environment: same library versions and hardware as recorded")
-    console.print(f"reproduction run: {result.run_dir} (MLflow run {result.new_run_id}, not registered)")
-    console.print("[bold green]REPRODUCED[/]" if result.reproduced else "[bold red]NOT REPRODUCED[/]")
+    print_reproduction(result)
     if not result.reproduced:
         raise typer.Exit(EXIT_GATE_FAILED)
 
@@ -357,7 +341,7 @@ def models_promote(
 
     with input_errors(registry.RegistryError, only=True):
         v = registry.promote(name, version, **_where(tracking_uri, config))
-    console.print(f"{name}: champion -> version {_get(v, 'version')}")
+    console.print(f"{name}: champion -> version {get_field(v, 'version')}")
 
 
 @models_app.command("rollback")
@@ -369,7 +353,7 @@ def models_rollback(name: str, tracking_uri: str = TrackingOpt, config: Path = C
 
     with input_errors(registry.RegistryError, only=True):
         v = registry.rollback(name, **_where(tracking_uri, config))
-    console.print(f"{name}: champion rolled back to version {_get(v, 'version')}")
+    console.print(f"{name}: champion rolled back to version {get_field(v, 'version')}")
 
 
 # --- serve ------------------------------------------------------------------------------------------------
@@ -456,35 +440,7 @@ def monitor(
         if act:
             report["triggers"] = run_act(cfg, report, name=model, say=say)
             report["files"] = write_monitor_report(report, Path(report["files"]["json"]).parent)
-    _print_monitor(report)
-
-
-def _print_monitor(report: dict) -> None:
-    d = report["drift"]
-    if d.get("status") == "n/a":
-        console.print(f"drift: n/a ({d.get('note')})")
-    else:
-        table = Table("test", "statistic", "p-value", "flagged", title=f"drift vs version {d['reference_version']} "
-                      f"({d['rows']} predictions)")
-        for name, t in d["tests"].items():
-            table.add_row(name, _fmt(t["statistic"]), _fmt(t["p_value"]), "[red]yes[/]" if t["flagged"] else "no")
-        console.print(table)
-        console.print(f"drift: {'[red]DETECTED[/]' if d['detected'] else '[green]none[/]'}")
-    live = Table("version", "labels", "accuracy", "macro-F1", "burn rate", "SLO", title="live accuracy")
-    for version, v in report["live"]["versions"].items():
-        live.add_row(str(version), str(v["n"]), _fmt(v["accuracy"]), _fmt(v["macro_f1"]), _fmt(v["burn_rate"]),
-                     f"{v['status']} {v['note']}")
-    console.print(live)
-    trig = report.get("triggers")
-    if trig:
-        console.print(f"triggers fired: {', '.join(t['name'] for t in trig['fired']) or 'none'}; "
-                      f"action: {trig['action']}" + (f" ({trig['note']})" if trig.get("note") else ""))
-        if trig.get("retrain"):
-            r = trig["retrain"]
-            verdict = f"registered version {r['registered_version']}" if r["passed"] else "; ".join(r["reasons"])
-            console.print(f"retrain: dataset v{r['dataset_version']}: {verdict}")
-    console.print(f"report: {report['files']['html']}  json: {report['files']['json']}  "
-                  f"gauges: {report['files']['prometheus']}")
+    print_monitor(report)
 
 
 @feedback_app.command("import")
@@ -540,91 +496,6 @@ def retrain(
     if not outcome.passed:
         console.print(f"[red]not registered[/]: {'; '.join(outcome.reasons)}")
         raise typer.Exit(EXIT_GATE_FAILED)
-
-
-# --- printing -----------------------------------------------------------------------------------------------
-
-
-def _get(obj, key):
-    return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
-
-
-def _print_data_report(rep: dict) -> None:
-    table = Table("split", "rows", "labels", title="data")
-    for split, n in rep.get("split_sizes", {}).items():
-        dist = rep.get("label_distribution", {}).get(split, {})
-        table.add_row(split, str(n), ", ".join(f"{k}: {v}" for k, v in dist.items()))
-    console.print(table)
-    if rep.get("quarantined"):
-        console.print(f"[yellow]quarantined {rep['quarantined']} rows[/] {rep.get('quarantined_by_reason', {})} "
-                      f"-> {rep.get('quarantine_path')}")
-        for line in rep.get("quarantine_examples") or []:
-            console.print(f"  {line}", markup=False, highlight=False)
-        if rep["quarantined"] > len(rep.get("quarantine_examples") or []):
-            console.print(f"  ... {rep['quarantined'] - len(rep['quarantine_examples'] or [])} more in "
-                          f"{rep.get('quarantine_path') or 'the data card'}", markup=False, highlight=False)
-    if rep.get("excluded_by_config"):
-        console.print(f"excluded by data.drop_labels: {rep['excluded_by_config']}")
-    for w in rep.get("warnings", []):
-        console.print(f"[yellow]warning:[/] {w}")
-    _print_checks(rep.get("checks") or {})
-    console.print(f"fingerprint: {rep.get('fingerprint')}")
-
-
-def _print_checks(checks: dict) -> None:
-    """One line per data gate: its policy, its status and what it found."""
-    if not checks:
-        return
-    from tunesmith.data.checks import summarize
-
-    table = Table("check", "policy", "status", "findings", title="data checks")
-    for name, f in checks.items():
-        color = {"fail": "red", "warn": "yellow", "review": "yellow", "pass": "green"}.get(f.get("status"), "white")
-        table.add_row(name, str(f.get("policy", "on" if f.get("enabled") else "-")), f"[{color}]{f.get('status')}[/]",
-                      summarize(name, f))
-    console.print(table)
-
-
-def _print_outcome(report, decision) -> None:
-    data = report.to_dict()
-    tuned, base, champ = data.get("tuned", {}), data.get("baseline", {}), data.get("champion") or {}
-    level = f"{(data.get('bootstrap') or {}).get('confidence', 0.95):.0%} CI"
-    columns = ["metric", "base model" if "rouge_l" in tuned else "baseline (probe)", "tuned", f"uplift [{level}]"]
-    columns[1] = "base model" if "mrr@10" in tuned or "ndcg@10" in tuned or data.get("queries") else columns[1]
-    if champ:
-        columns += ["champion", f"vs champion [{level}]"]
-    table = Table(*columns, title="base vs tuned (test split)")
-    for m in ("accuracy", "macro_f1", "ece", "loss", "perplexity", "rouge_l", "exact_match", "json_valid",
-              "regression_pass_rate", *_FAMILY_METRICS):  # the last six: causal-lm, where the baseline is the base model
-        if m not in tuned:
-            continue
-        row = [m, _fmt(base.get(m)), _fmt(tuned.get(m)), _ci((data.get("uplift") or {}).get(m))]
-        if champ:
-            row += [_fmt(champ.get(m)), _ci((data.get("vs_champion") or {}).get(m))]
-        table.add_row(*row)
-    console.print(table)
-    if champ:
-        console.print(f"champion compared on {data.get('vs_champion_rows')} test rows it never trained on "
-                      f"({data.get('vs_champion_excluded')} excluded)")
-    console.print(decision.to_table())
-    verdict = "[bold green]PASSED[/]" if decision.passed else "[bold red]FAILED[/]"
-    console.print(f"gate decision: {verdict}")
-
-
-# embedding (baseline: the base model) and regression (baseline: a ridge probe on frozen embeddings)
-_FAMILY_METRICS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "mae", "rmse", "spearman", "pearson")
-_FAMILY_METRICS += ("f1", "precision", "recall")  # token-classification: entity level (macro_f1 is listed above)
-_FAMILY_METRICS = (*_FAMILY_METRICS, "micro_f1", "subset_accuracy", "hamming_loss")  # multi-label classification
-
-
-def _ci(u) -> str:
-    if not isinstance(u, dict) or not all(isinstance(u.get(k), int | float) for k in ("delta", "ci_low", "ci_high")):
-        return "-"
-    return f"{u['delta']:+.4f} [{u['ci_low']:+.4f}, {u['ci_high']:+.4f}]"
-
-
-def _fmt(x) -> str:
-    return f"{x:.4f}" if isinstance(x, int | float) else "-"
 
 
 def main() -> None:
