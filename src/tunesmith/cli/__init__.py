@@ -12,10 +12,8 @@ import sys
 
 import typer
 
-from tunesmith.cli import data, env, loop, models, serve, train
+from tunesmith.cli import data, env, jobs, loop, models, review, serve, train
 from tunesmith.cli.common import err
-from tunesmith.jobs.cli import api_app, worker
-from tunesmith.review.cli import review_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
 
@@ -31,12 +29,12 @@ app.command()(data.init)
 app.command()(data.schema)
 app.command("env")(env.env_info)
 app.command()(serve.serve)
-app.command()(worker)
+app.command()(jobs.worker)
 app.command()(loop.monitor)
 app.command()(loop.retrain)
 app.add_typer(models.models_app, name="models")
-app.add_typer(review_app, name="review")
-app.add_typer(api_app, name="api")
+app.add_typer(review.review_app, name="review")
+app.add_typer(jobs.api_app, name="api")
 app.add_typer(loop.feedback_app, name="feedback")
 
 

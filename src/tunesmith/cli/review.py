@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from tunesmith.cli.common import fail, input_errors, load_cli_config
+
 review_app = typer.Typer(invoke_without_command=True, no_args_is_help=False,
                          help="Human review queue: `review --model NAME` serves the page; enqueue / export / agreement.")
 
@@ -19,7 +21,6 @@ DbOpt = typer.Option(None, "--db", help="SQLAlchemy URL of the prediction log (d
 
 def _setup(model: str | None, config: Path | None, db: str | None):
     """(model, db url, Config or None, ReviewConfig) from the flags and the optional config."""
-    from tunesmith.cli.common import fail, load_cli_config
     from tunesmith.config import ReviewConfig
     from tunesmith.monitoring.predictions import default_url
 
@@ -50,7 +51,6 @@ def review(
         return
     import uvicorn
 
-    from tunesmith.cli.common import fail, input_errors
     from tunesmith.review.web import (
         LOOPBACK_HOSTS,
         create_review_app,
@@ -99,7 +99,6 @@ def enqueue_cmd(
                                     "(review.confidence_threshold)."),
 ) -> None:
     """Queue low-confidence predictions, shadow disagreements and flagged training rows; re-rank the queue."""
-    from tunesmith.cli.common import fail, input_errors
     from tunesmith.config import ReviewEmbeddings
     from tunesmith.review.enqueue import ReviewInputError, enqueue, newest_label_issues
     from tunesmith.review.ordering import tfidf_embed
