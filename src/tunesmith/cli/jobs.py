@@ -1,4 +1,7 @@
-"""`tunesmith api` (the OpenAI-compatible fine-tuning API), `tunesmith api keys add`, `tunesmith worker`."""
+"""`tunesmith api` (the OpenAI-compatible fine-tuning API), `tunesmith api keys add`, `tunesmith worker`.
+
+api_app is added to the app by tunesmith.cli; so is worker, registered in its place among the commands.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ from pathlib import Path
 
 import typer
 
+from tunesmith.cli.common import fail, load_cli_config
+
 api_app = typer.Typer(help="The OpenAI-compatible fine-tuning jobs API.", invoke_without_command=True)
 keys_app = typer.Typer(no_args_is_help=True, help="API keys (stored hashed; printed once).")
 api_app.add_typer(keys_app, name="keys")
@@ -16,9 +21,7 @@ ConfigOpt = typer.Option(..., "--config", "-c", help="A config whose jobs: and r
 
 
 def _cfg(path: Path):
-    from tunesmith.cli import _config
-
-    return _config(path, [])
+    return load_cli_config(path, [])
 
 
 @api_app.callback()
@@ -28,9 +31,7 @@ def api(ctx: typer.Context, config: Path = typer.Option(None, "--config", "-c", 
     if ctx.invoked_subcommand is not None:
         return
     if config is None:
-        from tunesmith.cli import _fail
-
-        _fail("tunesmith api needs --config (its jobs: section: database, queue, base_config)")
+        fail("tunesmith api needs --config (its jobs: section: database, queue, base_config)")
     import uvicorn
 
     from tunesmith.jobs.api import create_jobs_app

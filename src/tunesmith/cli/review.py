@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from tunesmith.cli.common import fail, input_errors, load_cli_config
+
 review_app = typer.Typer(invoke_without_command=True, no_args_is_help=False,
                          help="Human review queue: `review --model NAME` serves the page; enqueue / export / agreement.")
 
@@ -19,13 +21,12 @@ DbOpt = typer.Option(None, "--db", help="SQLAlchemy URL of the prediction log (d
 
 def _setup(model: str | None, config: Path | None, db: str | None):
     """(model, db url, Config or None, ReviewConfig) from the flags and the optional config."""
-    from tunesmith.cli import _config, _fail
     from tunesmith.config import ReviewConfig
     from tunesmith.monitoring.predictions import default_url
 
-    cfg = _config(config, []) if config is not None else None
+    cfg = load_cli_config(config, []) if config is not None else None
     if not model:
-        _fail("--model: name the registered model whose review queue to use, e.g. --model sentiment")
+        fail("--model: name the registered model whose review queue to use, e.g. --model sentiment")
     url = db or (cfg.serving.predictions.url if cfg is not None else None) or default_url()
     return model, url, cfg, cfg.review if cfg is not None else ReviewConfig()
 
@@ -50,7 +51,6 @@ def review(
         return
     import uvicorn
 
-    from tunesmith.cli import _fail
     from tunesmith.review.web import (
         LOOPBACK_HOSTS,
         create_review_app,
@@ -63,14 +63,12 @@ def review(
     token_env = cfg.serving.auth_token_env if cfg is not None else "TUNESMITH_SERVE_TOKEN"
     reviewer_tokens = None
     if os.environ.get(rc.reviewer_tokens_env, "").strip():
-        try:
+        with input_errors(ValueError, only=True, prefix=f"{rc.reviewer_tokens_env}: "):
             reviewer_tokens = parse_reviewer_tokens(os.environ[rc.reviewer_tokens_env])
-        except ValueError as exc:
-            _fail(f"{rc.reviewer_tokens_env}: {exc}")
     fixed = reviewer or rc.reviewer
     if reviewer_tokens and fixed:
-        _fail(f"--reviewer / review.reviewer: with per-reviewer tokens (${rc.reviewer_tokens_env}) each token names "
-              "its reviewer; drop the fixed name")
+        fail(f"--reviewer / review.reviewer: with per-reviewer tokens (${rc.reviewer_tokens_env}) each token names "
+             "its reviewer; drop the fixed name")
     token = None if reviewer_tokens else os.environ.get(token_env) or None
     bind_host, bind_port = host or rc.host, port if port is not None else rc.port
     allowed = rc.allowed_hosts
@@ -101,7 +99,6 @@ def enqueue_cmd(
                                     "(review.confidence_threshold)."),
 ) -> None:
     """Queue low-confidence predictions, shadow disagreements and flagged training rows; re-rank the queue."""
-    from tunesmith.cli import _fail
     from tunesmith.config import ReviewEmbeddings
     from tunesmith.review.enqueue import ReviewInputError, enqueue, newest_label_issues
     from tunesmith.review.ordering import tfidf_embed
@@ -113,7 +110,7 @@ def enqueue_cmd(
 
         issues = newest_label_issues(runs_root(cfg))
     if issues is not None and not Path(issues).is_file():
-        _fail(f"--label-issues: {issues} not found (data.checks.label_issues.review_file: true writes one per run)")
+        fail(f"--label-issues: {issues} not found (data.checks.label_issues.review_file: true writes one per run)")
     embed = None
     if rc.embeddings is ReviewEmbeddings.TFIDF or (rc.embeddings is ReviewEmbeddings.BASE and cfg is None):
         embed = tfidf_embed  # without a config there is no model.base to embed with
@@ -121,12 +118,10 @@ def enqueue_cmd(
         from tunesmith.families.classification.checks import _embedder
 
         embed = _embedder(cfg)
-    try:
+    with input_errors(ReviewInputError, only=True):
         report = enqueue(url, name, threshold=rc.confidence_threshold if threshold is None else threshold,
                          sources=rc.sources, label_issues_file=issues, strategy=rc.strategy,
                          diversity=rc.diversity, embed=embed)
-    except ReviewInputError as exc:
-        _fail(str(exc))
     typer.echo(json.dumps(report, indent=2))
 
 

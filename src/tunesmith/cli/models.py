@@ -1,0 +1,91 @@
+"""`tunesmith models list|show|promote|rollback`: the registered models, their versions and aliases."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from tunesmith.cli.common import TrackingOpt, console, fail, input_errors, load_cli_config
+from tunesmith.cli.output import get_field
+
+models_app = typer.Typer(no_args_is_help=True, help="Registered models: versions, aliases, promote and rollback.")
+ConfigOpt = typer.Option(None, "--config", "-c", help="Use the registry of this config (its registry.tracking_uri).")
+
+
+def _where(tracking_uri: str | None, config: Path | None) -> dict:
+    """The registry to talk to: --tracking-uri, else the config's registry block, else the embedded default."""
+    from tunesmith.config import RegistryConfig
+
+    if tracking_uri:
+        return {"registry": RegistryConfig(tracking_uri=tracking_uri)}
+    if config is not None:
+        return {"registry": load_cli_config(config, []).registry}
+    return {}
+
+
+def _model_name(name: str) -> None:
+    """A registered model name, or exit 2 with one line (no path, version or alias in it)."""
+    from tunesmith.config.training import NAME_RE
+
+    if not NAME_RE.fullmatch(name) or ".." in name:
+        hint = " (give the version with --version)" if ":" in name else ""
+        fail(f"model name {name!r}: use letters, digits, '-', '_' or '.', starting with a letter or digit, no "
+             f"'..', '/' or ':'{hint}; `tunesmith models list` shows the registered names")
+
+
+@models_app.command("list")
+def models_list(tracking_uri: str = TrackingOpt, config: Path = ConfigOpt) -> None:
+    """Registered models with their champion and challenger versions."""
+    from tunesmith import registry
+
+    rows = registry.list_models(**_where(tracking_uri, config))
+    table = Table("name", "latest", "champion", "challenger", "updated")
+    for r in rows:
+        aliases = r.get("aliases", {})
+        table.add_row(r["name"], str(r.get("latest_version", "")), str(aliases.get("champion", "-")),
+                      str(aliases.get("challenger", "-")), str(r.get("updated", "")))
+    console.print(table if rows else "no registered models yet (tunesmith run CONFIG registers one)")
+
+
+@models_app.command("show")
+def models_show(name: str, tracking_uri: str = TrackingOpt, config: Path = ConfigOpt) -> None:
+    """Every version of a model with its aliases, metrics and lineage tags."""
+    from tunesmith import registry
+
+    _model_name(name)
+
+    with input_errors(registry.RegistryError, only=True):
+        info = registry.show_model(name, **_where(tracking_uri, config))
+    console.print_json(json.dumps(info, default=str))
+
+
+@models_app.command("promote")
+def models_promote(
+    name: str,
+    version: str = typer.Option(None, "--version", help="Version to make champion (default: the challenger)."),
+    tracking_uri: str = TrackingOpt,
+    config: Path = ConfigOpt,
+) -> None:
+    """Move the `champion` alias to the challenger (or --version)."""
+    from tunesmith import registry
+
+    _model_name(name)
+
+    with input_errors(registry.RegistryError, only=True):
+        v = registry.promote(name, version, **_where(tracking_uri, config))
+    console.print(f"{name}: champion -> version {get_field(v, 'version')}")
+
+
+@models_app.command("rollback")
+def models_rollback(name: str, tracking_uri: str = TrackingOpt, config: Path = ConfigOpt) -> None:
+    """Move `champion` back to the version it pointed at before the last promote."""
+    from tunesmith import registry
+
+    _model_name(name)
+
+    with input_errors(registry.RegistryError, only=True):
+        v = registry.rollback(name, **_where(tracking_uri, config))
+    console.print(f"{name}: champion rolled back to version {get_field(v, 'version')}")
