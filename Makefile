@@ -50,6 +50,7 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/lint-imports  # the import layers (.importlinter)
 
 # Freeze a green venv into the lock (default .venv; after a green upgrade-check: make lock FROM=.venv-upgrade).
 lock:

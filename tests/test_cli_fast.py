@@ -29,3 +29,11 @@ def test_every_verb_is_listed_in_help():
     result = runner.invoke(app, ["--help"])
     for verb in ("validate", "train", "evaluate", "run", "init", "models", "schema", "env"):
         assert verb in result.stdout
+
+
+def test_schema_documents_the_families_sections():
+    schema = json.loads(runner.invoke(app, ["schema"]).stdout)
+    assert {"chat", "embedding", "regression", "token_classification"} <= set(schema["properties"])
+    assert schema["additionalProperties"] is False  # an unknown top-level key is an error, as the config says
+    chat = schema["$defs"][schema["properties"]["chat"]["$ref"].rsplit("/", 1)[-1]]
+    assert {"template", "train_on", "max_new_tokens"} <= set(chat["properties"])

@@ -62,14 +62,15 @@ def test_champion_lookup_is_none_only_when_there_is_no_champion(tmp_path):
 
 
 def test_calibration_ships_with_the_model(tmp_path):
-    from tunesmith.pipeline import _ship_calibration
+    from tunesmith.families import get
+    from tunesmith.pipeline import _ship_files
 
     model = tmp_path / "model"
     model.mkdir()
-    _ship_calibration(tmp_path, model)  # nothing evaluated: nothing to copy
+    _ship_files(get("classification"), tmp_path, model)  # nothing evaluated: nothing to copy
     assert not (model / "calibration.json").exists()
     (tmp_path / "calibration.json").write_text('{"temperature": 1.5}\n')
-    _ship_calibration(tmp_path, model)
+    _ship_files(get("classification"), tmp_path, model)
     assert (model / "calibration.json").read_text() == '{"temperature": 1.5}\n'
 
 

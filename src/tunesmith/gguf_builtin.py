@@ -15,7 +15,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from tunesmith.training.checkpoints import atomic_dir
+from tunesmith.io import atomic_dir
 
 
 def cache_root() -> Path:

@@ -13,7 +13,10 @@ import enum
 import json
 import math
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +84,64 @@ def atomic_write_json(path: str | Path, obj: Any, *, indent: int | None = 2) -> 
     """Write `obj` as strict JSON (UTF-8, NaN as null, a trailing newline) atomically."""
     text = json.dumps(json_safe(obj), indent=indent, ensure_ascii=False, default=to_jsonable, allow_nan=False)
     return atomic_write_text(path, text + "\n")
+
+
+# --- directories: written whole or not at all (model dirs, adapters, converted weights) ---------------------
+
+
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(root: Path) -> None:
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            fsync_path(Path(dirpath) / name)
+        fsync_path(Path(dirpath))
+
+
+def recover_dir(final: str | Path) -> bool:
+    """Undo a crash inside `atomic_dir`'s swap: if `final` is missing but its `.old-` copy exists, put it back.
+
+    Returns True when something was restored.
+    """
+    final = Path(final)
+    old = final.with_name(f".old-{final.name}")
+    if final.exists() or not old.is_dir():
+        return False
+    os.replace(old, final)  # the previous content, whole: the swap had only moved it aside
+    fsync_path(final.parent)
+    return True
+
+
+@contextmanager
+def atomic_dir(final: str | Path) -> Iterator[Path]:
+    """Yield a temp dir beside `final`; on success it replaces `final` (old content dropped).
+
+    The swap is two renames (`final` -> `.old-final`, `.tmp-final` -> `final`), so a crash between them
+    leaves `final` missing; `recover_dir` (run here first, and callable by readers) moves `.old-` back.
+    Only then are leftovers of an interrupted call deleted, never the last copy of `final`.
+    """
+    final = Path(final)
+    tmp = final.with_name(f".tmp-{final.name}")
+    old = final.with_name(f".old-{final.name}")
+    recover_dir(final)
+    for stale in (tmp, old):
+        if stale.exists():
+            shutil.rmtree(stale)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        fsync_tree(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if final.exists():
+        os.replace(final, old)  # a directory cannot be renamed over a non-empty one
+    os.replace(tmp, final)
+    fsync_path(final.parent)
+    shutil.rmtree(old, ignore_errors=True)

@@ -16,7 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tunesmith.config import Config, MethodKind, TaskKind
+from tunesmith.config import Config, MethodKind
+from tunesmith.families import get as family
 
 Say = Callable[[str], None]
 
@@ -147,10 +148,11 @@ def _timed(timings: dict, name: str):
 def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: Say = _quiet,
         callbacks: list | None = None) -> RunOutcome:
     """Every stage in order. Registers a `challenger` version only when every gate passes."""
+    from tunesmith.config.loading import write_run_config
     from tunesmith.evaluation import evaluate, gate, write_report
     from tunesmith.hub import resolve_model
     from tunesmith.registry import collect_lineage, log_run, model_dir_for, register_version
-    from tunesmith.reproduce import weights_sha256, write_run_config
+    from tunesmith.registry.lineage import weights_sha256
     from tunesmith.training import train
 
     timings: dict[str, float] = {}
@@ -173,25 +175,17 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
         f"{result.train_examples_per_s:.1f} examples/s")
 
     champion_dir = _champion_dir(cfg, model_dir_for, say)
-    causal = cfg.task is TaskKind.CAUSAL_LM
-    baseline = "base model (generations side by side)" if causal else "linear-probe baseline"
-    baseline = {TaskKind.EMBEDDING: "base model (retrieval)", TaskKind.REGRESSION: "ridge probe"}.get(cfg.task, baseline)
-    baseline = "word probe on the frozen base" if cfg.task is TaskKind.TOKEN_CLASSIFICATION else baseline
-    baseline = "one-vs-rest probe, thresholds tuned on eval" if cfg.data.multi_label else baseline
-    baseline = "base model as a bi-encoder (cosine)" if cfg.task is TaskKind.RERANKING else baseline
-    say(f"evaluating on the test split: tuned model, {baseline}" + (", champion" if champion_dir else ""))
+    task = family(cfg.task)
+    say(f"evaluating on the test split: tuned model, {task.baseline_name}" + (", champion" if champion_dir else ""))
     with _timed(timings, "evaluate"):
         report = evaluate(cfg, bundle, result.model_dir, champion_dir=champion_dir,
                           champion_name=f"{cfg.name}@champion", out_dir=out_dir)
-        primary = report.primary_metric if causal else cfg.training.metric  # causal-lm: significance on rouge_l
-        if cfg.task in (TaskKind.EMBEDDING, TaskKind.REGRESSION, TaskKind.TOKEN_CLASSIFICATION,
-                        TaskKind.RERANKING) or cfg.data.multi_label:  # mrr@10, rmse, f1, micro_f1
-            primary = report.primary_metric
+        primary = report.primary_metric  # what the family measures significance on (macro_f1, rouge_l, mrr@10, ...)
         distilled = _distill_comparison(cfg, bundle, out_dir, result.model_dir, say)
         flat = {**report.flat_metrics(), **(distilled["flat"] if distilled else {})}
         decision = gate(flat, cfg.gates, primary_metric=primary,
                         has_champion=report.has_champion, champion_note=report.champion_note)
-    _ship_calibration(out_dir, result.model_dir)
+    _ship_files(task, out_dir, result.model_dir)
     _drift_reference(cfg, bundle, result.model_dir, out_dir)
 
     base = resolve_model(cfg.model.base, cfg.model.revision)
@@ -233,18 +227,18 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
         if decision.passed and cfg.registry.auto_register:
             outcome.registered_version = register_version(
                 cfg.name, run_id=outcome.mlflow_run_id, lineage=lineage, registry=cfg.registry,
-                description=f"{cfg.task.value} fine-tuned from {cfg.model.base} ({cfg.method.kind.value})",
+                description=f"{cfg.task} fine-tuned from {cfg.model.base} ({cfg.method.kind.value})",
             )
     return outcome
 
 
 def _run_with_provider(cfg: Config, bundle, out_dir: Path, say: Say, timings: dict) -> RunOutcome:
     """training.backend: openai-compatible: upload the gated data, follow the provider's job, evaluate the result
-    through its chat endpoint, gate, and register it as an external version (tunesmith.jobs.provider)."""
+    through its chat endpoint, gate, and register it as an external version (tunesmith.families.causal_lm.provider)."""
+    from tunesmith.contracts import NOT_COMPARABLE
     from tunesmith.data.checks import lineage_tags
     from tunesmith.evaluation import gate, write_report
-    from tunesmith.evaluation.champion import NOT_COMPARABLE
-    from tunesmith.jobs.provider import evaluate_remote, fine_tune, write_external_model
+    from tunesmith.families.causal_lm.provider import evaluate_remote, fine_tune, write_external_model
     from tunesmith.registry import collect_lineage, log_run, model_dir_for, register_version
     from tunesmith.training import TrainResult
 
@@ -294,7 +288,7 @@ def _distill_comparison(cfg: Config, bundle, run_dir: Path, model_dir: Path, say
     """method.kind: distill -> teacher vs student vs student-without-KD (quality, latency, size); else None."""
     if MethodKind(cfg.method.kind) is not MethodKind.DISTILL:
         return None
-    from tunesmith.evaluation.distill_report import compare_distilled
+    from tunesmith.training.distill_report import compare_distilled
 
     doc = compare_distilled(cfg, bundle, run_dir, model_dir, say=say)
     m, gap = doc["metric"], doc["gap"]
@@ -305,7 +299,7 @@ def _distill_comparison(cfg: Config, bundle, run_dir: Path, model_dir: Path, say
 
 
 def _distill_html(doc: dict) -> str:
-    from tunesmith.evaluation.distill_report import html_section
+    from tunesmith.training.distill_report import html_section
 
     return html_section(doc)
 
@@ -339,15 +333,20 @@ def _champion_dir(cfg: Config, model_dir_for, say: Say) -> Path | None:
     return found
 
 
-def _ship_calibration(run_dir: Path, model_dir: Path) -> None:
-    """Copy the run's calibration.json into the model dir, so the registered model carries its temperature."""
-    from tunesmith.evaluation import CALIBRATION_FILE
+def _ship_files(task, run_dir: Path, model_dir: Path) -> None:
+    """Copy what the family's evaluation fitted (calibration.json, thresholds.json) into the model dir, so the
+    registered model carries it; its tunesmith.json says so."""
     from tunesmith.io import atomic_write_text
+    from tunesmith.model_card import update_model_card
 
-    for name in (CALIBRATION_FILE, "thresholds.json"):  # multi-label: the per-label thresholds tuned on eval
+    shipped = []
+    for name in task.ships:
         src = run_dir / name
         if src.is_file():
             atomic_write_text(Path(model_dir) / name, src.read_text(encoding="utf-8"))
+            shipped.append(name)
+    if shipped:
+        update_model_card(model_dir, shipped=shipped)
 
 
 def _drift_reference(cfg: Config, bundle, model_dir: Path, run_dir: Path) -> None:

@@ -11,7 +11,6 @@ sha256); the library versions and hardware recorded with the run are compared to
 
 from __future__ import annotations
 
-import hashlib
 import re
 import tempfile
 from collections.abc import Callable, Mapping
@@ -21,11 +20,11 @@ from typing import Any
 
 import yaml
 
-from tunesmith.config import Config, config_from_dict, flatten
+from tunesmith.config import config_from_dict
+from tunesmith.config.loading import CONFIG_ARTIFACT, PATH_KEYS, portable_config, write_run_config  # noqa: F401
+from tunesmith.registry.lineage import weights_sha256  # noqa: F401 (re-exported)
 
-CONFIG_ARTIFACT = "config.yaml"
 # Data keys that hold file paths: made absolute in a stored config so it runs from anywhere.
-PATH_KEYS = ("data.path", "data.train", "data.eval", "data.test", "evaluation.regression")
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 # Metrics that compare against whatever is champion *now*: they may change with no change to the model.
 _MOVING = ("vs_champion", "champion", "uplift_vs_champion")
@@ -54,39 +53,6 @@ class ReproduceResult:
     @property
     def reproduced(self) -> bool:
         return self.weights_identical and not self.metric_diffs
-
-
-def weights_sha256(model_dir: str | Path) -> str:
-    """sha256 over the model dir's safetensors files (names and bytes, in name order)."""
-    h = hashlib.sha256()
-    files = sorted(Path(model_dir).rglob("*.safetensors"))
-    if not files:
-        raise ReproduceError(f"{model_dir}: no .safetensors weights to hash")
-    for path in files:
-        h.update(path.relative_to(model_dir).as_posix().encode())
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
-
-
-def portable_config(cfg: Config) -> dict[str, Any]:
-    """The resolved config as a dict with absolute data paths, so it runs from any folder."""
-    from tunesmith.tuning.space import set_key
-
-    raw = cfg.model_dump(mode="json", exclude={"search"})
-    flat = flatten(raw)
-    for key in PATH_KEYS:
-        value = flat.get(key)
-        if isinstance(value, str) and value and not value.startswith("pkg:"):
-            set_key(raw, key, str(cfg.resolve_path(value).resolve()))
-    return raw
-
-
-def write_run_config(cfg: Config, run_dir: Path) -> Path:
-    from tunesmith.io import atomic_write_text
-
-    return atomic_write_text(Path(run_dir) / CONFIG_ARTIFACT, yaml.safe_dump(portable_config(cfg), sort_keys=False))
 
 
 def resolve_ref(ref: str, client) -> tuple[str, dict[str, str]]:

@@ -13,10 +13,10 @@ from tests.monitoring.loop_data import build_base_model, loop_config, movie_revi
 
 from tunesmith.config import config_from_dict
 from tunesmith.monitoring.monitor import monitor
-from tunesmith.monitoring.triggers import act
 from tunesmith.registry import get_version, open_store, promote
 from tunesmith.retrain import retrain
 from tunesmith.retrain.run import RetrainError
+from tunesmith.retrain.triggers import act
 from tunesmith.serving import prediction_log_for
 from tunesmith.serving.app import create_app
 

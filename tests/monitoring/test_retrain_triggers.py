@@ -11,7 +11,6 @@ from filelock import FileLock
 from typer.testing import CliRunner
 
 from tunesmith.config import config_from_dict
-from tunesmith.monitoring.triggers import LOCK_FILE, act, evaluate_triggers
 from tunesmith.retrain.dataset import (
     build_dataset_version,
     collect_labels,
@@ -19,6 +18,7 @@ from tunesmith.retrain.dataset import (
     label_sources,
     original_splits,
 )
+from tunesmith.retrain.triggers import LOCK_FILE, act, evaluate_triggers
 
 
 def _cfg(tmp_path, **extra):

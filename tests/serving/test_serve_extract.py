@@ -7,7 +7,7 @@ import torch
 from tests.serving.serve_helpers import LiveServer, register, settings, wait_for
 
 from tunesmith.monitoring import PredictionLog, read_predictions
-from tunesmith.serving import ServeTask, create_app, detect_task
+from tunesmith.serving import create_app, detect_family
 
 TAGS = ["O", "B-GOOD", "I-GOOD", "B-BAD", "I-BAD"]
 
@@ -31,7 +31,7 @@ def build_tagger(path, encoder_dir):
 
 def test_extract_route_returns_character_spans_and_logs_the_prediction(tmp_path, store, encoder_dir):
     model_dir = build_tagger(tmp_path / "tagger", encoder_dir)
-    assert detect_task(model_dir) is ServeTask.TOKEN_CLASSIFICATION
+    assert detect_family(model_dir) == "token-classification"
     register(store, tmp_path, "tagger", model_dir, champion=True)
     url = f"sqlite:///{tmp_path / 'predictions.db'}"
     log = PredictionLog(url)

@@ -12,7 +12,10 @@ import pytest
 from tests.serving.serve_helpers import LiveServer, build_classifier, register, settings
 
 from tunesmith.config import InferenceConfig
-from tunesmith.serving import create_app, handlers, load_served
+from tunesmith.families.classification.serve import predict as classify
+from tunesmith.families.embedding.serve import predict as embed
+from tunesmith.families.regression.serve import predict as score
+from tunesmith.serving import create_app, load_served
 from tunesmith.serving import onnx_backend as ob
 
 TEXTS = ["great film", "dull boring plot with a clumsy script", "the actor was charming", "a"]
@@ -42,14 +45,14 @@ def test_onnx_matches_fp32_and_the_export_is_cached(clf_dir, monkeypatch):
     assert served.backend == "onnx" and isinstance(served.model, ob.OrtModel)
     cached = list((clf_dir / "onnx").glob("model-*.onnx"))
     assert [p.resolve() for p in cached] == [served.model.path.resolve()]
-    want, got = handlers.classify(fp32, TEXTS), handlers.classify(served, TEXTS)
+    want, got = classify(fp32, TEXTS), classify(served, TEXTS)
     assert [w["label"] for w in want] == [g["label"] for g in got]
     assert [g["score"] for g in got] == pytest.approx([w["score"] for w in want], abs=1e-4)
 
     quantized = load_served(clf_dir, name="clf", version=1, options=InferenceConfig(backend="onnx", quantize="int8"))
     assert quantized.backend == "onnx-int8" and quantized.model.path.name.endswith("-int8.onnx")
     assert quantized.model.path.stat().st_size < served.model.path.stat().st_size  # int8 weights
-    got = handlers.classify(quantized, TEXTS)
+    got = classify(quantized, TEXTS)
     assert [g["score"] for g in got] == pytest.approx([w["score"] for w in want], abs=ONNX.tolerance)
 
     def no_export(served):
@@ -69,11 +72,11 @@ def test_onnx_embeddings_and_regression_match_fp32(encoder_dir, regression_dir, 
     enc_dir = shutil.copytree(encoder_dir, tmp_path / "enc")
     fp32, served = (load_served(enc_dir, name="e", version=1, options=o) for o in (None, ONNX))
     assert served.backend == "onnx"
-    for want, got in zip(handlers.embed(fp32, TEXTS), handlers.embed(served, TEXTS), strict=True):
+    for want, got in zip(embed(fp32, TEXTS), embed(served, TEXTS), strict=True):
         assert got == pytest.approx(want, abs=1e-4)
     fp32, served = (load_served(regression_dir, name="r", version=1, options=o) for o in (None, ONNX))
     assert served.backend == "onnx"
-    assert handlers.score(served, TEXTS) == pytest.approx(handlers.score(fp32, TEXTS), abs=1e-4)
+    assert score(served, TEXTS) == pytest.approx(score(fp32, TEXTS), abs=1e-4)
 
 
 def test_onnx_falls_back_to_torch_with_a_reason(clf_dir, chat_dir, monkeypatch, caplog):

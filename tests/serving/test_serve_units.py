@@ -11,10 +11,10 @@ import threading
 import pytest
 
 from tunesmith.config import InferenceConfig, RollbackConfig
+from tunesmith.families.classification.serve import predict as classify
 from tunesmith.monitoring import PredictionLog, read_predictions
-from tunesmith.serving import ServeTask, detect_task, load_served, redactor
+from tunesmith.serving import detect_family, load_served, redactor
 from tunesmith.serving.batching import Batcher, QueueFull
-from tunesmith.serving.handlers import classify
 from tunesmith.serving.optimize import apply_inference_options
 from tunesmith.serving.router import Role, SloWindow, bucket, pick_role
 
@@ -110,14 +110,14 @@ def test_slo_window_reports_breaches_with_reason():
 
 
 def test_task_detection_from_architectures(tmp_path, classifier_dirs, chat_dir, encoder_dir):
-    assert detect_task(classifier_dirs[0]) is ServeTask.CLASSIFICATION
-    assert detect_task(chat_dir) is ServeTask.CAUSAL_LM
-    assert detect_task(encoder_dir) is ServeTask.EMBEDDING
+    assert detect_family(classifier_dirs[0]) == "classification"
+    assert detect_family(chat_dir) == "causal-lm"
+    assert detect_family(encoder_dir) == "embedding"
     odd = tmp_path / "odd"
     odd.mkdir()
     (odd / "config.json").write_text(json.dumps({"architectures": ["WhisperForConditionalGeneration"]}))
     with pytest.raises(ValueError, match="not one tunesmith serves"):
-        detect_task(odd)
+        detect_family(odd)
 
 
 def test_int8_and_bf16_are_checked_against_fp32(classifier_dirs, caplog):

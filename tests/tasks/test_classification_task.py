@@ -4,14 +4,13 @@ import numpy as np
 import torch
 
 from tunesmith.config import TaskKind
-from tunesmith.families.classification import model as classification
+from tunesmith.families import classification, get
 from tunesmith.families.classification.model import build_model, embed, encode, load_tokenizer, predict_logits
-from tunesmith.tasks import get_task
 
 
 def test_registered_under_its_kind():
-    assert get_task(TaskKind.CLASSIFICATION) is classification
-    assert get_task("classification") is classification
+    assert get(TaskKind.CLASSIFICATION) is classification.TASK
+    assert get("classification") is classification.TASK
 
 
 def test_build_model_keeps_label_names(tiny_model_dir):

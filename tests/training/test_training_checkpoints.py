@@ -76,11 +76,11 @@ def test_fresh_run_refuses_to_mix_with_an_earlier_runs_checkpoints(tiny_model_di
 
 
 def _swap_crashes_at(monkeypatch, crash_on_call: int):
-    """Make the n-th os.replace inside checkpoints.py die, as a kill at that point would."""
-    from tunesmith.training import checkpoints
+    """Make the n-th os.replace inside atomic_dir (tunesmith.io) die, as a kill at that point would."""
+    from tunesmith import io
 
     calls = {"n": 0}
-    real = checkpoints.os.replace
+    real = io.os.replace
 
     def replace(src, dst):
         calls["n"] += 1
@@ -88,7 +88,7 @@ def _swap_crashes_at(monkeypatch, crash_on_call: int):
             raise KeyboardInterrupt("killed")
         return real(src, dst)
 
-    monkeypatch.setattr(checkpoints.os, "replace", replace)
+    monkeypatch.setattr(io.os, "replace", replace)
 
 
 def test_atomic_dir_recovers_a_crash_between_its_two_renames(tmp_path, monkeypatch):

@@ -51,8 +51,8 @@ def input_error_types() -> tuple[type[Exception], ...]:
     """
     from tunesmith.data import DataError
     from tunesmith.evaluation import EvalError
+    from tunesmith.families.causal_lm.provider import ProviderError
     from tunesmith.hub import ModelNotFound
-    from tunesmith.jobs.provider import ProviderError
     from tunesmith.registry import RegistryError
     from tunesmith.training import MethodError, TrainingError
 

@@ -12,7 +12,7 @@ import typer
 
 from tunesmith.cli.common import ConfigArg, SetOpt, console, fail, input_errors, load_cli_config
 from tunesmith.cli.output import print_data_report
-from tunesmith.config import Config
+from tunesmith.config import json_schema
 
 
 def validate(
@@ -58,4 +58,4 @@ def init(
 
 def schema() -> None:
     """Every config key with its type, default and description, as JSON Schema."""
-    console.print_json(json.dumps(Config.model_json_schema()))
+    console.print_json(json.dumps(json_schema()))  # the families' sections (chat, embedding, ...) included

@@ -40,7 +40,7 @@ def monitor(
     cfg = load_cli_config(config, overrides)
     from tunesmith.monitoring.monitor import monitor as run_monitor
     from tunesmith.monitoring.monitor_report import write_monitor_report
-    from tunesmith.monitoring.triggers import act as run_act
+    from tunesmith.retrain.triggers import act as run_act
 
     with input_errors(ValueError):
         report = run_monitor(cfg, name=model, window=window)

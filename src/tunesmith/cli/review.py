@@ -115,9 +115,9 @@ def enqueue_cmd(
     if rc.embeddings is ReviewEmbeddings.TFIDF or (rc.embeddings is ReviewEmbeddings.BASE and cfg is None):
         embed = tfidf_embed  # without a config there is no model.base to embed with
     elif rc.embeddings is ReviewEmbeddings.BASE:
-        from tunesmith.families.classification.checks import _embedder
+        from tunesmith.encoders import base_embedder
 
-        embed = _embedder(cfg)
+        embed = base_embedder(cfg)
     with input_errors(ReviewInputError, only=True):
         report = enqueue(url, name, threshold=rc.confidence_threshold if threshold is None else threshold,
                          sources=rc.sources, label_issues_file=issues, strategy=rc.strategy,

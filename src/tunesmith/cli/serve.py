@@ -44,9 +44,40 @@ def serve(
     # --set takes the same key paths as a config file: --set serving.max_batch_size=32
     with input_errors(ValidationError, ValueError, only=True, prefix="serving settings: "):
         settings = ServingConfig.model_validate(apply_overrides({"serving": raw}, overrides)["serving"])
-    from tunesmith.serving import serve as run_server
-
     if jobs and config is None:
         fail("--jobs needs --config (its jobs: section says where the job store and queue are)")
     with input_errors():
         run_server(model, settings=settings, store=open_store(registry_cfg), jobs_config=cfg if jobs else None)
+
+
+def run_server(name: str, *, settings, store=None, jobs_config=None) -> None:
+    """Run the server in the foreground until SIGINT/SIGTERM (which drains in-flight requests first).
+
+    `jobs_config` (a Config): also serve the fine-tuning jobs API (files, jobs, events, checkpoints) on this app."""
+    import uvicorn
+
+    from tunesmith.registry import RegistryError, open_store
+    from tunesmith.serving.state import alias_versions
+
+    store = store or open_store()
+    if "champion" not in alias_versions(store, name):  # also raises RegistryError naming the models that exist
+        raise RegistryError(f"{name} has no champion to serve",
+                            hint=f"promote a version first: `tunesmith models promote {name}`")
+    from tunesmith.serving import prediction_log_for
+    from tunesmith.serving.app import create_app
+
+    app = create_app(name, settings=settings, store=store, prediction_log=prediction_log_for(settings))
+    if settings.review_page:
+        import os
+
+        from tunesmith.monitoring.predictions import default_url
+        from tunesmith.review.web import mount_review
+
+        mount_review(app, settings.predictions.url or default_url(), name,
+                     token=os.environ.get(settings.auth_token_env) or None)
+    if jobs_config is not None:
+        from tunesmith.jobs.api import mount_jobs
+
+        mount_jobs(app, jobs_config)  # chat and models stay the serving app's own
+    uvicorn.run(app, host=settings.host, port=settings.port, timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+                log_level="info", access_log=False)

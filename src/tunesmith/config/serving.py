@@ -10,11 +10,11 @@ from pydantic import (
 )
 
 from tunesmith.config.base import (
-    _Strict,
+    StrictModel,
 )
 
 
-class RegistryConfig(_Strict):
+class RegistryConfig(StrictModel):
     tracking_uri: str | None = Field(None, description="MLflow tracking URI; default: sqlite under .tunesmith/")
     experiment: str | None = None  # default: the config's name
     auto_register: bool = Field(True, description="register a version when the gates pass")
@@ -23,11 +23,11 @@ class RegistryConfig(_Strict):
                               "the job's tenant)")
 
 
-class CanaryConfig(_Strict):
+class CanaryConfig(StrictModel):
     percent: float = Field(0, ge=0, le=100, description="share of traffic (0-100) routed to the challenger")
 
 
-class RollbackConfig(_Strict):
+class RollbackConfig(StrictModel):
     enabled: bool = Field(True, description="stop routing to the challenger when it breaches an SLO")
     window: int = Field(200, ge=5, description="judge the challenger on its last N requests")
     min_requests: int = Field(20, ge=1, description="requests in the window before the SLOs are judged")
@@ -35,7 +35,7 @@ class RollbackConfig(_Strict):
     max_p95_ms: float | None = Field(None, gt=0, description="challenger p95 latency (ms) that triggers rollback")
 
 
-class InferenceConfig(_Strict):
+class InferenceConfig(StrictModel):
     dtype: Literal["fp32", "bf16"] = Field("fp32", description="bf16: CPU autocast, used only if it matches fp32")
     quantize: Literal["none", "int8"] = Field("none", description="int8: dynamic quantization of Linear layers")
     tolerance: float = Field(0.05, gt=0, description="max |fp32 - optimized| on probe outputs (probabilities / "
@@ -46,7 +46,7 @@ class InferenceConfig(_Strict):
                                               "dynamic int8), used only if it matches fp32")
 
 
-class PredictionLogConfig(_Strict):
+class PredictionLogConfig(StrictModel):
     enabled: bool = True
     url: str | None = Field(None, description="SQLAlchemy URL; default sqlite under .tunesmith/predictions.db")
     sample_rate: float = Field(1.0, ge=0, le=1, description="share of predictions written")
@@ -54,7 +54,7 @@ class PredictionLogConfig(_Strict):
                              "using the data gates' regex+checksum detectors")
 
 
-class ServingConfig(_Strict):
+class ServingConfig(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     challenger: bool = Field(False, description="also load the `challenger` alias (implied by canary.percent > 0 or shadow)")
@@ -107,7 +107,7 @@ class ReviewEmbeddings(str, Enum):
     NONE = "none"  # uncertainty order only
 
 
-class ReviewConfig(_Strict):
+class ReviewConfig(StrictModel):
     """The human review queue (`tunesmith review`): what is queued, in which order, and where the page listens."""
 
     sources: list[ReviewSource] = Field(default_factory=lambda: list(ReviewSource), description="what goes to review")

@@ -13,17 +13,13 @@ from pydantic import (
 )
 
 from tunesmith.config.base import (
-    EmbeddingLoss,
-    InvalidTagPolicy,
     MethodKind,
-    RegressionLoss,
+    StrictModel,
     SyntheticLabels,
-    TrainOn,
-    _Strict,
 )
 
 
-class ModelConfig(_Strict):
+class ModelConfig(StrictModel):
     base: str = Field("builtin:minilm", description="HF model id, local dir, or builtin:<name>")
     revision: str | None = None
     trust_remote_code: bool = False  # never on unless the config says so
@@ -33,58 +29,18 @@ class ModelConfig(_Strict):
     max_length: int = Field(128, ge=8, le=8192, description="truncation length; batches pad dynamically")
 
 
-class LoraConfig(_Strict):
+class LoraConfig(StrictModel):
     r: int = Field(8, ge=1)
     alpha: int = Field(16, ge=1)
     dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: list[str] | None = None  # None: chosen per architecture
 
 
-class FreezeConfig(_Strict):
+class FreezeConfig(StrictModel):
     layers: int = Field(2, ge=0, description="freeze the embeddings and the first N encoder layers")
 
 
-class ChatConfig(_Strict):
-    """causal-lm: the chat template and which tokens carry loss."""
-
-    template: str | None = Field(None, description="a Jinja chat template; default: the tokenizer's own")
-    train_on: TrainOn = TrainOn.ASSISTANT
-    max_new_tokens: int = Field(64, ge=1, le=4096, description="generation length for evaluation")
-
-
-class EmbeddingConfig(_Strict):
-    """embedding: the contrastive loss and the dims it trains."""
-
-    loss: EmbeddingLoss = EmbeddingLoss.AUTO
-    mini_batch_size: int = Field(32, ge=1, description="cached-mnrl: examples per forward pass (memory), whatever "
-                                 "training.batch_size (the number of in-batch negatives) is")
-    scale: float = Field(20.0, gt=0, description="mnrl: inverse temperature of the similarity softmax")
-    matryoshka_dims: list[int] | None = Field(None, description="also train these truncated dims (MatryoshkaLoss), "
-                                              "e.g. [384, 128, 64]")
-    pooling: Literal["mean", "cls", "max"] = Field("mean", description="pooling added when model.base is a plain "
-                                                    "transformer (a sentence-transformers dir keeps its own)")
-    normalize: bool = Field(True, description="unit-length embeddings (cosine = dot product) for a plain base")
-    max_corpus: int | None = Field(None, gt=0, description="evaluation: cap on corpus documents (all relevant "
-                                   "ones always kept)")
-
-
-class RegressionConfig(_Strict):
-    """regression: the loss of the 1-output head."""
-
-    loss: RegressionLoss = RegressionLoss.MSE
-    huber_delta: float = Field(1.0, gt=0)
-
-
-class TokenClassificationConfig(_Strict):
-    """token-classification: sub-token labels and what to do with I- tags that start an entity."""
-
-    label_all_subtokens: bool = Field(False, description="train every sub-token of a word (continuations as I-X); "
-                                      "default: the first sub-token only, the others -100")
-    invalid_tags: InvalidTagPolicy = Field(InvalidTagPolicy.REPAIR, description="I-X after O or after another "
-                                           "type: repair (read as B-X, counted) or quarantine the row")
-
-
-class DistillConfig(_Strict):
+class DistillConfig(StrictModel):
     """method.kind: distill. loss = kd_weight * T^2 * KL(teacher_T || student_T) + hard_weight * CE(labels)."""
 
     teacher: str | None = Field(None, description="the fine-tuned teacher: a registered NAME, NAME:VERSION, "
@@ -113,7 +69,7 @@ class DistillConfig(_Strict):
         return self
 
 
-class MethodConfig(_Strict):
+class MethodConfig(StrictModel):
     kind: MethodKind = MethodKind.FULL
     lora: LoraConfig = Field(default_factory=LoraConfig)
     freeze: FreezeConfig = Field(default_factory=FreezeConfig)
@@ -133,7 +89,7 @@ class MethodConfig(_Strict):
         return self.model_copy(update={"kind": self.distill.student_method})
 
 
-class ProviderConfig(_Strict):
+class ProviderConfig(StrictModel):
     """training.backend: openai-compatible: a provider's fine-tuning API trains; tunesmith gates before and after."""
 
     base_url: str = Field(..., description="the provider's API root, e.g. https://api.example.com/v1")
@@ -147,7 +103,7 @@ class ProviderConfig(_Strict):
     timeout_s: float = Field(6 * 3600, gt=0, description="cancel the provider job after this long")
 
 
-class TrainingConfig(_Strict):
+class TrainingConfig(StrictModel):
     epochs: float = Field(3, gt=0)
     max_steps: int | None = Field(None, gt=0)
     batch_size: int = Field(32, ge=1)
@@ -188,17 +144,17 @@ class TrainingConfig(_Strict):
         return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
 
 
-class CalibrationConfig(_Strict):
+class CalibrationConfig(StrictModel):
     bins: int = Field(15, ge=2)
     temperature_scaling: bool = True
 
 
-class BootstrapConfig(_Strict):
+class BootstrapConfig(StrictModel):
     samples: int = Field(1000, ge=100)
     confidence: float = Field(0.95, gt=0.5, lt=1)
 
 
-class EvaluationConfig(_Strict):
+class EvaluationConfig(StrictModel):
     top_k: list[int] = Field(default_factory=lambda: [2])
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
     bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)
@@ -216,7 +172,7 @@ NAME_RE = re.compile(r"[A-Za-z0-9][\w.-]{0,99}")  # a registered model name (MLf
 _GATE_RE = re.compile(r"^\s*([A-Za-z_][\w.@]*)\s*(>=|<=|>|<|==)\s*(-?[\d.]+(?:e-?\d+)?)\s*$")
 
 
-class GateRule(_Strict):
+class GateRule(StrictModel):
     """One gate, written in a config as `metric >= 0.8`, `uplift.macro_f1 >= 0.05` or `vs_champion.accuracy >= -0.01`."""
 
     metric: str
@@ -237,7 +193,7 @@ class GateRule(_Strict):
         return f"{self.metric} {self.op} {self.value:g}"
 
 
-class GatesConfig(_Strict):
+class GatesConfig(StrictModel):
     rules: list[GateRule] = Field(default_factory=list)
     require_significant_uplift: bool = Field(
         False, description="also require the bootstrap CI of the uplift on training.metric to lie above 0"

@@ -19,16 +19,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tunesmith.config import CheckPolicy, Config, PresidioMode, TaskKind
+from tunesmith.config import CheckPolicy, Config, PresidioMode
 from tunesmith.data import pii
 from tunesmith.data.dedup import DupFlags, DupKind, NearPairs, find_duplicates, near_pairs_by_digest
 from tunesmith.data.errors import DataError
 from tunesmith.data.fingerprint import row_digests, text_digests
 from tunesmith.data.leakage import TEXT_DIGEST
-from tunesmith.data.schema import LABEL, ORDER, SOURCE, TEXT
-from tunesmith.families.causal_lm.rows import MESSAGES, TOOLS, canonical_text
-from tunesmith.families.embedding import rows as pairs
-from tunesmith.families.token_classification import rows as tokens
+from tunesmith.data.schema import LABEL, ORDER, SOURCE, SPLIT_TEXT, TEXT
+from tunesmith.families import get as family
 
 DIGEST = "_digest"  # prepare.py's row-hash column, refreshed for redacted rows
 EXAMPLES = 3
@@ -70,19 +68,20 @@ def run_checks(cfg: Config, splits: Mapping[str, pd.DataFrame], where: Mapping[s
     out = ChecksOutcome({n: f.reset_index(drop=True) for n, f in splits.items()})
     _duplicates_and_leakage(cfg, out, where, near)
     _pii(cfg, out)
-    from tunesmith.families.classification.checks import imbalance, label_issues
-
-    if cfg.task is not TaskKind.CLASSIFICATION:  # label noise and class balance need class labels
-        for name in ("label_issues", "imbalance"):
-            out.findings[name] = {"status": "n/a", "skipped": f"not applicable to task {cfg.task.value}"}
-        return out
-    if run_dir is not None:  # a report artifact: only when there is a data card to put it in
-        label_issues(cfg, out, run_dir)
-    else:
-        out.findings["label_issues"] = {"enabled": cfg.data.checks.label_issues.enabled, "status": "skipped",
-                                        "skipped": "no run dir (the data card is not written)"}
-    imbalance(cfg, out)
+    family(cfg.task).label_checks(cfg, out, run_dir)  # label issues and class balance, where there are labels
     return out
+
+
+def label_issues_skipped(cfg: Config, out: ChecksOutcome) -> None:
+    """Label issues are a report artifact: without a run dir (no data card) they are not looked for."""
+    out.findings["label_issues"] = {"enabled": cfg.data.checks.label_issues.enabled, "status": "skipped",
+                                    "skipped": "no run dir (the data card is not written)"}
+
+
+def no_label_checks(cfg: Config, out: ChecksOutcome, run_dir: Path | None = None) -> None:
+    """What a family without class labels records for the label checks."""
+    for name in ("label_issues", "imbalance"):
+        out.findings[name] = {"status": "n/a", "skipped": f"not applicable to task {cfg.task}"}
 
 
 def record(row: pd.Series, reason: str, detail: str, slices: list[str]) -> dict[str, Any]:
@@ -265,35 +264,19 @@ def _redact(cfg: Config, out: ChecksOutcome, split: str, hits: Mapping[int, list
         return
     frame = out.splits[split].copy()
     pos = list(hits)
-    if MESSAGES in frame.columns:  # causal-lm trains on the messages: redact each turn, then re-derive the text
-        for i in pos:
-            messages = _redact_turns(frame.at[i, MESSAGES], regex_types, presidio, cfg.data.checks.pii.min_score)
-            frame.at[i, MESSAGES] = messages
-            frame.at[i, TEXT] = canonical_text(messages, frame.at[i, TOOLS] if TOOLS in frame.columns else None)
-    elif pairs.QUERY in frame.columns:  # embedding trains on query / positive / negatives: redact each of them
-        redact = _string_redactor(regex_types, presidio, cfg.data.checks.pii.min_score)
-        for i in pos:
-            pair = {c: frame.at[i, c] for c in pairs.PAIR_COLUMNS}
-            pair.update({pairs.QUERY: redact(pair[pairs.QUERY]), pairs.POSITIVE: redact(pair[pairs.POSITIVE]),
-                         pairs.NEGATIVES: [redact(n) for n in pair[pairs.NEGATIVES]]})
-            for c in (pairs.QUERY, pairs.POSITIVE):
-                frame.at[i, c] = pair[c]
-            frame.at[i, pairs.NEGATIVES] = pair[pairs.NEGATIVES]
-            frame.at[i, pairs.SPLIT_TEXT] = pair[pairs.QUERY]
-            frame.at[i, TEXT] = pairs.canonical_text(pair)
-    elif tokens.TOKENS in frame.columns:  # token-classification trains on the words: redact them, keep the tags
-        texts = frame[TEXT].astype(str)
-        for i in pos:
-            frame.at[i, tokens.TOKENS] = tokens.redact_words(texts.iat[i], frame.at[i, tokens.TOKENS], hits[i])
-        frame.loc[pos, TEXT] = [pii.redact_text(texts.iat[i], hits[i]) for i in pos]
-    else:
-        texts = frame[TEXT].astype(str)
-        frame.loc[pos, TEXT] = [pii.redact_text(texts.iat[i], hits[i]) for i in pos]
+    family(cfg.task).redact(frame, hits, _string_redactor(regex_types, presidio, cfg.data.checks.pii.min_score))
     changed = frame.loc[pos]
-    keyed = pairs.SPLIT_TEXT if pairs.SPLIT_TEXT in frame.columns else TEXT  # what prepare.py keys the digest on
+    keyed = SPLIT_TEXT if SPLIT_TEXT in frame.columns else TEXT  # what prepare.py keys the digest on
     frame.loc[pos, TEXT_DIGEST] = text_digests(changed[keyed])
     frame.loc[pos, DIGEST] = pd.Series(row_digests(changed, cfg.data.slice_columns), index=pos, dtype=object)
     out.splits[split] = frame
+
+
+def redact_text_column(frame: pd.DataFrame, hits: Mapping[int, list[pii.Finding]], redact=None) -> None:
+    """The usual `redact` hook: the text column, with the findings the check already has."""
+    texts = frame[TEXT].astype(str)
+    pos = list(hits)
+    frame.loc[pos, TEXT] = [pii.redact_text(texts.iat[i], hits[i]) for i in pos]
 
 
 def _string_redactor(regex_types: list[pii.PiiType], presidio: bool, min_score: float):
@@ -304,16 +287,6 @@ def _string_redactor(regex_types: list[pii.PiiType], presidio: bool, min_score: 
         return pii.redact_text(text, found) if found else text
 
     return redact
-
-
-def _redact_turns(messages: list[dict[str, Any]], regex_types: list[pii.PiiType], presidio: bool,
-                  min_score: float) -> list[dict[str, Any]]:
-    """A conversation with PII in every string turn replaced by typed placeholders (same detectors as the texts)."""
-    contents = [m.get("content") if isinstance(m.get("content"), str) else "" for m in messages]
-    found = [pii.scan(t, regex_types) for t in contents]
-    if presidio:
-        found = [pii.merge(a, b) for a, b in zip(found, pii.presidio_scan(contents, min_score=min_score), strict=True)]
-    return [{**m, "content": pii.redact_text(t, f)} if f else m for m, t, f in zip(messages, contents, found, strict=True)]
 
 
 def summarize(name: str, finding: Mapping[str, Any]) -> str:

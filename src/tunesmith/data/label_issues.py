@@ -28,7 +28,7 @@ class LabelIssues:
     notes: list[str] = field(default_factory=list)
 
 
-def _features(texts: list[str], features: str, embed: Embed | None) -> np.ndarray:
+def probe_features(texts: list[str], features: str, embed: Embed | None) -> np.ndarray:
     if features == "tfidf":
         from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -61,7 +61,7 @@ def find_label_issues(
     # cleanlab wants labels 0..K-1 with every class present: remap to the classes that occur.
     classes = np.flatnonzero(counts)
     y_local = np.searchsorted(classes, y)
-    x = _features(list(texts), features, embed)
+    x = probe_features(list(texts), features, embed)
     clf = LogisticRegression(max_iter=1000, C=1.0, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

@@ -15,60 +15,34 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tunesmith.config import BadRowPolicy, CheckPolicy, Config, DataConfig, TaskKind
+from tunesmith.config import BadRowPolicy, CheckPolicy, Config, DataConfig
 from tunesmith.data.bundle import DataBundle
 from tunesmith.data.checks import ChecksOutcome, DataChecksFailed, run_checks
 from tunesmith.data.dedup import NearPairs, near_duplicate_groups, near_pairs_by_digest
-from tunesmith.data.errors import DataError, quoted
+from tunesmith.data.errors import DataError
 from tunesmith.data.fingerprint import SPLITS, dataset_fingerprint, row_digests, split_keys, text_digests
 from tunesmith.data.leakage import TEXT_DIGEST, Leakage, find_leakage
-from tunesmith.data.load import Table, load_table
-from tunesmith.data.report import DataReport, label_distribution, text_length
+from tunesmith.data.load import Table
+from tunesmith.data.report import DataReport, text_length
 from tunesmith.data.schema import (
     LABEL,
     ORDER,
     SOURCE,
+    SPLIT_TEXT,
     TEXT,
     BadRow,
     CheckedTable,
-    check_columns,
-    check_rows,
     label_case_conflicts,
 )
 from tunesmith.data.split import carve, subsample
-from tunesmith.families.causal_lm.rows import MESSAGES, TOOLS, apply_length_policy, check_chat_rows
-from tunesmith.families.embedding.rows import (
-    PAIR_COLUMNS,
-    SPLIT_TEXT,
-    check_pair_rows,
-    check_scored_consistency,
-)
-from tunesmith.families.multilabel.rows import (
-    LABELS,
-    check_label_sets,
-    check_multilabel_rows,
-    label_counts,
-    label_set,
-)
-from tunesmith.families.regression.rows import TARGET, check_target_rows
-from tunesmith.families.reranking.rows import RELEVANCE_COLUMNS, check_groups, check_relevance_rows
-from tunesmith.families.token_classification.rows import (
-    TOKEN_COLUMNS,
-    check_token_rows,
-    entity_counts,
-    load_token_table,
-    token_labels,
-    unseen_types,
-)
+from tunesmith.families import get as family
 from tunesmith.io import atomic_write_json, atomic_write_text, to_jsonable
 
 DIGEST = "_digest"  # internal column: the row's content hash
-_NO_CLASSES = (TaskKind.EMBEDDING, TaskKind.REGRESSION, TaskKind.RERANKING)  # rows without a class label (no label list, no stratify)
-_NO_CLASSES += (TaskKind.TOKEN_CLASSIFICATION,)  # a tag per word: its label list comes from the tags (data.tokens)
 
 
 @dataclass
-class _Part:
+class FilePart:
     """One configured file, read and checked; `name` is "all" for data.path, else its split."""
 
     name: str
@@ -82,35 +56,24 @@ def prepare_data(cfg: Config, run_dir: Path | None = None) -> DataBundle:
     Raises:
         DataError: naming file:line or the config key, with a hint.
     """
-    d = cfg.data
+    d, task = cfg.data, family(cfg.task)
     parts = [_read(cfg, key, name, text) for key, name, text in _configured_files(d)]
     bad = [b for p in parts for b in p.checked.bad]
     quarantine_path = _write_quarantine(Path(run_dir), bad) if bad and run_dir is not None else None
     for p in parts:
         _require_rows(p)
-    labeled = cfg.task is not TaskKind.CAUSAL_LM  # chat rows have no label (LABEL is "")
-    labeled = labeled and cfg.task not in _NO_CLASSES
-    if labeled and d.labels is None:
-        _check_label_case(parts, multi=d.multi_label)
+    if task.labeled and d.labels is None:
+        _check_label_case(parts, task.label_column)
     near = near_pairs(cfg, parts)
     splits, dropped, warnings = _split(cfg, {p.name: p.checked.rows for p in parts}, near)
     warnings += [w for p in parts for w in p.checked.warnings]
-    labels: list[str] = []
-    if labeled and d.multi_label:
-        labels = list(d.labels) if d.labels else label_set([splits["train"]])
-        warnings += check_label_sets(splits, labels, {p.name: p.table.key for p in parts})
-    elif labeled:
-        _require_two_labels(splits["train"], parts, d)
-        labels = list(d.labels) if d.labels else sorted(splits["train"][LABEL].unique().tolist())
-        warnings += _check_unseen_labels(splits, labels, {p.name: p.table.key for p in parts})
-    if cfg.task is TaskKind.TOKEN_CLASSIFICATION:  # O, B-/I- per entity type, from data.labels or the train tags
-        labels = token_labels(splits["train"], d)
-        warnings += unseen_types(splits, labels)
+    labels, label_warnings = task.label_set(splits, cfg, parts)
+    warnings += label_warnings
     leakage = _leakage(splits, parts)
     warnings += leakage.warnings
-    if cfg.task is TaskKind.RERANKING:  # split by query; the checks then judge (query, document) pairs, so a query's
-        splits = {n: f.assign(**{TEXT_DIGEST: text_digests(f[TEXT])}) for n, f in splits.items()}  # candidates
-        near = None  # are not each other's duplicates (near pairs were keyed by query)
+    if task.checks_on_full_text:  # the split kept each key (a query) in one split; the checks judge whole rows,
+        splits = {n: f.assign(**{TEXT_DIGEST: text_digests(f[TEXT])}) for n, f in splits.items()}  # so the
+        near = None  # near pairs, keyed by the split key, do not apply
     checks = run_checks(cfg, splits, _split_names(parts), run_dir, near)  # the data gates: after the split, before training
     splits, warnings = checks.splits, warnings + checks.warnings
     if checks.quarantined and run_dir is not None:
@@ -118,13 +81,9 @@ def prepare_data(cfg: Config, run_dir: Path | None = None) -> DataBundle:
     if bad and run_dir is None:
         warnings.append(f"{len(bad)} bad rows were skipped; pass a run_dir to keep them in quarantine.jsonl")
     fingerprint = dataset_fingerprint({n: list(s[DIGEST]) for n, s in splits.items()}, labels, d.slice_columns)
-    extra = (LABELS,) if d.multi_label else _EXTRA.get(cfg.task, ())
-    frames = {n: _public(s, d, chat=cfg.task is TaskKind.CAUSAL_LM, extra=extra) for n, s in splits.items()}
-    if cfg.task is TaskKind.EMBEDDING:
-        check_scored_consistency(frames)
-    if cfg.task is TaskKind.RERANKING:
-        warnings += check_groups(frames)
-    report = _report(parts, frames, labels, fingerprint, quarantine_path, dropped, leakage, warnings, checks)
+    frames = {n: _public(s, d, extra=task.bundle_columns) for n, s in splits.items()}
+    warnings += task.check_splits(frames, cfg)
+    report = _report(parts, frames, labels, fingerprint, quarantine_path, dropped, leakage, warnings, checks, task)
     if run_dir is not None:
         atomic_write_json(Path(run_dir) / "data_card.json", report.to_dict())
     if checks.violations:
@@ -138,35 +97,17 @@ def _configured_files(d: DataConfig) -> list[tuple[str, str, str]]:
     return [(f"data.{n}", n, getattr(d, n)) for n in SPLITS if getattr(d, n)]
 
 
-def _read(cfg: Config, key: str, name: str, path_text: str) -> _Part:
-    if cfg.task is TaskKind.TOKEN_CLASSIFICATION:  # CoNLL text files too
-        table = load_token_table(key, cfg.resolve_path(path_text), cfg.data)
-    else:
-        table = load_table(key, cfg.resolve_path(path_text), cfg.data.format, max_line_bytes=cfg.data.max_line_bytes)
-    if cfg.task is TaskKind.CAUSAL_LM:  # conversations: normalized to messages, checked turn by turn and by length
-        checked = check_chat_rows(table, cfg.data)
-    elif cfg.task is TaskKind.EMBEDDING:  # (query, positive[, negatives]) or (text1, text2, score)
-        checked = check_pair_rows(table, cfg.data)
-    elif cfg.task is TaskKind.REGRESSION:  # a text and a numeric target
-        checked = check_target_rows(table, cfg.data)
-    elif cfg.task is TaskKind.TOKEN_CLASSIFICATION:  # words + IOB2 tags (from tags, CoNLL or character spans)
-        checked = check_token_rows(table, cfg)
-    elif cfg.task is TaskKind.RERANKING:  # (query, document, relevance), grouped by query
-        checked = check_relevance_rows(table, cfg.data)
-    elif cfg.data.multi_label:  # a text and a list of labels
-        checked = check_multilabel_rows(table, cfg.data)
-    else:
-        check_columns(table, cfg.data)
-        checked = check_rows(table, cfg.data)
+def _read(cfg: Config, key: str, name: str, path_text: str) -> FilePart:
+    task = family(cfg.task)
+    table = task.read_table(key, cfg.resolve_path(path_text), cfg)
+    checked = task.check_rows(table, cfg)
     if cfg.data.bad_rows is BadRowPolicy.FAIL and checked.bad:
         raise checked.bad[0].error()
-    if cfg.task is TaskKind.CAUSAL_LM:
-        apply_length_policy(checked, cfg)  # data.too_long decides, whatever data.bad_rows says
+    task.finish_rows(checked, cfg)  # causal-lm: data.too_long decides, whatever data.bad_rows says
     checked.rows[DIGEST] = row_digests(checked.rows, cfg.data.slice_columns)
-    checked.rows[TEXT_DIGEST] = text_digests(checked.rows[TEXT])
-    if SPLIT_TEXT in checked.rows:  # embedding: a query never straddles splits, whatever its positives
-        checked.rows[TEXT_DIGEST] = text_digests(checked.rows[SPLIT_TEXT])
-    return _Part(name, table, checked)
+    keyed = SPLIT_TEXT if SPLIT_TEXT in checked.rows else TEXT  # embedding: a query never straddles splits
+    checked.rows[TEXT_DIGEST] = text_digests(checked.rows[keyed])
+    return FilePart(name, table, checked)
 
 
 def _write_quarantine(run_dir: Path, bad: list[BadRow], flagged: list[dict] = ()) -> str:
@@ -175,7 +116,7 @@ def _write_quarantine(run_dir: Path, bad: list[BadRow], flagged: list[dict] = ()
     return str(atomic_write_text(run_dir / "quarantine.jsonl", "".join(lines)))
 
 
-def _require_rows(part: _Part) -> None:
+def _require_rows(part: FilePart) -> None:
     if not part.checked.rows.empty:
         return
     table, checked = part.table, part.checked  # load_table has refused files without rows
@@ -187,10 +128,11 @@ def _require_rows(part: _Part) -> None:
     )
 
 
-def _check_label_case(parts: list[_Part], multi: bool = False) -> None:
-    rows = pd.concat([p.checked.rows[[LABELS if multi else LABEL, SOURCE]] for p in parts], ignore_index=True)
-    if multi:  # one row per (label, row): the labels inside the lists are compared
-        rows = rows.explode(LABELS).dropna().rename(columns={LABELS: LABEL})
+def _check_label_case(parts: list[FilePart], column: str | None) -> None:
+    column = column or LABEL
+    rows = pd.concat([p.checked.rows[[column, SOURCE]] for p in parts], ignore_index=True)
+    if column != LABEL:  # label lists: one row per (label, row), the labels inside the lists are compared
+        rows = rows.explode(column).dropna().rename(columns={column: LABEL})
     first = rows.drop_duplicates(LABEL).set_index(LABEL)[SOURCE]
     groups = label_case_conflicts(first.index)
     if groups:
@@ -226,7 +168,7 @@ def _split(cfg: Config, rows: dict[str, pd.DataFrame], near: NearPairs | None = 
     return {n: splits[n] for n in SPLITS}, dropped, warnings
 
 
-def near_pairs(cfg: Config, parts: list[_Part]) -> NearPairs | None:
+def near_pairs(cfg: Config, parts: list[FilePart]) -> NearPairs | None:
     """Near-duplicate pairs over every configured file's rows, computed once for the split and the checks."""
     c = cfg.data.checks
     if not c.duplicates.near.enabled:
@@ -245,30 +187,14 @@ def _near_groups(cfg: Config, pool: pd.DataFrame, groups: np.ndarray, near: Near
     return near_duplicate_groups(pool[TEXT_DIGEST].tolist(), groups, near)
 
 
-def _require_two_labels(train: pd.DataFrame, parts: list[_Part], d: DataConfig) -> None:
-    found = sorted(train[LABEL].unique())
-    if len(found) >= 2:
-        return
-    excluded = sum(sum(p.checked.excluded.values()) for p in parts)
-    quarantined = sum(len(p.checked.bad) for p in parts)
-    aside = f" ({excluded} rows were excluded by data.drop_labels, {quarantined} quarantined)" if excluded or quarantined else ""
-    raise DataError(
-        "data.label_column",
-        f"train has {'only one label, ' + repr(found[0]) if found else 'no labels'} in column {d.label_column!r} "
-        f"({len(train)} rows); a classifier needs at least 2",
-        f"check that data.label_column names the label column, and that data.labels / data.drop_labels "
-        f"do not leave out the other labels{aside}",
-    )
-
-
-def _split_names(parts: list[_Part]) -> dict[str, str]:
+def _split_names(parts: list[FilePart]) -> dict[str, str]:
     """How each split is named in a message: "data.test (test.jsonl)" or "eval (split from data.csv)"."""
     names = {p.name: f"{p.table.key} ({p.table.path})" for p in parts}
     pool = next(p for p in parts if p.name in ("all", "train"))
     return {n: names.get(n) or f"{n} (split from {pool.table.path})" for n in SPLITS}
 
 
-def _leakage(splits: dict[str, pd.DataFrame], parts: list[_Part]) -> Leakage:
+def _leakage(splits: dict[str, pd.DataFrame], parts: list[FilePart]) -> Leakage:
     """Texts shared by two splits, and conflicting labels in the rows of data.path / data.train."""
     names = {p.name: f"{p.table.key} ({p.table.path})" for p in parts}
     pool = next(p for p in parts if p.name in ("all", "train"))
@@ -277,28 +203,9 @@ def _leakage(splits: dict[str, pd.DataFrame], parts: list[_Part]) -> Leakage:
     return find_leakage(splits, where, training, names[pool.name])
 
 
-def _check_unseen_labels(splits: dict[str, pd.DataFrame], labels: list[str], keys: dict[str, str]) -> list[str]:
-    seen = set(splits["train"][LABEL].unique())
-    for name in ("eval", "test"):
-        unseen = sorted(set(splits[name][LABEL].unique()) - seen)
-        if unseen:
-            where = keys.get(name, "data.split")
-            raise DataError(
-                where, f"labels {quoted(unseen)} occur in {name} but never in train, so the model cannot learn them",
-                "add training rows with these labels, or leave them out with data.drop_labels",
-            )
-    missing = [label for label in labels if label not in seen]
-    return [f"data.labels {quoted(missing)} have no training rows; the model will never predict them"] if missing else []
-
-
-_EXTRA = {TaskKind.EMBEDDING: PAIR_COLUMNS, TaskKind.REGRESSION: (TARGET,), TaskKind.RERANKING: RELEVANCE_COLUMNS}  # task columns after the contract's
-_EXTRA[TaskKind.TOKEN_CLASSIFICATION] = TOKEN_COLUMNS
-
-
-def _public(rows: pd.DataFrame, d: DataConfig, chat: bool = False, extra: tuple[str, ...] = ()) -> pd.DataFrame:
-    """The contract's columns in the contract's order, rows in file order."""
+def _public(rows: pd.DataFrame, d: DataConfig, extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The contract's columns in the contract's order (then the family's), rows in file order."""
     columns = [TEXT, LABEL, SOURCE] + [c for c in d.slice_columns if c not in (TEXT, LABEL)]
-    columns += [MESSAGES, TOOLS] if chat else []
     columns += list(extra)
     return rows.sort_values(ORDER, kind="stable")[columns].reset_index(drop=True)
 
@@ -307,8 +214,8 @@ QUARANTINE_EXAMPLES = 5  # quarantined rows shown on the console, where they cam
 
 
 def _report(
-    parts: list[_Part], frames: dict[str, pd.DataFrame], labels: list[str], fingerprint: str,
-    quarantine_path: str | None, dropped: int, leakage: Leakage, warnings: list[str], checks: ChecksOutcome,
+    parts: list[FilePart], frames: dict[str, pd.DataFrame], labels: list[str], fingerprint: str,
+    quarantine_path: str | None, dropped: int, leakage: Leakage, warnings: list[str], checks: ChecksOutcome, task,
 ) -> DataReport:
     bad = [b for p in parts for b in p.checked.bad]
     reasons = Counter(b.reason.value for b in bad) + checks.quarantined_by_reason()
@@ -326,9 +233,7 @@ def _report(
         dropped_by_max_rows=dropped,
         labels=labels,
         split_sizes={n: len(f) for n, f in frames.items()},
-        label_distribution={n: (entity_counts(f, labels) if TOKEN_COLUMNS[1] in f
-                                else label_counts(f, labels) if LABELS in f else label_distribution(f, labels))
-                            for n, f in frames.items()},
+        label_distribution={n: task.label_distribution(f, labels) for n, f in frames.items()},
         text_length={n: text_length(f) for n, f in frames.items()},
         fingerprint=fingerprint,
         overlap=leakage.overlap,

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 SOURCE, ORDER = "_source", "_order"  # internal columns: where a row came from, its position in the file
 TEXT, LABEL = "text", "label"  # the output column names, whatever the file calls them
+SPLIT_TEXT = "_split_text"  # internal, optional: what the split and overlap checks key on when not the text
 _QUARANTINE_HINT = "set data.bad_rows: quarantine to skip such rows (each goes to quarantine.jsonl with its reason)"
 
 
@@ -99,6 +100,38 @@ class CheckedTable:
     warnings: list[str] = field(default_factory=list)  # one per truncated row, naming its file:line
 
 
+class RowProblem(ValueError):
+    """Why one raw row cannot be used: a bad-row reason and a detail (it becomes a BadRow with the row's file:line)."""
+
+    def __init__(self, reason: BadRowReason, detail: str):
+        self.reason = reason
+        super().__init__(detail)
+
+
+def sort_rows(table: Table, to_row, columns: list[str], slice_columns: list[str]) -> CheckedTable:
+    """Each raw record of `table` through `to_row(raw)`: a dict of the family's columns (the row is used), None (left
+    out on purpose; `to_row` counts it) or a RowProblem (a bad row with its file:line). Rows keep file order."""
+    df = table.frame
+    bad = list(table.bad)
+    kept: list[dict[str, Any]] = []
+    raw_columns = [c for c in df.columns if c not in (SOURCE, ORDER)]
+    if not df.empty:
+        for raw, source, order in zip(df[raw_columns].to_dict("records"), df[SOURCE], df[ORDER], strict=True):
+            raw = {str(k): plain(v) for k, v in raw.items()}
+            try:
+                row = to_row(raw, source)
+            except RowProblem as problem:
+                bad.append(BadRow(source, problem.reason, str(problem), raw, int(order)))
+                continue
+            if row is not None:
+                kept.append({**row, **{c: raw.get(c) for c in slice_columns}, SOURCE: source, ORDER: int(order)})
+    bad.sort(key=lambda b: b.order)
+    columns = [*columns, *slice_columns, SOURCE, ORDER]
+    rows = pd.DataFrame(kept, columns=columns) if kept else pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
+    rows[ORDER] = rows[ORDER].astype("int64")
+    return CheckedTable(rows, bad)
+
+
 def check_columns(table: Table, cfg: DataConfig) -> None:
     """Raise a DataError naming the file, its columns and the config key when a configured column is absent."""
     columns = [str(c) for c in table.frame.columns if c not in (SOURCE, ORDER)]
@@ -154,11 +187,11 @@ def _text_checks(s: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
     if isinstance(s.dtype, pd.StringDtype):  # every value is a str or missing: stay vectorized
         missing = s.isna()
         return missing, pd.Series(False, index=s.index), s.str.strip().eq("").fillna(False).astype(bool)
-    kind = s.map(_text_kind)
+    kind = s.map(text_kind)
     return kind.eq(1), kind.eq(2), kind.eq(3)
 
 
-def _text_kind(v: Any) -> int:
+def text_kind(v: Any) -> int:
     if isinstance(v, str):
         return 3 if not v.strip() else 0
     return 1 if _is_missing(v) else 2

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
         softmax,
     )
     from tunesmith.evaluation.errors import EvalError
-    from tunesmith.evaluation.evaluate import CALIBRATION_FILE, EvalReport, calibration_record, evaluate
+    from tunesmith.evaluation.evaluate import evaluate
     from tunesmith.evaluation.gates import (
         GateDecision,
         RuleResult,
@@ -54,7 +54,7 @@ _EXPORTS = {
     "calibration": ("calibration_summary", "expected_calibration_error", "fit_temperature", "reliability_bins",
                     "softmax"),
     "errors": ("EvalError",),
-    "evaluate": ("CALIBRATION_FILE", "EvalReport", "calibration_record", "evaluate"),
+    "evaluate": ("evaluate",),
     "gates": ("GateDecision", "RuleResult", "gate", "is_valid_gate_metric", "known_metrics_hint", "significance_rule",
               "unknown_gate_metrics"),
     "metrics": ("CONFUSION_METRICS", "KNOWN_METRICS", "classification_metrics", "confusion_counts",
@@ -66,8 +66,8 @@ _EXPORTS = {
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = [  # literal, so linters see the TYPE_CHECKING imports as exported; tests check it matches _EXPORTS
-    "CALIBRATION_FILE", "CONFUSION_METRICS", "KNOWN_METRICS", "EvalError", "EvalReport", "GateDecision",
-    "LinearProbe", "RuleResult", "calibration_record", "calibration_summary", "classification_metrics",
+    "CONFUSION_METRICS", "KNOWN_METRICS", "EvalError", "GateDecision",
+    "LinearProbe", "RuleResult", "calibration_summary", "classification_metrics",
     "confusion_counts", "confusion_metric", "confusion_scores", "evaluate", "expected_calibration_error",
     "fit_probe", "fit_temperature", "gate", "higher_is_better", "is_valid_gate_metric", "known_metrics_hint",
     "linear_probe", "load_classifier", "metrics_document", "paired_bootstrap", "reliability_bins",

@@ -14,9 +14,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from tunesmith.encoders import embed
 from tunesmith.evaluation.metrics import confusion_counts, confusion_scores, label_ids
 from tunesmith.hub import resolve_model
-from tunesmith.tasks import get_task
 
 C_GRID = (0.01, 0.1, 1.0, 10.0)  # inverse L2 strength, chosen on the eval split
 
@@ -71,7 +71,7 @@ def linear_probe(cfg, bundle, *, metric: str = "macro_f1") -> LinearProbe:
     resolved = resolve_model(cfg.model.base, cfg.model.revision)
     splits = [bundle.train, bundle.eval, bundle.test]
     texts = [t for frame in splits for t in frame["text"].astype(str).tolist()]
-    x = get_task(cfg.task).embed(resolved.path, texts, max_length=cfg.model.max_length, batch_size=cfg.training.eval_batch_size,
+    x = embed(resolved.path, texts, max_length=cfg.model.max_length, batch_size=cfg.training.eval_batch_size,
               revision=resolved.revision, trust_remote_code=cfg.model.trust_remote_code)
     bounds = np.cumsum([0] + [len(f) for f in splits])
     xs = [x[bounds[i]:bounds[i + 1]] for i in range(3)]

@@ -8,11 +8,14 @@ has not seen) comes back with `status = "not comparable: <why>"`, and the gates 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from tunesmith.contracts import COMPARED, NONE, NOT_COMPARABLE, not_compared_reason  # noqa: F401 (re-exported)
 from tunesmith.evaluation.calibration import softmax
 from tunesmith.evaluation.errors import EvalError
 from tunesmith.evaluation.scoring import (
@@ -25,14 +28,7 @@ from tunesmith.evaluation.scoring import (
 )
 from tunesmith.provenance import SEEN_TEXTS_FILE, read_seen_texts, text_hashes
 
-NONE, COMPARED, NOT_COMPARABLE = "none", "compared", "not comparable"
 MIN_CHAMPION_ROWS = 30  # fewer shared unseen rows make vs_champion deltas noise, not evidence
-
-
-def not_compared_reason(status: str) -> str:
-    """Why an existing champion was not compared, from a report's `champion_status` ("" when it was, or none exists)."""
-    prefix = f"{NOT_COMPARABLE}: "
-    return status.removeprefix(prefix) if status.startswith(prefix) else ""
 
 
 @dataclass
@@ -60,6 +56,50 @@ def unseen_mask(champion_dir: str | Path, texts: list[str]) -> np.ndarray | None
     if seen is None:
         return None
     return np.fromiter((h not in seen for h in text_hashes(texts).tolist()), dtype=bool, count=len(texts))
+
+
+@dataclass
+class ChampionRows:
+    """The champion's answers and which test items it never trained on (all of them when it kept no record)."""
+
+    mask: np.ndarray
+    scored: Any
+
+
+def champion_on_unseen(report, champion_dir: str | Path, name: str, keys: list[str], score: Callable[[], Any], *,
+                       unit: str = "test rows", min_rows: int = 1,
+                       errors: tuple[type[BaseException], ...] = (EvalError, OSError, ValueError)) -> ChampionRows | None:
+    """Score the champion (`score()`) and find the test items it did not train on (`keys`: their texts).
+
+    A champion that does not load, or has too few unseen items, leaves `report.champion_status` "not comparable:
+    <why>" with a note (its gate rules then fail) and returns None.
+    """
+    try:
+        mask = unseen_mask(champion_dir, keys)
+        scored = score()
+    except errors as exc:
+        _mark_not_comparable(report, f"{name} does not load: {str(exc).splitlines()[0]}")
+        return None
+    if mask is None:
+        mask = np.ones(len(keys), dtype=bool)
+        report.notes.append(f"{name} has no record of its training texts: compared on all {len(keys)} {unit}")
+    if mask.sum() < max(min_rows, 1):
+        _mark_not_comparable(report, f"{name} trained on every one of the {unit}" if not mask.any() else
+                        f"only {int(mask.sum())} of {len(keys)} {unit} are unseen by {name}; a comparison needs at "
+                        f"least {min_rows}")
+        return None
+    return ChampionRows(mask, scored)
+
+
+def note_unseen_share(report, name: str, mask: np.ndarray, unit: str = "test rows", why: str = "") -> None:
+    """The note saying the champion was compared on part of the test split (the part it did not train on)."""
+    if not mask.all():
+        report.notes.append(f"{name} compared on the {int(mask.sum())} of {len(mask)} {unit} it did not train on{why}")
+
+
+def _mark_not_comparable(report, reason: str) -> None:
+    report.champion_status = f"{NOT_COMPARABLE}: {reason}"
+    report.notes.append(f"champion {report.champion_status}; its vs_champion.* and champion.* gate rules fail")
 
 
 def compare_champion(cfg, test, y_test: np.ndarray, tuned_proba: np.ndarray, labels: list[str],

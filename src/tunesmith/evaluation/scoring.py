@@ -10,12 +10,11 @@ from pathlib import Path
 import numpy as np
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
+from tunesmith.encoders import load_tokenizer, predict_logits
 from tunesmith.evaluation.calibration import expected_calibration_error
 from tunesmith.evaluation.errors import EvalError
 from tunesmith.evaluation.metrics import classification_metrics
 from tunesmith.evaluation.significance import bootstrap_delta, metric_stats
-from tunesmith.families.classification.model import load_tokenizer
-from tunesmith.tasks import get_task
 
 _MODEL_HINT = "pass a trained model folder such as <run>/model (written by `tunesmith train` or `tunesmith run`)"
 
@@ -72,7 +71,7 @@ def label_order(model, labels: list[str]) -> list[int] | None:
 def frame_logits(model, tokenizer, frame, cfg, order: list[int]) -> np.ndarray:
     """Logits of the model on `frame["text"]`, columns in the data's label order."""
     texts = frame["text"].astype(str).tolist()
-    out = get_task(cfg.task).predict_logits(model, tokenizer, texts, max_length=cfg.model.max_length,
+    out = predict_logits(model, tokenizer, texts, max_length=cfg.model.max_length,
                                             batch_size=cfg.training.eval_batch_size)
     return out[:, order]
 

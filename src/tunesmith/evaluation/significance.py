@@ -137,18 +137,3 @@ def pearson_stat(x: np.ndarray, y: np.ndarray) -> IndexStat:
         return np.where(denom > 0, (a * b).sum(axis=1) / np.where(denom > 0, denom, 1), 0.0)
 
     return stat
-
-
-def flat_family_metrics(tuned: dict, baseline: dict, champion: dict | None, uplift: dict,
-                        vs_champion: dict | None) -> dict[str, float]:
-    """The gate namespace of a family report: m, baseline.m, champion.m, uplift.m, uplift_ci_low.m, vs_champion.m."""
-    flat = {k: float(v) for k, v in tuned.items()}
-    flat.update({f"baseline.{k}": float(v) for k, v in baseline.items()})
-    flat.update({f"champion.{k}": float(v) for k, v in (champion or {}).items()})
-    for name, deltas in (("uplift", uplift), ("vs_champion", vs_champion or {})):
-        for metric, stats in deltas.items():
-            flat[f"{name}.{metric}"] = float(stats["delta"])
-            for stat in ("ci_low", "ci_high", "p_value"):
-                if stat in stats:
-                    flat[f"{name}_{stat}.{metric}"] = float(stats[stat])
-    return flat

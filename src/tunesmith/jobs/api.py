@@ -215,7 +215,7 @@ def jobs_router(cfg: Config, *, store: JobStore | None = None, enqueue: Callable
 
         @router.post("/v1/chat/completions")
         def chat_completions(body: ChatRequest, k: KeyInfo = Depends(key)):
-            from tunesmith.serving.handlers import GenParams, chat_prompt, generate
+            from tunesmith.families.causal_lm.serve import GenParams, chat_prompt, generate
 
             if body.model not in _owned_models(store, k.owner):
                 raise ApiError(404, f"The model '{body.model}' does not exist or is not one of this key's "

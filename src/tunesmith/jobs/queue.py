@@ -73,7 +73,8 @@ def enqueue(cfg: Config, job_id: str) -> None:
 def _run_job(job_id: str) -> None:
     from tunesmith.jobs.runner import run_job
 
-    run_job(_context["cfg"], _context["store"], job_id, worker_id=_context["worker_id"], stop=_context["stop"])
+    run_job(_context["cfg"], _context["store"], job_id, worker_id=_context["worker_id"], stop=_context["stop"],
+            requeue=enqueue)
 
 
 def reap(cfg: Config, store) -> list[str]:

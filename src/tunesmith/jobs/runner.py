@@ -109,7 +109,8 @@ def run_dir_for(api_cfg: Config, job_id: str) -> Path:
     return (Path(api_cfg.jobs.state_dir) / job_id / "run").resolve()
 
 
-def run_job(api_cfg: Config, store, job_id: str, *, worker_id: str, stop: threading.Event | None = None) -> str:
+def run_job(api_cfg: Config, store, job_id: str, *, worker_id: str, stop: threading.Event | None = None,
+            requeue=None) -> str:
     """Claim and run the job; returns its final status here (or `skipped` when another worker holds it)."""
     from tunesmith.pipeline import run
     from tunesmith.training.checkpoints import find_last_complete_checkpoint
@@ -137,7 +138,7 @@ def run_job(api_cfg: Config, store, job_id: str, *, worker_id: str, stop: thread
         outcome = run(cfg, resume=resume, run_dir=str(run_dir), callbacks=[JobEvents(store, job_id, heartbeat, stop)],
                       say=lambda line: _say(store, job_id, tenant_message(line, shown)))
     except JobInterrupted as exc:
-        return _interrupted(api_cfg, store, job_id, worker_id, exc.reason)
+        return _interrupted(api_cfg, store, job_id, worker_id, exc.reason, requeue)
     except Exception as exc:  # recorded, never lost; the tenant sees what they can act on, the operator all of it
         code, message = _classify(exc)
         log.error("job %s failed (%s): %s", job_id, code, exc, exc_info=code == "training_error")
@@ -164,16 +165,14 @@ def run_job(api_cfg: Config, store, job_id: str, *, worker_id: str, stop: thread
     return "succeeded"
 
 
-def _interrupted(api_cfg, store, job_id, worker_id, reason: str) -> str:
+def _interrupted(api_cfg, store, job_id, worker_id, reason: str, requeue=None) -> str:
     if reason == "cancelled":
         store.finish(job_id, worker_id, status="cancelled")
         store.add_event(job_id, "Job cancelled", level="warn")
         return "cancelled"
     if reason == "shutdown":  # this worker stops: the job goes back to the queue and resumes elsewhere
-        from tunesmith.jobs.queue import enqueue
-
-        if store.release(job_id, worker_id, reason=f"worker {worker_id} shut down"):
-            enqueue(api_cfg, job_id)
+        if store.release(job_id, worker_id, reason=f"worker {worker_id} shut down") and requeue is not None:
+            requeue(api_cfg, job_id)  # the queue's enqueue: a message for the next worker
         return "requeued"
     return "lease_lost"  # another worker or the reaper owns the job now: leave it alone
 

@@ -20,10 +20,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tunesmith.monitoring.predictions import _engine, _meta, default_url, predictions
+from tunesmith.monitoring.predictions import db_engine, default_url, log_meta, predictions
 
 feedback = sa.Table(
-    "feedback", _meta,
+    "feedback", log_meta,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("key", sa.String(64), nullable=False, unique=True),  # idempotent imports
     sa.Column("ts", sa.DateTime(timezone=True), nullable=False, index=True),  # when tunesmith received it
@@ -124,7 +124,7 @@ def record_feedback(url: str | None, *, model: str, label: Any, request_id: str 
                     text: str | None = None, labels: list[str] | None = None, labeled_by: str | None = None,
                     labeled_at: Any = None, source: str = "feedback") -> dict:
     """Store one label; returns the stored row. Raises FeedbackError (404 unknown request id, 422 bad label)."""
-    engine = _engine(url or default_url())
+    engine = db_engine(url or default_url())
     try:
         with engine.begin() as conn:
             row = _row(conn, model=model, request_id=request_id, idx=index, text=text, label=label, labels=labels,
@@ -144,7 +144,7 @@ def import_feedback(url: str | None, path: str | Path, *, model: str, labels: li
 
     table = load_table("feedback file", Path(path))
     result = ImportResult(bad=[f"{b.source}: {b.detail}" for b in table.bad])
-    engine = _engine(url or default_url())
+    engine = db_engine(url or default_url())
     try:
         with engine.begin() as conn:
             for raw in table.frame.to_dict("records"):
@@ -191,7 +191,7 @@ def _index(value: Any, where: str) -> int:
 
 def read_feedback(url: str | None, model: str, *, after_id: int = 0) -> list[dict]:
     """Stored labels of `model`, oldest first (id > after_id)."""
-    engine = _engine(url or default_url())
+    engine = db_engine(url or default_url())
     try:
         with engine.connect() as conn:
             query = sa.select(feedback).where(feedback.c.model == model, feedback.c.id > after_id)
@@ -204,17 +204,17 @@ def read_feedback(url: str | None, model: str, *, after_id: int = 0) -> list[dic
 def feedback_labels(db_url: str, model_name: str) -> list[dict]:
     """Label source for retrain: every stored label as {text, label, source, labeled_by, labeled_at, request_id}."""
     return [{"text": r["text"], "label": r["label"], "source": r["source"], "labeled_by": r["labeled_by"],
-             "labeled_at": _aware(r["labeled_at"]).isoformat(), "request_id": r["request_id"], "feedback_id": r["id"]}
+             "labeled_at": as_aware(r["labeled_at"]).isoformat(), "request_id": r["request_id"], "feedback_id": r["id"]}
             for r in read_feedback(db_url, model_name)]
 
 
-def _aware(value: datetime) -> datetime:
+def as_aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)  # SQLite drops the zone
 
 
 def labeled_predictions(url: str | None, model: str) -> list[dict]:
     """Logged predictions joined with their latest true label: the rows live accuracy is measured on."""
-    engine = _engine(url or default_url())
+    engine = db_engine(url or default_url())
     p, f = predictions, feedback
     latest = sa.select(f.c.request_id, f.c.idx, sa.func.max(f.c.id).label("fid")).where(
         f.c.model == model, f.c.request_id.is_not(None)).group_by(f.c.request_id, f.c.idx).subquery()
@@ -239,7 +239,7 @@ def labeled_predictions(url: str | None, model: str) -> list[dict]:
         if match is None:
             continue
         output = json.loads(row["output"])
-        row.update(true_label=match.label, labeled_ts=_aware(match.ts), ts=_aware(row["ts"]),
+        row.update(true_label=match.label, labeled_ts=as_aware(match.ts), ts=as_aware(row["ts"]),
                    predicted=output.get("label") if isinstance(output, dict) else None,
                    scores=output.get("scores") if isinstance(output, dict) else None)
         out.append(row)

@@ -18,9 +18,9 @@ import sqlalchemy as sa
 
 from tunesmith.config import Config, parse_window
 from tunesmith.monitoring import drift
-from tunesmith.monitoring.feedback import _aware, labeled_predictions, read_feedback
+from tunesmith.monitoring.feedback import as_aware, labeled_predictions, read_feedback
 from tunesmith.monitoring.live import live_accuracy
-from tunesmith.monitoring.predictions import _engine, default_url, predictions
+from tunesmith.monitoring.predictions import db_engine, default_url, predictions
 
 
 def db_url(cfg: Config) -> str:
@@ -41,7 +41,7 @@ def window_rows(url: str, model: str, window: str) -> list[dict]:
     query = query.order_by(p.c.id.desc())
     if count is not None:
         query = query.limit(count)
-    engine = _engine(url)
+    engine = db_engine(url)
     try:
         with engine.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(query)]
@@ -50,7 +50,7 @@ def window_rows(url: str, model: str, window: str) -> list[dict]:
     rows.reverse()
     for row in rows:
         row["input"], row["output"] = json.loads(row["input"]), json.loads(row["output"])
-        row["ts"] = _aware(row["ts"])
+        row["ts"] = as_aware(row["ts"])
     return rows
 
 

@@ -27,9 +27,9 @@ _log = logging.getLogger(__name__)
 
 DEFAULT_DB = Path(".tunesmith") / "predictions.db"
 
-_meta = sa.MetaData()
+log_meta = sa.MetaData()
 predictions = sa.Table(
-    "predictions", _meta,
+    "predictions", log_meta,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("ts", sa.DateTime(timezone=True), nullable=False, index=True),
     sa.Column("request_id", sa.String(64), nullable=False, index=True),
@@ -50,11 +50,11 @@ def default_url(workdir: Path | None = None) -> str:
     return f"sqlite:///{path}"
 
 
-def _engine(url: str) -> sa.Engine:
+def db_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url)
-    _meta.create_all(engine)
+    log_meta.create_all(engine)
     return engine
 
 
@@ -73,7 +73,7 @@ class PredictionLog:
         self.url = url or default_url()
         self.sample_rate = sample_rate
         self.redact = redact
-        self.engine = _engine(self.url)
+        self.engine = db_engine(self.url)
         self._rng = random.Random(seed)
         self._pending: queue.Queue = queue.Queue(maxsize=max_pending)
         self.dropped = 0  # rows refused because the writer fell behind; logged on close
@@ -162,7 +162,7 @@ def _jsonable(value: Any) -> Any:
 
 def read_predictions(url: str | None = None, *, model: str | None = None, limit: int | None = None) -> list[dict]:
     """Logged predictions, oldest first, with `input`/`output` decoded from JSON."""
-    engine = _engine(url or default_url())
+    engine = db_engine(url or default_url())
     query = sa.select(predictions).order_by(predictions.c.id)
     if model is not None:
         query = query.where(predictions.c.model == model)

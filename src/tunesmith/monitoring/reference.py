@@ -116,11 +116,11 @@ def build_reference(cfg, bundle, model_dir: str | Path) -> dict:
 
 
 def write_reference(cfg, bundle, model_dir: str | Path, run_dir: str | Path) -> Path | None:
-    """<run>/drift_reference.json for a classification run; None for the families drift does not cover yet."""
-    from tunesmith.config import TaskKind
+    """<run>/drift_reference.json for a run of a family the loop covers; None for the others (not yet covered)."""
+    from tunesmith.families import get
     from tunesmith.io import atomic_write_json
 
-    if cfg.task is not TaskKind.CLASSIFICATION or cfg.data.multi_label:  # one predicted label per row only
+    if get(cfg.task).loop is None:
         return None
     return atomic_write_json(Path(run_dir) / REFERENCE_FILE, build_reference(cfg, bundle, model_dir), indent=None)
 

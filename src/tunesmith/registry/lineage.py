@@ -8,6 +8,7 @@ Every value is a string, ready to be a registry tag. No hostnames or user names 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.config import Config
+from tunesmith.registry.store import RegistryError
 
 UNKNOWN = "unknown"
 LIBRARIES = ("torch", "transformers", "peft", "trl", "sentence-transformers", "accelerate", "datasets", "mlflow",
@@ -70,7 +72,7 @@ def collect_lineage(
         "base_model_revision": revision,
         "gate_decision": decision,
         "gate_summary": summary,
-        "task": cfg.task.value,
+        "task": cfg.task,
         "method": cfg.method.kind.value,
         **collect_environment(),
     }
@@ -173,3 +175,17 @@ def _git(path: Path, *args: str) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip()
+
+
+def weights_sha256(model_dir: str | Path) -> str:
+    """sha256 over the model dir's safetensors files (names and bytes, in name order)."""
+    h = hashlib.sha256()
+    files = sorted(Path(model_dir).rglob("*.safetensors"))
+    if not files:
+        raise RegistryError(f"{model_dir}: no .safetensors weights to hash")
+    for path in files:
+        h.update(path.relative_to(model_dir).as_posix().encode())
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tunesmith.config import Config, TaskKind, config_from_dict
+from tunesmith.config import Config, config_from_dict
+from tunesmith.families import get as family
 from tunesmith.io import atomic_write_json
 from tunesmith.retrain.dataset import (
     DatasetVersion,
@@ -138,8 +139,9 @@ def retrain(cfg: Config, *, name: str | None = None, trigger: str = "manual", st
     from tunesmith.registry import model_dir_for, open_store
 
     name = name or cfg.name
-    if cfg.task is not TaskKind.CLASSIFICATION:
-        raise RetrainError(f"retrain covers classification models; {name} is {cfg.task.value}")
+    if family(cfg.task).loop is None:
+        raise RetrainError(f"retrain covers the families with a feedback loop (classification today); {name} is "
+                           f"{cfg.task}")
     store = store or open_store(cfg.registry)
     champion, dataset_number = champion_info(store, name)
     parent = open_version(cfg, name, dataset_number) if dataset_number is not None else None

@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from tunesmith.config import ReviewSource
-from tunesmith.monitoring.predictions import _engine as _prediction_engine
+from tunesmith.monitoring.predictions import db_engine as _prediction_engine
 
 Source = ReviewSource  # low_confidence | shadow_disagreement | label_issue
 
@@ -87,7 +87,7 @@ class ReviewItem:
 _engines: dict[str, sa.Engine] = {}
 
 
-def engine(url: str) -> sa.Engine:
+def db_engine(url: str) -> sa.Engine:
     """One engine per URL per process, with the prediction log's and the review tables created."""
     if url not in _engines:
         eng = _prediction_engine(url)
@@ -112,7 +112,7 @@ def _utc(ts: datetime) -> datetime:
 
 def add_items(url: str, new: list[ReviewItem]) -> tuple[int, int]:
     """Store the items not stored yet; returns (added, already there). Safe to re-run on the same input."""
-    eng = engine(url)
+    eng = db_engine(url)
     by_key = {it.key(): it for it in new}  # the same prediction twice in one batch: once
     with eng.begin() as conn:
         existing = set()
@@ -144,19 +144,19 @@ def list_items(url: str, model: str, *, pending_only: bool = False) -> list[dict
     query = sa.select(items).where(items.c.model == model).order_by(items.c.priority, items.c.id)
     if pending_only:
         query = query.where(~items.c.id.in_(sa.select(labels.c.item_id).where(labels.c.undone_at.is_(None))))
-    with engine(url).connect() as conn:
+    with db_engine(url).connect() as conn:
         return [_decode(r) for r in conn.execute(query)]
 
 
 def set_priorities(url: str, order: list[int], *, start: int = 0) -> None:
     """Store the review order: `order[i]` is the id of the item to show (start + i)-th."""
-    with engine(url).begin() as conn:
+    with db_engine(url).begin() as conn:
         for rank, item_id in enumerate(order, start):
             conn.execute(items.update().where(items.c.id == item_id).values(priority=rank))
 
 
 def get_item(url: str, item_id: int) -> dict | None:
-    with engine(url).connect() as conn:
+    with db_engine(url).connect() as conn:
         row = conn.execute(sa.select(items).where(items.c.id == item_id)).first()
     return _decode(row) if row is not None else None
 
@@ -166,7 +166,7 @@ def next_item(url: str, model: str, *, reviewer: str) -> dict | None:
     seen = sa.select(labels.c.item_id).where(labels.c.reviewer == reviewer, labels.c.undone_at.is_(None))
     query = (sa.select(items).where(items.c.model == model, ~items.c.id.in_(seen))
              .order_by(items.c.priority, items.c.id).limit(1))
-    with engine(url).connect() as conn:
+    with db_engine(url).connect() as conn:
         row = conn.execute(query).first()
     return _decode(row) if row is not None else None
 
@@ -180,7 +180,7 @@ def add_label(url: str, item_id: int, *, label: str | None, reviewer: str, actio
         raise ValueError("a reviewer name is needed to record a label")
     if action is not Action.SKIP and not label:
         raise ValueError(f"action {action.value} needs a label")
-    with engine(url).begin() as conn:
+    with db_engine(url).begin() as conn:
         if conn.execute(sa.select(items.c.id).where(items.c.id == item_id)).first() is None:
             raise KeyError(f"review item {item_id} does not exist")
         result = conn.execute(labels.insert().values(
@@ -197,7 +197,7 @@ def undo_last(url: str, model: str, *, reviewer: str, item_id: int | None = None
              .order_by(labels.c.labeled_at.desc(), labels.c.id.desc()).limit(1))
     if item_id is not None:
         query = query.where(labels.c.item_id == item_id)
-    with engine(url).begin() as conn:
+    with db_engine(url).begin() as conn:
         row = conn.execute(query).first()
         if row is None:
             return None
@@ -212,7 +212,7 @@ def label_rows(url: str, model: str, *, include_undone: bool = False) -> list[di
              .order_by(labels.c.labeled_at, labels.c.id))
     if not include_undone:
         query = query.where(labels.c.undone_at.is_(None))
-    with engine(url).connect() as conn:
+    with db_engine(url).connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(query)]
     for r in rows:
         r["labeled_at"] = _utc(r["labeled_at"])
@@ -222,7 +222,7 @@ def label_rows(url: str, model: str, *, include_undone: bool = False) -> list[di
 def progress(url: str, model: str, *, reviewer: str | None = None) -> dict:
     """Queue size, items labeled by anyone, and (with `reviewer`) how many this reviewer has done."""
     live = labels.c.undone_at.is_(None)
-    with engine(url).connect() as conn:
+    with db_engine(url).connect() as conn:
         total = conn.scalar(sa.select(sa.func.count()).select_from(items).where(items.c.model == model))
         done_any = conn.scalar(sa.select(sa.func.count(sa.distinct(labels.c.item_id)))
                                .join(items, items.c.id == labels.c.item_id).where(items.c.model == model, live))

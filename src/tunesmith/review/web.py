@@ -147,7 +147,7 @@ def create_review_app(url: str, model: str, *, labels: list[str] | None = None, 
     the reviewer is `reviewer` or the OS user. `allowed_hosts`: Host names to answer (None or "*": any).
     """
     app = FastAPI(title=f"tunesmith review: {model}", docs_url=None, redoc_url=None, openapi_url=None)
-    store.engine(url)  # create the tables before the first request
+    store.db_engine(url)  # create the tables before the first request
     fixed_labels = list(labels) if labels else None
     seen_labels: dict[int, list[str]] = {}  # queue size -> its labels: rescanned only when items were added
     tokens: dict[str, str | None] = {tok: name for name, tok in (reviewer_tokens or {}).items()}

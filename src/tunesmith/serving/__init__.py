@@ -7,11 +7,26 @@ See app.py (routes), state.py (routing, rollback, registry watching), batching.p
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from tunesmith.serving.app import create_app
-from tunesmith.serving.models import ServeLoadError, ServeTask, detect_task, load_served
-from tunesmith.serving.state import ServingState
+if TYPE_CHECKING:
+    from tunesmith.serving.app import create_app
+    from tunesmith.serving.models import ServeLoadError, detect_family, load_served
+    from tunesmith.serving.state import ServingState
+
+# Names load on first use: a family's route definitions import `tunesmith.serving.schemas` without the server.
+_WHERE = {"create_app": "app", "ServeLoadError": "models", "detect_family": "models", "load_served": "models",
+          "ServingState": "state"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'tunesmith.serving' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"tunesmith.serving.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
 
 
 def redactor(enabled: bool) -> Callable[[str], str] | None:
@@ -33,35 +48,5 @@ def prediction_log_for(settings, workdir=None):
                          sample_rate=settings.predictions.sample_rate, redact=redactor(settings.predictions.redact_pii))
 
 
-def serve(name: str, *, settings, store=None, jobs_config=None) -> None:
-    """Run the server in the foreground until SIGINT/SIGTERM (which drains in-flight requests first).
-
-    `jobs_config` (a Config): also serve the fine-tuning jobs API (files, jobs, events, checkpoints) on this app."""
-    import uvicorn
-
-    from tunesmith.registry import RegistryError, open_store
-    from tunesmith.serving.state import alias_versions
-
-    store = store or open_store()
-    if "champion" not in alias_versions(store, name):  # also raises RegistryError naming the models that exist
-        raise RegistryError(f"{name} has no champion to serve",
-                            hint=f"promote a version first: `tunesmith models promote {name}`")
-    app = create_app(name, settings=settings, store=store, prediction_log=prediction_log_for(settings))
-    if settings.review_page:
-        import os
-
-        from tunesmith.monitoring.predictions import default_url
-        from tunesmith.review.web import mount_review
-
-        mount_review(app, settings.predictions.url or default_url(), name,
-                     token=os.environ.get(settings.auth_token_env) or None)
-    if jobs_config is not None:
-        from tunesmith.jobs.api import mount_jobs
-
-        mount_jobs(app, jobs_config)  # chat and models stay the serving app's own
-    uvicorn.run(app, host=settings.host, port=settings.port, timeout_graceful_shutdown=int(settings.shutdown_grace_s),
-                log_level="info", access_log=False)
-
-
-__all__ = ["ServeLoadError", "ServeTask", "ServingState", "create_app", "detect_task", "load_served",
-           "prediction_log_for", "redactor", "serve"]
+__all__ = ["ServeLoadError", "ServingState", "create_app", "detect_family", "load_served",
+           "prediction_log_for", "redactor"]

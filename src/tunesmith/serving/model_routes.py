@@ -28,11 +28,11 @@ def model_cards(state) -> list[dict]:
     champion = state.champion()
     created = _created(champion)
     cards = [{"id": state.name, "object": "model", "created": created, "owned_by": "tunesmith",
-              "model_version": None, "role": "routed", "task": champion.task.value, "backend": None}]
+              "model_version": None, "role": "routed", "task": champion.task, "backend": None}]
     for role, slot in state.slots.items():
         served = slot.served
         card = {"object": "model", "created": _created(served), "owned_by": "tunesmith",
-                "model_version": served.version, "role": role.value, "task": served.task.value,
+                "model_version": served.version, "role": role.value, "task": served.task,
                 "backend": getattr(served, "backend", None)}
         cards += [{**card, "id": served.tag}, {**card, "id": f"{state.name}@{role.value}"}]
     return cards

@@ -1,9 +1,10 @@
-"""Load a registered model dir for serving: which task it serves (from config.json) and its model + tokenizer.
+"""Load a registered model dir for serving: which family it is (model/tunesmith.json) and its model + tokenizer.
 
     served = load_served(model_dir, name="sentiment", version=3, options=cfg.serving.inference)
 
-The task comes from `architectures` in config.json (…ForSequenceClassification, …ForCausalLM,
-…ForTokenClassification); a plain encoder or a sentence-transformers dir serves embeddings.
+The family comes from the dir's `tunesmith.json`. A dir without one (registered before the card existed, or trained
+elsewhere) is recognized by each family's own rule in turn (a cross-encoder marker, `problem_type`, `architectures`);
+the family then loads it (`Task.load_served`) and answers its routes (`Task.predict`).
 """
 
 from __future__ import annotations
@@ -12,33 +13,16 @@ import json
 import logging
 import threading
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from tunesmith.families import all_families
+from tunesmith.families import get as family
+from tunesmith.model_card import read_model_card
+
 _log = logging.getLogger(__name__)
-
-
-class ServeTask(str, Enum):
-    CLASSIFICATION = "classification"
-    REGRESSION = "regression"  # a sequence-classification head with one output: /v1/score
-    TOKEN_CLASSIFICATION = "token-classification"
-    EMBEDDING = "embedding"
-    CAUSAL_LM = "causal-lm"
-    RERANKING = "reranking"  # a sentence-transformers CrossEncoder dir: /v1/rerank
-
-
-# Which routes each task answers; everything else gets a 400 naming the routes it does answer.
-ROUTES: dict[ServeTask, tuple[str, ...]] = {
-    ServeTask.CLASSIFICATION: ("/v1/classify",),
-    ServeTask.REGRESSION: ("/v1/score",),
-    ServeTask.TOKEN_CLASSIFICATION: ("/v1/extract",),
-    ServeTask.EMBEDDING: ("/v1/embeddings",),
-    ServeTask.CAUSAL_LM: ("/v1/chat/completions", "/v1/completions"),
-    ServeTask.RERANKING: ("/v1/rerank",),
-}
 
 
 class ServeLoadError(ValueError):
@@ -51,10 +35,15 @@ class Served:
 
     name: str
     version: int
-    task: ServeTask
-    model: Any
-    tokenizer: Any
+    task: str  # the family's kind: "classification", "embedding", ...
     model_dir: Path
+    model: Any = None
+    tokenizer: Any = None
+    weights_dir: Path | None = None  # where the transformer's weights are (a sentence-transformers module dir)
+    output: str = "probabilities"  # what predict returns, for the fp32 check of an optimisation: probabilities,
+    # sigmoid, value, embedding or next-token
+    onnx_output: str | None = None  # the model output an ONNX export keeps (logits, last_hidden_state); None: no ONNX
+    onnx_refusal: str = "ONNX export here is for encoder models"
     temperature: float = 1.0  # from calibration.json; logits / T before softmax
     labels: dict[int, str] = field(default_factory=dict)
     normalize: bool = False  # embeddings: sentence-transformers Normalize module present
@@ -69,6 +58,10 @@ class Served:
         """`name:version`, the value of the x-model-version header."""
         return f"{self.name}:{self.version}"
 
+    @property
+    def family(self):
+        return family(self.task)
+
     def autocast_ctx(self):
         return torch.autocast("cpu", dtype=torch.bfloat16) if self.autocast else _nullcontext()
 
@@ -81,71 +74,34 @@ class _nullcontext:
         return False
 
 
-def detect_task(model_dir: Path) -> ServeTask:
-    """The task a model dir serves, from config.json `architectures` (and num_labels for regression)."""
+def read_config_json(model_dir: Path) -> dict:
     config_path = Path(model_dir) / "config.json"
     try:
-        config = json.loads(config_path.read_text())
+        return json.loads(config_path.read_text())
     except (OSError, ValueError) as exc:
         raise ServeLoadError(f"{config_path}: cannot read the model config ({exc})") from None
+
+
+def detect_family(model_dir: Path) -> str:
+    """The family of a model dir: its tunesmith.json, else the first family whose rule recognizes the dir."""
+    card = read_model_card(model_dir)
+    if card is not None:
+        return family(card["family"]).kind
+    config = read_config_json(model_dir)
+    for task in sorted(all_families(), key=lambda t: t.recognize_order):
+        if task.recognizes(Path(model_dir), config):
+            return task.kind
     archs = config.get("architectures") or []
-    arch = archs[0] if archs else ""
-    if arch.endswith("ForSequenceClassification") and _is_cross_encoder(Path(model_dir)):
-        return ServeTask.RERANKING
-    if arch.endswith("ForSequenceClassification"):
-        regression = config.get("problem_type") == "regression" or len(config.get("id2label") or {}) == 1
-        return ServeTask.REGRESSION if regression else ServeTask.CLASSIFICATION
-    if arch.endswith("ForCausalLM"):
-        return ServeTask.CAUSAL_LM
-    if arch.endswith("ForTokenClassification"):
-        return ServeTask.TOKEN_CLASSIFICATION
-    if (Path(model_dir) / "modules.json").exists() or arch.endswith("Model") or not arch:
-        return ServeTask.EMBEDDING
     raise ServeLoadError(
-        f"{config_path}: architecture {arch!r} is not one tunesmith serves; expected …ForSequenceClassification, "
-        "…ForCausalLM, …ForTokenClassification or an encoder (embeddings)"
-    )
+        f"{Path(model_dir) / 'config.json'}: architecture {(archs or [''])[0]!r} is not one tunesmith serves; expected "
+        "…ForSequenceClassification, …ForCausalLM, …ForTokenClassification or an encoder (embeddings)")
 
 
 def load_served(model_dir: Path, *, name: str, version: int, options=None) -> Served:
     """Load `model_dir` in eval mode with the CPU options in `options` (verified against fp32 before use)."""
-    from transformers import (
-        AutoModel,
-        AutoModelForCausalLM,
-        AutoModelForSequenceClassification,
-        AutoModelForTokenClassification,
-        AutoTokenizer,
-    )
-
     model_dir = Path(model_dir)
-    task = detect_task(model_dir)
-    weights_dir = _transformer_dir(model_dir) if task is ServeTask.EMBEDDING else model_dir
-    loader = {
-        ServeTask.CLASSIFICATION: AutoModelForSequenceClassification,
-        ServeTask.REGRESSION: AutoModelForSequenceClassification,
-        ServeTask.RERANKING: AutoModelForSequenceClassification,
-        ServeTask.TOKEN_CLASSIFICATION: AutoModelForTokenClassification,
-        ServeTask.CAUSAL_LM: AutoModelForCausalLM,
-        ServeTask.EMBEDDING: AutoModel,
-    }[task]
-    from tunesmith.hub import refuse_pickle_weights
-
-    refuse_pickle_weights(weights_dir, key=f"model {name} version {version}")  # serving never unpickles
-    tokenizer = AutoTokenizer.from_pretrained(weights_dir)
-    model = loader.from_pretrained(weights_dir, use_safetensors=True, trust_remote_code=False).eval()
-    if task is ServeTask.CAUSAL_LM:
-        tokenizer.padding_side = "left"  # generation continues from the last real token
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-    served = Served(
-        name=name, version=int(version), task=task, model=model, tokenizer=tokenizer, model_dir=model_dir,
-        temperature=_temperature(model_dir),
-        labels={int(k): v for k, v in (getattr(model.config, "id2label", None) or {}).items()},
-        normalize=_has_normalize(model_dir),
-        max_length=min(int(getattr(tokenizer, "model_max_length", 512) or 512), 8192),
-    )
-    if getattr(model.config, "problem_type", None) == "multi_label_classification":
-        served.thresholds = _thresholds(model_dir, served.labels)
+    served = Served(name=name, version=int(version), task=detect_family(model_dir), model_dir=model_dir)
+    served.family.load_served(model_dir, served)
     if options is not None:
         from tunesmith.serving.optimize import apply_inference_options
 
@@ -153,7 +109,23 @@ def load_served(model_dir: Path, *, name: str, version: int, options=None) -> Se
     return served
 
 
-def _temperature(model_dir: Path) -> float:
+def load_transformer(served: Served, auto_cls, weights_dir: Path | None = None) -> None:
+    """The usual `load_served`: tokenizer and `auto_cls` weights (safetensors only, no remote code), eval mode."""
+    from transformers import AutoTokenizer
+
+    from tunesmith.hub import refuse_pickle_weights
+
+    weights_dir = Path(weights_dir or served.model_dir)
+    refuse_pickle_weights(weights_dir, key=f"model {served.name} version {served.version}")  # serving never unpickles
+    served.weights_dir = weights_dir
+    served.tokenizer = AutoTokenizer.from_pretrained(weights_dir)
+    served.model = auto_cls.from_pretrained(weights_dir, use_safetensors=True, trust_remote_code=False).eval()
+    served.labels = {int(k): v for k, v in (getattr(served.model.config, "id2label", None) or {}).items()}
+    served.max_length = min(int(getattr(served.tokenizer, "model_max_length", 512) or 512), 8192)
+
+
+def temperature_of(model_dir: Path) -> float:
+    """The temperature in calibration.json (1.0 when the dir has none or it is unusable)."""
     path = model_dir / "calibration.json"
     if not path.exists():
         return 1.0
@@ -165,7 +137,7 @@ def _temperature(model_dir: Path) -> float:
     return value if value > 0 else 1.0
 
 
-def _is_cross_encoder(model_dir: Path) -> bool:
+def is_cross_encoder(model_dir: Path) -> bool:
     """sentence-transformers writes its model type beside the weights (config_sentence_transformers.json)."""
     path = model_dir / "config_sentence_transformers.json"
     try:
@@ -174,7 +146,7 @@ def _is_cross_encoder(model_dir: Path) -> bool:
         return False
 
 
-def _thresholds(model_dir: Path, labels: dict[int, str]) -> dict[int, float]:
+def thresholds_of(model_dir: Path, labels: dict[int, str]) -> dict[int, float]:
     """Per-label thresholds from thresholds.json (written by the multi-label evaluation); 0.5 where absent."""
     path = model_dir / "thresholds.json"
     known: dict = {}
@@ -186,7 +158,7 @@ def _thresholds(model_dir: Path, labels: dict[int, str]) -> dict[int, float]:
     return {i: float(known.get(name, 0.5)) for i, name in labels.items()}
 
 
-def _transformer_dir(model_dir: Path) -> Path:
+def transformer_dir(model_dir: Path) -> Path:
     """A sentence-transformers dir keeps the encoder at its root or in the module its modules.json names."""
     modules = model_dir / "modules.json"
     if modules.exists():
@@ -196,8 +168,13 @@ def _transformer_dir(model_dir: Path) -> Path:
     return model_dir
 
 
-def _has_normalize(model_dir: Path) -> bool:
+def has_normalize(model_dir: Path) -> bool:
     modules = model_dir / "modules.json"
     if not modules.exists():
         return False
     return any(m.get("type", "").endswith("Normalize") for m in json.loads(modules.read_text()))
+
+
+def architecture(config: dict) -> str:
+    archs = config.get("architectures") or []
+    return archs[0] if archs else ""

@@ -17,17 +17,18 @@ import tempfile
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import torch
 
 from tunesmith.io import atomic_write_bytes
-from tunesmith.serving.models import Served, ServeTask
+
+if TYPE_CHECKING:
+    from tunesmith.serving.models import Served
 
 _log = logging.getLogger("tunesmith.serving")
 
 OPSET = 17
-ENCODER_TASKS = {ServeTask.CLASSIFICATION: "logits", ServeTask.REGRESSION: "logits",
-                 ServeTask.EMBEDDING: "last_hidden_state"}
 
 
 class OnnxUnsupported(ValueError):
@@ -50,7 +51,7 @@ class OrtModel:
 
 def fingerprint(served: Served, weights_dir: Path) -> str:
     """sha256 of what the export depends on: weights, config, task, torch and opset versions."""
-    digest = hashlib.sha256(f"{served.task.value}|torch {torch.__version__}|opset {OPSET}".encode())
+    digest = hashlib.sha256(f"{served.task}|torch {torch.__version__}|opset {OPSET}".encode())
     for path in sorted(weights_dir.glob("*.safetensors")) + [weights_dir / "config.json"]:
         digest.update(path.name.encode())
         with open(path, "rb") as fh:
@@ -61,7 +62,7 @@ def fingerprint(served: Served, weights_dir: Path) -> str:
 
 def export_onnx(served: Served) -> bytes:
     """The served torch model as ONNX bytes, dynamic in batch and sequence length."""
-    output = ENCODER_TASKS[served.task]
+    output = served.onnx_output
     enc = served.tokenizer(["a probe", "a longer probe text"], padding=True, return_tensors="pt")
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in enc]
     axes = {n: {0: "batch", 1: "sequence"} for n in names}
@@ -86,10 +87,8 @@ def export_onnx(served: Served) -> bytes:
 def onnx_model(served: Served, weights_dir: Path, *, threads: int | None = None, int8: bool = False) -> OrtModel:
     """Load the cached export for this exact model, or export and cache it; an ORT session over it.
     `int8`: ONNX Runtime's dynamic int8 quantization of that export (cached beside it)."""
-    if served.task not in ENCODER_TASKS:
-        why = ("the /v1/extract route runs transformers' token-classification pipeline, which needs the torch model"
-               if served.task is ServeTask.TOKEN_CLASSIFICATION else "ONNX export here is for encoder models")
-        raise OnnxUnsupported(f"{served.task.value} model: {why}")
+    if served.onnx_output is None:  # the family says which output an export keeps, or why there is none
+        raise OnnxUnsupported(f"{served.task} model: {served.onnx_refusal}")
     try:
         import onnxruntime as ort
     except ImportError:
@@ -105,7 +104,7 @@ def onnx_model(served: Served, weights_dir: Path, *, threads: int | None = None,
     if threads:
         options.intra_op_num_threads = threads
     session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-    return OrtModel(session, ENCODER_TASKS[served.task], served.model.config, path)
+    return OrtModel(session, served.onnx_output, served.model.config, path)
 
 
 def quantize_int8(model: bytes) -> bytes:

@@ -13,10 +13,13 @@ from __future__ import annotations
 import copy
 import logging
 import warnings
+from typing import TYPE_CHECKING
 
 import torch
 
-from tunesmith.serving.models import Served, ServeTask
+if TYPE_CHECKING:
+    from tunesmith.serving.models import Served
+
 
 _log = logging.getLogger("tunesmith.serving")
 
@@ -29,27 +32,28 @@ PROBES = [
 
 
 def probe_outputs(served: Served) -> torch.Tensor:
-    """Comparable outputs of the probe texts: probabilities, unit embeddings, or next-token probabilities."""
+    """Comparable outputs of the probe texts, by what the model's family serves (`served.output`): probabilities,
+    sigmoid scores, values, unit embeddings or next-token probabilities."""
     enc = served.tokenizer(PROBES, padding=True, truncation=True, max_length=64, return_tensors="pt")
     with torch.inference_mode(), served.autocast_ctx():
         out = served.model(**enc)
-    if served.task is ServeTask.EMBEDDING:
+    if served.output == "embedding":
         hidden = out.last_hidden_state.float()
         mask = enc["attention_mask"].unsqueeze(-1).float()
         return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
     logits = out.logits.float()
-    if served.task is ServeTask.CAUSAL_LM:
+    if served.output == "next-token":
         last = enc["attention_mask"].sum(1) - 1 if served.tokenizer.padding_side == "right" else None
         logits = logits[torch.arange(len(PROBES)), last] if last is not None else logits[:, -1]
-    if served.task is ServeTask.REGRESSION:
+    if served.output == "value":
         return logits
-    if served.task is ServeTask.RERANKING or served.thresholds is not None:  # sigmoid scores (reranker, multi-label)
+    if served.output == "sigmoid":  # independent scores (reranker, multi-label)
         return torch.sigmoid(logits)
     return torch.softmax(logits, dim=-1)
 
 
-def deviation(reference: torch.Tensor, candidate: torch.Tensor, task: ServeTask) -> float:
-    if task is ServeTask.EMBEDDING:
+def deviation(reference: torch.Tensor, candidate: torch.Tensor, output: str) -> float:
+    if output == "embedding":
         return float((1 - (reference * candidate).sum(-1)).max())
     return float((reference - candidate).abs().max())
 
@@ -79,7 +83,7 @@ def apply_inference_options(served: Served, options) -> list[str]:
                         copy.deepcopy(fp32_model), {torch.nn.Linear}, dtype=torch.qint8)
             else:
                 served.autocast = True
-            dev = deviation(reference, probe_outputs(served), served.task)
+            dev = deviation(reference, probe_outputs(served), served.output)
         except Exception as exc:  # an op the backend cannot run: fall back, say why
             dev, why = float("inf"), f"{type(exc).__name__}: {exc}"
         else:
@@ -98,14 +102,12 @@ def apply_inference_options(served: Served, options) -> list[str]:
 
 def _try_onnx(served: Served, options, reference: torch.Tensor) -> bool:
     """Serve through ONNX Runtime if the export works and matches fp32 on the probes; else keep torch, say why."""
-    from tunesmith.serving.models import _transformer_dir
     from tunesmith.serving.onnx_backend import onnx_model
 
     fp32_model = served.model
     try:
-        weights_dir = _transformer_dir(served.model_dir) if served.task is ServeTask.EMBEDDING else served.model_dir
-        served.model = onnx_model(served, weights_dir, threads=options.num_threads, int8=options.quantize == "int8")
-        dev = deviation(reference, probe_outputs(served), served.task)
+        served.model = onnx_model(served, served.weights_dir or served.model_dir, threads=options.num_threads, int8=options.quantize == "int8")
+        dev = deviation(reference, probe_outputs(served), served.output)
         why = f"max deviation {dev:.4f} > tolerance {options.tolerance:g}"
     except Exception as exc:  # an export or runtime failure: fall back, say why
         dev, why = float("inf"), f"{type(exc).__name__}: {exc}"

@@ -91,8 +91,9 @@ class RerankRequest(_Req):
     documents: list[str] = Field(..., min_length=1, description="candidate documents (e.g. a retriever's top k)")
     top_n: int | None = Field(None, ge=1, description="return only the n most relevant; default: all")
     return_documents: bool = Field(True, description="echo each document's text in its result")
+    model: str | None = Field(None, description="NAME (routed), NAME:VERSION or NAME@champion|challenger (pinned)")
 
-    _texts_ok = field_validator("query", "documents")(_safe)
+    _texts_ok = field_validator("query", "documents", "model")(_safe)
 
 
 class RerankResult(BaseModel):

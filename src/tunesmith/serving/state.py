@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from tunesmith.serving import handlers
 from tunesmith.serving.batching import Batcher, QueueFull
 from tunesmith.serving.metrics import ServerMetrics, create_metrics
-from tunesmith.serving.models import ROUTES, Served, ServeTask, load_served
+from tunesmith.serving.models import Served, load_served
 from tunesmith.serving.router import Role, SloWindow, agree, pick_role
 
 _log = logging.getLogger("tunesmith.serving")
@@ -59,15 +58,13 @@ class Answer:
 
 
 def batch_fn(served: Served):
-    """The batch function of a model's task (one per model: a model serves one task)."""
-    return {
-        ServeTask.CLASSIFICATION: lambda xs: handlers.classify(served, xs),
-        ServeTask.REGRESSION: lambda xs: handlers.score(served, xs),
-        ServeTask.TOKEN_CLASSIFICATION: lambda xs: handlers.extract(served, xs),
-        ServeTask.EMBEDDING: lambda xs: handlers.embed(served, xs),
-        ServeTask.CAUSAL_LM: lambda xs: handlers.generate(served, xs),
-        ServeTask.RERANKING: lambda xs: handlers.rerank(served, xs),
-    }[served.task]
+    """The batch function of a model: its family's `predict` (a model serves one family)."""
+    predict = served.family.predict
+    return lambda items: predict(served, items)
+
+
+def routes_of(served: Served) -> tuple[str, ...]:
+    return tuple(route.path for route in served.family.routes)
 
 
 class ServingState:
@@ -145,9 +142,9 @@ class ServingState:
 
     def check_route(self, route: str) -> Served:
         served = self.champion()
-        if route not in ROUTES[served.task]:
-            answers = ", ".join(ROUTES[served.task])
-            raise RouteNotServed(f"model {served.tag} is a {served.task.value} model and does not serve {route}; "
+        if route not in routes_of(served):
+            answers = ", ".join(routes_of(served))
+            raise RouteNotServed(f"model {served.tag} is a {served.task} model and does not serve {route}; "
                                  f"it answers {answers}")
         return served
 
@@ -352,7 +349,7 @@ class ServingState:
         champion = self.slots.get(Role.CHAMPION)
         if role is Role.CHALLENGER and champion is not None and served.task is not champion.served.task:
             _log.error("challenger %s is a %s model but the champion is %s; not routing to it",
-                       served.tag, served.task.value, champion.served.task.value)
+                       served.tag, served.task, champion.served.task)
             return
         await self.install(role, served)
 

@@ -11,34 +11,16 @@ before the new one is committed). `find_last_complete_checkpoint` trusts only ma
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from transformers import TrainerCallback
 
-from tunesmith.io import atomic_write_text
+from tunesmith.io import atomic_dir, atomic_write_text, fsync_path, fsync_tree, recover_dir  # noqa: F401 (re-exported)
 
 MARKER = "tunesmith-complete.json"
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(root: Path) -> None:
-    for dirpath, _, filenames in os.walk(root):
-        for name in filenames:
-            _fsync_path(Path(dirpath) / name)
-        _fsync_path(Path(dirpath))
 
 
 def _file_sizes(root: Path) -> dict[str, int]:
@@ -49,10 +31,10 @@ def _file_sizes(root: Path) -> dict[str, int]:
 
 def mark_complete(checkpoint: Path) -> None:
     """Commit a fully written checkpoint dir: fsync its files, then write the marker last."""
-    _fsync_tree(checkpoint)
+    fsync_tree(checkpoint)
     step = int(_CHECKPOINT_RE.match(checkpoint.name).group(1)) if _CHECKPOINT_RE.match(checkpoint.name) else None
     atomic_write_text(checkpoint / MARKER, json.dumps({"step": step, "files": _file_sizes(checkpoint)}, indent=1))
-    _fsync_path(checkpoint)  # the marker's rename is on disk, not only in the page cache
+    fsync_path(checkpoint)  # the marker's rename is on disk, not only in the page cache
 
 
 def is_complete(checkpoint: Path) -> bool:
@@ -117,49 +99,6 @@ class AtomicCheckpoints(TrainerCallback):
         checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if args.should_save and checkpoint.is_dir():
             mark_complete(checkpoint)
-            _fsync_path(checkpoint.parent)
+            fsync_path(checkpoint.parent)
             prune(args.output_dir, self.keep, protect=state.best_model_checkpoint)
         return control
-
-
-def recover_dir(final: str | Path) -> bool:
-    """Undo a crash inside `atomic_dir`'s swap: if `final` is missing but its `.old-` copy exists, put it back.
-
-    Returns True when something was restored.
-    """
-    final = Path(final)
-    old = final.with_name(f".old-{final.name}")
-    if final.exists() or not old.is_dir():
-        return False
-    os.replace(old, final)  # the previous content, whole: the swap had only moved it aside
-    _fsync_path(final.parent)
-    return True
-
-
-@contextmanager
-def atomic_dir(final: str | Path) -> Iterator[Path]:
-    """Yield a temp dir beside `final`; on success it replaces `final` (old content dropped).
-
-    The swap is two renames (`final` -> `.old-final`, `.tmp-final` -> `final`), so a crash between them
-    leaves `final` missing; `recover_dir` (run here first, and callable by readers) moves `.old-` back.
-    Only then are leftovers of an interrupted call deleted, never the last copy of `final`.
-    """
-    final = Path(final)
-    tmp = final.with_name(f".tmp-{final.name}")
-    old = final.with_name(f".old-{final.name}")
-    recover_dir(final)
-    for stale in (tmp, old):
-        if stale.exists():
-            shutil.rmtree(stale)
-    tmp.mkdir(parents=True)
-    try:
-        yield tmp
-        _fsync_tree(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if final.exists():
-        os.replace(final, old)  # a directory cannot be renamed over a non-empty one
-    os.replace(tmp, final)
-    _fsync_path(final.parent)
-    shutil.rmtree(old, ignore_errors=True)

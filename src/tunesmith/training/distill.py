@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tunesmith.config import Config, DistillConfig, SyntheticLabels, TaskKind
+from tunesmith.config import Config, DistillConfig, SyntheticLabels
 from tunesmith.training.methods import MethodError, encoder_layers
 from tunesmith.training.trainer import TrainingError, TunesmithTrainer
 
@@ -253,7 +253,7 @@ def write_distill_record(run_dir: Path, cfg: Config, teacher_dir: Path, data: Di
         "student_layers": d.student_layers, "synthetic_rows": data.synthetic_rows if data else 0,
         "synthetic_skipped": data.synthetic_skipped if data else {}, "synthetic_mode": d.synthetic.value,
         "label_source": f"teacher:{d.teacher}" if data and data.synthetic_rows else "human",
-        "task": cfg.task.value,
+        "task": cfg.task,
     }
     atomic_write_json(Path(run_dir) / DISTILL_FILE, record)
     return record
@@ -275,7 +275,7 @@ def lineage_tags(record: dict) -> dict[str, str]:
 def needs_teacher(cfg: Config) -> bool:
     """False for the student-without-KD comparison run (kd_weight 0, no synthetic rows)."""
     d = cfg.method.distill
-    return bool(d.kd_weight or (d.unlabeled and cfg.task is TaskKind.CLASSIFICATION))
+    return bool(d.kd_weight or d.unlabeled)
 
 
 def _norm(text: str) -> str:

@@ -44,7 +44,7 @@ def apply_method(model: nn.Module, method: MethodConfig) -> nn.Module:
         _base(model).requires_grad_(False)
         return model
     if kind is MethodKind.FREEZE:
-        return _freeze_lower(model, method.freeze.layers)
+        return freeze_lower(model, method.freeze.layers)
     if kind in (MethodKind.LORA, MethodKind.QLORA):
         if kind is MethodKind.QLORA:
             from peft import prepare_model_for_kbit_training
@@ -63,7 +63,7 @@ def head_module_names(model: nn.Module) -> list[str]:
 def encoder_layers(model: nn.Module) -> nn.ModuleList:
     """The transformer blocks of the base model: the ModuleList with one entry per hidden layer."""
     n_layers = getattr(model.config, "num_hidden_layers", None)
-    lists = [m for m in _base(model).modules() if isinstance(m, nn.ModuleList) and len(m) > 0]
+    lists = [m for m in _body(model).modules() if isinstance(m, nn.ModuleList) and len(m) > 0]
     matching = [m for m in lists if n_layers is None or len(m) == n_layers]
     if not matching:
         raise MethodError(
@@ -80,18 +80,29 @@ def _base(model: nn.Module) -> nn.Module:
     return base
 
 
+def _body(model: nn.Module) -> nn.Module:
+    """The base model under a task head, or the model itself when it has no head (an embedding backbone)."""
+    base = getattr(model, "base_model", None)
+    return model if base is None else base
+
+
 def _embeddings(model: nn.Module) -> nn.Module:
-    base = _base(model)
+    base = _body(model)
     for name in ("embeddings", "embed_tokens", "wte"):  # BERT-likes, Llama-likes, GPT-2-likes
         if isinstance(getattr(base, name, None), nn.Module):
             return getattr(base, name)
     return base.get_input_embeddings()
 
 
-def _freeze_lower(model: nn.Module, n_layers: int) -> nn.Module:
+def freeze_lower(model: nn.Module, n_layers: int, *, keep_one: bool = False) -> nn.Module:
+    """method.kind freeze: the embeddings (the whole module: word, position, norm) and the first `n_layers` blocks
+    stop training; the rest and the head train. `keep_one`: a model with no head must keep a block training."""
     layers = encoder_layers(model)
     if n_layers > len(layers):
         raise MethodError(f"method.freeze.layers: {n_layers} is more than the {len(layers)} layers of the model")
+    if keep_one and n_layers >= len(layers):
+        raise MethodError(f"method.freeze.layers: {n_layers} would freeze all {len(layers)} layers of the model; an "
+                          f"embedding model has no head to train, so freeze at most {len(layers) - 1}")
     model.requires_grad_(True)
     _embeddings(model).requires_grad_(False)
     for layer in layers[:n_layers]:

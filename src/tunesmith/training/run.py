@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,9 +17,10 @@ import torch
 from transformers import TrainerCallback
 
 from tunesmith.config import Config, MethodKind
+from tunesmith.families import get as family
 from tunesmith.hub import loading, resolve_model
+from tunesmith.model_card import write_model_card
 from tunesmith.provenance import write_seen_texts
-from tunesmith.tasks import task_for
 from tunesmith.training.checkpoints import (
     atomic_dir,
     complete_checkpoints,
@@ -27,10 +28,6 @@ from tunesmith.training.checkpoints import (
     remove_incomplete,
 )
 from tunesmith.training.distill import (
-    DistillTrainer,
-    add_teacher_columns,
-    distill_data,
-    load_teacher_lm,
     needs_teacher,
     resolve_teacher,
     shrink_layers,
@@ -44,7 +41,6 @@ from tunesmith.training.trainer import (
     build_trainer,
     resolve_precision,
     seed_everything,
-    to_dataset,
 )
 
 
@@ -98,80 +94,84 @@ def train(
         ModelNotFound: `cfg.model.base` cannot be resolved or loaded.
     """
     run_dir = Path(run_dir).resolve()
-    checkpoint_dir = run_dir / "checkpoints"
     if len(bundle.train) == 0:
         raise TrainingError("the train split is empty; check data.path / data.train and the split shares")
     if resume:
         check_resumable(cfg, bundle, run_dir)  # before loading anything: fail fast
-    start_from = _checkpoint_to_resume(checkpoint_dir, resume)
+    start_from = _checkpoint_to_resume(run_dir / "checkpoints", resume)
     if cfg.training.num_threads:
         torch.set_num_threads(cfg.training.num_threads)
 
     seed_everything(cfg.seed)
     resolved = resolve_model(cfg.model.base, cfg.model.revision)
-    task = task_for(cfg)  # the task family decides head, inputs and loss (multi-label: its own module)
-    if hasattr(task, "train_model"):  # embedding: sentence-transformers' own trainer, model and save format
-        return task.train_model(cfg, bundle, run_dir, resolved, start_from=start_from, callbacks=callbacks or ())
-    remote = cfg.model.trust_remote_code
+    task = family(cfg.task)  # the family decides head, inputs, loss and how it trains
+    return task.train(cfg, bundle, run_dir, resolved, start_from=start_from, callbacks=callbacks or ())
+
+
+@dataclass(frozen=True)
+class TrainerHooks:
+    """What a family that trains through the transformers Trainer provides to `train_with_trainer`."""
+
+    load_tokenizer: Callable  # (cfg, resolved) -> tokenizer
+    build_model: Callable  # (cfg, resolved, labels, method_kind) -> a model with the family's head
+    trainer_parts: Callable  # (cfg, bundle, tokenizer, model, teacher_dir) -> TrainerParts
+    finalize_model: Callable | None = None  # (model, cfg, bundle): regression folds its target scaling in
+
+
+def encoder_hooks(load_tokenizer: Callable, build_model: Callable, trainer_parts: Callable,
+                  finalize_model: Callable | None = None, *, with_teacher: bool = False) -> TrainerHooks:
+    """Hooks from a family's usual functions: `load_tokenizer(path, revision=, trust_remote_code=)`,
+    `build_model(path, labels, revision=, trust_remote_code=)`, `trainer_parts(cfg, bundle, tokenizer)` (with
+    `with_teacher`: also the student model and the distillation teacher's dir)."""
+    def tokenizer(cfg: Config, resolved):
+        return load_tokenizer(resolved.path, revision=resolved.revision, trust_remote_code=cfg.model.trust_remote_code)
+
+    def model(cfg: Config, resolved, labels, kind):
+        return build_model(resolved.path, labels, revision=resolved.revision, trust_remote_code=cfg.model.trust_remote_code)
+
+    def parts(cfg: Config, bundle, tok, built, teacher_dir):
+        return trainer_parts(cfg, bundle, tok, built, teacher_dir) if with_teacher else trainer_parts(cfg, bundle, tok)
+
+    return TrainerHooks(tokenizer, model, parts, finalize_model)
+
+
+def train_with_trainer(hooks: TrainerHooks, cfg: Config, bundle: Bundle, run_dir: Path, resolved, *,
+                       start_from: Path | None, callbacks: Sequence[TrainerCallback] = ()) -> TrainResult:
+    """Load, apply the method, train with the family's parts, save run_dir/model (LoRA merged, adapter kept)."""
+    checkpoint_dir = run_dir / "checkpoints"
     distill = MethodKind(cfg.method.kind) is MethodKind.DISTILL  # the student trains with method.distill.student_method
     method = cfg.method.student()
     kind = MethodKind(method.kind)
     check_method_available(kind)  # before loading: QLoRA needs bitsandbytes and CUDA
     with loading(resolved, key="model.base", allow_pickle=cfg.model.allow_pickle_weights):
-        if hasattr(task, "trainer_parts"):  # causal-lm: the config's chat template; a 4-bit base for QLoRA
-            tokenizer = task.load_tokenizer(resolved.path, revision=resolved.revision, trust_remote_code=remote,
-                                            template=cfg.chat.template)
-            model = task.build_model(resolved.path, bundle.labels, revision=resolved.revision, trust_remote_code=remote,
-                                     quantize_4bit=kind is MethodKind.QLORA)
-        else:
-            tokenizer = task.load_tokenizer(resolved.path, revision=resolved.revision, trust_remote_code=remote)
-            model = task.build_model(resolved.path, bundle.labels, revision=resolved.revision, trust_remote_code=remote)
+        tokenizer = hooks.load_tokenizer(cfg, resolved)
+        model = hooks.build_model(cfg, resolved, bundle.labels, kind)
     if distill and cfg.method.distill.student_layers:
         model = shrink_layers(model, cfg.method.distill.student_layers)
     model = apply_method(model, method)
     params = count_params(model)
     teacher_dir = resolve_teacher(cfg.method.distill.teacher, cfg) if distill and needs_teacher(cfg) else None
-    distilled = None
-
-    max_len = cfg.model.max_length
+    parts = hooks.trainer_parts(cfg, bundle, tokenizer, model, teacher_dir)
     precision = resolve_precision(cfg.training.precision)
-    if hasattr(task, "trainer_parts"):  # the task builds its own datasets and collator
-        parts = task.trainer_parts(cfg, bundle, tokenizer)
-        extra = {}
-        if distill:  # token-level KD: the teacher runs beside the student on the same packed batch
-            extra = {"trainer_cls": DistillTrainer, "distill": cfg.method.distill,
-                     "teacher": load_teacher_lm(teacher_dir, model, tokenizer, cfg) if teacher_dir else None}
-        trainer = build_trainer(cfg, model, tokenizer, parts.train_ds, parts.eval_ds, str(checkpoint_dir), precision,
-                                callbacks or (), data_collator=parts.data_collator,
-                                compute_metrics=parts.compute_metrics,
-                                compute_loss_func=getattr(parts, "compute_loss_func", None), **extra)
-    else:
-        train_frame, extra = bundle.train, {}
-        if distill:  # the teacher's logits (and its labelled unlabeled rows) join the train split
-            distilled = distill_data(cfg, bundle, teacher_dir) if teacher_dir else None
-            train_frame = distilled.frame if distilled else bundle.train
-            extra = {"trainer_cls": DistillTrainer, "distill": cfg.method.distill}
-        train_ds = to_dataset(train_frame, bundle.labels, tokenizer, max_len, where="train", encode=task.encode)
-        if distilled is not None:
-            train_ds = add_teacher_columns(train_ds, train_frame)
-        eval_ds = (to_dataset(bundle.eval, bundle.labels, tokenizer, max_len, where="eval", encode=task.encode)
-                   if len(bundle.eval) else None)
-        trainer = build_trainer(cfg, model, tokenizer, train_ds, eval_ds, str(checkpoint_dir), precision,
-                                callbacks or (), **extra)
+    trainer = build_trainer(cfg, model, tokenizer, parts.train_ds, parts.eval_ds, str(checkpoint_dir), precision,
+                            callbacks, data_collator=parts.data_collator, compute_metrics=parts.compute_metrics,
+                            compute_loss_func=parts.compute_loss_func, packed=parts.packed,
+                            trainer_cls=parts.trainer_cls, **parts.trainer_kwargs)
     if distill and is_main_process():
-        write_distill_record(run_dir, cfg, teacher_dir, distilled)
+        write_distill_record(run_dir, cfg, teacher_dir, parts.distilled)
     if start_from is None and is_main_process():
         write_identity(checkpoint_dir, cfg, bundle)  # before the first checkpoint, so every resume can check it
     output = trainer.train(resume_from_checkpoint=str(start_from) if start_from else None)
     barrier()  # DDP: every rank is done with the checkpoints before rank 0 saves the model and removes them
 
-    if hasattr(task, "finalize_model"):  # regression: fold the target scaling into the head before saving
-        task.finalize_model(trainer.model, cfg, bundle)
+    if hooks.finalize_model is not None:
+        hooks.finalize_model(trainer.model, cfg, bundle)
     seen = [*bundle.train["text"].astype(str), *bundle.eval["text"].astype(str)]
+    distilled = parts.distilled
     if distilled is not None and distilled.synthetic_rows:  # teacher-labelled rows were trained on too
         seen += distilled.frame["text"].astype(str).tolist()[len(bundle.train):]
     lora = kind in (MethodKind.LORA, MethodKind.QLORA)
-    model_dir = save_final_model(trainer.model, tokenizer, run_dir, lora=lora, seen_texts=seen) \
+    model_dir = save_final_model(trainer.model, tokenizer, run_dir, lora=lora, seen_texts=seen, cfg=cfg) \
         if is_main_process() else run_dir / "model"  # DDP: only rank 0 writes files
     state = trainer.state
     if not cfg.training.keep_checkpoints and is_main_process():  # the run finished and model/ is saved: nothing left to resume
@@ -227,7 +227,7 @@ def _checkpoint_to_resume(checkpoint_dir: Path, resume: bool) -> Path | None:
     return last
 
 
-def save_final_model(model, tokenizer, run_dir: Path, *, lora: bool, seen_texts: Sequence[str] = ()) -> Path:
+def save_final_model(model, tokenizer, run_dir: Path, *, lora: bool, seen_texts: Sequence[str] = (), cfg=None) -> Path:
     """Write run_dir/model atomically: safetensors + config (id2label) + tokenizer + seen_texts.npy. LoRA is merged
     into the base so the result loads with plain `AutoModelForSequenceClassification`; the adapter is kept in
     run_dir/adapter. The seen-texts record ships with the weights, so a later run compares against this model only
@@ -243,4 +243,6 @@ def save_final_model(model, tokenizer, run_dir: Path, *, lora: bool, seen_texts:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         write_seen_texts(tmp, seen_texts)
+        if cfg is not None:
+            write_model_card(tmp, cfg)  # tunesmith.json: which family, labels, versions
     return model_dir

@@ -23,9 +23,9 @@ from transformers import (
     set_seed,
 )
 
-from tunesmith.config import Config, TaskKind
+from tunesmith.config import Config
+from tunesmith.encoders import encode
 from tunesmith.evaluation.metrics import confusion_counts, confusion_scores
-from tunesmith.families.classification.model import encode
 from tunesmith.training.checkpoints import AtomicCheckpoints
 from tunesmith.training.distributed import world_size
 from tunesmith.training.methods import is_causal_lm
@@ -136,41 +136,37 @@ def planned_steps(cfg: Config, n_train: int) -> int:
     return t.max_steps or max(math.ceil(t.epochs * per_epoch), 1)
 
 
-def training_arguments(cfg: Config, output_dir: str, precision: str, *, n_train: int, has_eval: bool) -> TrainingArguments:
-    """TrainingArguments from the config. Checkpoints follow the eval cadence (needed for load-best-at-end)."""
+def argument_values(cfg: Config, output_dir: str, precision: str, *, n_train: int, has_eval: bool,
+                    metric: str) -> dict:
+    """What every Trainer tunesmith builds takes from the config (transformers' and sentence-transformers' alike):
+    schedule, batch sizes, checkpoints on the eval cadence (needed for load-best-at-end), seeds, precision."""
     t = cfg.training
-    metric = t.metric  # the config allows only what compute_metrics reports, and loss
     cadence = "steps" if t.eval_steps else "epoch"
-    return TrainingArguments(
-        output_dir=output_dir,
-        num_train_epochs=t.epochs,
-        max_steps=t.max_steps or -1,
-        per_device_train_batch_size=t.batch_size,
-        per_device_eval_batch_size=t.eval_batch_size,
-        gradient_accumulation_steps=t.grad_accum,
-        learning_rate=t.learning_rate,
-        weight_decay=t.weight_decay,
+    return dict(
+        output_dir=output_dir, num_train_epochs=t.epochs, max_steps=t.max_steps or -1,
+        per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.eval_batch_size,
+        gradient_accumulation_steps=t.grad_accum, learning_rate=t.learning_rate, weight_decay=t.weight_decay,
         warmup_steps=t.warmup_ratio,  # a float below 1 is a ratio of the total steps
-        eval_strategy=cadence if has_eval else "no",
-        save_strategy=cadence,
-        eval_steps=t.eval_steps,
-        save_steps=t.eval_steps,
-        save_total_limit=None,  # AtomicCheckpoints rotates, after the new checkpoint is committed
-        load_best_model_at_end=has_eval,
-        metric_for_best_model=metric if has_eval else None,
+        eval_strategy=cadence if has_eval else "no", save_strategy=cadence, eval_steps=t.eval_steps,
+        save_steps=t.eval_steps, save_total_limit=None,  # AtomicCheckpoints rotates, after the new one is committed
+        load_best_model_at_end=has_eval, metric_for_best_model=metric if has_eval else None,
         greater_is_better=metric not in ("loss", "rmse", "mae"),  # losses and errors: lower is better
-        logging_strategy="steps",
-        logging_steps=max(1, planned_steps(cfg, n_train) // 20),
-        seed=cfg.seed,
-        bf16=precision == "bf16",
-        use_cpu=not torch.cuda.is_available(),
+        logging_strategy="steps", logging_steps=max(1, planned_steps(cfg, n_train) // 20), seed=cfg.seed,
+        bf16=precision == "bf16", use_cpu=not torch.cuda.is_available(),
         report_to="none",  # the registry stage logs to MLflow
-        dataloader_num_workers=0,
+        dataloader_num_workers=0, **efficiency_arguments(cfg, n_train),
+    )
+
+
+def training_arguments(cfg: Config, output_dir: str, precision: str, *, n_train: int, has_eval: bool,
+                       packed: bool = False) -> TrainingArguments:
+    """TrainingArguments from the config (the metric: only what compute_metrics reports, and loss)."""
+    return TrainingArguments(
+        **argument_values(cfg, output_dir, precision, n_train=n_train, has_eval=has_eval, metric=cfg.training.metric),
         remove_unused_columns=True,
         # Tokens/s in the log history (make bench turns it into achieved FLOP/s). Packed causal-lm rows hold no
         # padding but may hold the pad id (often = eos), so every token counts; padded batches count the mask.
-        include_num_input_tokens_seen="all" if cfg.task is TaskKind.CAUSAL_LM and t.packing else "non_padding",
-        **efficiency_arguments(cfg, n_train),
+        include_num_input_tokens_seen="all" if packed else "non_padding",
     )
 
 
@@ -204,6 +200,7 @@ def build_trainer(
     compute_metrics: Callable | None = compute_metrics,
     compute_loss_func: Callable | None = None,
     trainer_cls: type[TunesmithTrainer] | None = None,
+    packed: bool = False,
     **trainer_kwargs,
 ) -> Trainer:
     """A Trainer with dynamic padding, seeded length-grouped order, atomic checkpoints and early stopping.
@@ -212,7 +209,7 @@ def build_trainer(
     """
     t = cfg.training
     has_eval = eval_ds is not None and len(eval_ds) > 0
-    args = training_arguments(cfg, output_dir, precision, n_train=len(train_ds), has_eval=has_eval)
+    args = training_arguments(cfg, output_dir, precision, n_train=len(train_ds), has_eval=has_eval, packed=packed)
     args.prediction_loss_only = compute_metrics is None  # no logits gathered when only the loss is wanted
     # A caller's own progress display (the CLI's rich bar) replaces the Trainer's tqdm bars and printed log dicts.
     own_progress = any(getattr(cb, "shows_progress", False) for cb in callbacks)

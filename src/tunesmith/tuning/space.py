@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import yaml
 
 from tunesmith.config import Config, SearchParam, config_from_dict, flatten
+from tunesmith.config.loading import portable_config, set_key  # noqa: F401 (set_key: re-exported)
 from tunesmith.io import atomic_write_text
 
 
@@ -45,16 +45,6 @@ def current_values(cfg: Config, space: Mapping[str, SearchParam]) -> dict[str, A
     return values
 
 
-def set_key(raw: dict, key: str, value: Any) -> None:
-    node = raw
-    parts = key.split(".")
-    for part in parts[:-1]:
-        if not isinstance(node.get(part), dict):
-            node[part] = {}
-        node = node[part]
-    node[parts[-1]] = copy.deepcopy(value)
-
-
 def config_with(cfg: Config, values: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> Config:
     """`cfg` with key paths replaced and no `search:` block; validated like a config file (errors name the key)."""
     raw = cfg.model_dump(mode="json")
@@ -66,8 +56,6 @@ def config_with(cfg: Config, values: Mapping[str, Any], overrides: Mapping[str, 
 
 def best_config_yaml(cfg: Config, values: Mapping[str, Any], *, header: str = "") -> str:
     """The full config of the best trial: the original config (not the trial-only overrides) plus its values."""
-    from tunesmith.reproduce import portable_config
-
     lines = "".join(f"# {line}\n" for line in header.splitlines())
     return lines + yaml.safe_dump(portable_config(config_with(cfg, values)), sort_keys=False)
 

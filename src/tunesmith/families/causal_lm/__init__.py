@@ -1,1 +1,50 @@
-"""The causal-lm task family."""
+"""Chat / instruction SFT of a causal LM: the model's own chat template, loss on assistant tokens, packing, LoRA.
+
+    task: causal-lm
+    chat: {train_on: assistant, max_new_tokens: 64}
+"""
+
+from tunesmith.config import MethodKind
+from tunesmith.config.family_rules import default_metric, no_slices
+from tunesmith.contracts import Route, lazy
+from tunesmith.families import register
+from tunesmith.families.causal_lm import rows
+from tunesmith.families.causal_lm.config import ChatConfig
+from tunesmith.families.common import distill_hooks, family
+
+
+def configure(cfg) -> None:
+    """Defaults a user of TRL expects: LoRA, early stopping on eval loss, no label stratification."""
+    if "kind" not in cfg.method.model_fields_set:
+        cfg.method.kind = MethodKind.LORA
+    if cfg.method.kind is MethodKind.HEAD:
+        raise ValueError("method.kind: head trains a new task head; a causal LM keeps its own (use lora, full, freeze "
+                         "or qlora)")
+    default_metric(cfg, "loss", ("loss",), "training.metric: causal-lm checkpoints are chosen on eval loss; set "
+                   "training.metric: loss (gate rouge_l / exact_match in gates)")
+    if "stratify" not in cfg.data.split.model_fields_set:
+        cfg.data.split.stratify = False
+    no_slices(cfg)
+    if cfg.method.kind is MethodKind.DISTILL:  # token-level KL with the teacher run alongside the student
+        if "student_method" not in cfg.method.distill.model_fields_set:
+            cfg.method.distill.student_method = MethodKind.LORA
+        if cfg.method.distill.unlabeled:
+            raise ValueError("method.distill.unlabeled: teacher-labelled rows are for classification; for causal-lm "
+                             "generate answers with the teacher and add them as data rows")
+
+
+_CLAIM = "training.metric: rouge_l / exact_match are causal-lm metrics; use macro_f1, accuracy, weighted_f1 or loss"
+
+SERVE = "tunesmith.families.causal_lm.serve"
+
+TASK = register(family(
+    __name__, kind="causal-lm", summary="chat / instruction SFT of a causal LM (assistant-token loss, packing, LoRA)",
+    configure=configure, section="chat", section_model=ChatConfig,
+    check_rows=rows.check_rows, finish_rows=rows.apply_length_policy, bundle_columns=(rows.MESSAGES, rows.TOOLS),
+    redact=rows.redact_rows, train_metrics=("loss",), metric_claims={"rouge_l": _CLAIM, "exact_match": _CLAIM},
+    methods=(MethodKind.FULL, MethodKind.LORA, MethodKind.FREEZE, MethodKind.QLORA, MethodKind.DISTILL),
+    baseline_name="base model (generations side by side)", recognize_order=50,
+    routes=(Route("/v1/chat/completions", tags=("openai",), mount=lazy(f"{SERVE}:mount_chat")),
+            Route("/v1/completions", tags=("openai",), mount=lazy(f"{SERVE}:mount_completions"))),
+    distill=distill_hooks("tunesmith.families.causal_lm.distill"),
+))

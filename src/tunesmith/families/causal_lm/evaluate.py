@@ -17,66 +17,38 @@ from pathlib import Path
 
 import numpy as np
 
-from tunesmith.evaluation.champion import NONE, NOT_COMPARABLE, not_compared_reason, unseen_mask
+from tunesmith.contracts import COMPARED, ReportBase
+from tunesmith.evaluation.champion import champion_on_unseen, note_unseen_share
 from tunesmith.evaluation.errors import EvalError
 from tunesmith.evaluation.significance import bootstrap_delta, mean_stat
 from tunesmith.families.causal_lm.suite import check, load_suite
 from tunesmith.families.causal_lm.text_metrics import exact_match, json_valid, rouge_l
-from tunesmith.io import json_safe
 
 PRIMARY = "rouge_l"
 _PER_ROW = ("rouge_l", "exact_match", "json_valid")  # per-answer scores: bootstrapped
 
 
-@dataclass
-class CausalEvalReport:
-    primary_metric: str
-    tuned: dict  # loss, perplexity, rouge_l, exact_match, json_valid?, regression_pass_rate?
-    baseline: dict  # the base model, same metrics
-    uplift: dict[str, dict]  # metric -> {delta, ci_low, ci_high, p_value}
-    champion: dict | None = None
-    vs_champion: dict[str, dict] | None = None
-    champion_status: str = NONE
+@dataclass(kw_only=True)
+class CausalEvalReport(ReportBase):
     samples: list[dict] = field(default_factory=list)  # prompt, reference, base and tuned answers
     regression: dict[str, list[dict]] = field(default_factory=dict)  # model -> case results
     rows: int = 0
-    notes: list[str] = field(default_factory=list)
-    labels: list[str] = field(default_factory=list)
 
-    @property
-    def has_champion(self) -> bool:
-        return self.champion_status != NONE
+    def html_sections(self) -> list[tuple[str, str]]:
+        from tunesmith.families.causal_lm.report import causal_sections
 
-    @property
-    def champion_note(self) -> str:
-        return not_compared_reason(self.champion_status)
-
-    def to_dict(self) -> dict:
-        return json_safe({k: getattr(self, k) for k in self.__dataclass_fields__})
-
-    def flat_metrics(self) -> dict[str, float]:
-        """The namespace gates read: rouge_l, baseline.rouge_l, uplift.rouge_l, uplift_ci_low.rouge_l, ..."""
-        flat = {k: float(v) for k, v in self.tuned.items()}
-        flat.update({f"baseline.{k}": float(v) for k, v in self.baseline.items()})
-        flat.update({f"champion.{k}": float(v) for k, v in (self.champion or {}).items()})
-        for name, deltas in (("uplift", self.uplift), ("vs_champion", self.vs_champion or {})):
-            for metric, stats in deltas.items():
-                flat[f"{name}.{metric}"] = float(stats["delta"])
-                for stat in ("ci_low", "ci_high", "p_value"):
-                    if stat in stats:
-                        flat[f"{name}_{stat}.{metric}"] = float(stats[stat])
-        return flat
+        return causal_sections(self)
 
 
 @dataclass
-class _Scored:
+class Scored:
     metrics: dict
     per_row: dict[str, np.ndarray]
     answers: list[str]
     regression: list[dict]
 
 
-def _load(model_dir: str | Path, cfg, key: str):
+def load_lm(model_dir: str | Path, cfg, key: str):
     from transformers import AutoModelForCausalLM
 
     from tunesmith.families.causal_lm.model import load_tokenizer
@@ -89,10 +61,10 @@ def _load(model_dir: str | Path, cfg, key: str):
     return model, tokenizer
 
 
-def _score(model_dir, cfg, key: str, prompts, references, suite) -> _Scored:
+def _score(model_dir, cfg, key: str, prompts, references, suite) -> Scored:
     from tunesmith.families.causal_lm.model import example_losses, generate
 
-    model, tokenizer = _load(model_dir, cfg, key)
+    model, tokenizer = load_lm(model_dir, cfg, key)
     full = [(p + [{"role": "assistant", "content": r}], t) for (p, t), r in zip(prompts, references, strict=True)]
     sums, counts = example_losses(model, tokenizer, full, max_length=cfg.model.max_length, train_on=cfg.chat.train_on)
     loss = sum(sums) / max(sum(counts), 1)
@@ -108,10 +80,10 @@ def _score(model_dir, cfg, key: str, prompts, references, suite) -> _Scored:
                                  max_new_tokens=cfg.chat.max_new_tokens)
         results = [check(c, a).to_dict() for c, a in zip(suite, suite_answers, strict=True)]
         metrics["regression_pass_rate"] = sum(r["passed"] for r in results) / len(results)
-    return _Scored(metrics, per_row, answers, results)
+    return Scored(metrics, per_row, answers, results)
 
 
-def _deltas(a: _Scored, b: _Scored, cfg, mask: np.ndarray | None = None) -> dict[str, dict]:
+def deltas(a: Scored, b: Scored, cfg, mask: np.ndarray | None = None) -> dict[str, dict]:
     boot = cfg.evaluation.bootstrap
     out = {}
     for name in _PER_ROW:
@@ -148,7 +120,7 @@ def evaluate_causal_lm(cfg, bundle, model_dir: str | Path, *, champion_dir: str 
     tuned = _score(model_dir, cfg, "model_dir", prompts, references, suite)
     base = _score(resolve_model(cfg.model.base, cfg.model.revision).path, cfg, "model.base", prompts, references, suite)
     report = CausalEvalReport(primary_metric=PRIMARY, tuned=tuned.metrics, baseline=base.metrics,
-                              uplift=_deltas(tuned, base, cfg), rows=len(test),
+                              uplift=deltas(tuned, base, cfg), rows=len(test),
                               regression={"base": base.regression, "tuned": tuned.regression})
     if len(test) < len(bundle.test):
         report.notes.append(f"generation metrics on the first {len(test)} of {len(bundle.test)} test rows "
@@ -165,20 +137,15 @@ def evaluate_causal_lm(cfg, bundle, model_dir: str | Path, *, champion_dir: str 
     return report
 
 
-def _compare_champion(report, cfg, champion_dir, name, test, prompts, references, suite, tuned: _Scored) -> None:
+def _compare_champion(report, cfg, champion_dir, name, test, prompts, references, suite, tuned: Scored) -> None:
     """The champion on the test rows it never trained on (its seen_texts.npy), like classification does."""
-    try:
-        mask = unseen_mask(champion_dir, test["text"].astype(str).tolist())
-        champ = _score(champion_dir, cfg, "champion", prompts, references, suite)
-    except (EvalError, OSError, ValueError) as exc:
-        report.champion_status = f"{NOT_COMPARABLE}: {name} does not load: {str(exc).splitlines()[0]}"
-        report.notes.append(f"champion {report.champion_status}; its vs_champion.* and champion.* gate rules fail")
+    found = champion_on_unseen(report, champion_dir, name, test["text"].astype(str).tolist(),
+                               lambda: _score(champion_dir, cfg, "champion", prompts, references, suite))
+    if found is None:
         return
-    if mask is not None and not mask.any():
-        report.champion_status = f"{NOT_COMPARABLE}: {name} trained on every test row"
-        return
-    report.champion, report.champion_status = champ.metrics, "compared"
-    report.vs_champion = _deltas(tuned, champ, cfg, mask)
-    if mask is not None and not mask.all():
-        report.notes.append(f"{name} compared on the {int(mask.sum())} of {len(mask)} test rows it did not train on "
-                            "(per-answer metrics); loss and regression use every row")
+    report.champion, report.champion_status = found.scored.metrics, COMPARED
+    report.vs_champion = deltas(tuned, found.scored, cfg, found.mask)
+    note_unseen_share(report, name, found.mask, why=" (per-answer metrics); loss and regression use every row")
+
+
+evaluate = evaluate_causal_lm  # the family's evaluation entry (tunesmith.families.common.family)

@@ -10,7 +10,6 @@ of loss tokens (the Trainer's `num_items_in_batch`), so batch 1 x accumulation 8
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -23,6 +22,7 @@ from transformers import (
 )
 
 from tunesmith.config import Config, TrainOn
+from tunesmith.contracts import TrainerParts
 from tunesmith.families.causal_lm.chat_template import IGNORE, TemplateError, encode_conversation, prompt_ids
 
 LOSS_TOKENS = "loss_tokens"
@@ -95,17 +95,6 @@ def collator(tokenizer, packing: bool):
     return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE, return_tensors="pt")
 
 
-@dataclass
-class TrainerParts:
-    """What the training stage needs from the task beyond model and tokenizer."""
-
-    train_ds: Dataset
-    eval_ds: Dataset | None
-    data_collator: Any
-    compute_metrics: Any  # None: eval loss only
-    train_lengths: list[int]
-
-
 def trainer_parts(cfg: Config, bundle, tokenizer) -> TrainerParts:
     max_len, train_on = cfg.model.max_length, cfg.chat.train_on
     train_ds = to_dataset(bundle.train, tokenizer, max_len, train_on)
@@ -116,7 +105,8 @@ def trainer_parts(cfg: Config, bundle, tokenizer) -> TrainerParts:
                             "model.max_length (a prompt longer than max_length leaves its answer out)")
     cols = [LOSS_TOKENS]
     train_ds, eval_ds = train_ds.remove_columns(cols), eval_ds.remove_columns(cols) if eval_ds is not None else None
-    return TrainerParts(train_ds, eval_ds, collator(tokenizer, cfg.training.packing), None, list(train_ds["length"]))
+    return TrainerParts(train_ds, eval_ds, data_collator=collator(tokenizer, cfg.training.packing),
+                        packed=cfg.training.packing)
 
 
 @torch.inference_mode()

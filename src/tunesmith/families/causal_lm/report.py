@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tunesmith.evaluation.report import _ci, _e, _table
+from tunesmith.evaluation.html import comparison_table, esc, table
 
 
 def causal_sections(r) -> list[tuple[str, str]]:
@@ -12,19 +12,10 @@ def causal_sections(r) -> list[tuple[str, str]]:
 
 
 def _metrics(r) -> str:
-    header = ["metric", "base model", "tuned", "uplift [CI]"]
-    if r.champion is not None:
-        header += ["champion", "vs champion [CI]"]
-    rows = []
-    for m, v in r.tuned.items():
-        row = [m, r.baseline.get(m), v, _ci(r.uplift.get(m))]
-        if r.champion is not None:
-            row += [r.champion.get(m), _ci((r.vs_champion or {}).get(m))]
-        rows.append(row)
     lead = (f"<p>Test rows: {r.rows}. Answers are greedy generations through the chat template; the reference is "
-            f"each conversation's last assistant turn. Primary metric: <b>{_e(r.primary_metric)}</b>. "
-            f"Champion: {_e(r.champion_status)}.</p>")
-    return lead + _table(header, rows)
+            f"each conversation's last assistant turn. Primary metric: <b>{esc(r.primary_metric)}</b>. "
+            f"Champion: {esc(r.champion_status)}.</p>")
+    return lead + comparison_table(r, "base model")
 
 
 def _samples(r) -> str:
@@ -32,7 +23,7 @@ def _samples(r) -> str:
         return "<p class='muted'>no samples (evaluation.samples: 0)</p>"
     rows = [[s["source"], s["prompt"], s["reference"], s["base"], s["rouge_l_base"], s["tuned"], s["rouge_l_tuned"]]
             for s in r.samples]
-    return _table(["row", "prompt", "reference", "base answer", "ROUGE-L", "tuned answer", "ROUGE-L"], rows)
+    return table(["row", "prompt", "reference", "base answer", "ROUGE-L", "tuned answer", "ROUGE-L"], rows)
 
 
 def _regression(r) -> str:
@@ -44,4 +35,4 @@ def _regression(r) -> str:
         verdict = "PASS" if t["passed"] else "FAIL"
         rows.append([f"<td class='{verdict.lower()}'>{verdict}</td>", t["name"], t["answer"], "; ".join(t["failures"]),
                      "pass" if b["passed"] else "fail"])
-    return _table(["", "case", "tuned answer", "failures", "base"], rows, raw_cols=frozenset({0}))
+    return table(["", "case", "tuned answer", "failures", "base"], rows, raw_cols=frozenset({0}))

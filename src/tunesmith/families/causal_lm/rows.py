@@ -15,7 +15,17 @@ import pandas as pd
 
 from tunesmith.config import ChatFormat, DataConfig
 from tunesmith.data.errors import DataError, quoted
-from tunesmith.data.schema import LABEL, ORDER, SOURCE, TEXT, BadRow, BadRowReason, CheckedTable, plain
+from tunesmith.data.schema import (
+    LABEL,
+    ORDER,
+    SOURCE,
+    TEXT,
+    BadRow,
+    BadRowReason,
+    CheckedTable,
+    RowProblem,
+    sort_rows,
+)
 
 MESSAGES, TOOLS = "messages", "tools"  # output columns of a causal-lm bundle
 ROLES = ("system", "user", "assistant", "tool")
@@ -28,14 +38,6 @@ _SIGNATURES = [  # (format, columns that identify it), most specific first
     (ChatFormat.ALPACA, {"instruction", "output"}),
     (ChatFormat.PROMPT_COMPLETION, {"prompt", "completion"}),
 ]
-
-
-class RowProblem(ValueError):
-    """Why one row cannot be a training conversation."""
-
-    def __init__(self, reason: BadRowReason, detail: str):
-        self.reason = reason
-        super().__init__(detail)
 
 
 def detect_format(columns: list[str], configured: ChatFormat, where: str) -> ChatFormat:
@@ -140,28 +142,17 @@ def canonical_text(messages: list[dict[str, Any]], tools: list | None = None) ->
 
 def check_chat_rows(table, cfg: DataConfig) -> CheckedTable:
     """The causal-lm counterpart of `schema.check_rows`: usable conversations (TEXT, MESSAGES, TOOLS) and bad rows."""
-    df = table.frame
-    bad = list(table.bad)
-    kept: list[dict[str, Any]] = []
-    if not df.empty:
-        columns = [str(c) for c in df.columns if c not in (SOURCE, ORDER)]
-        fmt = detect_format(columns, cfg.chat_format, str(table.path))
-        raw_columns = [c for c in df.columns if c not in (SOURCE, ORDER)]
-        for raw, source, order in zip(df[raw_columns].to_dict("records"), df[SOURCE], df[ORDER], strict=True):
-            raw = {str(k): plain(v) for k, v in raw.items()}
-            try:
-                messages, tools = to_messages(raw, fmt)
-            except RowProblem as problem:
-                bad.append(BadRow(source, problem.reason, f"{fmt.value} row: {problem}", raw, int(order)))
-                continue
-            row = {TEXT: canonical_text(messages, tools), LABEL: "", MESSAGES: messages, TOOLS: tools}
-            row.update({c: raw.get(c) for c in cfg.slice_columns})
-            kept.append({**row, SOURCE: source, ORDER: int(order)})
-    bad.sort(key=lambda b: b.order)
-    columns = [TEXT, LABEL, MESSAGES, TOOLS, *cfg.slice_columns, SOURCE, ORDER]
-    rows = pd.DataFrame(kept, columns=columns) if kept else pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
-    rows[ORDER] = rows[ORDER].astype("int64")
-    return CheckedTable(rows, bad)
+    columns = [str(c) for c in table.frame.columns if c not in (SOURCE, ORDER)]
+    fmt = detect_format(columns, cfg.chat_format, str(table.path)) if not table.frame.empty else None
+
+    def to_row(raw: dict[str, Any], source: str) -> dict[str, Any]:
+        try:
+            messages, tools = to_messages(raw, fmt)
+        except RowProblem as problem:
+            raise RowProblem(problem.reason, f"{fmt.value} row: {problem}") from None
+        return {TEXT: canonical_text(messages, tools), LABEL: "", MESSAGES: messages, TOOLS: tools}
+
+    return sort_rows(table, to_row, [TEXT, LABEL, MESSAGES, TOOLS], cfg.slice_columns)
 
 
 def apply_length_policy(checked: CheckedTable, cfg) -> None:
@@ -197,3 +188,16 @@ def apply_length_policy(checked: CheckedTable, cfg) -> None:
         return
     checked.rows = rows.drop(index=rows.index[too_long]).reset_index(drop=True)
     checked.bad.sort(key=lambda b: b.order)
+
+
+def redact_rows(frame: pd.DataFrame, hits, redact) -> None:
+    """PII redaction of every string turn of a conversation, then its canonical text again."""
+    for i in hits:
+        messages = [{**m, "content": redact(m["content"])} if isinstance(m.get("content"), str) else m
+                    for m in frame.at[i, MESSAGES]]
+        frame.at[i, MESSAGES] = messages
+        frame.at[i, TEXT] = canonical_text(messages, frame.at[i, TOOLS] if TOOLS in frame.columns else None)
+
+
+def check_rows(table, cfg) -> CheckedTable:
+    return check_chat_rows(table, cfg.data)

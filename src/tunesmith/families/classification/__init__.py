@@ -1,1 +1,22 @@
-"""The classification task family."""
+"""Text classification (single label): a text -> one of N labels, a sequence-classification head trained with CE.
+
+    task: classification    # the default
+"""
+
+from tunesmith.config import MethodKind
+from tunesmith.contracts import LoopHooks, lazy
+from tunesmith.families import register
+from tunesmith.families.classification import rows
+from tunesmith.families.common import ENCODER_METHODS, distill_hooks, family
+from tunesmith.serving.routes import CLASSIFY
+
+TASK = register(family(
+    __name__, kind="classification", summary="a text -> one label (sequence-classification head, cross-entropy)",
+    check_rows=rows.check_label_rows, label_set=rows.label_set, labeled=True, label_column="label",
+    label_checks=lazy("tunesmith.families.classification.checks:label_checks"),
+    train_metrics=("macro_f1", "accuracy", "weighted_f1", "loss"), methods=(*ENCODER_METHODS, MethodKind.DISTILL),
+    baseline_name="linear-probe baseline", ships=("calibration.json",), routes=(CLASSIFY,), recognize_order=40,
+    loop=LoopHooks(feedback="label", live_metrics=("accuracy", "macro_f1"),
+                   drift_features=("predicted_label", "confidence"), review_field="label"),
+    distill=distill_hooks("tunesmith.families.classification.distill"),
+))

@@ -15,8 +15,10 @@ import pandas as pd
 
 from tunesmith.config import Config
 from tunesmith.data import pii
+from tunesmith.data.checks import label_issues_skipped
 from tunesmith.data.label_issues import find_label_issues
 from tunesmith.data.schema import LABEL, SOURCE, TEXT
+from tunesmith.encoders import base_embedder
 from tunesmith.io import atomic_write_text
 
 if TYPE_CHECKING:
@@ -26,16 +28,21 @@ REVIEW_FILE = "label_issues.jsonl"
 SNIPPET = 160  # characters of text shown per flagged row in the report (PII redacted)
 
 
+def label_checks(cfg: Config, out: ChecksOutcome, run_dir: Path | None) -> None:
+    """The label data gates: likely label errors (a report artifact: only with a run dir) and class balance."""
+    if run_dir is not None:
+        label_issues(cfg, out, run_dir)
+    else:
+        label_issues_skipped(cfg, out)
+    imbalance(cfg, out)
+
+
 def label_issues(cfg: Config, out: ChecksOutcome, run_dir: Path | None) -> None:
     """Out-of-fold probe + cleanlab over every split (a seeded sample of at most max_rows)."""
     c = cfg.data.checks.label_issues
     if not c.enabled:
         out.findings["label_issues"] = {"enabled": False, "status": "off"}
         return
-    if cfg.data.multi_label:
-        from tunesmith.families.multilabel.checks import multilabel_label_issues
-
-        return multilabel_label_issues(cfg, out, run_dir, _embedder(cfg) if c.features == "embeddings" else None)
     frames = [f.assign(_split=n) for n, f in out.splits.items()]
     rows = pd.concat(frames, ignore_index=True)
     if len(rows) < c.min_rows:
@@ -48,7 +55,7 @@ def label_issues(cfg: Config, out: ChecksOutcome, run_dir: Path | None) -> None:
     labels = sorted(rows[LABEL].unique().tolist()) if cfg.data.labels is None else list(cfg.data.labels)
     ids = [labels.index(v) for v in rows[LABEL]]
     texts = rows[TEXT].astype(str).tolist()
-    embed = _embedder(cfg) if c.features == "embeddings" else None
+    embed = base_embedder(cfg) if c.features == "embeddings" else None
     found = find_label_issues(texts, ids, len(labels), features=c.features, embed=embed, folds=c.folds, seed=cfg.seed)
     finding = {"enabled": True, "status": "skipped" if found.skipped else ("review" if len(found.indices) else "pass"),
                "features": c.features, "model": "logistic regression, out-of-fold (cleanlab.filter.find_label_issues)",
@@ -73,27 +80,9 @@ def _flag(rows: pd.DataFrame, labels: list[str], found, i: int) -> dict:
             "text": str(rows[TEXT].iat[i])}
 
 
-def _embedder(cfg: Config):
-    """Mean-pooled frozen embeddings of model.base (what the evaluation's linear-probe baseline uses)."""
-    from tunesmith.hub import resolve_model
-    from tunesmith.tasks import get_task
-
-    def embed(texts: list[str]) -> np.ndarray:
-        resolved = resolve_model(cfg.model.base, cfg.model.revision)
-        return get_task(cfg.task).embed(resolved.path, texts, max_length=cfg.model.max_length,
-                                        batch_size=cfg.training.eval_batch_size, revision=resolved.revision,
-                                        trust_remote_code=cfg.model.trust_remote_code)
-
-    return embed
-
-
 def imbalance(cfg: Config, out: ChecksOutcome) -> None:
     """Train class counts, the largest/smallest ratio and tiny classes, with the fix the config can switch on."""
     c = cfg.data.checks.imbalance
-    if cfg.data.multi_label:
-        from tunesmith.families.multilabel.checks import multilabel_imbalance
-
-        return multilabel_imbalance(cfg, out)
     counts = out.splits["train"][LABEL].value_counts()
     present = counts[counts > 0]
     ratio = float(present.max() / present.min()) if len(present) else 1.0

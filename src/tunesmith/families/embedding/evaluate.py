@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tunesmith.evaluation.champion import NONE, NOT_COMPARABLE, not_compared_reason, unseen_mask
+from tunesmith.contracts import COMPARED, ReportBase
+from tunesmith.evaluation.champion import champion_on_unseen, note_unseen_share
 from tunesmith.evaluation.errors import EvalError
-from tunesmith.evaluation.significance import bootstrap_delta, flat_family_metrics, mean_stat, pearson_stat
-from tunesmith.io import json_safe
+from tunesmith.evaluation.significance import bootstrap_delta, mean_stat, pearson_stat
 
 KS = (1, 5, 10)
 RETRIEVAL_METRICS = (*(f"recall@{k}" for k in KS), "mrr@10", "ndcg@10")
@@ -29,36 +29,11 @@ PAIR_SCORE_METRICS = ("spearman", "pearson")
 SAMPLES = 8  # queries shown with their top hit, base vs tuned
 
 
-@dataclass
-class EmbeddingEvalReport:
-    primary_metric: str
-    tuned: dict  # metric -> mean over test queries
-    baseline: dict  # the base model, same metrics
-    uplift: dict[str, dict]  # metric -> {delta, ci_low, ci_high, p_value}
-    champion: dict | None = None
-    vs_champion: dict[str, dict] | None = None
-    champion_status: str = NONE
+@dataclass(kw_only=True)
+class EmbeddingEvalReport(ReportBase):
     queries: int = 0
     corpus: int = 0
     samples: list[dict] = field(default_factory=list)
-    bootstrap: dict = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    labels: list[str] = field(default_factory=list)
-
-    @property
-    def has_champion(self) -> bool:
-        return self.champion_status != NONE
-
-    @property
-    def champion_note(self) -> str:
-        return not_compared_reason(self.champion_status)
-
-    def to_dict(self) -> dict:
-        return json_safe({k: getattr(self, k) for k in self.__dataclass_fields__})
-
-    def flat_metrics(self) -> dict[str, float]:
-        """The namespace gates read: mrr@10, baseline.mrr@10, uplift.mrr@10, uplift_ci_low.mrr@10, ..."""
-        return flat_family_metrics(self.tuned, self.baseline, self.champion, self.uplift, self.vs_champion)
 
     def html_sections(self) -> list[tuple[str, str]]:
         from tunesmith.families.embedding.report import embedding_sections
@@ -235,18 +210,13 @@ def evaluate_embedding(cfg, bundle, model_dir: str | Path, *, champion_dir: str 
 
 def _compare_champion(report, cfg, champion_dir, name, keys, score, tuned: _Scored, gold) -> None:
     """The champion on the test queries it never trained on (its seen_texts.npy)."""
-    try:
-        mask = unseen_mask(champion_dir, keys)
-        champ = score(_load_tuned(champion_dir, cfg, "champion"))
-    except (EvalError, OSError, ValueError) as exc:
-        report.champion_status = f"{NOT_COMPARABLE}: {name} does not load: {str(exc).splitlines()[0]}"
-        report.notes.append(f"champion {report.champion_status}; its vs_champion.* and champion.* gate rules fail")
+    found = champion_on_unseen(report, champion_dir, name, keys,
+                               lambda: score(_load_tuned(champion_dir, cfg, "champion")), unit="test queries")
+    if found is None:
         return
-    if mask is not None and not mask.any():
-        report.champion_status = f"{NOT_COMPARABLE}: {name} trained on every test query"
-        return
-    report.champion, report.champion_status = champ.metrics, "compared"
-    report.vs_champion = _deltas(tuned, champ, cfg, gold, mask)
-    if mask is not None and not mask.all():
-        report.notes.append(f"{name} compared on the {int(mask.sum())} of {len(mask)} test queries it did not train "
-                            "on (the metrics in its column use every query)")
+    report.champion, report.champion_status = found.scored.metrics, COMPARED
+    report.vs_champion = _deltas(tuned, found.scored, cfg, gold, found.mask)
+    note_unseen_share(report, name, found.mask, "test queries", " (the metrics in its column use every query)")
+
+
+evaluate = evaluate_embedding  # the family's evaluation entry (tunesmith.families.common.family)

@@ -11,40 +11,23 @@ sentence-transformers dir (modules.json, safetensors) that `SentenceTransformer(
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from torch import nn
 
 from tunesmith.config import Config, EmbeddingLoss, MethodConfig, MethodKind
+from tunesmith.encoders import encode_sentences as encode  # noqa: F401 (the family's encoder)
+from tunesmith.encoders import is_sentence_transformers_dir, sentence_model  # noqa: F401
 
 ANCHOR, POSITIVE, SCORE = "anchor", "positive", "score"  # sentence-transformers' column order: inputs, then label
 
 
-def is_sentence_transformers_dir(path: str) -> bool:
-    return (Path(path) / "modules.json").is_file()
-
-
 def load_model(path: str, cfg: Config, *, revision: str | None = None):
-    """The base as a SentenceTransformer: its own modules when it is one, else transformer + pooling (+ normalize)."""
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.base.modules.normalize import Normalize
-    from sentence_transformers.base.modules.transformer import Transformer
-    from sentence_transformers.sentence_transformer.modules import Pooling
-
-    remote = cfg.model.trust_remote_code
-    if is_sentence_transformers_dir(path) or not Path(path).exists():  # a hub id: sentence-transformers decides
-        model = SentenceTransformer(path, revision=revision, trust_remote_code=remote, device="cpu")
-    else:
-        transformer = Transformer(path, max_seq_length=cfg.model.max_length,
-                                  model_kwargs={"trust_remote_code": remote},
-                                  processor_kwargs={"trust_remote_code": remote})
-        modules = [transformer, Pooling(transformer.get_embedding_dimension(), cfg.embedding.pooling)]
-        modules += [Normalize()] if cfg.embedding.normalize else []
-        model = SentenceTransformer(modules=modules, device="cpu")
-    model.max_seq_length = cfg.model.max_length
-    return model
+    """The base as a SentenceTransformer: its own modules when it is one, else transformer + the configured pooling
+    (embedding.pooling, embedding.normalize)."""
+    return sentence_model(path, max_length=cfg.model.max_length, pooling=cfg.embedding.pooling,
+                          normalize=cfg.embedding.normalize, revision=revision,
+                          trust_remote_code=cfg.model.trust_remote_code)
 
 
 def backbone(model) -> nn.Module:
@@ -54,35 +37,18 @@ def backbone(model) -> nn.Module:
 
 def apply_method(model, method: MethodConfig):
     """full: everything trains; freeze: embeddings + the first N layers frozen; lora: an adapter on the backbone."""
-    from tunesmith.training.methods import MethodError, inject_lora
+    from tunesmith.training.methods import MethodError, freeze_lower, inject_lora
 
     kind = MethodKind(method.kind)
     hf = backbone(model)
     model.requires_grad_(True)
-    if kind is MethodKind.FREEZE:
-        layers = _layers(hf)
-        if method.freeze.layers >= len(layers):  # no head trains beside an embedding model: keep a layer
-            raise MethodError(f"method.freeze.layers: {method.freeze.layers} would freeze all {len(layers)} layers of "
-                              f"the model; an embedding model has no head to train, so freeze at most {len(layers) - 1}")
-        hf.get_input_embeddings().requires_grad_(False)
-        getattr(hf, "embeddings", hf.get_input_embeddings()).requires_grad_(False)
-        for layer in layers[: method.freeze.layers]:
-            layer.requires_grad_(False)
+    if kind is MethodKind.FREEZE:  # no head trains beside an embedding model: a block must keep training
+        freeze_lower(hf, method.freeze.layers, keep_one=True)
     elif kind is MethodKind.LORA:
         inject_lora(hf, method, task_type="FEATURE_EXTRACTION")  # only the adapter trains
     elif kind is not MethodKind.FULL:
         raise MethodError(f"method.kind: {kind.value} does not apply to an embedding model; use full, lora or freeze")
     return model
-
-
-def _layers(hf: nn.Module) -> nn.ModuleList:
-    from tunesmith.training.methods import MethodError
-
-    n = getattr(hf.config, "num_hidden_layers", None)
-    found = [m for m in hf.modules() if isinstance(m, nn.ModuleList) and len(m) and (n is None or len(m) == n)]
-    if not found:
-        raise MethodError(f"cannot find the {n} encoder layers of {type(hf).__name__}; use method.kind: full or lora")
-    return found[0]
 
 
 def merge_adapter(model) -> None:
@@ -147,17 +113,3 @@ def build_loss(model, cfg: Config, *, scored: bool):
     return loss
 
 
-def encode(model, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-    """Unit-length float32 embeddings, one row per text, in input order."""
-    if not len(texts):
-        return np.zeros((0, model.get_embedding_dimension()), dtype=np.float32)
-    out = model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
-                       show_progress_bar=False)
-    return np.asarray(out, dtype=np.float32)
-
-
-def train_model(cfg: Config, bundle, run_dir: Path, resolved, *, start_from=None, callbacks=()):
-    """The training stage's hook: sentence-transformers trains this family (training.embedding)."""
-    from tunesmith.families.embedding.train import train_embedding
-
-    return train_embedding(cfg, bundle, Path(run_dir), resolved, start_from=start_from, callbacks=callbacks)

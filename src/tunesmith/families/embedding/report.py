@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tunesmith.evaluation.report import _ci, _e, _table
+from tunesmith.evaluation.html import comparison_table, esc, table
 
 
 def embedding_sections(r) -> list[tuple[str, str]]:
@@ -14,15 +14,6 @@ def embedding_sections(r) -> list[tuple[str, str]]:
 
 
 def _metrics(r) -> str:
-    header = ["metric", "base model", "tuned", "uplift [CI]"]
-    if r.champion is not None:
-        header += ["champion", "vs champion [CI]"]
-    rows = []
-    for m, v in r.tuned.items():
-        row = [m, r.baseline.get(m), v, _ci(r.uplift.get(m))]
-        if r.champion is not None:
-            row += [r.champion.get(m), _ci((r.vs_champion or {}).get(m))]
-        rows.append(row)
     conf = f"{r.bootstrap.get('confidence', 0.95):.0%}"
     if r.corpus:
         what = (f"{r.queries} test queries retrieve from a corpus of {r.corpus} documents (every positive and hard "
@@ -30,10 +21,10 @@ def _metrics(r) -> str:
     else:
         what = f"{r.queries} scored test pairs: correlation of cosine similarity with the score"
     verdict = _verdict(r)
-    lead = (f"<p>{_e(what)}. CIs: {conf} paired bootstrap over {_e(r.bootstrap.get('samples'))} resamples of the "
-            f"queries. Primary metric: <b>{_e(r.primary_metric)}</b>. Champion: {_e(r.champion_status)}.</p>"
-            f"<p><b>{_e(verdict)}</b></p>")
-    return lead + _table(header, rows)
+    lead = (f"<p>{esc(what)}. CIs: {conf} paired bootstrap over {esc(r.bootstrap.get('samples'))} resamples of the "
+            f"queries. Primary metric: <b>{esc(r.primary_metric)}</b>. Champion: {esc(r.champion_status)}.</p>"
+            f"<p><b>{esc(verdict)}</b></p>")
+    return lead + comparison_table(r, "base model")
 
 
 def _verdict(r) -> str:
@@ -51,4 +42,4 @@ def _verdict(r) -> str:
 def _samples(r) -> str:
     rows = [[s["query"], s["relevant"], s["base_top1"], "hit" if s["base_hit"] else "miss", s["tuned_top1"],
              "hit" if s["tuned_hit"] else "miss"] for s in r.samples]
-    return _table(["query", "a relevant document", "base top 1", "", "tuned top 1", ""], rows)
+    return table(["query", "a relevant document", "base top 1", "", "tuned top 1", ""], rows)

@@ -15,17 +15,22 @@ import pandas as pd
 
 from tunesmith.config import DataConfig
 from tunesmith.data.errors import DataError, quoted
-from tunesmith.data.schema import LABEL, ORDER, SOURCE, TEXT, BadRow, BadRowReason, CheckedTable, plain
+from tunesmith.data.schema import (
+    LABEL,
+    ORDER,
+    SOURCE,
+    SPLIT_TEXT,
+    TEXT,
+    BadRowReason,
+    CheckedTable,
+    RowProblem,
+    sort_rows,
+)
 
 QUERY, POSITIVE, NEGATIVES, SCORE = "query", "positive", "negatives", "score"  # output columns of an embedding bundle
-SPLIT_TEXT = "_split_text"  # internal: what the split and overlap checks key on (the query)
 PAIR_COLUMNS = (QUERY, POSITIVE, NEGATIVES, SCORE)
 
 
-class PairProblem(ValueError):
-    def __init__(self, reason: BadRowReason, detail: str):
-        self.reason = reason
-        super().__init__(detail)
 
 
 def check_columns(table, cfg: DataConfig) -> bool:
@@ -46,12 +51,12 @@ def check_columns(table, cfg: DataConfig) -> bool:
 def _text(value: Any, column: str, what: str) -> str:
     if value is None:
         reason = BadRowReason.MISSING_POSITIVE if what == "positive" else BadRowReason.MISSING_TEXT
-        raise PairProblem(reason, f"no {what} in column {column!r}")
+        raise RowProblem(reason, f"no {what} in column {column!r}")
     if not isinstance(value, str):
-        raise PairProblem(BadRowReason.NON_STRING_TEXT,
+        raise RowProblem(BadRowReason.NON_STRING_TEXT,
                           f"the {what} in column {column!r} is a {type(value).__name__}, not a string")
     if not value.strip():
-        raise PairProblem(BadRowReason.EMPTY_TEXT, f"the {what} in column {column!r} is empty or whitespace")
+        raise RowProblem(BadRowReason.EMPTY_TEXT, f"the {what} in column {column!r} is empty or whitespace")
     return value
 
 
@@ -65,19 +70,19 @@ def _negatives(value: Any, column: str) -> list[str]:
 
 def _score(value: Any, column: str) -> float:
     if isinstance(value, bool) or value is None:
-        raise PairProblem(BadRowReason.INVALID_SCORE, f"no numeric score in column {column!r} (got {value!r})")
+        raise RowProblem(BadRowReason.INVALID_SCORE, f"no numeric score in column {column!r} (got {value!r})")
     try:
         score = float(value)
     except (TypeError, ValueError):
-        raise PairProblem(BadRowReason.INVALID_SCORE,
+        raise RowProblem(BadRowReason.INVALID_SCORE,
                           f"the score in column {column!r} is {str(value)[:40]!r}, not a number") from None
     if not math.isfinite(score):
-        raise PairProblem(BadRowReason.INVALID_SCORE, f"the score in column {column!r} is {score}, not a finite number")
+        raise RowProblem(BadRowReason.INVALID_SCORE, f"the score in column {column!r} is {score}, not a finite number")
     return score
 
 
 def to_pair(raw: dict[str, Any], cfg: DataConfig, scored: bool) -> dict[str, Any]:
-    """QUERY, POSITIVE, NEGATIVES, SCORE of one raw row, checked; raises PairProblem."""
+    """QUERY, POSITIVE, NEGATIVES, SCORE of one raw row, checked; raises RowProblem."""
     query = _text(raw.get(cfg.query_column), cfg.query_column, "query")
     positive = _text(raw.get(cfg.positive_column), cfg.positive_column, "second text" if scored else "positive")
     negatives = [] if scored else _negatives(raw.get(cfg.negative_column), cfg.negative_column)
@@ -97,26 +102,12 @@ def canonical_text(pair: dict[str, Any]) -> str:
 def check_pair_rows(table, cfg: DataConfig) -> CheckedTable:
     """The embedding counterpart of `schema.check_rows`: usable pairs and bad rows, each with its file:line."""
     scored = check_columns(table, cfg)
-    df = table.frame
-    bad = list(table.bad)
-    kept: list[dict[str, Any]] = []
-    raw_columns = [c for c in df.columns if c not in (SOURCE, ORDER)]
-    if not df.empty:
-        for raw, source, order in zip(df[raw_columns].to_dict("records"), df[SOURCE], df[ORDER], strict=True):
-            raw = {str(k): plain(v) for k, v in raw.items()}
-            try:
-                pair = to_pair(raw, cfg, scored)
-            except PairProblem as problem:
-                bad.append(BadRow(source, problem.reason, str(problem), raw, int(order)))
-                continue
-            row = {TEXT: canonical_text(pair), LABEL: "", **pair, SPLIT_TEXT: pair[QUERY]}
-            row.update({c: raw.get(c) for c in cfg.slice_columns})
-            kept.append({**row, SOURCE: source, ORDER: int(order)})
-    bad.sort(key=lambda b: b.order)
-    columns = [TEXT, LABEL, *PAIR_COLUMNS, SPLIT_TEXT, *cfg.slice_columns, SOURCE, ORDER]
-    rows = pd.DataFrame(kept, columns=columns) if kept else pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
-    rows[ORDER] = rows[ORDER].astype("int64")
-    return CheckedTable(rows, bad)
+
+    def to_row(raw: dict[str, Any], source: str) -> dict[str, Any]:
+        pair = to_pair(raw, cfg, scored)
+        return {TEXT: canonical_text(pair), LABEL: "", **pair, SPLIT_TEXT: pair[QUERY]}
+
+    return sort_rows(table, to_row, [TEXT, LABEL, *PAIR_COLUMNS, SPLIT_TEXT], cfg.slice_columns)
 
 
 def check_scored_consistency(frames: dict[str, pd.DataFrame]) -> None:
@@ -126,3 +117,22 @@ def check_scored_consistency(frames: dict[str, pd.DataFrame]) -> None:
         shown = ", ".join(f"{n}: {'scored pairs' if k else 'query/positive pairs'}" for n, k in kinds.items())
         raise DataError("data.score_column", f"the files mix scored pairs and query/positive pairs ({shown})",
                         "give every file the score column, or none")
+
+
+def redact_rows(frame: pd.DataFrame, hits, redact) -> None:
+    """PII redaction of what an embedding trains on: the query, the positive and each negative."""
+    for i in hits:
+        pair = {c: frame.at[i, c] for c in PAIR_COLUMNS}
+        pair.update({QUERY: redact(pair[QUERY]), POSITIVE: redact(pair[POSITIVE]),
+                     NEGATIVES: [redact(n) for n in pair[NEGATIVES]]})
+        for c in (QUERY, POSITIVE):
+            frame.at[i, c] = pair[c]
+        frame.at[i, NEGATIVES] = pair[NEGATIVES]
+        frame.at[i, SPLIT_TEXT] = pair[QUERY]
+        frame.at[i, TEXT] = canonical_text(pair)
+
+
+def consistent_splits(frames: dict[str, pd.DataFrame], cfg=None) -> list[str]:
+    """Every split holds scored pairs, or none does (a DataError names the split otherwise)."""
+    check_scored_consistency(frames)
+    return []

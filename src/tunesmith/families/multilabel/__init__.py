@@ -1,1 +1,44 @@
-"""The multilabel task family."""
+"""Multi-label classification: a text -> any subset of N labels, one sigmoid per label trained with BCE, per-label
+thresholds tuned on eval.
+
+    task: multi-label       # or, as before, data.multi_label: true under task: classification
+"""
+
+from tunesmith.config.family_rules import default_metric, no_slices
+from tunesmith.contracts import lazy
+from tunesmith.families import register
+from tunesmith.families.common import ENCODER_METHODS, family
+from tunesmith.families.multilabel import rows
+from tunesmith.serving.routes import CLASSIFY
+
+METRICS = ("micro_f1", "macro_f1", "subset_accuracy", "loss")
+
+
+def configure(cfg) -> None:
+    """Label sets rarely repeat exactly: no stratified split; checkpoints on eval micro-F1; BCE weights, not copies."""
+    if "stratify" not in cfg.data.split.model_fields_set:
+        cfg.data.split.stratify = False
+    default_metric(cfg, "micro_f1", METRICS, "training.metric: {metric} is not a multi-label metric; use micro_f1, "
+                   "macro_f1, subset_accuracy or loss")
+    if cfg.data.checks.imbalance.oversample:
+        raise ValueError("data.checks.imbalance.oversample: repeating rows cannot balance overlapping label sets; "
+                         "use training.class_weights: true (BCE pos_weight per label) for multi-label data")
+    no_slices(cfg)  # per-slice tables are single-label metrics
+
+
+def _claim(metric: str) -> str:
+    return (f"training.metric: {metric} is a multi-label metric; set data.multi_label: true, or use macro_f1 / "
+            "accuracy / weighted_f1 / loss")
+
+
+TASK = register(family(
+    __name__, kind="multi-label",
+    summary="a text -> a set of labels (one sigmoid per label, BCE, thresholds tuned on eval)", configure=configure,
+    check_rows=lambda table, cfg: rows.check_multilabel_rows(table, cfg.data), label_set=rows.labels_of,
+    labeled=True, label_column=rows.LABELS, bundle_columns=(rows.LABELS,), label_distribution=rows.label_counts,
+    label_checks=lazy("tunesmith.families.multilabel.checks:label_checks"),
+    train_metrics=METRICS, methods=ENCODER_METHODS,
+    metric_claims={m: _claim(m) for m in ("micro_f1", "subset_accuracy")},
+    baseline_name="one-vs-rest probe, thresholds tuned on eval", ships=("thresholds.json",), routes=(CLASSIFY,),
+    recognize_order=20,
+))

@@ -17,7 +17,9 @@ import pandas as pd
 
 from tunesmith.config import Config
 from tunesmith.data import pii
+from tunesmith.data.checks import label_issues_skipped
 from tunesmith.data.schema import SOURCE, TEXT
+from tunesmith.encoders import base_embedder
 from tunesmith.families.multilabel.rows import LABELS, label_counts, label_set, multi_hot
 from tunesmith.io import atomic_write_text
 
@@ -50,6 +52,18 @@ def out_of_fold_proba(x, y: np.ndarray, folds: int, seed: int) -> np.ndarray:
     return proba
 
 
+def label_checks(cfg: Config, out: ChecksOutcome, run_dir: Path | None) -> None:
+    """The label data gates for label sets: likely label errors (with a run dir) and rows per label."""
+    c = cfg.data.checks.label_issues
+    if run_dir is None:
+        label_issues_skipped(cfg, out)
+    elif not c.enabled:
+        out.findings["label_issues"] = {"enabled": False, "status": "off"}
+    else:
+        multilabel_label_issues(cfg, out, run_dir, base_embedder(cfg) if c.features == "embeddings" else None)
+    multilabel_imbalance(cfg, out)
+
+
 def multilabel_label_issues(cfg: Config, out: ChecksOutcome, run_dir: Path | None, embed) -> None:
     c = cfg.data.checks.label_issues
     rows = pd.concat([f.assign(_split=n) for n, f in out.splits.items()], ignore_index=True)
@@ -64,10 +78,10 @@ def multilabel_label_issues(cfg: Config, out: ChecksOutcome, run_dir: Path | Non
     y = multi_hot(rows, labels)
     present = y.sum(axis=0) > 0
     labels, y = [lab for lab, p in zip(labels, present, strict=True) if p], y[:, present]  # cleanlab: every class seen
-    from tunesmith.data.label_issues import _features
+    from tunesmith.data.label_issues import probe_features
 
     texts = rows[TEXT].astype(str).tolist()
-    x = _features(texts, c.features, embed)
+    x = probe_features(texts, c.features, embed)
     proba = out_of_fold_proba(x, y, c.folds, cfg.seed)
     from cleanlab.multilabel_classification.filter import find_label_issues
 

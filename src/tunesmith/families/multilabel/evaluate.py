@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tunesmith.evaluation.champion import NONE, NOT_COMPARABLE, not_compared_reason, unseen_mask
+from tunesmith.contracts import COMPARED, ReportBase
+from tunesmith.evaluation.champion import champion_on_unseen, note_unseen_share
 from tunesmith.evaluation.errors import EvalError
-from tunesmith.evaluation.significance import IndexStat, bootstrap_delta, flat_family_metrics, mean_stat
-from tunesmith.io import atomic_write_json, json_safe
+from tunesmith.evaluation.significance import IndexStat, bootstrap_delta, mean_stat
+from tunesmith.io import atomic_write_json
 
 THRESHOLDS_FILE = "thresholds.json"
 GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)  # candidate thresholds per label
@@ -30,38 +31,13 @@ C_GRID = (0.01, 0.1, 1.0, 10.0)
 BOOTSTRAPPED = ("micro_f1", "macro_f1", "subset_accuracy", "hamming_loss")
 
 
-@dataclass
-class MultiLabelEvalReport:
-    primary_metric: str
-    labels: list[str]
-    tuned: dict  # scalar metrics at the tuned thresholds
-    baseline: dict
-    uplift: dict[str, dict]
+@dataclass(kw_only=True)
+class MultiLabelEvalReport(ReportBase):
     per_label: dict[str, dict] = field(default_factory=dict)  # label -> precision, recall, f1, support, threshold, ece
     calibration: dict = field(default_factory=dict)  # pooled reliability bins of P(label), per-label ECE
     thresholds: dict = field(default_factory=dict)  # what thresholds.json holds
-    champion: dict | None = None
-    vs_champion: dict[str, dict] | None = None
-    champion_status: str = NONE
     rows: int = 0
     baseline_probe: dict = field(default_factory=dict)
-    bootstrap: dict = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def has_champion(self) -> bool:
-        return self.champion_status != NONE
-
-    @property
-    def champion_note(self) -> str:
-        return not_compared_reason(self.champion_status)
-
-    def to_dict(self) -> dict:
-        return json_safe({k: getattr(self, k) for k in self.__dataclass_fields__})
-
-    def flat_metrics(self) -> dict[str, float]:
-        """micro_f1, baseline.micro_f1, uplift.micro_f1, uplift_ci_low.micro_f1, vs_champion.macro_f1, ece, ..."""
-        return flat_family_metrics(self.tuned, self.baseline, self.champion, self.uplift, self.vs_champion)
 
     def html_sections(self) -> list[tuple[str, str]]:
         from tunesmith.families.multilabel.report import multilabel_sections
@@ -166,7 +142,7 @@ def probe(cfg, bundle, y_train: np.ndarray, y_eval: np.ndarray) -> tuple[np.ndar
     from sklearn.multiclass import OneVsRestClassifier
     from sklearn.preprocessing import StandardScaler
 
-    from tunesmith.families.classification.model import embed
+    from tunesmith.encoders import embed
     from tunesmith.families.multilabel.model import multilabel_scores
     from tunesmith.hub import resolve_model
 
@@ -275,23 +251,20 @@ def evaluate_multilabel(cfg, bundle, model_dir: str | Path, *, champion_dir: str
 
 
 def _compare_champion(report, cfg, champion_dir, name, test, y_test, pred, labels) -> None:
-    bins = cfg.evaluation.calibration.bins
-    try:
-        mask = unseen_mask(champion_dir, test["text"].astype(str).tolist())
+    """The champion as it is served (its own thresholds) on the test rows it never trained on."""
+    def score():
         model, tokenizer = load_multilabel(champion_dir, cfg, "champion")
-        p = model_proba(model, tokenizer, test, cfg, labels, champion_dir)
-        thr = read_thresholds(champion_dir, labels)  # the champion as it is served: its own thresholds
-    except (EvalError, OSError, ValueError, KeyError) as exc:
-        report.champion_status = f"{NOT_COMPARABLE}: {name} does not load: {str(exc).splitlines()[0]}"
-        report.notes.append(f"champion {report.champion_status}; its vs_champion.* and champion.* gate rules fail")
+        return model_proba(model, tokenizer, test, cfg, labels, champion_dir), read_thresholds(champion_dir, labels)
+
+    found = champion_on_unseen(report, champion_dir, name, test["text"].astype(str).tolist(), score,
+                               errors=(EvalError, OSError, ValueError, KeyError))
+    if found is None:
         return
-    mask = np.ones(len(test), dtype=bool) if mask is None else mask
-    if not mask.any():
-        report.champion_status = f"{NOT_COMPARABLE}: {name} trained on every test row"
-        report.notes.append(f"champion {report.champion_status}; its vs_champion.* and champion.* gate rules fail")
-        return
-    report.champion = scores(y_test[mask], p[mask], thr, bins)
-    report.champion_status = "compared"
+    (p, thr), mask = found.scored, found.mask
+    report.champion = scores(y_test[mask], p[mask], thr, cfg.evaluation.calibration.bins)
+    report.champion_status = COMPARED
     report.vs_champion = deltas(y_test[mask], pred[mask], (p >= thr[None, :])[mask], cfg)
-    if not mask.all():
-        report.notes.append(f"{name} compared on the {int(mask.sum())} of {len(mask)} test rows it did not train on")
+    note_unseen_share(report, name, mask)
+
+
+evaluate = evaluate_multilabel  # the family's evaluation entry (tunesmith.families.common.family)

@@ -9,8 +9,6 @@ negatives / positives in train (BCE `pos_weight`), so rare labels are not drowne
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -18,20 +16,21 @@ from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
 
 from tunesmith.config import Config
-from tunesmith.families.classification.model import embed, encode, predict_logits
-from tunesmith.families.classification.model import load_tokenizer as _load_tokenizer
+from tunesmith.contracts import TrainerParts
+from tunesmith.encoders import embed, encode, predict_logits
+from tunesmith.encoders import load_tokenizer as _load_tokenizer
 from tunesmith.families.multilabel.rows import multi_hot
 
 __all__ = ["build_model", "embed", "load_tokenizer", "multilabel_scores", "pos_weight", "predict_proba", "trainer_parts"]
 MAX_POS_WEIGHT = 100.0  # a label with 1 positive in 10k rows would otherwise get a weight that blows up the loss
 
 
-def load_tokenizer(model_path: str, *, revision: str | None = None, trust_remote_code: bool = False, template=None):
+def load_tokenizer(model_path: str, *, revision: str | None = None, trust_remote_code: bool = False):
     return _load_tokenizer(model_path, revision=revision, trust_remote_code=trust_remote_code)
 
 
 def build_model(model_path: str, labels: Sequence[str], *, revision: str | None = None,
-                trust_remote_code: bool = False, quantize_4bit: bool = False):
+                trust_remote_code: bool = False):
     """The base with a fresh head of len(labels) sigmoid outputs (id2label kept in its config)."""
     return AutoModelForSequenceClassification.from_pretrained(
         model_path, revision=revision, num_labels=len(labels), problem_type="multi_label_classification",
@@ -87,16 +86,6 @@ def _dataset(frame, labels: Sequence[str], tokenizer, max_length: int) -> Datase
     return Dataset.from_dict(enc)
 
 
-@dataclass
-class TrainerParts:
-    train_ds: Dataset
-    eval_ds: Dataset | None
-    data_collator: Any
-    compute_metrics: Any
-    train_lengths: list[int]
-    compute_loss_func: Any = None
-
-
 def compute_metrics(eval_pred) -> dict[str, float]:
     """micro_f1, macro_f1 and subset_accuracy at threshold 0.5 (the tuned thresholds come later, from eval)."""
     logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
@@ -110,8 +99,8 @@ def trainer_parts(cfg: Config, bundle, tokenizer) -> TrainerParts:
     train_ds = _dataset(bundle.train, labels, tokenizer, max_len)
     eval_ds = _dataset(bundle.eval, labels, tokenizer, max_len) if len(bundle.eval) else None
     loss = WeightedBCE(pos_weight(multi_hot(bundle.train, labels))) if cfg.training.class_weights else None
-    return TrainerParts(train_ds, eval_ds, DataCollatorWithPadding(tokenizer), compute_metrics,
-                        list(train_ds["length"]), loss)
+    return TrainerParts(train_ds, eval_ds, data_collator=DataCollatorWithPadding(tokenizer),
+                        compute_metrics=compute_metrics, compute_loss_func=loss)
 
 
 def predict_proba(model, tokenizer, texts: Sequence[str], *, max_length: int = 128, batch_size: int = 64) -> np.ndarray:

@@ -22,24 +22,18 @@ from tunesmith.config import DataConfig
 from tunesmith.data.errors import DataError, quoted
 from tunesmith.data.schema import (
     LABEL,
-    ORDER,
-    SOURCE,
     TEXT,
-    BadRow,
     BadRowReason,
     CheckedTable,
-    _text_kind,
+    RowProblem,
     check_columns,
-    plain,
+    sort_rows,
+    text_kind,
 )
 
 LABELS = "labels"  # output column of a multi-label bundle: the row's labels as a sorted list
 
 
-class _Problem(ValueError):
-    def __init__(self, reason: BadRowReason, detail: str):
-        self.reason = reason
-        super().__init__(detail)
 
 
 def label_key(labels: Sequence[str]) -> str:
@@ -49,20 +43,20 @@ def label_key(labels: Sequence[str]) -> str:
 
 def _one(value: Any, column: str) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise _Problem(BadRowReason.INVALID_LABEL, f"a label in column {column!r} is a {type(value).__name__} "
+        raise RowProblem(BadRowReason.INVALID_LABEL, f"a label in column {column!r} is a {type(value).__name__} "
                        f"({str(value)[:40]!r}); expected strings or numbers")
     if isinstance(value, float):
         if math.isnan(value):
-            raise _Problem(BadRowReason.INVALID_LABEL, f"a label in column {column!r} is NaN")
+            raise RowProblem(BadRowReason.INVALID_LABEL, f"a label in column {column!r} is NaN")
         return str(int(value)) if value.is_integer() else repr(value)
     return str(value).strip()
 
 
 def parse_labels(value: Any, cfg: DataConfig) -> list[str]:
-    """The label list of one cell (deduplicated, file order kept); raises _Problem."""
+    """The label list of one cell (deduplicated, file order kept); raises RowProblem."""
     column = cfg.label_column
     if value is None:
-        raise _Problem(BadRowReason.MISSING_LABEL, f"no label list in column {column!r}")
+        raise RowProblem(BadRowReason.MISSING_LABEL, f"no label list in column {column!r}")
     if isinstance(value, str):
         items: list[Any] = value.split(cfg.label_separator) if value.strip() else []
     elif isinstance(value, list):
@@ -74,22 +68,22 @@ def parse_labels(value: Any, cfg: DataConfig) -> list[str]:
 
 
 def to_labels(raw: dict[str, Any], cfg: DataConfig) -> tuple[list[str], list[str]]:
-    """(kept labels, labels removed by data.drop_labels) of one raw row, checked; raises _Problem."""
+    """(kept labels, labels removed by data.drop_labels) of one raw row, checked; raises RowProblem."""
     text = raw.get(cfg.text_column)
-    kind = _text_kind(text)
+    kind = text_kind(text)
     if kind:
         reason = {1: BadRowReason.MISSING_TEXT, 2: BadRowReason.NON_STRING_TEXT, 3: BadRowReason.EMPTY_TEXT}[kind]
         what = {1: "no text", 2: f"the text is a {type(text).__name__}, not a string", 3: "the text is empty"}[kind]
-        raise _Problem(reason, f"{what} in column {cfg.text_column!r}")
+        raise RowProblem(reason, f"{what} in column {cfg.text_column!r}")
     labels = parse_labels(raw.get(cfg.label_column), cfg)
     dropped = [label for label in labels if label in cfg.drop_labels]
     labels = [label for label in labels if label not in cfg.drop_labels]
     if cfg.labels is not None:
         unknown = [label for label in labels if label not in cfg.labels]
         if unknown:
-            raise _Problem(BadRowReason.UNKNOWN_LABEL, f"labels {quoted(unknown)} are not in data.labels")
+            raise RowProblem(BadRowReason.UNKNOWN_LABEL, f"labels {quoted(unknown)} are not in data.labels")
     if not labels and not dropped and not cfg.allow_empty_labels:
-        raise _Problem(BadRowReason.EMPTY_LABELS, f"the label list in column {cfg.label_column!r} is empty "
+        raise RowProblem(BadRowReason.EMPTY_LABELS, f"the label list in column {cfg.label_column!r} is empty "
                        "(set data.allow_empty_labels: true if 'no label applies' is a valid answer)")
     return labels, dropped
 
@@ -97,30 +91,18 @@ def to_labels(raw: dict[str, Any], cfg: DataConfig) -> tuple[list[str], list[str
 def check_multilabel_rows(table, cfg: DataConfig) -> CheckedTable:
     """The multi-label counterpart of `schema.check_rows`: usable rows, bad rows (file:line), excluded counts."""
     check_columns(table, cfg)
-    df = table.frame
-    bad = list(table.bad)
     excluded: Counter = Counter()
-    kept: list[dict[str, Any]] = []
-    raw_columns = [c for c in df.columns if c not in (SOURCE, ORDER)]
-    if not df.empty:
-        for raw, source, order in zip(df[raw_columns].to_dict("records"), df[SOURCE], df[ORDER], strict=True):
-            raw = {str(k): plain(v) for k, v in raw.items()}
-            try:
-                labels, dropped = to_labels(raw, cfg)
-            except _Problem as problem:
-                bad.append(BadRow(source, problem.reason, str(problem), raw, int(order)))
-                continue
-            if dropped and not labels and not cfg.allow_empty_labels:
-                excluded.update(dropped)  # every label it had is left out on purpose: the row is too
-                continue
-            row = {TEXT: raw[cfg.text_column], LABEL: label_key(labels), LABELS: sorted(labels)}
-            row.update({c: raw.get(c) for c in cfg.slice_columns})
-            kept.append({**row, SOURCE: source, ORDER: int(order)})
-    bad.sort(key=lambda b: b.order)
-    columns = [TEXT, LABEL, LABELS, *cfg.slice_columns, SOURCE, ORDER]
-    rows = pd.DataFrame(kept, columns=columns) if kept else pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
-    rows[ORDER] = rows[ORDER].astype("int64")
-    return CheckedTable(rows, bad, excluded)
+
+    def to_row(raw: dict[str, Any], source: str) -> dict[str, Any] | None:
+        labels, dropped = to_labels(raw, cfg)
+        if dropped and not labels and not cfg.allow_empty_labels:
+            excluded.update(dropped)  # every label it had is left out on purpose: the row is too
+            return None
+        return {TEXT: raw[cfg.text_column], LABEL: label_key(labels), LABELS: sorted(labels)}
+
+    checked = sort_rows(table, to_row, [TEXT, LABEL, LABELS], cfg.slice_columns)
+    checked.excluded = excluded
+    return checked
 
 
 def label_set(frames: Sequence[pd.DataFrame]) -> list[str]:
@@ -160,3 +142,9 @@ def check_label_sets(splits: dict[str, pd.DataFrame], labels: list[str], keys: d
                             "add training rows with these labels, or leave them out with data.drop_labels")
     missing = [label for label in labels if label not in seen]
     return [f"data.labels {quoted(missing)} have no training rows; the model will never predict them"] if missing else []
+
+
+def labels_of(splits: dict[str, pd.DataFrame], cfg, files: list) -> tuple[list[str], list[str]]:
+    """data.labels, else every label of the train rows; labels eval/test have and train has not are an error."""
+    labels = list(cfg.data.labels) if cfg.data.labels else label_set([splits["train"]])
+    return labels, check_label_sets(splits, labels, {f.name: f.table.key for f in files})

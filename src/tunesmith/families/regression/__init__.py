@@ -1,1 +1,32 @@
-"""The regression task family."""
+"""Regression: a text -> a number, a 1-output head trained with MSE or Huber on the standardized target.
+
+    task: regression
+    regression: {loss: huber, huber_delta: 1.0}
+"""
+
+from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
+from tunesmith.families import register
+from tunesmith.families.common import ENCODER_METHODS, family
+from tunesmith.families.regression import rows
+from tunesmith.families.regression.config import RegressionConfig
+from tunesmith.serving.routes import SCORE
+
+METRICS = ("rmse", "mae", "spearman", "pearson", "loss")
+
+
+def configure(cfg) -> None:
+    """No class to stratify on; checkpoints on eval RMSE; no per-slice classification tables."""
+    no_stratify(cfg, "regression")
+    no_slices(cfg)
+    default_metric(cfg, "rmse", METRICS, "training.metric: {metric} is a classification metric; regression uses rmse, "
+                   "mae, spearman, pearson or loss")
+
+
+TASK = register(family(
+    __name__, kind="regression", summary="a text -> a number (1-output head, MSE or Huber)",
+    configure=configure, section="regression", section_model=RegressionConfig,
+    check_rows=lambda table, cfg: rows.check_target_rows(table, cfg.data), bundle_columns=(rows.TARGET,),
+    train_metrics=METRICS, methods=ENCODER_METHODS,
+    metric_claims={m: f"training.metric: {m} is a regression metric" for m in ("rmse", "mae", "spearman", "pearson")},
+    baseline_name="ridge probe", routes=(SCORE,), recognize_order=30,
+))

@@ -15,51 +15,25 @@ from pathlib import Path
 
 import numpy as np
 
-from tunesmith.evaluation.champion import NONE, NOT_COMPARABLE, not_compared_reason, unseen_mask
+from tunesmith.contracts import COMPARED, ReportBase
+from tunesmith.evaluation.champion import champion_on_unseen, note_unseen_share
 from tunesmith.evaluation.errors import EvalError
 from tunesmith.evaluation.significance import (
     IndexStat,
     bootstrap_delta,
-    flat_family_metrics,
     mean_stat,
     pearson_stat,
 )
-from tunesmith.io import json_safe
 
 ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)  # ridge strengths, chosen on the eval split
 WORST = 8  # test rows with the largest tuned error, shown in the report
 
 
-@dataclass
-class RegressionEvalReport:
-    primary_metric: str
-    tuned: dict
-    baseline: dict
-    uplift: dict[str, dict]
-    champion: dict | None = None
-    vs_champion: dict[str, dict] | None = None
-    champion_status: str = NONE
+@dataclass(kw_only=True)
+class RegressionEvalReport(ReportBase):
     rows: int = 0
     baseline_probe: dict = field(default_factory=dict)
     worst: list[dict] = field(default_factory=list)
-    bootstrap: dict = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    labels: list[str] = field(default_factory=list)
-
-    @property
-    def has_champion(self) -> bool:
-        return self.champion_status != NONE
-
-    @property
-    def champion_note(self) -> str:
-        return not_compared_reason(self.champion_status)
-
-    def to_dict(self) -> dict:
-        return json_safe({k: getattr(self, k) for k in self.__dataclass_fields__})
-
-    def flat_metrics(self) -> dict[str, float]:
-        """The namespace gates read: rmse, baseline.rmse, uplift.rmse, uplift_ci_high.rmse, vs_champion.mae, ..."""
-        return flat_family_metrics(self.tuned, self.baseline, self.champion, self.uplift, self.vs_champion)
 
     def html_sections(self) -> list[tuple[str, str]]:
         from tunesmith.families.regression.report import regression_sections
@@ -89,7 +63,7 @@ def ridge_probe(cfg, bundle) -> tuple[np.ndarray, dict]:
     from sklearn.linear_model import Ridge
     from sklearn.preprocessing import StandardScaler
 
-    from tunesmith.families.classification.model import embed
+    from tunesmith.encoders import embed
     from tunesmith.hub import resolve_model
 
     resolved = resolve_model(cfg.model.base, cfg.model.revision)
@@ -165,18 +139,13 @@ def evaluate_regression(cfg, bundle, model_dir: str | Path, *, champion_dir: str
 def _compare_champion(report, cfg, champion_dir, name, texts, y, tuned) -> None:
     from tunesmith.families.regression.model import regression_scores
 
-    try:
-        mask = unseen_mask(champion_dir, texts)
-        champ = _predict(champion_dir, cfg, "champion", texts)
-    except (EvalError, OSError, ValueError) as exc:
-        report.champion_status = f"{NOT_COMPARABLE}: {name} does not load: {str(exc).splitlines()[0]}"
-        report.notes.append(f"champion {report.champion_status}; its vs_champion.* and champion.* gate rules fail")
+    found = champion_on_unseen(report, champion_dir, name, texts, lambda: _predict(champion_dir, cfg, "champion", texts))
+    if found is None:
         return
-    mask = np.ones(len(texts), dtype=bool) if mask is None else mask
-    if not mask.any():
-        report.champion_status = f"{NOT_COMPARABLE}: {name} trained on every test row"
-        return
-    report.champion, report.champion_status = regression_scores(champ[mask], y[mask]), "compared"
+    champ, mask = found.scored, found.mask
+    report.champion, report.champion_status = regression_scores(champ[mask], y[mask]), COMPARED
     report.vs_champion = deltas(tuned[mask], champ[mask], y[mask], cfg)
-    if not mask.all():
-        report.notes.append(f"{name} compared on the {int(mask.sum())} of {len(mask)} test rows it did not train on")
+    note_unseen_share(report, name, mask)
+
+
+evaluate = evaluate_regression  # the family's evaluation entry (tunesmith.families.common.family)

@@ -9,8 +9,6 @@ Loss: MSE, or Huber (`regression.loss: huber`), on the standardized scale.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -18,19 +16,20 @@ from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
 
 from tunesmith.config import Config, RegressionLoss
-from tunesmith.families.classification.model import embed, encode, predict_logits
-from tunesmith.families.classification.model import load_tokenizer as _load_tokenizer
+from tunesmith.contracts import TrainerParts
+from tunesmith.encoders import embed, encode, predict_logits
+from tunesmith.encoders import load_tokenizer as _load_tokenizer
 
 __all__ = ["build_model", "embed", "fold_target_scaling", "load_tokenizer", "predict", "target_stats", "trainer_parts"]
 TARGET_NAME = "score"  # id2label of the single output
 
 
-def load_tokenizer(model_path: str, *, revision: str | None = None, trust_remote_code: bool = False, template=None):
+def load_tokenizer(model_path: str, *, revision: str | None = None, trust_remote_code: bool = False):
     return _load_tokenizer(model_path, revision=revision, trust_remote_code=trust_remote_code)
 
 
 def build_model(model_path: str, labels: Sequence[str] = (), *, revision: str | None = None,
-                trust_remote_code: bool = False, quantize_4bit: bool = False):
+                trust_remote_code: bool = False):
     """The base with a fresh 1-output regression head (labels are unused: there are no classes)."""
     return AutoModelForSequenceClassification.from_pretrained(
         model_path, revision=revision, num_labels=1, problem_type="regression", id2label={0: TARGET_NAME},
@@ -80,16 +79,6 @@ class HuberOnStandardized:
         return torch.nn.functional.huber_loss(logits.float().view(-1), labels.float().view(-1), delta=self.delta)
 
 
-@dataclass
-class TrainerParts:
-    train_ds: Dataset
-    eval_ds: Dataset | None
-    data_collator: Any
-    compute_metrics: Any
-    train_lengths: list[int]
-    compute_loss_func: Any = None
-
-
 def trainer_parts(cfg: Config, bundle, tokenizer) -> TrainerParts:
     """Standardized float labels, dynamic padding, metrics in the target's unit, the configured loss."""
     mean, std = target_stats(bundle.train["target"])
@@ -104,8 +93,8 @@ def trainer_parts(cfg: Config, bundle, tokenizer) -> TrainerParts:
         return {k: scores[k] for k in ("rmse", "mae", "spearman", "pearson")}
 
     loss = HuberOnStandardized(cfg.regression.huber_delta) if cfg.regression.loss is RegressionLoss.HUBER else None
-    return TrainerParts(train_ds, eval_ds, DataCollatorWithPadding(tokenizer), compute_metrics,
-                        list(train_ds["length"]), loss)
+    return TrainerParts(train_ds, eval_ds, data_collator=DataCollatorWithPadding(tokenizer),
+                        compute_metrics=compute_metrics, compute_loss_func=loss)
 
 
 def fold_target_scaling(model, mean: float, std: float) -> int:

@@ -16,48 +16,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tunesmith.evaluation.champion import NONE, NOT_COMPARABLE, not_compared_reason, unseen_mask
+from tunesmith.contracts import COMPARED, ReportBase
+from tunesmith.evaluation.champion import champion_on_unseen, note_unseen_share
 from tunesmith.evaluation.errors import EvalError
-from tunesmith.evaluation.significance import bootstrap_delta, flat_family_metrics, mean_stat
-from tunesmith.io import json_safe
+from tunesmith.evaluation.significance import bootstrap_delta, mean_stat
 
 METRICS = ("mrr@10", "ndcg@10")
 K = 10
 EXAMPLES = 5
 
 
-@dataclass
-class RerankEvalReport:
-    primary_metric: str
-    tuned: dict
-    baseline: dict
-    uplift: dict[str, dict]
+@dataclass(kw_only=True)
+class RerankEvalReport(ReportBase):
     queries: int = 0
     candidates: int = 0
     skipped_queries: int = 0
-    champion: dict | None = None
-    vs_champion: dict[str, dict] | None = None
-    champion_status: str = NONE
     baseline_model: dict = field(default_factory=dict)
     examples: list[dict] = field(default_factory=list)
-    bootstrap: dict = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    labels: list[str] = field(default_factory=list)
-
-    @property
-    def has_champion(self) -> bool:
-        return self.champion_status != NONE
-
-    @property
-    def champion_note(self) -> str:
-        return not_compared_reason(self.champion_status)
-
-    def to_dict(self) -> dict:
-        return json_safe({k: getattr(self, k) for k in self.__dataclass_fields__})
-
-    def flat_metrics(self) -> dict[str, float]:
-        """mrr@10, baseline.ndcg@10, uplift.mrr@10, uplift_ci_low.mrr@10, vs_champion.ndcg@10, ..."""
-        return flat_family_metrics(self.tuned, self.baseline, self.champion, self.uplift, self.vs_champion)
 
     def html_sections(self) -> list[tuple[str, str]]:
         from tunesmith.families.reranking.report import reranking_sections
@@ -108,10 +83,14 @@ def _means(per_query: dict[str, np.ndarray]) -> dict[str, float]:
 
 def bi_encoder_scores(cfg, test: pd.DataFrame) -> np.ndarray:
     """Cosine similarity of query and document embeddings from the base model (a sentence-transformers model)."""
-    from tunesmith.families.embedding.evaluate import _load_base
-    from tunesmith.families.embedding.model import encode
+    from tunesmith.encoders import encode_sentences as encode
+    from tunesmith.encoders import sentence_model
+    from tunesmith.hub import loading, resolve_model
 
-    model = _load_base(cfg)
+    resolved = resolve_model(cfg.model.base, cfg.model.revision)
+    with loading(resolved, key="model.base", allow_pickle=cfg.model.allow_pickle_weights):  # mean pooled, unit length
+        model = sentence_model(resolved.path, max_length=cfg.model.max_length, revision=resolved.revision,
+                               trust_remote_code=cfg.model.trust_remote_code)
     q = encode(model, test["query"].astype(str).tolist(), batch_size=cfg.training.eval_batch_size)
     d = encode(model, test["document"].astype(str).tolist(), batch_size=cfg.training.eval_batch_size)
     return (q * d).sum(axis=1)
@@ -174,21 +153,16 @@ def evaluate_reranking(cfg, bundle, model_dir: str | Path, *, champion_dir: str 
 
 
 def _compare_champion(report, cfg, champion_dir, name, test, keys, groups, rel, tuned) -> None:
-    try:
-        mask = unseen_mask(champion_dir, keys)
-        champ_s = cross_encoder_scores(champion_dir, cfg, test, "champion")
-    except (EvalError, OSError, ValueError) as exc:
-        report.champion_status = f"{NOT_COMPARABLE}: {name} does not load: {str(exc).splitlines()[0]}"
-        report.notes.append(f"champion {report.champion_status}; its vs_champion.* and champion.* gate rules fail")
+    found = champion_on_unseen(report, champion_dir, name, keys,
+                               lambda: cross_encoder_scores(champion_dir, cfg, test, "champion"), unit="test queries")
+    if found is None:
         return
-    mask = np.ones(len(keys), dtype=bool) if mask is None else mask
-    if not mask.any():
-        report.champion_status = f"{NOT_COMPARABLE}: {name} trained on every test query"
-        report.notes.append(f"champion {report.champion_status}; its vs_champion.* and champion.* gate rules fail")
-        return
-    champ = ranking_scores([g for g, m in zip(groups, mask, strict=True) if m], champ_s, rel)
+    mask = found.mask
+    champ = ranking_scores([g for g, m in zip(groups, mask, strict=True) if m], found.scored, rel)
     mine = {m: v[mask] for m, v in tuned.items()}
-    report.champion, report.champion_status = _means(champ), "compared"
+    report.champion, report.champion_status = _means(champ), COMPARED
     report.vs_champion = deltas(mine, champ, cfg)
-    if not mask.all():
-        report.notes.append(f"{name} compared on the {int(mask.sum())} of {len(mask)} test queries it did not train on")
+    note_unseen_share(report, name, mask, "test queries")
+
+
+evaluate = evaluate_reranking  # the family's evaluation entry (tunesmith.families.common.family)

@@ -10,7 +10,6 @@ loads unchanged; its `predict` applies a sigmoid.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -36,21 +35,13 @@ def backbone(model):
 def apply_method(model, method: MethodConfig):
     """full: everything trains; freeze: embeddings + the first N encoder layers frozen; lora: an adapter on the encoder.
     The classifier head (new for a bi-encoder or plain base) always trains in full."""
-    from tunesmith.training.methods import MethodError, head_module_names, inject_lora
+    from tunesmith.training.methods import MethodError, freeze_lower, head_module_names, inject_lora
 
     kind = MethodKind(method.kind)
     model.requires_grad_(True)
     hf = backbone(model)
-    if kind is MethodKind.FREEZE:
-        from tunesmith.families.embedding.model import _layers
-
-        layers = _layers(hf)
-        if method.freeze.layers > len(layers):
-            raise MethodError(f"method.freeze.layers: {method.freeze.layers} is more than the model's {len(layers)} "
-                              "layers")
-        hf.get_input_embeddings().requires_grad_(False)
-        for layer in layers[: method.freeze.layers]:
-            layer.requires_grad_(False)
+    if kind is MethodKind.FREEZE:  # the classifier head keeps training
+        freeze_lower(hf, method.freeze.layers)
     elif kind is MethodKind.LORA:
         inject_lora(hf, method, task_type="SEQ_CLS", train_heads=head_module_names(hf))
     elif kind is not MethodKind.FULL:
@@ -104,10 +95,3 @@ def predict(model, queries: Sequence[str], documents: Sequence[str], *, batch_si
     out = model.predict(list(zip(queries, documents, strict=True)), batch_size=batch_size, convert_to_numpy=True,
                         show_progress_bar=False)
     return np.asarray(out, dtype=np.float32).reshape(-1)
-
-
-def train_model(cfg: Config, bundle, run_dir: Path, resolved, *, start_from=None, callbacks=()):
-    """The training stage's hook: sentence-transformers' CrossEncoderTrainer trains this family."""
-    from tunesmith.families.reranking.train import train_reranker
-
-    return train_reranker(cfg, bundle, Path(run_dir), resolved, start_from=start_from, callbacks=callbacks)

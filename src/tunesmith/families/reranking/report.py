@@ -3,7 +3,7 @@ queries, and the queries where the tuned model does worst against the baseline."
 
 from __future__ import annotations
 
-from tunesmith.evaluation.report import _ci, _e, _table, _value_html
+from tunesmith.evaluation.html import comparison_table, esc, table, value_html
 
 
 def reranking_sections(r) -> list[tuple[str, str]]:
@@ -12,24 +12,15 @@ def reranking_sections(r) -> list[tuple[str, str]]:
 
 
 def _metrics(r) -> str:
-    header = ["metric", "baseline (base bi-encoder, cosine)", "tuned (cross-encoder)", "uplift [CI]"]
-    if r.champion is not None:
-        header += ["champion", "vs champion [CI]"]
-    rows = []
-    for m, v in r.tuned.items():
-        row = [m, r.baseline.get(m), v, _ci(r.uplift.get(m))]
-        if r.champion is not None:
-            row += [r.champion.get(m), _ci((r.vs_champion or {}).get(m))]
-        rows.append(row)
     conf = f"{r.bootstrap.get('confidence', 0.95):.0%}"
     lead = (f"<p>Test queries ranked: {r.queries} ({r.candidates} candidates; {r.skipped_queries} skipped). CIs: {conf} "
-            f"paired bootstrap over {_e(r.bootstrap.get('samples'))} resamples of queries. Primary metric: "
-            f"<b>{_e(r.primary_metric)}</b>. Champion: {_e(r.champion_status)}. The untuned cross-encoder is not shown: "
+            f"paired bootstrap over {esc(r.bootstrap.get('samples'))} resamples of queries. Primary metric: "
+            f"<b>{esc(r.primary_metric)}</b>. Champion: {esc(r.champion_status)}. The untuned cross-encoder is not shown: "
             "its classifier head is freshly initialised, so its ranking is noise.</p>")
-    return lead + _table(header, rows) + f"<div class='muted'>Baseline: {_value_html(r.baseline_model)}</div>"
+    return lead + comparison_table(r, "baseline (base bi-encoder, cosine)", "tuned (cross-encoder)") + f"<div class='muted'>Baseline: {value_html(r.baseline_model)}</div>"
 
 
 def _examples(r) -> str:
     rows = [[e["query"], e["baseline_mrr"], e["tuned_mrr"],
              "; ".join(f"[{d['relevance']:g}] {d['document']}" for d in e["tuned_top3"])] for e in r.examples]
-    return _table(["query", "baseline RR@10", "tuned RR@10", "tuned top 3 ([relevance] document)"], rows)
+    return table(["query", "baseline RR@10", "tuned RR@10", "tuned top 3 ([relevance] document)"], rows)

@@ -15,17 +15,22 @@ import pandas as pd
 
 from tunesmith.config import DataConfig
 from tunesmith.data.errors import DataError, quoted
-from tunesmith.data.schema import LABEL, ORDER, SOURCE, TEXT, BadRow, BadRowReason, CheckedTable, plain
-from tunesmith.families.embedding.rows import SPLIT_TEXT
+from tunesmith.data.schema import (
+    LABEL,
+    ORDER,
+    SOURCE,
+    SPLIT_TEXT,
+    TEXT,
+    BadRowReason,
+    CheckedTable,
+    RowProblem,
+    sort_rows,
+)
 
 QUERY, DOCUMENT, RELEVANCE = "query", "document", "relevance"  # output columns of a reranking bundle
 RELEVANCE_COLUMNS = (QUERY, DOCUMENT, RELEVANCE)
 
 
-class _Problem(ValueError):
-    def __init__(self, reason: BadRowReason, detail: str):
-        self.reason = reason
-        super().__init__(detail)
 
 
 def check_columns(table, cfg: DataConfig) -> None:
@@ -42,12 +47,12 @@ def check_columns(table, cfg: DataConfig) -> None:
 def _text(value: Any, column: str, what: str) -> str:
     if value is None:
         reason = BadRowReason.MISSING_DOCUMENT if what == "document" else BadRowReason.MISSING_TEXT
-        raise _Problem(reason, f"no {what} in column {column!r}")
+        raise RowProblem(reason, f"no {what} in column {column!r}")
     if not isinstance(value, str):
-        raise _Problem(BadRowReason.NON_STRING_TEXT, f"the {what} in column {column!r} is a {type(value).__name__}, "
+        raise RowProblem(BadRowReason.NON_STRING_TEXT, f"the {what} in column {column!r} is a {type(value).__name__}, "
                        "not a string")
     if not value.strip():
-        raise _Problem(BadRowReason.EMPTY_TEXT, f"the {what} in column {column!r} is empty or whitespace")
+        raise RowProblem(BadRowReason.EMPTY_TEXT, f"the {what} in column {column!r} is empty or whitespace")
     return value
 
 
@@ -57,16 +62,16 @@ def _relevance(value: Any, column: str) -> float:
     try:
         rel = float(value) if value is not None else math.nan
     except (TypeError, ValueError):
-        raise _Problem(BadRowReason.INVALID_RELEVANCE,
+        raise RowProblem(BadRowReason.INVALID_RELEVANCE,
                        f"the relevance in column {column!r} is {str(value)[:40]!r}, not a number") from None
     if not math.isfinite(rel) or rel < 0:
-        raise _Problem(BadRowReason.INVALID_RELEVANCE, f"the relevance in column {column!r} is {value!r}; expected a "
+        raise RowProblem(BadRowReason.INVALID_RELEVANCE, f"the relevance in column {column!r} is {value!r}; expected a "
                        "finite number >= 0 (0/1, or graded 0, 1, 2, ...)")
     return rel
 
 
 def to_candidate(raw: dict[str, Any], cfg: DataConfig) -> dict[str, Any]:
-    """QUERY, DOCUMENT, RELEVANCE of one raw row, checked; raises _Problem."""
+    """QUERY, DOCUMENT, RELEVANCE of one raw row, checked; raises RowProblem."""
     return {QUERY: _text(raw.get(cfg.query_column), cfg.query_column, "query"),
             DOCUMENT: _text(raw.get(cfg.document_column), cfg.document_column, "document"),
             RELEVANCE: _relevance(raw.get(cfg.relevance_column), cfg.relevance_column)}
@@ -75,26 +80,12 @@ def to_candidate(raw: dict[str, Any], cfg: DataConfig) -> dict[str, Any]:
 def check_relevance_rows(table, cfg: DataConfig) -> CheckedTable:
     """The reranking counterpart of `schema.check_rows`: usable candidates and bad rows, each with its file:line."""
     check_columns(table, cfg)
-    df = table.frame
-    bad = list(table.bad)
-    kept: list[dict[str, Any]] = []
-    raw_columns = [c for c in df.columns if c not in (SOURCE, ORDER)]
-    if not df.empty:
-        for raw, source, order in zip(df[raw_columns].to_dict("records"), df[SOURCE], df[ORDER], strict=True):
-            raw = {str(k): plain(v) for k, v in raw.items()}
-            try:
-                row = to_candidate(raw, cfg)
-            except _Problem as problem:
-                bad.append(BadRow(source, problem.reason, str(problem), raw, int(order)))
-                continue
-            text = f"<query>\n{row[QUERY]}\n<document>\n{row[DOCUMENT]}"  # fingerprint and duplicate text
-            kept.append({TEXT: text, LABEL: repr(row[RELEVANCE]), **row, SPLIT_TEXT: row[QUERY],
-                         **{c: raw.get(c) for c in cfg.slice_columns}, SOURCE: source, ORDER: int(order)})
-    bad.sort(key=lambda b: b.order)
-    columns = [TEXT, LABEL, *RELEVANCE_COLUMNS, SPLIT_TEXT, *cfg.slice_columns, SOURCE, ORDER]
-    rows = pd.DataFrame(kept, columns=columns) if kept else pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
-    rows[ORDER] = rows[ORDER].astype("int64")
-    return CheckedTable(rows, bad)
+
+    def to_row(raw: dict[str, Any], source: str) -> dict[str, Any]:
+        row = to_candidate(raw, cfg)  # the text is what the fingerprint and the duplicate checks see
+        return {TEXT: pair_text(row[QUERY], row[DOCUMENT]), LABEL: repr(row[RELEVANCE]), **row, SPLIT_TEXT: row[QUERY]}
+
+    return sort_rows(table, to_row, [TEXT, LABEL, *RELEVANCE_COLUMNS, SPLIT_TEXT], cfg.slice_columns)
 
 
 def check_groups(frames: dict[str, pd.DataFrame]) -> list[str]:
@@ -110,3 +101,20 @@ def check_groups(frames: dict[str, pd.DataFrame]) -> list[str]:
             warnings.append(f"{useless} of {len(groups)} {name} queries have no relevant candidate or only one "
                             "candidate; ranking metrics skip them")
     return warnings
+
+
+def pair_text(query: str, document: str) -> str:
+    """The text the fingerprint and the duplicate checks see for one candidate."""
+    return f"<query>\n{query}\n<document>\n{document}"
+
+
+def redact_rows(frame: pd.DataFrame, hits, redact) -> None:
+    """PII redaction of what a reranker trains on: the query and the document."""
+    for i in hits:
+        query, document = redact(frame.at[i, QUERY]), redact(frame.at[i, DOCUMENT])
+        frame.at[i, QUERY], frame.at[i, DOCUMENT], frame.at[i, SPLIT_TEXT] = query, document, query
+        frame.at[i, TEXT] = pair_text(query, document)
+
+
+def group_warnings(frames: dict[str, pd.DataFrame], cfg=None) -> list[str]:
+    return check_groups(frames)

@@ -16,15 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tunesmith.evaluation.champion import (
-    MIN_CHAMPION_ROWS,
-    NONE,
-    NOT_COMPARABLE,
-    not_compared_reason,
-    unseen_mask,
-)
+from tunesmith.contracts import COMPARED, ReportBase, flat_family_metrics
+from tunesmith.evaluation.champion import MIN_CHAMPION_ROWS, champion_on_unseen, note_unseen_share
 from tunesmith.evaluation.errors import EvalError
-from tunesmith.evaluation.significance import flat_family_metrics
 from tunesmith.families.token_classification.metrics import (
     deltas,
     entity_counts,
@@ -33,40 +27,18 @@ from tunesmith.families.token_classification.metrics import (
     scalar,
 )
 from tunesmith.families.token_classification.rows import OUTSIDE, TAGS, TOKENS
-from tunesmith.io import json_safe
 
 C_VALUES = (0.1, 1.0, 10.0)  # probe strengths, chosen on the eval split
 MAX_PROBE_WORDS = 20000  # a seeded sample of train words fits the probe (time, memory)
 EXAMPLES = 8  # test sentences where the tuned model's entities differ from the gold ones
 
 
-@dataclass
-class TokenEvalReport:
-    primary_metric: str
-    tuned: dict  # entity_scores: TOKEN_METRICS, per_type, entities, sentences
-    baseline: dict
-    uplift: dict[str, dict]
-    labels: list[str] = field(default_factory=list)
-    champion: dict | None = None
-    vs_champion: dict[str, dict] | None = None
-    champion_status: str = NONE
+@dataclass(kw_only=True)
+class TokenEvalReport(ReportBase):
     vs_champion_rows: int | None = None
     baseline_probe: dict = field(default_factory=dict)
     errors: list[dict] = field(default_factory=list)
     truncated_sentences: int = 0
-    bootstrap: dict = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def has_champion(self) -> bool:
-        return self.champion_status != NONE
-
-    @property
-    def champion_note(self) -> str:
-        return not_compared_reason(self.champion_status)
-
-    def to_dict(self) -> dict:
-        return json_safe({k: getattr(self, k) for k in self.__dataclass_fields__})
 
     def flat_metrics(self) -> dict[str, float]:
         """The namespace gates read: f1, macro_f1, baseline.f1, uplift.f1, uplift_ci_low.f1, vs_champion.f1, ..."""
@@ -239,26 +211,17 @@ def _errors(test, words, gold, tuned, base) -> list[dict]:
 
 
 def _compare_champion(report, cfg, champion_dir, name, test, words, gold, tuned_c, types) -> None:
-    texts = test["text"].astype(str).tolist()
-    try:
-        mask = unseen_mask(champion_dir, texts)
-        champ, _ = _tags(champion_dir, cfg, "champion", words, report.labels)
-    except (EvalError, OSError, ValueError) as exc:
-        report.champion_status = f"{NOT_COMPARABLE}: {name} does not load: {str(exc).splitlines()[0]}"
-        report.notes.append(f"champion {report.champion_status}; its vs_champion.* and champion.* gate rules fail")
+    found = champion_on_unseen(report, champion_dir, name, test["text"].astype(str).tolist(),
+                               lambda: _tags(champion_dir, cfg, "champion", words, report.labels)[0],
+                               min_rows=MIN_CHAMPION_ROWS)
+    if found is None:
         return
-    if mask is None:
-        mask = np.ones(len(texts), dtype=bool)
-        report.notes.append(f"{name} has no record of its training texts: compared on all {len(texts)} test rows")
-    if mask.sum() < MIN_CHAMPION_ROWS:
-        report.champion_status = (f"{NOT_COMPARABLE}: only {int(mask.sum())} of {len(texts)} test rows are unseen by "
-                                  f"{name}; a comparison needs at least {MIN_CHAMPION_ROWS}")
-        report.notes.append(f"champion {report.champion_status}; its vs_champion.* and champion.* gate rules fail")
-        return
-    keep = np.flatnonzero(mask)
-    champ_c = entity_counts([gold[i] for i in keep], [champ[i] for i in keep], types)
+    keep = np.flatnonzero(found.mask)
+    champ_c = entity_counts([gold[i] for i in keep], [found.scored[i] for i in keep], types)
     boot = cfg.evaluation.bootstrap
-    report.champion, report.champion_status, report.vs_champion_rows = entity_scores(champ_c, types), "compared", len(keep)
+    report.champion, report.champion_status, report.vs_champion_rows = entity_scores(champ_c, types), COMPARED, len(keep)
     report.vs_champion = deltas(tuned_c[keep], champ_c, samples=boot.samples, confidence=boot.confidence, seed=cfg.seed)
-    if not mask.all():
-        report.notes.append(f"{name} compared on the {len(keep)} of {len(mask)} test rows it did not train on")
+    note_unseen_share(report, name, found.mask)
+
+
+evaluate = evaluate_token_classification  # the family's evaluation entry (tunesmith.families.common.family)

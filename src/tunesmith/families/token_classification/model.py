@@ -11,8 +11,6 @@ as conlleval does (an I-X that starts an entity opens one), and evaluation score
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -20,14 +18,15 @@ from datasets import Dataset
 from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification
 
 from tunesmith.config import Config
-from tunesmith.families.classification.model import _to_inference_device, embed
+from tunesmith.contracts import TrainerParts
+from tunesmith.encoders import embed, to_inference_device
 from tunesmith.families.token_classification.rows import OUTSIDE, TAGS, TOKENS, split_words
 
 __all__ = ["build_model", "decode", "embed", "extract", "load_tokenizer", "predict_words", "repair", "trainer_parts"]
 IGNORE = -100  # the label CrossEntropyLoss skips
 
 
-def load_tokenizer(model_path: str, *, revision: str | None = None, trust_remote_code: bool = False, template=None):
+def load_tokenizer(model_path: str, *, revision: str | None = None, trust_remote_code: bool = False):
     """The base's fast tokenizer: word alignment (`word_ids`) needs one."""
     tokenizer = AutoTokenizer.from_pretrained(model_path, revision=revision, trust_remote_code=trust_remote_code)
     if not getattr(tokenizer, "is_fast", False):
@@ -37,7 +36,7 @@ def load_tokenizer(model_path: str, *, revision: str | None = None, trust_remote
 
 
 def build_model(model_path: str, labels: Sequence[str] = (), *, revision: str | None = None,
-                trust_remote_code: bool = False, quantize_4bit: bool = False):
+                trust_remote_code: bool = False):
     """The base with a fresh token head sized for `labels` (id2label / label2id in its config, for pipeline())."""
     if not labels:
         raise ValueError("token-classification needs its tag list (O, B-X, I-X, ...) to size the head")
@@ -76,16 +75,6 @@ def encode_words(tokenizer, words: Sequence[Sequence[str]], labels: Sequence[str
     return Dataset.from_dict(enc)
 
 
-@dataclass
-class TrainerParts:
-    train_ds: Dataset
-    eval_ds: Dataset | None
-    data_collator: Any
-    compute_metrics: Any
-    train_lengths: list[int]
-    compute_loss_func: Any = None
-
-
 def trainer_parts(cfg: Config, bundle, tokenizer) -> TrainerParts:
     """Aligned labels, padding by DataCollatorForTokenClassification, entity F1 on eval for the best checkpoint."""
     from tunesmith.families.token_classification.metrics import entity_counts, entity_scores, scalar
@@ -109,8 +98,8 @@ def trainer_parts(cfg: Config, bundle, tokenizer) -> TrainerParts:
         scores = scalar(entity_scores(entity_counts(gold, pred, types), types))
         return {k: scores[k] for k in ("f1", "macro_f1", "precision", "recall")}
 
-    return TrainerParts(train_ds, eval_ds, DataCollatorForTokenClassification(tokenizer), compute_metrics,
-                        list(train_ds["length"]))
+    return TrainerParts(train_ds, eval_ds, data_collator=DataCollatorForTokenClassification(tokenizer),
+                        compute_metrics=compute_metrics)
 
 
 # --- inference ---------------------------------------------------------------------------------------------
@@ -132,7 +121,7 @@ def predict_words(model, tokenizer, words: Sequence[Sequence[str]], *, max_lengt
     """Per sentence: a tag per word (IOB2, repaired), that tag's probability per word, and how many sentences
     were cut by max_length (their words past the cut are tagged O with probability nan)."""
     model.eval()
-    device = _to_inference_device(model)
+    device = to_inference_device(model)
     id2label = {int(k): v for k, v in model.config.id2label.items()}
     words = [list(w) for w in words]
     tags: list[list[str]] = [[] for _ in words]

@@ -27,7 +27,17 @@ import pandas as pd
 from tunesmith.config import Config, DataConfig, InvalidTagPolicy
 from tunesmith.data.errors import DataError, quoted
 from tunesmith.data.load import Table, load_table, require_readable
-from tunesmith.data.schema import LABEL, ORDER, SOURCE, TEXT, BadRow, BadRowReason, CheckedTable, plain
+from tunesmith.data.schema import (
+    LABEL,
+    ORDER,
+    SOURCE,
+    TEXT,
+    BadRow,
+    BadRowReason,
+    CheckedTable,
+    RowProblem,
+    sort_rows,
+)
 
 TOKENS, TAGS = "tokens", "tags"  # output columns of a token-classification bundle
 TOKEN_COLUMNS = (TOKENS, TAGS)
@@ -40,10 +50,6 @@ WORD_RE = re.compile(r"\w+(?:[-.,/:'@&+]\w+)*|[^\w\s]")
 _TAG_RE = re.compile(r"^([BI])-(\S+)$")
 
 
-class RowProblem(ValueError):
-    def __init__(self, reason: BadRowReason, detail: str):
-        self.reason = reason
-        super().__init__(detail)
 
 
 def split_words(text: str) -> list[tuple[int, int]]:
@@ -263,28 +269,16 @@ def check_token_rows(table: Table, cfg: Config) -> CheckedTable:
     d, policy = cfg.data, cfg.token_classification.invalid_tags
     spans = check_columns(table, d)
     types = entity_types(d.labels)
-    df = table.frame
-    bad, kept, repaired = list(table.bad), [], Counter()
-    raw_columns = [c for c in df.columns if c not in (SOURCE, ORDER)]
-    if not df.empty:
-        for raw, source, order in zip(df[raw_columns].to_dict("records"), df[SOURCE], df[ORDER], strict=True):
-            raw = {str(k): plain(v) for k, v in raw.items()}
-            try:
-                use_spans = spans and raw.get(d.tokens_column) is None  # a row's own word list wins
-                words, tags, text, fixed = spans_row(raw, d, types) if use_spans else tokens_row(raw, d, policy, types)
-            except RowProblem as problem:
-                bad.append(BadRow(source, problem.reason, str(problem), raw, int(order)))
-                continue
-            if fixed:
-                repaired[source] += fixed
-            row = {TEXT: text, LABEL: " ".join(tags), TOKENS: words, TAGS: tags}
-            row.update({c: raw.get(c) for c in d.slice_columns})
-            kept.append({**row, SOURCE: source, ORDER: int(order)})
-    bad.sort(key=lambda b: b.order)
-    columns = [TEXT, LABEL, TOKENS, TAGS, *d.slice_columns, SOURCE, ORDER]
-    rows = pd.DataFrame(kept, columns=columns) if kept else pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
-    rows[ORDER] = rows[ORDER].astype("int64")
-    checked = CheckedTable(rows, bad)
+    repaired: Counter = Counter()
+
+    def to_row(raw: dict[str, Any], source: str) -> dict[str, Any]:
+        use_spans = spans and raw.get(d.tokens_column) is None  # a row's own word list wins
+        words, tags, text, fixed = spans_row(raw, d, types) if use_spans else tokens_row(raw, d, policy, types)
+        if fixed:
+            repaired[source] += fixed
+        return {TEXT: text, LABEL: " ".join(tags), TOKENS: words, TAGS: tags}
+
+    checked = sort_rows(table, to_row, [TEXT, LABEL, TOKENS, TAGS], d.slice_columns)
     if repaired:
         first = next(iter(repaired))
         checked.warnings.append(
@@ -337,3 +331,20 @@ def unseen_types(splits: dict[str, pd.DataFrame], labels: list[str]) -> list[str
         if missing:
             out.append(f"entity types {quoted(missing)} occur in {name} but never in train; the model cannot learn them")
     return out
+
+
+def redact_rows(frame: pd.DataFrame, hits, redact=None) -> None:
+    """PII redaction of the words a tagger trains on (their tags stay) and of the text."""
+    from tunesmith.data import pii
+
+    texts = frame[TEXT].astype(str)
+    pos = list(hits)
+    for i in pos:
+        frame.at[i, TOKENS] = redact_words(texts.iat[i], frame.at[i, TOKENS], hits[i])
+    frame.loc[pos, TEXT] = [pii.redact_text(texts.iat[i], hits[i]) for i in pos]
+
+
+def label_set(splits: dict[str, pd.DataFrame], cfg, files: list) -> tuple[list[str], list[str]]:
+    """O, B-/I- per entity type (data.labels order, else the train types); eval/test types train never shows warn."""
+    labels = token_labels(splits["train"], cfg.data)
+    return labels, unseen_types(splits, labels)

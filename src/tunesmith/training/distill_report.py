@@ -16,11 +16,10 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from tunesmith.config import Config, TaskKind
-from tunesmith.evaluation.significance import bootstrap_delta
+from tunesmith.config import Config
+from tunesmith.families import get as family
 from tunesmith.training.distill import read_distill_record, resolve_teacher
 
 ROLES = ("teacher", "student", "without_kd")
@@ -49,17 +48,19 @@ def compare_distilled(cfg: Config, bundle, run_dir: Path, student_dir: Path, *, 
     if d.compare_without_kd:
         say("distill: training the same student without KD for the comparison")
         dirs["without_kd"] = train_without_kd(cfg, bundle, run_dir)
-    causal = cfg.task is TaskKind.CAUSAL_LM
-    scores = {role: (_causal_scores if causal else _class_scores)(cfg, bundle, path) for role, path in dirs.items()}
+    hooks = family(cfg.task).distill  # how the family scores a model and compares two on the test split
+    scores = {role: hooks.scores(cfg, bundle, path) for role, path in dirs.items()}
     metric = cfg.training.metric if cfg.training.metric in scores["student"]["quality"] else \
         next(iter(scores["student"]["quality"]))  # causal-lm: loss; classification: the checkpoint metric
     doc: dict = {"metric": metric, "record": record, "models": {}, "gap": None, "kd_gain": None}
     for role, path in dirs.items():
         doc["models"][role] = {"dir": str(path), "quality": scores[role]["quality"],
-                               **_latency(path, cfg, bundle), **_size(path)}
-    doc["gap"] = _delta(cfg, scores["student"], scores["teacher"], metric)  # student - teacher
-    if "without_kd" in scores:
-        doc["kd_gain"] = _delta(cfg, scores["student"], scores["without_kd"], metric)
+                               **_latency(hooks.load(path, cfg), cfg, bundle), **_size(path)}
+    boot = cfg.evaluation.bootstrap
+    doc["gap"] = {**hooks.delta(cfg, scores["student"], scores["teacher"], metric), "confidence": boot.confidence}
+    if "without_kd" in scores:  # student - the same student without KD
+        doc["kd_gain"] = {**hooks.delta(cfg, scores["student"], scores["without_kd"], metric),
+                          "confidence": boot.confidence}
     t, s = doc["models"]["teacher"], doc["models"]["student"]
     doc["speedup_b1"] = t["ms_per_example_b1"] / max(s["ms_per_example_b1"], 1e-9)
     doc["speedup_b32"] = t["ms_per_example_b32"] / max(s["ms_per_example_b32"], 1e-9)
@@ -108,61 +109,11 @@ def html_section(doc: dict) -> str:
            f"{table}<ul>{''.join(lines)}</ul>"
 
 
-# --- scoring ---------------------------------------------------------------------------------------------------
-
-
-def _class_scores(cfg: Config, bundle, path: Path) -> dict:
-    from tunesmith.evaluation.metrics import label_ids
-    from tunesmith.evaluation.scoring import frame_logits, label_order, load_classifier, model_metrics
-
-    model, tokenizer = load_classifier(path, trust_remote_code=cfg.model.trust_remote_code)
-    labels = list(bundle.labels)
-    logits = frame_logits(model, tokenizer, bundle.test, cfg, label_order(model, labels) or list(range(len(labels))))
-    proba = torch.softmax(torch.from_numpy(logits), -1).numpy()
-    y = label_ids(bundle.test["label"].tolist(), labels)
-    quality = {k: float(v) for k, v in model_metrics(y, proba, labels, cfg).items() if np.isscalar(v)}
-    return {"quality": quality, "y": y, "proba": proba}
-
-
-def _causal_scores(cfg: Config, bundle, path: Path) -> dict:
-    from tunesmith.families.causal_lm import model as causal_lm
-
-    model = causal_lm.build_model(str(path), trust_remote_code=cfg.model.trust_remote_code)
-    tokenizer = causal_lm.load_tokenizer(str(path), trust_remote_code=cfg.model.trust_remote_code)
-    rows = list(zip(bundle.test["messages"], bundle.test["tools"], strict=True))
-    with torch.inference_mode():
-        sums, counts = causal_lm.example_losses(model, tokenizer, rows, max_length=cfg.model.max_length,
-                                                train_on=cfg.chat.train_on)
-    sums, counts = np.asarray(sums), np.maximum(np.asarray(counts), 1)
-    return {"quality": {"loss": float(sums.sum() / counts.sum())}, "sums": sums, "counts": counts}
-
-
-def _delta(cfg: Config, a: dict, b: dict, metric: str) -> dict:
-    """a - b on `metric` with a paired bootstrap over test rows (the evaluation stage's resampler)."""
-    boot = cfg.evaluation.bootstrap
-    if "sums" in a:  # causal-lm: token-weighted loss
-        n = len(a["sums"])
-
-        def stat(s):
-            return lambda idx: s["sums"][idx].sum(-1) / s["counts"][idx].sum(-1)
-        out = bootstrap_delta(n, stat(a), stat(b), samples=boot.samples, confidence=boot.confidence, seed=cfg.seed)
-    else:
-        from tunesmith.evaluation.scoring import paired_deltas
-
-        out = paired_deltas(a["y"], a["proba"], b["proba"], cfg)[metric]
-    return {**{k: float(v) for k, v in out.items()}, "confidence": boot.confidence}
-
-
 # --- latency and size ------------------------------------------------------------------------------------------
 
 
-def _latency(path: Path, cfg: Config, bundle) -> dict:
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
-
-    auto = AutoModelForCausalLM if cfg.task is TaskKind.CAUSAL_LM else AutoModelForSequenceClassification
-    model = auto.from_pretrained(str(path), use_safetensors=True,
-                                 trust_remote_code=cfg.model.trust_remote_code).eval()
-    tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=cfg.model.trust_remote_code)
+def _latency(loaded: tuple, cfg: Config, bundle) -> dict:
+    model, tokenizer = loaded
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     texts = (bundle.test["text"].astype(str).tolist() * 64)[:64]

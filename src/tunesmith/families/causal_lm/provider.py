@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from tunesmith.config import Config
-from tunesmith.families.causal_lm.evaluate import PRIMARY, CausalEvalReport, _deltas, _Scored
+from tunesmith.families.causal_lm.evaluate import PRIMARY, CausalEvalReport, Scored, deltas
 from tunesmith.families.causal_lm.suite import check, load_suite
 from tunesmith.families.causal_lm.text_metrics import exact_match, json_valid, rouge_l
 from tunesmith.io import atomic_write_json
@@ -87,15 +87,20 @@ def fine_tune(cfg: Config, bundle, run_dir: Path, say) -> dict:
 def _follow(client, job_id: str, p, say):
     seen: set[str] = set()
     deadline = time.monotonic() + p.timeout_s
+
+    def new_events() -> None:
+        page = client.fine_tuning.jobs.list_events(job_id, limit=100)
+        for event in reversed(page.data):  # oldest first
+            if event.id not in seen:
+                seen.add(event.id)
+                say(f"provider: {event.message}")
+
     try:
         while True:
-            page = client.fine_tuning.jobs.list_events(job_id, limit=100)
-            for event in reversed(page.data):  # oldest first
-                if event.id not in seen:
-                    seen.add(event.id)
-                    say(f"provider: {event.message}")
+            new_events()
             job = client.fine_tuning.jobs.retrieve(job_id)
             if job.status in TERMINAL:
+                new_events()  # what the job logged between the last listing and its end (its final event among them)
                 return job
             if time.monotonic() > deadline:
                 client.fine_tuning.jobs.cancel(job_id)
@@ -126,7 +131,7 @@ def evaluate_remote(cfg: Config, bundle, fine_tuned_model: str, say) -> CausalEv
         base = _local_base(cfg, prompts, references, suite)
         notes.append(f"baseline: {cfg.model.base} generated locally (the provider does not serve it for chat)")
     report = CausalEvalReport(primary_metric=PRIMARY, tuned=tuned.metrics, baseline=base.metrics,
-                              uplift=_deltas(tuned, base, cfg), rows=len(test), notes=notes,
+                              uplift=deltas(tuned, base, cfg), rows=len(test), notes=notes,
                               regression={"base": base.regression, "tuned": tuned.regression})
     report.samples = [{"source": "", "prompt": p[-1]["content"] if p else "", "reference": r, "base": b, "tuned": a,
                        "rouge_l_base": float(rb), "rouge_l_tuned": float(ra)}
@@ -142,12 +147,12 @@ def _chat(client, model: str, messages: list[dict], cfg: Config) -> str:
     return reply.choices[0].message.content or ""
 
 
-def _score(cfg: Config, answer, prompts, references, suite) -> _Scored:
+def _score(cfg: Config, answer, prompts, references, suite) -> Scored:
     answers = [answer(p) for p in prompts]
     return _scored(cfg, answers, references, suite, [answer(c.messages) for c in suite])
 
 
-def _scored(cfg, answers, references, suite, suite_answers) -> _Scored:
+def _scored(cfg, answers, references, suite, suite_answers) -> Scored:
     per_row = {"rouge_l": np.array(rouge_l(answers, references)), "exact_match": np.array(exact_match(answers, references))}
     if cfg.evaluation.json_schema is not None:
         per_row["json_valid"] = np.array(json_valid(answers, cfg.evaluation.json_schema)[0])
@@ -155,15 +160,15 @@ def _scored(cfg, answers, references, suite, suite_answers) -> _Scored:
     results = [check(c, a).to_dict() for c, a in zip(suite, suite_answers, strict=True)]
     if results:
         metrics["regression_pass_rate"] = sum(r["passed"] for r in results) / len(results)
-    return _Scored(metrics, per_row, answers, results)
+    return Scored(metrics, per_row, answers, results)
 
 
-def _local_base(cfg: Config, prompts, references, suite) -> _Scored:
-    from tunesmith.families.causal_lm.evaluate import _load
+def _local_base(cfg: Config, prompts, references, suite) -> Scored:
+    from tunesmith.families.causal_lm.evaluate import load_lm
     from tunesmith.families.causal_lm.model import generate
     from tunesmith.hub import resolve_model
 
-    model, tokenizer = _load(resolve_model(cfg.model.base, cfg.model.revision).path, cfg, "model.base")
+    model, tokenizer = load_lm(resolve_model(cfg.model.base, cfg.model.revision).path, cfg, "model.base")
     answers = generate(model, tokenizer, [(p, None) for p in prompts], max_new_tokens=cfg.chat.max_new_tokens)
     suite_answers = generate(model, tokenizer, [(c.messages, None) for c in suite],
                              max_new_tokens=cfg.chat.max_new_tokens) if suite else []

@@ -1,0 +1,60 @@
+"""The checks every family's config gets, and the small rules families share when they set their defaults.
+
+    check_for_family(cfg, families.get(cfg.task))   # Config runs this once the sections are parsed
+
+Generic: a training.metric another family owns is refused with that family's note; distillation and QLoRA only
+where the family supports them. Then the family's own `configure(cfg)` sets its defaults and checks its keys.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tunesmith.config.base import MethodKind
+
+if TYPE_CHECKING:
+    from tunesmith.config.root import Config
+    from tunesmith.contracts import Task
+
+
+def check_for_family(cfg: Config, task: Task) -> None:
+    """Refusals that depend on which family a config is for, then the family's own defaults and checks."""
+    from tunesmith.families import all_families
+
+    if cfg.data.multi_label and task.kind != "multi-label":
+        raise ValueError(f"data.multi_label: multi-label rows are a classification setting; task is {task.kind} "
+                         "(set task: classification)")
+    metric = cfg.training.metric
+    if metric not in task.train_metrics:
+        claim = next((t.metric_claims[metric] for t in all_families() if metric in t.metric_claims), None)
+        if claim:
+            raise ValueError(claim)
+    kind = MethodKind(cfg.method.kind)
+    if kind is MethodKind.QLORA and kind not in task.methods:
+        raise ValueError(f"method.kind: qlora is for causal-lm; use lora for {task.kind}")
+    if kind is MethodKind.DISTILL and task.distill is None:
+        raise ValueError(f"method.kind: distill supports single-label classification and causal-lm, not {task.kind}; "
+                         "train the student with full or lora")
+    task.configure(cfg)
+
+
+def no_stratify(cfg: Config, kind: str, why: str = "have no class to stratify on") -> None:
+    """Rows without one class each: the split is not stratified (and saying it should be is an error)."""
+    if "stratify" not in cfg.data.split.model_fields_set:
+        cfg.data.split.stratify = False
+    elif cfg.data.split.stratify:
+        raise ValueError(f"data.split.stratify: {kind} rows {why}; set it false")
+
+
+def no_slices(cfg: Config) -> None:
+    """Per-slice tables are single-label classification metrics: none unless the config asks."""
+    if "slices" not in cfg.evaluation.model_fields_set:
+        cfg.evaluation.slices = []
+
+
+def default_metric(cfg: Config, metric: str, allowed: tuple[str, ...], refusal: str) -> None:
+    """training.metric defaults to `metric`; a value outside `allowed` is refused with `refusal`."""
+    if "metric" not in cfg.training.model_fields_set:
+        cfg.training.metric = metric
+    elif cfg.training.metric not in allowed:
+        raise ValueError(refusal.format(metric=cfg.training.metric))

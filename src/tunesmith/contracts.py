@@ -1,0 +1,335 @@
+"""What every task family provides (the `Task` protocol) and the pieces every family shares.
+
+    from tunesmith.families import get
+    task = get(cfg.task)                         # the family of a config, e.g. "classification"
+    bundle_rows = task.check_rows(table, cfg)    # stages call the protocol; none branches on a family's name
+
+A family is a package under `tunesmith/families/` that builds one object satisfying `Task` and registers it with
+`tunesmith.families.register(...)`. The contract suite (`tests/families/test_contract.py`) runs over every
+registered family, the way scikit-learn's `check_estimator` runs over every estimator. See
+docs/adding-a-family.md for a walk through with a toy family.
+
+This module is the bottom layer: it imports nothing from the stages, so every stage and every family can use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from tunesmith.io import json_safe
+
+# --- the champion comparison, as every report states it ---------------------------------------------------
+
+NONE, COMPARED, NOT_COMPARABLE = "none", "compared", "not comparable"
+
+
+def not_compared_reason(status: str) -> str:
+    """Why an existing champion was not compared, from a report's `champion_status` ("" when it was, or none exists)."""
+    prefix = f"{NOT_COMPARABLE}: "
+    return status.removeprefix(prefix) if status.startswith(prefix) else ""
+
+
+def flat_family_metrics(tuned: dict, baseline: dict, champion: dict | None, uplift: dict,
+                        vs_champion: dict | None) -> dict[str, float]:
+    """The gate namespace of a report: m, baseline.m, champion.m, uplift.m, uplift_ci_low.m, vs_champion.m, ..."""
+    flat = {k: float(v) for k, v in tuned.items()}
+    flat.update({f"baseline.{k}": float(v) for k, v in baseline.items()})
+    flat.update({f"champion.{k}": float(v) for k, v in (champion or {}).items()})
+    for name, deltas in (("uplift", uplift), ("vs_champion", vs_champion or {})):
+        for metric, stats in deltas.items():
+            flat[f"{name}.{metric}"] = float(stats["delta"])
+            for stat in ("ci_low", "ci_high", "p_value"):
+                if stat in stats:
+                    flat[f"{name}_{stat}.{metric}"] = float(stats[stat])
+    return flat
+
+
+@dataclass(kw_only=True)
+class ReportBase:
+    """The fields every family's evaluation report has: tuned vs baseline (and champion) with paired-bootstrap CIs.
+
+    A family's report adds its own fields (per-class tables, worst errors, generated samples) and its report.html
+    sections; `to_dict()` is its metrics.json body and `flat_metrics()` the namespace the gates read.
+    """
+
+    primary_metric: str  # what `require_significant_uplift` checks and the pipeline reports
+    tuned: dict  # metric -> value on the test split
+    baseline: dict  # the same metrics of what the family compares against (probe, base model)
+    uplift: dict[str, dict]  # metric -> {delta, ci_low, ci_high, p_value}: tuned - baseline
+    champion: dict | None = None  # the current champion on the rows it never trained on
+    vs_champion: dict[str, dict] | None = None
+    champion_status: str = NONE  # "none" | "compared" | "not comparable: <reason>"
+    bootstrap: dict = field(default_factory=dict)  # samples, confidence, seed
+    notes: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+
+    curve_metric: ClassVar[str] = "loss"  # the training curve the report plots
+
+    @property
+    def has_champion(self) -> bool:
+        """A champion exists (compared or not); `gate(has_champion=...)` fails its rules if it was not compared."""
+        return self.champion_status != NONE
+
+    @property
+    def champion_note(self) -> str:
+        """Why an existing champion was not compared ("" when it was, or when there is none)."""
+        return not_compared_reason(self.champion_status)
+
+    def to_dict(self) -> dict:
+        return json_safe({k: getattr(self, k) for k in self.__dataclass_fields__})
+
+    def flat_metrics(self) -> dict[str, float]:
+        return flat_family_metrics(self.tuned, self.baseline, self.champion, self.uplift, self.vs_champion)
+
+    def metrics_document(self) -> dict:
+        """metrics.json without the gates, flat metrics and lineage (the report stage adds those)."""
+        return self.to_dict()
+
+    def html_sections(self) -> list[tuple[str, str]]:
+        """(title, html) sections of report.html after Data and Training."""
+        raise NotImplementedError(f"{type(self).__name__} renders no report sections")
+
+
+@runtime_checkable
+class EvalReport(Protocol):
+    """What the pipeline, the gates and the report read from any family's evaluation."""
+
+    primary_metric: str
+    notes: list[str]
+    curve_metric: str
+
+    @property
+    def has_champion(self) -> bool: ...
+
+    @property
+    def champion_note(self) -> str: ...
+
+    def flat_metrics(self) -> dict[str, float]: ...
+
+    def to_dict(self) -> dict: ...
+
+    def metrics_document(self) -> dict: ...
+
+    def html_sections(self) -> list[tuple[str, str]]: ...
+
+
+# --- training ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainerParts:
+    """What a family hands the transformers Trainer besides the model and tokenizer."""
+
+    train_ds: Any  # datasets.Dataset with a `length` column (length-grouped, seeded batches)
+    eval_ds: Any | None
+    data_collator: Any = None  # None: dynamic padding (DataCollatorWithPadding)
+    compute_metrics: Callable | None = None  # None: eval loss only
+    compute_loss_func: Callable | None = None  # None: the model's own loss (class weights may replace it)
+    packed: bool = False  # rows are packed sequences: every input token counts as seen, padding included
+    trainer_cls: type | None = None  # a Trainer subclass (distillation's KD loss)
+    trainer_kwargs: dict = field(default_factory=dict)  # what that subclass takes (teacher, distill config)
+    distilled: Any = None  # the distillation record (teacher-labelled rows), written beside the run
+
+
+# --- serving ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    """One HTTP route a family serves: the request body, how it becomes batch items, how answers become a body.
+
+    `items(body, texts)` returns (items for the family's `predict`, what the prediction log keeps per item or
+    None for the items themselves); `texts(value, field)` checks request texts (a 422 names the field), and a
+    ValueError from `items` is a 422 too. `respond(answers, body, served)` is the response body without the ids
+    every answer carries. A route that needs its own endpoint (streaming) gives `mount(app, state)` instead.
+    """
+
+    path: str
+    request: type | None = None  # a pydantic model (invalid bodies: 422 naming the field)
+    response: type | None = None
+    items: Callable | None = None
+    respond: Callable | None = None
+    summary: str = ""
+    tags: tuple[str, ...] = ("tasks",)
+    mount: Callable | None = None
+
+
+# --- the loop ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoopHooks:
+    """What monitoring, feedback, review and retraining do for a family (only classification has a loop today).
+
+    `monitor`, `feedback import`, the review queue and `retrain` refuse a family whose `loop` is None with a message
+    that says so, instead of computing something meaningless.
+    """
+
+    feedback: str  # what a feedback row carries: "label" (one of the model's labels)
+    live_metrics: tuple[str, ...]  # live quality against the SLO: ("accuracy", "macro_f1")
+    drift_features: tuple[str, ...]  # beyond text length, tokens and embeddings: ("predicted_label", "confidence")
+    review_field: str  # what a reviewer sets, and the training row's target column: "label"
+
+
+@dataclass(frozen=True)
+class DistillHooks:
+    """What the distillation comparison needs from a family that supports `method.kind: distill`."""
+
+    scores: Callable  # (cfg, bundle, model_dir) -> {"quality": {metric: value}, ...what `delta` resamples}
+    delta: Callable  # (cfg, a, b, metric) -> {delta, ci_low, ci_high, p_value}: a - b, paired bootstrap
+    load: Callable  # (model_dir, cfg) -> (model, tokenizer) in eval mode, for the latency measurement
+
+
+# --- the protocol ---------------------------------------------------------------------------------------------
+
+
+class Task(Protocol):
+    """Everything a task family provides. Stages call these; none of them branches on a family's name."""
+
+    kind: str  # the config's `task:` value ("classification", "multi-label", ...)
+    summary: str  # one line: what the family trains
+    section: str | None  # its own top-level config section ("chat", "embedding", ...), or None
+    section_model: type | None  # the pydantic model of that section (defaults when the config omits it)
+    labeled: bool  # rows carry class labels: case-checked label values, a label list, label data checks
+    label_column: str | None  # the bundle column holding them ("label"; "labels" for label lists)
+    baseline_name: str  # what the tuned model is compared with, for the console
+    train_metrics: tuple[str, ...]  # training.metric values it accepts (early stopping, best checkpoint)
+    metric_claims: dict[str, str]  # metrics only it uses -> the refusal other families give (names it)
+    methods: tuple  # the MethodKinds it trains with
+    bundle_columns: tuple[str, ...]  # its columns after text, label, _source and the slice columns
+    checks_on_full_text: bool  # data gates judge the whole row text although the split keys on another
+    ships: tuple[str, ...]  # files its evaluation writes to the run dir that ship with the model (calibration.json)
+    routes: tuple[Route, ...]  # what `tunesmith serve` answers for this family's models
+    loop: LoopHooks | None  # None: monitor / review / retrain do not cover the family yet
+    distill: DistillHooks | None  # None: `method.kind: distill` is refused for the family
+    recognize_order: int  # when `recognizes` is asked: specific rules (a cross-encoder marker) before general ones
+
+    # config
+    def configure(self, cfg) -> None:
+        """The family's defaults and checks on a parsed config (ValueError naming the key path)."""
+
+    # data
+    def read_table(self, key: str, path: Path, cfg) -> Any:
+        """One configured file as a `tunesmith.data.load.Table` (raw columns, `_source`, unreadable lines)."""
+
+    def check_rows(self, table, cfg) -> Any:
+        """Usable / bad (file:line and a reason) / excluded rows: a `tunesmith.data.schema.CheckedTable`."""
+
+    def finish_rows(self, checked, cfg) -> None:
+        """After `data.bad_rows` has judged the rows (causal-lm: the length policy)."""
+
+    def label_set(self, splits: dict, cfg, files: list) -> tuple[list[str], list[str]]:
+        """The label list (class id = index; [] without classes) and warnings, from the split rows."""
+
+    def check_splits(self, frames: dict, cfg) -> list[str]:
+        """Checks across the final bundle frames: warnings (a DataError stops the run)."""
+
+    def label_distribution(self, frame, labels: list[str]) -> dict:
+        """The data card's per-split distribution of labels, entity types or targets."""
+
+    def redact(self, frame, positions: Sequence[int], redact: Callable[[str], str]) -> None:
+        """Rewrite the trainable texts of rows `positions` in place (data.checks.pii: redact)."""
+
+    def label_checks(self, cfg, outcome, run_dir: Path | None) -> None:
+        """The data gates that need labels (label issues, imbalance); families without them record n/a."""
+
+    # training
+    def train(self, cfg, bundle, run_dir: Path, resolved, *, start_from: Path | None, callbacks: Sequence) -> Any:
+        """Fine-tune and save run_dir/model; returns a `tunesmith.training.TrainResult`."""
+
+    # evaluation
+    def evaluate(self, cfg, bundle, model_dir: Path, *, champion_dir: Path | None, champion_name: str,
+                 out_dir: Path | None) -> EvalReport:
+        """Tuned vs the family's baseline (and champion) on the test split, with paired-bootstrap CIs."""
+
+    # the model dir
+    def describe_model(self, model_dir: Path) -> dict:
+        """What `model/tunesmith.json` records beyond the family and versions: labels or targets, thresholds."""
+
+    # serving
+    def load_served(self, model_dir: Path, served) -> None:
+        """Fill a `Served` (model, tokenizer, labels, thresholds, ...) from the model dir, in eval mode."""
+
+    def predict(self, served, items: list) -> list:
+        """Batch predict: one output per item, in order (the serving batcher's function)."""
+
+    def recognizes(self, model_dir: Path, config: dict) -> bool:
+        """Whether a model dir without tunesmith.json is this family's (asked in `recognize_order`)."""
+
+
+def _no_op(*_args, **_kwargs) -> None:
+    return None
+
+
+def _no_warnings(*_args, **_kwargs) -> list[str]:
+    return []
+
+
+def _nothing_more(*_args, **_kwargs) -> dict:
+    return {}
+
+
+def _never(*_args, **_kwargs) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class Family:
+    """The usual way to build a `Task`: a value whose hooks are functions (heavy ones wrapped in `lazy`).
+
+    No inheritance: a family lists what it uses, the defaults below cover the hooks most families leave alone.
+    """
+
+    kind: str
+    summary: str
+    configure: Callable
+    read_table: Callable
+    check_rows: Callable
+    label_set: Callable
+    label_distribution: Callable
+    redact: Callable
+    label_checks: Callable
+    train: Callable
+    evaluate: Callable
+    load_served: Callable
+    predict: Callable
+    baseline_name: str
+    train_metrics: tuple[str, ...]
+    methods: tuple
+    routes: tuple[Route, ...] = ()
+    section: str | None = None
+    section_model: type | None = None
+    labeled: bool = False
+    label_column: str | None = None
+    metric_claims: dict[str, str] = field(default_factory=dict)
+    bundle_columns: tuple[str, ...] = ()
+    checks_on_full_text: bool = False
+    ships: tuple[str, ...] = ()
+    loop: LoopHooks | None = None
+    distill: DistillHooks | None = None
+    recognizes: Callable = _never
+    recognize_order: int = 100
+    finish_rows: Callable = _no_op
+    check_splits: Callable = _no_warnings
+    describe_model: Callable = _nothing_more
+
+
+def lazy(target: str) -> Callable:
+    """`"package.module:function"`, imported on the first call: a family's torch-heavy modules load only when a
+    stage needs them, so registering every family (and parsing a config) stays fast."""
+    module_name, _, name = target.partition(":")
+    found: list[Callable] = []
+
+    def call(*args, **kwargs):
+        if not found:
+            import importlib
+
+            found.append(getattr(importlib.import_module(module_name), name))
+        return found[0](*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f"{target} (imported on first use)"
+    return call

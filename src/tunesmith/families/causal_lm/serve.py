@@ -1,0 +1,304 @@
+"""Serving a chat model: /v1/chat/completions and /v1/completions in OpenAI's shape (streamed or not); requests with
+the same generation settings are generated as one left-padded batch.
+
+    items = [(chat_prompt(served, messages), GenParams(max_tokens=64))]
+    [generation] = generate(served, items)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from fastapi import Request, Response
+from fastapi.responses import StreamingResponse
+
+from tunesmith.serving import schemas as s
+from tunesmith.serving.kit import ApiError, caller, check, each, ids, tag, texts
+from tunesmith.serving.models import Served, architecture, load_transformer
+from tunesmith.serving.state import Answer, ServingState
+
+
+def recognizes(model_dir: Path, config: dict) -> bool:
+    return architecture(config).endswith("ForCausalLM")
+
+
+def load_served(model_dir: Path, served: Served) -> None:
+    from transformers import AutoModelForCausalLM
+
+    load_transformer(served, AutoModelForCausalLM)
+    served.tokenizer.padding_side = "left"  # generation continues from the last real token
+    if served.tokenizer.pad_token is None:
+        served.tokenizer.pad_token = served.tokenizer.eos_token
+    served.output = "next-token"
+    served.onnx_refusal = "ONNX export here is for encoder models"
+
+
+def describe_model(model_dir: Path) -> dict:
+    """Whether the dir carries a chat template (what /v1/chat/completions needs)."""
+    path = Path(model_dir) / "tokenizer_config.json"
+    try:
+        has_template = bool(json.loads(path.read_text()).get("chat_template")) or (Path(model_dir) / "chat_template.jinja").exists()
+    except (OSError, ValueError):
+        has_template = False
+    return {"chat_template": has_template}
+
+
+def predict(served: Served, items: list) -> list:
+    return generate(served, items)
+
+
+@dataclass(frozen=True)
+class GenParams:
+    """Generation settings of one request; requests in a batch are generated together when these match."""
+
+    max_tokens: int = 64
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+
+
+@dataclass
+class Generation:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop" or "length"
+
+
+
+def chat_prompt(served: Served, messages: list[dict]) -> str:
+    """The model's own chat template applied to OpenAI-style messages, ending with the assistant turn."""
+    if not getattr(served.tokenizer, "chat_template", None):
+        raise ValueError(f"model {served.tag} has no chat template; use /v1/completions with a plain prompt")
+    return served.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def _gen_kwargs(served: Served, params: GenParams) -> dict:
+    kwargs = {"max_new_tokens": params.max_tokens, "pad_token_id": served.tokenizer.pad_token_id}
+    if params.temperature > 0:
+        kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
+    else:
+        kwargs.update(do_sample=False)
+    return kwargs
+
+
+def generate(served: Served, items: list[tuple[str, GenParams]]) -> list[Generation]:
+    """Complete each prompt; prompts with the same settings are generated as one left-padded batch."""
+    out: list[Generation | None] = [None] * len(items)
+    groups: dict[GenParams, list[int]] = {}
+    for i, (_, params) in enumerate(items):
+        groups.setdefault(params, []).append(i)
+    for params, idx in groups.items():
+        prompts = [items[i][0] for i in idx]
+        enc = served.tokenizer(prompts, padding=True, return_tensors="pt", add_special_tokens=False)
+        with served.lock, torch.inference_mode(), served.autocast_ctx():
+            ids = served.model.generate(**enc, **_gen_kwargs(served, params))
+        width = enc["input_ids"].shape[1]
+        for row, i in zip(ids, idx, strict=True):
+            new = row[width:]
+            new = new[new != served.tokenizer.pad_token_id] if served.tokenizer.pad_token_id is not None else new
+            text = served.tokenizer.decode(new, skip_special_tokens=True)
+            text, stopped = _apply_stop(text, params.stop)
+            hit_eos = len(new) < params.max_tokens
+            out[i] = Generation(text, int(enc["attention_mask"][idx.index(i)].sum()), len(new),
+                                "stop" if stopped or hit_eos else "length")
+    return out  # type: ignore[return-value]
+
+
+def stream(served: Served, prompt: str, params: GenParams) -> Iterator[str]:
+    """Text pieces as the model produces them (transformers' TextIteratorStreamer, generate in a thread)."""
+    from transformers import TextIteratorStreamer
+
+    enc = served.tokenizer([prompt], return_tensors="pt", add_special_tokens=False)
+    streamer = TextIteratorStreamer(served.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=120)
+    errors: list[BaseException] = []
+
+    def work():
+        try:
+            with served.lock, torch.inference_mode(), served.autocast_ctx():
+                served.model.generate(**enc, streamer=streamer, **_gen_kwargs(served, params))
+        except BaseException as exc:  # surfaced to the reader below
+            errors.append(exc)
+            streamer.end()
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    produced = ""
+    for piece in streamer:
+        if not piece:
+            continue
+        produced += piece
+        cut, stopped = _apply_stop(produced, params.stop)
+        if stopped:
+            tail = cut[len(produced) - len(piece):]
+            if tail:
+                yield tail
+            break
+        yield piece
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+def _apply_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
+    cuts = [text.index(s) for s in stop if s and s in text]
+    return (text[: min(cuts)], True) if cuts else (text, False)
+
+
+# --- the OpenAI-compatible routes -----------------------------------------------------------------------------
+
+
+def mount_chat(app, state) -> None:
+    """POST /v1/chat/completions: OpenAI-compatible chat completions; `stream: true` answers Server-Sent Events."""
+
+    @app.post("/v1/chat/completions", response_model=s.ChatResponse, tags=["openai"])
+    async def chat(body: s.ChatRequest, request: Request, response: Response):
+        """OpenAI-compatible chat completions; `stream: true` answers Server-Sent Events."""
+        served = check(state, "/v1/chat/completions", body.model)
+        texts(state, [m.content for m in body.messages], "messages.content")
+        try:
+            prompt = chat_prompt(served, [m.model_dump() for m in body.messages])
+        except ValueError as exc:
+            raise ApiError(400, str(exc), "invalid_request_error") from None
+        params = _params(body, state)
+        prompt = _fit_prompt(served, prompt, params, "messages")
+        if body.stream:
+            return _stream(state, request, body, prompt, params, chat=True)
+        return await _complete(state, request, response, "/v1/chat/completions", prompt, params, body, chat=True)
+
+
+def mount_completions(app, state) -> None:
+    """POST /v1/completions: OpenAI-compatible text completions; `stream: true` answers Server-Sent Events."""
+
+    @app.post("/v1/completions", response_model=s.CompletionResponse, tags=["openai"])
+    async def completions(body: s.CompletionRequest, request: Request, response: Response):
+        """OpenAI-compatible text completions; `stream: true` answers Server-Sent Events."""
+        served = check(state, "/v1/completions", body.model)
+        texts(state, body.prompt, "prompt")
+        params = _params(body, state)
+        prompt = _fit_prompt(served, body.prompt, params, "prompt")
+        if body.stream:
+            return _stream(state, request, body, prompt, params, chat=False)
+        return await _complete(state, request, response, "/v1/completions", prompt, params, body, chat=False)
+
+
+def _params(body, state: ServingState) -> GenParams:
+    wanted = body.max_completion_tokens or body.max_tokens or min(64, state.settings.max_new_tokens)
+    stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
+    return GenParams(max_tokens=min(wanted, state.settings.max_new_tokens),
+                              temperature=body.temperature, top_p=body.top_p, stop=stop)
+
+
+async def _complete(state, request, response, route, prompt, params, body, *, chat: bool):
+    answers, served = await each(state, request, route, [(prompt, params)], log_inputs=[_log_input(body, chat)],
+                                  model=body.model)
+    gen = answers[0].result
+    tag(response, served)
+    usage = {"prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens,
+             "total_tokens": gen.prompt_tokens + gen.completion_tokens}
+    rid = request.state.request_id
+    if chat:
+        choice = {"index": 0, "message": {"role": "assistant", "content": gen.text},
+                  "finish_reason": gen.finish_reason}
+        return {**ids(request, served), "id": f"chatcmpl-{rid}", "object": "chat.completion",
+                "created": int(time.time()), "choices": [choice], "usage": usage}
+    choice = {"index": 0, "text": gen.text, "finish_reason": gen.finish_reason, "logprobs": None}
+    return {**ids(request, served), "id": f"cmpl-{rid}", "object": "text_completion",
+            "created": int(time.time()), "choices": [choice], "usage": usage}
+
+
+def _log_input(body, chat: bool):
+    return [m.model_dump() for m in body.messages] if chat else body.prompt
+
+
+def _stream(state: ServingState, request: Request, body, prompt: str, params, *, chat: bool) -> StreamingResponse:
+    """SSE chunks in OpenAI's format, ending with `data: [DONE]`; served by the role the canary picks (or the
+    pinned version). A finished stream counts for rollback like any answer, and a champion stream is shadowed."""
+    if state.streams.locked():
+        raise ApiError(429, "too many streams in progress; retry shortly", "rate_limit_error", {"Retry-After": "1"})
+    pin = state.resolve_model(body.model)
+    if pin is not None:
+        served = check(state, "/v1/chat/completions" if chat else "/v1/completions", body.model)
+        role = state.slot_for_version(pin)[0]
+    else:
+        role = state.role_for(caller(state, request))
+        served = state.slots[role].served if role in state.slots else state.champion()
+    rid, created = request.state.request_id, int(time.time())
+    kind = "chat.completion.chunk" if chat else "text_completion"
+    route = "/v1/chat/completions" if chat else "/v1/completions"
+    labels = (route, served.name, str(served.version), role.value)
+
+    def chunk(text: str | None, finish: str | None) -> str:
+        if chat:
+            delta = {"role": "assistant", "content": text} if text is not None else {}
+            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        else:
+            choice = {"index": 0, "text": text or "", "finish_reason": finish, "logprobs": None}
+        body = {"id": f"{'chatcmpl' if chat else 'cmpl'}-{rid}", "object": kind, "created": created,
+                "model": served.name, "model_version": served.version, "request_id": rid, "choices": [choice]}
+        return f"data: {json.dumps(body)}\n\n"
+
+    async def events():
+        async with state.streams:
+            start = time.perf_counter()
+            pieces = stream(served, prompt, params)
+            sentinel = object()
+            status, text, error = "499", [], None  # 499 (client closed request) if the client goes away mid-stream
+            try:
+                try:
+                    while True:
+                        piece = await asyncio.to_thread(next, pieces, sentinel)
+                        if piece is sentinel:
+                            break
+                        if not text:
+                            state.metrics.first_token.labels(*labels).observe(time.perf_counter() - start)
+                        text.append(piece)
+                        yield chunk(piece, None)
+                    status = "200"
+                except Exception as exc:  # headers are gone already: report in-band below, as OpenAI does
+                    error = exc
+                # Judged (rollback window), shadowed and logged before the client hears the stream is over,
+                # so a request after one that tripped a rollback already goes to the champion.
+                full = "".join(text)
+                gen = Generation(full, len(served.tokenizer(prompt, add_special_tokens=False)["input_ids"]),
+                                          len(served.tokenizer(full, add_special_tokens=False)["input_ids"]), "stop")
+                await state.streamed(route, (prompt, params), Answer(gen, served, role, time.perf_counter() - start),
+                                     ok=error is None, request_id=rid, log_input=_log_input(body, chat),
+                                     pinned=pin is not None)
+                if error is None:
+                    yield chunk(None, "stop")
+                    yield "data: [DONE]\n\n"
+                else:
+                    yield f"data: {json.dumps({'error': {'message': str(error), 'type': 'server_error'}})}\n\n"
+            finally:
+                state.metrics.requests.labels(*labels, status if error is None else "500").inc()
+                state.metrics.latency.labels(*labels).observe(time.perf_counter() - start)
+
+    headers = {"x-model-version": served.tag, "cache-control": "no-cache"}
+    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+
+
+
+def _fit_prompt(served, prompt: str, params, field: str) -> str:
+    """The prompt to generate from: BOS for an empty one; a 422 when prompt + max_tokens exceed the context."""
+    tokens = len(served.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    if tokens == 0:
+        if not served.tokenizer.bos_token:
+            raise ApiError(422, f"invalid request: {field}: empty prompt; give some text", "invalid_request_error")
+        prompt, tokens = served.tokenizer.bos_token, 1
+    context = getattr(served.model.config, "max_position_embeddings", None)
+    if context and tokens + params.max_tokens > context:
+        raise ApiError(422, f"invalid request: {field}: {tokens} prompt tokens + max_tokens {params.max_tokens} exceed "
+                       f"the model's context of {context} tokens; shorten the prompt or lower max_tokens",
+                       "invalid_request_error")
+    return prompt
+
+

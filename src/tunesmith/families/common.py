@@ -1,0 +1,48 @@
+"""Hooks most families share, so a family's definition names them instead of writing them again.
+
+    Family(..., read_table=read_table, label_set=no_labels, label_distribution=label_distribution, ...)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tunesmith.config.base import MethodKind
+from tunesmith.contracts import DistillHooks, Family, lazy
+from tunesmith.data.checks import no_label_checks, redact_text_column
+from tunesmith.data.load import Table, load_table
+from tunesmith.data.report import label_distribution
+
+ENCODER_METHODS = (MethodKind.FULL, MethodKind.LORA, MethodKind.FREEZE, MethodKind.HEAD)  # a base with a new head
+
+
+def read_table(key: str, path: Path, cfg) -> Table:
+    """csv / tsv / jsonl / parquet / a saved HF dataset, with data.format and data.max_line_bytes."""
+    return load_table(key, path, cfg.data.format, max_line_bytes=cfg.data.max_line_bytes)
+
+
+def no_labels(splits: dict, cfg, files: list) -> tuple[list[str], list[str]]:
+    """Families whose rows carry no class label: an empty label list, nothing to warn about."""
+    return [], []
+
+
+def no_config(cfg) -> None:
+    """A family with nothing to default or check beyond the generic rules."""
+
+
+def family(package: str, **hooks) -> Family:
+    """A `Family` for the package `package`, with the hooks its files provide by convention (like peft's fixed file
+    roles): `train.train`, `evaluate.evaluate` and serve.py's `describe_model`, `recognizes`, `load_served` and
+    `predict`, each imported on first use; and the shared hooks for what the family leaves out (csv/jsonl/parquet
+    reading, no labels, the text column redacted for PII, no label checks, nothing to configure)."""
+    defaults = {"configure": no_config, "read_table": read_table, "label_set": no_labels,
+                "label_distribution": label_distribution, "redact": redact_text_column, "label_checks": no_label_checks,
+                "train": lazy(f"{package}.train:train"), "evaluate": lazy(f"{package}.evaluate:evaluate")}
+    serve = {name: lazy(f"{package}.serve:{name}") for name in ("describe_model", "recognizes", "load_served",
+                                                                  "predict")}
+    return Family(**{**defaults, **serve, **hooks})
+
+
+def distill_hooks(module: str) -> DistillHooks:
+    """The distillation comparison's hooks from `module` (its `scores`, `delta` and `load`), imported on first use."""
+    return DistillHooks(scores=lazy(f"{module}:scores"), delta=lazy(f"{module}:delta"), load=lazy(f"{module}:load"))
