@@ -35,3 +35,13 @@ def test_regression_defaults_and_metric_families():
         _cfg("regression", training={"metric": "accuracy"})
     with pytest.raises(ConfigError, match="regression metric"):
         _cfg("classification", training={"metric": "rmse"})
+
+
+def test_multi_label_is_its_own_family_and_the_old_flag_reads_as_it():
+    explicit = _cfg("multi-label")
+    flagged = config_from_dict({"name": "f", "data": {"path": "d.jsonl", "multi_label": True}})
+    for cfg in (explicit, flagged):
+        assert cfg.task == "multi-label" and cfg.data.multi_label is True and cfg.training.metric == "micro_f1"
+    assert explicit.model_dump(mode="json") == {**flagged.model_dump(mode="json")}
+    with pytest.raises(ConfigError, match="unknown task 'multilabel' \\(did you mean 'multi-label'\\?\\)"):
+        _cfg("multilabel")

@@ -22,6 +22,7 @@ from tests.families.specs import FAST, SPECS
 
 from tunesmith import families
 from tunesmith.config import config_from_dict
+from tunesmith.contracts import Task
 from tunesmith.data import prepare_data
 from tunesmith.model_card import CARD_FILE, read_model_card
 from tunesmith.pipeline import run
@@ -45,6 +46,18 @@ def test_every_builtin_family_is_registered_and_the_toy_joins_them():
     with pytest.raises(ValueError, match="already registered"):
         families.register(toy_family.TOY)
     assert "toy" in families.sections() and families.routes()["/v1/toy-keywords"].path == "/v1/toy-keywords"
+
+
+PROTOCOL = sorted({*Task.__annotations__, *(n for n, v in vars(Task).items() if callable(v) and not n.startswith("_"))})
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_family_provides_every_member_of_the_protocol(kind):
+    task = families.get(kind)
+    missing = [name for name in PROTOCOL if not hasattr(task, name)]
+    assert not missing, missing
+    hooks = [n for n in PROTOCOL if callable(getattr(Task, n, None))]
+    assert hooks and all(callable(getattr(task, n)) for n in hooks)
 
 
 @pytest.fixture(scope="module")

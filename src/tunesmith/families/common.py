@@ -1,6 +1,7 @@
-"""Hooks most families share, so a family's definition names them instead of writing them again.
+"""What the built-in families share: `family(__name__, ...)` builds a family from its package's conventional files,
+with the usual hooks filled in for what it leaves out.
 
-    Family(..., read_table=read_table, label_set=no_labels, label_distribution=label_distribution, ...)
+    TASK = register(family(__name__, kind="regression", summary=..., check_rows=..., routes=(SCORE,), ...))
 """
 
 from __future__ import annotations
