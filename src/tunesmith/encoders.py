@@ -87,6 +87,14 @@ def base_embedder(cfg):
     return embed_texts
 
 
+def split_embeddings(cfg, bundle) -> list[np.ndarray]:
+    """Frozen base embeddings of the train, eval and test splits (one pass): what the probe baselines fit on."""
+    splits = [bundle.train, bundle.eval, bundle.test]
+    x = base_embedder(cfg)([t for frame in splits for t in frame["text"].astype(str).tolist()])
+    bounds = np.cumsum([0] + [len(frame) for frame in splits])
+    return [x[bounds[i]:bounds[i + 1]] for i in range(3)]
+
+
 # --- sentence-transformers models (embedding's own, reranking's bi-encoder baseline) ------------------------------
 
 

@@ -73,8 +73,9 @@ def refuse_pickle_weights(path: str | Path, *, key: str, allow: bool = False) ->
         raise UnsafeWeights(
             f"{key}: refused {first}{f' (and {len(found) - 1} more)' if len(found) > 1 else ''}: it is a pickle, "
             "and loading a pickle can run code; convert it to safetensors once (torch's weights_only loader refuses "
-            f"code: python -c \"import torch, safetensors.torch as st; st.save_file(torch.load('{first}', "
-            f"weights_only=True), '{first.with_name('model.safetensors')}')\"), or, if your team trusts the file, "
+            "code: python -c \"import torch, safetensors.torch as st; "
+            f"st.save_file(torch.load('{first}', weights_only=True), "
+            f"'{first.with_name('model.safetensors')}')\"), or, if your team trusts the file, "
             f"set {ALLOW_PICKLE_KEY}: true (it is then read with that weights_only loader)")
 
 

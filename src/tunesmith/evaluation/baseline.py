@@ -14,9 +14,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from tunesmith.encoders import embed
+from tunesmith.encoders import split_embeddings
 from tunesmith.evaluation.metrics import confusion_counts, confusion_scores, label_ids
-from tunesmith.hub import resolve_model
 
 C_GRID = (0.01, 0.1, 1.0, 10.0)  # inverse L2 strength, chosen on the eval split
 
@@ -68,12 +67,6 @@ def fit_probe(
 
 def linear_probe(cfg, bundle, *, metric: str = "macro_f1") -> LinearProbe:
     """The baseline for `cfg.model.base` on `bundle`: embeds train, eval and test once, then fits the probe."""
-    resolved = resolve_model(cfg.model.base, cfg.model.revision)
-    splits = [bundle.train, bundle.eval, bundle.test]
-    texts = [t for frame in splits for t in frame["text"].astype(str).tolist()]
-    x = embed(resolved.path, texts, max_length=cfg.model.max_length, batch_size=cfg.training.eval_batch_size,
-              revision=resolved.revision, trust_remote_code=cfg.model.trust_remote_code)
-    bounds = np.cumsum([0] + [len(f) for f in splits])
-    xs = [x[bounds[i]:bounds[i + 1]] for i in range(3)]
-    ys = [label_ids(f["label"].tolist(), bundle.labels) for f in splits]
+    xs = split_embeddings(cfg, bundle)
+    ys = [label_ids(f["label"].tolist(), bundle.labels) for f in (bundle.train, bundle.eval, bundle.test)]
     return fit_probe(xs[0], ys[0], xs[1], ys[1], xs[2], len(bundle.labels), metric=metric, seed=cfg.seed)

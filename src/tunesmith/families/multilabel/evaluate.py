@@ -142,17 +142,10 @@ def probe(cfg, bundle, y_train: np.ndarray, y_eval: np.ndarray) -> tuple[np.ndar
     from sklearn.multiclass import OneVsRestClassifier
     from sklearn.preprocessing import StandardScaler
 
-    from tunesmith.encoders import embed
+    from tunesmith.encoders import split_embeddings
     from tunesmith.families.multilabel.model import multilabel_scores
-    from tunesmith.hub import resolve_model
 
-    resolved = resolve_model(cfg.model.base, cfg.model.revision)
-    splits = [bundle.train, bundle.eval, bundle.test]
-    x = embed(resolved.path, [t for f in splits for t in f["text"].astype(str)], max_length=cfg.model.max_length,
-              batch_size=cfg.training.eval_batch_size, revision=resolved.revision,
-              trust_remote_code=cfg.model.trust_remote_code)
-    bounds = np.cumsum([0] + [len(f) for f in splits])
-    xs = [x[bounds[i]:bounds[i + 1]] for i in range(3)]
+    xs = split_embeddings(cfg, bundle)
     scaler = StandardScaler().fit(xs[0])
     xs = [scaler.transform(v) if len(v) else v for v in xs]
     best = None

@@ -63,16 +63,10 @@ def ridge_probe(cfg, bundle) -> tuple[np.ndarray, dict]:
     from sklearn.linear_model import Ridge
     from sklearn.preprocessing import StandardScaler
 
-    from tunesmith.encoders import embed
-    from tunesmith.hub import resolve_model
+    from tunesmith.encoders import split_embeddings
 
-    resolved = resolve_model(cfg.model.base, cfg.model.revision)
     splits = [bundle.train, bundle.eval, bundle.test]
-    x = embed(resolved.path, [t for f in splits for t in f["text"].astype(str)], max_length=cfg.model.max_length,
-              batch_size=cfg.training.eval_batch_size, revision=resolved.revision,
-              trust_remote_code=cfg.model.trust_remote_code)
-    bounds = np.cumsum([0] + [len(f) for f in splits])
-    xs = [x[bounds[i]:bounds[i + 1]] for i in range(3)]
+    xs = split_embeddings(cfg, bundle)
     ys = [f["target"].astype(float).to_numpy() for f in splits]
     scaler = StandardScaler().fit(xs[0])
     xs = [scaler.transform(v) if len(v) else v for v in xs]
