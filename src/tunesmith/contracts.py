@@ -230,8 +230,9 @@ class Task(Protocol):
     def label_distribution(self, frame, labels: list[str]) -> dict:
         """The data card's per-split distribution of labels, entity types or targets."""
 
-    def redact(self, frame, positions: Sequence[int], redact: Callable[[str], str]) -> None:
-        """Rewrite the trainable texts of rows `positions` in place (data.checks.pii: redact)."""
+    def redact(self, frame, hits: dict, redact: Callable[[str], str]) -> None:
+        """Rewrite in place the trainable texts of the rows in `hits` (position -> PII findings in its text);
+        `redact(text)` finds and replaces PII in any other string the family trains on (data.checks.pii: redact)."""
 
     def label_checks(self, cfg, outcome, run_dir: Path | None) -> None:
         """The data gates that need labels (label issues, imbalance); families without them record n/a."""
