@@ -157,6 +157,33 @@ class Route:
     mount: Callable | None = None
 
 
+def _each_result(_served, result):
+    return result
+
+
+@dataclass(frozen=True)
+class MlflowModel:
+    """How a family's registered version is also an MLflow Model (`tunesmith.registry.mlflow_model` writes its MLmodel).
+
+    The python_function flavor runs the family's own `predict` (what its HTTP route batches), so
+    `mlflow.pyfunc.load_model("models:/NAME@champion").predict(frame)` answers each row as the route answers each
+    item. `inputs`, `outputs` and `params` are MLflow schema JSON (`Schema.to_json()` / `ParamSchema.to_json()` of
+    one column each); `example` is the input example (column -> values). `items(served, rows, params)` turns the
+    frame's rows (dicts) into `predict` items, raising ValueError naming the row and column; `result(served, r)`
+    is what one row returns. `flavor` is the native MLflow flavor written beside python_function ("transformers",
+    "sentence_transformers", or None for pyfunc only), `pipeline_task` the transformers pipeline it loads as.
+    """
+
+    inputs: tuple[dict, ...]
+    outputs: tuple[dict, ...]
+    example: dict
+    items: Callable
+    result: Callable = _each_result
+    params: tuple[dict, ...] = ()
+    flavor: str | None = None
+    pipeline_task: str = ""
+
+
 # --- the loop ---------------------------------------------------------------------------------------------
 
 
@@ -205,6 +232,7 @@ class Task(Protocol):
     routes: tuple[Route, ...]  # what `tunesmith serve` answers for this family's models
     loop: LoopHooks | None  # None: monitor / review / retrain do not cover the family yet
     distill: DistillHooks | None  # None: `method.kind: distill` is refused for the family
+    mlflow: MlflowModel | None  # None: its registered versions are plain model dirs (no MLmodel)
     recognize_order: int  # when `recognizes` is asked: specific rules (a cross-encoder marker) before general ones
 
     # config
@@ -311,6 +339,7 @@ class Family:
     ships: tuple[str, ...] = ()
     loop: LoopHooks | None = None
     distill: DistillHooks | None = None
+    mlflow: MlflowModel | None = None
     recognizes: Callable = _never
     recognize_order: int = 100
     finish_rows: Callable = _no_op

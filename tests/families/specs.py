@@ -31,6 +31,11 @@ class Spec:
     extra: dict = field(default_factory=dict)  # more config
     frozen: tuple[str, ...] = ("embeddings.", "encoder.layer.0.")  # what method freeze keeps as the base had it
     trained: str = "encoder.layer.1."  # some of these change
+    # The MLflow pyfunc's input example as a request to the route, and the route's answer as one value per row
+    route_request: Callable[[dict], dict] = lambda example: {"input": list(example["text"])}
+    route_answers: Callable[[dict], list] = lambda body: body["results"]
+    pyfunc_view: Callable = lambda result: result  # the part of a pyfunc row's result the route answers
+    pyfunc_params: dict = field(default_factory=dict)  # the route request's settings, as the pyfunc's params
 
 
 def _jsonl(path: Path, rows: list[dict]) -> None:
@@ -103,21 +108,28 @@ SPECS = {
     "multi-label": Spec("multi-label", _multilabel, "empty_labels", "/v1/classify", TEXTS, NO_TEXTS, "results",
                         extra={"data": {"multi_label": True}}),
     "regression": Spec("regression", _regression, "invalid_target", "/v1/score", TEXTS, NO_TEXTS, "scores",
-                       extra={"data": {"label_column": "stars"}}),
+                       extra={"data": {"label_column": "stars"}}, route_answers=lambda body: body["scores"]),
     "token-classification": Spec("token-classification", _tokens, "tags_length", "/v1/extract", TEXTS, NO_TEXTS,
-                                 "entities"),
+                                 "entities", route_answers=lambda body: body["entities"]),
     "embedding": Spec("embedding", _pairs, "missing_positive", "/v1/embeddings", TEXTS, NO_TEXTS, "data",
-                      extra={"data": {"split": {"eval": 0.15, "test": 0.25}}}),
+                      extra={"data": {"split": {"eval": 0.15, "test": 0.25}}},
+                      route_answers=lambda body: [d["embedding"] for d in body["data"]]),
     "reranking": Spec("reranking", _candidates, "invalid_relevance", "/v1/rerank",
                       {"query": "great film", "documents": ["a great story", "dull"]},
                       {"query": "great film", "documents": []}, "results",
-                      extra={"data": {"split": {"eval": 0.15, "test": 0.25}}}),
+                      extra={"data": {"split": {"eval": 0.15, "test": 0.25}}},
+                      route_request=lambda ex: {"query": ex["query"][0], "documents": list(ex["document"])},
+                      route_answers=lambda body: [r["score"] for r in sorted(body["results"],
+                                                                             key=lambda r: r["index"])]),
     "causal-lm": Spec("causal-lm", _chats, "wrong_role", "/v1/chat/completions",
                       {"messages": [{"role": "user", "content": "refund please"}], "max_tokens": 4},
                       {"messages": []}, "choices", base="llama",
                       extra={"data": {"split": {"eval": 0.1, "test": 0.15}}, "evaluation": {"samples": 1},
                              "chat": {"max_new_tokens": 4}},
-                      frozen=("model.embed_tokens.", "model.layers.0."), trained="model.layers.1."),
+                      frozen=("model.embed_tokens.", "model.layers.0."), trained="model.layers.1.",
+                      route_request=lambda ex: {"messages": ex["messages"][0], "max_tokens": 8},
+                      route_answers=lambda body: [c["message"]["content"] for c in body["choices"]],
+                      pyfunc_view=lambda result: result["text"], pyfunc_params={"max_tokens": 8}),
     "toy-keywords": Spec("toy-keywords", _keywords, "empty_text", "/v1/toy-keywords", TEXTS, NO_TEXTS, "scores",
-                         base="toy", frozen=("embed.",), trained="head."),
+                         base="toy", frozen=("embed.",), trained="head.", route_answers=lambda body: body["scores"]),
 }

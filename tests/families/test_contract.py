@@ -2,7 +2,8 @@
 estimator): config defaults round-trip; good rows are used and a bad row is quarantined with file:line and its
 reason; a tiny model trains through the real pipeline, its trainable parameters change and its frozen ones do not;
 evaluation gives metrics, a baseline and CIs; the report renders; the family's route answers a request and refuses a
-bad one; `model/tunesmith.json` says what the model is.
+bad one; `model/tunesmith.json` says what the model is; the registered version is an MLflow Model whose pyfunc answers
+as the route does.
 
 A toy family registered here (tests/families/toy_family.py, not shipped) passes it too, with no stage file changed.
 """
@@ -10,6 +11,7 @@ A toy family registered here (tests/families/toy_family.py, not shipped) passes 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from fastapi.testclient import TestClient
 from safetensors.torch import load_file
 from tests.families import toy_family
 from tests.families.specs import FAST, SPECS
+from tests.mlflow_env import mlflow_uris
 
 from tunesmith import families
 from tunesmith.config import config_from_dict
@@ -26,7 +29,8 @@ from tunesmith.contracts import Task
 from tunesmith.data import prepare_data
 from tunesmith.model_card import CARD_FILE, read_model_card
 from tunesmith.pipeline import run
-from tunesmith.registry import open_store, promote
+from tunesmith.registry import RegistryError, open_store, promote
+from tunesmith.registry.lineage import REQUIRED_KEYS
 from tunesmith.serving import create_app, detect_family
 
 BUILTIN = list(families.BUILTIN)
@@ -190,6 +194,71 @@ def test_the_family_route_answers_and_refuses_a_bad_request(kind, project, train
         other = next(p for p in families.routes() if p not in {r.path for r in families.get(kind).routes})
         if other != "/v1/completions":  # a route of another family: 400 naming the routes this model answers
             assert client.post(other, json=SPECS["classification"].good).status_code in (400, 422)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_registered_version_is_an_mlflow_model_whose_pyfunc_answers_as_the_route(kind, project, trained):
+    import mlflow
+
+    cfg, _ = project(kind)
+    outcome = trained(kind)
+    spec, described = SPECS[kind], families.get(kind).mlflow
+    store = open_store(cfg.registry)
+    number = outcome.registered_version.version
+    uri = f"models:/{cfg.name}/{number}"
+    with mlflow_uris(store):
+        info = mlflow.models.get_model_info(uri)
+        model = mlflow.pyfunc.load_model(uri)
+        example = model.input_example
+        rows = model.predict(example, params=spec.pyfunc_params or None)
+        native = _native_outputs(described.flavor, uri, example)
+    assert set(info.flavors) == {"python_function"} | ({described.flavor} - {None})
+    assert [c.name for c in info.signature.inputs.inputs] == [c["name"] for c in described.inputs]
+    assert info.saved_input_example_info and len(rows) == len(example)
+    version = store.client.get_model_version(cfg.name, str(number))
+    assert version.run_id == outcome.mlflow_run_id and set(REQUIRED_KEYS) <= set(version.tags)  # lineage stays
+    if native is not None:  # the native flavor loads and answers each row too (embeddings: the same vectors)
+        assert len(native) == len(rows)
+        if described.flavor == "sentence_transformers":
+            assert _close([list(map(float, v)) for v in native], rows, tol=1e-4)
+    try:
+        promote(cfg.name, store=store)
+    except RegistryError:
+        pass  # promoted already by the route test
+    with TestClient(create_app(cfg.name, settings=cfg.serving, store=store)) as client:
+        answer = client.post(spec.route, json=spec.route_request(example.to_dict("list")))
+    assert answer.status_code == 200, answer.text
+    assert _close(spec.route_answers(answer.json()), [spec.pyfunc_view(r) for r in rows])
+
+
+def _native_outputs(flavor: str | None, uri: str, example) -> list | None:
+    import mlflow
+
+    if flavor == "sentence_transformers":
+        return list(mlflow.sentence_transformers.load_model(uri).encode(list(example["text"])))
+    if flavor == "transformers":
+        pipe = mlflow.transformers.load_model(uri)
+        if "text" in example:
+            return pipe(list(example["text"]))
+        if "query" in example:  # a cross-encoder as a text-classification pipeline over (query, document) pairs
+            return pipe([{"text": q, "text_pair": d} for q, d in zip(example["query"], example["document"], strict=True)])
+        prompts = [pipe.tokenizer.apply_chat_template(list(m), tokenize=False, add_generation_prompt=True)
+                   for m in example["messages"]]
+        return pipe(prompts, max_new_tokens=2)
+    return None
+
+
+def _close(a, b, tol: float = 1e-5) -> bool:
+    """Equal, floats within `tol` (the route's JSON and the pyfunc's Python floats); a key the response model sets
+    to null (`labels` of a single-label result) counts as absent."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        a, b = ({k: v for k, v in d.items() if v is not None} for d in (a, b))
+        return a.keys() == b.keys() and all(_close(a[k], b[k], tol) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_close(x, y, tol) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float | int) and isinstance(b, float | int) and not isinstance(a, bool):
+        return math.isclose(a, b, rel_tol=tol, abs_tol=tol)
+    return a == b
 
 
 def _weights(path) -> dict[str, torch.Tensor]:

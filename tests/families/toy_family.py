@@ -24,7 +24,7 @@ from tunesmith.data.report import label_distribution
 from tunesmith.data.schema import LABEL, TEXT, check_columns, check_rows
 from tunesmith.evaluation.html import bootstrap_note, comparison_table, esc
 from tunesmith.evaluation.significance import bootstrap_delta, mean_stat
-from tunesmith.families.common import read_table
+from tunesmith.families.common import read_table, text_mlflow
 from tunesmith.io import atomic_dir
 from tunesmith.model_card import write_model_card
 from tunesmith.serving import schemas
@@ -181,4 +181,6 @@ TOY = Family(
     routes=(text_route("/v1/toy-keywords", schemas.ScoreResponse, "scores", "P(the text mentions the keyword)."),),
     baseline_name="majority class", train_metrics=("accuracy", "loss"),
     methods=(MethodKind.FULL, MethodKind.HEAD), labeled=True, label_column=LABEL,
+    # no native MLflow flavor fits a home-made model: its versions are python_function models only
+    mlflow=text_mlflow(({"type": "double", "required": True},), pipeline_task="", flavor=None),
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tunesmith.config.base import MethodKind
-from tunesmith.contracts import DistillHooks, Family, lazy
+from tunesmith.contracts import DistillHooks, Family, MlflowModel, lazy
 from tunesmith.data.checks import no_label_checks, redact_text_column
 from tunesmith.data.load import Table, load_table
 from tunesmith.data.report import label_distribution
@@ -47,3 +47,30 @@ def family(package: str, **hooks) -> Family:
 def distill_hooks(module: str) -> DistillHooks:
     """The distillation comparison's hooks from `module` (its `scores`, `delta` and `load`), imported on first use."""
     return DistillHooks(scores=lazy(f"{module}:scores"), delta=lazy(f"{module}:delta"), load=lazy(f"{module}:load"))
+
+
+# --- registered versions as MLflow Models (tunesmith.contracts.MlflowModel) -------------------------------------
+
+TEXT_INPUT = ({"type": "string", "name": "text", "required": True},)
+EXAMPLE_TEXTS = ["a film worth seeing twice", "the plot made no sense and the acting was flat"]
+
+
+def row_value(rows: list[dict], i: int, column: str) -> str:
+    """Row i's `column` as a non-empty string, else a ValueError naming the row and the column."""
+    value = rows[i].get(column)
+    if not isinstance(value, str) or not value.strip():
+        shown = repr(value)[:60]
+        raise ValueError(f"row {i}: column {column!r} must be a non-empty string (got {shown}); send a frame with a "
+                         f"{column!r} column of texts")
+    return value
+
+
+def text_items(_served, rows: list[dict], _params: dict) -> list[str]:
+    """The `text` column: the items of the text routes (/v1/classify, /v1/score, /v1/extract, /v1/embeddings)."""
+    return [row_value(rows, i, "text") for i in range(len(rows))]
+
+
+def text_mlflow(outputs: tuple[dict, ...], *, pipeline_task: str, flavor: str = "transformers") -> MlflowModel:
+    """A family whose requests are texts: a `text` column in, one route result per row out."""
+    return MlflowModel(inputs=TEXT_INPUT, outputs=outputs, example={"text": EXAMPLE_TEXTS}, items=text_items,
+                       flavor=flavor, pipeline_task=pipeline_task)

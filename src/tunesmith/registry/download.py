@@ -3,7 +3,8 @@
     champion_dir = champion_model_dir("sentiment")   # None until something was promoted
 
 Files in a local artifact store are used where they lie; anything else (a tracking server, s3, runs:/)
-is downloaded once into `.tunesmith/cache/<name>/v<version>/`, atomically (temp dir + rename).
+is downloaded once into `.tunesmith/cache/<name>/v<version>/`, atomically (temp dir + rename). The folder returned
+holds the model files: a version's root, or the folder its MLmodel names (registry/mlflow_model.weights_dir).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tunesmith.registry.mlflow_model import weights_dir
 from tunesmith.registry.store import RegistryError, Store, local_path, resolve_store
 from tunesmith.registry.versions import CHAMPION, require_model
 
@@ -55,8 +57,8 @@ def model_dir_for(
         ) from None
     local = local_path(uri)
     if local is not None and local.is_dir():
-        return local
-    return _download(store, uri, store.cache_dir / name / f"v{version}")
+        return weights_dir(local)
+    return weights_dir(_download(store, uri, store.cache_dir / name / f"v{version}"))
 
 
 def champion_model_dir(

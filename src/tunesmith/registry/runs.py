@@ -3,8 +3,9 @@
     log_run(cfg, run_dir=run_dir, params={}, metrics=report.flat_metrics(), artifacts=[...],
             model_dir=run_dir / "model", tags={}, log_history=result.log_history)
 
-The model goes under the run's `model` artifact path as plain files (safetensors weights, config and
-tokenizer files), never pickles, so registering it needs no MLflow model flavor.
+The model goes under the run's `model` artifact path as an MLflow Model (registry/mlflow_model.py): its own files
+(safetensors weights, config and tokenizer files, never pickles) plus MLmodel, signature, input example and
+environment files, so `mlflow.pyfunc.load_model("models:/NAME@champion")` loads a registered version.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import math
 import os
 import re
 import socket
+import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -186,12 +188,24 @@ def log_model_files(
         )
     if skipped:
         _log.warning("not logging %d non-safetensors model files: %s", len(skipped), ", ".join(skipped[:10]))
-    logged = []
-    for path in kept:
-        rel = path.relative_to(model_dir)
-        dest = artifact_path if rel.parent == Path(".") else f"{artifact_path}/{rel.parent.as_posix()}"
-        client.log_artifact(run_id, str(path), artifact_path=dest)
-        logged.append(rel.as_posix())
+    from tunesmith.registry.mlflow_model import MLMODEL, prepare
+
+    with tempfile.TemporaryDirectory(prefix="tunesmith-mlmodel-") as tmp:
+        layout = None if external else prepare(model_dir, Path(tmp))
+        root = artifact_path if layout is None or layout.data == "." else f"{artifact_path}/{layout.data}"
+        logged = []
+        for path in kept:
+            rel = path.relative_to(model_dir)
+            dest = root if rel.parent == Path(".") else f"{root}/{rel.parent.as_posix()}"
+            client.log_artifact(run_id, str(path), artifact_path=dest)
+            logged.append(rel.as_posix())
+        if layout is not None:  # MLmodel last: a version whose logging stopped partway never looks loadable
+            for path in sorted(p for p in layout.files.rglob("*") if p.is_file() and p.name != MLMODEL):
+                rel = path.relative_to(layout.files)
+                dest = artifact_path if rel.parent == Path(".") else f"{artifact_path}/{rel.parent.as_posix()}"
+                client.log_artifact(run_id, str(path), artifact_path=dest)
+            client.log_artifact(run_id, str(layout.files / MLMODEL), artifact_path=artifact_path)
+            logged.append(MLMODEL)
     return logged
 
 

@@ -6,7 +6,7 @@
 
 from tunesmith.config import MethodKind
 from tunesmith.config.family_rules import default_metric, no_slices
-from tunesmith.contracts import Route, lazy
+from tunesmith.contracts import MlflowModel, Route, lazy
 from tunesmith.families import register
 from tunesmith.families.causal_lm import rows
 from tunesmith.families.causal_lm.config import ChatConfig
@@ -47,4 +47,17 @@ TASK = register(family(
     routes=(Route("/v1/chat/completions", tags=("openai",), mount=lazy(f"{SERVE}:mount_chat")),
             Route("/v1/completions", tags=("openai",), mount=lazy(f"{SERVE}:mount_completions"))),
     distill=distill_hooks("tunesmith.families.causal_lm.distill"),
+    mlflow=MlflowModel(
+        inputs=({"type": "array", "name": "messages", "required": True,
+                 "items": {"type": "object", "properties": {"role": {"type": "string"}, "content": {"type": "string"}}}},),
+        outputs=({"type": "string", "name": "text", "required": True},
+                 {"type": "string", "name": "finish_reason", "required": True},
+                 {"type": "long", "name": "prompt_tokens", "required": True},
+                 {"type": "long", "name": "completion_tokens", "required": True}),
+        params=({"name": "max_tokens", "type": "long", "default": 64, "shape": None},
+                {"name": "temperature", "type": "double", "default": 0.0, "shape": None},
+                {"name": "top_p", "type": "double", "default": 1.0, "shape": None}),
+        example={"messages": [[{"role": "user", "content": "How do I reset my password?"}]]},
+        items=lazy(f"{SERVE}:pyfunc_items"), result=lazy(f"{SERVE}:pyfunc_result"),
+        flavor="transformers", pipeline_task="text-generation"),
 ))

@@ -112,6 +112,45 @@ def generate(served: Served, items: list[tuple[str, GenParams]]) -> list[Generat
     return out  # type: ignore[return-value]
 
 
+PYFUNC_MAX_TOKENS = 256  # serving.max_new_tokens' default: an MLflow scoring server has no tunesmith config
+ROLES = ("system", "user", "assistant", "tool", "developer")
+
+
+def pyfunc_items(served: Served, rows: list[dict], params: dict) -> list[tuple[str, GenParams]]:
+    """Each row's `messages` (OpenAI-style) as a chat prompt, with the generation params of the call."""
+    gen = pyfunc_params(params)
+    items = []
+    for i, row in enumerate(rows):
+        messages = row.get("messages")
+        messages = list(messages) if messages is not None and not isinstance(messages, str | dict) else None
+        if not messages or not all(isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str)
+                                   for m in messages):
+            raise ValueError(f"row {i}: column 'messages' must be a non-empty list of {{role, content}} messages "
+                             f"(role one of {', '.join(ROLES)})")
+        items.append((chat_prompt(served, [{"role": m["role"], "content": m["content"]} for m in messages]), gen))
+    return items
+
+
+def pyfunc_params(params: dict) -> GenParams:
+    """max_tokens (1..256), temperature (0..2), top_p (0..1]: the same bounds as /v1/chat/completions."""
+    try:
+        max_tokens, temperature = int(params.get("max_tokens", 64)), float(params.get("temperature", 0.0))
+        top_p = float(params.get("top_p", 1.0))
+    except (TypeError, ValueError):
+        raise ValueError("params: max_tokens is an integer, temperature and top_p are numbers") from None
+    if not 1 <= max_tokens <= PYFUNC_MAX_TOKENS:
+        raise ValueError(f"params.max_tokens: {max_tokens} is outside 1..{PYFUNC_MAX_TOKENS}")
+    if not (0.0 <= temperature <= 2.0 and 0.0 < top_p <= 1.0):
+        raise ValueError("params: temperature is in 0..2 and top_p in (0, 1]")
+    return GenParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p)
+
+
+def pyfunc_result(_served: Served, generation: Generation) -> dict:
+    """One row's answer: the generated text (the chat completion's message content), why it ended, token counts."""
+    return {"text": generation.text, "finish_reason": generation.finish_reason,
+            "prompt_tokens": generation.prompt_tokens, "completion_tokens": generation.completion_tokens}
+
+
 def stream(served: Served, prompt: str, params: GenParams) -> Iterator[str]:
     """Text pieces as the model produces them (transformers' TextIteratorStreamer, generate in a thread)."""
     from transformers import TextIteratorStreamer

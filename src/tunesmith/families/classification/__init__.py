@@ -7,7 +7,7 @@ from tunesmith.config import MethodKind
 from tunesmith.contracts import LoopHooks, lazy
 from tunesmith.families import register
 from tunesmith.families.classification import rows
-from tunesmith.families.common import ENCODER_METHODS, distill_hooks, family
+from tunesmith.families.common import ENCODER_METHODS, distill_hooks, family, text_mlflow
 from tunesmith.serving.routes import CLASSIFY
 
 TASK = register(family(
@@ -19,4 +19,7 @@ TASK = register(family(
     loop=LoopHooks(feedback="label", live_metrics=("accuracy", "macro_f1"),
                    drift_features=("predicted_label", "confidence"), review_field="label"),
     distill=distill_hooks("tunesmith.families.classification.distill"),
+    mlflow=text_mlflow(({"type": "string", "name": "label", "required": True}, {"type": "double", "name": "score", "required": True},
+                        {"type": "map", "values": {"type": "double"}, "name": "scores", "required": True}),
+                       pipeline_task="text-classification"),
 ))

@@ -8,7 +8,7 @@ trained with in-batch negatives (MNRL, CachedMNRL) or CoSENT.
 from tunesmith.config import MethodKind
 from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
 from tunesmith.families import register
-from tunesmith.families.common import ENCODER_METHODS, family
+from tunesmith.families.common import ENCODER_METHODS, family, text_mlflow
 from tunesmith.families.embedding import rows
 from tunesmith.families.embedding.config import EmbeddingConfig
 from tunesmith.serving.routes import EMBEDDINGS
@@ -32,4 +32,6 @@ TASK = register(family(
     check_rows=lambda table, cfg: rows.check_pair_rows(table, cfg.data), check_splits=rows.consistent_splits,
     bundle_columns=rows.PAIR_COLUMNS, redact=rows.redact_rows, train_metrics=("loss",), methods=ENCODER_METHODS,
     baseline_name="base model (retrieval)", routes=(EMBEDDINGS,), recognize_order=90,
+    mlflow=text_mlflow(({"type": "array", "items": {"type": "double"}, "required": True},),
+                       pipeline_task="feature-extraction", flavor="sentence_transformers"),
 ))

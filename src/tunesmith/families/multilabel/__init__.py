@@ -7,7 +7,7 @@ thresholds tuned on eval.
 from tunesmith.config.family_rules import default_metric, no_slices
 from tunesmith.contracts import lazy
 from tunesmith.families import register
-from tunesmith.families.common import ENCODER_METHODS, family
+from tunesmith.families.common import ENCODER_METHODS, family, text_mlflow
 from tunesmith.families.multilabel import rows
 from tunesmith.serving.routes import CLASSIFY
 
@@ -41,4 +41,8 @@ TASK = register(family(
     metric_claims={m: _claim(m) for m in ("micro_f1", "subset_accuracy")},
     baseline_name="one-vs-rest probe, thresholds tuned on eval", ships=("thresholds.json",), routes=(CLASSIFY,),
     recognize_order=20,
+    mlflow=text_mlflow(({"type": "string", "name": "label", "required": True}, {"type": "double", "name": "score", "required": True},
+                        {"type": "array", "items": {"type": "string"}, "name": "labels", "required": True},
+                        {"type": "map", "values": {"type": "double"}, "name": "scores", "required": True}),
+                       pipeline_task="text-classification"),
 ))

@@ -6,7 +6,7 @@
 
 from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
 from tunesmith.families import register
-from tunesmith.families.common import ENCODER_METHODS, family
+from tunesmith.families.common import ENCODER_METHODS, family, text_mlflow
 from tunesmith.families.regression import rows
 from tunesmith.families.regression.config import RegressionConfig
 from tunesmith.serving.routes import SCORE
@@ -29,4 +29,5 @@ TASK = register(family(
     train_metrics=METRICS, methods=ENCODER_METHODS,
     metric_claims={m: f"training.metric: {m} is a regression metric" for m in ("rmse", "mae", "spearman", "pearson")},
     baseline_name="ridge probe", routes=(SCORE,), recognize_order=30,
+    mlflow=text_mlflow(({"type": "double", "required": True},), pipeline_task="text-classification"),
 ))

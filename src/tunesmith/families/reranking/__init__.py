@@ -5,8 +5,9 @@
 
 from tunesmith.config import MethodKind
 from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
+from tunesmith.contracts import MlflowModel
 from tunesmith.families import register
-from tunesmith.families.common import family
+from tunesmith.families.common import family, row_value
 from tunesmith.families.reranking import rows
 from tunesmith.serving.routes import RERANK
 
@@ -28,6 +29,23 @@ def configure(cfg) -> None:
         cfg.data.checks.leakage.near = False
 
 
+
+def pair_items(_served, rows: list[dict], _params: dict) -> list[tuple[str, str]]:
+    """Each row's (query, document): the pairs /v1/rerank scores."""
+    return [(row_value(rows, i, "query"), row_value(rows, i, "document")) for i in range(len(rows))]
+
+
+# A frame of (query, document) rows -> each pair's relevance, as /v1/rerank scores them (sigmoid of the logit).
+# The cross-encoder loads in MLflow as a transformers text-classification pipeline ({"text", "text_pair"} inputs):
+# mlflow.sentence_transformers loads bi-encoders (SentenceTransformer) only.
+RERANK_MLFLOW = MlflowModel(
+    inputs=({"type": "string", "name": "query", "required": True},
+            {"type": "string", "name": "document", "required": True}),
+    outputs=({"type": "double", "required": True},),
+    example={"query": ["how do I reset my password", "how do I reset my password"],
+             "document": ["Open Settings, then Security, then Reset password.", "Our office opens at nine."]},
+    items=pair_items, flavor="transformers", pipeline_task="text-classification")
+
 TASK = register(family(
     __name__, kind="reranking", summary="(query, document) -> relevance (cross-encoder, BCE), ranked per query",
     configure=configure,
@@ -35,4 +53,5 @@ TASK = register(family(
     bundle_columns=rows.RELEVANCE_COLUMNS, redact=rows.redact_rows, checks_on_full_text=True,
     train_metrics=("loss",), methods=METHODS,
     baseline_name="base model as a bi-encoder (cosine)", routes=(RERANK,), recognize_order=10,
+    mlflow=RERANK_MLFLOW,
 ))

@@ -7,7 +7,7 @@ P/R/F1 (seqeval strict).
 
 from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
 from tunesmith.families import register
-from tunesmith.families.common import ENCODER_METHODS, family
+from tunesmith.families.common import ENCODER_METHODS, family, text_mlflow
 from tunesmith.families.token_classification import rows
 from tunesmith.families.token_classification.config import TokenClassificationConfig
 from tunesmith.serving.routes import EXTRACT
@@ -23,6 +23,10 @@ def configure(cfg) -> None:
                    "uses f1 (entity micro F1), macro_f1 (mean over entity types) or loss")
 
 
+# One entity of /v1/extract, as the MLflow signature describes it.
+ENTITY = {"start": {"type": "long"}, "end": {"type": "long"}, "label": {"type": "string"},
+          "score": {"type": "double"}, "text": {"type": "string"}}
+
 TASK = register(family(
     __name__, kind="token-classification", summary="words -> BIO tags, entities as spans (token head, entity-level F1)",
     configure=configure, section="token_classification", section_model=TokenClassificationConfig,
@@ -32,4 +36,6 @@ TASK = register(family(
     metric_claims={"f1": "training.metric: f1 is the entity-level F1 of token-classification; use macro_f1 or "
                          "accuracy for classification"},
     baseline_name="word probe on the frozen base", routes=(EXTRACT,), recognize_order=60,
+    mlflow=text_mlflow(({"type": "array", "items": {"type": "object", "properties": ENTITY}, "required": True},),
+                       pipeline_task="token-classification"),
 ))
