@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.mlflow_env import mlflow_uris
 from tests.toy import make_reviews
 
 pytestmark = pytest.mark.integration
@@ -47,6 +48,15 @@ def test_run_registers_promotes_and_rolls_back(tmp_path, tiny_model_dir):
     out = tunesmith("run", "config.yaml", cwd=tmp_path).stdout
     assert "gate decision: PASSED" in out
     assert "registered toy-sentiment version 1 as challenger" in out
+    assert "mlflow.pyfunc.load_model('models:/toy-sentiment/1')" in out
+    import mlflow
+    import pandas as pd
+
+    from tunesmith.registry import open_store
+
+    with mlflow_uris(open_store(workdir=tmp_path)):  # what the CLI printed works, in the user's own Python
+        [answer] = mlflow.pyfunc.load_model("models:/toy-sentiment/1").predict(pd.DataFrame({"text": ["great film"]}))
+    assert answer["label"] in {"neg", "pos"} and set(answer["scores"]) == {"neg", "pos"}
 
     run_dirs = list((tmp_path / ".tunesmith/runs/toy-sentiment").iterdir())
     assert len(run_dirs) == 1

@@ -140,8 +140,11 @@ def run(
     print_outcome(outcome.eval_report, outcome.decision)
     if outcome.registered_version is not None:
         v = outcome.registered_version
-        console.print(f"[green]registered[/] {cfg.name} version {get_field(v, 'version')} as challenger "
+        number = get_field(v, "version")
+        console.print(f"[green]registered[/] {cfg.name} version {number} as challenger "
                       f"(promote with: tunesmith models promote {cfg.name})")
+        if not (outcome.run_dir / "model" / "external_model.json").exists():  # a provider's model has no weights here
+            console.print(f"MLflow Model: mlflow.pyfunc.load_model('models:/{cfg.name}/{number}')", soft_wrap=True)
     elif not outcome.passed:
         console.print("[red]gates failed[/]: not registered")
     console.print(f"report: {outcome.run_dir / 'report.html'}  metrics: {outcome.run_dir / 'metrics.json'}")
