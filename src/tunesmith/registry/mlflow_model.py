@@ -28,6 +28,7 @@ import shutil
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from tunesmith.model_card import read_model_card
 
@@ -56,6 +57,15 @@ class Layout:
     data: str
     files: Path
     flavors: tuple[str, ...]
+    model: Any  # the mlflow.models.Model written to files/MLmodel
+
+    def record(self, client, run_id: str, artifact_path: str) -> None:
+        """Tell the run it logged this model (the run tag MLflow's own log_model sets), so the MLflow UI shows the
+        `model` folder as a model: its schema, input example and how to load it."""
+        from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_MODELS
+
+        self.model.run_id, self.model.artifact_path = run_id, artifact_path
+        client.set_tag(run_id, MLFLOW_LOGGED_MODELS, json.dumps([self.model.get_tags_dict()]))
 
 
 def prepare(model_dir: Path, staging: Path) -> Layout | None:
@@ -98,7 +108,7 @@ def prepare(model_dir: Path, staging: Path) -> Layout | None:
         model.add_flavor(name, **conf)
         flavors.append(name)
     model.save(str(staging / MLMODEL))
-    return Layout(data=data, files=staging, flavors=tuple(flavors))
+    return Layout(data=data, files=staging, flavors=tuple(flavors), model=model)
 
 
 def weights_dir(artifact_dir: Path) -> Path:

@@ -205,6 +205,7 @@ def log_model_files(
                 dest = artifact_path if rel.parent == Path(".") else f"{artifact_path}/{rel.parent.as_posix()}"
                 client.log_artifact(run_id, str(path), artifact_path=dest)
             client.log_artifact(run_id, str(layout.files / MLMODEL), artifact_path=artifact_path)
+            layout.record(client, run_id, artifact_path)
             logged.append(MLMODEL)
     return logged
 
