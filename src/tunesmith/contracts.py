@@ -202,6 +202,22 @@ class LoopHooks:
 
 
 @dataclass(frozen=True)
+class FeedbackHooks:
+    """What a family's feedback on a served prediction is (`POST /v1/feedback`'s `value`, the `value` or `label`
+    column of `tunesmith feedback import`), checked before it is stored.
+
+    `check(value, labels, logged)` returns the value to store (JSON-able, normalized) or raises ValueError saying
+    what is wrong in the user's terms; `labels` are the served model's labels (None when unknown) and `logged` the
+    logged input the feedback is about (a text, a {query, document} pair, chat messages). `summary(stored)` is the
+    short text kept beside it (the true label for classification; what live accuracy and retraining read today).
+    """
+
+    shape: str  # what a value looks like, for error messages and docs: "one of the model's labels"
+    check: Callable
+    summary: Callable = str
+
+
+@dataclass(frozen=True)
 class DistillHooks:
     """What the distillation comparison needs from a family that supports `method.kind: distill`."""
 
@@ -231,6 +247,7 @@ class Task(Protocol):
     ships: tuple[str, ...]  # files its evaluation writes to the run dir that ship with the model (calibration.json)
     routes: tuple[Route, ...]  # what `tunesmith serve` answers for this family's models
     loop: LoopHooks | None  # None: monitor / review / retrain do not cover the family yet
+    feedback: FeedbackHooks | None  # None: POST /v1/feedback and `feedback import` refuse its models' feedback
     distill: DistillHooks | None  # None: `method.kind: distill` is refused for the family
     mlflow: MlflowModel | None  # None: its registered versions are plain model dirs (no MLmodel)
     recognize_order: int  # when `recognizes` is asked: specific rules (a cross-encoder marker) before general ones
@@ -338,6 +355,7 @@ class Family:
     checks_on_full_text: bool = False
     ships: tuple[str, ...] = ()
     loop: LoopHooks | None = None
+    feedback: FeedbackHooks | None = None
     distill: DistillHooks | None = None
     mlflow: MlflowModel | None = None
     recognizes: Callable = _never

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.toy import POSITIVE, make_reviews
 from tests.toy_chat import make_chats
@@ -36,6 +37,9 @@ class Spec:
     route_answers: Callable[[dict], list] = lambda body: body["results"]
     pyfunc_view: Callable = lambda result: result  # the part of a pyfunc row's result the route answers
     pyfunc_params: dict = field(default_factory=dict)  # the route request's settings, as the pyfunc's params
+    # POST /v1/feedback on the good request's answer: (index, a value the family takes, one it refuses); None: the
+    # family takes no feedback
+    feedback: tuple[int, Any, Any] | None = None
 
 
 def _jsonl(path: Path, rows: list[dict]) -> None:
@@ -104,23 +108,28 @@ NO_TEXTS = {"input": []}
 
 SPECS = {
     "classification": Spec("classification", _classification, "missing_text", "/v1/classify", TEXTS, NO_TEXTS,
-                           "results"),
+                           "results", feedback=(1, "neg", "meh")),
     "multi-label": Spec("multi-label", _multilabel, "empty_labels", "/v1/classify", TEXTS, NO_TEXTS, "results",
-                        extra={"data": {"multi_label": True}}),
+                        extra={"data": {"multi_label": True}}, feedback=(0, ["praise", "acting"], ["praise", "nope"])),
     "regression": Spec("regression", _regression, "invalid_target", "/v1/score", TEXTS, NO_TEXTS, "scores",
-                       extra={"data": {"label_column": "stars"}}, route_answers=lambda body: body["scores"]),
+                       extra={"data": {"label_column": "stars"}}, route_answers=lambda body: body["scores"],
+                       feedback=(0, 17.5, "lots")),
     "token-classification": Spec("token-classification", _tokens, "tags_length", "/v1/extract", TEXTS, NO_TEXTS,
-                                 "entities", route_answers=lambda body: body["entities"]),
+                                 "entities", route_answers=lambda body: body["entities"],
+                                 feedback=(0, [{"start": 0, "end": 5, "label": "GOOD"}],
+                                           [{"start": 6, "end": 40, "label": "GOOD"}])),
     "embedding": Spec("embedding", _pairs, "missing_positive", "/v1/embeddings", TEXTS, NO_TEXTS, "data",
                       extra={"data": {"split": {"eval": 0.15, "test": 0.25}}},
-                      route_answers=lambda body: [d["embedding"] for d in body["data"]]),
+                      route_answers=lambda body: [d["embedding"] for d in body["data"]],
+                      feedback=(0, {"document": "a great story"}, {"document": ""})),
     "reranking": Spec("reranking", _candidates, "invalid_relevance", "/v1/rerank",
                       {"query": "great film", "documents": ["a great story", "dull"]},
                       {"query": "great film", "documents": []}, "results",
                       extra={"data": {"split": {"eval": 0.15, "test": 0.25}}},
                       route_request=lambda ex: {"query": ex["query"][0], "documents": list(ex["document"])},
                       route_answers=lambda body: [r["score"] for r in sorted(body["results"],
-                                                                             key=lambda r: r["index"])]),
+                                                                             key=lambda r: r["index"])],
+                      feedback=(1, 0, -1)),
     "causal-lm": Spec("causal-lm", _chats, "wrong_role", "/v1/chat/completions",
                       {"messages": [{"role": "user", "content": "refund please"}], "max_tokens": 4},
                       {"messages": []}, "choices", base="llama",
@@ -129,7 +138,8 @@ SPECS = {
                       frozen=("model.embed_tokens.", "model.layers.0."), trained="model.layers.1.",
                       route_request=lambda ex: {"messages": ex["messages"][0], "max_tokens": 8},
                       route_answers=lambda body: [c["message"]["content"] for c in body["choices"]],
-                      pyfunc_view=lambda result: result["text"], pyfunc_params={"max_tokens": 8}),
+                      pyfunc_view=lambda result: result["text"], pyfunc_params={"max_tokens": 8},
+                      feedback=(0, {"thumbs": "down", "correction": "Refunds take five days."}, {"thumbs": "meh"})),
     "toy-keywords": Spec("toy-keywords", _keywords, "empty_text", "/v1/toy-keywords", TEXTS, NO_TEXTS, "scores",
                          base="toy", frozen=("embed.",), trained="head.", route_answers=lambda body: body["scores"]),
 }

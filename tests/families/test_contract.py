@@ -231,6 +231,44 @@ def test_the_registered_version_is_an_mlflow_model_whose_pyfunc_answers_as_the_r
     assert _close(spec.route_answers(answer.json()), [spec.pyfunc_view(r) for r in rows])
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_feedback_on_a_served_answer_takes_the_family_shape_and_refuses_another(kind, project, trained, tmp_path):
+    from tunesmith.monitoring.feedback import read_feedback
+    from tunesmith.monitoring.predictions import PredictionLog
+
+    cfg, _ = project(kind)
+    trained(kind)
+    spec, hooks = SPECS[kind], families.get(kind).feedback
+    store = open_store(cfg.registry)
+    try:
+        promote(cfg.name, store=store)
+    except RegistryError:
+        pass  # promoted already
+    url = f"sqlite:///{tmp_path / 'predictions.db'}"
+    app = create_app(cfg.name, settings=cfg.serving, store=store, prediction_log=PredictionLog(url))
+    with TestClient(app) as client:
+        answer = client.post(spec.route, json=spec.good)
+        assert answer.status_code == 200, answer.text
+        # a chat completion's own `id` names its request too (what a product on the openai client holds)
+        rid = answer.json().get("id") or answer.json()["request_id"]
+        if spec.feedback is None:
+            refused = client.post("/v1/feedback", json={"request_id": rid, "value": 1})
+            assert refused.status_code == 400 and "takes no feedback" in refused.json()["error"]["message"]
+            assert hooks is None
+            return
+        index, good, bad = spec.feedback
+        stored = client.post("/v1/feedback", json={"request_id": rid, "index": index, "value": good,
+                                                    "labeled_by": "qa"})
+        assert stored.status_code == 200, stored.text
+        refused = client.post("/v1/feedback", json={"request_id": rid, "index": index, "value": bad})
+        assert refused.status_code == 422 and refused.json()["error"]["message"], refused.text
+        unknown = client.post("/v1/feedback", json={"request_id": "no-such-request", "value": good})
+        assert unknown.status_code == 404
+    [row] = read_feedback(url, cfg.name)
+    assert json.loads(row["value"]) == stored.json()["value"] and row["label"] == stored.json()["label"]
+    assert row["labeled_by"] == "qa" and row["request_id"] == answer.json()["request_id"]
+
+
 def _native_outputs(flavor: str | None, uri: str, example) -> list | None:
     import mlflow
 

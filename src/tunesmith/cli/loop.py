@@ -52,21 +52,28 @@ def monitor(
 
 @feedback_app.command("import")
 def feedback_import(
-    file: Path = typer.Argument(..., help="jsonl or csv: request_id [index] label, or text label; optional "
-                                "labeled_by, labeled_at."),
+    file: Path = typer.Argument(..., help="jsonl or csv: request_id [index] value|label, or text value|label "
+                                "(the family's feedback: a label, label set, number, spans, document, relevance or "
+                                "thumbs; JSON in a CSV cell); optional labeled_by, labeled_at."),
     config: Path = LoopConfigOpt,
     model: str = LoopModelOpt,
     labeled_by: str = typer.Option(None, "--labeled-by", help="Who labeled rows that do not say."),
 ) -> None:
-    """Import true labels; bad rows are listed as file:line (exit 2 when any), good rows are stored."""
+    """Import feedback (true labels, values, corrections); bad rows are listed as file:line (exit 2 when any), good
+    rows are stored."""
     cfg = load_cli_config(config, [])
+    from tunesmith.families import get
     from tunesmith.monitoring.feedback import import_feedback
     from tunesmith.monitoring.monitor import db_url
 
     name = model or cfg.name
+    hooks = get(cfg.task).feedback
+    if hooks is None:
+        err.print(f"[red]error:[/] the {cfg.task} family takes no feedback yet")
+        raise typer.Exit(EXIT_BAD_INPUT)
     with input_errors():
         labels = cfg.data.labels or _served_labels(cfg, name)
-        result = import_feedback(db_url(cfg), file, model=name, labels=labels, labeled_by=labeled_by)
+        result = import_feedback(db_url(cfg), file, model=name, labels=labels, labeled_by=labeled_by, hooks=hooks)
     for line in result.bad:
         err.print(f"[yellow]bad row:[/] {line}", highlight=False)
     console.print(f"imported {result.imported} labels for {name} ({result.already_present} already present, "

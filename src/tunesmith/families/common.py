@@ -6,10 +6,11 @@ with the usual hooks filled in for what it leaves out.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from tunesmith.config.base import MethodKind
-from tunesmith.contracts import DistillHooks, Family, MlflowModel, lazy
+from tunesmith.contracts import DistillHooks, Family, FeedbackHooks, MlflowModel, lazy
 from tunesmith.data.checks import no_label_checks, redact_text_column
 from tunesmith.data.load import Table, load_table
 from tunesmith.data.report import label_distribution
@@ -74,3 +75,31 @@ def text_mlflow(outputs: tuple[dict, ...], *, pipeline_task: str, flavor: str = 
     """A family whose requests are texts: a `text` column in, one route result per row out."""
     return MlflowModel(inputs=TEXT_INPUT, outputs=outputs, example={"text": EXAMPLE_TEXTS}, items=text_items,
                        flavor=flavor, pipeline_task=pipeline_task)
+
+
+# --- feedback on served predictions (tunesmith.contracts.FeedbackHooks) ----------------------------------------
+
+
+def check_label(value, labels: list[str] | None, _logged=None) -> str:
+    """One of the model's labels."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("give the true label as a string, one of the model's labels")
+    if labels and value not in labels:
+        raise ValueError(f"label {value!r} is not one of the model's labels ({', '.join(labels)})")
+    return value
+
+
+def check_number(value, what: str, *, minimum: float | None = None) -> float:
+    """A finite number (at least `minimum`); booleans and numeric strings from a CSV cell included."""
+    if isinstance(value, bool):
+        value = float(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a number (got {str(value)[:40]!r})") from None
+    if not math.isfinite(number) or (minimum is not None and number < minimum):
+        raise ValueError(f"{what} must be a finite number" + (f" >= {minimum:g}" if minimum is not None else ""))
+    return number
+
+
+LABEL_FEEDBACK = FeedbackHooks(shape="the true label, one of the model's labels", check=check_label)

@@ -1,11 +1,15 @@
-"""True labels for served predictions, stored next to the prediction log (same database, table `feedback`).
+"""Feedback on served predictions, stored next to the prediction log (same database, table `feedback`).
 
     record_feedback(url, model="sentiment", request_id=rid, label="pos", labels=["neg", "pos"])  # POST /v1/feedback
+    record_feedback(url, model="support", request_id=rid, value={"thumbs": "down"}, hooks=get("causal-lm").feedback)
     result = import_feedback(url, "labels.jsonl", model="sentiment", labels=["neg", "pos"])  # tunesmith feedback import
     rows = feedback_labels(url, "sentiment")   # a label source for retrain: {text, label, source, labeled_by, ...}
 
-A label is tied to a logged prediction by request id (and `index`, the text's position in a batched request),
-or stands alone as a new labeled text. Each label has a key (request id/index or text, label, labeler), so
+What feedback is depends on the family (`tunesmith.contracts.FeedbackHooks`): a label, a label set, a value,
+corrected spans, an accepted document, a relevance, thumbs with an optional corrected answer. The checked value is
+stored as JSON (`value`) with a short summary (`label`: the true label for classification). Feedback is tied to a
+logged prediction by request id (and `index`, the item's position in a batched request; a chat completion's `id`
+works too), or stands alone with a new text. Each row has a key (request id/index or text, value, labeler), so
 importing the same file twice adds nothing.
 """
 
@@ -31,7 +35,8 @@ feedback = sa.Table(
     sa.Column("request_id", sa.String(64), nullable=True, index=True),
     sa.Column("idx", sa.Integer, nullable=False, default=0),
     sa.Column("text", sa.Text, nullable=False),  # the logged input (as logged: redacted when the log redacts)
-    sa.Column("label", sa.String(200), nullable=False),
+    sa.Column("label", sa.String(200), nullable=False),  # the family's summary of `value` (classification: the label)
+    sa.Column("value", sa.Text, nullable=True),  # the checked feedback as JSON (null in rows stored before it existed)
     sa.Column("source", sa.String(32), nullable=False),  # feedback (API) / import (file)
     sa.Column("labeled_by", sa.String(200), nullable=True),
     sa.Column("labeled_at", sa.DateTime(timezone=True), nullable=False),
@@ -57,21 +62,35 @@ class ImportResult:
                 "bad_rows": self.bad}
 
 
-def _key(model: str, request_id: str | None, idx: int, text: str, label: str, labeled_by: str | None) -> str:
+def _key(model: str, request_id: str | None, idx: int, text: str, value: str, labeled_by: str | None) -> str:
     ident = f"{request_id}#{idx}" if request_id else f"text:{text}"
-    return hashlib.sha256(json.dumps([model, ident, label, labeled_by or ""]).encode()).hexdigest()
+    return hashlib.sha256(json.dumps([model, ident, value, labeled_by or ""]).encode()).hexdigest()
+
+
+COMPLETION_PREFIXES = ("chatcmpl-", "cmpl-")  # the OpenAI-style `id` of a chat or text completion: the request id
+
+
+def logged_value(conn, model: str, request_id: str, idx: int = 0) -> tuple[str, Any] | None:
+    """(request id, the decoded idx-th input) the served (non-shadow) model answered for `request_id`, or None.
+    A completion's `id` (chatcmpl-<request id>) finds its request too."""
+    candidates = [request_id] + [request_id[len(p):] for p in COMPLETION_PREFIXES if request_id.startswith(p)]
+    for rid in candidates:
+        rows = conn.execute(
+            sa.select(predictions.c.input).where(predictions.c.model == model, predictions.c.request_id == rid,
+                                                 predictions.c.role != "shadow").order_by(predictions.c.id)
+        ).fetchall()
+        if idx < len(rows):
+            return rid, json.loads(rows[idx][0])
+    return None
 
 
 def logged_input(conn, model: str, request_id: str, idx: int = 0) -> str | None:
-    """The idx-th text the served (non-shadow) model answered for request `request_id`, or None."""
-    rows = conn.execute(
-        sa.select(predictions.c.input).where(predictions.c.model == model, predictions.c.request_id == request_id,
-                                             predictions.c.role != "shadow").order_by(predictions.c.id)
-    ).fetchall()
-    if idx >= len(rows):
+    """The idx-th input the served (non-shadow) model answered for request `request_id` as text (JSON for a
+    structured one), or None."""
+    found = logged_value(conn, model, request_id, idx)
+    if found is None:
         return None
-    value = json.loads(rows[idx][0])
-    return value if isinstance(value, str) else json.dumps(value)
+    return found[1] if isinstance(found[1], str) else json.dumps(found[1])
 
 
 def _time(value: Any, where: str) -> datetime:
@@ -86,49 +105,68 @@ def _time(value: Any, where: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def _check_label(label: Any, labels: list[str] | None, where: str = "") -> str:
-    if label is None or (isinstance(label, str) and not label.strip()) or isinstance(label, dict | list):
-        raise FeedbackError(f"{where}label is missing or empty; give one of the model's labels")
-    text = str(label)
-    if labels is not None and text not in labels:
-        raise FeedbackError(f"{where}label {text!r} is not one of the model's labels ({', '.join(labels)})")
-    return text
+def label_hooks():
+    """Classification's feedback (the true label): what a caller that names no family gets."""
+    from tunesmith.families import get
+
+    return get("classification").feedback
 
 
-def _row(conn, *, model: str, request_id: str | None, idx: int, text: str | None, label: Any,
-         labels: list[str] | None, labeled_by: str | None, labeled_at: Any, source: str, where: str = "") -> dict:
-    label = _check_label(label, labels, where)
+def _checked(hooks, value: Any, labels: list[str] | None, logged: Any, where: str) -> Any:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise FeedbackError(f"{where}the feedback is missing; give {hooks.shape}")
+    try:
+        return hooks.check(value, labels, logged)
+    except ValueError as exc:
+        raise FeedbackError(f"{where}{exc}") from None
+
+
+def _row(conn, *, model: str, request_id: str | None, idx: int, text: str | None, value: Any,
+         labels: list[str] | None, labeled_by: str | None, labeled_at: Any, source: str, hooks=None,
+         where: str = "") -> dict:
+    hooks = hooks or label_hooks()
+    logged = None
     if request_id:
-        logged = logged_input(conn, model, str(request_id), idx)
-        if logged is None:
+        found = logged_value(conn, model, str(request_id), idx)
+        if found is None:
             raise FeedbackError(f"{where}no logged prediction of {model} for request id {request_id!r}"
                                 + (f" (index {idx})" if idx else "")
                                 + "; only logged requests take feedback (check serving.predictions.sample_rate)", 404)
-        text = logged
+        request_id, logged = found
+        text = logged if isinstance(logged, str) else json.dumps(logged)
     elif not text or not str(text).strip():
         raise FeedbackError(f"{where}give a request_id (of a served prediction) or a text")
-    return {"key": _key(model, request_id, idx, str(text), label, labeled_by), "ts": datetime.now(timezone.utc),
-            "model": model, "request_id": request_id or None, "idx": idx, "text": str(text), "label": label,
-            "source": source, "labeled_by": labeled_by, "labeled_at": _time(labeled_at, where)}
+    else:
+        logged = str(text)
+    stored = _checked(hooks, value, labels, logged, where)
+    encoded = json.dumps(stored, sort_keys=True)
+    return {"key": _key(model, request_id, idx, str(text), encoded, labeled_by), "ts": datetime.now(timezone.utc),
+            "model": model, "request_id": request_id or None, "idx": idx, "text": str(text),
+            "label": str(hooks.summary(stored))[:200], "value": encoded, "stored": stored, "source": source,
+            "labeled_by": labeled_by, "labeled_at": _time(labeled_at, where)}
 
 
 def _insert(conn, row: dict) -> bool:
     """Insert unless a row with the same key exists; returns whether it was new."""
     if conn.execute(sa.select(feedback.c.id).where(feedback.c.key == row["key"])).first() is not None:
         return False
-    conn.execute(feedback.insert(), [row])
+    conn.execute(feedback.insert(), [{k: v for k, v in row.items() if k != "stored"}])
     return True
 
 
-def record_feedback(url: str | None, *, model: str, label: Any, request_id: str | None = None, index: int = 0,
-                    text: str | None = None, labels: list[str] | None = None, labeled_by: str | None = None,
-                    labeled_at: Any = None, source: str = "feedback") -> dict:
-    """Store one label; returns the stored row. Raises FeedbackError (404 unknown request id, 422 bad label)."""
+def record_feedback(url: str | None, *, model: str, label: Any = None, value: Any = None, request_id: str | None = None,
+                    index: int = 0, text: str | None = None, labels: list[str] | None = None,
+                    labeled_by: str | None = None, labeled_at: Any = None, source: str = "feedback",
+                    hooks=None) -> dict:
+    """Store one piece of feedback (`value`, or `label` for a label); returns the stored row (`stored`: the checked
+    value, `new`: whether it was not there yet). `hooks` is the model's family's FeedbackHooks (default: a label).
+    Raises FeedbackError (404 unknown request id, 422 a value the family does not accept)."""
     engine = db_engine(url or default_url())
     try:
         with engine.begin() as conn:
-            row = _row(conn, model=model, request_id=request_id, idx=index, text=text, label=label, labels=labels,
-                       labeled_by=labeled_by, labeled_at=labeled_at, source=source)
+            row = _row(conn, model=model, request_id=request_id, idx=index, text=text,
+                       value=value if value is not None else label, labels=labels, labeled_by=labeled_by,
+                       labeled_at=labeled_at, source=source, hooks=hooks)
             row["new"] = _insert(conn, row)
     finally:
         engine.dispose()
@@ -136,9 +174,10 @@ def record_feedback(url: str | None, *, model: str, label: Any, request_id: str 
 
 
 def import_feedback(url: str | None, path: str | Path, *, model: str, labels: list[str] | None = None,
-                    labeled_by: str | None = None) -> ImportResult:
-    """Import a jsonl/csv of labels (columns: request_id [index] label, or text label; optional labeled_by,
-    labeled_at). Good rows are stored; every bad one is reported as file:line: reason, nothing is dropped silently."""
+                    labeled_by: str | None = None, hooks=None) -> ImportResult:
+    """Import a jsonl/csv of feedback (columns: request_id [index] value|label, or text value|label; optional
+    labeled_by, labeled_at; a CSV cell holding JSON is read as JSON). Good rows are stored; every bad one is reported
+    as file:line: reason, nothing is dropped silently."""
     from tunesmith.data.load import load_table
     from tunesmith.data.schema import ORDER, SOURCE
 
@@ -152,10 +191,11 @@ def import_feedback(url: str | None, path: str | Path, *, model: str, labels: li
                 values = {k: _clean(v) for k, v in raw.items() if k not in (SOURCE, ORDER)}
                 try:
                     index = _index(values.get("index"), where)
+                    value = values.get("value") if values.get("value") is not None else values.get("label")
                     row = _row(conn, model=model, request_id=values.get("request_id"), idx=index,
-                               text=values.get("text"), label=values.get("label"), labels=labels,
+                               text=values.get("text"), value=_json_cell(value), labels=labels,
                                labeled_by=values.get("labeled_by") or labeled_by,
-                               labeled_at=values.get("labeled_at"), source="import", where=where)
+                               labeled_at=values.get("labeled_at"), source="import", hooks=hooks, where=where)
                 except FeedbackError as exc:
                     result.bad.append(str(exc))
                     continue
@@ -175,6 +215,16 @@ def _clean(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _json_cell(value: Any) -> Any:
+    """A CSV cell with a JSON list or object (`["a", "b"]`, `{"thumbs": "up"}`) as that value; anything else as is."""
+    if isinstance(value, str) and value.strip()[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _index(value: Any, where: str) -> int:

@@ -55,7 +55,28 @@ def db_engine(url: str) -> sa.Engine:
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url)
     log_meta.create_all(engine)
+    add_new_columns(engine)
     return engine
+
+
+def add_new_columns(engine: sa.Engine) -> list[str]:
+    """Add the nullable columns a newer tunesmith declares to tables an older one created (feedback.value); the
+    only schema change the log has had. Returns `table.column` for each column added."""
+    inspector = sa.inspect(engine)
+    added = []
+    for table in log_meta.sorted_tables:
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in have or not column.nullable:
+                continue
+            kind = column.type.compile(dialect=engine.dialect)
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
+            added.append(f"{table.name}.{column.name}")
+    if added:
+        _log.info("prediction log %s: added column(s) %s", engine.url.render_as_string(hide_password=True),
+                  ", ".join(added))
+    return added
 
 
 class PredictionLog:

@@ -88,7 +88,8 @@ def create_app(name: str, *, settings, store=None, prediction_log=None, state: S
     @app.post("/v1/feedback", response_model=s.FeedbackResponse, tags=["monitoring"],
               responses={404: {"model": s.ErrorResponse}})
     async def feedback(body: s.FeedbackRequest):
-        """The true label of a logged prediction: 404 for a request id the log does not hold, 422 for a bad label."""
+        """Feedback on a logged prediction (the family's shape): 404 for a request id the log does not hold, 422 for
+        a value the model's family does not take."""
         return await _store_feedback(state, body)
 
     return app
@@ -104,15 +105,24 @@ async def _store_feedback(state: ServingState, body) -> dict:
         # No request is logged, so no request id is known: a 404 that says why (not a server fault, no 5xx).
         raise ApiError(404, f"no logged prediction for request id {body.request_id!r}: this server does not log "
                        "predictions; set serving.predictions.enabled: true to take feedback", "not_found")
+    served = state.champion()
+    hooks = served.family.feedback
+    if hooks is None:
+        raise ApiError(400, f"model {served.tag} is a {served.task} model, whose family takes no feedback yet",
+                       "invalid_request_error")
+    if body.label is not None and body.value is None and not served.family.labeled:
+        raise ApiError(422, f"invalid request: {served.task} feedback goes in `value`: {hooks.shape}",
+                       "invalid_request_error")
     labels = sorted({label for slot in state.slots.values() for label in slot.served.labels.values()}) or None
     await asyncio.to_thread(state.plog.flush)  # a prediction answered a moment ago may still be queued
     try:
         row = await asyncio.to_thread(
             record_feedback, state.plog.url, model=state.name, request_id=body.request_id, index=body.index,
-            label=body.label, labels=labels, labeled_by=body.labeled_by, labeled_at=body.labeled_at)
+            value=body.value if body.value is not None else body.label, labels=labels, labeled_by=body.labeled_by,
+            labeled_at=body.labeled_at, hooks=hooks)
     except FeedbackError as exc:
         raise ApiError(exc.status, str(exc), "invalid_request_error" if exc.status == 422 else "not_found") from None
-    return {"request_id": body.request_id, "label": row["label"], "stored": row["new"]}
+    return {"request_id": body.request_id, "label": row["label"], "value": row["stored"], "stored": row["new"]}
 
 
 def _mount(app: FastAPI, state: ServingState, route) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_ITEMS = 256  # inputs per request; bigger jobs belong in batch inference, not one HTTP call
 MAX_TEXT = 100_000  # characters per input unless serving.max_input_chars says otherwise
@@ -251,17 +251,28 @@ def check_lengths(texts: list[str], field: str, max_chars: int) -> None:
 
 
 class FeedbackRequest(BaseModel):
-    """The true label of a served prediction (by the request id its answer carried)."""
+    """Feedback on a served prediction (by the request id its answer carried, or a completion's `id`): `label` for a
+    classifier, `value` for every family (a label set, a number, corrected spans, an accepted document, a relevance,
+    thumbs with an optional correction: what the model's family takes)."""
 
     model_config = ConfigDict(extra="forbid")
-    request_id: str = Field(..., min_length=1, max_length=64, description="x-request-id of the answered request")
-    label: str = Field(..., min_length=1, description="the true label; one of the model's labels")
-    index: int = Field(0, ge=0, description="position of the text in a batched request's input list")
+    request_id: str = Field(..., min_length=1, max_length=64,
+                            description="x-request-id of the answered request, or a chat completion's id")
+    label: str | None = Field(None, min_length=1, description="the true label (a classifier's feedback)")
+    value: Any = Field(None, description="the feedback, in the shape the model's family takes (see docs/loop.md)")
+    index: int = Field(0, ge=0, description="position of the item in a batched request's input list")
     labeled_by: str | None = Field(None, max_length=200, description="who labeled it (a person or a system)")
     labeled_at: str | None = Field(None, description="ISO-8601 time of labeling (default: now)")
+
+    @model_validator(mode="after")
+    def _one_of_label_or_value(self):
+        if (self.label is None) == (self.value is None):
+            raise ValueError("give exactly one of `label` (a classifier's true label) or `value`")
+        return self
 
 
 class FeedbackResponse(BaseModel):
     request_id: str
-    label: str
-    stored: bool = Field(..., description="false when the same label was already stored")
+    label: str = Field(..., description="the stored feedback in short (a classifier's true label)")
+    value: Any = Field(None, description="the stored feedback as checked")
+    stored: bool = Field(..., description="false when the same feedback was already stored")

@@ -6,7 +6,7 @@
 
 from tunesmith.config import MethodKind
 from tunesmith.config.family_rules import default_metric, no_slices
-from tunesmith.contracts import MlflowModel, Route, lazy
+from tunesmith.contracts import FeedbackHooks, MlflowModel, Route, lazy
 from tunesmith.families import register
 from tunesmith.families.causal_lm import rows
 from tunesmith.families.causal_lm.config import ChatConfig
@@ -35,6 +35,25 @@ def configure(cfg) -> None:
 
 _CLAIM = "training.metric: rouge_l / exact_match are causal-lm metrics; use macro_f1, accuracy, weighted_f1 or loss"
 
+MAX_CORRECTION = 100_000  # characters, as serving.max_input_chars' default
+
+
+def check_thumbs(value, _labels, _logged=None) -> dict:
+    """Thumbs up or down on the answer, optionally with the answer it should have been (a reviewer's rewrite)."""
+    if isinstance(value, str):
+        value = {"thumbs": value}
+    if not isinstance(value, dict) or value.get("thumbs") not in ("up", "down"):
+        raise ValueError('give {"thumbs": "up" or "down", "correction": the answer it should have been (optional)}')
+    extra = set(value) - {"thumbs", "correction"}
+    if extra:
+        raise ValueError(f"unknown field(s) {', '.join(sorted(extra))}; give thumbs and correction")
+    correction = value.get("correction")
+    if correction is not None and (not isinstance(correction, str) or not correction.strip()
+                                   or len(correction) > MAX_CORRECTION):
+        raise ValueError(f"correction must be a non-empty text of at most {MAX_CORRECTION} characters")
+    return {"thumbs": value["thumbs"], **({"correction": correction} if correction else {})}
+
+
 SERVE = "tunesmith.families.causal_lm.serve"
 
 TASK = register(family(
@@ -47,6 +66,9 @@ TASK = register(family(
     routes=(Route("/v1/chat/completions", tags=("openai",), mount=lazy(f"{SERVE}:mount_chat")),
             Route("/v1/completions", tags=("openai",), mount=lazy(f"{SERVE}:mount_completions"))),
     distill=distill_hooks("tunesmith.families.causal_lm.distill"),
+    feedback=FeedbackHooks(shape='{"thumbs": "up" or "down", "correction": the better answer (optional)}',
+                           check=check_thumbs,
+                           summary=lambda v: v["thumbs"] + (" (corrected)" if "correction" in v else "")),
     mlflow=MlflowModel(
         inputs=({"type": "array", "name": "messages", "required": True,
                  "items": {"type": "object", "properties": {"role": {"type": "string"}, "content": {"type": "string"}}}},),

@@ -7,7 +7,7 @@ from tunesmith.config import MethodKind
 from tunesmith.contracts import LoopHooks, lazy
 from tunesmith.families import register
 from tunesmith.families.classification import rows
-from tunesmith.families.common import ENCODER_METHODS, distill_hooks, family, text_mlflow
+from tunesmith.families.common import ENCODER_METHODS, LABEL_FEEDBACK, distill_hooks, family, text_mlflow
 from tunesmith.serving.routes import CLASSIFY
 
 TASK = register(family(
@@ -18,6 +18,7 @@ TASK = register(family(
     baseline_name="linear-probe baseline", ships=("calibration.json",), routes=(CLASSIFY,), recognize_order=40,
     loop=LoopHooks(feedback="label", live_metrics=("accuracy", "macro_f1"),
                    drift_features=("predicted_label", "confidence"), review_field="label"),
+    feedback=LABEL_FEEDBACK,
     distill=distill_hooks("tunesmith.families.classification.distill"),
     mlflow=text_mlflow(({"type": "string", "name": "label", "required": True}, {"type": "double", "name": "score", "required": True},
                         {"type": "map", "values": {"type": "double"}, "name": "scores", "required": True}),

@@ -7,8 +7,9 @@ trained with in-batch negatives (MNRL, CachedMNRL) or CoSENT.
 
 from tunesmith.config import MethodKind
 from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
+from tunesmith.contracts import FeedbackHooks
 from tunesmith.families import register
-from tunesmith.families.common import ENCODER_METHODS, family, text_mlflow
+from tunesmith.families.common import ENCODER_METHODS, check_number, family, text_mlflow
 from tunesmith.families.embedding import rows
 from tunesmith.families.embedding.config import EmbeddingConfig
 from tunesmith.serving.routes import EMBEDDINGS
@@ -25,6 +26,20 @@ def configure(cfg) -> None:
                    "training.metric: loss (gate mrr@10 / recall@10 / ndcg@10 in gates)")
 
 
+def check_relevant_document(value, _labels, _logged=None) -> dict:
+    """The document the user accepted (clicked, used) for the logged query, with an explicit relevance if graded."""
+    if isinstance(value, str):
+        value = {"document": value}
+    document = value.get("document") if isinstance(value, dict) else None
+    if not isinstance(document, str) or not document.strip():
+        raise ValueError('give {"document": the document the user accepted for this query, "relevance": a number '
+                         '>= 0, default 1}')
+    extra = set(value) - {"document", "relevance"}
+    if extra:
+        raise ValueError(f"unknown field(s) {', '.join(sorted(extra))}; give document and relevance")
+    return {"document": document, "relevance": check_number(value.get("relevance", 1.0), "relevance", minimum=0)}
+
+
 TASK = register(family(
     __name__, kind="embedding",
     summary="query <-> document embeddings (sentence-transformers, in-batch negatives or CoSENT)",
@@ -34,4 +49,7 @@ TASK = register(family(
     baseline_name="base model (retrieval)", routes=(EMBEDDINGS,), recognize_order=90,
     mlflow=text_mlflow(({"type": "array", "items": {"type": "double"}, "required": True},),
                        pipeline_task="feature-extraction", flavor="sentence_transformers"),
+    feedback=FeedbackHooks(shape='the document accepted for the query: {"document": ..., "relevance": 1}',
+                           check=check_relevant_document,
+                           summary=lambda v: f"{v['relevance']:g}: {v['document']}"[:200]),
 ))

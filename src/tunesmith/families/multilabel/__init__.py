@@ -5,9 +5,9 @@ thresholds tuned on eval.
 """
 
 from tunesmith.config.family_rules import default_metric, no_slices
-from tunesmith.contracts import lazy
+from tunesmith.contracts import FeedbackHooks, lazy
 from tunesmith.families import register
-from tunesmith.families.common import ENCODER_METHODS, family, text_mlflow
+from tunesmith.families.common import ENCODER_METHODS, check_label, family, text_mlflow
 from tunesmith.families.multilabel import rows
 from tunesmith.serving.routes import CLASSIFY
 
@@ -31,6 +31,15 @@ def _claim(metric: str) -> str:
             "accuracy / weighted_f1 / loss")
 
 
+def check_label_set(value, labels, _logged=None) -> list[str]:
+    """The true label set: a non-empty list of the model's labels (one label alone is a set of one)."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not value:
+        raise ValueError("give the true label set: a non-empty list of the model's labels")
+    return sorted({check_label(v, labels) for v in value})
+
+
 TASK = register(family(
     __name__, kind="multi-label",
     summary="a text -> a set of labels (one sigmoid per label, BCE, thresholds tuned on eval)", configure=configure,
@@ -41,6 +50,8 @@ TASK = register(family(
     metric_claims={m: _claim(m) for m in ("micro_f1", "subset_accuracy")},
     baseline_name="one-vs-rest probe, thresholds tuned on eval", ships=("thresholds.json",), routes=(CLASSIFY,),
     recognize_order=20,
+    feedback=FeedbackHooks(shape="the true label set, a list of the model's labels", check=check_label_set,
+                           summary="|".join),
     mlflow=text_mlflow(({"type": "string", "name": "label", "required": True}, {"type": "double", "name": "score", "required": True},
                         {"type": "array", "items": {"type": "string"}, "name": "labels", "required": True},
                         {"type": "map", "values": {"type": "double"}, "name": "scores", "required": True}),

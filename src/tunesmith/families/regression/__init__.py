@@ -5,8 +5,9 @@
 """
 
 from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
+from tunesmith.contracts import FeedbackHooks
 from tunesmith.families import register
-from tunesmith.families.common import ENCODER_METHODS, family, text_mlflow
+from tunesmith.families.common import ENCODER_METHODS, check_number, family, text_mlflow
 from tunesmith.families.regression import rows
 from tunesmith.families.regression.config import RegressionConfig
 from tunesmith.serving.routes import SCORE
@@ -29,5 +30,7 @@ TASK = register(family(
     train_metrics=METRICS, methods=ENCODER_METHODS,
     metric_claims={m: f"training.metric: {m} is a regression metric" for m in ("rmse", "mae", "spearman", "pearson")},
     baseline_name="ridge probe", routes=(SCORE,), recognize_order=30,
+    feedback=FeedbackHooks(shape="the true value, a number", check=lambda value, _labels, _logged=None:
+                           check_number(value, "the true value"), summary=lambda value: f"{value:g}"),
     mlflow=text_mlflow(({"type": "double", "required": True},), pipeline_task="text-classification"),
 ))

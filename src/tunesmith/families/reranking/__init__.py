@@ -5,9 +5,9 @@
 
 from tunesmith.config import MethodKind
 from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
-from tunesmith.contracts import MlflowModel
+from tunesmith.contracts import FeedbackHooks, MlflowModel
 from tunesmith.families import register
-from tunesmith.families.common import family, row_value
+from tunesmith.families.common import check_number, family, row_value
 from tunesmith.families.reranking import rows
 from tunesmith.serving.routes import RERANK
 
@@ -54,4 +54,8 @@ TASK = register(family(
     train_metrics=("loss",), methods=METHODS,
     baseline_name="base model as a bi-encoder (cosine)", routes=(RERANK,), recognize_order=10,
     mlflow=RERANK_MLFLOW,
+    feedback=FeedbackHooks(shape="the relevance of the returned document to the query, a number >= 0 (graded, "
+                                 "or 1/0, true/false)",
+                           check=lambda value, _labels, _logged=None: check_number(value, "relevance", minimum=0),
+                           summary=lambda value: f"{value:g}"),
 ))

@@ -6,6 +6,7 @@ P/R/F1 (seqeval strict).
 """
 
 from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
+from tunesmith.contracts import FeedbackHooks
 from tunesmith.families import register
 from tunesmith.families.common import ENCODER_METHODS, family, text_mlflow
 from tunesmith.families.token_classification import rows
@@ -27,6 +28,31 @@ def configure(cfg) -> None:
 ENTITY = {"start": {"type": "long"}, "end": {"type": "long"}, "label": {"type": "string"},
           "score": {"type": "double"}, "text": {"type": "string"}}
 
+
+def check_spans(value, labels, logged=None) -> list[dict]:
+    """The corrected entities of the logged text: non-overlapping {start, end, label} character spans inside it,
+    labels among the model's entity types ([] when the text has none)."""
+    if not isinstance(value, list | tuple):
+        raise ValueError("give the corrected entities: a list of {start, end, label} character spans ([] for none)")
+    text = logged if isinstance(logged, str) else None
+    types = sorted({tag.split("-", 1)[1] for tag in labels or () if "-" in tag})
+    spans = []
+    for i, span in enumerate(value):
+        start, end, label = (span.get(k) for k in ("start", "end", "label")) if isinstance(span, dict) else (None,) * 3
+        if not all(isinstance(x, int) and not isinstance(x, bool) for x in (start, end)) or not 0 <= start < end:
+            raise ValueError(f"entity {i}: give integer character offsets with 0 <= start < end")
+        if text is not None and end > len(text):
+            raise ValueError(f"entity {i}: end {end} is past the text's {len(text)} characters")
+        if not isinstance(label, str) or (types and label not in types):
+            raise ValueError(f"entity {i}: label {label!r} is not one of the model's entity types ({', '.join(types)})")
+        spans.append({"start": start, "end": end, "label": label, **({"text": text[start:end]} if text else {})})
+    spans.sort(key=lambda s: (s["start"], s["end"]))
+    for a, b in zip(spans, spans[1:], strict=False):
+        if b["start"] < a["end"]:
+            raise ValueError(f"entities {a['start']}-{a['end']} and {b['start']}-{b['end']} overlap")
+    return spans
+
+
 TASK = register(family(
     __name__, kind="token-classification", summary="words -> BIO tags, entities as spans (token head, entity-level F1)",
     configure=configure, section="token_classification", section_model=TokenClassificationConfig,
@@ -38,4 +64,6 @@ TASK = register(family(
     baseline_name="word probe on the frozen base", routes=(EXTRACT,), recognize_order=60,
     mlflow=text_mlflow(({"type": "array", "items": {"type": "object", "properties": ENTITY}, "required": True},),
                        pipeline_task="token-classification"),
+    feedback=FeedbackHooks(shape="the corrected entities, a list of {start, end, label} character spans",
+                           check=check_spans, summary=lambda spans: f"{len(spans)} entities"),
 ))
