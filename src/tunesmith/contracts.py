@@ -215,6 +215,16 @@ class FeedbackHooks:
     shape: str  # what a value looks like, for error messages and docs: "one of the model's labels"
     check: Callable
     summary: Callable = str
+    # Live quality of served predictions that got feedback: `live(pairs) -> {metric: value | None}` over
+    # (logged output, stored feedback value, request id) triples; `live_metrics` names each metric with its
+    # direction ("higher" / "lower" is better), the first is the one a CI and the time series are given for.
+    # LABEL_LIVE: the label path (accuracy, macro-F1, error-budget burn rate against monitoring.slo); None: no
+    # live quality yet (the monitor report says so).
+    live: Callable | str | None = None
+    live_metrics: tuple[tuple[str, str], ...] = ()
+
+
+LABEL_LIVE = "labels"  # FeedbackHooks.live of a single-label classifier: live accuracy, macro-F1 and burn rate
 
 
 @dataclass(frozen=True)

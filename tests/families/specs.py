@@ -129,7 +129,7 @@ SPECS = {
                       route_request=lambda ex: {"query": ex["query"][0], "documents": list(ex["document"])},
                       route_answers=lambda body: [r["score"] for r in sorted(body["results"],
                                                                              key=lambda r: r["index"])],
-                      feedback=(1, 0, -1)),
+                      feedback=(1, 2, -1)),
     "causal-lm": Spec("causal-lm", _chats, "wrong_role", "/v1/chat/completions",
                       {"messages": [{"role": "user", "content": "refund please"}], "max_tokens": 4},
                       {"messages": []}, "choices", base="llama",

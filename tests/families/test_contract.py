@@ -25,7 +25,7 @@ from tests.mlflow_env import mlflow_uris
 
 from tunesmith import families
 from tunesmith.config import config_from_dict
-from tunesmith.contracts import Task
+from tunesmith.contracts import LABEL_LIVE, Task
 from tunesmith.data import prepare_data
 from tunesmith.model_card import CARD_FILE, read_model_card
 from tunesmith.pipeline import run
@@ -234,6 +234,7 @@ def test_the_registered_version_is_an_mlflow_model_whose_pyfunc_answers_as_the_r
 @pytest.mark.parametrize("kind", KINDS)
 def test_feedback_on_a_served_answer_takes_the_family_shape_and_refuses_another(kind, project, trained, tmp_path):
     from tunesmith.monitoring.feedback import read_feedback
+    from tunesmith.monitoring.monitor import monitor
     from tunesmith.monitoring.predictions import PredictionLog
 
     cfg, _ = project(kind)
@@ -267,6 +268,20 @@ def test_feedback_on_a_served_answer_takes_the_family_shape_and_refuses_another(
     [row] = read_feedback(url, cfg.name)
     assert json.loads(row["value"]) == stored.json()["value"] and row["label"] == stored.json()["label"]
     assert row["labeled_by"] == "qa" and row["request_id"] == answer.json()["request_id"]
+
+    # `tunesmith monitor` scores the served answer against it: the family's live quality (or says it has none yet)
+    watch = cfg.model_copy(deep=True)
+    watch.serving.predictions.url, watch.monitoring.report_dir = url, str(tmp_path / "monitor")
+    watch.monitoring.slo.min_labels = 1
+    live = monitor(watch, store=store)["live"]
+    if hooks.live == LABEL_LIVE:  # a classifier: live accuracy, macro-F1 and burn rate
+        assert live["kind"] == "accuracy" and [v["n"] for v in live["versions"].values()] == [1]
+    elif hooks.live is None:  # not measured yet, and the report says so
+        assert live["kind"] == "quality" and live["status"] == "n/a" and live["note"]
+    else:
+        [scored] = live["versions"].values()
+        assert live["kind"] == "quality" and scored["n"] == 1 and scored[hooks.live_metrics[0][0]] is not None, live
+    assert (tmp_path / "monitor" / cfg.name / "report.html").is_file()
 
 
 def _native_outputs(flavor: str | None, uri: str, example) -> list | None:

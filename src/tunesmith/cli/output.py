@@ -92,6 +92,25 @@ def _fmt(x) -> str:
     return f"{x:.4f}" if isinstance(x, int | float) else "-"
 
 
+def _live_table(live: dict):
+    """Live accuracy (classification) or the family's live quality, one row per version."""
+    if live.get("kind") == "quality":
+        if live.get("status") == "n/a":
+            return f"live quality: n/a ({live['note']})"
+        metrics = list(live["metrics"])
+        table = Table("version", "with feedback", *metrics, f"{live['primary']} 95% CI", "SLO", title="live quality")
+        for version, v in live["versions"].items():
+            ci = v["ci"]
+            table.add_row(str(version), str(v["n"]), *(_fmt(v.get(m)) for m in metrics),
+                          f"[{ci['low']:.4f}, {ci['high']:.4f}]" if ci else "-", f"{v['status']} {v['note']}")
+        return table
+    table = Table("version", "labels", "accuracy", "macro-F1", "burn rate", "SLO", title="live accuracy")
+    for version, v in live["versions"].items():
+        table.add_row(str(version), str(v["n"]), _fmt(v["accuracy"]), _fmt(v["macro_f1"]), _fmt(v["burn_rate"]),
+                      f"{v['status']} {v['note']}")
+    return table
+
+
 def print_monitor(report: dict) -> None:
     """Drift tests, live accuracy per version, the triggers that fired and where the reports are (`monitor`)."""
     d = report["drift"]
@@ -104,11 +123,7 @@ def print_monitor(report: dict) -> None:
             table.add_row(name, _fmt(t["statistic"]), _fmt(t["p_value"]), "[red]yes[/]" if t["flagged"] else "no")
         console.print(table)
         console.print(f"drift: {'[red]DETECTED[/]' if d['detected'] else '[green]none[/]'}")
-    live = Table("version", "labels", "accuracy", "macro-F1", "burn rate", "SLO", title="live accuracy")
-    for version, v in report["live"]["versions"].items():
-        live.add_row(str(version), str(v["n"]), _fmt(v["accuracy"]), _fmt(v["macro_f1"]), _fmt(v["burn_rate"]),
-                     f"{v['status']} {v['note']}")
-    console.print(live)
+    console.print(_live_table(report["live"]))
     trig = report.get("triggers")
     if trig:
         console.print(f"triggers fired: {', '.join(t['name'] for t in trig['fired']) or 'none'}; "

@@ -35,7 +35,28 @@ def check_for_family(cfg: Config, task: Task) -> None:
     if kind is MethodKind.DISTILL and task.distill is None:
         raise ValueError(f"method.kind: distill supports single-label classification and causal-lm, not {task.kind}; "
                          "train the student with full or lora")
+    check_slo_targets(cfg, task)
     task.configure(cfg)
+
+
+def check_slo_targets(cfg: Config, task: Task) -> None:
+    """monitoring.slo.targets names metrics the family measures live (a classifier's are slo.accuracy/macro_f1)."""
+    from tunesmith.contracts import LABEL_LIVE
+
+    targets = cfg.monitoring.slo.targets
+    if not targets:
+        return
+    hooks = task.feedback
+    if hooks is None or hooks.live is None:
+        raise ValueError(f"monitoring.slo.targets: {task.kind} has no live quality yet; remove the targets")
+    if hooks.live == LABEL_LIVE:
+        raise ValueError(f"monitoring.slo.targets: a {task.kind} model's live objectives are monitoring.slo.accuracy "
+                         "and monitoring.slo.macro_f1")
+    measured = [m for m, _ in hooks.live_metrics]
+    unknown = sorted(set(targets) - set(measured))
+    if unknown:
+        raise ValueError(f"monitoring.slo.targets: {', '.join(unknown)} is not measured for {task.kind}; it measures "
+                         f"{', '.join(measured)}")
 
 
 def no_stratify(cfg: Config, kind: str, why: str = "have no class to stratify on") -> None:

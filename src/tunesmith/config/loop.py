@@ -65,6 +65,9 @@ class SloConfig(StrictModel):
     macro_f1: float | None = Field(0.8, gt=0, le=1, description="live macro-F1 below this breaches the SLO")
     bucket: str = Field("1h", description="time bucket of the live-accuracy series (30m, 1h, 1d)")
     min_labels: int = Field(20, ge=1, description="fewer labels in the window: live accuracy says n/a")
+    targets: dict[str, float] = Field(default_factory=dict, description="live-quality objectives of the families "
+                                      "other than classification, by metric: mae: 0.5 (at most), micro_f1: 0.8 (at "
+                                      "least), thumbs_up_rate: 0.7; the family says which way each metric is better")
 
     @field_validator("bucket")
     @classmethod

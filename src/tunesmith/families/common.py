@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 
 from tunesmith.config.base import MethodKind
-from tunesmith.contracts import DistillHooks, Family, FeedbackHooks, MlflowModel, lazy
+from tunesmith.contracts import LABEL_LIVE, DistillHooks, Family, FeedbackHooks, MlflowModel, lazy
 from tunesmith.data.checks import no_label_checks, redact_text_column
 from tunesmith.data.load import Table, load_table
 from tunesmith.data.report import label_distribution
@@ -102,4 +102,5 @@ def check_number(value, what: str, *, minimum: float | None = None) -> float:
     return number
 
 
-LABEL_FEEDBACK = FeedbackHooks(shape="the true label, one of the model's labels", check=check_label)
+LABEL_FEEDBACK = FeedbackHooks(shape="the true label, one of the model's labels", check=check_label, live=LABEL_LIVE,
+                               live_metrics=(("accuracy", "higher"), ("macro_f1", "higher")))

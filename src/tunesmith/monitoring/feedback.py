@@ -263,7 +263,8 @@ def as_aware(value: datetime) -> datetime:
 
 
 def labeled_predictions(url: str | None, model: str) -> list[dict]:
-    """Logged predictions joined with their latest true label: the rows live accuracy is measured on."""
+    """Logged predictions joined with their latest feedback (`true_label`: its summary, `true_value`: the checked
+    value, `answer`: the logged output): the rows live quality is measured on."""
     engine = db_engine(url or default_url())
     p, f = predictions, feedback
     latest = sa.select(f.c.request_id, f.c.idx, sa.func.max(f.c.id).label("fid")).where(
@@ -271,7 +272,8 @@ def labeled_predictions(url: str | None, model: str) -> list[dict]:
     try:
         with engine.connect() as conn:
             label_of = {(r.request_id, r.idx): r for r in conn.execute(
-                sa.select(latest.c.request_id, latest.c.idx, f.c.label, f.c.ts).join(f, f.c.id == latest.c.fid))}
+                sa.select(latest.c.request_id, latest.c.idx, f.c.label, f.c.value, f.c.ts).join(
+                    f, f.c.id == latest.c.fid))}
             if not label_of:
                 return []
             rows = conn.execute(sa.select(p).where(p.c.model == model, p.c.request_id.in_(
@@ -290,6 +292,7 @@ def labeled_predictions(url: str | None, model: str) -> list[dict]:
             continue
         output = json.loads(row["output"])
         row.update(true_label=match.label, labeled_ts=as_aware(match.ts), ts=as_aware(row["ts"]),
+                   true_value=json.loads(match.value) if match.value is not None else match.label, answer=output,
                    predicted=output.get("label") if isinstance(output, dict) else None,
                    scores=output.get("scores") if isinstance(output, dict) else None)
         out.append(row)

@@ -1,6 +1,11 @@
-"""Live accuracy: served predictions scored against the true labels that came back, per model version and time.
+"""Live quality: served predictions scored against the feedback that came back, per model version and time.
 
-    live = live_accuracy(labeled_predictions(url, "sentiment"), labels, cfg.monitoring.slo)
+    live = live_accuracy(labeled_predictions(url, "sentiment"), labels, cfg.monitoring.slo)   # classification
+    live = live_quality(labeled_predictions(url, "scores"), family.feedback, cfg.monitoring.slo)  # other families
+
+The other families' metrics come from their `FeedbackHooks.live` (MAE/RMSE/Spearman, micro-F1, MRR@10, thumbs-up
+rate, ...), with a bootstrap CI over requests for the first one, a per-bucket series, and a verdict against
+`monitoring.slo.targets`.
 
 Error budget: the SLO says a share `slo.accuracy` of labeled predictions must be right, so the budget is
 1 - slo.accuracy; the burn rate is the observed error rate over the budget (1 = spending it exactly as fast as
@@ -69,4 +74,78 @@ def _verdict(s: dict, slo) -> dict:
         breaches.append(f"accuracy {s['accuracy']:.3f} < {slo.accuracy:g}")
     if slo.macro_f1 is not None and s["macro_f1"] < slo.macro_f1:
         breaches.append(f"macro_f1 {s['macro_f1']:.3f} < {slo.macro_f1:g}")
+    return {"status": "breach" if breaches else "ok", "note": "; ".join(breaches)}
+
+
+def live_quality(rows: list[dict], hooks, slo, *, samples: int = 200, seed: int = 0) -> dict:
+    """Each version's family metrics on its rows with feedback, a bootstrap CI (resampling requests) for the first
+    metric, a per-bucket series of it, and the verdict against `slo.targets` (metric -> bound; the family says which
+    way is better). Returns {"metrics", "targets", "versions": {version: {...}}} or a status saying why none."""
+    directions = dict(hooks.live_metrics)
+    targets = {k: v for k, v in (slo.targets or {}).items()}
+    base = {"metrics": directions, "targets": targets, "bucket": slo.bucket, "min_labels": slo.min_labels}
+    if not callable(hooks.live):
+        return {**base, "status": "n/a", "note": "live quality is not measured for this family yet", "versions": {}}
+    unknown = sorted(set(targets) - set(directions))
+    if unknown:
+        raise ValueError(f"monitoring.slo.targets: {', '.join(unknown)} not measured for this family; it measures "
+                         f"{', '.join(directions)}")
+    primary = hooks.live_metrics[0][0]
+    _, bucket_s = parse_window(slo.bucket)
+    by_version: dict[int, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_version[int(row["version"])].append(row)
+    versions = {}
+    for version, vrows in sorted(by_version.items()):
+        metrics = _measure(hooks, vrows)
+        series = defaultdict(list)
+        for r in vrows:
+            series[int(r["ts"].timestamp() // bucket_s * bucket_s)].append(r)
+        points = [{"start": datetime.fromtimestamp(start, tz=timezone.utc).isoformat(timespec="seconds"),
+                   "n": len(brows), primary: _measure(hooks, brows).get(primary)}
+                  for start, brows in sorted(series.items())]
+        versions[version] = {"n": len(vrows), "roles": sorted({r["role"] for r in vrows}), **metrics,
+                             "ci": _bootstrap(hooks, vrows, primary, samples, seed), "series": points,
+                             **_quality_verdict(len(vrows), metrics, targets, directions, slo.min_labels)}
+    return {**base, "status": "ok", "primary": primary, "versions": versions}
+
+
+def _measure(hooks, rows: list[dict]) -> dict:
+    return hooks.live([(r["answer"], r["true_value"], r["request_id"]) for r in rows])
+
+
+def _bootstrap(hooks, rows: list[dict], metric: str, samples: int, seed: int) -> dict | None:
+    """95% percentile CI of `metric`, resampling whole requests (a reranked query's items stay together)."""
+    groups = defaultdict(list)
+    for r in rows:
+        groups[r["request_id"]].append(r)
+    keys = list(groups)
+    if len(keys) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(samples):
+        picked = rng.integers(0, len(keys), len(keys))
+        value = _measure(hooks, [r for i in picked for r in groups[keys[i]]]).get(metric)
+        if value is not None:
+            values.append(value)
+    if len(values) < samples // 2:
+        return None
+    low, high = np.percentile(values, [2.5, 97.5])
+    return {"low": float(low), "high": float(high), "samples": samples, "confidence": 0.95}
+
+
+def _quality_verdict(n: int, metrics: dict, targets: dict, directions: dict, min_labels: int) -> dict:
+    if n < min_labels:
+        return {"status": "n/a", "note": f"{n} labels < monitoring.slo.min_labels={min_labels}"}
+    if not targets:
+        return {"status": "ok", "note": "no monitoring.slo.targets set"}
+    breaches = []
+    for metric, bound in targets.items():
+        value = metrics.get(metric)
+        if value is None:
+            continue
+        if (value < bound) if directions[metric] == "higher" else (value > bound):
+            sign = "<" if directions[metric] == "higher" else ">"
+            breaches.append(f"{metric} {value:.3f} {sign} {bound:g}")
     return {"status": "breach" if breaches else "ok", "note": "; ".join(breaches)}

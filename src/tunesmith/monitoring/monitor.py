@@ -1,4 +1,4 @@
-"""`tunesmith monitor`: a window of logged predictions against the training reference, plus live accuracy.
+"""`tunesmith monitor`: a window of logged predictions against the training reference, plus live quality.
 
     report = monitor(cfg, window="500")   # -> dict; also <report_dir>/<name>/latest.json, report.html, metrics.prom
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from tunesmith.config import Config, parse_window
 from tunesmith.monitoring import drift
 from tunesmith.monitoring.feedback import as_aware, labeled_predictions, read_feedback
-from tunesmith.monitoring.live import live_accuracy
+from tunesmith.monitoring.live import live_accuracy, live_quality
 from tunesmith.monitoring.predictions import db_engine, default_url, predictions
 
 
@@ -105,6 +105,17 @@ def drift_section(cfg: Config, name: str, rows: list[dict], labeled: list[dict],
             "last_prediction_id": classified[-1]["id"], "labels": reference["labels"]}
 
 
+def live_section(cfg: Config, labeled: list[dict], labels: list[str]) -> dict:
+    """Live accuracy (classification: the label path) or the family's live quality, on the rows with feedback."""
+    from tunesmith.contracts import LABEL_LIVE
+    from tunesmith.families import get
+
+    hooks = get(cfg.task).feedback
+    if hooks is None or hooks.live == LABEL_LIVE:
+        return {"kind": "accuracy", **live_accuracy(labeled, labels, cfg.monitoring.slo)}
+    return {"kind": "quality", **live_quality(labeled, hooks, cfg.monitoring.slo, seed=cfg.seed)}
+
+
 def monitor(cfg: Config, *, name: str | None = None, window: str | None = None, store=None,
             write: bool = True) -> dict:
     """Drift + live accuracy for `name` (default cfg.name) over the window; writes the report files."""
@@ -124,7 +135,7 @@ def monitor(cfg: Config, *, name: str | None = None, window: str | None = None, 
         "model": name, "window": window, "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "predictions": len(rows), "labeled": len(labeled),
         "labels_stored": len(read_feedback(url, name)),
-        "drift": drift_part, "live": live_accuracy(labeled, labels, cfg.monitoring.slo),
+        "drift": drift_part, "live": live_section(cfg, labeled, labels),
     }
     if write:
         from tunesmith.monitoring.monitor_report import write_monitor_report

@@ -68,6 +68,8 @@ def _label_plot(psi: dict) -> str:
 
 
 def live_section_html(live: dict) -> str:
+    if live.get("kind") == "quality":
+        return quality_section_html(live)
     slo = live["slo"]
     parts = [f"<h2>Live accuracy</h2><p>SLO: accuracy &ge; {slo['accuracy']:g}"
              + (f", macro-F1 &ge; {slo['macro_f1']:g}" if slo["macro_f1"] is not None else "")
@@ -82,6 +84,47 @@ def live_section_html(live: dict) -> str:
                  f"<th>burn rate</th><th>SLO</th></tr>{rows}</table>")
     parts.append(f"<img alt='live accuracy' src='{_live_plot(live)}'>")
     return "".join(parts)
+
+
+def quality_section_html(live: dict) -> str:
+    """A family's live quality: its metrics per version, the CI of the first, the SLO verdict, the series plot."""
+    targets = ", ".join(f"{_e(m)} {'&ge;' if live['metrics'][m] == 'higher' else '&le;'} {t:g}"
+                        for m, t in live["targets"].items()) or "none set (monitoring.slo.targets)"
+    head = f"<h2>Live quality</h2><p>SLO targets: {targets}; buckets of {_e(live['bucket'])}</p>"
+    if live.get("status") == "n/a":
+        return head + f"<p>{_e(live['note'])}</p>"
+    if not live["versions"]:
+        return head + "<p>no predictions with feedback in the window yet (POST /v1/feedback or tunesmith feedback " \
+                      "import)</p>"
+    metrics, primary = list(live["metrics"]), live["primary"]
+    cells = "".join(f"<th>{_e(m)}</th>" for m in metrics)
+    rows = "".join(
+        f"<tr class='{'flag' if v['status'] == 'breach' else ''}'><td>{version}</td><td>{_e(', '.join(v['roles']))}</td>"
+        f"<td>{v['n']}</td>" + "".join(f"<td>{_num(v.get(m))}</td>" for m in metrics)
+        + f"<td>{_ci(v['ci'])}</td><td>{_e(v['status'])} {_e(v['note'])}</td></tr>"
+        for version, v in live["versions"].items())
+    table = (f"<table><tr><th>version</th><th>roles</th><th>with feedback</th>{cells}<th>{_e(primary)} 95% CI</th>"
+             f"<th>SLO</th></tr>{rows}</table>")
+    return head + table + f"<img alt='live quality' src='{_quality_plot(live)}'>"
+
+
+def _ci(ci: dict | None) -> str:
+    return "-" if not ci else f"[{ci['low']:.3f}, {ci['high']:.3f}]"
+
+
+def _quality_plot(live: dict) -> str:
+    fig = Figure(figsize=(7, 3))
+    ax = fig.add_subplot()
+    primary = live["primary"]
+    for version, v in live["versions"].items():
+        xs = [datetime.fromisoformat(p["start"]) for p in v["series"]]
+        ax.plot(xs, [p[primary] for p in v["series"]], marker="o", label=f"v{version} {primary}")
+    if primary in live["targets"]:
+        ax.axhline(live["targets"][primary], color="red", linewidth=1, label=f"{primary} SLO")
+    ax.set_title(f"live {primary} per version")
+    ax.legend(fontsize=7)
+    fig.autofmt_xdate()
+    return to_data_uri(fig)
 
 
 def _live_plot(live: dict) -> str:
@@ -138,11 +181,16 @@ def gauges(report: dict) -> CollectorRegistry:
                  registry=registry)
     labeled = Gauge("tunesmith_live_labels", "Labeled predictions in the window", ["model", "version"],
                     registry=registry)
+    quality = Gauge("tunesmith_live_quality", "A family's live-quality metric on predictions with feedback",
+                    ["model", "version", "metric"], registry=registry)
     for version, v in report["live"]["versions"].items():
         labeled.labels(model, str(version)).set(v["n"])
-        for gauge, value in ((acc, v["accuracy"]), (f1, v["macro_f1"]), (burn, v["burn_rate"])):
+        for gauge, value in ((acc, v.get("accuracy")), (f1, v.get("macro_f1")), (burn, v.get("burn_rate"))):
             if value is not None:
                 gauge.labels(model, str(version)).set(value)
+        for metric in report["live"].get("metrics", {}) if report["live"].get("kind") == "quality" else ():
+            if v.get(metric) is not None:
+                quality.labels(model, str(version), metric).set(v[metric])
     Gauge("tunesmith_monitor_last_run_timestamp_seconds", "When the last monitor report was written", ["model"],
           registry=registry).labels(model).set(datetime.now(timezone.utc).timestamp())
     return registry

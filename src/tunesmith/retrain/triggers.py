@@ -44,7 +44,8 @@ def evaluate_triggers(cfg: Config, report: dict, *, new_labels: int, newest_labe
                            "key": f"drift:{drift.get('last_prediction_id')}"})
     if t.live_f1_below_slo and cfg.monitoring.slo.macro_f1 is not None:
         for version, v in (report.get("live") or {}).get("versions", {}).items():
-            if v["status"] == "breach" and v["macro_f1"] is not None and v["macro_f1"] < cfg.monitoring.slo.macro_f1:
+            f1 = v.get("macro_f1")  # a family's live quality (not accuracy) has no macro-F1 trigger yet
+            if v["status"] == "breach" and f1 is not None and f1 < cfg.monitoring.slo.macro_f1:
                 candidates.append({"name": "live_f1_below_slo", "reason": f"version {version}: {v['note']}",
                                    "key": f"live_f1:{version}:{drift.get('last_prediction_id', report['predictions'])}"})
     if t.new_labels is not None and new_labels >= t.new_labels:

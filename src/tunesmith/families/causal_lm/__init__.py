@@ -68,7 +68,9 @@ TASK = register(family(
     distill=distill_hooks("tunesmith.families.causal_lm.distill"),
     feedback=FeedbackHooks(shape='{"thumbs": "up" or "down", "correction": the better answer (optional)}',
                            check=check_thumbs,
-                           summary=lambda v: v["thumbs"] + (" (corrected)" if "correction" in v else "")),
+                           summary=lambda v: v["thumbs"] + (" (corrected)" if "correction" in v else ""),
+                           live=lazy("tunesmith.families.causal_lm.live:measure"),
+                           live_metrics=(("thumbs_up_rate", "higher"), ("corrected_rate", "lower"))),
     mlflow=MlflowModel(
         inputs=({"type": "array", "name": "messages", "required": True,
                  "items": {"type": "object", "properties": {"role": {"type": "string"}, "content": {"type": "string"}}}},),

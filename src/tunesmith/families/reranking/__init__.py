@@ -5,7 +5,7 @@
 
 from tunesmith.config import MethodKind
 from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
-from tunesmith.contracts import FeedbackHooks, MlflowModel
+from tunesmith.contracts import FeedbackHooks, MlflowModel, lazy
 from tunesmith.families import register
 from tunesmith.families.common import check_number, family, row_value
 from tunesmith.families.reranking import rows
@@ -57,5 +57,6 @@ TASK = register(family(
     feedback=FeedbackHooks(shape="the relevance of the returned document to the query, a number >= 0 (graded, "
                                  "or 1/0, true/false)",
                            check=lambda value, _labels, _logged=None: check_number(value, "relevance", minimum=0),
-                           summary=lambda value: f"{value:g}"),
+                           summary=lambda value: f"{value:g}", live=lazy("tunesmith.families.reranking.live:measure"),
+                           live_metrics=(("mrr@10", "higher"), ("ndcg@10", "higher"))),
 ))

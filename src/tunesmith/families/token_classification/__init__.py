@@ -6,7 +6,7 @@ P/R/F1 (seqeval strict).
 """
 
 from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
-from tunesmith.contracts import FeedbackHooks
+from tunesmith.contracts import FeedbackHooks, lazy
 from tunesmith.families import register
 from tunesmith.families.common import ENCODER_METHODS, family, text_mlflow
 from tunesmith.families.token_classification import rows
@@ -65,5 +65,7 @@ TASK = register(family(
     mlflow=text_mlflow(({"type": "array", "items": {"type": "object", "properties": ENTITY}, "required": True},),
                        pipeline_task="token-classification"),
     feedback=FeedbackHooks(shape="the corrected entities, a list of {start, end, label} character spans",
-                           check=check_spans, summary=lambda spans: f"{len(spans)} entities"),
+                           check=check_spans, summary=lambda spans: f"{len(spans)} entities",
+                           live=lazy("tunesmith.families.token_classification.live:measure"),
+                           live_metrics=(("entity_f1", "higher"), ("precision", "higher"), ("recall", "higher"))),
 ))
