@@ -228,6 +228,22 @@ LABEL_LIVE = "labels"  # FeedbackHooks.live of a single-label classifier: live a
 
 
 @dataclass(frozen=True)
+class DriftHooks:
+    """What `tunesmith monitor` tests a window of served traffic with, against the reference the run stored.
+
+    `reference(cfg, bundle, model_dir) -> dict` is computed when the run trains (`<run>/drift_reference.json`): the
+    training inputs' lengths and tokens, and the tuned model's served outputs on held-out inputs. `accepts(row)`
+    says whether a logged row is this family's answer; `window(rows, reference, settings, context) -> {test: result}`
+    runs the drift tests (`tunesmith.monitoring.drift`) on the accepted rows; `context` has cfg, name, store,
+    version and the rows with feedback.
+    """
+
+    reference: Callable
+    accepts: Callable
+    window: Callable
+
+
+@dataclass(frozen=True)
 class DistillHooks:
     """What the distillation comparison needs from a family that supports `method.kind: distill`."""
 
@@ -258,6 +274,7 @@ class Task(Protocol):
     routes: tuple[Route, ...]  # what `tunesmith serve` answers for this family's models
     loop: LoopHooks | None  # None: monitor / review / retrain do not cover the family yet
     feedback: FeedbackHooks | None  # None: POST /v1/feedback and `feedback import` refuse its models' feedback
+    drift: DriftHooks | None  # None: `monitor` has no drift tests for it (and no reference is stored)
     distill: DistillHooks | None  # None: `method.kind: distill` is refused for the family
     mlflow: MlflowModel | None  # None: its registered versions are plain model dirs (no MLmodel)
     recognize_order: int  # when `recognizes` is asked: specific rules (a cross-encoder marker) before general ones
@@ -366,6 +383,7 @@ class Family:
     ships: tuple[str, ...] = ()
     loop: LoopHooks | None = None
     feedback: FeedbackHooks | None = None
+    drift: DriftHooks | None = None
     distill: DistillHooks | None = None
     mlflow: MlflowModel | None = None
     recognizes: Callable = _never

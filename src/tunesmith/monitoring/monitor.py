@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import numpy as np
 import sqlalchemy as sa
 
 from tunesmith.config import Config, parse_window
-from tunesmith.monitoring import drift
 from tunesmith.monitoring.feedback import as_aware, labeled_predictions, read_feedback
 from tunesmith.monitoring.live import live_accuracy, live_quality
 from tunesmith.monitoring.predictions import db_engine, default_url, predictions
@@ -54,55 +53,48 @@ def window_rows(url: str, model: str, window: str) -> list[dict]:
     return rows
 
 
-def _embedder(model_dir: Path, max_length: int):
-    from tunesmith.evaluation.scoring import load_classifier
-    from tunesmith.monitoring.reference import embed
+@dataclass(frozen=True)
+class DriftContext:
+    """What a family's drift tests may need beyond the window and the reference."""
 
-    model, tokenizer = load_classifier(model_dir)
-    return lambda texts: embed(model, tokenizer, texts, max_length=max_length)
+    cfg: Config
+    name: str
+    store: object
+    version: int
+    labeled: list[dict]
 
 
 def drift_section(cfg: Config, name: str, rows: list[dict], labeled: list[dict], store) -> dict:
-    """Every drift test on the window, or a status saying why there are none."""
+    """Every drift test of the model's family on the window, or a status saying why there are none."""
+    from tunesmith.families import get
     from tunesmith.monitoring.reference import load_reference
-    from tunesmith.registry import model_dir_for
 
     settings = cfg.monitoring.drift
-    classified = [r for r in rows if isinstance(r["input"], str) and isinstance(r["output"], dict)
-                  and "label" in r["output"]]
+    hooks = get(cfg.task).drift
     if not rows:
         return {"status": "n/a", "note": "no logged predictions in the window"}
-    if not classified:
-        return {"status": "n/a", "note": "drift tests cover classification models; this window has none"}
-    version = Counter(r["version"] for r in classified).most_common(1)[0][0]
-    base = {"reference_version": version, "rows": len(classified)}
-    if len(classified) < settings.min_rows:
-        return {**base, "status": "n/a", "note": f"{len(classified)} rows < monitoring.drift.min_rows={settings.min_rows}"}
+    if hooks is None:
+        return {"status": "n/a", "note": f"drift tests do not cover {cfg.task} models yet"}
+    mine = [r for r in rows if hooks.accepts(r)]
+    if not mine:
+        return {"status": "n/a", "note": f"no {cfg.task} answers in this window"}
+    version = Counter(r["version"] for r in mine).most_common(1)[0][0]
+    base = {"reference_version": version, "rows": len(mine)}
+    if len(mine) < settings.min_rows:
+        return {**base, "status": "n/a", "note": f"{len(mine)} rows < monitoring.drift.min_rows={settings.min_rows}"}
     reference = load_reference(store, name, version)
     if reference is None:
         return {**base, "status": "n/a", "note": f"version {version} has no drift reference (trained before "
                 "tunesmith stored one); retrain or re-run it to get one"}
-    texts = [r["input"] for r in classified]
-    model_dir = model_dir_for(name, version, store=store)
-    embed = _embedder(model_dir, reference.get("max_length", cfg.model.max_length)) if model_dir else None
-    tests = drift.input_drift(texts, reference, settings, embed=embed, seed=cfg.seed)
-    tests.update(drift.prediction_drift([r["output"]["label"] for r in classified],
-                                        [float(r["output"].get("score") or 0) for r in classified], reference, settings))
-    ids = {r["id"] for r in classified}
-    mine = [r for r in labeled if r["id"] in ids and r.get("scores") and r["true_label"] in reference["labels"]]
-    if mine:
-        labels = reference["labels"]
-        proba = np.array([[float(r["scores"].get(label, 0.0)) for label in labels] for r in mine])
-        y = np.array([labels.index(r["true_label"]) for r in mine])
-        calib = drift.calibration_drift(proba, y, reference, settings, cfg.evaluation.calibration.bins)
-        if calib is not None:
-            tests["calibration_ece"] = calib
+    ids = {r["id"] for r in mine}
+    context = DriftContext(cfg, name, store, version, [r for r in labeled if r["id"] in ids])
+    tests = hooks.window(mine, reference, settings, context)
     flagged = sorted(k for k, t in tests.items() if t["flagged"])
     detected = len(flagged) >= settings.min_flags
     return {**base, "status": "drift" if detected else "ok", "detected": detected, "flagged": flagged,
             "min_flags": settings.min_flags, "tests": tests,
-            "window_start": classified[0]["ts"].isoformat(), "window_end": classified[-1]["ts"].isoformat(),
-            "last_prediction_id": classified[-1]["id"], "labels": reference["labels"]}
+            "window_start": mine[0]["ts"].isoformat(), "window_end": mine[-1]["ts"].isoformat(),
+            "last_prediction_id": mine[-1]["id"], "labels": reference.get("labels") or []}
 
 
 def live_section(cfg: Config, labeled: list[dict], labels: list[str]) -> dict:

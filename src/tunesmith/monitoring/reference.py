@@ -116,13 +116,14 @@ def build_reference(cfg, bundle, model_dir: str | Path) -> dict:
 
 
 def write_reference(cfg, bundle, model_dir: str | Path, run_dir: str | Path) -> Path | None:
-    """<run>/drift_reference.json for a run of a family the loop covers; None for the others (not yet covered)."""
+    """<run>/drift_reference.json for a run of a family with drift tests; None for the others (not yet covered)."""
     from tunesmith.families import get
     from tunesmith.io import atomic_write_json
 
-    if get(cfg.task).loop is None:
+    hooks = get(cfg.task).drift
+    if hooks is None:
         return None
-    return atomic_write_json(Path(run_dir) / REFERENCE_FILE, build_reference(cfg, bundle, model_dir), indent=None)
+    return atomic_write_json(Path(run_dir) / REFERENCE_FILE, hooks.reference(cfg, bundle, model_dir), indent=None)
 
 
 def load_reference(store, name: str, version: int) -> dict | None:

@@ -4,7 +4,7 @@
 """
 
 from tunesmith.config import MethodKind
-from tunesmith.contracts import LoopHooks, lazy
+from tunesmith.contracts import DriftHooks, LoopHooks, lazy
 from tunesmith.families import register
 from tunesmith.families.classification import rows
 from tunesmith.families.common import ENCODER_METHODS, LABEL_FEEDBACK, distill_hooks, family, text_mlflow
@@ -19,6 +19,9 @@ TASK = register(family(
     loop=LoopHooks(feedback="label", live_metrics=("accuracy", "macro_f1"),
                    drift_features=("predicted_label", "confidence"), review_field="label"),
     feedback=LABEL_FEEDBACK,
+    drift=DriftHooks(reference=lazy("tunesmith.monitoring.reference:build_reference"),
+                     accepts=lazy("tunesmith.families.classification.drift:accepts"),
+                     window=lazy("tunesmith.families.classification.drift:window")),
     distill=distill_hooks("tunesmith.families.classification.distill"),
     mlflow=text_mlflow(({"type": "string", "name": "label", "required": True}, {"type": "double", "name": "score", "required": True},
                         {"type": "map", "values": {"type": "double"}, "name": "scores", "required": True}),
