@@ -40,6 +40,7 @@ class Spec:
     # POST /v1/feedback on the good request's answer: (index, a value the family takes, one it refuses); None: the
     # family takes no feedback
     feedback: tuple[int, Any, Any] | None = None
+    drift_test: str = ""  # a drift test of the family's own outputs that `monitor` runs on its window
 
 
 def _jsonl(path: Path, rows: list[dict]) -> None:
@@ -108,20 +109,23 @@ NO_TEXTS = {"input": []}
 
 SPECS = {
     "classification": Spec("classification", _classification, "missing_text", "/v1/classify", TEXTS, NO_TEXTS,
-                           "results", feedback=(1, "neg", "meh")),
+                           "results", feedback=(1, "neg", "meh"), drift_test="label_psi"),
     "multi-label": Spec("multi-label", _multilabel, "empty_labels", "/v1/classify", TEXTS, NO_TEXTS, "results",
-                        extra={"data": {"multi_label": True}}, feedback=(0, ["praise", "acting"], ["praise", "nope"])),
+                        extra={"data": {"multi_label": True}}, feedback=(0, ["praise", "acting"], ["praise", "nope"]),
+                        drift_test="label_psi"),
     "regression": Spec("regression", _regression, "invalid_target", "/v1/score", TEXTS, NO_TEXTS, "scores",
                        extra={"data": {"label_column": "stars"}}, route_answers=lambda body: body["scores"],
-                       feedback=(0, 17.5, "lots")),
+                       feedback=(0, 17.5, "lots"), drift_test="prediction_ks"),
     "token-classification": Spec("token-classification", _tokens, "tags_length", "/v1/extract", TEXTS, NO_TEXTS,
                                  "entities", route_answers=lambda body: body["entities"],
                                  feedback=(0, [{"start": 0, "end": 5, "label": "GOOD"}],
-                                           [{"start": 6, "end": 40, "label": "GOOD"}])),
+                                           [{"start": 6, "end": 40, "label": "GOOD"}]),
+                                 drift_test="entities_per_text_ks"),
     "embedding": Spec("embedding", _pairs, "missing_positive", "/v1/embeddings", TEXTS, NO_TEXTS, "data",
                       extra={"data": {"split": {"eval": 0.15, "test": 0.25}}},
                       route_answers=lambda body: [d["embedding"] for d in body["data"]],
-                      feedback=(0, {"document": "a great story"}, {"document": ""})),
+                      feedback=(0, {"document": "a great story"}, {"document": ""}),
+                      drift_test="embedding_mmd"),
     "reranking": Spec("reranking", _candidates, "invalid_relevance", "/v1/rerank",
                       {"query": "great film", "documents": ["a great story", "dull"]},
                       {"query": "great film", "documents": []}, "results",
@@ -129,7 +133,7 @@ SPECS = {
                       route_request=lambda ex: {"query": ex["query"][0], "documents": list(ex["document"])},
                       route_answers=lambda body: [r["score"] for r in sorted(body["results"],
                                                                              key=lambda r: r["index"])],
-                      feedback=(1, 2, -1)),
+                      feedback=(1, 2, -1), drift_test="score_ks"),
     "causal-lm": Spec("causal-lm", _chats, "wrong_role", "/v1/chat/completions",
                       {"messages": [{"role": "user", "content": "refund please"}], "max_tokens": 4},
                       {"messages": []}, "choices", base="llama",
@@ -139,7 +143,8 @@ SPECS = {
                       route_request=lambda ex: {"messages": ex["messages"][0], "max_tokens": 8},
                       route_answers=lambda body: [c["message"]["content"] for c in body["choices"]],
                       pyfunc_view=lambda result: result["text"], pyfunc_params={"max_tokens": 8},
-                      feedback=(0, {"thumbs": "down", "correction": "Refunds take five days."}, {"thumbs": "meh"})),
+                      feedback=(0, {"thumbs": "down", "correction": "Refunds take five days."}, {"thumbs": "meh"}),
+                      drift_test="refusal_rate"),
     "toy-keywords": Spec("toy-keywords", _keywords, "empty_text", "/v1/toy-keywords", TEXTS, NO_TEXTS, "scores",
                          base="toy", frozen=("embed.",), trained="head.", route_answers=lambda body: body["scores"]),
 }

@@ -232,7 +232,7 @@ def test_the_registered_version_is_an_mlflow_model_whose_pyfunc_answers_as_the_r
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_feedback_on_a_served_answer_takes_the_family_shape_and_refuses_another(kind, project, trained, tmp_path):
+def test_feedback_on_served_answers_takes_the_family_shape_and_monitor_scores_and_drift_tests_them(kind, project, trained, tmp_path):
     from tunesmith.monitoring.feedback import read_feedback
     from tunesmith.monitoring.monitor import monitor
     from tunesmith.monitoring.predictions import PredictionLog
@@ -250,12 +250,14 @@ def test_feedback_on_a_served_answer_takes_the_family_shape_and_refuses_another(
     with TestClient(app) as client:
         answer = client.post(spec.route, json=spec.good)
         assert answer.status_code == 200, answer.text
+        for _ in range(4):  # a window of at least monitoring.drift.min_rows (5) logged answers
+            assert client.post(spec.route, json=spec.good).status_code == 200
         # a chat completion's own `id` names its request too (what a product on the openai client holds)
         rid = answer.json().get("id") or answer.json()["request_id"]
         if spec.feedback is None:
             refused = client.post("/v1/feedback", json={"request_id": rid, "value": 1})
             assert refused.status_code == 400 and "takes no feedback" in refused.json()["error"]["message"]
-            assert hooks is None
+            assert hooks is None and families.get(kind).drift is None
             return
         index, good, bad = spec.feedback
         stored = client.post("/v1/feedback", json={"request_id": rid, "index": index, "value": good,
@@ -272,8 +274,12 @@ def test_feedback_on_a_served_answer_takes_the_family_shape_and_refuses_another(
     # `tunesmith monitor` scores the served answer against it: the family's live quality (or says it has none yet)
     watch = cfg.model_copy(deep=True)
     watch.serving.predictions.url, watch.monitoring.report_dir = url, str(tmp_path / "monitor")
-    watch.monitoring.slo.min_labels = 1
-    live = monitor(watch, store=store)["live"]
+    watch.monitoring.slo.min_labels, watch.monitoring.drift.min_rows = 1, 5
+    report = monitor(watch, store=store)
+    live, drift = report["live"], report["drift"]
+    # ... and tests the window for drift against the reference its run stored: inputs and the family's outputs
+    assert drift["status"] in ("ok", "drift") and drift["rows"] >= 5, drift
+    assert {"text_length", "token_distribution", spec.drift_test} <= set(drift["tests"]), drift["tests"]
     if hooks.live == LABEL_LIVE:  # a classifier: live accuracy, macro-F1 and burn rate
         assert live["kind"] == "accuracy" and [v["n"] for v in live["versions"].values()] == [1]
     elif hooks.live is None:  # not measured yet, and the report says so

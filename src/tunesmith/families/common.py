@@ -104,3 +104,50 @@ def check_number(value, what: str, *, minimum: float | None = None) -> float:
 
 LABEL_FEEDBACK = FeedbackHooks(shape="the true label, one of the model's labels", check=check_label, live=LABEL_LIVE,
                                live_metrics=(("accuracy", "higher"), ("macro_f1", "higher")))
+
+
+# --- drift references and windows (tunesmith.contracts.DriftHooks) ----------------------------------------------
+
+
+def text_reference(texts: list[str]) -> dict:
+    """What the input-drift tests compare a window's texts with: word counts per text and the token distribution."""
+    from collections import Counter
+
+    from tunesmith.monitoring.reference import text_length, tokens
+
+    counts = Counter(t for text in texts for t in tokens(text))
+    return {"lengths": [text_length(t) for t in texts], "token_counts": dict(counts.most_common(5000)),
+            "token_total": int(sum(counts.values())), "rows": {"train": len(texts)}}
+
+
+def held_out_sample(cfg, bundle, column: str) -> list:
+    """A seeded sample (monitoring.drift.reference_rows) of the eval + test rows' `column`."""
+    import numpy as np
+    import pandas as pd
+
+    values = pd.concat([bundle.eval, bundle.test], ignore_index=True)[column].tolist()
+    n = min(cfg.monitoring.drift.reference_rows, len(values))
+    picked = sorted(np.random.default_rng(cfg.seed).choice(len(values), size=n, replace=False).tolist()) if n else []
+    return [values[i] for i in picked]
+
+
+def served_outputs(model_dir, items: list, chunk: int = 64) -> list:
+    """What the tuned model answers for `items` as `tunesmith serve` would (and logs): the family's own predict."""
+    from tunesmith.serving.models import load_served
+
+    served = load_served(model_dir, name="drift-reference", version=0)
+    out: list = []
+    for start in range(0, len(items), chunk):
+        out += served.family.predict(served, items[start:start + chunk])
+    return out
+
+
+def ks_test(name: str, reference: list[float], current: list[float], settings) -> dict:
+    """{name: KS test of the window's values against the reference's}, flagged at monitoring.drift.p_value."""
+    import numpy as np
+
+    from tunesmith.monitoring.drift import ks, make_test
+
+    stat, p = ks(reference, current)
+    return {name: make_test("ks", stat, p, p < settings.p_value, reference_mean=float(np.mean(reference)),
+                            window_mean=float(np.mean(current)))}

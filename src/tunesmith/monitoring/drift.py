@@ -76,7 +76,8 @@ def mmd_test(x: np.ndarray, y: np.ndarray, *, permutations: int = 200, seed: int
     return float(observed), float((exceed + 1) / (permutations + 1))
 
 
-def _test(kind: str, statistic: float, p_value: float | None, flagged: bool, **extra) -> dict:
+def make_test(kind: str, statistic: float, p_value: float | None, flagged: bool, **extra) -> dict:
+    """One test's result as the report shows it."""
     return {"kind": kind, "statistic": round(statistic, 6), "p_value": None if p_value is None else float(p_value),
             "flagged": bool(flagged), **extra}
 
@@ -88,7 +89,7 @@ def input_drift(texts: Sequence[str], reference: dict, settings, embed: Callable
     out: dict[str, dict] = {}
     lengths = [text_length(t) for t in texts]
     stat, p = ks(reference["lengths"], lengths)
-    out["text_length"] = _test("ks", stat, p, p < alpha, reference_mean=float(np.mean(reference["lengths"])),
+    out["text_length"] = make_test("ks", stat, p, p < alpha, reference_mean=float(np.mean(reference["lengths"])),
                                window_mean=float(np.mean(lengths)))
     top = sorted(reference["token_counts"], key=reference["token_counts"].get, reverse=True)[:settings.top_tokens]
     window_counts = Counter(t for text in texts for t in tokens(text))
@@ -99,7 +100,7 @@ def input_drift(texts: Sequence[str], reference: dict, settings, embed: Callable
     stat, p = chi_square([*ref_top, ref_rest], [*cur_top, cur_rest])
     unseen = 1 - sum(window_counts[t] for t in window_counts if t in reference["token_counts"]) / max(
         sum(window_counts.values()), 1)
-    out["token_distribution"] = _test("chi2", stat, p, p < alpha,
+    out["token_distribution"] = make_test("chi2", stat, p, p < alpha,
                                       psi=round(psi([*ref_top, ref_rest], [*cur_top, cur_rest]), 6),
                                       unseen_token_share=round(unseen, 4))
     if embed is not None and reference.get("embeddings"):
@@ -108,7 +109,7 @@ def input_drift(texts: Sequence[str], reference: dict, settings, embed: Callable
         current = np.asarray(embed([texts[i] for i in pick]))
         stat, p = mmd_test(np.asarray(reference["embeddings"]), current, permutations=settings.permutations,
                            seed=seed)
-        out["embedding_mmd"] = _test("mmd", stat, p, p < alpha, rows=len(pick))
+        out["embedding_mmd"] = make_test("mmd", stat, p, p < alpha, rows=len(pick))
     return out
 
 
@@ -119,12 +120,12 @@ def prediction_drift(predicted: Sequence[str], confidences: Sequence[float], ref
     ref_counts = [reference["predicted_counts"].get(label, 0) for label in labels]
     cur_counts = [counts.get(label, 0) for label in labels]
     value = psi(ref_counts, cur_counts)
-    out = {"label_psi": _test("psi", value, None, value > settings.psi,
+    out = {"label_psi": make_test("psi", value, None, value > settings.psi,
                               reference_share=_shares(labels, ref_counts), window_share=_shares(labels, cur_counts))}
     stat, p = chi_square(ref_counts, cur_counts)
-    out["label_chi2"] = _test("chi2", stat, p, p < settings.p_value)
+    out["label_chi2"] = make_test("chi2", stat, p, p < settings.p_value)
     stat, p = ks(reference["confidences"], confidences)
-    out["confidence_ks"] = _test("ks", stat, p, p < settings.p_value,
+    out["confidence_ks"] = make_test("ks", stat, p, p < settings.p_value,
                                  reference_mean=float(np.mean(reference["confidences"])),
                                  window_mean=float(np.mean(confidences)))
     return out
@@ -136,7 +137,7 @@ def calibration_drift(proba: np.ndarray, y: np.ndarray, reference: dict, setting
         return None
     current = ece(proba, y, bins)
     increase = current - reference["ece"]
-    return _test("ece", increase, None, increase > settings.ece_increase, reference_ece=reference["ece"],
+    return make_test("ece", increase, None, increase > settings.ece_increase, reference_ece=reference["ece"],
                  window_ece=current, rows=int(len(y)))
 
 

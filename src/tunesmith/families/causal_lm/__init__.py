@@ -6,7 +6,7 @@
 
 from tunesmith.config import MethodKind
 from tunesmith.config.family_rules import default_metric, no_slices
-from tunesmith.contracts import FeedbackHooks, MlflowModel, Route, lazy
+from tunesmith.contracts import DriftHooks, FeedbackHooks, MlflowModel, Route, lazy
 from tunesmith.families import register
 from tunesmith.families.causal_lm import rows
 from tunesmith.families.causal_lm.config import ChatConfig
@@ -66,6 +66,8 @@ TASK = register(family(
     routes=(Route("/v1/chat/completions", tags=("openai",), mount=lazy(f"{SERVE}:mount_chat")),
             Route("/v1/completions", tags=("openai",), mount=lazy(f"{SERVE}:mount_completions"))),
     distill=distill_hooks("tunesmith.families.causal_lm.distill"),
+    drift=DriftHooks(reference=lazy("tunesmith.families.causal_lm.drift:reference"), accepts=lazy("tunesmith.families.causal_lm.drift:accepts"),
+                     window=lazy("tunesmith.families.causal_lm.drift:window")),
     feedback=FeedbackHooks(shape='{"thumbs": "up" or "down", "correction": the better answer (optional)}',
                            check=check_thumbs,
                            summary=lambda v: v["thumbs"] + (" (corrected)" if "correction" in v else ""),

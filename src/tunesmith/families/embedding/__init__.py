@@ -7,7 +7,7 @@ trained with in-batch negatives (MNRL, CachedMNRL) or CoSENT.
 
 from tunesmith.config import MethodKind
 from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
-from tunesmith.contracts import FeedbackHooks
+from tunesmith.contracts import DriftHooks, FeedbackHooks, lazy
 from tunesmith.families import register
 from tunesmith.families.common import ENCODER_METHODS, check_number, family, text_mlflow
 from tunesmith.families.embedding import rows
@@ -47,6 +47,9 @@ TASK = register(family(
     check_rows=lambda table, cfg: rows.check_pair_rows(table, cfg.data), check_splits=rows.consistent_splits,
     bundle_columns=rows.PAIR_COLUMNS, redact=rows.redact_rows, train_metrics=("loss",), methods=ENCODER_METHODS,
     baseline_name="base model (retrieval)", routes=(EMBEDDINGS,), recognize_order=90,
+    drift=DriftHooks(reference=lazy("tunesmith.families.embedding.drift:reference"),
+                     accepts=lazy("tunesmith.families.embedding.drift:accepts"),
+                     window=lazy("tunesmith.families.embedding.drift:window")),
     mlflow=text_mlflow(({"type": "array", "items": {"type": "double"}, "required": True},),
                        pipeline_task="feature-extraction", flavor="sentence_transformers"),
     feedback=FeedbackHooks(shape='the document accepted for the query: {"document": ..., "relevance": 1}',

@@ -5,7 +5,7 @@ thresholds tuned on eval.
 """
 
 from tunesmith.config.family_rules import default_metric, no_slices
-from tunesmith.contracts import FeedbackHooks, lazy
+from tunesmith.contracts import DriftHooks, FeedbackHooks, lazy
 from tunesmith.families import register
 from tunesmith.families.common import ENCODER_METHODS, check_label, family, text_mlflow
 from tunesmith.families.multilabel import rows
@@ -50,6 +50,8 @@ TASK = register(family(
     metric_claims={m: _claim(m) for m in ("micro_f1", "subset_accuracy")},
     baseline_name="one-vs-rest probe, thresholds tuned on eval", ships=("thresholds.json",), routes=(CLASSIFY,),
     recognize_order=20,
+    drift=DriftHooks(reference=lazy("tunesmith.families.multilabel.drift:reference"), accepts=lazy("tunesmith.families.multilabel.drift:accepts"),
+                     window=lazy("tunesmith.families.multilabel.drift:window")),
     feedback=FeedbackHooks(shape="the true label set, a list of the model's labels", check=check_label_set,
                            summary="|".join, live=lazy("tunesmith.families.multilabel.live:measure"),
                            live_metrics=(("micro_f1", "higher"), ("macro_f1", "higher"), ("hamming_loss", "lower"))),

@@ -5,7 +5,7 @@
 """
 
 from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
-from tunesmith.contracts import FeedbackHooks, lazy
+from tunesmith.contracts import DriftHooks, FeedbackHooks, lazy
 from tunesmith.families import register
 from tunesmith.families.common import ENCODER_METHODS, check_number, family, text_mlflow
 from tunesmith.families.regression import rows
@@ -30,6 +30,8 @@ TASK = register(family(
     train_metrics=METRICS, methods=ENCODER_METHODS,
     metric_claims={m: f"training.metric: {m} is a regression metric" for m in ("rmse", "mae", "spearman", "pearson")},
     baseline_name="ridge probe", routes=(SCORE,), recognize_order=30,
+    drift=DriftHooks(reference=lazy("tunesmith.families.regression.drift:reference"), accepts=lazy("tunesmith.families.regression.drift:accepts"),
+                     window=lazy("tunesmith.families.regression.drift:window")),
     feedback=FeedbackHooks(shape="the true value, a number", check=lambda value, _labels, _logged=None:
                            check_number(value, "the true value"), summary=lambda value: f"{value:g}",
                            live=lazy("tunesmith.families.regression.live:measure"),

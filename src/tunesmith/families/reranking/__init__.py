@@ -5,7 +5,7 @@
 
 from tunesmith.config import MethodKind
 from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
-from tunesmith.contracts import FeedbackHooks, MlflowModel, lazy
+from tunesmith.contracts import DriftHooks, FeedbackHooks, MlflowModel, lazy
 from tunesmith.families import register
 from tunesmith.families.common import check_number, family, row_value
 from tunesmith.families.reranking import rows
@@ -54,6 +54,8 @@ TASK = register(family(
     train_metrics=("loss",), methods=METHODS,
     baseline_name="base model as a bi-encoder (cosine)", routes=(RERANK,), recognize_order=10,
     mlflow=RERANK_MLFLOW,
+    drift=DriftHooks(reference=lazy("tunesmith.families.reranking.drift:reference"), accepts=lazy("tunesmith.families.reranking.drift:accepts"),
+                     window=lazy("tunesmith.families.reranking.drift:window")),
     feedback=FeedbackHooks(shape="the relevance of the returned document to the query, a number >= 0 (graded, "
                                  "or 1/0, true/false)",
                            check=lambda value, _labels, _logged=None: check_number(value, "relevance", minimum=0),

@@ -6,7 +6,7 @@ P/R/F1 (seqeval strict).
 """
 
 from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
-from tunesmith.contracts import FeedbackHooks, lazy
+from tunesmith.contracts import DriftHooks, FeedbackHooks, lazy
 from tunesmith.families import register
 from tunesmith.families.common import ENCODER_METHODS, family, text_mlflow
 from tunesmith.families.token_classification import rows
@@ -62,6 +62,8 @@ TASK = register(family(
     metric_claims={"f1": "training.metric: f1 is the entity-level F1 of token-classification; use macro_f1 or "
                          "accuracy for classification"},
     baseline_name="word probe on the frozen base", routes=(EXTRACT,), recognize_order=60,
+    drift=DriftHooks(reference=lazy("tunesmith.families.token_classification.drift:reference"), accepts=lazy("tunesmith.families.token_classification.drift:accepts"),
+                     window=lazy("tunesmith.families.token_classification.drift:window")),
     mlflow=text_mlflow(({"type": "array", "items": {"type": "object", "properties": ENTITY}, "required": True},),
                        pipeline_task="token-classification"),
     feedback=FeedbackHooks(shape="the corrected entities, a list of {start, end, label} character spans",
