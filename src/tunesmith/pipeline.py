@@ -350,7 +350,7 @@ def _ship_files(task, run_dir: Path, model_dir: Path) -> None:
 
 
 def _drift_reference(cfg: Config, bundle, model_dir: Path, run_dir: Path) -> None:
-    """<run>/drift_reference.json (classification): what `tunesmith monitor` compares served traffic with."""
+    """<run>/drift_reference.json (every family with DriftHooks): what `tunesmith monitor` compares served traffic with."""
     from tunesmith.monitoring.reference import write_reference
 
     write_reference(cfg, bundle, model_dir, run_dir)
