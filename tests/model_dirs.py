@@ -27,11 +27,12 @@ def classifier(path: Path, tiny_model_dir: str, name: str = "sentiment") -> Path
 
 def embedder(path: Path, tiny_model_dir: str, name: str = "faq") -> Path:
     """A sentence-transformers bi-encoder dir: Transformer + mean Pooling + Normalize."""
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
-    word = models.Transformer(tiny_model_dir, max_seq_length=32)
-    pooling = models.Pooling(word.get_word_embedding_dimension(), pooling_mode="mean")
-    SentenceTransformer(modules=[word, pooling, models.Normalize()], device="cpu").save(str(path))
+    word = Transformer(tiny_model_dir, max_seq_length=32)
+    pooling = Pooling(word.get_embedding_dimension(), pooling_mode="mean")
+    SentenceTransformer(modules=[word, pooling, Normalize()], device="cpu").save(str(path))
     write_card(path, "embedding", name)
     return Path(path)
 
