@@ -132,6 +132,13 @@ def test_act_returns_at_once_when_another_run_holds_the_lock(tmp_path):
     assert result["action"] == "locked" and "act.lock" in result["note"]
 
 
+def test_act_does_not_retrain_a_family_retrain_does_not_cover_yet(tmp_path):
+    cfg = _cfg(tmp_path, task="regression", data={"path": str(tmp_path / "d.jsonl"), "label_column": "stars"})
+    result = act(cfg, _report())  # drift detected and a breach: reported, no retrain started
+    assert result["action"] == "none" and "retrain covers classification today" in result["note"]
+    assert not (tmp_path / "mon" / "m").exists()  # nothing was locked or recorded
+
+
 def test_cli_feedback_import_lists_bad_lines_and_monitor_reports_an_empty_log(tmp_path, monkeypatch):
     from tunesmith.cli import app
     from tunesmith.monitoring.predictions import PredictionLog

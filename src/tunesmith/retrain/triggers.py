@@ -70,6 +70,7 @@ def evaluate_triggers(cfg: Config, report: dict, *, new_labels: int, newest_labe
 def act(cfg: Config, report: dict, *, name: str | None = None, store=None, say=lambda _: None,
         lock_timeout: float = 0) -> dict:
     """Evaluate the triggers and, when one fires, run retrain; under a file lock, recording what was acted on."""
+    from tunesmith.families import get
     from tunesmith.monitoring.monitor import db_url, report_dir
     from tunesmith.registry import open_store
     from tunesmith.retrain import collect_labels, retrain
@@ -77,6 +78,10 @@ def act(cfg: Config, report: dict, *, name: str | None = None, store=None, say=l
     from tunesmith.retrain.run import champion_info
 
     name = name or cfg.name
+    if get(cfg.task).loop is None:  # its drift and live quality are reported; retraining it is not built yet
+        return {"fired": [], "skipped": [], "action": "none",
+                "note": f"retrain covers classification today; a {cfg.task} model's drift and live quality are "
+                        "reported, not acted on"}
     directory = report_dir(cfg, name)
     directory.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(directory / LOCK_FILE))
