@@ -222,6 +222,11 @@ class FeedbackHooks:
     # live quality yet (the monitor report says so).
     live: Callable | str | None = None
     live_metrics: tuple[tuple[str, str], ...] = ()
+    # The training row a piece of feedback becomes (what retraining and review add to the next dataset version):
+    # `to_row(logged_input, logged_output, stored_value) -> dict` in the family's own data-file shape, with the
+    # default column names (text/label, text/spans, query/positive, query/document/relevance, messages); a ValueError
+    # says why this feedback trains nothing (a thumbs-down without a correction). None: not built for the family.
+    to_row: Callable | None = None
 
 
 LABEL_LIVE = "labels"  # FeedbackHooks.live of a single-label classifier: live accuracy, macro-F1 and burn rate

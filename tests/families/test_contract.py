@@ -233,7 +233,7 @@ def test_the_registered_version_is_an_mlflow_model_whose_pyfunc_answers_as_the_r
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_feedback_on_served_answers_takes_the_family_shape_and_monitor_scores_and_drift_tests_them(kind, project, trained, tmp_path):
-    from tunesmith.monitoring.feedback import read_feedback
+    from tunesmith.monitoring.feedback import feedback_rows, read_feedback
     from tunesmith.monitoring.monitor import monitor
     from tunesmith.monitoring.predictions import PredictionLog
 
@@ -270,6 +270,16 @@ def test_feedback_on_served_answers_takes_the_family_shape_and_monitor_scores_an
     [row] = read_feedback(url, cfg.name)
     assert json.loads(row["value"]) == stored.json()["value"] and row["label"] == stored.json()["label"]
     assert row["labeled_by"] == "qa" and row["request_id"] == answer.json()["request_id"]
+
+    # the feedback becomes a training row the family's own reader and checks accept (the next dataset version's)
+    [trainable], skipped = feedback_rows(url, cfg.name, hooks)
+    assert skipped == [] and trainable["labeled_by"] == "qa"
+    (tmp_path / "next.jsonl").write_text(json.dumps(trainable["row"]) + "\n")
+    reader = cfg.model_copy(deep=True)
+    reader.data.label_column = "label"  # dataset versions use the default column names
+    table = families.get(kind).read_table("train", tmp_path / "next.jsonl", reader)
+    checked = families.get(kind).check_rows(table, reader)
+    assert len(checked.rows) == 1 and not checked.bad, checked.bad
 
     # `tunesmith monitor` scores the served answer against it: the family's live quality (or says it has none yet)
     watch = cfg.model_copy(deep=True)

@@ -10,7 +10,13 @@ import pytest
 import sqlalchemy as sa
 
 from tunesmith import families
-from tunesmith.monitoring.feedback import FeedbackError, import_feedback, read_feedback, record_feedback
+from tunesmith.monitoring.feedback import (
+    FeedbackError,
+    feedback_rows,
+    import_feedback,
+    read_feedback,
+    record_feedback,
+)
 from tunesmith.monitoring.predictions import PredictionLog, add_new_columns, db_engine
 
 TAGS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG"]
@@ -120,3 +126,24 @@ def test_a_feedback_table_from_before_the_value_column_gets_it_and_keeps_its_row
     assert [(r["text"], r["label"], r["value"]) for r in rows] == [("old text", "neg", None),
                                                                   ("new text", "pos", '"pos"')]
     assert add_new_columns(db_engine(url)) == []  # once added, nothing more to do
+
+
+def test_feedback_becomes_the_training_row_of_the_served_answer_or_says_why_not(chat_log):
+    chat = hooks("causal-lm")
+    asked = [{"role": "user", "content": "where is my refund"}]
+    assert chat.to_row(asked, {"text": "soon"}, {"thumbs": "up"})["messages"][-1] == {"role": "assistant",
+                                                                                         "content": "soon"}
+    fixed = chat.to_row(asked, {"text": "soon"}, {"thumbs": "down", "correction": "In five days."})
+    assert fixed["messages"] == [*asked, {"role": "assistant", "content": "In five days."}]
+    with pytest.raises(ValueError, match="thumbs-down without a correction"):
+        chat.to_row(asked, {"text": "soon"}, {"thumbs": "down"})
+    with pytest.raises(ValueError, match="relevance 0"):
+        hooks("embedding").to_row("reset password", [0.1], {"document": "d", "relevance": 0.0})
+    record_feedback(chat_log, model="support", request_id="chatcmpl-abc123", hooks=chat, value={"thumbs": "up"})
+    record_feedback(chat_log, model="support", request_id="abc123", hooks=chat, value={"thumbs": "down"},
+                    labeled_by="ann")
+    rows, skipped = feedback_rows(chat_log, "support", chat)
+    assert [r["row"]["messages"][-1]["content"] for r in rows] == ["soon"]  # the logged answer, rated up
+    assert len(skipped) == 1 and "without a correction" in skipped[0]["reason"]
+    with pytest.raises(ValueError, match="does not become training rows"):
+        feedback_rows(chat_log, "support", None)

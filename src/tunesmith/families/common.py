@@ -102,8 +102,15 @@ def check_number(value, what: str, *, minimum: float | None = None) -> float:
     return number
 
 
+def text_label_row(logged, _output, value) -> dict:
+    """A text family's training row: the logged text with its true label (a label, a label set, a value)."""
+    if not isinstance(logged, str):
+        raise ValueError("the logged input is not a text")
+    return {"text": logged, "label": value}
+
+
 LABEL_FEEDBACK = FeedbackHooks(shape="the true label, one of the model's labels", check=check_label, live=LABEL_LIVE,
-                               live_metrics=(("accuracy", "higher"), ("macro_f1", "higher")))
+                               live_metrics=(("accuracy", "higher"), ("macro_f1", "higher")), to_row=text_label_row)
 
 
 # --- drift references and windows (tunesmith.contracts.DriftHooks) ----------------------------------------------

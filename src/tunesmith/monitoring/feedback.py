@@ -258,6 +258,51 @@ def feedback_labels(db_url: str, model_name: str) -> list[dict]:
             for r in read_feedback(db_url, model_name)]
 
 
+def feedback_rows(url: str | None, model: str, hooks) -> tuple[list[dict], list[dict]]:
+    """Every stored feedback of `model` as the training row it becomes (`hooks.to_row` of the model's family):
+    ({row, source, labeled_by, labeled_at, request_id, feedback_id} per trainable one, {feedback_id, reason} per
+    one that trains nothing). The row is built from the logged input and answer of the request the feedback names
+    (a standalone text otherwise), so what was served is what is learned from."""
+    if hooks is None or hooks.to_row is None:
+        raise ValueError("this family's feedback does not become training rows yet")
+    stored = read_feedback(url, model)
+    served = _served_items(url, model, {r["request_id"] for r in stored if r["request_id"]})
+    rows, skipped = [], []
+    for r in stored:
+        value = json.loads(r["value"]) if r["value"] is not None else r["label"]
+        logged, output = served.get((r["request_id"], r["idx"]), (r["text"], None)) if r["request_id"] \
+            else (r["text"], None)
+        try:
+            row = hooks.to_row(logged, output, value)
+        except (ValueError, KeyError, TypeError) as exc:
+            skipped.append({"feedback_id": r["id"], "reason": str(exc)})
+            continue
+        rows.append({"row": row, "source": r["source"], "labeled_by": r["labeled_by"],
+                     "labeled_at": as_aware(r["labeled_at"]).isoformat(), "request_id": r["request_id"],
+                     "feedback_id": r["id"]})
+    return rows, skipped
+
+
+def _served_items(url: str | None, model: str, request_ids: set[str]) -> dict[tuple[str, int], tuple[Any, Any]]:
+    """(request id, item index) -> (logged input, logged output) of the served (non-shadow) answers."""
+    if not request_ids:
+        return {}
+    engine = db_engine(url or default_url())
+    p = predictions
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(sa.select(p.c.request_id, p.c.input, p.c.output).where(
+                p.c.model == model, p.c.request_id.in_(request_ids), p.c.role != "shadow").order_by(p.c.id)).fetchall()
+    finally:
+        engine.dispose()
+    out, position = {}, {}
+    for rid, logged, output in found:
+        idx = position.get(rid, 0)
+        position[rid] = idx + 1
+        out[(rid, idx)] = (json.loads(logged), json.loads(output))
+    return out
+
+
 def as_aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)  # SQLite drops the zone
 

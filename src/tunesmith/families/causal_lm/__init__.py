@@ -54,6 +54,19 @@ def check_thumbs(value, _labels, _logged=None) -> dict:
     return {"thumbs": value["thumbs"], **({"correction": correction} if correction else {})}
 
 
+
+def conversation_row(logged, output, value) -> dict:
+    """The logged conversation ending with the answer to learn: the reviewer's correction, else the served answer
+    when it was rated up; a thumbs-down without a correction has no answer to train on."""
+    if not isinstance(logged, list):
+        raise ValueError("a /v1/completions prompt is not a conversation")
+    answer = value.get("correction") or (output.get("text") if value["thumbs"] == "up" and isinstance(output, dict)
+                                         else None)
+    if not answer:
+        raise ValueError("a thumbs-down without a correction has no answer to train on")
+    return {"messages": [*logged, {"role": "assistant", "content": answer}]}
+
+
 SERVE = "tunesmith.families.causal_lm.serve"
 
 TASK = register(family(
@@ -72,7 +85,8 @@ TASK = register(family(
                            check=check_thumbs,
                            summary=lambda v: v["thumbs"] + (" (corrected)" if "correction" in v else ""),
                            live=lazy("tunesmith.families.causal_lm.live:measure"),
-                           live_metrics=(("thumbs_up_rate", "higher"), ("corrected_rate", "lower"))),
+                           live_metrics=(("thumbs_up_rate", "higher"), ("corrected_rate", "lower")),
+                           to_row=conversation_row),
     mlflow=MlflowModel(
         inputs=({"type": "array", "name": "messages", "required": True,
                  "items": {"type": "object", "properties": {"role": {"type": "string"}, "content": {"type": "string"}}}},),

@@ -40,6 +40,13 @@ def check_relevant_document(value, _labels, _logged=None) -> dict:
     return {"document": document, "relevance": check_number(value.get("relevance", 1.0), "relevance", minimum=0)}
 
 
+def accepted_pair(logged, _output, value) -> dict:
+    """The query with the document the user accepted: a positive pair (a relevance of 0 trains nothing)."""
+    if value["relevance"] <= 0:
+        raise ValueError("relevance 0: not a positive pair")
+    return {"query": logged, "positive": value["document"]}
+
+
 TASK = register(family(
     __name__, kind="embedding",
     summary="query <-> document embeddings (sentence-transformers, in-batch negatives or CoSENT)",
@@ -54,5 +61,5 @@ TASK = register(family(
                        pipeline_task="feature-extraction", flavor="sentence_transformers"),
     feedback=FeedbackHooks(shape='the document accepted for the query: {"document": ..., "relevance": 1}',
                            check=check_relevant_document,
-                           summary=lambda v: f"{v['relevance']:g}: {v['document']}"[:200]),
+                           summary=lambda v: f"{v['relevance']:g}: {v['document']}"[:200], to_row=accepted_pair),
 ))

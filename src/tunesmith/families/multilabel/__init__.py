@@ -7,7 +7,7 @@ thresholds tuned on eval.
 from tunesmith.config.family_rules import default_metric, no_slices
 from tunesmith.contracts import DriftHooks, FeedbackHooks, lazy
 from tunesmith.families import register
-from tunesmith.families.common import ENCODER_METHODS, check_label, family, text_mlflow
+from tunesmith.families.common import ENCODER_METHODS, check_label, family, text_label_row, text_mlflow
 from tunesmith.families.multilabel import rows
 from tunesmith.serving.routes import CLASSIFY
 
@@ -54,7 +54,8 @@ TASK = register(family(
                      window=lazy("tunesmith.families.multilabel.drift:window")),
     feedback=FeedbackHooks(shape="the true label set, a list of the model's labels", check=check_label_set,
                            summary="|".join, live=lazy("tunesmith.families.multilabel.live:measure"),
-                           live_metrics=(("micro_f1", "higher"), ("macro_f1", "higher"), ("hamming_loss", "lower"))),
+                           live_metrics=(("micro_f1", "higher"), ("macro_f1", "higher"), ("hamming_loss", "lower")),
+                           to_row=text_label_row),
     mlflow=text_mlflow(({"type": "string", "name": "label", "required": True}, {"type": "double", "name": "score", "required": True},
                         {"type": "array", "items": {"type": "string"}, "name": "labels", "required": True},
                         {"type": "map", "values": {"type": "double"}, "name": "scores", "required": True}),

@@ -7,7 +7,7 @@
 from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
 from tunesmith.contracts import DriftHooks, FeedbackHooks, lazy
 from tunesmith.families import register
-from tunesmith.families.common import ENCODER_METHODS, check_number, family, text_mlflow
+from tunesmith.families.common import ENCODER_METHODS, check_number, family, text_label_row, text_mlflow
 from tunesmith.families.regression import rows
 from tunesmith.families.regression.config import RegressionConfig
 from tunesmith.serving.routes import SCORE
@@ -35,6 +35,6 @@ TASK = register(family(
     feedback=FeedbackHooks(shape="the true value, a number", check=lambda value, _labels, _logged=None:
                            check_number(value, "the true value"), summary=lambda value: f"{value:g}",
                            live=lazy("tunesmith.families.regression.live:measure"),
-                           live_metrics=(("mae", "lower"), ("rmse", "lower"), ("spearman", "higher"))),
+                           live_metrics=(("mae", "lower"), ("rmse", "lower"), ("spearman", "higher")), to_row=text_label_row),
     mlflow=text_mlflow(({"type": "double", "required": True},), pipeline_task="text-classification"),
 ))

@@ -60,5 +60,8 @@ TASK = register(family(
                                  "or 1/0, true/false)",
                            check=lambda value, _labels, _logged=None: check_number(value, "relevance", minimum=0),
                            summary=lambda value: f"{value:g}", live=lazy("tunesmith.families.reranking.live:measure"),
-                           live_metrics=(("mrr@10", "higher"), ("ndcg@10", "higher"))),
+                           live_metrics=(("mrr@10", "higher"), ("ndcg@10", "higher")),
+                           to_row=lambda logged, _out, relevance: {"query": logged["query"],
+                                                                   "document": logged["document"],
+                                                                   "relevance": relevance}),
 ))

@@ -69,5 +69,7 @@ TASK = register(family(
     feedback=FeedbackHooks(shape="the corrected entities, a list of {start, end, label} character spans",
                            check=check_spans, summary=lambda spans: f"{len(spans)} entities",
                            live=lazy("tunesmith.families.token_classification.live:measure"),
-                           live_metrics=(("entity_f1", "higher"), ("precision", "higher"), ("recall", "higher"))),
+                           live_metrics=(("entity_f1", "higher"), ("precision", "higher"), ("recall", "higher")),
+                           to_row=lambda logged, _out, spans: {"text": logged, "spans": [
+                               {k: s[k] for k in ("start", "end", "label")} for s in spans]}),
 ))
