@@ -249,6 +249,28 @@ class DriftHooks:
 
 
 @dataclass(frozen=True)
+class DatasetHooks:
+    """How `tunesmith retrain` keeps a family's dataset versions (rows in the family's data-file shape, default
+    column names; new rows come from `FeedbackHooks.to_row`).
+
+    `raw_rows(frame)` turns a bundle split back into such rows (the first version's train/eval/test), `key(row)`
+    is a row's identity (a later row with the same key replaces it; a key in the frozen eval/test split is
+    leakage), `labels(row)` the class labels a row carries (checked against the model's; () without classes),
+    `data` the `data.*` settings that read the version's files, and `recent_gates` the default rules on the
+    recent slice (challenger vs champion, the family's own metric and direction).
+    """
+
+    raw_rows: Callable
+    key: Callable
+    labels: Callable
+    data: dict
+    recent_gates: tuple[str, ...]
+    # (cfg, derived cfg, dataset version, challenger dir, champion dir, name) -> the recent-slice verdict; None: the
+    # family's own `evaluate` on the recent rows as the test split (vs the champion), gated by the recent gates
+    recent_eval: Callable | None = None
+
+
+@dataclass(frozen=True)
 class DistillHooks:
     """What the distillation comparison needs from a family that supports `method.kind: distill`."""
 
@@ -280,6 +302,7 @@ class Task(Protocol):
     loop: LoopHooks | None  # None: monitor / review / retrain do not cover the family yet
     feedback: FeedbackHooks | None  # None: POST /v1/feedback and `feedback import` refuse its models' feedback
     drift: DriftHooks | None  # None: `monitor` has no drift tests for it (and no reference is stored)
+    dataset: DatasetHooks | None  # None: `retrain` refuses its models
     distill: DistillHooks | None  # None: `method.kind: distill` is refused for the family
     mlflow: MlflowModel | None  # None: its registered versions are plain model dirs (no MLmodel)
     recognize_order: int  # when `recognizes` is asked: specific rules (a cross-encoder marker) before general ones
@@ -389,6 +412,7 @@ class Family:
     loop: LoopHooks | None = None
     feedback: FeedbackHooks | None = None
     drift: DriftHooks | None = None
+    dataset: DatasetHooks | None = None
     distill: DistillHooks | None = None
     mlflow: MlflowModel | None = None
     recognizes: Callable = _never

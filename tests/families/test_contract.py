@@ -236,6 +236,7 @@ def test_feedback_on_served_answers_takes_the_family_shape_and_monitor_scores_an
     from tunesmith.monitoring.feedback import feedback_rows, read_feedback
     from tunesmith.monitoring.monitor import monitor
     from tunesmith.monitoring.predictions import PredictionLog
+    from tunesmith.retrain import retrain
 
     cfg, _ = project(kind)
     trained(kind)
@@ -298,6 +299,21 @@ def test_feedback_on_served_answers_takes_the_family_shape_and_monitor_scores_an
         [scored] = live["versions"].values()
         assert live["kind"] == "quality" and scored["n"] == 1 and scored[hooks.live_metrics[0][0]] is not None, live
     assert (tmp_path / "monitor" / cfg.name / "report.html").is_file()
+
+    # `tunesmith retrain` builds the next dataset version in the family's shape and trains and gates a challenger
+    watch.retrain.datasets_dir = str(tmp_path / "datasets")
+    watch.retrain.min_recent_rows, watch.retrain.recent_holdout = 1, 0.9  # the one new row: the recent slice
+    outcome = retrain(watch, store=store)
+    version = outcome.dataset
+    assert version.manifest["family"] == kind and version.manifest["new_labels"] == 1
+    written = [json.loads(line) for s in ("train", "recent") for line in version.file(s).read_text().splitlines()]
+    assert any({k: v for k, v in r.items() if k not in ("labeled_at", "source")} == trainable["row"] for r in written)
+    assert outcome.run is not None and (outcome.run.run_dir / "metrics.json").is_file()
+    assert outcome.recent["rows"] == version.manifest["rows"]["recent"], outcome.recent
+    if outcome.recent["rows"]:  # judged by the family's own evaluation against the champion, gated (or says why not)
+        assert "decision" in outcome.recent or "cannot be evaluated" in outcome.recent["note"], outcome.recent
+    if not outcome.recent.get("passed"):
+        assert any("recent-slice gates failed" in r for r in outcome.reasons) and outcome.registered_version is None
 
 
 def _native_outputs(flavor: str | None, uri: str, example) -> list | None:

@@ -133,9 +133,18 @@ def test_act_returns_at_once_when_another_run_holds_the_lock(tmp_path):
 
 
 def test_act_does_not_retrain_a_family_retrain_does_not_cover_yet(tmp_path):
-    cfg = _cfg(tmp_path, task="regression", data={"path": str(tmp_path / "d.jsonl"), "label_column": "stars"})
-    result = act(cfg, _report())  # drift detected and a breach: reported, no retrain started
-    assert result["action"] == "none" and "retrain covers classification today" in result["note"]
+    from tests.families import toy_family
+
+    from tunesmith import families
+
+    families.register(toy_family.TOY)  # a family with no dataset versions (and no feedback)
+    try:
+        cfg = _cfg(tmp_path, task=toy_family.KIND, data={"path": str(tmp_path / "d.jsonl")},
+                   model={"base": str(toy_family.write_base(tmp_path / "toy-base"))})
+        result = act(cfg, _report())  # drift detected and a breach: reported, no retrain started
+    finally:
+        families.unregister(toy_family.KIND)
+    assert result["action"] == "none" and "retrain does not cover toy-keywords models yet" in result["note"]
     assert not (tmp_path / "mon" / "m").exists()  # nothing was locked or recorded
 
 

@@ -10,7 +10,15 @@ import math
 from pathlib import Path
 
 from tunesmith.config.base import MethodKind
-from tunesmith.contracts import LABEL_LIVE, DistillHooks, Family, FeedbackHooks, MlflowModel, lazy
+from tunesmith.contracts import (
+    LABEL_LIVE,
+    DatasetHooks,
+    DistillHooks,
+    Family,
+    FeedbackHooks,
+    MlflowModel,
+    lazy,
+)
 from tunesmith.data.checks import no_label_checks, redact_text_column
 from tunesmith.data.load import Table, load_table
 from tunesmith.data.report import label_distribution
@@ -158,3 +166,36 @@ def ks_test(name: str, reference: list[float], current: list[float], settings) -
     stat, p = ks(reference, current)
     return {name: make_test("ks", stat, p, p < settings.p_value, reference_mean=float(np.mean(reference)),
                             window_mean=float(np.mean(current)))}
+
+
+# --- dataset versions for retraining (tunesmith.contracts.DatasetHooks) ------------------------------------------
+
+
+def _value(v):
+    """A bundle cell as plain JSON (numpy scalars and arrays from a parquet-backed frame included)."""
+    if hasattr(v, "tolist"):
+        return v.tolist()
+    return v
+
+
+def text_dataset(bundle_label: str, *, classes: str | None, recent_gates: tuple[str, ...],
+                 recent_eval=None) -> DatasetHooks:
+    """A text family's versions: {"text", "label"} rows keyed by the text. `bundle_label` is the bundle column of the
+    label ("label", "labels", "target"); `classes` "one" (a label) or "set" (a label list) or None (a value)."""
+    from tunesmith.data.fingerprint import text_key
+
+    def raw_rows(frame) -> list[dict]:
+        return [{"text": str(t), "label": _value(v)} for t, v in zip(frame["text"], frame[bundle_label], strict=True)]
+
+    def labels(row) -> tuple:
+        if classes == "one":
+            return (str(row["label"]),)
+        return tuple(map(str, row["label"])) if classes == "set" else ()
+
+    return DatasetHooks(raw_rows=raw_rows, key=lambda row: text_key(str(row["text"])), labels=labels,
+                        data={"text_column": "text", "label_column": "label"}, recent_gates=recent_gates,
+                        recent_eval=recent_eval)
+
+
+def no_classes(_row) -> tuple:
+    return ()

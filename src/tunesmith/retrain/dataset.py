@@ -4,10 +4,12 @@
     version = build_dataset_version(cfg, "sentiment", labels, parent=previous_version_dir)
 
 A version is a folder `<retrain.datasets_dir>/<name>/v<N>/` with train/eval/test/recent jsonl files and a
-manifest.json (parent, counts, label sources, what was quarantined and why). The test split is frozen: every
-version carries its parent's test (and eval) split unchanged, so versions are compared on the same rows.
-`recent.jsonl` holds the newest share of the new labels: never trained on, it is the fresh slice of traffic the
-challenger is judged on.
+manifest.json (parent, counts, label sources, what was quarantined and why). Rows are in the family's data-file
+shape (`contracts.DatasetHooks`: {text, label} for the text families, {tokens, tags}, {query, positive},
+{query, document, relevance}, {messages}); a new label is such a row (`row`) with its provenance. The test split is
+frozen: every version carries its parent's test (and eval) split unchanged, so versions are compared on the same
+rows. `recent.jsonl` holds the newest share of the new labels: never trained on, it is the fresh slice of traffic
+the challenger is judged on.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from tunesmith.data.fingerprint import text_key
 from tunesmith.io import atomic_write_json, atomic_write_text
 
 LabelSource = Callable[[str, str], list[dict]]
-LABEL_KEYS = ("text", "label", "source", "labeled_by", "labeled_at", "request_id")
+PROVENANCE = ("source", "labeled_by", "labeled_at", "request_id")
+LABEL_KEYS = ("text", "label", *PROVENANCE)  # what a classifier's label sources return (a row of text + label)
 MANIFEST = "manifest.json"
 LABELS_FILE = "labels.jsonl"  # provenance of the new labels in a version
 
@@ -39,31 +42,57 @@ def _review_source() -> LabelSource:
     return reviewed_labels
 
 
+def _feedback_source(cfg: Config) -> LabelSource:
+    """Stored feedback as the rows it becomes (`FeedbackHooks.to_row`); one that trains nothing comes with why."""
+    from tunesmith.families import get
+    from tunesmith.monitoring.feedback import feedback_rows
+
+    def source(db_url: str, name: str) -> list[dict]:
+        rows, skipped = feedback_rows(db_url, name, get(cfg.task).feedback)
+        return rows + [{"skip": s["reason"], "feedback_id": s["feedback_id"]} for s in skipped]
+
+    return source
+
+
 def label_sources(cfg: Config) -> dict[str, LabelSource]:
     """The configured label sources (retrain.sources), each `fn(db_url, model_name) -> list[dict]`."""
-    from tunesmith.monitoring.feedback import feedback_labels
-
-    available: dict[str, LabelSource] = {"feedback": feedback_labels, "review": _review_source()}
+    available: dict[str, LabelSource] = {"feedback": _feedback_source(cfg), "review": _review_source()}
     return {name: available[name] for name in cfg.retrain.sources}
 
 
 def collect_labels(cfg: Config, db_url: str, name: str, sources: dict[str, LabelSource] | None = None) -> list[dict]:
-    """Every label from every source, each checked for the contract's keys."""
+    """Every label from every source as {row, source, labeled_by, labeled_at, request_id} (a source may return
+    text + label instead of a row); feedback that trains nothing comes as {skip: why}."""
     out = []
     for source_name, fn in (sources if sources is not None else label_sources(cfg)).items():
-        for i, row in enumerate(fn(db_url, name)):
-            missing = [k for k in LABEL_KEYS if k not in row]
+        for i, item in enumerate(fn(db_url, name)):
+            if "skip" in item:
+                out.append(item)
+                continue
+            keys = ("row", *PROVENANCE) if "row" in item else LABEL_KEYS
+            missing = [k for k in keys if k not in item]
             if missing:
                 raise ValueError(f"label source {source_name!r} row {i}: missing keys {missing}; a source returns "
-                                 f"dicts with {', '.join(LABEL_KEYS)}")
-            out.append(row)
+                                 f"dicts with row (or text and label), {', '.join(PROVENANCE)}")
+            row = item["row"] if "row" in item else {"text": item["text"], "label": item["label"]}
+            shown = {k: row[k] for k in ("text", "label") if k in row}  # a text family's label reads as before
+            out.append({"row": row, **shown, **{k: item[k] for k in PROVENANCE}})
     return out
 
 
-def label_key(row: dict) -> str:
-    """Identity of one label (which text, which label, who, when): how versions know what they already hold."""
-    blob = json.dumps([text_key(str(row["text"])), str(row["label"]), row["source"], row["labeled_by"],
-                       str(row["labeled_at"])])
+def _row_of(item: dict) -> dict:
+    return item["row"] if "row" in item else {"text": item["text"], "label": item["label"]}
+
+
+def label_key(item: dict) -> str:
+    """Identity of one label (which row, who, when): how versions know what they already hold. A text + label row
+    keeps the identity it had before rows existed, so a version written then still knows its labels."""
+    row = _row_of(item)
+    if set(row) == {"text", "label"}:
+        what = [text_key(str(row["text"])), str(row["label"])]
+    else:
+        what = [json.dumps(row, sort_keys=True, default=str)]
+    blob = json.dumps([*what, item["source"], item["labeled_by"], str(item["labeled_at"])])
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -97,100 +126,136 @@ def open_version(cfg: Config, name: str, number: int) -> DatasetVersion | None:
     return DatasetVersion(number, path, json.loads((path / MANIFEST).read_text()))
 
 
-def _read(path: Path) -> pd.DataFrame:
-    return pd.read_json(path, lines=True, dtype={"text": str, "label": str})
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a version's jsonl file."""
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _write_rows(path: Path, rows: list[dict]) -> None:
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows))
+
+
+def _hooks(cfg: Config):
+    from tunesmith.families import get
+
+    hooks = get(cfg.task).dataset
+    if hooks is None:
+        raise ValueError(f"retrain does not keep dataset versions for {cfg.task} models yet")
+    return hooks
 
 
 def original_splits(cfg: Config) -> dict[str, pd.DataFrame]:
-    """train/eval/test of the config's own data, split exactly as the first training run split it."""
+    """train/eval/test of the config's own data as rows (a frame of the family's columns), split exactly as the
+    first training run split it."""
     from tunesmith.data import prepare_data
 
     quiet = cfg.model_copy(deep=True)
     quiet.data.checks.label_issues.enabled = False  # a ranking for reviewers, not needed to rebuild the splits
     bundle = prepare_data(quiet, None)
-    return {s: bundle.split(s)[["text", "label"]].astype(str).reset_index(drop=True) for s in ("train", "eval", "test")}
+    hooks = _hooks(cfg)
+    return {s: pd.DataFrame(hooks.raw_rows(bundle.split(s).reset_index(drop=True))) for s in ("train", "eval", "test")}
 
 
-def parent_splits(cfg: Config, parent: DatasetVersion | None) -> dict[str, pd.DataFrame]:
+def parent_splits(cfg: Config, parent: DatasetVersion | None) -> dict[str, list[dict]]:
     if parent is None:
-        return original_splits(cfg)
-    return {s: _read(parent.file(s)) for s in ("train", "eval", "test")}
+        return {s: _records(frame) for s, frame in original_splits(cfg).items()}
+    return {s: read_rows(parent.file(s)) for s in ("train", "eval", "test")}
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """A frame's rows as dicts, without the cells a row does not have (NaN where another row has the column)."""
+    return [{k: v for k, v in row.items() if not (isinstance(v, float) and v != v)} for row in frame.to_dict("records")]
+
+
+def _known_labels(cfg: Config, hooks, train: list[dict]) -> list[str]:
+    if cfg.data.labels:
+        return [str(x) for x in cfg.data.labels]
+    return sorted({label for row in train for label in hooks.labels(row)})
 
 
 def build_dataset_version(cfg: Config, name: str, labels: list[dict], *, parent: DatasetVersion | None,
                           trigger: str = "manual") -> DatasetVersion:
     """Write the next dataset version: rehearsed parent train + new labels; eval/test frozen; newest labels held out."""
+    hooks = _hooks(cfg)
     splits = parent_splits(cfg, parent)
-    known_labels = [str(x) for x in (cfg.data.labels or sorted(splits["train"]["label"].unique()))]
-    held_keys = {k: s for s in ("test", "eval") for k in map(text_key, splits[s]["text"])}
+    known_labels = _known_labels(cfg, hooks, splits["train"])
+    held_keys = {hooks.key(row): s for s in ("test", "eval") for row in splits[s]}
     already = set((parent.manifest.get("label_keys") if parent else None) or [])
-    quarantine: list[dict] = []
-    fresh: dict[str, dict] = {}  # text key -> the latest label for it
+    quarantine: list[dict] = [{"reason": "not_trainable", "detail": item["skip"], "feedback_id": item["feedback_id"]}
+                              for item in labels if "skip" in item]
+    fresh: dict[str, dict] = {}  # row key -> the latest label for it
     seen: set[str] = set()  # every label looked at, kept or quarantined: the next version skips them all
-    for row in sorted(labels, key=lambda r: str(r["labeled_at"])):
-        key, tkey = label_key(row), text_key(str(row["text"]))
+    for item in sorted((i for i in labels if "skip" not in i), key=lambda r: str(r["labeled_at"])):
+        key, row = label_key(item), _row_of(item)
         if key in already:
             continue  # in an earlier version already
         seen.add(key)
+        rkey = hooks.key(row)
+        unknown = [x for x in hooks.labels(row) if known_labels and x not in known_labels]
         reason = None
-        if str(row["label"]) not in known_labels:
-            reason = ("unknown_label", f"label {row['label']!r} is not one of {known_labels}")
-        elif tkey in held_keys:
-            reason = ("leakage", f"the text is in the frozen {held_keys[tkey]} split")
+        if unknown:
+            reason = ("unknown_label", f"label {unknown[0]!r} is not one of {known_labels}")
+        elif rkey in held_keys:
+            reason = ("leakage", f"the row is in the frozen {held_keys[rkey]} split")
         if reason:
-            quarantine.append({"reason": reason[0], "detail": reason[1], **{k: str(row[k]) for k in LABEL_KEYS}})
+            quarantine.append({"reason": reason[0], "detail": reason[1], **_provenance(item)})
             continue
-        if tkey in fresh and fresh[tkey]["label"] != str(row["label"]):
-            quarantine.append({"reason": "superseded", "detail": "a later label for the same text replaced it",
-                               **{k: str(fresh[tkey][k]) for k in LABEL_KEYS}})
-        fresh[tkey] = {**{k: row[k] for k in LABEL_KEYS}, "label": str(row["label"]), "text": str(row["text"]),
-                       "key": key}
+        if rkey in fresh and fresh[rkey]["row"] != row:
+            quarantine.append({"reason": "superseded", "detail": "a later label for the same row replaced it",
+                               **_provenance(fresh[rkey])})
+        fresh[rkey] = {**item, "row": row, "key": key, "rkey": rkey}
     new = sorted(fresh.values(), key=lambda r: str(r["labeled_at"]))
     old_train = splits["train"]
-    old_keys = [text_key(t) for t in old_train["text"]]
+    old_keys = [hooks.key(row) for row in old_train]
     n_recent = int(round(len(new) * cfg.retrain.recent_holdout))
     old_set = set(old_keys)
-    candidates = [r for r in new if text_key(r["text"]) not in old_set]  # relabels of old rows train
+    candidates = [r for r in new if r["rkey"] not in old_set]  # relabels of old rows train
     recent = candidates[len(candidates) - n_recent:] if n_recent else []
     recent_keys = {r["key"] for r in recent}
     additions = [r for r in new if r["key"] not in recent_keys]
-    relabeled = {text_key(r["text"]) for r in additions}
-    keep = old_train[[k not in relabeled for k in old_keys]]
-    rehearsal = keep.sample(frac=cfg.retrain.rehearsal, random_state=cfg.seed) if cfg.retrain.rehearsal < 1 else keep
-    train = pd.concat([rehearsal[["text", "label"]],
-                       pd.DataFrame([{"text": r["text"], "label": r["label"]} for r in additions],
-                                    columns=["text", "label"])], ignore_index=True)
+    relabeled = {r["rkey"] for r in additions}
+    keep = pd.DataFrame({"i": [i for i, k in enumerate(old_keys) if k not in relabeled]})
+    if cfg.retrain.rehearsal < 1:
+        keep = keep.sample(frac=cfg.retrain.rehearsal, random_state=cfg.seed)
+    rehearsal = [old_train[i] for i in keep["i"]]
+    train = rehearsal + [r["row"] for r in additions]
     latest = latest_version(cfg, name)
     number = (latest.version if latest else 0) + 1
     path = versions_root(cfg, name) / f"v{number}"
     path.mkdir(parents=True, exist_ok=True)
-    for split, frame in (("train", train), ("eval", splits["eval"]), ("test", splits["test"]),
-                         ("recent", pd.DataFrame([{"text": r["text"], "label": r["label"], "labeled_at":
-                                                   str(r["labeled_at"]), "source": r["source"]} for r in recent],
-                                                 columns=["text", "label", "labeled_at", "source"]))):
-        atomic_write_text(path / f"{split}.jsonl", frame.to_json(orient="records", lines=True, force_ascii=False))
+    for split, rows in (("train", train), ("eval", splits["eval"]), ("test", splits["test"]),
+                        ("recent", [{**r["row"], "labeled_at": str(r["labeled_at"]), "source": r["source"]}
+                                    for r in recent])):
+        _write_rows(path / f"{split}.jsonl", rows)
     manifest = {
         "name": name, "version": number, "parent": parent.version if parent else None,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "trigger": trigger,
-        "labels": known_labels,
+        "family": cfg.task, "labels": known_labels,
         "rows": {"train": len(train), "eval": len(splits["eval"]), "test": len(splits["test"]), "recent": len(recent)},
         "train_from_parent": len(rehearsal), "parent_train_rows": len(old_train), "rehearsal": cfg.retrain.rehearsal,
-        "new_labels": len(new), "new_labels_trained": len(additions), "relabeled_parent_rows": len(old_train) - len(keep),
+        "new_labels": len(new), "new_labels_trained": len(additions),
+        "relabeled_parent_rows": len(old_train) - sum(k not in relabeled for k in old_keys),
         "label_sources": dict(Counter(r["source"] for r in new)), "quarantined": len(quarantine),
         "quarantined_by_reason": dict(Counter(q["reason"] for q in quarantine)),
         "label_keys": sorted(already | seen),
     }
     # Provenance of every new label this version uses (who labeled it, when, from which source, which split).
     atomic_write_text(path / LABELS_FILE, "".join(
-        json.dumps({**{k: (str(r[k]) if r[k] is not None else None) for k in LABEL_KEYS},
-                    "split": "recent" if r["key"] in recent_keys else "train"}) + "\n" for r in new))
+        json.dumps({**r["row"], **_provenance(r), "split": "recent" if r["key"] in recent_keys else "train"},
+                   ensure_ascii=False, default=str) + "\n" for r in new))
     if quarantine:
-        atomic_write_text(path / "quarantine.jsonl", "".join(json.dumps(q) + "\n" for q in quarantine))
+        atomic_write_text(path / "quarantine.jsonl", "".join(json.dumps(q, default=str) + "\n" for q in quarantine))
     atomic_write_json(path / MANIFEST, manifest)
     return DatasetVersion(number, path, manifest)
+
+
+def _provenance(item: dict) -> dict:
+    row = item.get("row") or {}
+    shown = {k: str(row[k]) for k in ("text", "label") if k in row} or {"row": json.dumps(row, default=str)[:500]}
+    return {**shown, **{k: (str(item[k]) if item.get(k) is not None else None) for k in PROVENANCE}}
 
 
 def count_new_labels(labels: list[dict], parent: DatasetVersion | None) -> int:
     """Labels not yet in `parent` (the champion's dataset version): what the new_labels trigger counts."""
     seen = set((parent.manifest.get("label_keys") if parent else None) or [])
-    return len({label_key(r) for r in labels} - seen)
+    return len({label_key(r) for r in labels if "skip" not in r} - seen)

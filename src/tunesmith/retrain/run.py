@@ -77,9 +77,8 @@ def derived_config(cfg: Config, dataset: DatasetVersion, base: str | None) -> Co
     raw = cfg.model_dump(mode="json")
     raw["data"].update({
         "path": None, "train": str(dataset.file("train").resolve()), "eval": str(dataset.file("eval").resolve()),
-        "test": str(dataset.file("test").resolve()), "format": "jsonl", "text_column": "text",
-        "label_column": "label", "labels": dataset.manifest["labels"], "drop_labels": [], "slice_columns": [],
-        "max_rows": None,
+        "test": str(dataset.file("test").resolve()), "format": "jsonl", **family(cfg.task).dataset.data,
+        "labels": dataset.manifest["labels"] or None, "drop_labels": [], "slice_columns": [], "max_rows": None,
     })
     raw["evaluation"]["slices"] = [s for s in raw["evaluation"]["slices"] if s == "text_length"]
     raw["registry"]["auto_register"] = False  # registered below, after the recent-slice gates
@@ -131,6 +130,46 @@ def evaluate_recent(cfg: Config, recent: pd.DataFrame, labels: list[str], challe
             "challenger": scalar_metrics(challenger_m), "champion": scalar_metrics(champion_m)}
 
 
+def classifier_recent(cfg: Config, derived: Config, dataset: DatasetVersion, challenger_dir: Path,
+                      champion_dir: Path | None, name: str) -> dict:
+    """A classifier on the recent slice: calibrated probabilities of challenger and champion, paired deltas."""
+    recent = pd.read_json(dataset.file("recent"), lines=True, dtype={"text": str, "label": str})
+    if recent.empty:
+        recent = pd.DataFrame(columns=["text", "label"])
+    return evaluate_recent(cfg, recent, dataset.manifest["labels"], challenger_dir, champion_dir)
+
+
+def family_recent(cfg: Config, derived: Config, dataset: DatasetVersion, challenger_dir: Path,
+                  champion_dir: Path | None, name: str) -> dict:
+    """Any family on the recent slice: its own evaluation with the recent rows as the test split, the challenger
+    vs the champion (paired bootstrap), gated by retrain.recent_gates (default: the family's, e.g. vs_champion.rmse
+    <= 0 for regression)."""
+    from tunesmith.data import DataChecksFailed, DataError, prepare_data
+    from tunesmith.evaluation import gate
+    from tunesmith.evaluation.errors import EvalError
+
+    rows = dataset.manifest["rows"]["recent"]
+    minimum = cfg.retrain.min_recent_rows
+    if rows < minimum or champion_dir is None:
+        why = f"{rows} recent rows < retrain.min_recent_rows={minimum}" if rows < minimum else "no champion to compare with"
+        return {"rows": rows, "passed": False, "note": why}
+    judged = derived.model_copy(deep=True)
+    judged.data.test = str(dataset.file("recent").resolve())
+    try:
+        bundle = prepare_data(judged, None)
+        report = family(cfg.task).evaluate(judged, bundle, Path(challenger_dir), champion_dir=Path(champion_dir),
+                                           champion_name=name, out_dir=None)
+    except (DataError, DataChecksFailed, EvalError) as exc:  # a slice the family cannot score (a reranked query with one document)
+        return {"rows": rows, "passed": False, "note": f"the recent slice cannot be evaluated: {exc}"}
+    flat = report.flat_metrics()
+    gates = cfg.retrain.recent_gates
+    rules = gates if "recent_gates" in cfg.retrain.model_fields_set else type(gates)(
+        rules=list(family(cfg.task).dataset.recent_gates))
+    decision = gate(flat, rules, primary_metric=report.primary_metric, has_champion=True)
+    return {"rows": len(bundle.test), "passed": decision.passed, "metrics": flat, "decision": decision.to_dict(),
+            "challenger": dict(report.tuned), "champion": dict(report.champion or {})}
+
+
 def retrain(cfg: Config, *, name: str | None = None, trigger: str = "manual", store=None, labels: list[dict] | None
             = None, say=lambda _: None) -> RetrainOutcome:
     """Build the next dataset version, train, evaluate, gate and (when every gate passes) register a challenger."""
@@ -139,9 +178,10 @@ def retrain(cfg: Config, *, name: str | None = None, trigger: str = "manual", st
     from tunesmith.registry import model_dir_for, open_store
 
     name = name or cfg.name
-    if family(cfg.task).loop is None:
-        raise RetrainError(f"retrain covers the families with a feedback loop (classification today); {name} is "
-                           f"{cfg.task}")
+    task = family(cfg.task)
+    if task.dataset is None or task.feedback is None or task.feedback.to_row is None:
+        raise RetrainError(f"retrain does not cover {cfg.task} models yet ({name}): its family keeps no dataset "
+                           "versions or its feedback becomes no training rows")
     store = store or open_store(cfg.registry)
     champion, dataset_number = champion_info(store, name)
     parent = open_version(cfg, name, dataset_number) if dataset_number is not None else None
@@ -159,8 +199,8 @@ def retrain(cfg: Config, *, name: str | None = None, trigger: str = "manual", st
     base = str(champion_dir) if cfg.retrain.init_from == "champion" and champion_dir is not None else None
     derived = derived_config(cfg, dataset, base)
     outcome = run_pipeline(derived, say=say)
-    recent = pd.read_json(dataset.file("recent"), lines=True, dtype={"text": str, "label": str})
-    recent_report = evaluate_recent(cfg, recent, m["labels"], outcome.train_result.model_dir, champion_dir)
+    judge = task.dataset.recent_eval or family_recent
+    recent_report = judge(cfg, derived, dataset, outcome.train_result.model_dir, champion_dir, name)
     atomic_write_json(outcome.run_dir / "recent_eval.json", recent_report)
     reasons = []
     if not outcome.passed:
@@ -179,9 +219,11 @@ def retrain(cfg: Config, *, name: str | None = None, trigger: str = "manual", st
 def _record(store, run_id: str, dataset: DatasetVersion, recent: dict) -> None:
     """The recent-slice evaluation and the dataset manifest travel with the MLflow run, whatever the verdict."""
     client = store.client
+    from tunesmith.registry.runs import metric_name
+
     for key, value in (recent.get("metrics") or {}).items():
         if isinstance(value, int | float) and np.isfinite(value):
-            client.log_metric(run_id, f"recent.{key}", float(value))
+            client.log_metric(run_id, metric_name(f"recent.{key}"), float(value))
     client.log_artifact(run_id, str(dataset.path / "manifest.json"), "dataset")
     client.set_tag(run_id, DATASET_TAG, str(dataset.version))
 

@@ -78,10 +78,11 @@ def act(cfg: Config, report: dict, *, name: str | None = None, store=None, say=l
     from tunesmith.retrain.run import champion_info
 
     name = name or cfg.name
-    if get(cfg.task).loop is None:  # its drift and live quality are reported; retraining it is not built yet
+    task = get(cfg.task)
+    if task.dataset is None or task.feedback is None or task.feedback.to_row is None:
         return {"fired": [], "skipped": [], "action": "none",
-                "note": f"retrain covers classification today; a {cfg.task} model's drift and live quality are "
-                        "reported, not acted on"}
+                "note": f"retrain does not cover {cfg.task} models yet; their drift and live quality are reported, "
+                        "not acted on"}
     directory = report_dir(cfg, name)
     directory.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(directory / LOCK_FILE))

@@ -6,7 +6,7 @@
 
 from tunesmith.config import MethodKind
 from tunesmith.config.family_rules import default_metric, no_slices
-from tunesmith.contracts import DriftHooks, FeedbackHooks, MlflowModel, Route, lazy
+from tunesmith.contracts import DatasetHooks, DriftHooks, FeedbackHooks, MlflowModel, Route, lazy
 from tunesmith.families import register
 from tunesmith.families.causal_lm import rows
 from tunesmith.families.causal_lm.config import ChatConfig
@@ -67,6 +67,22 @@ def conversation_row(logged, output, value) -> dict:
     return {"messages": [*logged, {"role": "assistant", "content": answer}]}
 
 
+def _chat_row(messages, tools) -> dict:
+    row = {"messages": [dict(m) for m in messages]}
+    if tools is not None and len(tools):
+        row["tools"] = list(tools)
+    return row
+
+
+def _dataset() -> DatasetHooks:
+    from tunesmith.data.fingerprint import text_key
+
+    return DatasetHooks(
+        raw_rows=lambda frame: [_chat_row(m, t) for m, t in zip(frame[rows.MESSAGES], frame[rows.TOOLS], strict=True)],
+        key=lambda row: text_key(rows.canonical_text(row["messages"][:-1])),  # the prompt: a new answer replaces
+        labels=lambda _row: (), data={}, recent_gates=("vs_champion.rouge_l >= 0",))
+
+
 SERVE = "tunesmith.families.causal_lm.serve"
 
 TASK = register(family(
@@ -87,6 +103,7 @@ TASK = register(family(
                            live=lazy("tunesmith.families.causal_lm.live:measure"),
                            live_metrics=(("thumbs_up_rate", "higher"), ("corrected_rate", "lower")),
                            to_row=conversation_row),
+    dataset=_dataset(),
     mlflow=MlflowModel(
         inputs=({"type": "array", "name": "messages", "required": True,
                  "items": {"type": "object", "properties": {"role": {"type": "string"}, "content": {"type": "string"}}}},),

@@ -7,7 +7,14 @@ from tunesmith.config import MethodKind
 from tunesmith.contracts import DriftHooks, LoopHooks, lazy
 from tunesmith.families import register
 from tunesmith.families.classification import rows
-from tunesmith.families.common import ENCODER_METHODS, LABEL_FEEDBACK, distill_hooks, family, text_mlflow
+from tunesmith.families.common import (
+    ENCODER_METHODS,
+    LABEL_FEEDBACK,
+    distill_hooks,
+    family,
+    text_dataset,
+    text_mlflow,
+)
 from tunesmith.serving.routes import CLASSIFY
 
 TASK = register(family(
@@ -19,6 +26,8 @@ TASK = register(family(
     loop=LoopHooks(feedback="label", live_metrics=("accuracy", "macro_f1"),
                    drift_features=("predicted_label", "confidence"), review_field="label"),
     feedback=LABEL_FEEDBACK,
+    dataset=text_dataset("label", classes="one", recent_gates=("vs_champion.macro_f1 >= 0",),
+                         recent_eval=lazy("tunesmith.retrain.run:classifier_recent")),
     drift=DriftHooks(reference=lazy("tunesmith.monitoring.reference:build_reference"),
                      accepts=lazy("tunesmith.families.classification.drift:accepts"),
                      window=lazy("tunesmith.families.classification.drift:window")),

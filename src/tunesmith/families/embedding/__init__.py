@@ -7,9 +7,9 @@ trained with in-batch negatives (MNRL, CachedMNRL) or CoSENT.
 
 from tunesmith.config import MethodKind
 from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
-from tunesmith.contracts import DriftHooks, FeedbackHooks, lazy
+from tunesmith.contracts import DatasetHooks, DriftHooks, FeedbackHooks, lazy
 from tunesmith.families import register
-from tunesmith.families.common import ENCODER_METHODS, check_number, family, text_mlflow
+from tunesmith.families.common import ENCODER_METHODS, check_number, family, no_classes, text_mlflow
 from tunesmith.families.embedding import rows
 from tunesmith.families.embedding.config import EmbeddingConfig
 from tunesmith.serving.routes import EMBEDDINGS
@@ -47,6 +47,26 @@ def accepted_pair(logged, _output, value) -> dict:
     return {"query": logged, "positive": value["document"]}
 
 
+def _pair_row(query, positive, negatives, score) -> dict:
+    row = {"query": str(query), "positive": str(positive)}
+    if negatives is not None and len(negatives):
+        row["negative"] = [str(n) for n in negatives]
+    if score is not None and score == score:  # not NaN: a scored pair
+        row["score"] = float(score)
+    return row
+
+
+def _dataset() -> DatasetHooks:
+    from tunesmith.data.fingerprint import text_key
+
+    return DatasetHooks(
+        raw_rows=lambda frame: [_pair_row(*cells) for cells in zip(
+            frame[rows.QUERY], frame[rows.POSITIVE], frame[rows.NEGATIVES], frame[rows.SCORE], strict=True)],
+        key=lambda row: text_key(row["query"]) + "\x1f" + text_key(row["positive"]), labels=no_classes,
+        data={"query_column": "query", "positive_column": "positive", "negative_column": "negative",
+              "score_column": "score"}, recent_gates=("vs_champion.mrr@10 >= 0",))
+
+
 TASK = register(family(
     __name__, kind="embedding",
     summary="query <-> document embeddings (sentence-transformers, in-batch negatives or CoSENT)",
@@ -62,4 +82,5 @@ TASK = register(family(
     feedback=FeedbackHooks(shape='the document accepted for the query: {"document": ..., "relevance": 1}',
                            check=check_relevant_document,
                            summary=lambda v: f"{v['relevance']:g}: {v['document']}"[:200], to_row=accepted_pair),
+    dataset=_dataset(),
 ))

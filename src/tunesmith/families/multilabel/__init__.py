@@ -7,7 +7,14 @@ thresholds tuned on eval.
 from tunesmith.config.family_rules import default_metric, no_slices
 from tunesmith.contracts import DriftHooks, FeedbackHooks, lazy
 from tunesmith.families import register
-from tunesmith.families.common import ENCODER_METHODS, check_label, family, text_label_row, text_mlflow
+from tunesmith.families.common import (
+    ENCODER_METHODS,
+    check_label,
+    family,
+    text_dataset,
+    text_label_row,
+    text_mlflow,
+)
 from tunesmith.families.multilabel import rows
 from tunesmith.serving.routes import CLASSIFY
 
@@ -50,6 +57,7 @@ TASK = register(family(
     metric_claims={m: _claim(m) for m in ("micro_f1", "subset_accuracy")},
     baseline_name="one-vs-rest probe, thresholds tuned on eval", ships=("thresholds.json",), routes=(CLASSIFY,),
     recognize_order=20,
+    dataset=text_dataset(rows.LABELS, classes="set", recent_gates=("vs_champion.micro_f1 >= 0",)),
     drift=DriftHooks(reference=lazy("tunesmith.families.multilabel.drift:reference"), accepts=lazy("tunesmith.families.multilabel.drift:accepts"),
                      window=lazy("tunesmith.families.multilabel.drift:window")),
     feedback=FeedbackHooks(shape="the true label set, a list of the model's labels", check=check_label_set,

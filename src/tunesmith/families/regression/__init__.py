@@ -7,7 +7,14 @@
 from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
 from tunesmith.contracts import DriftHooks, FeedbackHooks, lazy
 from tunesmith.families import register
-from tunesmith.families.common import ENCODER_METHODS, check_number, family, text_label_row, text_mlflow
+from tunesmith.families.common import (
+    ENCODER_METHODS,
+    check_number,
+    family,
+    text_dataset,
+    text_label_row,
+    text_mlflow,
+)
 from tunesmith.families.regression import rows
 from tunesmith.families.regression.config import RegressionConfig
 from tunesmith.serving.routes import SCORE
@@ -30,6 +37,7 @@ TASK = register(family(
     train_metrics=METRICS, methods=ENCODER_METHODS,
     metric_claims={m: f"training.metric: {m} is a regression metric" for m in ("rmse", "mae", "spearman", "pearson")},
     baseline_name="ridge probe", routes=(SCORE,), recognize_order=30,
+    dataset=text_dataset(rows.TARGET, classes=None, recent_gates=("vs_champion.rmse <= 0",)),
     drift=DriftHooks(reference=lazy("tunesmith.families.regression.drift:reference"), accepts=lazy("tunesmith.families.regression.drift:accepts"),
                      window=lazy("tunesmith.families.regression.drift:window")),
     feedback=FeedbackHooks(shape="the true value, a number", check=lambda value, _labels, _logged=None:

@@ -5,9 +5,9 @@
 
 from tunesmith.config import MethodKind
 from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
-from tunesmith.contracts import DriftHooks, FeedbackHooks, MlflowModel, lazy
+from tunesmith.contracts import DatasetHooks, DriftHooks, FeedbackHooks, MlflowModel, lazy
 from tunesmith.families import register
-from tunesmith.families.common import check_number, family, row_value
+from tunesmith.families.common import check_number, family, no_classes, row_value
 from tunesmith.families.reranking import rows
 from tunesmith.serving.routes import RERANK
 
@@ -46,6 +46,17 @@ RERANK_MLFLOW = MlflowModel(
              "document": ["Open Settings, then Security, then Reset password.", "Our office opens at nine."]},
     items=pair_items, flavor="transformers", pipeline_task="text-classification")
 
+def _dataset() -> DatasetHooks:
+    from tunesmith.data.fingerprint import text_key
+
+    return DatasetHooks(
+        raw_rows=lambda frame: [{"query": str(q), "document": str(d), "relevance": float(r)} for q, d, r in zip(
+            frame[rows.QUERY], frame[rows.DOCUMENT], frame[rows.RELEVANCE], strict=True)],
+        key=lambda row: text_key(row["query"]) + "\x1f" + text_key(row["document"]), labels=no_classes,
+        data={"query_column": "query", "document_column": "document", "relevance_column": "relevance"},
+        recent_gates=("vs_champion.mrr@10 >= 0",))
+
+
 TASK = register(family(
     __name__, kind="reranking", summary="(query, document) -> relevance (cross-encoder, BCE), ranked per query",
     configure=configure,
@@ -54,6 +65,7 @@ TASK = register(family(
     train_metrics=("loss",), methods=METHODS,
     baseline_name="base model as a bi-encoder (cosine)", routes=(RERANK,), recognize_order=10,
     mlflow=RERANK_MLFLOW,
+    dataset=_dataset(),
     drift=DriftHooks(reference=lazy("tunesmith.families.reranking.drift:reference"), accepts=lazy("tunesmith.families.reranking.drift:accepts"),
                      window=lazy("tunesmith.families.reranking.drift:window")),
     feedback=FeedbackHooks(shape="the relevance of the returned document to the query, a number >= 0 (graded, "

@@ -6,9 +6,9 @@ P/R/F1 (seqeval strict).
 """
 
 from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
-from tunesmith.contracts import DriftHooks, FeedbackHooks, lazy
+from tunesmith.contracts import DatasetHooks, DriftHooks, FeedbackHooks, lazy
 from tunesmith.families import register
-from tunesmith.families.common import ENCODER_METHODS, family, text_mlflow
+from tunesmith.families.common import ENCODER_METHODS, family, no_classes, text_mlflow
 from tunesmith.families.token_classification import rows
 from tunesmith.families.token_classification.config import TokenClassificationConfig
 from tunesmith.serving.routes import EXTRACT
@@ -53,6 +53,27 @@ def check_spans(value, labels, logged=None) -> list[dict]:
     return spans
 
 
+def spans_to_tags(logged, _output, spans) -> dict:
+    """The corrected spans as the word / IOB2-tag row training reads (a span must cover whole words)."""
+    from types import SimpleNamespace
+
+    if not isinstance(logged, str):
+        raise ValueError("the logged input is not a text")
+    columns = SimpleNamespace(text_column="text", spans_column="spans")
+    words, tags, _, _ = rows.spans_row({"text": logged, "spans": spans}, columns, None)
+    return {"tokens": words, "tags": tags}
+
+
+def _dataset() -> DatasetHooks:
+    from tunesmith.data.fingerprint import text_key
+
+    return DatasetHooks(
+        raw_rows=lambda frame: [{"tokens": list(map(str, w)), "tags": list(map(str, t))}
+                                for w, t in zip(frame[rows.TOKENS], frame[rows.TAGS], strict=True)],
+        key=lambda row: text_key(" ".join(row["tokens"])), labels=no_classes,
+        data={"tokens_column": "tokens", "tags_column": "tags"}, recent_gates=("vs_champion.f1 >= 0",))
+
+
 TASK = register(family(
     __name__, kind="token-classification", summary="words -> BIO tags, entities as spans (token head, entity-level F1)",
     configure=configure, section="token_classification", section_model=TokenClassificationConfig,
@@ -70,6 +91,6 @@ TASK = register(family(
                            check=check_spans, summary=lambda spans: f"{len(spans)} entities",
                            live=lazy("tunesmith.families.token_classification.live:measure"),
                            live_metrics=(("entity_f1", "higher"), ("precision", "higher"), ("recall", "higher")),
-                           to_row=lambda logged, _out, spans: {"text": logged, "spans": [
-                               {k: s[k] for k in ("start", "end", "label")} for s in spans]}),
+                           to_row=spans_to_tags),
+    dataset=_dataset(),
 ))
