@@ -189,10 +189,9 @@ class MlflowModel:
 
 @dataclass(frozen=True)
 class LoopHooks:
-    """What monitoring, feedback, review and retraining do for a family (only classification has a loop today).
-
-    `monitor`, `feedback import`, the review queue and `retrain` refuse a family whose `loop` is None with a message
-    that says so, instead of computing something meaningless.
+    """A description of a family's loop (what feedback carries, its live metrics, drift features and the reviewer's
+    field). Feedback, live quality, drift and retraining run from `feedback`, `drift` and `dataset`; the review queue
+    takes a classifier's predictions today (other families' answers are counted `not_reviewable`).
     """
 
     feedback: str  # what a feedback row carries: "label" (one of the model's labels)
@@ -299,7 +298,7 @@ class Task(Protocol):
     checks_on_full_text: bool  # data gates judge the whole row text although the split keys on another
     ships: tuple[str, ...]  # files its evaluation writes to the run dir that ship with the model (calibration.json)
     routes: tuple[Route, ...]  # what `tunesmith serve` answers for this family's models
-    loop: LoopHooks | None  # None: monitor / review / retrain do not cover the family yet
+    loop: LoopHooks | None  # a description of its loop (the review queue covers classification today)
     feedback: FeedbackHooks | None  # None: POST /v1/feedback and `feedback import` refuse its models' feedback
     drift: DriftHooks | None  # None: `monitor` has no drift tests for it (and no reference is stored)
     dataset: DatasetHooks | None  # None: `retrain` refuses its models
