@@ -123,6 +123,21 @@ def test_triggers_fire_once_per_evidence_and_wait_for_enough_labels(tmp_path):
     assert [t["name"] for t in quiet["fired"]] == []  # the weekly schedule is due, but 5 labels are too few
 
 
+def test_a_family_live_quality_breach_fires_once_per_window(tmp_path):
+    cfg = _cfg(tmp_path)
+    report = {"predictions": 80, "drift": {"detected": False, "flagged": [], "last_prediction_id": 41},
+              "live": {"kind": "quality", "versions": {2: {"status": "breach", "note": "mae 2.000 > 0.5"},
+                                                       3: {"status": "ok", "note": ""}}}}
+    state = {"acted": [], "last_retrain": None}
+    fired = evaluate_triggers(cfg, report, new_labels=30, newest_label="k", state=state, now=1e9)
+    assert [(t["name"], t["reason"]) for t in fired["fired"]] == [("live_quality_below_slo",
+                                                                   "version 2: mae 2.000 > 0.5")]
+    state["acted"] = [t["key"] for t in fired["fired"]]
+    assert evaluate_triggers(cfg, report, new_labels=30, newest_label="k", state=state, now=1e9)["fired"] == []
+    off = _cfg(tmp_path, monitoring={"triggers": {"live_quality_below_slo": False}})
+    assert evaluate_triggers(off, report, new_labels=30, newest_label="k", state={}, now=1e9)["fired"] == []
+
+
 def test_act_returns_at_once_when_another_run_holds_the_lock(tmp_path):
     cfg = _cfg(tmp_path)
     lock_dir = tmp_path / "mon" / "m"

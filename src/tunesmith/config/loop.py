@@ -83,6 +83,8 @@ class TriggersConfig(StrictModel):
 
     drift: bool = Field(True, description="drift declared (monitoring.drift.min_flags tests flagged)")
     live_f1_below_slo: bool = Field(True, description="live macro-F1 below monitoring.slo.macro_f1")
+    live_quality_below_slo: bool = Field(True, description="a family's live quality breaching monitoring.slo.targets "
+                                         "(MAE, micro-F1, thumbs-up rate, ...)")
     new_labels: int | None = Field(200, ge=1, description="at least this many labels since the last dataset version")
     schedule: str | None = Field(None, description="retrain at least this often (e.g. 7d), labels permitting")
     min_new_labels: int = Field(20, ge=1, description="never retrain on fewer new labels, whatever fired")

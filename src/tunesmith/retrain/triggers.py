@@ -48,6 +48,12 @@ def evaluate_triggers(cfg: Config, report: dict, *, new_labels: int, newest_labe
             if v["status"] == "breach" and f1 is not None and f1 < cfg.monitoring.slo.macro_f1:
                 candidates.append({"name": "live_f1_below_slo", "reason": f"version {version}: {v['note']}",
                                    "key": f"live_f1:{version}:{drift.get('last_prediction_id', report['predictions'])}"})
+    live = report.get("live") or {}
+    if t.live_quality_below_slo and live.get("kind") == "quality":
+        for version, v in live.get("versions", {}).items():
+            if v["status"] == "breach":
+                candidates.append({"name": "live_quality_below_slo", "reason": f"version {version}: {v['note']}",
+                                   "key": f"live_quality:{version}:{drift.get('last_prediction_id', report['predictions'])}"})
     if t.new_labels is not None and new_labels >= t.new_labels:
         candidates.append({"name": "new_labels", "reason": f"{new_labels} new labels >= {t.new_labels}",
                            "key": f"labels:{newest_label}"})
