@@ -221,6 +221,7 @@ class FeedbackHooks:
     # live quality yet (the monitor report says so).
     live: Callable | str | None = None
     live_metrics: tuple[tuple[str, str], ...] = ()
+    live_needs_model: bool = False  # True: `live(pairs, model_dir)` also gets the served version's model dir
     # The training row a piece of feedback becomes (what retraining and review add to the next dataset version):
     # `to_row(logged_input, logged_output, stored_value) -> dict` in the family's own data-file shape, with the
     # default column names (text/label, text/spans, query/positive, query/document/relevance, messages); a ValueError

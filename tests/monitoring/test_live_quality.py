@@ -6,10 +6,12 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 
 from tunesmith import families
 from tunesmith.config import SloConfig
+from tunesmith.contracts import FeedbackHooks
 from tunesmith.monitoring.live import live_quality
 from tunesmith.monitoring.monitor_report import gauges, render_html
 
@@ -77,7 +79,8 @@ def test_live_quality_gives_a_ci_a_series_and_judges_each_target_in_its_directio
     assert few["status"] == "n/a" and "min_labels" in few["note"]
     with pytest.raises(ValueError, match="monitoring.slo.targets: accuracy not measured for this family"):
         live_quality(good, hooks, SloConfig(targets={"accuracy": 0.9}))
-    none_yet = live_quality(good, families.get("embedding").feedback, slo)
+    unmeasured = FeedbackHooks(shape="a value", check=lambda v, _labels, _logged=None: v)  # a family without live
+    none_yet = live_quality(good, unmeasured, slo)
     assert none_yet["status"] == "n/a" and none_yet["versions"] == {}
 
 
@@ -100,7 +103,8 @@ def test_the_monitor_report_renders_and_exports_live_quality():
     ("regression", {"accuracy": 0.9}, "monitoring.slo.targets: accuracy is not measured for regression; it measures "
                                       "mae, rmse, spearman"),
     ("classification", {"accuracy": 0.9}, "live objectives are monitoring.slo.accuracy and monitoring.slo.macro_f1"),
-    ("embedding", {"recall@10": 0.5}, "embedding has no live quality yet"),
+    ("embedding", {"recall@10": 0.5}, None),
+    ("embedding", {"mae": 0.5}, "mae is not measured for embedding; it measures mrr@10, recall@1, recall@10"),
 ])
 def test_slo_targets_are_checked_against_the_family_when_the_config_loads(tmp_path, task, targets, message):
     from tunesmith.config import config_from_dict
@@ -112,3 +116,18 @@ def test_slo_targets_are_checked_against_the_family_when_the_config_loads(tmp_pa
     else:
         with pytest.raises(ValueError, match=message.replace("(", r"\(")):
             config_from_dict(raw)
+
+
+def test_embedding_ranks_each_accepted_document_among_the_window_s_by_the_version_s_own_vectors():
+    from tunesmith.families.embedding import live as embedding_live
+
+    key = "/fake/model/dir"  # vectors as the version's model would give them, so nothing is loaded
+    for doc, vector in (("reset password", [1.0, 0.0]), ("opening hours", [0.0, 1.0]), ("refund policy", [0.7, 0.7])):
+        embedding_live._VECTORS[(key, doc)] = np.asarray(vector)
+    pairs = [([0.9, 0.1], {"document": "reset password", "relevance": 1.0}, "a"),   # ranked 1st
+             ([0.1, 0.9], {"document": "opening hours", "relevance": 1.0}, "b"),    # 1st
+             ([1.0, 0.05], {"document": "refund policy", "relevance": 1.0}, "c"),   # 2nd, after "reset password"
+             ([1.0, 0.0], {"document": "opening hours", "relevance": 0.0}, "d")]    # not relevant: not a query
+    got = live("embedding")(pairs, model_dir=key)
+    assert got["candidates"] == 3 and got["recall@1"] == pytest.approx(2 / 3)
+    assert got["mrr@10"] == pytest.approx((1 + 1 + 0.5) / 3) and got["recall@10"] == 1.0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime, timezone
+from functools import partial
 
 import numpy as np
 
@@ -77,7 +78,7 @@ def _verdict(s: dict, slo) -> dict:
     return {"status": "breach" if breaches else "ok", "note": "; ".join(breaches)}
 
 
-def live_quality(rows: list[dict], hooks, slo, *, samples: int = 200, seed: int = 0) -> dict:
+def live_quality(rows: list[dict], hooks, slo, *, samples: int = 200, seed: int = 0, model_dir_of=None) -> dict:
     """Each version's family metrics on its rows with feedback, a bootstrap CI (resampling requests) for the first
     metric, a per-bucket series of it, and the verdict against `slo.targets` (metric -> bound; the family says which
     way is better). Returns {"metrics", "targets", "versions": {version: {...}}} or a status saying why none."""
@@ -97,24 +98,33 @@ def live_quality(rows: list[dict], hooks, slo, *, samples: int = 200, seed: int 
         by_version[int(row["version"])].append(row)
     versions = {}
     for version, vrows in sorted(by_version.items()):
-        metrics = _measure(hooks, vrows)
+        if hooks.live_needs_model:  # the family scores with the version's own model (embeddings of documents)
+            model_dir = model_dir_of(version) if model_dir_of is not None else None
+            if model_dir is None:
+                versions[version] = {"n": len(vrows), "roles": sorted({r["role"] for r in vrows}), "ci": None,
+                                     "series": [], "status": "n/a", "note": f"version {version}'s model is not found"}
+                continue
+            measure = partial(hooks.live, model_dir=model_dir)
+        else:
+            measure = hooks.live
+        metrics = _measure(measure, vrows)
         series = defaultdict(list)
         for r in vrows:
             series[int(r["ts"].timestamp() // bucket_s * bucket_s)].append(r)
         points = [{"start": datetime.fromtimestamp(start, tz=timezone.utc).isoformat(timespec="seconds"),
-                   "n": len(brows), primary: _measure(hooks, brows).get(primary)}
+                   "n": len(brows), primary: _measure(measure, brows).get(primary)}
                   for start, brows in sorted(series.items())]
         versions[version] = {"n": len(vrows), "roles": sorted({r["role"] for r in vrows}), **metrics,
-                             "ci": _bootstrap(hooks, vrows, primary, samples, seed), "series": points,
+                             "ci": _bootstrap(measure, vrows, primary, samples, seed), "series": points,
                              **_quality_verdict(len(vrows), metrics, targets, directions, slo.min_labels)}
     return {**base, "status": "ok", "primary": primary, "versions": versions}
 
 
-def _measure(hooks, rows: list[dict]) -> dict:
-    return hooks.live([(r["answer"], r["true_value"], r["request_id"]) for r in rows])
+def _measure(measure, rows: list[dict]) -> dict:
+    return measure([(r["answer"], r["true_value"], r["request_id"]) for r in rows])
 
 
-def _bootstrap(hooks, rows: list[dict], metric: str, samples: int, seed: int) -> dict | None:
+def _bootstrap(measure, rows: list[dict], metric: str, samples: int, seed: int) -> dict | None:
     """95% percentile CI of `metric`, resampling whole requests (a reranked query's items stay together)."""
     groups = defaultdict(list)
     for r in rows:
@@ -126,7 +136,7 @@ def _bootstrap(hooks, rows: list[dict], metric: str, samples: int, seed: int) ->
     values = []
     for _ in range(samples):
         picked = rng.integers(0, len(keys), len(keys))
-        value = _measure(hooks, [r for i in picked for r in groups[keys[i]]]).get(metric)
+        value = _measure(measure, [r for i in picked for r in groups[keys[i]]]).get(metric)
         if value is not None:
             values.append(value)
     if len(values) < samples // 2:

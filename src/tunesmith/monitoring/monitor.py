@@ -97,15 +97,17 @@ def drift_section(cfg: Config, name: str, rows: list[dict], labeled: list[dict],
             "last_prediction_id": mine[-1]["id"], "labels": reference.get("labels") or []}
 
 
-def live_section(cfg: Config, labeled: list[dict], labels: list[str]) -> dict:
+def live_section(cfg: Config, labeled: list[dict], labels: list[str], *, name: str, store) -> dict:
     """Live accuracy (classification: the label path) or the family's live quality, on the rows with feedback."""
     from tunesmith.contracts import LABEL_LIVE
     from tunesmith.families import get
+    from tunesmith.registry import model_dir_for
 
     hooks = get(cfg.task).feedback
     if hooks is None or hooks.live == LABEL_LIVE:
         return {"kind": "accuracy", **live_accuracy(labeled, labels, cfg.monitoring.slo)}
-    return {"kind": "quality", **live_quality(labeled, hooks, cfg.monitoring.slo, seed=cfg.seed)}
+    return {"kind": "quality", **live_quality(labeled, hooks, cfg.monitoring.slo, seed=cfg.seed,
+                                              model_dir_of=lambda version: model_dir_for(name, version, store=store))}
 
 
 def monitor(cfg: Config, *, name: str | None = None, window: str | None = None, store=None,
@@ -127,7 +129,7 @@ def monitor(cfg: Config, *, name: str | None = None, window: str | None = None, 
         "model": name, "window": window, "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "predictions": len(rows), "labeled": len(labeled),
         "labels_stored": len(read_feedback(url, name)),
-        "drift": drift_part, "live": live_section(cfg, labeled, labels),
+        "drift": drift_part, "live": live_section(cfg, labeled, labels, name=name, store=store),
     }
     if write:
         from tunesmith.monitoring.monitor_report import write_monitor_report

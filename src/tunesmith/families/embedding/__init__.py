@@ -81,6 +81,8 @@ TASK = register(family(
                        pipeline_task="feature-extraction", flavor="sentence_transformers"),
     feedback=FeedbackHooks(shape='the document accepted for the query: {"document": ..., "relevance": 1}',
                            check=check_relevant_document,
-                           summary=lambda v: f"{v['relevance']:g}: {v['document']}"[:200], to_row=accepted_pair),
+                           summary=lambda v: f"{v['relevance']:g}: {v['document']}"[:200], to_row=accepted_pair,
+                           live=lazy("tunesmith.families.embedding.live:measure"), live_needs_model=True,
+                           live_metrics=(("mrr@10", "higher"), ("recall@1", "higher"), ("recall@10", "higher"))),
     dataset=_dataset(),
 ))
