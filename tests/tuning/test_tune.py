@@ -139,3 +139,30 @@ def _reproduce_the_registered_version(cwd: Path, data_file: Path) -> None:
     proc = _tunesmith("reproduce", "toy-tune:1", cwd=cwd)
     _, errs = proc.communicate(timeout=600)
     assert proc.returncode == 2 and "the data changed since it was trained" in errs and "Traceback" not in errs
+
+
+def test_a_worker_that_loses_the_race_to_set_a_best_tag_sets_it_again():
+    from mlflow.exceptions import MlflowException
+
+    from tunesmith.tuning.study import _Tracker
+
+    calls = []
+
+    class Client:  # the store raises for the second of two workers inserting the same tag at once
+        def set_tag(self, run_id, key, value):
+            calls.append(key)
+            if len(calls) == 1:
+                raise MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed: tags.key, tags.run_uuid")
+
+    tracker = _Tracker.__new__(_Tracker)
+    tracker.client, tracker.parent_run_id = Client(), "parent"
+    tracker._set_tag("best_trial", "3")
+    assert calls == ["best_trial", "best_trial"]
+
+    class Broken:
+        def set_tag(self, run_id, key, value):
+            raise MlflowException("RESOURCE_DOES_NOT_EXIST: run parent")
+
+    tracker.client = Broken()
+    with pytest.raises(MlflowException, match="RESOURCE_DOES_NOT_EXIST"):  # anything else is not retried
+        tracker._set_tag("best_trial", "3")

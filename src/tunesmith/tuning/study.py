@@ -317,8 +317,23 @@ class _Tracker:
         self.client.log_batch(self.parent_run_id, metrics=[Metric("best_eval_metric", float(value),
                                                                   int(time.time() * 1000), int(number))])
         for k, v in {"best_trial": number, "best_config": str(path), **{f"best.{k}": v for k, v in values.items()}}.items():
-            self.client.set_tag(self.parent_run_id, k, str(v))
+            self._set_tag(k, str(v))
         self.client.set_terminated(self.parent_run_id, "FINISHED")
+
+    def _set_tag(self, key: str, value: str, attempts: int = 5) -> None:
+        """Set a parent-run tag; workers finishing together race to insert the same tag (the store's
+        select-then-insert raises a unique-constraint error for the loser), so the loser sets it again as an update."""
+        from mlflow.exceptions import MlflowException
+
+        for attempt in range(attempts):
+            try:
+                self.client.set_tag(self.parent_run_id, key, value)
+                return
+            except MlflowException as exc:
+                text = str(exc)
+                if attempt == attempts - 1 or not ("UNIQUE constraint" in text or "duplicate key" in text):
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def _params(self, run_id: str, params: dict[str, str]) -> None:
         from mlflow.entities import Param
