@@ -84,15 +84,6 @@ def logged_value(conn, model: str, request_id: str, idx: int = 0) -> tuple[str, 
     return None
 
 
-def logged_input(conn, model: str, request_id: str, idx: int = 0) -> str | None:
-    """The idx-th input the served (non-shadow) model answered for request `request_id` as text (JSON for a
-    structured one), or None."""
-    found = logged_value(conn, model, request_id, idx)
-    if found is None:
-        return None
-    return found[1] if isinstance(found[1], str) else json.dumps(found[1])
-
-
 def _time(value: Any, where: str) -> datetime:
     if value is None or value == "":
         return datetime.now(timezone.utc)
@@ -252,10 +243,11 @@ def read_feedback(url: str | None, model: str, *, after_id: int = 0) -> list[dic
 
 
 def feedback_labels(db_url: str, model_name: str) -> list[dict]:
-    """Label source for retrain: every stored label as {text, label, source, labeled_by, labeled_at, request_id}."""
-    return [{"text": r["text"], "label": r["label"], "source": r["source"], "labeled_by": r["labeled_by"],
-             "labeled_at": as_aware(r["labeled_at"]).isoformat(), "request_id": r["request_id"], "feedback_id": r["id"]}
-            for r in read_feedback(db_url, model_name)]
+    """A classifier's stored labels as {text, label, source, labeled_by, labeled_at, request_id, feedback_id}:
+    `feedback_rows` with the label's row flattened."""
+    rows, _ = feedback_rows(db_url, model_name, label_hooks())
+    return [{"text": r["row"]["text"], "label": r["row"]["label"], **{k: v for k, v in r.items() if k != "row"}}
+            for r in rows]
 
 
 def feedback_rows(url: str | None, model: str, hooks) -> tuple[list[dict], list[dict]]:
