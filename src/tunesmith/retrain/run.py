@@ -130,6 +130,11 @@ def evaluate_recent(cfg: Config, recent: pd.DataFrame, labels: list[str], challe
             "challenger": scalar_metrics(challenger_m), "champion": scalar_metrics(champion_m)}
 
 
+def covers(task) -> bool:
+    """Whether retrain covers a family: it keeps dataset versions and its feedback becomes training rows."""
+    return task.dataset is not None and task.feedback is not None and task.feedback.to_row is not None
+
+
 def classifier_recent(cfg: Config, derived: Config, dataset: DatasetVersion, challenger_dir: Path,
                       champion_dir: Path | None, name: str) -> dict:
     """A classifier on the recent slice: calibrated probabilities of challenger and champion, paired deltas."""
@@ -179,7 +184,7 @@ def retrain(cfg: Config, *, name: str | None = None, trigger: str = "manual", st
 
     name = name or cfg.name
     task = family(cfg.task)
-    if task.dataset is None or task.feedback is None or task.feedback.to_row is None:
+    if not covers(task):
         raise RetrainError(f"retrain does not cover {cfg.task} models yet ({name}): its family keeps no dataset "
                            "versions or its feedback becomes no training rows")
     store = store or open_store(cfg.registry)

@@ -81,11 +81,10 @@ def act(cfg: Config, report: dict, *, name: str | None = None, store=None, say=l
     from tunesmith.registry import open_store
     from tunesmith.retrain import collect_labels, retrain
     from tunesmith.retrain.dataset import count_new_labels, label_key, open_version
-    from tunesmith.retrain.run import champion_info
+    from tunesmith.retrain.run import champion_info, covers
 
     name = name or cfg.name
-    task = get(cfg.task)
-    if task.dataset is None or task.feedback is None or task.feedback.to_row is None:
+    if not covers(get(cfg.task)):
         return {"fired": [], "skipped": [], "action": "none",
                 "note": f"retrain does not cover {cfg.task} models yet; their drift and live quality are reported, "
                         "not acted on"}
