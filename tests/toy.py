@@ -26,17 +26,33 @@ def make_reviews(n: int, seed: int = 0, labels=("pos", "neg")) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def build_tiny_model_dir(path) -> str:
-    """A 2-layer, 32-dim BERT with a WordPiece tokenizer trained on the toy vocabulary, saved as a model dir."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+PIECES = "abcdefghijklmnopqrstuvwxyz0123456789.,!?'-:@/_"
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+
+def wordpiece(words):
+    """A BERT-style WordPiece tokenizer whose vocabulary is the specials, `words` whole, and single characters (so
+    any other word splits into characters). Built from the list, not trained: the tokenizers trainer breaks ties in
+    its own hash order, which differs between processes, so a trained toy vocabulary (and every model built on it)
+    changed from run to run."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+    vocab = list(SPECIALS)
+    for token in sorted({w.lower() for w in words}) + list(PIECES) + ["##" + c for c in PIECES]:
+        if token not in vocab:
+            vocab.append(token)
+    tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(vocab_size=200, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
-    corpus = make_reviews(400, seed=123)["text"].tolist() + [" ".join(POSITIVE + NEGATIVE + NEUTRAL)] * 5
-    tok.train_from_iterator(corpus, trainer=trainer)
+    return tok
+
+
+def build_tiny_model_dir(path) -> str:
+    """A 2-layer, 32-dim BERT with a WordPiece tokenizer over the toy vocabulary, saved as a model dir."""
+    from tokenizers import processors
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    tok = wordpiece(POSITIVE + NEGATIVE + NEUTRAL)
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]

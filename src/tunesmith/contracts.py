@@ -256,8 +256,9 @@ class DatasetHooks:
     `raw_rows(frame)` turns a bundle split back into such rows (the first version's train/eval/test), `key(row)`
     is a row's identity (a later row with the same key replaces it; a key in the frozen eval/test split is
     leakage), `labels(row)` the class labels a row carries (checked against the model's; () without classes),
-    `data` the `data.*` settings that read the version's files, and `recent_gates` the default rules on the
-    recent slice (challenger vs champion, the family's own metric and direction).
+    `data` the `data.*` settings that read the version's files, `recent_gates` the default rules on the
+    recent slice (challenger vs champion, the family's own metric and direction), and `group(row)` which rows join
+    the eval split together.
     """
 
     raw_rows: Callable
@@ -265,6 +266,9 @@ class DatasetHooks:
     labels: Callable
     data: dict
     recent_gates: tuple[str, ...]
+    # a row's group: rows of one group go to the eval split together (a reranked query's documents, an embedding
+    # query's pairs); None: each row is its own group
+    group: Callable | None = None
     # (cfg, derived cfg, dataset version, challenger dir, champion dir, name) -> the recent-slice verdict; None: the
     # family's own `evaluate` on the recent rows as the test split (vs the champion), gated by the recent gates
     recent_eval: Callable | None = None

@@ -7,7 +7,7 @@ import random
 
 import pandas as pd
 import torch
-from tests.toy import NEGATIVE, NEUTRAL, POSITIVE
+from tests.toy import NEGATIVE, NEUTRAL, POSITIVE, wordpiece
 
 PRODUCT_POS = ["sturdy", "reliable", "speedy", "quiet", "solid", "handy", "sleek", "durable"]
 PRODUCT_NEG = ["broken", "sluggish", "noisy", "cracked", "flimsy", "leaky", "faulty", "overheats"]
@@ -37,16 +37,11 @@ def _reviews(n, seed, pos_share, pos_words, neg_words, neutral) -> pd.DataFrame:
 
 
 def build_base_model(path) -> str:
-    """A 2-layer, 32-dim BERT encoder with a WordPiece tokenizer trained on both mixes' words."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    """A 2-layer, 32-dim BERT encoder with a WordPiece tokenizer over both mixes' words (deterministic)."""
+    from tokenizers import processors
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    words = POSITIVE + NEGATIVE + NEUTRAL + PRODUCT_POS + PRODUCT_NEG + PRODUCT_NEUTRAL
-    trainer = trainers.WordPieceTrainer(vocab_size=300, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
-    tok.train_from_iterator([" ".join(words)] * 20, trainer=trainer)
+    tok = wordpiece(POSITIVE + NEGATIVE + NEUTRAL + PRODUCT_POS + PRODUCT_NEG + PRODUCT_NEUTRAL)
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])

@@ -65,11 +65,44 @@ def test_dataset_version_rehearses_freezes_test_holds_out_the_newest_and_quarant
     assert train.loc[train["text"] == old_text, "label"].tolist() == [flipped]  # the correction replaced the row
     assert m["train_from_parent"] == round((len(splits["train"]) - 1) * 0.5)
     assert m["label_sources"] == {"feedback": 21}
+    # 15% of the other new texts join the eval split after the parent's rows: selection sees the new traffic
+    evaluated = pd.read_json(v1.file("eval"), lines=True)
+    n_eval = len(splits["eval"])
+    assert m["new_labels_eval"] == 2 and m["rows"]["eval"] == len(evaluated) == n_eval + 2
+    assert evaluated["text"][:n_eval].tolist() == splits["eval"]["text"].tolist()
+    new_eval = set(evaluated["text"][n_eval:])
+    assert new_eval <= {f"fresh text {i}" for i in range(15)} and not new_eval & set(train["text"])
+    assert m["new_labels_trained"] == 21 - 5 - 2
+    provenance = [json.loads(line) for line in (v1.path / "labels.jsonl").read_text().splitlines()]
+    assert {p["text"] for p in provenance if p["split"] == "eval"} == new_eval
 
     assert count_new_labels(labels, v1) == 0  # everything is in v1 now
-    v2 = build_dataset_version(cfg, "m", labels + [_label("later text", "pos", "2026-11-23T00:00:00")], parent=v1)
+    relabel_eval = _label(sorted(new_eval)[0], "neg", "2026-11-23T00:00:01")
+    later = [_label("later text", "pos", "2026-11-23T00:00:00"), relabel_eval]
+    v2 = build_dataset_version(cfg, "m", labels + later, parent=v1)
     assert v2.version == 2 and v2.manifest["parent"] == 1 and v2.manifest["new_labels"] == 1
     assert pd.read_json(v2.file("test"), lines=True)["text"].tolist() == splits["test"]["text"].tolist()
+    assert pd.read_json(v2.file("eval"), lines=True)["text"].tolist() == evaluated["text"].tolist()
+    assert v2.manifest["quarantined_by_reason"] == {"leakage": 1}  # a new label for an eval row trains nothing
+
+
+def test_eval_holdout_takes_whole_groups_in_a_seeded_order_and_leaves_rows_to_train(tmp_path):
+    from types import SimpleNamespace
+
+    from tunesmith.retrain.dataset import eval_holdout
+
+    cfg = _cfg(tmp_path)
+    hooks = SimpleNamespace(group=lambda row: row["query"], key=lambda row: row["query"] + "|" + row["document"])
+    rows = [{"key": f"{q}{d}", "row": {"query": f"q{q}", "document": f"d{d}"}} for q in range(10) for d in range(3)]
+    chosen = eval_holdout(cfg, hooks, rows)
+    groups = {r["row"]["query"] for r in chosen}
+    assert len(chosen) == 6 and len(groups) == 2  # 15% of 30 rows rounds to 4: two whole queries of 3
+    assert eval_holdout(cfg, hooks, rows) == chosen  # seeded: the same rows every time
+    assert eval_holdout(cfg.model_copy(update={"seed": 7}), hooks, rows) != chosen
+    one_group = [{"key": str(d), "row": {"query": "q", "document": f"d{d}"}} for d in range(20)]
+    assert eval_holdout(cfg, hooks, one_group) == []  # the only group would leave nothing new to train on
+    cfg.retrain.eval_holdout = 0
+    assert eval_holdout(cfg, hooks, rows) == []
 
 
 def test_reviewed_labels_enter_the_next_dataset_version_with_reviewer_and_time(tmp_path):

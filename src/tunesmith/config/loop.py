@@ -125,6 +125,10 @@ class RetrainConfig(StrictModel):
                              "version (seeded sample) so old behaviour is not forgotten")
     recent_holdout: float = Field(0.3, gt=0, lt=1, description="share of the new labels held out as the recent-traffic "
                                   "evaluation slice (the newest ones)")
+    eval_holdout: float = Field(0.15, ge=0, lt=1, description="share of the other new labels (seeded, whole groups) "
+                                "added to the eval split, so checkpoint selection, early stopping and calibration "
+                                "see the traffic the model now serves; they stay in eval in later versions. 0: the "
+                                "eval split is the parent's only")
     min_recent_rows: int = Field(10, ge=1, description="fewer held-out recent rows: the recent gates fail")
     recent_gates: GatesConfig = Field(default_factory=lambda: GatesConfig(rules=["vs_champion.macro_f1 >= 0"]),
                                       description="gates on the recent slice (challenger vs champion, paired bootstrap)")

@@ -7,15 +7,17 @@ A version is a folder `<retrain.datasets_dir>/<name>/v<N>/` with train/eval/test
 manifest.json (parent, counts, label sources, what was quarantined and why). Rows are in the family's data-file
 shape (`contracts.DatasetHooks`: {text, label} for the text families, {tokens, tags}, {query, positive},
 {query, document, relevance}, {messages}); a new label is such a row (`row`) with its provenance. The test split is
-frozen: every version carries its parent's test (and eval) split unchanged, so versions are compared on the same
-rows. `recent.jsonl` holds the newest share of the new labels: never trained on, it is the fresh slice of traffic
-the challenger is judged on.
+frozen: every version carries its parent's test split unchanged, so versions are compared on the same rows. The
+eval split is the parent's plus a seeded share of the new labels (`retrain.eval_holdout`), so checkpoint selection
+and calibration see the new traffic too. `recent.jsonl` holds the newest share of the new labels: never trained
+on, it is the fresh slice of traffic the challenger is judged on.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -212,7 +214,9 @@ def build_dataset_version(cfg: Config, name: str, labels: list[dict], *, parent:
     candidates = [r for r in new if r["rkey"] not in old_set]  # relabels of old rows train
     recent = candidates[len(candidates) - n_recent:] if n_recent else []
     recent_keys = {r["key"] for r in recent}
-    additions = [r for r in new if r["key"] not in recent_keys]
+    evaluated = eval_holdout(cfg, hooks, [r for r in candidates if r["key"] not in recent_keys])
+    eval_keys = {r["key"] for r in evaluated}
+    additions = [r for r in new if r["key"] not in recent_keys and r["key"] not in eval_keys]
     relabeled = {r["rkey"] for r in additions}
     keep = pd.DataFrame({"i": [i for i, k in enumerate(old_keys) if k not in relabeled]})
     if cfg.retrain.rehearsal < 1:
@@ -223,7 +227,8 @@ def build_dataset_version(cfg: Config, name: str, labels: list[dict], *, parent:
     number = (latest.version if latest else 0) + 1
     path = versions_root(cfg, name) / f"v{number}"
     path.mkdir(parents=True, exist_ok=True)
-    for split, rows in (("train", train), ("eval", splits["eval"]), ("test", splits["test"]),
+    eval_rows = splits["eval"] + [r["row"] for r in evaluated]
+    for split, rows in (("train", train), ("eval", eval_rows), ("test", splits["test"]),
                         ("recent", [{**r["row"], "labeled_at": str(r["labeled_at"]), "source": r["source"]}
                                     for r in recent])):
         _write_rows(path / f"{split}.jsonl", rows)
@@ -231,9 +236,9 @@ def build_dataset_version(cfg: Config, name: str, labels: list[dict], *, parent:
         "name": name, "version": number, "parent": parent.version if parent else None,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "trigger": trigger,
         "family": cfg.task, "labels": known_labels,
-        "rows": {"train": len(train), "eval": len(splits["eval"]), "test": len(splits["test"]), "recent": len(recent)},
+        "rows": {"train": len(train), "eval": len(eval_rows), "test": len(splits["test"]), "recent": len(recent)},
         "train_from_parent": len(rehearsal), "parent_train_rows": len(old_train), "rehearsal": cfg.retrain.rehearsal,
-        "new_labels": len(new), "new_labels_trained": len(additions),
+        "new_labels": len(new), "new_labels_trained": len(additions), "new_labels_eval": len(evaluated),
         "relabeled_parent_rows": len(old_train) - sum(k not in relabeled for k in old_keys),
         "label_sources": dict(Counter(r["source"] for r in new)), "quarantined": len(quarantine),
         "quarantined_by_reason": dict(Counter(q["reason"] for q in quarantine)),
@@ -241,12 +246,39 @@ def build_dataset_version(cfg: Config, name: str, labels: list[dict], *, parent:
     }
     # Provenance of every new label this version uses (who labeled it, when, from which source, which split).
     atomic_write_text(path / LABELS_FILE, "".join(
-        json.dumps({**r["row"], **_provenance(r), "split": "recent" if r["key"] in recent_keys else "train"},
+        json.dumps({**r["row"], **_provenance(r), "split": _split_of(r["key"], recent_keys, eval_keys)},
                    ensure_ascii=False, default=str) + "\n" for r in new))
     if quarantine:
         atomic_write_text(path / "quarantine.jsonl", "".join(json.dumps(q, default=str) + "\n" for q in quarantine))
     atomic_write_json(path / MANIFEST, manifest)
     return DatasetVersion(number, path, manifest)
+
+
+def eval_holdout(cfg: Config, hooks, rows: list[dict]) -> list[dict]:
+    """About `retrain.eval_holdout` of the new labels that are neither recent nor relabels of training rows, for the
+    eval split: whole groups (`DatasetHooks.group`) in a seeded order, never every row (some new rows must train).
+    Selecting checkpoints and fitting the temperature on the old eval rows alone would keep a model that has not
+    learnt the new traffic: it already scores the old rows perfectly after its first epoch."""
+    target = int(round(len(rows) * cfg.retrain.eval_holdout))
+    if not target:
+        return []
+    group = hooks.group or hooks.key
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(group(r["row"]), []).append(r)
+    order = sorted(groups)
+    random.Random(cfg.seed).shuffle(order)
+    chosen: list[dict] = []
+    for g in order:
+        if len(chosen) >= target:
+            break
+        if len(chosen) + len(groups[g]) < len(rows):
+            chosen.extend(groups[g])
+    return chosen
+
+
+def _split_of(key: str, recent: set[str], evaluated: set[str]) -> str:
+    return "recent" if key in recent else "eval" if key in evaluated else "train"
 
 
 def _provenance(item: dict) -> dict:

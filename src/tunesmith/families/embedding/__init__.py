@@ -64,7 +64,8 @@ def _dataset() -> DatasetHooks:
             frame[rows.QUERY], frame[rows.POSITIVE], frame[rows.NEGATIVES], frame[rows.SCORE], strict=True)],
         key=lambda row: text_key(row["query"]) + "\x1f" + text_key(row["positive"]), labels=no_classes,
         data={"query_column": "query", "positive_column": "positive", "negative_column": "negative",
-              "score_column": "score"}, recent_gates=("vs_champion.mrr@10 >= 0",))
+              "score_column": "score"}, recent_gates=("vs_champion.mrr@10 >= 0",),
+        group=lambda row: text_key(row["query"]))
 
 
 TASK = register(family(

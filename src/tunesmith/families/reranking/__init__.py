@@ -54,7 +54,7 @@ def _dataset() -> DatasetHooks:
             frame[rows.QUERY], frame[rows.DOCUMENT], frame[rows.RELEVANCE], strict=True)],
         key=lambda row: text_key(row["query"]) + "\x1f" + text_key(row["document"]), labels=no_classes,
         data={"query_column": "query", "document_column": "document", "relevance_column": "relevance"},
-        recent_gates=("vs_champion.mrr@10 >= 0",))
+        recent_gates=("vs_champion.mrr@10 >= 0",), group=lambda row: text_key(row["query"]))
 
 
 TASK = register(family(
