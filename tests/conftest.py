@@ -34,3 +34,16 @@ def tiny_chat_model_dir(tmp_path_factory) -> str:
     from tests.toy_chat import build_tiny_chat_model_dir
 
     return build_tiny_chat_model_dir(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture()
+def browser():
+    """A headless chromium (Debian's, driven by Playwright) for the browser tests."""
+    from playwright.sync_api import sync_playwright
+    from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS
+
+    assert os.path.exists(CHROMIUM), f"{CHROMIUM} missing: `apt-get install chromium` (.ci/run does it)"
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

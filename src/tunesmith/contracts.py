@@ -190,8 +190,8 @@ class MlflowModel:
 @dataclass(frozen=True)
 class LoopHooks:
     """A description of a family's loop (what feedback carries, its live metrics, drift features and the reviewer's
-    field). Feedback, live quality, drift and retraining run from `feedback`, `drift` and `dataset`; the review queue
-    takes a classifier's predictions today (other families' answers are counted `not_reviewable`).
+    field). Feedback, live quality, drift, review and retraining run from `feedback`, `drift`, `review` and
+    `dataset`.
     """
 
     feedback: str  # what a feedback row carries: "label" (one of the model's labels)
@@ -230,6 +230,33 @@ class FeedbackHooks:
 
 
 LABEL_LIVE = "labels"  # FeedbackHooks.live of a single-label classifier: live accuracy, macro-F1 and burn rate
+
+
+REVIEW_WIDGETS = ("label", "labels", "value", "spans", "grade", "document", "answer")
+
+
+@dataclass(frozen=True)
+class ReviewHooks:
+    """What a reviewer sees and does with a family's served answers (`tunesmith review`).
+
+    `widget` is the form the review page shows: "label" (a button per class), "labels" (a checkbox per label),
+    "value" (a number), "spans" (the text with its entities as [words](TYPE) to edit), "grade" (relevance 0-3),
+    "document" (the relevant document for a query, among the nearest logged texts, or typed) or "answer" (accept,
+    reject or rewrite a chat answer).
+    `items(rows, labels) -> [{index, text, guess, uncertainty, context}]` over served prediction-log rows (input,
+    output, confidence, and `feedback`: the latest stored feedback value or None); `index` is the row's position,
+    `text` what the queue shows and deduplicates on, `guess` the model's answer as a feedback value (None: nothing
+    to accept), `uncertainty` in [0, 1] the family's (margin, low span confidence, a score near the boundary, close
+    neighbours, a thumbs-down) and `context` what the widget needs (candidates, the conversation). A reviewer's
+    value goes through `FeedbackHooks.check` and becomes a training row through `FeedbackHooks.to_row`, as feedback
+    does. `agree(a, b) -> float` in [0, 1]: how far two reviewers' values agree (span F1, Jaccard, same grade).
+    A classifier (widget "label") keeps its label path: shadow disagreements, label issues, Cohen's kappa.
+    """
+
+    widget: str
+    items: Callable | None = None
+    agree: Callable | None = None
+    agreement: str = ""  # what `agree` measures, for the agreement page: "span F1"
 
 
 @dataclass(frozen=True)
@@ -303,7 +330,8 @@ class Task(Protocol):
     checks_on_full_text: bool  # data gates judge the whole row text although the split keys on another
     ships: tuple[str, ...]  # files its evaluation writes to the run dir that ship with the model (calibration.json)
     routes: tuple[Route, ...]  # what `tunesmith serve` answers for this family's models
-    loop: LoopHooks | None  # a description of its loop (the review queue covers classification today)
+    loop: LoopHooks | None  # a description of its loop
+    review: ReviewHooks | None  # None: its served answers are counted not_reviewable
     feedback: FeedbackHooks | None  # None: POST /v1/feedback and `feedback import` refuse its models' feedback
     drift: DriftHooks | None  # None: `monitor` has no drift tests for it (and no reference is stored)
     dataset: DatasetHooks | None  # None: `retrain` refuses its models
@@ -414,6 +442,7 @@ class Family:
     checks_on_full_text: bool = False
     ships: tuple[str, ...] = ()
     loop: LoopHooks | None = None
+    review: ReviewHooks | None = None
     feedback: FeedbackHooks | None = None
     drift: DriftHooks | None = None
     dataset: DatasetHooks | None = None

@@ -315,6 +315,45 @@ def test_feedback_on_served_answers_takes_the_family_shape_and_monitor_scores_an
     if not outcome.recent.get("passed"):
         assert any("recent-slice gates failed" in r for r in outcome.reasons) and outcome.registered_version is None
 
+    # the review queue takes the family's served answers: its form, and a reviewed answer becomes a training row
+    _review_served_answers(kind, cfg, url, reader, tmp_path, good)
+
+
+def _review_served_answers(kind, cfg, url, reader, tmp_path, fallback) -> None:
+    from tunesmith.review import store as review_store
+    from tunesmith.review.enqueue import enqueue
+
+    hooks = families.get(kind).review
+    if hooks is None:
+        return
+    report = enqueue(url, cfg.name, threshold=1.0, random_share=1.0, embed=None, task=kind)
+    items = review_store.list_items(url, cfg.name)
+    assert report["added"] == len(items) >= 1 and report.get("not_reviewable", 0) == 0, report
+    item = items[0]
+    if hooks.items is None:  # a classifier's label item
+        assert item["guess"] and item["guess"] in (item["scores"] or {}), item
+        value, label = item["guess"], item["guess"]
+    else:
+        ctx = item["context"]
+        assert ctx["widget"] == hooks.widget and ctx["family"] == kind and 0 <= item["uncertainty"] <= 1
+        feedback = families.get(kind).feedback
+        value = ctx["guess"] if ctx["guess"] is not None else fallback  # accept the model's answer where it has one
+        value = feedback.check(value, None, ctx["input"])
+        try:
+            feedback.to_row(ctx["input"], ctx["output"], value)
+        except ValueError:  # a tiny model's answer that trains nothing (a blank chat answer): the reviewer's value
+            value = feedback.check(fallback, None, ctx["input"])
+        label = str(feedback.summary(value))
+    review_store.add_label(url, item["id"], label=label, value=None if hooks.items is None else value,
+                           reviewer="qa", action="accept")
+    [reviewed] = review_store.reviewed_labels(url, cfg.name)
+    row = reviewed.get("row") or {"text": reviewed["text"], "label": reviewed["label"]}
+    (tmp_path / "reviewed.jsonl").write_text(json.dumps(row) + "\n")
+    table = families.get(kind).read_table("train", tmp_path / "reviewed.jsonl", reader)
+    checked = families.get(kind).check_rows(table, reader)
+    assert len(checked.rows) == 1 and not checked.bad, (row, checked.bad)
+    review_store.dispose(url)
+
 
 def _native_outputs(flavor: str | None, uri: str, example) -> list | None:
     import mlflow

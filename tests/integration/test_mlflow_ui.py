@@ -26,6 +26,7 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
+from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS, artifacts_dir
 from tests.families.specs import FAST
 from tests.toy import make_reviews
 
@@ -35,17 +36,10 @@ from tunesmith.registry.store import local_path
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's package, installed by .ci/run; Playwright downloads no browser
 NAME = "demo-sentiment"
 WAIT_MS = 60_000
 VIEWPORT = {"width": 1400, "height": 1400}  # tall enough that the page's own scroll area holds every section
 
-
-def _artifacts_dir() -> Path:
-    default = Path(__file__).resolve().parents[2] / "test-artifacts"
-    folder = Path(os.environ.get("TUNESMITH_TEST_ARTIFACTS", default))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def _free_port() -> int:
@@ -110,7 +104,7 @@ def server(trained):
         yield base
     finally:
         _stop(proc)
-        (_artifacts_dir() / "mlflow-ui-server.log").write_bytes(log_path.read_bytes())
+        (artifacts_dir() / "mlflow-ui-server.log").write_bytes(log_path.read_bytes())
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -132,8 +126,7 @@ def page():
 
     assert os.path.exists(CHROMIUM), f"{CHROMIUM} missing: `apt-get install chromium` (.ci/run does it)"
     with sync_playwright() as pw:
-        args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=args)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             yield browser.new_page(viewport=VIEWPORT)
         finally:
@@ -166,7 +159,7 @@ def _scroll_to_top_of_its_box(locator) -> None:
 
 
 def _shoot(page, name: str) -> Path:
-    path = _artifacts_dir() / name
+    path = artifacts_dir() / name
     page.screenshot(path=str(path), full_page=True)
     _check_rendered(path)
     return path

@@ -19,7 +19,6 @@ import time
 
 import httpx
 import numpy as np
-import pytest
 from PIL import Image
 from tests.review.seed import MODEL, seed
 
@@ -27,7 +26,6 @@ from tunesmith.data.load import load_table
 from tunesmith.review import store
 from tunesmith.review.enqueue import enqueue
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's package, installed by .ci/run; Playwright downloads no browser
 TOKENS = {"ana": "ana-browser-token-0123", "ben": "ben-browser-token-4567"}
 
 
@@ -52,19 +50,6 @@ def _start(url: str, port: int) -> subprocess.Popen:
         time.sleep(0.1)
     proc.kill()
     raise AssertionError("review server did not come up")
-
-
-@pytest.fixture()
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    assert os.path.exists(CHROMIUM), f"{CHROMIUM} missing: `apt-get install chromium` (.ci/run does it)"
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM,
-                               args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield b
-        b.close()
 
 
 def _press(page, key: str) -> None:

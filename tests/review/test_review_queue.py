@@ -166,7 +166,8 @@ def test_review_config_block_checked_by_key_path():
     base = {"name": "m", "data": {"train": "t.jsonl"}}
     cfg = config_from_dict({**base, "review": {"confidence_threshold": 0.7, "strategy": "entropy"}})
     assert cfg.review.confidence_threshold == 0.7 and cfg.review.strategy is ReviewStrategy.ENTROPY
-    assert [s.value for s in cfg.review.sources] == ["low_confidence", "shadow_disagreement", "label_issue"]
+    assert [s.value for s in cfg.review.sources] == ["low_confidence", "shadow_disagreement", "label_issue",
+                                                   "random_sample"] and cfg.review.random_share == 0.05
     with pytest.raises(ConfigError, match=r"review\.confidence_threshold"):
         config_from_dict({**base, "review": {"confidence_threshold": 1.5}})
 

@@ -98,7 +98,8 @@ def enqueue_cmd(
     threshold: float = typer.Option(None, "--threshold", help="Confidence below which predictions are queued "
                                     "(review.confidence_threshold)."),
 ) -> None:
-    """Queue low-confidence predictions, shadow disagreements and flagged training rows; re-rank the queue."""
+    """Queue low-confidence predictions (each family's uncertainty), shadow disagreements, a random share and flagged
+    training rows; re-rank the queue."""
     from tunesmith.config import ReviewEmbeddings
     from tunesmith.review.enqueue import ReviewInputError, enqueue, newest_label_issues
     from tunesmith.review.ordering import tfidf_embed
@@ -121,7 +122,9 @@ def enqueue_cmd(
     with input_errors(ReviewInputError, only=True):
         report = enqueue(url, name, threshold=rc.confidence_threshold if threshold is None else threshold,
                          sources=rc.sources, label_issues_file=issues, strategy=rc.strategy,
-                         diversity=rc.diversity, embed=embed)
+                         diversity=rc.diversity, embed=embed, task=cfg.task if cfg is not None else None,
+                         random_share=rc.random_share,
+                         labels=rc.labels or (list(cfg.data.labels) if cfg is not None and cfg.data.labels else None))
     typer.echo(json.dumps(report, indent=2))
 
 

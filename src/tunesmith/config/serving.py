@@ -91,6 +91,7 @@ class ReviewSource(str, Enum):
     LOW_CONFIDENCE = "low_confidence"
     SHADOW_DISAGREEMENT = "shadow_disagreement"
     LABEL_ISSUE = "label_issue"
+    RANDOM = "random_sample"  # a seeded share of all served answers: unbiased estimates of live quality
 
 
 class ReviewStrategy(str, Enum):
@@ -113,6 +114,10 @@ class ReviewConfig(StrictModel):
     sources: list[ReviewSource] = Field(default_factory=lambda: list(ReviewSource), description="what goes to review")
     confidence_threshold: float = Field(0.6, ge=0, le=1, description="served predictions below this confidence "
                                         "are queued (low_confidence)")
+    random_share: float = Field(0.05, ge=0, le=1, description="share of the other served answers queued at random "
+                                "(random_sample: what reviewers see is then not only the hard cases, so their "
+                                "labels also estimate live quality without bias); chosen by a hash of the request, "
+                                "so re-running enqueue picks the same ones")
     strategy: ReviewStrategy = Field(ReviewStrategy.MARGIN, description="uncertainty score: margin, least_confidence "
                                      "or entropy of the served probabilities")
     diversity: float = Field(0.3, ge=0, le=1, description="MMR weight of diversity vs uncertainty when ordering the "

@@ -59,12 +59,12 @@ def db_engine(url: str) -> sa.Engine:
     return engine
 
 
-def add_new_columns(engine: sa.Engine) -> list[str]:
-    """Add the nullable columns a newer tunesmith declares to tables an older one created (feedback.value); the
-    only schema change the log has had. Returns `table.column` for each column added."""
+def add_new_columns(engine: sa.Engine, meta: sa.MetaData | None = None) -> list[str]:
+    """Add the nullable columns a newer tunesmith declares to tables an older one created (feedback.value,
+    review_labels.value): the only schema changes the log has had. Returns `table.column` for each column added."""
     inspector = sa.inspect(engine)
     added = []
-    for table in log_meta.sorted_tables:
+    for table in (meta or log_meta).sorted_tables:
         have = {c["name"] for c in inspector.get_columns(table.name)}
         for column in table.columns:
             if column.name in have or not column.nullable:

@@ -8,9 +8,11 @@ After adding, every pending item (nobody labeled it yet) is re-ordered by active
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,17 +34,83 @@ def _text(value) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def sampled(request_id: str, idx: int, share: float) -> bool:
+    """Whether a served answer is in the random share: a hash of (request id, position), so the same ones every
+    run and independent of what the model answered."""
+    if share <= 0:
+        return False
+    digest = hashlib.sha256(f"{request_id}\x1f{idx}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+def with_positions(rows: list[dict]) -> list[dict]:
+    """Each served row with `idx`, its position among its request's rows (how feedback names an item of a batch)."""
+    seen: Counter = Counter()
+    out = []
+    for row in rows:
+        key = (row["request_id"], row["role"])
+        out.append({**row, "idx": seen[key]})
+        seen[key] += 1
+    return out
+
+
+def family_of_rows(rows: list[dict], task: str | None):
+    """The model's family: `task` when given, else the family whose answers most of the served rows are."""
+    from tunesmith.families import all_families, get
+
+    if task is not None:
+        return get(task)
+    votes: Counter = Counter()
+    for row in rows:
+        for fam in all_families():
+            if fam.drift is not None and fam.review is not None and fam.drift.accepts(row):
+                votes[fam.kind] += 1
+                break
+    return get(votes.most_common(1)[0][0]) if votes else get("classification")
+
+
+def from_family(rows: list[dict], model: str, fam, *, threshold: float, sources: set[Source], random_share: float,
+                feedback: dict[tuple[str, int], Any], labels: list[str] | None) -> tuple[list[ReviewItem], Counter]:
+    """Review items from another family's served answers (`ReviewHooks.items`): those whose confidence (1 -
+    the family's uncertainty) is below `threshold`, and a random share of the rest."""
+    counts: Counter = Counter()
+    served = [r for r in with_positions(rows) if r["role"] in SERVED_ROLES and fam.drift.accepts(r)]
+    counts["not_reviewable"] += sum(1 for r in rows if r["role"] in SERVED_ROLES) - len(served)
+    for r in served:
+        r["feedback"] = feedback.get((r["request_id"], r["idx"]))
+    found = []
+    summary = fam.feedback.summary
+    for cand in fam.review.items(served, labels):
+        row, u = served[cand["index"]], float(cand["uncertainty"])
+        if Source.LOW_CONFIDENCE in sources and 1.0 - u < threshold:
+            source = Source.LOW_CONFIDENCE
+        elif Source.RANDOM in sources and sampled(row["request_id"], row["idx"], random_share):
+            source = Source.RANDOM
+        else:
+            continue
+        counts[source.value] += 1
+        guess = cand["guess"]
+        context = {**cand["context"], "family": fam.kind, "widget": fam.review.widget, "guess": guess,
+                   "input": row["input"], "output": row["output"], "idx": row["idx"], "role": row["role"]}
+        found.append(ReviewItem(model=model, source=source, text=str(cand["text"]),
+                                guess=str(summary(guess))[:200] if guess is not None else None,
+                                confidence=1.0 - u, context=context, request_id=row["request_id"],
+                                model_version=row["version"], uncertainty=u))
+    return found, counts
+
+
 def from_predictions(rows: list[dict], model: str, *, threshold: float, strategy: Strategy,
-                     sources: set[Source]) -> tuple[list[ReviewItem], Counter]:
-    """Review items from prediction-log rows; the Counter says what was found and what could not be reviewed."""
+                     sources: set[Source], random_share: float = 0.0) -> tuple[list[ReviewItem], Counter]:
+    """Review items from a classifier's prediction-log rows; the Counter says what was found and what could not
+    be reviewed."""
     counts: Counter = Counter()
     found: list[ReviewItem] = []
     shadows: dict[tuple[str, str], dict] = {}
     served: dict[tuple[str, str], dict] = {}
-    for row in rows:
+    for row in with_positions(rows):
         out, text = row["output"], _text(row["input"])
         if not (isinstance(out, dict) and "label" in out and text is not None):
-            counts["not_reviewable"] += 1  # a score, an embedding or a generation: no label to check
+            counts["not_reviewable"] += 1  # another family's answer: the model is a classifier
             continue
         key = (row["request_id"], text)
         if row["role"] == Role.SHADOW.value:
@@ -68,6 +136,9 @@ def from_predictions(rows: list[dict], model: str, *, threshold: float, strategy
             counts[Source.LOW_CONFIDENCE.value] += 1
             found.append(ReviewItem(**base, source=Source.LOW_CONFIDENCE, context={"role": row["role"]},
                                     uncertainty=u))
+        elif Source.RANDOM in sources and sampled(row["request_id"], row["idx"], random_share):
+            counts[Source.RANDOM.value] += 1
+            found.append(ReviewItem(**base, source=Source.RANDOM, context={"role": row["role"]}, uncertainty=u))
     counts["shadow_unpaired"] = sum(1 for k in shadows if k not in served)
     return found, counts
 
@@ -108,17 +179,28 @@ def reorder(url: str, model: str, *, diversity: float, embed: Embed | None) -> i
 
 def enqueue(url: str, model: str, *, threshold: float = 0.6, sources: list[Source] | None = None,
             label_issues_file: Path | None = None, strategy: Strategy = Strategy.MARGIN, diversity: float = 0.3,
-            embed: Embed | None = None) -> dict:
-    """Add new review items for `model` from the prediction log (and a label_issues.jsonl), then re-rank."""
+            embed: Embed | None = None, task: str | None = None, random_share: float = 0.05,
+            labels: list[str] | None = None) -> dict:
+    """Add new review items for `model` from the prediction log (and a label_issues.jsonl), then re-rank.
+
+    `task`: the model's family (default: the family most of its served answers belong to); a classifier's
+    answers take the label path (shadow disagreements, margin), another family's its `ReviewHooks.items`."""
     wanted = set(sources or list(Source))
     counts: Counter = Counter()
     new: list[ReviewItem] = []
-    if wanted & {Source.LOW_CONFIDENCE, Source.SHADOW_DISAGREEMENT}:
+    if wanted & {Source.LOW_CONFIDENCE, Source.SHADOW_DISAGREEMENT, Source.RANDOM}:
         rows = read_predictions(url, model=model)
         counts["predictions_read"] = len(rows)
-        found, c = from_predictions(rows, model, threshold=threshold, strategy=strategy, sources=wanted)
+        fam = family_of_rows(rows, task)
+        if fam.review is not None and fam.review.items is not None:
+            found, c = from_family(rows, model, fam, threshold=threshold, sources=wanted, random_share=random_share,
+                                   feedback=_latest_feedback(url, model), labels=labels)
+        else:
+            found, c = from_predictions(rows, model, threshold=threshold, strategy=strategy, sources=wanted,
+                                        random_share=random_share)
         new += found
         counts.update(c)
+        counts["family"] = fam.kind
     if Source.LABEL_ISSUE in wanted and label_issues_file is not None:
         flagged = from_label_issues(Path(label_issues_file), model)
         counts[Source.LABEL_ISSUE.value] += len(flagged)
@@ -129,6 +211,17 @@ def enqueue(url: str, model: str, *, threshold: float = 0.6, sources: list[Sourc
         store.list_items(url, model, pending_only=True))
     return {**dict(counts), "added": added, "already_queued": present, "pending": pending,
             "label_issues_file": str(label_issues_file) if label_issues_file else None}
+
+
+def _latest_feedback(url: str, model: str) -> dict[tuple[str, int], Any]:
+    """(request id, item index) -> the latest stored feedback value (what a chat answer's thumbs were)."""
+    from tunesmith.monitoring.feedback import read_feedback
+
+    out = {}
+    for r in read_feedback(url, model):
+        if r["request_id"]:
+            out[(r["request_id"], r["idx"])] = json.loads(r["value"]) if r["value"] is not None else r["label"]
+    return out
 
 
 def newest_label_issues(runs_root: Path) -> Path | None:

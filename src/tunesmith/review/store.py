@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from tunesmith.config import ReviewSource
+from tunesmith.monitoring.predictions import add_new_columns
 from tunesmith.monitoring.predictions import db_engine as _prediction_engine
 
 Source = ReviewSource  # low_confidence | shadow_disagreement | label_issue
@@ -55,7 +56,8 @@ labels = sa.Table(
     "review_labels", _meta,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("item_id", sa.Integer, sa.ForeignKey("review_items.id"), nullable=False, index=True),
-    sa.Column("label", sa.String(200), nullable=True),  # None for skip
+    sa.Column("label", sa.String(200), nullable=True),  # None for skip; another family's value: its summary
+    sa.Column("value", sa.Text, nullable=True),  # JSON: the family's checked value (a label set, spans, a grade...)
     sa.Column("reviewer", sa.String(100), nullable=False, index=True),
     sa.Column("action", sa.String(16), nullable=False),
     sa.Column("labeled_at", sa.DateTime(timezone=True), nullable=False),
@@ -92,6 +94,7 @@ def db_engine(url: str) -> sa.Engine:
     if url not in _engines:
         eng = _prediction_engine(url)
         _meta.create_all(eng)
+        add_new_columns(eng, _meta)  # review_labels.value, for queues an older tunesmith created
         _engines[url] = eng
     return _engines[url]
 
@@ -172,8 +175,9 @@ def next_item(url: str, model: str, *, reviewer: str) -> dict | None:
 
 
 def add_label(url: str, item_id: int, *, label: str | None, reviewer: str, action: Action | str,
-              at: datetime | None = None) -> int:
-    """Record one reviewer's decision on an item (committed before returning); returns the label row id."""
+              at: datetime | None = None, value: Any = None) -> int:
+    """Record one reviewer's decision on an item (committed before returning); returns the label row id. `label`
+    is a classifier's label, or the short summary of `value`, another family's checked value."""
     action = Action(action)
     reviewer = reviewer.strip()
     if not reviewer:
@@ -185,6 +189,7 @@ def add_label(url: str, item_id: int, *, label: str | None, reviewer: str, actio
             raise KeyError(f"review item {item_id} does not exist")
         result = conn.execute(labels.insert().values(
             item_id=item_id, label=None if action is Action.SKIP else label, reviewer=reviewer,
+            value=None if action is Action.SKIP or value is None else json.dumps(value),
             action=action.value, labeled_at=at or _now()))
         return int(result.inserted_primary_key[0])
 
@@ -207,7 +212,7 @@ def undo_last(url: str, model: str, *, reviewer: str, item_id: int | None = None
 
 def label_rows(url: str, model: str, *, include_undone: bool = False) -> list[dict]:
     """Every label given on `model`'s items, oldest first, joined with the item's text and request id."""
-    query = (sa.select(labels, items.c.text, items.c.request_id, items.c.guess, items.c.source)
+    query = (sa.select(labels, items.c.text, items.c.request_id, items.c.guess, items.c.source, items.c.context)
              .join(items, items.c.id == labels.c.item_id).where(items.c.model == model)
              .order_by(labels.c.labeled_at, labels.c.id))
     if not include_undone:
@@ -216,6 +221,8 @@ def label_rows(url: str, model: str, *, include_undone: bool = False) -> list[di
         rows = [dict(r._mapping) for r in conn.execute(query)]
     for r in rows:
         r["labeled_at"] = _utc(r["labeled_at"])
+        r["value"] = json.loads(r["value"]) if r["value"] is not None else r["label"]
+        r["context"] = json.loads(r["context"]) if r["context"] else {}
     return rows
 
 
@@ -242,24 +249,48 @@ def latest_per_reviewer(rows: list[dict]) -> dict[int, dict[str, dict]]:
     return out
 
 
-def reviewed_labels(db_url: str, model_name: str) -> list[dict]:
-    """One resolved label per reviewed item of `model_name`, ready to join the next dataset version.
+def canonical(value: Any) -> str:
+    """A value as comparable text: two reviewers' label sets, spans or answers are equal when this is."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
-    Resolution: each reviewer's latest live decision counts once; skips don't vote; the label with the most
-    votes wins, a tie going to the label given most recently. `labeled_by` / `labeled_at` are the reviewer and
-    time of the latest vote for the winning label. Ordered by item id.
+
+def family_of(item: dict) -> str | None:
+    """The family kind a queued item's value belongs to (None: a classifier's label, as every item was before)."""
+    return (item.get("context") or {}).get("family")
+
+
+def reviewed_labels(db_url: str, model_name: str) -> list[dict]:
+    """One resolved decision per reviewed item of `model_name`, ready to join the next dataset version.
+
+    Resolution: each reviewer's latest live decision counts once; skips don't vote; the value with the most
+    votes wins, a tie going to the value given most recently. `labeled_by` / `labeled_at` are the reviewer and
+    time of the latest vote for the winning value. Ordered by item id. A classifier's item gives text + label;
+    another family's gives the training row its value becomes (`FeedbackHooks.to_row` of the served input and
+    answer), or {skip: why, feedback_id} when it trains nothing (a rejected chat answer without a rewrite).
     """
+    from tunesmith.families import get
+
     resolved = []
     for item_id, by_reviewer in sorted(latest_per_reviewer(label_rows(db_url, model_name)).items()):
         votes = [r for r in by_reviewer.values() if r["action"] != Action.SKIP.value and r["label"]]
         if not votes:
             continue
-        counts = Counter(r["label"] for r in votes)
-        latest = {lab: max((r for r in votes if r["label"] == lab), key=lambda r: (r["labeled_at"], r["id"]))
-                  for lab in counts}
-        winner = max(counts, key=lambda lab: (counts[lab], latest[lab]["labeled_at"], latest[lab]["id"]))
+        counts = Counter(canonical(r["value"]) for r in votes)
+        latest = {v: max((r for r in votes if canonical(r["value"]) == v), key=lambda r: (r["labeled_at"], r["id"]))
+                  for v in counts}
+        winner = max(counts, key=lambda v: (counts[v], latest[v]["labeled_at"], latest[v]["id"]))
         row = latest[winner]
-        resolved.append({"text": row["text"], "label": winner, "source": "review", "labeled_by": row["reviewer"],
-                         "labeled_at": row["labeled_at"].isoformat(), "request_id": row["request_id"],
-                         "item_id": item_id})
+        provenance = {"source": "review", "labeled_by": row["reviewer"], "labeled_at": row["labeled_at"].isoformat(),
+                      "request_id": row["request_id"], "item_id": item_id}
+        kind = family_of(row)
+        if kind is None:
+            resolved.append({"text": row["text"], "label": row["label"], **provenance})
+            continue
+        ctx = row["context"]
+        try:
+            trained = get(kind).feedback.to_row(ctx.get("input"), ctx.get("output"), row["value"])
+        except (ValueError, KeyError, TypeError) as exc:
+            resolved.append({"skip": str(exc), "feedback_id": f"review item {item_id}"})
+            continue
+        resolved.append({"row": trained, **provenance})
     return resolved

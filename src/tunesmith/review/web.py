@@ -41,7 +41,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from tunesmith.review import store
+from tunesmith.review import store, widgets
 from tunesmith.review.agreement import agreement
 from tunesmith.review.store import Action
 from tunesmith.serving.middleware import TOKEN_COOKIE  # the serving app accepts the same cookie
@@ -66,18 +66,27 @@ button{font-size:1em;padding:8px 14px;margin:4px;border-radius:6px;border:1px so
 button.primary{background:#1b7f3b;color:#fff;border-color:#1b7f3b} kbd{background:#eef;border:1px solid #99a;
 border-radius:3px;padding:0 4px;font-size:.85em;color:#1d2330} #flash{color:#1b7f3b} table{border-collapse:collapse;width:100%}
 td,th{border-bottom:1px solid #ddd;padding:6px;text-align:left} .inline{display:inline}
+mark{background:#ffe58a;border-radius:3px;padding:0 2px} mark sub{color:#7a5b00;font-size:.7em;margin-left:2px}
+.choice{display:inline-block;margin:4px 12px 4px 0} .turn{margin:4px 0;white-space:pre-wrap}
+textarea{width:100%;font-size:1em;font-family:inherit} #candidates button{text-align:left}
+#query{font-weight:600;white-space:pre-wrap}
 """
 
 KEYS_JS = """
 let sent = false;
 document.addEventListener('keydown', (e) => {
   const tag = (e.target.tagName || '').toLowerCase();
+  const save = document.getElementById('save');
+  if ((e.ctrlKey || e.metaKey) && e.key === 'Enter' && save && !sent) {  // a form being typed in
+    e.preventDefault(); sent = true; save.click(); return;
+  }
   if (tag === 'input' || tag === 'textarea' || e.ctrlKey || e.metaKey || e.altKey || sent) return;
   let id = null;
   if (e.key === 'Enter' || e.key === 'a') id = 'accept';
   else if (e.key === 's') id = 'skip';
   else if (e.key === 'u') id = 'undo';
-  else if (/^[1-9]$/.test(e.key)) id = 'label-' + e.key;
+  else if (e.key === 'r') id = 'reject';
+  else if (/^[0-9]$/.test(e.key)) id = 'label-' + e.key;
   const button = id && document.getElementById(id);
   if (button) { e.preventDefault(); sent = true; button.click(); }
 });
@@ -290,6 +299,8 @@ def create_review_app(url: str, model: str, *, labels: list[str] | None = None, 
         if item is None:
             body = f"{header}<div class='card' id='done'><h2>Queue empty</h2><p>Nothing left for you to review.</p>{undo}</div>"
             return page(request, body, reviewer)
+        if store.family_of(item) is not None:  # another family's item: its widget's form
+            return page(request, header + widgets.card(item, token_input, r) + undo, reviewer)
         body = header + _item_card(item, labels_for(done["total"]), token_input, r) + undo
         return page(request, body, reviewer, _bar_css(item))
 
@@ -313,6 +324,8 @@ def create_review_app(url: str, model: str, *, labels: list[str] | None = None, 
         item = store.get_item(url, item_id)
         if item is None or item["model"] != model:
             return _bad(f"item_id: no review item {item_id} for {model}", 404)
+        if store.family_of(item) is not None:
+            return family_label(request, item, form, reviewer)
         choice = form.get("choice", "")
         if choice == "accept":
             action, value = Action.ACCEPT, item["guess"]
@@ -333,6 +346,25 @@ def create_review_app(url: str, model: str, *, labels: list[str] | None = None, 
         _record_once(url, model, item_id, value, reviewer, action)
         saved = f"saved {action.value}" + (f": {value}" if value else "") + f" (item {item_id})"
         return RedirectResponse(f"{root(request)}/?saved={quote(saved)}", status_code=303)
+
+    def family_label(request: Request, item: dict, form: dict, reviewer: str):
+        """Another family's item: the widget's value, checked by the family's feedback check, stored as JSON."""
+        from tunesmith.families import get
+
+        fam, ctx = get(store.family_of(item)), item["context"]
+        if form.get("choice") == "skip":
+            action, value, summary = Action.SKIP, None, None
+        else:
+            try:
+                _, raw = widgets.form_value(item, form)
+                value = fam.feedback.check(raw, ctx.get("labels"), ctx.get("input"))
+            except ValueError as exc:  # FormError too
+                return _bad(f"{exc}" if isinstance(exc, widgets.FormError) else f"value: {exc}", 422)
+            same = ctx.get("guess") is not None and store.canonical(value) == store.canonical(ctx["guess"])
+            action, summary = (Action.ACCEPT if same else Action.RELABEL), str(fam.feedback.summary(value))[:200]
+        _record_once(url, model, item["id"], summary, reviewer, action, value)
+        saved = f"saved {action.value}" + (f": {summary}" if summary else "") + f" (item {item['id']})"
+        return RedirectResponse(f"{root(request)}/?saved={quote(saved[:300])}", status_code=303)
 
     @app.post("/undo")
     async def undo(request: Request):
@@ -432,13 +464,15 @@ def _bad(message: str, status: int = 400) -> JSONResponse:
                         status_code=status)
 
 
-def _record_once(url, model, item_id, value, reviewer, action) -> None:
-    """A double-submitted form (two key presses before the page changed) records one label, not two."""
+def _record_once(url, model, item_id, label, reviewer, action, value=None) -> None:
+    """A double-submitted form (two key presses before the page changed) records one label, not two. `label`: a
+    classifier's label, or the summary of another family's `value`."""
     mine = store.latest_per_reviewer([r for r in store.label_rows(url, model) if r["item_id"] == item_id])
     last = mine.get(item_id, {}).get(reviewer)
-    if last is not None and last["label"] == value and last["action"] == action.value:
+    if last is not None and last["label"] == label and last["action"] == action.value and (
+            value is None or store.canonical(last["value"]) == store.canonical(value)):
         return
-    store.add_label(url, item_id, label=value, reviewer=reviewer, action=action)
+    store.add_label(url, item_id, label=label, reviewer=reviewer, action=action, value=value)
 
 
 def _labels(url: str, model: str, fixed: list[str] | None) -> list[str]:
@@ -492,9 +526,12 @@ def _item_card(item: dict, labels: list[str], token_input: str, root: str) -> st
 def _agreement_html(report: dict) -> str:
     rows = "".join(
         f"<tr><td>{escape(' & '.join(p['reviewers']))}</td><td>{p['items']}</td><td>{p['percent_agreement']:.1%}</td>"
-        f"<td>{_kappa(p['kappa'])}</td></tr>" for p in report["pairs"])
+        f"<td>{escape(p.get('measure', ''))}</td>"
+        f"<td>{_kappa(p['kappa'] if p.get('mean_agreement') is None else p['mean_agreement'])}</td></tr>"
+        for p in report["pairs"])
     pairs = (f"<table id='pairs'><tr><th>reviewers</th><th>shared items</th><th>percent agreement</th>"
-             f"<th>Cohen's kappa</th></tr>{rows}</table>") if rows else "<p id='pairs'>No item has two reviewers yet.</p>"
+             f"<th>measure</th><th>value</th></tr>{rows}</table>") if rows else \
+        "<p id='pairs'>No item has two reviewers yet.</p>"
     dis = "".join(f"<tr><td>{d['item_id']}</td><td>{escape(d['text'])}</td><td>{escape(str(d['guess']))}</td>"
                   f"<td>{escape(json.dumps(d['labels']))}</td></tr>" for d in report["disagreements"])
     dis_html = (f"<table id='disagreements'><tr><th>item</th><th>text</th><th>model's guess</th><th>labels</th></tr>"

@@ -6,7 +6,7 @@
 
 from tunesmith.config import MethodKind
 from tunesmith.config.family_rules import default_metric, no_slices
-from tunesmith.contracts import DatasetHooks, DriftHooks, FeedbackHooks, MlflowModel, Route, lazy
+from tunesmith.contracts import DatasetHooks, DriftHooks, FeedbackHooks, MlflowModel, ReviewHooks, Route, lazy
 from tunesmith.families import register
 from tunesmith.families.causal_lm import rows
 from tunesmith.families.causal_lm.config import ChatConfig
@@ -64,6 +64,8 @@ def conversation_row(logged, output, value) -> dict:
                                          else None)
     if not answer:
         raise ValueError("a thumbs-down without a correction has no answer to train on")
+    if not str(answer).strip():
+        raise ValueError("the served answer is blank: a thumbs-up on it has nothing to train on; send a correction")
     return {"messages": [*logged, {"role": "assistant", "content": answer}]}
 
 
@@ -97,6 +99,8 @@ TASK = register(family(
     distill=distill_hooks("tunesmith.families.causal_lm.distill"),
     drift=DriftHooks(reference=lazy("tunesmith.families.causal_lm.drift:reference"), accepts=lazy("tunesmith.families.causal_lm.drift:accepts"),
                      window=lazy("tunesmith.families.causal_lm.drift:window")),
+    review=ReviewHooks(widget="answer", items=lazy("tunesmith.families.causal_lm.review:items"),
+                       agree=lazy("tunesmith.families.causal_lm.review:agree"), agreement="accept/reject agreement"),
     feedback=FeedbackHooks(shape='{"thumbs": "up" or "down", "correction": the better answer (optional)}',
                            check=check_thumbs,
                            summary=lambda v: v["thumbs"] + (" (corrected)" if "correction" in v else ""),

@@ -4,7 +4,7 @@
 """
 
 from tunesmith.config import MethodKind
-from tunesmith.contracts import DriftHooks, LoopHooks, lazy
+from tunesmith.contracts import DriftHooks, LoopHooks, ReviewHooks, lazy
 from tunesmith.families import register
 from tunesmith.families.classification import rows
 from tunesmith.families.common import (
@@ -25,6 +25,7 @@ TASK = register(family(
     baseline_name="linear-probe baseline", ships=("calibration.json",), routes=(CLASSIFY,), recognize_order=40,
     loop=LoopHooks(feedback="label", live_metrics=("accuracy", "macro_f1"),
                    drift_features=("predicted_label", "confidence"), review_field="label"),
+    review=ReviewHooks(widget="label"),
     feedback=LABEL_FEEDBACK,
     dataset=text_dataset("label", classes="one", recent_gates=("vs_champion.macro_f1 >= 0",),
                          recent_eval=lazy("tunesmith.retrain.run:classifier_recent")),

@@ -11,8 +11,9 @@ from tunesmith.monitoring import drift
 
 
 def accepts(row: dict) -> bool:
-    """A /v1/classify answer: a text in, a label out."""
-    return isinstance(row["input"], str) and isinstance(row["output"], dict) and "label" in row["output"]
+    """A /v1/classify answer: a text in, a label out (not a multi-label answer's label set)."""
+    out = row["output"]
+    return isinstance(row["input"], str) and isinstance(out, dict) and "label" in out and "labels" not in out
 
 
 def window(rows: list[dict], reference: dict, settings, context) -> dict:

@@ -7,7 +7,7 @@ trained with in-batch negatives (MNRL, CachedMNRL) or CoSENT.
 
 from tunesmith.config import MethodKind
 from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
-from tunesmith.contracts import DatasetHooks, DriftHooks, FeedbackHooks, lazy
+from tunesmith.contracts import DatasetHooks, DriftHooks, FeedbackHooks, ReviewHooks, lazy
 from tunesmith.families import register
 from tunesmith.families.common import ENCODER_METHODS, check_number, family, no_classes, text_mlflow
 from tunesmith.families.embedding import rows
@@ -80,6 +80,8 @@ TASK = register(family(
                      window=lazy("tunesmith.families.embedding.drift:window")),
     mlflow=text_mlflow(({"type": "array", "items": {"type": "double"}, "required": True},),
                        pipeline_task="feature-extraction", flavor="sentence_transformers"),
+    review=ReviewHooks(widget="document", items=lazy("tunesmith.families.embedding.review:items"),
+                       agree=lazy("tunesmith.families.embedding.review:agree"), agreement="same document"),
     feedback=FeedbackHooks(shape='the document accepted for the query: {"document": ..., "relevance": 1}',
                            check=check_relevant_document,
                            summary=lambda v: f"{v['relevance']:g}: {v['document']}"[:200], to_row=accepted_pair,

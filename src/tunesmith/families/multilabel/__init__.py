@@ -5,7 +5,7 @@ thresholds tuned on eval.
 """
 
 from tunesmith.config.family_rules import default_metric, no_slices
-from tunesmith.contracts import DriftHooks, FeedbackHooks, lazy
+from tunesmith.contracts import DriftHooks, FeedbackHooks, ReviewHooks, lazy
 from tunesmith.families import register
 from tunesmith.families.common import (
     ENCODER_METHODS,
@@ -60,6 +60,8 @@ TASK = register(family(
     dataset=text_dataset(rows.LABELS, classes="set", recent_gates=("vs_champion.micro_f1 >= 0",)),
     drift=DriftHooks(reference=lazy("tunesmith.families.multilabel.drift:reference"), accepts=lazy("tunesmith.families.multilabel.drift:accepts"),
                      window=lazy("tunesmith.families.multilabel.drift:window")),
+    review=ReviewHooks(widget="labels", items=lazy("tunesmith.families.multilabel.review:items"),
+                       agree=lazy("tunesmith.families.common_review:jaccard"), agreement="Jaccard of the label sets"),
     feedback=FeedbackHooks(shape="the true label set, a list of the model's labels", check=check_label_set,
                            summary="|".join, live=lazy("tunesmith.families.multilabel.live:measure"),
                            live_metrics=(("micro_f1", "higher"), ("macro_f1", "higher"), ("hamming_loss", "lower")),

@@ -5,7 +5,7 @@
 """
 
 from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
-from tunesmith.contracts import DriftHooks, FeedbackHooks, lazy
+from tunesmith.contracts import DriftHooks, FeedbackHooks, ReviewHooks, lazy
 from tunesmith.families import register
 from tunesmith.families.common import (
     ENCODER_METHODS,
@@ -40,6 +40,8 @@ TASK = register(family(
     dataset=text_dataset(rows.TARGET, classes=None, recent_gates=("vs_champion.rmse <= 0",)),
     drift=DriftHooks(reference=lazy("tunesmith.families.regression.drift:reference"), accepts=lazy("tunesmith.families.regression.drift:accepts"),
                      window=lazy("tunesmith.families.regression.drift:window")),
+    review=ReviewHooks(widget="value", items=lazy("tunesmith.families.regression.review:items"),
+                       agree=lazy("tunesmith.families.regression.review:agree"), agreement="1 - |a - b| / (|a| + |b|)"),
     feedback=FeedbackHooks(shape="the true value, a number", check=lambda value, _labels, _logged=None:
                            check_number(value, "the true value"), summary=lambda value: f"{value:g}",
                            live=lazy("tunesmith.families.regression.live:measure"),

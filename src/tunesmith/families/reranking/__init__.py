@@ -5,7 +5,7 @@
 
 from tunesmith.config import MethodKind
 from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
-from tunesmith.contracts import DatasetHooks, DriftHooks, FeedbackHooks, MlflowModel, lazy
+from tunesmith.contracts import DatasetHooks, DriftHooks, FeedbackHooks, MlflowModel, ReviewHooks, lazy
 from tunesmith.families import register
 from tunesmith.families.common import check_number, family, no_classes, row_value
 from tunesmith.families.reranking import rows
@@ -68,6 +68,8 @@ TASK = register(family(
     dataset=_dataset(),
     drift=DriftHooks(reference=lazy("tunesmith.families.reranking.drift:reference"), accepts=lazy("tunesmith.families.reranking.drift:accepts"),
                      window=lazy("tunesmith.families.reranking.drift:window")),
+    review=ReviewHooks(widget="grade", items=lazy("tunesmith.families.reranking.review:items"),
+                       agree=lazy("tunesmith.families.common_review:same"), agreement="same grade"),
     feedback=FeedbackHooks(shape="the relevance of the returned document to the query, a number >= 0 (graded, "
                                  "or 1/0, true/false)",
                            check=lambda value, _labels, _logged=None: check_number(value, "relevance", minimum=0),

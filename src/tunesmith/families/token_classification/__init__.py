@@ -6,7 +6,7 @@ P/R/F1 (seqeval strict).
 """
 
 from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
-from tunesmith.contracts import DatasetHooks, DriftHooks, FeedbackHooks, lazy
+from tunesmith.contracts import DatasetHooks, DriftHooks, FeedbackHooks, ReviewHooks, lazy
 from tunesmith.families import register
 from tunesmith.families.common import ENCODER_METHODS, family, no_classes, text_mlflow
 from tunesmith.families.token_classification import rows
@@ -87,6 +87,8 @@ TASK = register(family(
                      window=lazy("tunesmith.families.token_classification.drift:window")),
     mlflow=text_mlflow(({"type": "array", "items": {"type": "object", "properties": ENTITY}, "required": True},),
                        pipeline_task="token-classification"),
+    review=ReviewHooks(widget="spans", items=lazy("tunesmith.families.token_classification.review:items"),
+                       agree=lazy("tunesmith.families.token_classification.review:agree"), agreement="span F1"),
     feedback=FeedbackHooks(shape="the corrected entities, a list of {start, end, label} character spans",
                            check=check_spans, summary=lambda spans: f"{len(spans)} entities",
                            live=lazy("tunesmith.families.token_classification.live:measure"),

@@ -17,7 +17,8 @@ def reference(cfg, bundle, model_dir) -> dict:
 
 
 def accepts(row: dict) -> bool:
-    return isinstance(row["input"], str) and isinstance(row["output"], list)
+    out = row["output"]  # entities (dicts), not an embedding's numbers
+    return isinstance(row["input"], str) and isinstance(out, list) and all(isinstance(e, dict) for e in out)
 
 
 def window(rows: list[dict], ref: dict, settings, context) -> dict:

@@ -1,0 +1,43 @@
+"""Reviewing an embedding model: a logged query with its nearest logged texts, the reviewer picks the relevant one.
+
+The prediction log holds the served embedding of every text, so the candidates are ranked with the served
+version's own vectors, no model needed; queries whose two nearest texts are almost equally close (the retrieval
+is a toss-up) come first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CANDIDATES = 5
+MAX_TEXTS = 5000  # the window's newest distinct texts that are ranked against each other
+
+
+def items(rows: list[dict], _labels) -> list[dict]:
+    texts: dict[str, tuple[int, np.ndarray]] = {}
+    for i, row in enumerate(rows):
+        vec = row["output"]
+        if isinstance(row["input"], str) and isinstance(vec, list) and vec and isinstance(vec[0], int | float):
+            texts[row["input"]] = (i, np.asarray(vec, dtype=np.float32))
+    names = list(texts)[-MAX_TEXTS:]
+    if len(names) < 2:
+        return []
+    matrix = np.stack([texts[n][1] for n in names])
+    matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    sims = matrix @ matrix.T
+    np.fill_diagonal(sims, -np.inf)
+    out = []
+    for q, name in enumerate(names):
+        order = [j for j in np.argsort(-sims[q], kind="stable") if j != q][:CANDIDATES]  # never the query itself
+        candidates = [{"document": names[j], "similarity": round(float(sims[q, j]), 4)} for j in order]
+        gap = candidates[0]["similarity"] - candidates[1]["similarity"] if len(candidates) > 1 else 1.0
+        out.append({"index": texts[name][0], "text": name,
+                    "guess": {"document": candidates[0]["document"], "relevance": 1.0},
+                    "uncertainty": float(np.clip(1.0 - gap / 0.2, 0.0, 1.0)),  # a 0.2 cosine gap: clear-cut
+                    "context": {"candidates": candidates}})
+    return out
+
+
+def agree(a, b) -> float:
+    """1 when two reviewers chose the same document (and relevance), else 0."""
+    return float(a.get("document") == b.get("document") and a.get("relevance") == b.get("relevance"))
