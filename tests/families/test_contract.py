@@ -11,7 +11,6 @@ A toy family registered here (tests/families/toy_family.py, not shipped) passes 
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 from safetensors.torch import load_file
+from tests.compare import close
 from tests.families import toy_family
 from tests.families.specs import FAST, SPECS
 from tests.mlflow_env import mlflow_uris
@@ -220,7 +220,7 @@ def test_the_registered_version_is_an_mlflow_model_whose_pyfunc_answers_as_the_r
     if native is not None:  # the native flavor loads and answers each row too (embeddings: the same vectors)
         assert len(native) == len(rows)
         if described.flavor == "sentence_transformers":
-            assert _close([list(map(float, v)) for v in native], rows, tol=1e-4)
+            assert close([list(map(float, v)) for v in native], rows, tol=1e-4)
     try:
         promote(cfg.name, store=store)
     except RegistryError:
@@ -228,7 +228,7 @@ def test_the_registered_version_is_an_mlflow_model_whose_pyfunc_answers_as_the_r
     with TestClient(create_app(cfg.name, settings=cfg.serving, store=store)) as client:
         answer = client.post(spec.route, json=spec.route_request(example.to_dict("list")))
     assert answer.status_code == 200, answer.text
-    assert _close(spec.route_answers(answer.json()), [spec.pyfunc_view(r) for r in rows])
+    assert close(spec.route_answers(answer.json()), [spec.pyfunc_view(r) for r in rows])
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -370,19 +370,6 @@ def _native_outputs(flavor: str | None, uri: str, example) -> list | None:
                    for m in example["messages"]]
         return pipe(prompts, max_new_tokens=2)
     return None
-
-
-def _close(a, b, tol: float = 1e-5) -> bool:
-    """Equal, floats within `tol` (the route's JSON and the pyfunc's Python floats); a key the response model sets
-    to null (`labels` of a single-label result) counts as absent."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        a, b = ({k: v for k, v in d.items() if v is not None} for d in (a, b))
-        return a.keys() == b.keys() and all(_close(a[k], b[k], tol) for k in a)
-    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
-        return len(a) == len(b) and all(_close(x, y, tol) for x, y in zip(a, b, strict=True))
-    if isinstance(a, float | int) and isinstance(b, float | int) and not isinstance(a, bool):
-        return math.isclose(a, b, rel_tol=tol, abs_tol=tol)
-    return a == b
 
 
 def _weights(path) -> dict[str, torch.Tensor]:

@@ -6,7 +6,6 @@ Each server gets at most 120 s to come up and a handful of requests; it is kille
 
 from __future__ import annotations
 
-import math
 import os
 import socket
 import subprocess
@@ -18,6 +17,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from tests import model_dirs
+from tests.compare import close
 
 from tunesmith.config import config_from_dict
 from tunesmith.registry import log_run, open_store, promote, register_version
@@ -82,18 +82,6 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
-def _close(a, b, tol: float = 1e-5) -> bool:
-    if isinstance(a, dict) and isinstance(b, dict):
-        a, b = ({k: v for k, v in d.items() if v is not None} for d in (a, b))
-        shared = a.keys() & b.keys()
-        return bool(shared) and all(_close(a[k], b[k], tol) for k in shared)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_close(x, y, tol) for x, y in zip(a, b, strict=True))
-    if isinstance(a, float | int) and isinstance(b, float | int):
-        return math.isclose(a, b, rel_tol=tol, abs_tol=tol)
-    return a == b
-
-
 @pytest.mark.parametrize("family", list(CASES))
 def test_mlflow_models_serve_answers_as_tunesmith_serve(family, request, tmp_path, monkeypatch):
     build, base, mlflow_request, route, route_request, per_row = CASES[family]
@@ -122,5 +110,5 @@ def test_mlflow_models_serve_answers_as_tunesmith_serve(family, request, tmp_pat
         _stop(proc)
     assert theirs.status_code == 200, theirs.text
     predictions = theirs.json()["predictions"]
-    assert _close(per_row(ours.json()), predictions), (per_row(ours.json()), predictions)
+    assert close(per_row(ours.json()), predictions, shared_keys=True), (per_row(ours.json()), predictions)
     assert wrong.status_code == 400 and "missing inputs" in wrong.json()["message"]  # the signature is enforced

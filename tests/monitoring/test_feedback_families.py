@@ -147,3 +147,19 @@ def test_feedback_becomes_the_training_row_of_the_served_answer_or_says_why_not(
     assert len(skipped) == 1 and "without a correction" in skipped[0]["reason"]
     with pytest.raises(ValueError, match="does not become training rows"):
         feedback_rows(chat_log, "support", None)
+
+
+def test_the_log_schema_is_checked_once_per_url_per_process_and_again_for_a_new_file(tmp_path, monkeypatch):
+    import tunesmith.monitoring.predictions as predictions
+
+    calls = []
+    real = predictions.add_new_columns
+    monkeypatch.setattr(predictions, "add_new_columns", lambda engine, meta=None: calls.append(1) or real(engine, meta))
+    url = f"sqlite:///{tmp_path}/once.db"
+    for _ in range(3):  # what every POST /v1/feedback does
+        db_engine(url).dispose()
+    assert len(calls) == 1
+    (tmp_path / "once.db").unlink()  # a file removed under the process is created again, with its tables
+    engine = db_engine(url)
+    assert len(calls) == 2 and "feedback" in sa.inspect(engine).get_table_names()
+    engine.dispose()

@@ -159,6 +159,10 @@ def test_the_pyfunc_reads_frames_lists_and_dicts_and_names_the_row_of_bad_input(
         model.predict(pd.DataFrame({"text": texts}))
     with pytest.raises(ValueError, match="columns 'text'"):
         model.predict(42)
+    with pytest.raises(ValueError, match=r"row 1: column 'text': a control character \(U\+0000\)"):
+        model.predict(["fine", "bad\x00byte"])  # what the HTTP route refuses, the pyfunc refuses too
+    with pytest.raises(ValueError, match=r"row 0: column 'text': 100001 characters"):
+        model.predict(["x" * 100_001])
 
 
 def test_chat_params_are_bounded_like_the_chat_route():

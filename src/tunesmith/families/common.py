@@ -6,6 +6,7 @@ with the usual hooks filled in for what it leaves out.
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -65,13 +66,21 @@ EXAMPLE_TEXTS = ["a film worth seeing twice", "the plot made no sense and the ac
 
 
 def row_value(rows: list[dict], i: int, column: str) -> str:
-    """Row i's `column` as a non-empty string, else a ValueError naming the row and the column."""
+    """Row i's `column` as a non-empty string the HTTP routes would take too (no control character or lone
+    surrogate, at most serving's default max_input_chars), else a ValueError naming the row and the column."""
+    from tunesmith.serving.schemas import MAX_TEXT, check_text
+
     value = rows[i].get(column)
     if not isinstance(value, str) or not value.strip():
         shown = repr(value)[:60]
         raise ValueError(f"row {i}: column {column!r} must be a non-empty string (got {shown}); send a frame with a "
                          f"{column!r} column of texts")
-    return value
+    if len(value) > MAX_TEXT:
+        raise ValueError(f"row {i}: column {column!r}: {len(value)} characters; the limit is {MAX_TEXT}")
+    try:
+        return check_text(value)
+    except ValueError as exc:
+        raise ValueError(f"row {i}: column {column!r}: {exc}") from None
 
 
 def text_items(_served, rows: list[dict], _params: dict) -> list[str]:
@@ -146,11 +155,22 @@ def held_out_sample(cfg, bundle, column: str) -> list:
     return [values[i] for i in picked]
 
 
-def served_outputs(model_dir, items: list, chunk: int = 64) -> list:
-    """What the tuned model answers for `items` as `tunesmith serve` would (and logs): the family's own predict."""
+@functools.lru_cache(maxsize=4)
+def _served(model_dir: str):
     from tunesmith.serving.models import load_served
 
-    served = load_served(model_dir, name="drift-reference", version=0)
+    return load_served(Path(model_dir), name="monitor", version=0)
+
+
+def served_model(model_dir):
+    """A model dir loaded as `tunesmith serve` loads it (the family's `load_served`), once per process: the drift
+    reference and live quality (one monitor run asks per bootstrap sample) share it; the last few are kept."""
+    return _served(str(Path(model_dir).resolve()))
+
+
+def served_outputs(model_dir, items: list, chunk: int = 64) -> list:
+    """What the tuned model answers for `items` as `tunesmith serve` would (and logs): the family's own predict."""
+    served = served_model(model_dir)
     out: list = []
     for start in range(0, len(items), chunk):
         out += served.family.predict(served, items[start:start + chunk])

@@ -50,12 +50,24 @@ def default_url(workdir: Path | None = None) -> str:
     return f"sqlite:///{path}"
 
 
+_ready: set[str] = set()  # URLs whose tables this process created or migrated already
+
+
 def db_engine(url: str) -> sa.Engine:
+    """An engine on the prediction log, its tables created (and older ones migrated) once per URL per process: the
+    schema inspection is not repeated on every feedback POST. A SQLite file that is gone is set up again."""
+    missing = url not in _ready
     if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(url[len("sqlite:///"):])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        missing = missing or not path.exists()
+    elif url.startswith("sqlite"):
+        missing = True  # an in-memory database is new with every engine
     engine = sa.create_engine(url)
-    log_meta.create_all(engine)
-    add_new_columns(engine)
+    if missing:
+        log_meta.create_all(engine)
+        add_new_columns(engine)
+        _ready.add(url)
     return engine
 
 

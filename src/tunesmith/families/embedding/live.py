@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-_SERVED: dict[str, object] = {}  # model dir -> the loaded model (one monitor run asks once per bootstrap sample)
 _VECTORS: dict[tuple[str, str], np.ndarray] = {}
 
 
@@ -40,11 +39,9 @@ def _encode(model_dir: Path, texts: list[str]) -> list[np.ndarray]:
         _VECTORS.clear()
     missing = [t for t in texts if (key, t) not in _VECTORS]
     if missing:
-        from tunesmith.serving.models import load_served
+        from tunesmith.families.common import served_model
 
-        if key not in _SERVED:
-            _SERVED[key] = load_served(Path(model_dir), name="live-quality", version=0)
-        served = _SERVED[key]
+        served = served_model(model_dir)
         for start in range(0, len(missing), 64):
             chunk = missing[start:start + 64]
             for text, vector in zip(chunk, served.family.predict(served, chunk), strict=True):
