@@ -228,3 +228,43 @@ def test_windows_are_counts_or_durations(window):
     count, seconds = parse_window(window)
     assert (count is None) != (seconds is None)
 
+
+
+def test_eval_holdout_keeps_near_duplicate_rows_together(tmp_path):
+    """Paraphrases of one question with one answer: all of them in eval or none, so the leakage gate (eval vs
+    train near-duplicates) has nothing to refuse."""
+    from types import SimpleNamespace
+
+    from tunesmith.data.dedup import near_duplicate_pairs
+    from tunesmith.retrain.dataset import eval_holdout
+
+    cfg = _cfg(tmp_path)
+    answers = {i: f"answer number {i}: " + " ".join(f"step{i}x{k}" for k in range(12)) for i in range(6)}
+    rows = [{"key": f"{i}-{j}", "row": {"text": f"question {i} variant {j}", "label": answers[i]}}
+            for i in range(6) for j in range(5)]
+    hooks = SimpleNamespace(group=None, key=lambda row: row["text"])
+    chosen = eval_holdout(cfg, hooks, rows)
+    picked = {r["key"] for r in chosen}
+    assert chosen and {r["key"].split("-")[0] for r in chosen} != {str(i) for i in range(6)}
+    texts = [json.dumps(r["row"], sort_keys=True) for r in rows]
+    for i, j in near_duplicate_pairs(texts, threshold=0.7).pairs:  # no near-duplicate straddles eval and train
+        assert (rows[int(i)]["key"] in picked) == (rows[int(j)]["key"] in picked)
+
+
+def test_a_dataset_version_that_fails_its_data_gates_is_a_failed_retrain_not_a_crash(tmp_path, monkeypatch):
+    import tunesmith.pipeline as pipeline
+    from tunesmith.data import DataChecksFailed
+    from tunesmith.registry import open_store
+    from tunesmith.retrain import retrain
+
+    cfg = _cfg(tmp_path, registry={"tracking_uri": f"sqlite:///{tmp_path}/mlflow.db"})
+
+    def refuse(*_args, **_kwargs):
+        raise DataChecksFailed(["data.checks.leakage: 5 rows repeat a text of an earlier split"])
+
+    monkeypatch.setattr(pipeline, "run", refuse)
+    labels = [_label(f"fresh text {i}", "pos" if i % 2 else "neg", f"2026-11-22T08:{i:02d}:00") for i in range(20)]
+    outcome = retrain(cfg, store=open_store(cfg.registry), labels=labels)
+    assert not outcome.passed and outcome.registered_version is None and outcome.run is None
+    assert "data gates failed on dataset v1" in outcome.reasons[0] and "leakage" in outcome.reasons[0]
+    assert outcome.to_dict()["run_dir"] is None

@@ -264,8 +264,8 @@ def eval_holdout(cfg: Config, hooks, rows: list[dict]) -> list[dict]:
         return []
     group = hooks.group or hooks.key
     groups: dict[str, list[dict]] = {}
-    for r in rows:
-        groups.setdefault(group(r["row"]), []).append(r)
+    for r, g in zip(rows, _near_merged([group(r["row"]) for r in rows], rows, cfg), strict=True):
+        groups.setdefault(g, []).append(r)
     order = sorted(groups)
     random.Random(cfg.seed).shuffle(order)
     chosen: list[dict] = []
@@ -275,6 +275,30 @@ def eval_holdout(cfg: Config, hooks, rows: list[dict]) -> list[dict]:
         if len(chosen) + len(groups[g]) < len(rows):
             chosen.extend(groups[g])
     return chosen
+
+
+def _near_merged(keys: list[str], rows: list[dict], cfg: Config) -> list[str]:
+    """Each row's group, with groups holding near-duplicate rows merged (data.checks.duplicates.near's settings):
+    paraphrases of one question with one answer would otherwise sit in eval and train at once, which the leakage
+    gate refuses."""
+    from tunesmith.data.dedup import near_duplicate_pairs
+
+    near = cfg.data.checks.duplicates.near
+    parent = {k: k for k in keys}
+
+    def root(k: str) -> str:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    if near.enabled and len(rows) > 1:
+        texts = [json.dumps(r["row"], sort_keys=True, ensure_ascii=False, default=str) for r in rows]
+        found = near_duplicate_pairs(texts, threshold=near.threshold, num_perm=near.num_perm, ngram=near.ngram,
+                                     seed=near.seed)
+        for i, j in found.pairs:
+            parent[root(keys[int(i)])] = root(keys[int(j)])
+    return [root(k) for k in keys]
 
 
 def _split_of(key: str, recent: set[str], evaluated: set[str]) -> str:

@@ -149,6 +149,7 @@ def family_recent(cfg: Config, derived: Config, dataset: DatasetVersion, challen
     """Any family on the recent slice: its own evaluation with the recent rows as the test split, the challenger
     vs the champion (paired bootstrap), gated by retrain.recent_gates (default: the family's, e.g. vs_champion.rmse
     <= 0 for regression)."""
+    from tunesmith.config import CheckPolicy
     from tunesmith.data import DataChecksFailed, DataError, prepare_data
     from tunesmith.evaluation import gate
     from tunesmith.evaluation.errors import EvalError
@@ -160,6 +161,9 @@ def family_recent(cfg: Config, derived: Config, dataset: DatasetVersion, challen
         return {"rows": rows, "passed": False, "note": why}
     judged = derived.model_copy(deep=True)
     judged.data.test = str(dataset.file("recent").resolve())
+    # Recent traffic repeats what users asked before (paraphrases of one question): judged as it comes, like a
+    # classifier's recent slice; the frozen test split keeps the leakage gate.
+    judged.data.checks.leakage.policy = CheckPolicy.WARN
     try:
         bundle = prepare_data(judged, None)
         report = family(cfg.task).evaluate(judged, bundle, Path(challenger_dir), champion_dir=Path(champion_dir),
@@ -178,6 +182,7 @@ def family_recent(cfg: Config, derived: Config, dataset: DatasetVersion, challen
 def retrain(cfg: Config, *, name: str | None = None, trigger: str = "manual", store=None, labels: list[dict] | None
             = None, say=lambda _: None) -> RetrainOutcome:
     """Build the next dataset version, train, evaluate, gate and (when every gate passes) register a challenger."""
+    from tunesmith.data import DataChecksFailed
     from tunesmith.monitoring.monitor import db_url
     from tunesmith.pipeline import run as run_pipeline
     from tunesmith.registry import model_dir_for, open_store
@@ -203,7 +208,12 @@ def retrain(cfg: Config, *, name: str | None = None, trigger: str = "manual", st
     champion_dir = model_dir_for(name, "champion", store=store) if champion is not None else None
     base = str(champion_dir) if cfg.retrain.init_from == "champion" and champion_dir is not None else None
     derived = derived_config(cfg, dataset, base)
-    outcome = run_pipeline(derived, say=say)
+    try:
+        outcome = run_pipeline(derived, say=say)
+    except DataChecksFailed as exc:  # the new version fails a data gate: a failed retrain with the reason, no crash
+        say(f"dataset v{dataset.version} failed its data gates; nothing trained")
+        return RetrainOutcome(dataset, False, [f"data gates failed on dataset v{dataset.version} ({dataset.path}): "
+                                               + "; ".join(map(str, exc.violations))], parent_version=champion)
     judge = task.dataset.recent_eval or family_recent
     recent_report = judge(cfg, derived, dataset, outcome.train_result.model_dir, champion_dir, name)
     atomic_write_json(outcome.run_dir / "recent_eval.json", recent_report)
