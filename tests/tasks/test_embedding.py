@@ -165,3 +165,38 @@ def test_resume_continues_from_the_last_committed_checkpoint(tmp_path, tiny_st_d
     shutil.rmtree(resumed.model_dir)
     with pytest.raises(TrainingError, match="training.learning_rate"):
         train(changed, bundle, tmp_path / "run", resume=True)
+
+
+def test_a_distilled_student_embeds_like_its_teacher_and_is_compared_with_it(tmp_path, tiny_st_dir):
+    """sentence-transformers' distillation recipe: a 1-layer student's embeddings regress to a fine-tuned teacher's
+    (MSE on the training texts and on unlabeled ones), and the report compares both on MRR@10 with a CI."""
+    from sentence_transformers import SentenceTransformer
+
+    from tunesmith.training.distill import read_distill_record, shrink_layers
+    from tunesmith.training.distill_report import compare_distilled
+
+    cfg = _cfg(tmp_path, tiny_st_dir)
+    bundle = prepare_data(cfg)
+    teacher = train(cfg, bundle, tmp_path / "teacher").model_dir
+    more = tmp_path / "more.txt"
+    extra = make_pairs(30, seed=11)["query"].tolist()
+    more.write_text("\n".join([*extra, "", bundle.test["query"].iloc[0]]) + "\n", encoding="utf-8")
+    student_cfg = _cfg(tmp_path, tiny_st_dir, training={"epochs": 6}, method={
+        "kind": "distill", "distill": {"teacher": str(teacher), "kd_weight": 1.0, "hard_weight": 0.5,
+                                       "student_layers": 1, "unlabeled": str(more), "compare_without_kd": False}})
+    result = train(student_cfg, bundle, tmp_path / "student")
+    record = read_distill_record(tmp_path / "student")
+    skipped = record["synthetic_skipped"]
+    assert record["synthetic_rows"] + sum(skipped.values()) == len(extra) + 2 and record["synthetic_rows"] > 20
+    assert skipped["in_a_split"] >= 1 and skipped["empty"] == 1 and result.method == "distill"
+
+    texts = bundle.test["query"].tolist()
+    t = SentenceTransformer(str(teacher), device="cpu").encode(texts, normalize_embeddings=True)
+    s = SentenceTransformer(str(result.model_dir), device="cpu").encode(texts, normalize_embeddings=True)
+    untrained = SentenceTransformer(tiny_st_dir, device="cpu")
+    shrink_layers(untrained[0].model, 1)
+    u = untrained.encode(texts, normalize_embeddings=True)
+    assert (s * t).sum(1).mean() > (u * t).sum(1).mean() + 0.05  # closer to the teacher than where it started
+    doc = compare_distilled(student_cfg, bundle, tmp_path / "student", result.model_dir)
+    assert doc["metric"] == "mrr@10" and doc["models"]["student"]["params"] < doc["models"]["teacher"]["params"]
+    assert doc["gap"]["ci_low"] <= doc["gap"]["delta"] <= doc["gap"]["ci_high"]

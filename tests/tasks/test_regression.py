@@ -68,3 +68,38 @@ def test_huber_loss_and_lora_train(tmp_path, tiny_model_dir):
     assert abs(np.mean(parts.train_ds["labels"])) < 1e-6  # standardized on train
     result = train(cfg, prepare_data(cfg), tmp_path / "run")
     assert result.trainable_params < result.total_params and (tmp_path / "run/adapter").is_dir()
+
+
+def test_a_distilled_student_follows_its_teachers_values_and_is_compared_with_it(tmp_path, tiny_model_dir):
+    """KD only, from a teacher trained on negated targets: the 1-layer student predicts the teacher's values (the
+    opposite of the human targets), learns from teacher-valued unlabeled texts too, and the report compares them."""
+    from tunesmith.training.distill import read_distill_record
+    from tunesmith.training.distill_report import compare_distilled, distill_flat
+
+    cfg = _cfg(tmp_path, tiny_model_dir)
+    bundle = prepare_data(cfg)
+    anti = prepare_data(cfg)
+    anti.train = anti.train.assign(target=-anti.train["target"])
+    anti.eval = anti.eval.assign(target=-anti.eval["target"])
+    teacher = train(cfg, anti, tmp_path / "teacher").model_dir
+    more = tmp_path / "more.txt"
+    more.write_text("\n".join(make_reviews(40, seed=77)["text"]) + "\n", encoding="utf-8")
+    student_cfg = _cfg(tmp_path, tiny_model_dir, method={"kind": "distill", "distill": {
+        "teacher": str(teacher), "kd_weight": 1.0, "hard_weight": 0.0, "student_layers": 1, "unlabeled": str(more),
+        "compare_without_kd": False}})
+    bundle.eval = bundle.eval.iloc[:0]  # no checkpoint choice on the human targets: the last weights are the result
+    result = train(student_cfg, bundle, tmp_path / "student")
+    record = read_distill_record(tmp_path / "student")
+    assert record["synthetic_rows"] > 0 and record["task"] == "regression"
+
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(result.model_dir))
+    assert model.config.num_hidden_layers == 1
+    texts, y = bundle.test["text"].tolist(), bundle.test["target"].to_numpy()
+    pred = task.predict(model, AutoTokenizer.from_pretrained(str(result.model_dir)), texts, max_length=32)
+    assert np.corrcoef(pred, y)[0, 1] < -0.5  # it learned the teacher's values, not the targets
+    doc = compare_distilled(student_cfg, bundle, tmp_path / "student", result.model_dir)
+    assert doc["metric"] == "rmse" and set(doc["models"]) == {"teacher", "student"}
+    assert doc["gap"]["ci_low"] <= doc["gap"]["delta"] <= doc["gap"]["ci_high"]
+    assert "distill.gap.rmse" in distill_flat(doc)

@@ -134,3 +134,54 @@ def test_head_and_lora_train_what_they_should(tmp_path, tiny_model_dir, method):
     saved = AutoModelForTokenClassification.from_pretrained(str(result.model_dir))
     assert saved.config.num_labels == len(bundle.labels) and not torch.isnan(saved.classifier.weight).any()
     assert len(bundle.train[TAGS].iloc[0]) == len(bundle.train[TOKENS].iloc[0])
+
+
+def test_per_token_kd_makes_a_smaller_tagger_follow_its_teacher_and_the_report_compares_them(tmp_path, tiny_model_dir):
+    """KD only, from a teacher trained with the two entity types swapped: the 1-layer student tags the teacher's way
+    (the swapped types), and the distillation report scores teacher and student on entity F1 with a CI."""
+    from tunesmith.data import prepare_data
+    from tunesmith.training import train
+    from tunesmith.training.distill_report import compare_distilled
+
+    rows = make_tagged(160, seed=1).to_dict("records")
+    (tmp_path / "t.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = config_from_dict(_raw(tmp_path, tiny_model_dir))
+    swap = {"B-GOOD": "B-BAD", "I-GOOD": "I-BAD", "B-BAD": "B-GOOD", "I-BAD": "I-GOOD", "O": "O"}
+    anti = prepare_data(cfg)
+    for split in ("train", "eval"):
+        frame = getattr(anti, split)
+        setattr(anti, split, frame.assign(**{TAGS: [[swap[t] for t in tags] for tags in frame[TAGS]]}))
+    teacher = train(cfg, anti, tmp_path / "teacher").model_dir
+    student_cfg = config_from_dict(_raw(tmp_path, tiny_model_dir, method={"kind": "distill", "distill": {
+        "teacher": str(teacher), "kd_weight": 1.0, "hard_weight": 0.0, "student_layers": 1,
+        "compare_without_kd": False}}))
+    bundle = prepare_data(student_cfg)
+    bundle.eval = bundle.eval.iloc[:0]  # no checkpoint choice on the human tags: the last weights are the result
+    result = train(student_cfg, bundle, tmp_path / "student")
+    doc = compare_distilled(student_cfg, bundle, tmp_path / "student", result.model_dir)
+    assert doc["metric"] == "f1" and doc["models"]["student"]["params"] < doc["models"]["teacher"]["params"]
+    teacher_f1, student_f1 = (doc["models"][r]["quality"]["f1"] for r in ("teacher", "student"))
+    assert teacher_f1 < 0.3 and student_f1 < 0.3  # both tag the swapped types, which the gold never has
+    words = [list(w) for w in bundle.test[TOKENS]]
+    model = task.AutoModelForTokenClassification.from_pretrained(str(result.model_dir))
+    tags, _, _ = task.predict_words(model, task.load_tokenizer(str(result.model_dir)), words, max_length=32)
+    swapped_gold = [[swap[t] for t in sent] for sent in bundle.test[TAGS]]
+    agree = sum(a == b for p, g in zip(tags, swapped_gold, strict=True) for a, b in zip(p, g, strict=False))
+    total = sum(len(g) for g in swapped_gold)
+    assert agree / total > 0.8  # token by token, the student says what the (swapped) teacher would
+    assert doc["gap"]["ci_low"] <= doc["gap"]["delta"] <= doc["gap"]["ci_high"]
+
+
+def test_a_teacher_with_another_tag_set_is_refused_by_key(tmp_path, tiny_model_dir, tagged_run):
+    from tunesmith.training import TrainingError
+
+    _, outcome = tagged_run
+    with pytest.raises(ValueError, match="method.distill.unlabeled"):
+        config_from_dict(_raw(tmp_path, tiny_model_dir, method={"kind": "distill", "distill": {
+            "teacher": str(outcome.train_result.model_dir), "unlabeled": "more.txt"}}))
+    other = task.build_model(tiny_model_dir, ["O", "B-X", "I-X"])
+    other.save_pretrained(tmp_path / "other")
+    task.load_tokenizer(tiny_model_dir).save_pretrained(tmp_path / "other")
+    with pytest.raises(TrainingError, match="method.distill.teacher: the teacher tags"):
+        task.load_teacher(tmp_path / "other", task.load_tokenizer(tiny_model_dir), ["O", "B-GOOD", "I-GOOD"],
+                          config_from_dict(_raw(tmp_path, tiny_model_dir)))

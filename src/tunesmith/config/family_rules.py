@@ -33,8 +33,9 @@ def check_for_family(cfg: Config, task: Task) -> None:
     if kind is MethodKind.QLORA and kind not in task.methods:
         raise ValueError(f"method.kind: qlora is for causal-lm; use lora for {task.kind}")
     if kind is MethodKind.DISTILL and task.distill is None:
-        raise ValueError(f"method.kind: distill supports single-label classification and causal-lm, not {task.kind}; "
-                         "train the student with full or lora")
+        supported = ", ".join(t.kind for t in all_families() if t.distill is not None)
+        raise ValueError(f"method.kind: distill supports {supported}, not {task.kind}; train the student with full "
+                         "or lora")
     check_slo_targets(cfg, task)
     task.configure(cfg)
 

@@ -47,21 +47,41 @@ def classification_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.T
     return loss
 
 
+def regression_kd_loss(student_out: torch.Tensor, teacher_out: torch.Tensor, labels: torch.Tensor,
+                       hard_mask: torch.Tensor | None, d: DistillConfig) -> torch.Tensor:
+    """Mean squared distance to the teacher's (standardized) prediction, plus the MSE to the rows' real targets
+    (hard_mask 1); a regressor has no distribution to soften, so the temperature does not apply."""
+    student = student_out.float().reshape(-1)
+    loss = d.kd_weight * F.mse_loss(student, teacher_out.float().reshape(-1)) if d.kd_weight else 0.0
+    if d.hard_weight:
+        se = (student - labels.float().reshape(-1)) ** 2
+        mask = torch.ones_like(se) if hard_mask is None else hard_mask.to(se.dtype)
+        loss = loss + d.hard_weight * (se * mask).sum() / mask.sum().clamp(min=1)
+    return loss
+
+
 def token_kd_sum(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
-                 temperature: float) -> torch.Tensor:
-    """Sum of T^2 * KL over the positions that predict a loss token (logits at i predict labels at i + 1)."""
+                 temperature: float, *, shift: bool = True) -> torch.Tensor:
+    """Sum of T^2 * KL over the positions that carry a loss label: with `shift` (a causal LM) logits at i predict
+    labels at i + 1; without (token classification) logits and labels are aligned."""
+    if not shift:
+        mask = labels != -100
+        return soft_kl(student_logits[mask], teacher_logits[mask], temperature).sum()
     mask = labels[..., 1:] != -100
     return soft_kl(student_logits[..., :-1, :][mask], teacher_logits[..., :-1, :][mask], temperature).sum()
 
 
 class DistillTrainer(TunesmithTrainer):
-    """The tunesmith Trainer with the KD loss; the teacher is either precomputed logits (classification, in the
-    `teacher_logits` column) or a model run on the same batch (causal-lm)."""
+    """The tunesmith Trainer with the KD loss; the teacher is either precomputed outputs (classification's logits,
+    regression's standardized values, in the `teacher_logits` column, scored by `kd_loss`) or a model run on the
+    same batch (causal-lm: next-token KD, `shift`; token classification: per-token KD on the labelled tokens)."""
 
-    def __init__(self, *args, distill: DistillConfig, teacher: nn.Module | None = None, **kwargs):
+    def __init__(self, *args, distill: DistillConfig, teacher: nn.Module | None = None,
+                 kd_loss=classification_kd_loss, shift: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.distill = distill
         self.teacher = teacher.eval().requires_grad_(False) if teacher is not None else None
+        self.kd_loss, self.shift = kd_loss, shift
 
     def _set_signature_columns_if_needed(self):
         super()._set_signature_columns_if_needed()
@@ -79,12 +99,13 @@ class DistillTrainer(TunesmithTrainer):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         labels = inputs.pop("labels")
         outputs = model(**inputs)
-        loss = classification_kd_loss(outputs.logits, teacher_logits.to(outputs.logits.device), labels, hard_mask,
-                                      self.distill)
+        loss = self.kd_loss(outputs.logits, teacher_logits.to(outputs.logits.device), labels, hard_mask, self.distill)
         self.loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides by the accumulation steps
         return (loss, outputs) if return_outputs else loss
 
     def _token_kd(self, model, inputs, return_outputs, num_items_in_batch):
+        if not self.shift:
+            return self._tag_kd(model, inputs, return_outputs)
         d = self.distill
         labels = inputs["labels"]
         kwargs = {"num_items_in_batch": num_items_in_batch} if num_items_in_batch is not None else {}
@@ -96,6 +117,19 @@ class DistillTrainer(TunesmithTrainer):
         kd = token_kd_sum(outputs.logits, teacher_logits, labels, d.temperature) / torch.as_tensor(tokens).clamp(min=1)
         loss = d.kd_weight * kd.to(outputs.loss.dtype) + d.hard_weight * outputs.loss
         self.loss_is_scaled_for_ga = num_items_in_batch is not None
+        return (loss, outputs) if return_outputs else loss
+
+    def _tag_kd(self, model, inputs, return_outputs):
+        """Token classification: the mean T^2 * KL over the labelled tokens, plus the model's own CE."""
+        d = self.distill
+        labels = inputs["labels"]
+        outputs = model(**inputs)
+        with torch.no_grad():
+            teacher_logits = self.teacher(**{k: v for k, v in inputs.items() if k != "labels"}).logits
+        tokens = (labels != -100).sum().clamp(min=1)
+        kd = token_kd_sum(outputs.logits, teacher_logits, labels, d.temperature, shift=False) / tokens
+        loss = d.kd_weight * kd.to(outputs.loss.dtype) + d.hard_weight * outputs.loss
+        self.loss_is_scaled_for_ga = False  # per-batch means: the Trainer divides by the accumulation steps
         return (loss, outputs) if return_outputs else loss
 
 
@@ -206,10 +240,15 @@ def read_unlabeled(path: str | Path, text_column: str) -> list[str]:
     return frame[text_column].fillna("").astype(str).str.strip().tolist()
 
 
-def distill_data(cfg: Config, bundle, teacher_dir: Path) -> DistillData:
-    """The student's train rows: every human-labelled row with the teacher's logits, plus the unlabeled rows the
+def distill_data(cfg: Config, bundle, teacher_dir: Path, *, teach=None, target: str = "label",
+                 synthetic_target=None) -> DistillData:
+    """The student's train rows: every human-labelled row with the teacher's outputs, plus the unlabeled rows the
     teacher labels. An unlabeled text that is empty or already in any split (exact, case/space-normalized) is
-    skipped and counted, so synthetic rows never leak eval/test texts into training."""
+    skipped and counted, so synthetic rows never leak eval/test texts into training.
+
+    `teach(texts) -> array (rows x outputs)`: the teacher's outputs (default: a classifier's logits in the data's
+    label order); `synthetic_target(output) -> value`: a teacher-labelled row's `target` column (default: the
+    label of the largest logit)."""
     d = cfg.method.distill
     train = bundle.train.reset_index(drop=True).copy()
     train["hard_mask"] = 1.0
@@ -226,10 +265,12 @@ def distill_data(cfg: Config, bundle, teacher_dir: Path) -> DistillData:
                 continue
             seen.add(key)
             texts.append(text)
-    logits = teacher_logits(teacher_dir, [*train["text"].astype(str), *texts], list(bundle.labels), cfg)
+    teach = teach or (lambda batch: teacher_logits(teacher_dir, batch, list(bundle.labels), cfg))
+    synthetic_target = synthetic_target or (lambda out: bundle.labels[int(np.argmax(out))])
+    logits = np.asarray(teach([*train["text"].astype(str), *texts]))
     train["teacher_logits"] = list(logits[: len(train)])
     if texts:
-        synth = pd.DataFrame({"text": texts, "label": [bundle.labels[i] for i in logits[len(train):].argmax(-1)]})
+        synth = pd.DataFrame({"text": texts, target: [synthetic_target(out) for out in logits[len(train):]]})
         synth["hard_mask"] = 1.0 if d.synthetic is SyntheticLabels.HARD else 0.0
         synth["teacher_logits"] = list(logits[len(train):])
         train = pd.concat([train, synth], ignore_index=True)

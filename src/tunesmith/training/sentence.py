@@ -38,12 +38,13 @@ class SentenceParts:
     merge_adapter: Callable[[Any], None]  # fold the adapter into the weights before saving
     args_extra: dict = field(default_factory=dict)  # e.g. the batch sampler of in-batch negatives
     seen_column: str = "query"  # what the champion comparison keys on
+    eval_metric: str = "loss"  # the best checkpoint's metric (a named eval dataset logs `<name>_loss`)
 
 
 def sentence_arguments(cfg: Config, args_cls: type, output_dir: str, precision: str, *, n_train: int,
-                       has_eval: bool, **extra):
+                       has_eval: bool, metric: str = "loss", **extra):
     """A sentence-transformers trainer's arguments: the shared values, checkpoints on eval loss, a seeded data order."""
-    return args_cls(**argument_values(cfg, output_dir, precision, n_train=n_train, has_eval=has_eval, metric="loss"),
+    return args_cls(**argument_values(cfg, output_dir, precision, n_train=n_train, has_eval=has_eval, metric=metric),
                     data_seed=cfg.seed, **extra)
 
 
@@ -54,12 +55,13 @@ def train_sentence_model(cfg: Config, bundle, run_dir: Path, parts: SentencePart
 
     from tunesmith.training.run import TrainResult
 
-    kind = MethodKind(cfg.method.kind)
+    kind = MethodKind(cfg.method.student().kind)  # a distilled student trains with distill.student_method
     params = count_params(parts.model)
     precision = resolve_precision(cfg.training.precision)
     checkpoint_dir = run_dir / "checkpoints"
-    args = sentence_arguments(cfg, parts.args_cls, str(checkpoint_dir), precision, n_train=len(parts.train_ds),
-                              has_eval=parts.eval_ds is not None, **parts.args_extra)
+    n_train = sum(map(len, parts.train_ds.values())) if isinstance(parts.train_ds, dict) else len(parts.train_ds)
+    args = sentence_arguments(cfg, parts.args_cls, str(checkpoint_dir), precision, n_train=n_train,
+                              has_eval=parts.eval_ds is not None, metric=parts.eval_metric, **parts.args_extra)
     own_progress = any(getattr(cb, "shows_progress", False) for cb in callbacks)
     args.disable_tqdm = args.disable_tqdm or own_progress
     all_callbacks = [AtomicCheckpoints(keep=cfg.training.save_total_limit), *callbacks]
@@ -89,7 +91,8 @@ def train_sentence_model(cfg: Config, bundle, run_dir: Path, parts: SentencePart
     if not cfg.training.keep_checkpoints:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return TrainResult(
-        model_dir=model_dir, method=kind.value, precision=precision, trainable_params=params.trainable,
+        model_dir=model_dir, method=MethodKind(cfg.method.kind).value, precision=precision,
+        trainable_params=params.trainable,
         total_params=params.total, train_runtime_s=float(output.metrics.get("train_runtime", 0.0)),
         train_examples_per_s=float(output.metrics.get("train_samples_per_second", 0.0)),
         best_metric=state.best_metric, best_checkpoint=state.best_model_checkpoint,

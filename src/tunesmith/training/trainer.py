@@ -150,7 +150,7 @@ def argument_values(cfg: Config, output_dir: str, precision: str, *, n_train: in
         eval_strategy=cadence if has_eval else "no", save_strategy=cadence, eval_steps=t.eval_steps,
         save_steps=t.eval_steps, save_total_limit=None,  # AtomicCheckpoints rotates, after the new one is committed
         load_best_model_at_end=has_eval, metric_for_best_model=metric if has_eval else None,
-        greater_is_better=metric not in ("loss", "rmse", "mae"),  # losses and errors: lower is better
+        greater_is_better=not (metric.endswith("loss") or metric in ("rmse", "mae")),  # losses, errors: lower is better
         logging_strategy="steps", logging_steps=max(1, planned_steps(cfg, n_train) // 20), seed=cfg.seed,
         bf16=precision == "bf16", use_cpu=not torch.cuda.is_available(),
         report_to="none",  # the registry stage logs to MLflow

@@ -9,7 +9,14 @@ from tunesmith.config import MethodKind
 from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
 from tunesmith.contracts import DatasetHooks, DriftHooks, FeedbackHooks, ReviewHooks, lazy
 from tunesmith.families import register
-from tunesmith.families.common import ENCODER_METHODS, check_number, family, no_classes, text_mlflow
+from tunesmith.families.common import (
+    ENCODER_METHODS,
+    check_number,
+    distill_hooks,
+    family,
+    no_classes,
+    text_mlflow,
+)
 from tunesmith.families.embedding import rows
 from tunesmith.families.embedding.config import EmbeddingConfig
 from tunesmith.serving.routes import EMBEDDINGS
@@ -19,7 +26,7 @@ def configure(cfg) -> None:
     """No class to stratify on; no task head; checkpoints on eval loss (retrieval metrics are gated, not tracked)."""
     no_stratify(cfg, "embedding")
     no_slices(cfg)
-    if cfg.method.kind is MethodKind.HEAD:
+    if cfg.method.student().kind is MethodKind.HEAD:
         raise ValueError("method.kind: head trains a new task head; an embedding model has none (use full, lora or "
                          "freeze)")
     default_metric(cfg, "loss", ("loss",), "training.metric: embedding checkpoints are chosen on eval loss; set "
@@ -73,7 +80,8 @@ TASK = register(family(
     summary="query <-> document embeddings (sentence-transformers, in-batch negatives or CoSENT)",
     configure=configure, section="embedding", section_model=EmbeddingConfig,
     check_rows=lambda table, cfg: rows.check_pair_rows(table, cfg.data), check_splits=rows.consistent_splits,
-    bundle_columns=rows.PAIR_COLUMNS, redact=rows.redact_rows, train_metrics=("loss",), methods=ENCODER_METHODS,
+    bundle_columns=rows.PAIR_COLUMNS, redact=rows.redact_rows, train_metrics=("loss",),
+    methods=(*ENCODER_METHODS, MethodKind.DISTILL), distill=distill_hooks("tunesmith.families.embedding.distill"),
     baseline_name="base model (retrieval)", routes=(EMBEDDINGS,), recognize_order=90,
     drift=DriftHooks(reference=lazy("tunesmith.families.embedding.drift:reference"),
                      accepts=lazy("tunesmith.families.embedding.drift:accepts"),

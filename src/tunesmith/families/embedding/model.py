@@ -113,3 +113,55 @@ def build_loss(model, cfg: Config, *, scored: bool):
     return loss
 
 
+
+
+class Weighted(nn.Module):
+    """A sentence-transformers loss times a weight (method.distill's kd_weight / hard_weight in one training)."""
+
+    def __init__(self, loss: nn.Module, weight: float):
+        super().__init__()
+        self.loss, self.weight = loss, float(weight)
+        self.model = loss.model  # what the trainer swaps for a wrapped (distributed, compiled) model
+
+    def forward(self, features, labels):
+        return self.weight * self.loss(features, labels)
+
+
+def teacher_embeddings(cfg: Config, bundle, teacher_dir, student):
+    """The KD dataset of sentence-transformers' distillation recipe: every distinct training text (queries,
+    positives, hard negatives) and the texts of `method.distill.unlabeled`, each with the teacher's embedding as
+    its label. Unlabeled texts that are empty, repeated or in the eval/test split are skipped and counted."""
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer
+
+    from tunesmith.hub import loading
+    from tunesmith.training.distill import DistillData, read_unlabeled
+    from tunesmith.training.trainer import TrainingError
+
+    with loading(str(teacher_dir), key="method.distill.teacher"):
+        teacher = SentenceTransformer(str(teacher_dir), device="cpu", trust_remote_code=cfg.model.trust_remote_code)
+    dims = teacher.get_embedding_dimension(), student.get_embedding_dimension()
+    if dims[0] != dims[1]:
+        raise TrainingError(f"method.distill.teacher: its embeddings have {dims[0]} dims, the student's {dims[1]}; "
+                            "the MSE to the teacher's embeddings needs one size (a student of the same base family, "
+                            "or a Dense layer to the teacher's size)")
+    texts = list(dict.fromkeys(str(t) for f in ("query", "positive") for t in bundle.train[f]))
+    texts += [n for negs in bundle.train["negatives"] for n in map(str, negs) if n not in set(texts)]
+    texts = list(dict.fromkeys(texts))
+    skipped = {"empty": 0, "in_a_split": 0, "repeated": 0}
+    extra = []
+    if cfg.method.distill.unlabeled:
+        held = {str(t) for f in (bundle.eval, bundle.test) for c in ("query", "positive") for t in f[c]}
+        seen = set(texts)
+        for text in read_unlabeled(cfg.resolve_path(cfg.method.distill.unlabeled), cfg.data.text_column):
+            reason = "empty" if not text else "in_a_split" if text in held else "repeated" if text in seen else None
+            if reason:
+                skipped[reason] += 1
+                continue
+            seen.add(text)
+            extra.append(text)
+    everything = texts + extra
+    vectors = teacher.encode(everything, batch_size=cfg.training.eval_batch_size, convert_to_numpy=True,
+                             show_progress_bar=False)
+    data = DistillData(pd.DataFrame({"text": everything}), len(extra), skipped)
+    return Dataset.from_dict({"text": everything, "label": [list(map(float, v)) for v in vectors]}), data

@@ -4,12 +4,14 @@
     regression: {loss: huber, huber_delta: 1.0}
 """
 
+from tunesmith.config import MethodKind
 from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
 from tunesmith.contracts import DriftHooks, FeedbackHooks, ReviewHooks, lazy
 from tunesmith.families import register
 from tunesmith.families.common import (
     ENCODER_METHODS,
     check_number,
+    distill_hooks,
     family,
     text_dataset,
     text_label_row,
@@ -34,7 +36,8 @@ TASK = register(family(
     __name__, kind="regression", summary="a text -> a number (1-output head, MSE or Huber)",
     configure=configure, section="regression", section_model=RegressionConfig,
     check_rows=lambda table, cfg: rows.check_target_rows(table, cfg.data), bundle_columns=(rows.TARGET,),
-    train_metrics=METRICS, methods=ENCODER_METHODS,
+    train_metrics=METRICS, methods=(*ENCODER_METHODS, MethodKind.DISTILL),
+    distill=distill_hooks("tunesmith.families.regression.distill"),
     metric_claims={m: f"training.metric: {m} is a regression metric" for m in ("rmse", "mae", "spearman", "pearson")},
     baseline_name="ridge probe", routes=(SCORE,), recognize_order=30,
     dataset=text_dataset(rows.TARGET, classes=None, recent_gates=("vs_champion.rmse <= 0",)),

@@ -82,19 +82,14 @@ def ridge_probe(cfg, bundle) -> tuple[np.ndarray, dict]:
     return model.predict(xs[2]) if len(xs[2]) else np.zeros(0), info
 
 
-def _predict(model_dir: str | Path, cfg, key: str, texts: list[str]) -> np.ndarray:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+def predict_values(model_dir: str | Path, cfg, key: str, texts: list[str]) -> np.ndarray:
+    """A saved regressor's predictions for `texts`, in the target's unit (`key` names it in errors)."""
+    from tunesmith.families.regression.model import load_regressor, predict
 
-    from tunesmith.families.regression.model import predict
-    from tunesmith.hub import loading
-
-    with loading(str(model_dir), key=key):
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=cfg.model.trust_remote_code)
-        model = AutoModelForSequenceClassification.from_pretrained(str(model_dir),
-                                                                   trust_remote_code=cfg.model.trust_remote_code)
-    if model.config.num_labels != 1:
-        raise EvalError(f"{model_dir}: the model has {model.config.num_labels} outputs; a regressor has 1",
-                        hint="evaluate it with the config it was trained with")
+    try:
+        model, tokenizer = load_regressor(model_dir, cfg, key)
+    except ValueError as exc:
+        raise EvalError(str(exc), hint="evaluate it with the config it was trained with") from None
     return predict(model, tokenizer, texts, max_length=cfg.model.max_length, batch_size=cfg.training.eval_batch_size)
 
 
@@ -112,7 +107,7 @@ def evaluate_regression(cfg, bundle, model_dir: str | Path, *, champion_dir: str
     if len(test) == 0:
         raise EvalError("the test split is empty: nothing to evaluate", hint="raise data.split.test or set data.test")
     texts, y = test["text"].astype(str).tolist(), test["target"].astype(float).to_numpy()
-    tuned = _predict(model_dir, cfg, "model_dir", texts)
+    tuned = predict_values(model_dir, cfg, "model_dir", texts)
     base, probe = ridge_probe(cfg, bundle)
     boot = cfg.evaluation.bootstrap
     primary = primary_name(cfg.training.metric)
@@ -133,7 +128,7 @@ def evaluate_regression(cfg, bundle, model_dir: str | Path, *, champion_dir: str
 def _compare_champion(report, cfg, champion_dir, name, texts, y, tuned) -> None:
     from tunesmith.families.regression.model import regression_scores
 
-    found = champion_on_unseen(report, champion_dir, name, texts, lambda: _predict(champion_dir, cfg, "champion", texts))
+    found = champion_on_unseen(report, champion_dir, name, texts, lambda: predict_values(champion_dir, cfg, "champion", texts))
     if found is None:
         return
     champ, mask = found.scored, found.mask

@@ -79,11 +79,34 @@ class HuberOnStandardized:
         return torch.nn.functional.huber_loss(logits.float().view(-1), labels.float().view(-1), delta=self.delta)
 
 
-def trainer_parts(cfg: Config, bundle, tokenizer) -> TrainerParts:
-    """Standardized float labels, dynamic padding, metrics in the target's unit, the configured loss."""
+def trainer_parts(cfg: Config, bundle, tokenizer, model=None, teacher_dir=None) -> TrainerParts:
+    """Standardized float labels, dynamic padding, metrics in the target's unit, the configured loss; with
+    `method.kind: distill` the teacher's predictions (standardized like the targets) beside each row, and the
+    texts of `method.distill.unlabeled` with the teacher's value as their target."""
+    from tunesmith.config import MethodKind
+
     mean, std = target_stats(bundle.train["target"])
     max_len = cfg.model.max_length
-    train_ds = _dataset(bundle.train, tokenizer, max_len, mean, std)
+    train_frame, distilled, extra = bundle.train, None, {}
+    if MethodKind(cfg.method.kind) is MethodKind.DISTILL:
+        from tunesmith.training.distill import DistillTrainer, distill_data, regression_kd_loss
+
+        if teacher_dir is not None:
+            def teach(texts):
+                teacher, teacher_tok = load_regressor(teacher_dir, cfg, "method.distill.teacher")
+                values = predict(teacher, teacher_tok, texts, max_length=max_len, batch_size=cfg.training.eval_batch_size)
+                return (values[:, None] - mean) / std
+
+            distilled = distill_data(cfg, bundle, teacher_dir, teach=teach, target="target",
+                                     synthetic_target=lambda z: float(z[0] * std + mean))
+            train_frame = distilled.frame
+        extra = {"trainer_cls": DistillTrainer, "trainer_kwargs": {"distill": cfg.method.distill,
+                                                                   "kd_loss": regression_kd_loss}}
+    train_ds = _dataset(train_frame, tokenizer, max_len, mean, std)
+    if distilled is not None:
+        from tunesmith.training.distill import add_teacher_columns
+
+        train_ds = add_teacher_columns(train_ds, train_frame)
     eval_ds = _dataset(bundle.eval, tokenizer, max_len, mean, std) if len(bundle.eval) else None
 
     def compute_metrics(eval_pred) -> dict[str, float]:
@@ -94,7 +117,7 @@ def trainer_parts(cfg: Config, bundle, tokenizer) -> TrainerParts:
 
     loss = HuberOnStandardized(cfg.regression.huber_delta) if cfg.regression.loss is RegressionLoss.HUBER else None
     return TrainerParts(train_ds, eval_ds, data_collator=DataCollatorWithPadding(tokenizer),
-                        compute_metrics=compute_metrics, compute_loss_func=loss)
+                        compute_metrics=compute_metrics, compute_loss_func=loss, distilled=distilled, **extra)
 
 
 def fold_target_scaling(model, mean: float, std: float) -> int:
@@ -124,6 +147,21 @@ def finalize_model(model, cfg: Config, bundle) -> None:
     mean, std = target_stats(bundle.train["target"])
     fold_target_scaling(model, mean, std)
     model.config.tunesmith_target = {"column": cfg.data.label_column, "train_mean": mean, "train_std": std}
+
+
+def load_regressor(model_dir, cfg: Config, key: str):
+    """A saved regressor and its tokenizer (`key` names it in errors): a 1-output model, else ValueError."""
+    from transformers import AutoTokenizer
+
+    from tunesmith.hub import loading
+
+    with loading(str(model_dir), key=key):
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=cfg.model.trust_remote_code)
+        model = AutoModelForSequenceClassification.from_pretrained(str(model_dir),
+                                                                   trust_remote_code=cfg.model.trust_remote_code)
+    if model.config.num_labels != 1:
+        raise ValueError(f"{key}: {model_dir} has {model.config.num_labels} outputs; a regressor has 1")
+    return model, tokenizer
 
 
 def predict(model, tokenizer, texts: Sequence[str], *, max_length: int = 128, batch_size: int = 64) -> np.ndarray:

@@ -7,4 +7,5 @@ from functools import partial
 from tunesmith.families.regression.model import build_model, finalize_model, load_tokenizer, trainer_parts
 from tunesmith.training.run import encoder_hooks, train_with_trainer
 
-train = partial(train_with_trainer, encoder_hooks(load_tokenizer, build_model, trainer_parts, finalize_model))
+train = partial(train_with_trainer, encoder_hooks(load_tokenizer, build_model, trainer_parts, finalize_model,
+                                                  with_teacher=True))

@@ -7,7 +7,7 @@ from tunesmith.config import MethodKind
 from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
 from tunesmith.contracts import DatasetHooks, DriftHooks, FeedbackHooks, MlflowModel, ReviewHooks, lazy
 from tunesmith.families import register
-from tunesmith.families.common import check_number, family, no_classes, row_value
+from tunesmith.families.common import check_number, distill_hooks, family, no_classes, row_value
 from tunesmith.families.reranking import rows
 from tunesmith.serving.routes import RERANK
 
@@ -17,9 +17,13 @@ METHODS = (MethodKind.FULL, MethodKind.FREEZE, MethodKind.LORA)
 def configure(cfg) -> None:
     """Rows are grouped by query (no class to stratify on); checkpoints on eval loss (BCE)."""
     no_stratify(cfg, "reranking")
-    if cfg.method.kind not in METHODS:
-        raise ValueError(f"method.kind: {cfg.method.kind.value} is not supported for reranking yet; use full, freeze or "
-                         "lora (the cross-encoder's classifier head always trains)")
+    student = cfg.method.student()
+    if cfg.method.kind not in (*METHODS, MethodKind.DISTILL) or student.kind not in METHODS:
+        raise ValueError(f"method.kind: {student.kind.value} is not supported for reranking yet; use full, freeze or "
+                         "lora (the cross-encoder's classifier head always trains), or distill with one of them")
+    if cfg.method.kind == MethodKind.DISTILL and cfg.method.distill.unlabeled:
+        raise ValueError("method.distill.unlabeled: teacher-labelled rows are for classification and regression; a "
+                         "reranker learns from the teacher's relevance of its training pairs")
     default_metric(cfg, "loss", ("loss",), "training.metric: reranker checkpoints are chosen on eval loss; set "
                    "training.metric: loss (gate mrr@10 / ndcg@10 in gates)")
     no_slices(cfg)
@@ -62,7 +66,8 @@ TASK = register(family(
     configure=configure,
     check_rows=lambda table, cfg: rows.check_relevance_rows(table, cfg.data), check_splits=rows.group_warnings,
     bundle_columns=rows.RELEVANCE_COLUMNS, redact=rows.redact_rows, checks_on_full_text=True,
-    train_metrics=("loss",), methods=METHODS,
+    train_metrics=("loss",), methods=(*METHODS, MethodKind.DISTILL),
+    distill=distill_hooks("tunesmith.families.reranking.distill"),
     baseline_name="base model as a bi-encoder (cosine)", routes=(RERANK,), recognize_order=10,
     mlflow=RERANK_MLFLOW,
     dataset=_dataset(),

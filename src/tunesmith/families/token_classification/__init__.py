@@ -5,10 +5,11 @@ P/R/F1 (seqeval strict).
     token_classification: {label_all_subtokens: false, invalid_tags: repair}
 """
 
+from tunesmith.config import MethodKind
 from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
 from tunesmith.contracts import DatasetHooks, DriftHooks, FeedbackHooks, ReviewHooks, lazy
 from tunesmith.families import register
-from tunesmith.families.common import ENCODER_METHODS, family, no_classes, text_mlflow
+from tunesmith.families.common import ENCODER_METHODS, distill_hooks, family, no_classes, text_mlflow
 from tunesmith.families.token_classification import rows
 from tunesmith.families.token_classification.config import TokenClassificationConfig
 from tunesmith.serving.routes import EXTRACT
@@ -22,6 +23,10 @@ def configure(cfg) -> None:
     no_slices(cfg)  # per-slice tables are sentence-classification metrics
     default_metric(cfg, "f1", METRICS, "training.metric: {metric} is not an extraction metric; token-classification "
                    "uses f1 (entity micro F1), macro_f1 (mean over entity types) or loss")
+    if cfg.method.kind == MethodKind.DISTILL and cfg.method.distill.unlabeled:
+        raise ValueError("method.distill.unlabeled: teacher-labelled rows are for classification and regression; "
+                         "for token-classification the teacher's per-token distributions on the labelled rows are "
+                         "what the student learns")
 
 
 # One entity of /v1/extract, as the MLflow signature describes it.
@@ -79,7 +84,8 @@ TASK = register(family(
     configure=configure, section="token_classification", section_model=TokenClassificationConfig,
     read_table=lambda key, path, cfg: rows.load_token_table(key, path, cfg.data), check_rows=rows.check_token_rows,
     label_set=rows.label_set, bundle_columns=rows.TOKEN_COLUMNS, label_distribution=rows.entity_counts,
-    redact=rows.redact_rows, train_metrics=METRICS, methods=ENCODER_METHODS,
+    redact=rows.redact_rows, train_metrics=METRICS, methods=(*ENCODER_METHODS, MethodKind.DISTILL),
+    distill=distill_hooks("tunesmith.families.token_classification.distill"),
     metric_claims={"f1": "training.metric: f1 is the entity-level F1 of token-classification; use macro_f1 or "
                          "accuracy for classification"},
     baseline_name="word probe on the frozen base", routes=(EXTRACT,), recognize_order=60,

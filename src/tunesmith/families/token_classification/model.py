@@ -75,8 +75,39 @@ def encode_words(tokenizer, words: Sequence[Sequence[str]], labels: Sequence[str
     return Dataset.from_dict(enc)
 
 
-def trainer_parts(cfg: Config, bundle, tokenizer) -> TrainerParts:
-    """Aligned labels, padding by DataCollatorForTokenClassification, entity F1 on eval for the best checkpoint."""
+def load_teacher(teacher_dir, tokenizer, labels: Sequence[str], cfg: Config):
+    """The distillation teacher: a tagger with the student's vocabulary and tag set, its head's rows put in the
+    student's tag order (per-token KD compares the two distributions tag by tag)."""
+    from tunesmith.training.trainer import TrainingError
+
+    teacher_tok = AutoTokenizer.from_pretrained(str(teacher_dir), trust_remote_code=cfg.model.trust_remote_code)
+    if teacher_tok.get_vocab() != tokenizer.get_vocab():
+        raise TrainingError("method.distill.teacher: the teacher's tokenizer differs from the student's "
+                            f"({len(teacher_tok)} vs {len(tokenizer)} tokens); per-token KD needs one vocabulary, "
+                            "so distill into a student of the same base model family")
+    teacher = AutoModelForTokenClassification.from_pretrained(str(teacher_dir), use_safetensors=True,
+                                                              trust_remote_code=cfg.model.trust_remote_code)
+    have = [teacher.config.id2label[i] for i in range(teacher.config.num_labels)]
+    if set(have) != set(labels):
+        raise TrainingError(f"method.distill.teacher: the teacher tags {sorted(have)}, the data {list(labels)}; "
+                            "distill from a tagger trained on the same tag set")
+    if have != list(labels):
+        head = getattr(teacher, "classifier", None)
+        if not isinstance(head, torch.nn.Linear):
+            raise TrainingError("method.distill.teacher: its tags are in another order and its head is not one "
+                                "linear layer to reorder")
+        order = torch.tensor([have.index(t) for t in labels])
+        with torch.no_grad():
+            head.weight.copy_(head.weight[order])
+            if head.bias is not None:
+                head.bias.copy_(head.bias[order])
+    return teacher
+
+
+def trainer_parts(cfg: Config, bundle, tokenizer, model=None, teacher_dir=None) -> TrainerParts:
+    """Aligned labels, padding by DataCollatorForTokenClassification, entity F1 on eval for the best checkpoint;
+    with `method.kind: distill` the teacher runs beside the student on each batch (per-token KD)."""
+    from tunesmith.config import MethodKind
     from tunesmith.families.token_classification.metrics import entity_counts, entity_scores, scalar
 
     labels, max_len = list(bundle.labels), cfg.model.max_length
@@ -98,8 +129,15 @@ def trainer_parts(cfg: Config, bundle, tokenizer) -> TrainerParts:
         scores = scalar(entity_scores(entity_counts(gold, pred, types), types))
         return {k: scores[k] for k in ("f1", "macro_f1", "precision", "recall")}
 
+    extra = {}
+    if MethodKind(cfg.method.kind) is MethodKind.DISTILL:
+        from tunesmith.training.distill import DistillTrainer
+
+        teacher = load_teacher(teacher_dir, tokenizer, labels, cfg) if teacher_dir is not None else None
+        extra = {"trainer_cls": DistillTrainer,
+                 "trainer_kwargs": {"distill": cfg.method.distill, "teacher": teacher, "shift": False}}
     return TrainerParts(train_ds, eval_ds, data_collator=DataCollatorForTokenClassification(tokenizer),
-                        compute_metrics=compute_metrics)
+                        compute_metrics=compute_metrics, **extra)
 
 
 # --- inference ---------------------------------------------------------------------------------------------
