@@ -42,9 +42,9 @@ def main() -> int:
     from tunesmith.config import load_config, package_file
     from tunesmith.monitoring.monitor import monitor
     from tunesmith.monitoring.monitor_report import write_monitor_report
-    from tunesmith.monitoring.triggers import act
     from tunesmith.pipeline import run
     from tunesmith.registry import open_store, promote
+    from tunesmith.retrain.triggers import act
     from tunesmith.serving import prediction_log_for
     from tunesmith.serving.app import create_app
 
