@@ -296,6 +296,9 @@ class DatasetHooks:
     # a row's group: rows of one group go to the eval split together (a reranked query's documents, an embedding
     # query's pairs); None: each row is its own group
     group: Callable | None = None
+    # (new rows, the parent version's train rows) -> the new rows in the parent's shape (a scored-pair model's new
+    # pairs get a score); None: as they are
+    conform: Callable | None = None
     # (cfg, derived cfg, dataset version, challenger dir, champion dir, name) -> the recent-slice verdict; None: the
     # family's own `evaluate` on the recent rows as the test split (vs the champion), gated by the recent gates
     recent_eval: Callable | None = None

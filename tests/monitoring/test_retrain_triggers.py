@@ -268,3 +268,32 @@ def test_a_dataset_version_that_fails_its_data_gates_is_a_failed_retrain_not_a_c
     assert not outcome.passed and outcome.registered_version is None and outcome.run is None
     assert "data gates failed on dataset v1" in outcome.reasons[0] and "leakage" in outcome.reasons[0]
     assert outcome.to_dict()["run_dir"] is None
+
+
+def test_a_scored_pair_models_new_pairs_get_a_score_so_the_version_stays_one_kind(tmp_path):
+    """A CoSENT embedding model's feedback (an accepted document) becomes a pair with the parent's top score, so the
+    next version's rows are all scored and none is quarantined for a missing score."""
+    from tunesmith.data.load import load_table
+    from tunesmith.families import get
+    from tunesmith.families.embedding.rows import check_pair_rows
+
+    rows = [{"a": f"text {i} about topic {i % 7}", "b": f"other {i} about topic {i % 7}", "s": float(i % 5)}
+            for i in range(60)]
+    pd.DataFrame(rows).to_json(tmp_path / "sts.jsonl", orient="records", lines=True)
+    cfg = config_from_dict({"name": "sts", "task": "embedding", "data": {
+        "path": str(tmp_path / "sts.jsonl"), "query_column": "a", "positive_column": "b", "score_column": "s",
+        "checks": {"pii": {"presidio": "off"}}}, "retrain": {"datasets_dir": str(tmp_path / "ds")}})
+    accepted = {"row": {"query": "how do I reset it", "positive": "hold the reset button"}, "source": "feedback",
+                "labeled_by": "user", "labeled_at": "2026-12-01T10:00:00", "request_id": "r1"}
+    extra = [{**accepted, "row": {"query": f"question {i}", "positive": f"answer {i}"},
+              "labeled_at": f"2026-12-01T10:0{i}:00", "request_id": f"r{i + 2}"} for i in range(5)]
+    version = build_dataset_version(cfg, "sts", [accepted, *extra], parent=None)
+    train = [json.loads(line) for line in version.file("train").read_text().splitlines()]
+    new = [r for r in train if r["query"] in {"how do I reset it", *(f"question {i}" for i in range(5))}]
+    assert new and all(r["score"] == 4.0 for r in new)  # the parent's top score
+    reader = cfg.model_copy(deep=True)
+    reader.data.query_column, reader.data.positive_column, reader.data.score_column = "query", "positive", "score"
+    checked = check_pair_rows(load_table("data.train", version.file("train")), reader.data)
+    assert not checked.bad and len(checked.rows) == len(train)
+    assert get("embedding").dataset.conform([{"query": "q", "positive": "p"}], [{"query": "a", "positive": "b"}]) == [
+        {"query": "q", "positive": "p"}]  # a retrieval model's pairs stay unscored

@@ -207,6 +207,9 @@ def build_dataset_version(cfg: Config, name: str, labels: list[dict], *, parent:
                                **_provenance(fresh[rkey])})
         fresh[rkey] = {**item, "row": row, "key": key, "rkey": rkey}
     new = sorted(fresh.values(), key=lambda r: str(r["labeled_at"]))
+    if hooks.conform is not None:  # e.g. a scored-pair model's accepted documents get a score like its pairs
+        for r, row in zip(new, hooks.conform([r["row"] for r in new], splits["train"]), strict=True):
+            r["row"] = row
     old_train = splits["train"]
     old_keys = [hooks.key(row) for row in old_train]
     n_recent = int(round(len(new) * cfg.retrain.recent_holdout))

@@ -72,7 +72,17 @@ def _dataset() -> DatasetHooks:
         key=lambda row: text_key(row["query"]) + "\x1f" + text_key(row["positive"]), labels=no_classes,
         data={"query_column": "query", "positive_column": "positive", "negative_column": "negative",
               "score_column": "score"}, recent_gates=("vs_champion.mrr@10 >= 0",),
-        group=lambda row: text_key(row["query"]))
+        group=lambda row: text_key(row["query"]), conform=scored_like_parent)
+
+
+def scored_like_parent(rows: list[dict], parent: list[dict]) -> list[dict]:
+    """A model trained on scored pairs (CoSENT) retrains on scored pairs only: a document a user accepted for a
+    query is a top match, so its pair gets the highest score of the parent's pairs; retrieval pairs stay as they are."""
+    scores = [float(p["score"]) for p in parent if p.get("score") is not None]
+    if not parent or len(scores) < len(parent):
+        return rows
+    top = max(scores)
+    return [row if row.get("score") is not None else {**row, "score": top} for row in rows]
 
 
 TASK = register(family(
