@@ -171,15 +171,22 @@ def teacher_logits(teacher_dir: Path, texts: list[str], labels: list[str], cfg: 
     return frame_logits(model, tokenizer, pd.DataFrame({"text": texts}), cfg, order)
 
 
-def load_teacher_lm(teacher_dir: Path, student, tokenizer, cfg: Config):
-    """The causal-LM teacher, checked to share the student's vocabulary (token-level KD compares distributions)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def check_same_vocabulary(teacher_dir: Path, tokenizer, cfg: Config) -> None:
+    """KD that compares per-token distributions needs the teacher to tokenize as the student does."""
+    from transformers import AutoTokenizer
 
     teacher_tok = AutoTokenizer.from_pretrained(str(teacher_dir), trust_remote_code=cfg.model.trust_remote_code)
     if teacher_tok.get_vocab() != tokenizer.get_vocab():
         raise TrainingError("method.distill.teacher: the teacher's tokenizer differs from the student's "
                             f"({len(teacher_tok)} vs {len(tokenizer)} tokens); token-level KD needs one vocabulary, "
                             "so distill into a student of the same model family")
+
+
+def load_teacher_lm(teacher_dir: Path, student, tokenizer, cfg: Config):
+    """The causal-LM teacher, checked to share the student's vocabulary (token-level KD compares distributions)."""
+    from transformers import AutoModelForCausalLM
+
+    check_same_vocabulary(teacher_dir, tokenizer, cfg)
     teacher = AutoModelForCausalLM.from_pretrained(str(teacher_dir), use_safetensors=True,
                                                    trust_remote_code=cfg.model.trust_remote_code)
     if teacher.config.vocab_size != student.config.vocab_size:

@@ -78,13 +78,10 @@ def encode_words(tokenizer, words: Sequence[Sequence[str]], labels: Sequence[str
 def load_teacher(teacher_dir, tokenizer, labels: Sequence[str], cfg: Config):
     """The distillation teacher: a tagger with the student's vocabulary and tag set, its head's rows put in the
     student's tag order (per-token KD compares the two distributions tag by tag)."""
+    from tunesmith.training.distill import check_same_vocabulary
     from tunesmith.training.trainer import TrainingError
 
-    teacher_tok = AutoTokenizer.from_pretrained(str(teacher_dir), trust_remote_code=cfg.model.trust_remote_code)
-    if teacher_tok.get_vocab() != tokenizer.get_vocab():
-        raise TrainingError("method.distill.teacher: the teacher's tokenizer differs from the student's "
-                            f"({len(teacher_tok)} vs {len(tokenizer)} tokens); per-token KD needs one vocabulary, "
-                            "so distill into a student of the same base model family")
+    check_same_vocabulary(teacher_dir, tokenizer, cfg)
     teacher = AutoModelForTokenClassification.from_pretrained(str(teacher_dir), use_safetensors=True,
                                                               trust_remote_code=cfg.model.trust_remote_code)
     have = [teacher.config.id2label[i] for i in range(teacher.config.num_labels)]
