@@ -12,6 +12,7 @@ the same (packed) inputs, so both see identical positions. Training stays the tr
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -247,6 +248,25 @@ def read_unlabeled(path: str | Path, text_column: str) -> list[str]:
     return frame[text_column].fillna("").astype(str).str.strip().tolist()
 
 
+def unlabeled_texts(cfg: Config, known: Iterable[str]) -> tuple[list[str], dict[str, int]]:
+    """The texts of `method.distill.unlabeled` the teacher may label: each once, none empty and none already in a
+    split (`known`; case/space-normalized), with how many were skipped for each reason."""
+    skipped = {"empty": 0, "in_a_split": 0, "repeated": 0}
+    texts: list[str] = []
+    if not cfg.method.distill.unlabeled:
+        return texts, skipped
+    held, seen = {_norm(t) for t in known}, set()
+    for text in read_unlabeled(cfg.resolve_path(cfg.method.distill.unlabeled), cfg.data.text_column):
+        key = _norm(text)
+        reason = "empty" if not key else "in_a_split" if key in held else "repeated" if key in seen else None
+        if reason:
+            skipped[reason] += 1
+            continue
+        seen.add(key)
+        texts.append(text)
+    return texts, skipped
+
+
 def distill_data(cfg: Config, bundle, teacher_dir: Path, *, teach=None, target: str = "label",
                  synthetic_target=None) -> DistillData:
     """The student's train rows: every human-labelled row with the teacher's outputs, plus the unlabeled rows the
@@ -259,19 +279,8 @@ def distill_data(cfg: Config, bundle, teacher_dir: Path, *, teach=None, target: 
     d = cfg.method.distill
     train = bundle.train.reset_index(drop=True).copy()
     train["hard_mask"] = 1.0
-    skipped = {"empty": 0, "in_a_split": 0, "repeated": 0}
-    texts: list[str] = []
-    if d.unlabeled:
-        known = {_norm(t) for f in (bundle.train, bundle.eval, bundle.test) for t in f["text"].astype(str)}
-        seen: set[str] = set()
-        for text in read_unlabeled(cfg.resolve_path(d.unlabeled), cfg.data.text_column):
-            key = _norm(text)
-            reason = "empty" if not key else "in_a_split" if key in known else "repeated" if key in seen else None
-            if reason:
-                skipped[reason] += 1
-                continue
-            seen.add(key)
-            texts.append(text)
+    texts, skipped = unlabeled_texts(cfg, [t for f in (bundle.train, bundle.eval, bundle.test)
+                                           for t in f["text"].astype(str)])
     teach = teach or (lambda batch: teacher_logits(teacher_dir, batch, list(bundle.labels), cfg))
     synthetic_target = synthetic_target or (lambda out: bundle.labels[int(np.argmax(out))])
     logits = np.asarray(teach([*train["text"].astype(str), *texts]))

@@ -130,12 +130,12 @@ class Weighted(nn.Module):
 def teacher_embeddings(cfg: Config, bundle, teacher_dir, student):
     """The KD dataset of sentence-transformers' distillation recipe: every distinct training text (queries,
     positives, hard negatives) and the texts of `method.distill.unlabeled`, each with the teacher's embedding as
-    its label. Unlabeled texts that are empty, repeated or in the eval/test split are skipped and counted."""
+    its label. Unlabeled texts that are empty, repeated or already in a split are skipped and counted."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer
 
     from tunesmith.hub import loading
-    from tunesmith.training.distill import DistillData, read_unlabeled
+    from tunesmith.training.distill import DistillData, unlabeled_texts
     from tunesmith.training.trainer import TrainingError
 
     with loading(str(teacher_dir), key="method.distill.teacher"):
@@ -145,21 +145,10 @@ def teacher_embeddings(cfg: Config, bundle, teacher_dir, student):
         raise TrainingError(f"method.distill.teacher: its embeddings have {dims[0]} dims, the student's {dims[1]}; "
                             "the MSE to the teacher's embeddings needs one size (a student of the same base family, "
                             "or a Dense layer to the teacher's size)")
-    texts = list(dict.fromkeys(str(t) for f in ("query", "positive") for t in bundle.train[f]))
-    texts += [n for negs in bundle.train["negatives"] for n in map(str, negs) if n not in set(texts)]
-    texts = list(dict.fromkeys(texts))
-    skipped = {"empty": 0, "in_a_split": 0, "repeated": 0}
-    extra = []
-    if cfg.method.distill.unlabeled:
-        held = {str(t) for f in (bundle.eval, bundle.test) for c in ("query", "positive") for t in f[c]}
-        seen = set(texts)
-        for text in read_unlabeled(cfg.resolve_path(cfg.method.distill.unlabeled), cfg.data.text_column):
-            reason = "empty" if not text else "in_a_split" if text in held else "repeated" if text in seen else None
-            if reason:
-                skipped[reason] += 1
-                continue
-            seen.add(text)
-            extra.append(text)
+    texts = list(dict.fromkeys([*(str(t) for f in ("query", "positive") for t in bundle.train[f]),
+                                *(str(n) for negs in bundle.train["negatives"] for n in negs)]))
+    held = [str(t) for f in (bundle.eval, bundle.test) for c in ("query", "positive") for t in f[c]]
+    extra, skipped = unlabeled_texts(cfg, [*texts, *held])
     everything = texts + extra
     vectors = teacher.encode(everything, batch_size=cfg.training.eval_batch_size, convert_to_numpy=True,
                              show_progress_bar=False)
