@@ -73,11 +73,12 @@ TEMPLATES = [
 ]
 
 
-def render(template: str, rng: random.Random) -> dict:
-    """Fill a template left to right, recording the character span of every labeled field."""
-    values = {"VENDOR": vendor(rng), "INVOICE_NO": invoice_no(rng), "DATE": date(rng), "TOTAL": amount(rng),
-              "due": date(rng), "po": po_no(rng), "sub": amount(rng), "tax": amount(rng),
-              "customer": rng.choice(CUSTOMERS)}
+def render(template: str, rng: random.Random, values: dict | None = None) -> dict:
+    """Fill a template left to right, recording the character span of every labeled field (`values`: the fields'
+    values, else drawn here)."""
+    values = values or {"VENDOR": vendor(rng), "INVOICE_NO": invoice_no(rng), "DATE": date(rng), "TOTAL": amount(rng),
+                        "due": date(rng), "po": po_no(rng), "sub": amount(rng), "tax": amount(rng),
+                        "customer": rng.choice(CUSTOMERS)}
     text, spans, rest = "", [], template
     while "{" in rest:
         before, _, after = rest.partition("{")

@@ -171,6 +171,18 @@ def test_a_family_live_quality_breach_fires_once_per_window(tmp_path):
     assert evaluate_triggers(off, report, new_labels=30, newest_label="k", state={}, now=1e9)["fired"] == []
 
 
+def test_a_family_live_macro_f1_answers_to_its_targets_not_to_the_classifier_slo(tmp_path):
+    """A multi-label model's live report has a macro-F1 too; it meets the team's monitoring.slo.targets (status
+    ok), so the classifier's slo.macro_f1 (0.8 by default, never set for this model) must not start a retrain."""
+    cfg = _cfg(tmp_path)
+    report = {"predictions": 80, "drift": {"detected": False, "flagged": [], "last_prediction_id": 41},
+              "live": {"kind": "quality", "versions": {1: {"status": "ok", "micro_f1": 0.7, "macro_f1": 0.4,
+                                                           "note": ""}}}}
+    assert evaluate_triggers(cfg, report, new_labels=30, newest_label="k", state={}, now=1e9)["fired"] == []
+    classifier = evaluate_triggers(cfg, _report(f1=0.4), new_labels=30, newest_label="k", state={}, now=1e9)
+    assert "live_f1_below_slo" in [t["name"] for t in classifier["fired"]]
+
+
 def test_act_returns_at_once_when_another_run_holds_the_lock(tmp_path):
     cfg = _cfg(tmp_path)
     lock_dir = tmp_path / "mon" / "m"
@@ -249,6 +261,31 @@ def test_eval_holdout_keeps_near_duplicate_rows_together(tmp_path):
     texts = [json.dumps(r["row"], sort_keys=True) for r in rows]
     for i, j in near_duplicate_pairs(texts, threshold=0.7).pairs:  # no near-duplicate straddles eval and train
         assert (rows[int(i)]["key"] in picked) == (rows[int(j)]["key"] in picked)
+
+
+def test_a_new_label_that_paraphrases_a_frozen_row_never_trains(tmp_path):
+    """Users ask the test set's questions again in other words: such a label is quarantined as leakage (a
+    paraphrase of a test row) or joins the eval split (of an eval row), and the leakage gate passes the version."""
+    from tunesmith.data import prepare_data
+    from tunesmith.retrain.run import derived_config
+
+    cfg = _cfg(tmp_path, retrain={"datasets_dir": str(tmp_path / "ds"), "recent_holdout": 0.1, "eval_holdout": 0.0})
+    splits = original_splits(cfg)
+    test_row, eval_row = splits["test"].iloc[0], splits["eval"].iloc[0]
+    new = [_label(f"fresh words number {i} here", "pos" if i % 2 else "neg", f"2026-11-22T08:{i:02d}:00")
+           for i in range(20)]
+    near_test = _label(f"{test_row['text']} again", test_row["label"], "2026-11-22T07:00:00")
+    near_eval = _label(f"{eval_row['text']} again", eval_row["label"], "2026-11-22T07:01:00")
+    version = build_dataset_version(cfg, "m", [near_test, near_eval, *new], parent=None)
+    quarantined = [json.loads(line) for line in (version.path / "quarantine.jsonl").read_text().splitlines()]
+    assert [(q["reason"], q["text"]) for q in quarantined] == [("leakage", near_test["text"])]
+    assert "near-duplicate of a row in the frozen test split" in quarantined[0]["detail"]
+    train = pd.read_json(version.file("train"), lines=True)["text"].tolist()
+    evaluated = pd.read_json(version.file("eval"), lines=True)["text"].tolist()
+    assert near_eval["text"] in evaluated and near_eval["text"] not in train and near_test["text"] not in train
+    assert version.manifest["new_labels_eval"] == 1 and version.manifest["rows"]["recent"] == 2
+    bundle = prepare_data(derived_config(cfg, version, None), None)  # the leakage gate: nothing to refuse
+    assert bundle.report.checks["leakage"]["rows"] == 0, bundle.report.checks["leakage"]
 
 
 def test_a_dataset_version_that_fails_its_data_gates_is_a_failed_retrain_not_a_crash(tmp_path, monkeypatch):

@@ -82,7 +82,7 @@ class TriggersConfig(StrictModel):
     """When `tunesmith monitor --act` starts a retrain; any enabled trigger that fires is enough."""
 
     drift: bool = Field(True, description="drift declared (monitoring.drift.min_flags tests flagged)")
-    live_f1_below_slo: bool = Field(True, description="live macro-F1 below monitoring.slo.macro_f1")
+    live_f1_below_slo: bool = Field(True, description="a classifier's live macro-F1 below monitoring.slo.macro_f1")
     live_quality_below_slo: bool = Field(True, description="a family's live quality breaching monitoring.slo.targets "
                                          "(MAE, micro-F1, thumbs-up rate, ...)")
     new_labels: int | None = Field(200, ge=1, description="at least this many labels since the last dataset version")

@@ -217,9 +217,17 @@ def build_dataset_version(cfg: Config, name: str, labels: list[dict], *, parent:
     candidates = [r for r in new if r["rkey"] not in old_set]  # relabels of old rows train
     recent = candidates[len(candidates) - n_recent:] if n_recent else []
     recent_keys = {r["key"] for r in recent}
-    evaluated = eval_holdout(cfg, hooks, [r for r in candidates if r["key"] not in recent_keys])
+    rest = [r for r in candidates if r["key"] not in recent_keys]
+    near = near_frozen(cfg, rest, splits)  # a paraphrase of a frozen eval/test row never trains
+    for r in rest:
+        if near.get(r["key"]) == "test":
+            quarantine.append({"reason": "leakage", "detail": "a near-duplicate of a row in the frozen test split",
+                               **_provenance(r)})
+    rest = [r for r in rest if near.get(r["key"]) != "test"]
+    evaluated = eval_holdout(cfg, hooks, rest, forced={k for k, s in near.items() if s == "eval"})
     eval_keys = {r["key"] for r in evaluated}
-    additions = [r for r in new if r["key"] not in recent_keys and r["key"] not in eval_keys]
+    held = recent_keys | eval_keys | {k for k, s in near.items() if s == "test"}
+    additions = [r for r in new if r["key"] not in held]
     relabeled = {r["rkey"] for r in additions}
     keep = pd.DataFrame({"i": [i for i, k in enumerate(old_keys) if k not in relabeled]})
     if cfg.retrain.rehearsal < 1:
@@ -257,27 +265,58 @@ def build_dataset_version(cfg: Config, name: str, labels: list[dict], *, parent:
     return DatasetVersion(number, path, manifest)
 
 
-def eval_holdout(cfg: Config, hooks, rows: list[dict]) -> list[dict]:
+def eval_holdout(cfg: Config, hooks, rows: list[dict], forced: set[str] = frozenset()) -> list[dict]:
     """About `retrain.eval_holdout` of the new labels that are neither recent nor relabels of training rows, for the
     eval split: whole groups (`DatasetHooks.group`) in a seeded order, never every row (some new rows must train).
     Selecting checkpoints and fitting the temperature on the old eval rows alone would keep a model that has not
-    learnt the new traffic: it already scores the old rows perfectly after its first epoch."""
+    learnt the new traffic: it already scores the old rows perfectly after its first epoch. The groups of `forced`
+    label keys (paraphrases of a frozen eval row) join the eval split whatever the share."""
     target = int(round(len(rows) * cfg.retrain.eval_holdout))
-    if not target:
+    if not target and not forced:
         return []
     group = hooks.group or hooks.key
     groups: dict[str, list[dict]] = {}
     for r, g in zip(rows, _near_merged([group(r["row"]) for r in rows], rows, cfg), strict=True):
         groups.setdefault(g, []).append(r)
+    chosen: list[dict] = []
+    pinned = sorted(g for g, members in groups.items() if any(r["key"] in forced for r in members))
+    for g in pinned:
+        chosen.extend(groups.pop(g))
     order = sorted(groups)
     random.Random(cfg.seed).shuffle(order)
-    chosen: list[dict] = []
     for g in order:
         if len(chosen) >= target:
             break
         if len(chosen) + len(groups[g]) < len(rows):
             chosen.extend(groups[g])
     return chosen
+
+
+def _row_text(row: dict) -> str:
+    return json.dumps(row, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def near_frozen(cfg: Config, rows: list[dict], splits: dict[str, list[dict]]) -> dict[str, str]:
+    """Label key -> "test" or "eval" for the new rows that nearly repeat a row of the frozen test (first) or eval
+    split (data.checks.duplicates.near's settings, as the leakage gate will judge them): users ask the questions of
+    the test set again in other words, and such a row in train or eval would inflate the test metric."""
+    from tunesmith.data.dedup import near_duplicate_pairs
+
+    near = cfg.data.checks.duplicates.near
+    if not (near.enabled and cfg.data.checks.leakage.near) or not rows:
+        return {}
+    frozen = [(s, row) for s in ("test", "eval") for row in splits[s]]
+    texts = [_row_text(row) for _, row in frozen] + [_row_text(r["row"]) for r in rows]
+    found = near_duplicate_pairs(texts, threshold=near.threshold, num_perm=near.num_perm, ngram=near.ngram,
+                                 seed=near.seed)
+    out: dict[str, str] = {}
+    for i, j in found.pairs:
+        i, j = sorted((int(i), int(j)))
+        if i < len(frozen) <= j:
+            key = rows[j - len(frozen)]["key"]
+            if out.get(key) != "test":
+                out[key] = frozen[i][0]
+    return out
 
 
 def _near_merged(keys: list[str], rows: list[dict], cfg: Config) -> list[str]:
@@ -296,7 +335,7 @@ def _near_merged(keys: list[str], rows: list[dict], cfg: Config) -> list[str]:
         return k
 
     if near.enabled and len(rows) > 1:
-        texts = [json.dumps(r["row"], sort_keys=True, ensure_ascii=False, default=str) for r in rows]
+        texts = [_row_text(r["row"]) for r in rows]
         found = near_duplicate_pairs(texts, threshold=near.threshold, num_perm=near.num_perm, ngram=near.ngram,
                                      seed=near.seed)
         for i, j in found.pairs:

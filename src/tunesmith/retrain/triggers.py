@@ -42,13 +42,14 @@ def evaluate_triggers(cfg: Config, report: dict, *, new_labels: int, newest_labe
     if t.drift and drift.get("detected"):
         candidates.append({"name": "drift", "reason": f"drift declared: {', '.join(drift['flagged'])} flagged",
                            "key": f"drift:{drift.get('last_prediction_id')}"})
-    if t.live_f1_below_slo and cfg.monitoring.slo.macro_f1 is not None:
-        for version, v in (report.get("live") or {}).get("versions", {}).items():
-            f1 = v.get("macro_f1")  # a family's live quality (not accuracy) has no macro-F1 trigger yet
+    live = report.get("live") or {}
+    if t.live_f1_below_slo and cfg.monitoring.slo.macro_f1 is not None and live.get("kind") != "quality":
+        # a classifier's SLO; another family's live macro-F1 (multi-label) answers to monitoring.slo.targets below
+        for version, v in live.get("versions", {}).items():
+            f1 = v.get("macro_f1")
             if v["status"] == "breach" and f1 is not None and f1 < cfg.monitoring.slo.macro_f1:
                 candidates.append({"name": "live_f1_below_slo", "reason": f"version {version}: {v['note']}",
                                    "key": f"live_f1:{version}:{drift.get('last_prediction_id', report['predictions'])}"})
-    live = report.get("live") or {}
     if t.live_quality_below_slo and live.get("kind") == "quality":
         for version, v in live.get("versions", {}).items():
             if v["status"] == "breach":

@@ -1,0 +1,122 @@
+"""The closed loop, simulated for every family that takes feedback (classification has its own, with more detail, in
+tests/monitoring/test_loop_simulation.py): a champion serves in-distribution traffic and nothing fires; the traffic
+shifts and the users' feedback comes back in the family's shape; `monitor` declares drift and the live-quality SLO
+breached; `monitor --act` retrains, and the challenger passes its gates and beats the champion on the recent traffic;
+acting again on the same evidence does nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+from tests.families.loop_streams import LOOPS, Loop
+from tests.monitoring.loop_data import build_base_model
+
+from tunesmith import families
+from tunesmith.config import config_from_dict
+from tunesmith.monitoring.monitor import monitor
+from tunesmith.pipeline import run
+from tunesmith.registry import get_version, open_store, promote
+from tunesmith.retrain.triggers import act
+from tunesmith.serving import prediction_log_for
+from tunesmith.serving.app import create_app
+
+
+@pytest.fixture(scope="module")
+def loop_bert(tmp_path_factory) -> str:
+    return build_base_model(tmp_path_factory.mktemp("loop-bert"))
+
+
+def _config(loop: Loop, tmp_path, base: str) -> dict:
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(r) + "\n" for r in loop.train_rows(160, 1)))
+    raw = {
+        "name": f"loop-{loop.kind}", "task": loop.kind, "seed": 0,
+        "output_dir": str(tmp_path / ".tunesmith/runs"),
+        "data": {"path": str(train), "split": {"eval": 0.15, "test": 0.2},
+                 "checks": {"label_issues": {"enabled": False}, "pii": {"presidio": "off"}}},
+        "model": {"base": base, "max_length": 32 if loop.base == "bert" else 64},
+        "method": {"kind": "full"},
+        "training": {"epochs": 8, "batch_size": 16, "learning_rate": 5e-3, "early_stopping_patience": None},
+        "evaluation": {"bootstrap": {"samples": 100}},
+        "gates": [],
+        "registry": {"tracking_uri": f"sqlite:///{tmp_path}/mlflow.db"},
+        "serving": {"max_wait_ms": 1, "poll_interval_s": 0.2,
+                    "predictions": {"url": f"sqlite:///{tmp_path}/predictions.db", "redact_pii": False}},
+        "monitoring": {"report_dir": str(tmp_path / ".tunesmith/monitor"),
+                       "drift": {"permutations": 100, "reference_rows": 60, "max_rows": 60},
+                       "slo": {"targets": loop.slo, "min_labels": 20},
+                       "triggers": {"new_labels": 1000, "min_new_labels": 20}},
+        "retrain": {"rehearsal": 0.5, "recent_holdout": 0.3, "min_recent_rows": 10,
+                    "datasets_dir": str(tmp_path / ".tunesmith/datasets")},
+    }
+    for key, value in loop.extra.items():
+        raw[key] = {**raw.get(key, {}), **value}
+    return raw
+
+
+def _serve(client: TestClient, loop: Loop, items) -> int:
+    """Each item as its own request (as users call it), and the feedback its user sends on the answer."""
+    sent = 0
+    for item in items:
+        answer = client.post(loop.route, json=item.request)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        rid = body.get("id") or body["request_id"]
+        for index, value in loop.feedback(body, item.truth):
+            stored = client.post("/v1/feedback", json={"request_id": rid, "index": index, "value": value,
+                                                        "labeled_by": "simulator"})
+            assert stored.status_code == 200, stored.text
+            sent += 1
+    return sent
+
+
+def _worse(value: float, target: float, better: str) -> bool:
+    return value < target if better == "higher" else value > target
+
+
+@pytest.mark.parametrize("kind", list(LOOPS))
+def test_shifted_traffic_with_feedback_drifts_breaches_the_slo_and_a_gated_challenger_wins(kind, tmp_path, monkeypatch,
+                                                                                           loop_bert,
+                                                                                           tiny_chat_model_dir):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    loop = LOOPS[kind]
+    cfg = config_from_dict(_config(loop, tmp_path, loop_bert if loop.base == "bert" else tiny_chat_model_dir))
+    first = run(cfg)
+    assert first.passed and first.registered_version.version == 1, first.reasons
+    store = open_store(cfg.registry)
+    promote(cfg.name, store=store)
+    [(slo_metric, target)] = cfg.monitoring.slo.targets.items()
+    better = dict(families.get(kind).feedback.live_metrics)[slo_metric]
+
+    app = create_app(cfg.name, settings=cfg.serving, store=store, prediction_log=prediction_log_for(cfg.serving))
+    with TestClient(app) as client:
+        _serve(client, loop, loop.traffic(40, 2, False))
+        before = monitor(cfg, window="40", store=store)
+        live = before["live"]["versions"][1]
+        assert not before["drift"]["detected"], before["drift"]
+        assert live["status"] == "ok" and not _worse(live[slo_metric], target, better), live
+        assert act(cfg, before, store=store)["action"] == "none"
+        _serve(client, loop, loop.traffic(80, 3, True))
+
+    after = monitor(cfg, window="80", store=store)
+    assert after["drift"]["detected"], json.dumps(after["drift"], default=str)[:3000]
+    live = after["live"]["versions"][1]
+    assert live["status"] == "breach" and _worse(live[slo_metric], target, better), live
+
+    result = act(cfg, after, store=store)
+    assert {t["name"] for t in result["fired"]} == {"drift", "live_quality_below_slo"}, result
+    assert result["action"] == "retrained", result
+    retrained = result["retrain"]
+    assert retrained["passed"], "\n".join(retrained["reasons"])
+    recent = retrained["recent"]
+    challenger, champion = recent["challenger"][loop.metric], recent["champion"][loop.metric]
+    assert recent["passed"] and _worse(champion, challenger, loop.better), recent  # strictly better on recent traffic
+    version = get_version(cfg.name, retrained["registered_version"], store=store)
+    assert "challenger" in version.aliases and version.tags["tunesmith.parent_version"] == "1"
+    assert "drift" in version.tags["tunesmith.trigger"] and version.tags["tunesmith.recent_gate"] == "passed"
+
+    again = act(cfg, after, store=store)
+    assert again["action"] == "none" and {s["why"] for s in again["skipped"]} == {"already acted on"}
