@@ -145,6 +145,13 @@ def hub_offline() -> bool:
     return any(os.environ.get(var, "").upper() in {"1", "ON", "YES", "TRUE"} for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
+def start_weights(cfg) -> ResolvedModel:
+    """The model training starts from: `model.init_from` (a champion's dir, when retraining), else `model.base`."""
+    if cfg.model.init_from:
+        return resolve_model(cfg.model.init_from, None)
+    return resolve_model(cfg.model.base, cfg.model.revision)
+
+
 @contextmanager
 def loading(model: ResolvedModel | str, *, key: str = "model.base", allow_pickle: bool = False) -> Iterator[None]:
     """Turn an OSError raised by `from_pretrained` inside the block into a ModelNotFound naming `key` and the ref.

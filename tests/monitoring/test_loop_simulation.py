@@ -13,7 +13,7 @@ from tests.monitoring.loop_data import build_base_model, loop_config, movie_revi
 
 from tunesmith.config import config_from_dict
 from tunesmith.monitoring.monitor import monitor
-from tunesmith.registry import get_version, open_store, promote
+from tunesmith.registry import get_version, model_dir_for, open_store, promote
 from tunesmith.retrain import retrain
 from tunesmith.retrain.run import RetrainError
 from tunesmith.retrain.triggers import act
@@ -100,6 +100,13 @@ def test_shifted_traffic_drifts_triggers_a_retrain_and_a_gated_challenger_wins_o
     assert set(json.loads(tags["tunesmith.label_sources"])) == {"feedback"}
     assert "drift" in tags["tunesmith.trigger"] and tags["tunesmith.recent_gate"] == "passed"
     assert tags["gate_decision"] == "passed" and tags["data_fingerprint"]
+    # trained from the champion's weights, but "uplift" still means better than the base (a probe on the base's
+    # features), not than a probe on the champion's, which the champion's good features would make unbeatable
+    assert tags["base_model"] == cfg.model.base
+    import yaml
+
+    model = yaml.safe_load((Path(retrained["run_dir"]) / "config.yaml").read_text())["model"]
+    assert model["base"] == cfg.model.base and model["init_from"] == str(model_dir_for(cfg.name, "champion", store=store))
     manifest = json.loads(open(f"{retrained['dataset_dir']}/manifest.json").read())
     assert manifest["rows"]["test"] == len(pd.read_json(f"{retrained['dataset_dir']}/test.jsonl", lines=True))
     assert 0 < manifest["train_from_parent"] < manifest["parent_train_rows"]  # rehearsal: a share of the old rows

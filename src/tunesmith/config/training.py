@@ -22,6 +22,9 @@ from tunesmith.config.base import (
 class ModelConfig(StrictModel):
     base: str = Field("builtin:minilm", description="HF model id, local dir, or builtin:<name>")
     revision: str | None = None
+    init_from: str | None = Field(None, description="start training from these weights instead of model.base's (a "
+                                  "local model dir; `tunesmith retrain` sets the champion's); model.base stays the base "
+                                  "the baseline, the uplift gates and the lineage refer to")
     trust_remote_code: bool = False  # never on unless the config says so
     allow_pickle_weights: bool = Field(False, description="load a local model.base or distillation teacher that has "
                                        "only pickle weights (*.bin, *.pt, ...) with torch's weights_only loader; off: "

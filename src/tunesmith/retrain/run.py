@@ -4,8 +4,9 @@ set and on recent labeled traffic -> gate against the champion -> register a cha
     outcome = retrain(cfg, trigger="manual")   # cfg: the model's own config (data, training, gates, retrain)
 
 The training run is `pipeline.run` on a config derived from `cfg` (data.train/eval/test = the dataset version's
-files, model.base = the champion's dir), so the data gates (dedup, leakage against the frozen test, PII) and the
-frozen-test gates (`gates:` vs champion, paired bootstrap) are the ones every run uses. The challenger is
+files, model.init_from = the champion's dir; model.base stays the base, so the baseline and the uplift gates still
+mean "better than the base"), so the data gates (dedup, leakage against the frozen test, PII) and the frozen-test
+gates (`gates:` vs champion, paired bootstrap) are the ones every run uses. The challenger is
 registered only when those and `retrain.recent_gates` (challenger vs champion on the recent slice) pass.
 """
 
@@ -82,9 +83,8 @@ def derived_config(cfg: Config, dataset: DatasetVersion, base: str | None) -> Co
     })
     raw["evaluation"]["slices"] = [s for s in raw["evaluation"]["slices"] if s == "text_length"]
     raw["registry"]["auto_register"] = False  # registered below, after the recent-slice gates
-    if base is not None:
-        raw["model"]["base"] = base
-        raw["model"]["revision"] = None
+    if base is not None:  # the champion's weights; model.base stays the base its baseline and uplift refer to
+        raw["model"]["init_from"] = base
     derived = config_from_dict(raw)
     derived._source_path = cfg.source_path  # lineage: the git state of the config's repository
     return derived

@@ -18,7 +18,7 @@ from transformers import TrainerCallback
 
 from tunesmith.config import Config, MethodKind
 from tunesmith.families import get as family
-from tunesmith.hub import loading, resolve_model
+from tunesmith.hub import loading, start_weights
 from tunesmith.model_card import write_model_card
 from tunesmith.provenance import write_seen_texts
 from tunesmith.training.checkpoints import (
@@ -103,7 +103,7 @@ def train(
         torch.set_num_threads(cfg.training.num_threads)
 
     seed_everything(cfg.seed)
-    resolved = resolve_model(cfg.model.base, cfg.model.revision)
+    resolved = start_weights(cfg)
     task = family(cfg.task)  # the family decides head, inputs, loss and how it trains
     return task.train(cfg, bundle, run_dir, resolved, start_from=start_from, callbacks=callbacks or ())
 

@@ -60,11 +60,12 @@ def build_model(model_path: str, labels: Sequence[str] = (), *, revision: str | 
 
 
 def tokenizer_for(cfg: Config):
-    """The tokenizer of `cfg.model.base` with `cfg.chat.template` applied (what training and serving use)."""
-    from tunesmith.hub import loading, resolve_model
+    """The tokenizer of the weights training starts from (`model.init_from`, else `model.base`) with
+    `cfg.chat.template` applied (what training and serving use)."""
+    from tunesmith.hub import loading, start_weights
 
-    resolved = resolve_model(cfg.model.base, cfg.model.revision)
-    with loading(resolved, key="model.base"):
+    resolved = start_weights(cfg)
+    with loading(resolved, key="model.init_from" if cfg.model.init_from else "model.base"):
         return load_tokenizer(resolved.path, revision=resolved.revision, trust_remote_code=cfg.model.trust_remote_code,
                               template=cfg.chat.template)
 
