@@ -47,7 +47,11 @@ def check_spans(value, labels, logged=None) -> list[dict]:
         if not all(isinstance(x, int) and not isinstance(x, bool) for x in (start, end)) or not 0 <= start < end:
             raise ValueError(f"entity {i}: give integer character offsets with 0 <= start < end")
         if text is not None and end > len(text):
-            raise ValueError(f"entity {i}: end {end} is past the text's {len(text)} characters")
+            raise ValueError(f"entity {i}: end {end} is past the text's {len(text)} characters{_redacted(text)}")
+        said = span.get("text")
+        if text is not None and isinstance(said, str) and text[start:end] != said:
+            raise ValueError(f"entity {i}: the logged text has {text[start:end]!r} at {start}-{end}, not {said!r}"
+                             f"{_redacted(text)}")
         if not isinstance(label, str) or (types and label not in types):
             raise ValueError(f"entity {i}: label {label!r} is not one of the model's entity types ({', '.join(types)})")
         spans.append({"start": start, "end": end, "label": label, **({"text": text[start:end]} if text else {})})
@@ -56,6 +60,18 @@ def check_spans(value, labels, logged=None) -> list[dict]:
         if b["start"] < a["end"]:
             raise ValueError(f"entities {a['start']}-{a['end']} and {b['start']}-{b['end']} overlap")
     return spans
+
+
+def _redacted(text: str) -> str:
+    """A hint when the logged text is not what the caller sent: personal data in it was replaced at logging."""
+    import re
+
+    found = sorted(set(re.findall(r"<[A-Z_]+>", text)))
+    if not found:
+        return ""
+    return (f" (the logged text is redacted: {', '.join(found)} replaced personal data, serving.predictions."
+            f"redact_pii; give offsets into the logged text, as the review page does, or turn redaction off for a "
+            f"model whose entities are such data)")
 
 
 def spans_to_tags(logged, _output, spans) -> dict:
