@@ -290,3 +290,5 @@ def test_the_operator_cannot_hand_tenants_the_keys_that_decide_where_weights_go(
     assert check_extension({"config": {"training": {"epochs": 1}}}, ["training"]) == {"training": {"epochs": 1}}
     with pytest.raises(TenantError, match="training.backend"):
         check_extension({"config": {"training": {"backend": "openai-compatible"}}}, ["training"])
+    with pytest.raises(TenantError, match="model.init_from"):  # another team's model dir as the starting weights
+        check_extension({"config": {"model": {"init_from": "/srv/mlartifacts/team-a/model"}}}, ["model"])

@@ -21,7 +21,7 @@ DEFAULT_TENANT_KEYS = (
 )
 # Never a tenant's, whatever jobs.tenant_keys says (`training` there still leaves out training.backend): these
 # decide where weights and data go, what code runs and which files the worker reads.
-NEVER = ("name", "output_dir", "registry", "jobs", "model.base", "model.trust_remote_code",
+NEVER = ("name", "output_dir", "registry", "jobs", "model.base", "model.init_from", "model.trust_remote_code",
          "model.allow_pickle_weights", "training.backend", "training.provider", "data.path", "data.train",
          "data.eval", "data.test", "evaluation.regression", "method.distill.unlabeled", "serving", "review",
          "monitoring", "retrain", "search")
