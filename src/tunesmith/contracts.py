@@ -227,6 +227,13 @@ class FeedbackHooks:
     # default column names (text/label, text/spans, query/positive, query/document/relevance, messages); a ValueError
     # says why this feedback trains nothing (a thumbs-down without a correction). None: not built for the family.
     to_row: Callable | None = None
+    # Live metrics that need no feedback, named in `live_metrics` too: `served(rows, cfg) -> {metric: value | None}`
+    # over one version's served answers in the window (prediction-log rows with input and output; a chat model's
+    # JSON-validity rate), and `scheduled(cfg, model_dir) -> {metric: value | None, "failed": [names]}`, checks
+    # re-run against a served version's model at most every `monitoring.checks_every` (a chat model's regression
+    # suite); None: none. Their metrics join the version's live quality and its SLO targets.
+    served: Callable | None = None
+    scheduled: Callable | None = None
 
 
 LABEL_LIVE = "labels"  # FeedbackHooks.live of a single-label classifier: live accuracy, macro-F1 and burn rate

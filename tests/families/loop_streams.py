@@ -52,6 +52,7 @@ class Loop:
     better: str = "higher"
     base: str = "bert"
     extra: dict = field(default_factory=dict)
+    suite: list[dict] | None = None  # evaluation.regression cases (chat): re-run by monitor on its schedule
 
 
 def _sentence(rng: random.Random, mix: Mix, marked: list[str]) -> list[str]:
@@ -239,5 +240,7 @@ LOOPS = {
     "causal-lm": Loop("causal-lm", "/v1/chat/completions", _chat_rows, _chat_traffic, _thumbs,
                       {"thumbs_up_rate": 0.7}, "rouge_l", base="llama",
                       extra={"evaluation": {"samples": 1}, "chat": {"max_new_tokens": 24},
-                             "training": {"epochs": 16, "learning_rate": 1e-2}}),
+                             "training": {"epochs": 16, "learning_rate": 1e-2}},
+                      suite=[{"name": "refund-answer", "prompt": "refund please", "require": ["refund"]},
+                             {"name": "battery-answer", "prompt": "my battery is broken", "require": ["battery"]}]),
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 from tests.families.loop_streams import LOOPS, Loop
 from tests.monitoring.loop_data import build_base_model
@@ -53,6 +54,9 @@ def _config(loop: Loop, tmp_path, base: str) -> dict:
     }
     for key, value in loop.extra.items():
         raw[key] = {**raw.get(key, {}), **value}
+    if loop.suite:
+        (tmp_path / "suite.yaml").write_text(yaml.safe_dump(loop.suite))
+        raw["evaluation"]["regression"] = str(tmp_path / "suite.yaml")
     return raw
 
 
@@ -102,6 +106,10 @@ def test_shifted_traffic_with_feedback_drifts_breaches_the_slo_and_a_gated_chall
         _serve(client, loop, loop.traffic(80, 3, True))
 
     after = monitor(cfg, window="80", store=store)
+    if loop.suite:  # the regression suite ran against the served champion when the first monitor did, not again
+        checks = after["live"]["versions"][1]["checks"]
+        assert not checks["ran_now"] and checks["at"] == before["live"]["versions"][1]["checks"]["at"], checks
+        assert "battery-answer" in checks["failed"] and after["live"]["versions"][1]["regression_pass_rate"] < 1
     assert after["drift"]["detected"], json.dumps(after["drift"], default=str)[:3000]
     live = after["live"]["versions"][1]
     assert live["status"] == "breach" and _worse(live[slo_metric], target, better), live

@@ -98,6 +98,54 @@ def test_the_monitor_report_renders_and_exports_live_quality():
     assert value == pytest.approx(0.5)
 
 
+def test_chat_json_validity_needs_no_feedback_and_breaches_its_target_even_without_labels(tmp_path):
+    """A chat model told to answer JSON: the share of its served answers that validate is a live metric of every
+    answer, so one labeled answer (below min_labels) does not hide a breach."""
+    from tunesmith.config import config_from_dict
+
+    schema = {"type": "object", "required": ["intent"]}
+    cfg = config_from_dict({"name": "c", "task": "causal-lm", "data": {"path": "chats.jsonl"}, "evaluation": {"json_schema": schema},
+                            "monitoring": {"slo": {"targets": {"json_valid_rate": 0.9}, "min_labels": 20}}})
+    hooks = families.get("causal-lm").feedback
+    served = [{"version": 1, "role": "champion", "output": {"text": text, "finish_reason": "stop"}}
+              for text in ['{"intent": "refund"}', "Sure! Your refund is on its way.", '{"intent": "order"}',
+                           '```json\n{"intent": "order"}\n```']]
+    assert hooks.served(served, cfg) == {"json_valid_rate": 0.75}
+    report = live_quality(_rows([(None, {"thumbs": "up"})]), hooks, cfg.monitoring.slo, served_rows=served,
+                          extra_of=lambda version, rows: hooks.served(rows, cfg))
+    v1 = report["versions"][1]
+    assert v1["n"] == 1 and v1["json_valid_rate"] == 0.75 and v1["thumbs_up_rate"] == 1.0
+    assert v1["status"] == "breach" and v1["note"] == "json_valid_rate 0.750 < 0.9"
+    no_schema = config_from_dict({"name": "c", "task": "causal-lm", "data": {"path": "chats.jsonl"}})
+    assert hooks.served(served, no_schema) == {}
+
+
+def test_scheduled_checks_run_once_per_period_per_version_and_report_the_last_result(tmp_path):
+    from tunesmith.config import config_from_dict
+    from tunesmith.monitoring.monitor import scheduled_checks
+
+    cfg = config_from_dict({"name": "c", "task": "causal-lm", "data": {"path": "chats.jsonl"},
+                            "monitoring": {"report_dir": str(tmp_path), "checks_every": "1d"}})
+    calls = []
+
+    def suite(_cfg, model_dir):
+        calls.append(model_dir)
+        return {"regression_pass_rate": 0.5, "failed": ["refund-policy"]}
+
+    dirs = {1: tmp_path / "v1", 2: None}.get
+    first = scheduled_checks(cfg, "c", 1, suite, dirs, now=1e9)
+    assert first["regression_pass_rate"] == 0.5 and first["checks"]["failed"] == ["refund-policy"]
+    assert first["checks"]["ran_now"] and calls == [tmp_path / "v1"]
+    later = scheduled_checks(cfg, "c", 1, suite, dirs, now=1e9 + 3600)  # an hour later: the stored result
+    assert later["regression_pass_rate"] == 0.5 and not later["checks"]["ran_now"] and len(calls) == 1
+    assert later["checks"]["at"] == first["checks"]["at"]
+    assert scheduled_checks(cfg, "c", 1, suite, dirs, now=1e9 + 86400)["checks"]["ran_now"] and len(calls) == 2
+    assert scheduled_checks(cfg, "c", 2, suite, dirs, now=1e9) == {}  # the version's model is gone: nothing to run
+    off = cfg.model_copy(deep=True)
+    off.monitoring.checks_every = None
+    assert scheduled_checks(off, "c", 1, suite, dirs, now=2e9) == {} and len(calls) == 2
+
+
 @pytest.mark.parametrize(("task", "targets", "message"), [
     ("regression", {"mae": 0.5, "rmse": 0.7}, None),
     ("regression", {"accuracy": 0.9}, "monitoring.slo.targets: accuracy is not measured for regression; it measures "

@@ -105,6 +105,16 @@ class MonitoringConfig(StrictModel):
     drift: DriftConfig = Field(default_factory=DriftConfig)
     slo: SloConfig = Field(default_factory=SloConfig)
     triggers: TriggersConfig = Field(default_factory=TriggersConfig)
+    checks_every: str | None = Field("1d", description="re-run a family's scheduled checks against each served "
+                                     "version at most this often (a chat model's evaluation.regression suite); "
+                                     "null: never")
+
+    @field_validator("checks_every")
+    @classmethod
+    def _checks_every(cls, v: str | None) -> str | None:
+        if v is not None and parse_window(v)[1] is None:
+            raise ValueError(f"checks_every {v!r} must be a duration such as 6h or 1d")
+        return v
 
     @field_validator("window", mode="before")
     @classmethod

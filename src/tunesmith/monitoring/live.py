@@ -78,10 +78,13 @@ def _verdict(s: dict, slo) -> dict:
     return {"status": "breach" if breaches else "ok", "note": "; ".join(breaches)}
 
 
-def live_quality(rows: list[dict], hooks, slo, *, samples: int = 200, seed: int = 0, model_dir_of=None) -> dict:
+def live_quality(rows: list[dict], hooks, slo, *, samples: int = 200, seed: int = 0, model_dir_of=None,
+                 served_rows: list[dict] = (), extra_of=None) -> dict:
     """Each version's family metrics on its rows with feedback, a bootstrap CI (resampling requests) for the first
     metric, a per-bucket series of it, and the verdict against `slo.targets` (metric -> bound; the family says which
-    way is better). Returns {"metrics", "targets", "versions": {version: {...}}} or a status saying why none."""
+    way is better). `extra_of(version, its served rows) -> {metric: value}` adds the metrics that need no feedback
+    (every served answer's, scheduled checks'); they are judged whatever the number of labels. Returns
+    {"metrics", "targets", "versions": {version: {...}}} or a status saying why none."""
     directions = dict(hooks.live_metrics)
     targets = {k: v for k, v in (slo.targets or {}).items()}
     base = {"metrics": directions, "targets": targets, "bucket": slo.bucket, "min_labels": slo.min_labels}
@@ -115,9 +118,27 @@ def live_quality(rows: list[dict], hooks, slo, *, samples: int = 200, seed: int 
                    "n": len(brows), primary: _measure(measure, brows).get(primary)}
                   for start, brows in sorted(series.items())]
         versions[version] = {"n": len(vrows), "roles": sorted({r["role"] for r in vrows}), **metrics,
-                             "ci": _bootstrap(measure, vrows, primary, samples, seed), "series": points,
-                             **_quality_verdict(len(vrows), metrics, targets, directions, slo.min_labels)}
-    return {**base, "status": "ok", "primary": primary, "versions": versions}
+                             "ci": _bootstrap(measure, vrows, primary, samples, seed), "series": points}
+    if extra_of is not None:
+        served = defaultdict(list)
+        for row in served_rows:
+            served[int(row["version"])].append(row)
+        for version, srows in sorted(served.items()):
+            entry = versions.setdefault(version, {"n": 0, "roles": sorted({r["role"] for r in srows}), "ci": None,
+                                                  "series": []})
+            if entry.get("status") != "n/a":
+                entry.update({"extra": extra_of(version, srows)})
+    for entry in versions.values():
+        if "status" in entry:
+            continue
+        extra = entry.pop("extra", {}) or {}
+        checks = extra.pop("checks", None)
+        entry.update({k: v for k, v in extra.items() if k in directions})
+        if checks is not None:
+            entry["checks"] = checks
+        entry.update(_quality_verdict(entry["n"], entry, targets, directions, slo.min_labels,
+                                      always={k for k in extra if k in directions}))
+    return {**base, "status": "ok", "primary": primary, "versions": dict(sorted(versions.items()))}
 
 
 def _measure(measure, rows: list[dict]) -> dict:
@@ -145,14 +166,18 @@ def _bootstrap(measure, rows: list[dict], metric: str, samples: int, seed: int) 
     return {"low": float(low), "high": float(high), "samples": samples, "confidence": 0.95}
 
 
-def _quality_verdict(n: int, metrics: dict, targets: dict, directions: dict, min_labels: int) -> dict:
-    if n < min_labels:
+def _quality_verdict(n: int, metrics: dict, targets: dict, directions: dict, min_labels: int,
+                     always: set[str] = frozenset()) -> dict:
+    """Breached targets; a metric from feedback counts only with `min_labels` labels, one in `always` (measured on
+    every served answer, or by a scheduled check) counts as it is."""
+    judged = [m for m in targets if m in always or n >= min_labels]
+    if n < min_labels and not any(metrics.get(m) is not None for m in judged):
         return {"status": "n/a", "note": f"{n} labels < monitoring.slo.min_labels={min_labels}"}
     if not targets:
         return {"status": "ok", "note": "no monitoring.slo.targets set"}
     breaches = []
     for metric, bound in targets.items():
-        value = metrics.get(metric)
+        value = metrics.get(metric) if metric in judged else None
         if value is None:
             continue
         if (value < bound) if directions[metric] == "higher" else (value > bound):

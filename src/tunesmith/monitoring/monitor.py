@@ -97,8 +97,10 @@ def drift_section(cfg: Config, name: str, rows: list[dict], labeled: list[dict],
             "last_prediction_id": mine[-1]["id"], "labels": reference.get("labels") or []}
 
 
-def live_section(cfg: Config, labeled: list[dict], labels: list[str], *, name: str, store) -> dict:
-    """Live accuracy (classification: the label path) or the family's live quality, on the rows with feedback."""
+def live_section(cfg: Config, labeled: list[dict], labels: list[str], *, name: str, store,
+                 rows: list[dict] = ()) -> dict:
+    """Live accuracy (classification: the label path) or the family's live quality, on the rows with feedback, plus
+    the metrics that need none (on every served answer in the window, and the scheduled checks)."""
     from tunesmith.contracts import LABEL_LIVE
     from tunesmith.families import get
     from tunesmith.registry import model_dir_for
@@ -106,8 +108,50 @@ def live_section(cfg: Config, labeled: list[dict], labels: list[str], *, name: s
     hooks = get(cfg.task).feedback
     if hooks is None or hooks.live == LABEL_LIVE:
         return {"kind": "accuracy", **live_accuracy(labeled, labels, cfg.monitoring.slo)}
+    model_dir_of = lambda version: model_dir_for(name, version, store=store)  # noqa: E731
+    extra_of = None
+    if hooks.served is not None or hooks.scheduled is not None:
+        def extra_of(version: int, served_rows: list[dict]) -> dict:
+            out = dict(hooks.served(served_rows, cfg) if hooks.served is not None else {})
+            if hooks.scheduled is not None:
+                out.update(scheduled_checks(cfg, name, version, hooks.scheduled, model_dir_of))
+            return out
     return {"kind": "quality", **live_quality(labeled, hooks, cfg.monitoring.slo, seed=cfg.seed,
-                                              model_dir_of=lambda version: model_dir_for(name, version, store=store))}
+                                              model_dir_of=model_dir_of, served_rows=rows, extra_of=extra_of)}
+
+
+CHECKS_FILE = "checks.json"
+
+
+def scheduled_checks(cfg: Config, name: str, version: int, run_checks, model_dir_of, now: float | None = None) -> dict:
+    """The family's scheduled checks of a served version: re-run when `monitoring.checks_every` has passed since the
+    last run for that version (kept in <report_dir>/<name>/checks.json), else the last run's result. Returns its
+    metrics and {"checks": {"at", "failed", "ran_now"}}; {} when checks are off or the version's model is gone."""
+    import time
+
+    from tunesmith.io import atomic_write_json
+
+    if cfg.monitoring.checks_every is None:
+        return {}
+    _, period = parse_window(cfg.monitoring.checks_every)
+    path = report_dir(cfg, name) / CHECKS_FILE
+    state = json.loads(path.read_text()) if path.is_file() else {}
+    now = time.time() if now is None else now
+    last = state.get(str(version))
+    ran_now = last is None or now - float(last["at"]) >= period
+    if ran_now:
+        model_dir = model_dir_of(version)
+        if model_dir is None:
+            return {}
+        result = dict(run_checks(cfg, model_dir))
+        if not result:
+            return {}  # nothing to check for this config (no regression suite)
+        last = {"at": now, "failed": list(result.pop("failed", [])), "metrics": result}
+        state[str(version)] = last
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, state)
+    at = datetime.fromtimestamp(float(last["at"]), tz=timezone.utc).isoformat(timespec="seconds")
+    return {**last["metrics"], "checks": {"at": at, "failed": last["failed"], "ran_now": ran_now}}
 
 
 def monitor(cfg: Config, *, name: str | None = None, window: str | None = None, store=None,
@@ -129,7 +173,7 @@ def monitor(cfg: Config, *, name: str | None = None, window: str | None = None, 
         "model": name, "window": window, "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "predictions": len(rows), "labeled": len(labeled),
         "labels_stored": len(read_feedback(url, name)),
-        "drift": drift_part, "live": live_section(cfg, labeled, labels, name=name, store=store),
+        "drift": drift_part, "live": live_section(cfg, labeled, labels, name=name, store=store, rows=rows),
     }
     if write:
         from tunesmith.monitoring.monitor_report import write_monitor_report

@@ -105,7 +105,12 @@ def quality_section_html(live: dict) -> str:
         for version, v in live["versions"].items())
     table = (f"<table><tr><th>version</th><th>roles</th><th>with feedback</th>{cells}<th>{_e(primary)} 95% CI</th>"
              f"<th>SLO</th></tr>{rows}</table>")
-    return head + table + f"<img alt='live quality' src='{_quality_plot(live)}'>"
+    checks = "".join(
+        f"<li>version {version}: scheduled checks run {_e(v['checks']['at'])}"
+        + (f"; failed: {_e(', '.join(v['checks']['failed']))}" if v["checks"]["failed"] else "; all passed") + "</li>"
+        for version, v in live["versions"].items() if v.get("checks"))
+    checks = f"<ul>{checks}</ul>" if checks else ""
+    return head + table + checks + f"<img alt='live quality' src='{_quality_plot(live)}'>"
 
 
 def _ci(ci: dict | None) -> str:

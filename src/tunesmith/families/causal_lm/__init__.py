@@ -105,7 +105,10 @@ TASK = register(family(
                            check=check_thumbs,
                            summary=lambda v: v["thumbs"] + (" (corrected)" if "correction" in v else ""),
                            live=lazy("tunesmith.families.causal_lm.live:measure"),
-                           live_metrics=(("thumbs_up_rate", "higher"), ("corrected_rate", "lower")),
+                           live_metrics=(("thumbs_up_rate", "higher"), ("corrected_rate", "lower"),
+                                         ("json_valid_rate", "higher"), ("regression_pass_rate", "higher")),
+                           served=lazy("tunesmith.families.causal_lm.live:served"),
+                           scheduled=lazy("tunesmith.families.causal_lm.live:scheduled"),
                            to_row=conversation_row),
     dataset=_dataset(),
     mlflow=MlflowModel(
