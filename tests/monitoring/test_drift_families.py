@@ -76,6 +76,15 @@ def test_embedding_flags_served_vectors_that_moved_away_from_the_reference():
     same = window("embedding", ref, rows(texts(60, 1), RNG.normal(0, 1, (60, 8)).tolist()))
     moved = window("embedding", ref, rows(texts(60, 2), RNG.normal(1.5, 1, (60, 8)).tolist()))
     assert not same["embedding_mmd"]["flagged"] and moved["embedding_mmd"]["flagged"]
+    assert not same["nearest_neighbour_ks"]["flagged"] and moved["nearest_neighbour_ks"]["flagged"]
+    # queries of a kind never seen: far from every held-out query, though the window's mean did not move
+    clusters = RNG.normal(0, 1, (4, 8)) * 4
+    clustered = clusters[RNG.integers(0, 4, 200)] + RNG.normal(0, 0.3, (200, 8))
+    ref = {**text_reference(texts(300)), "embeddings": clustered.tolist()}
+    near = clusters[RNG.integers(0, 4, 60)] + RNG.normal(0, 0.3, (60, 8))
+    between = (clusters[RNG.integers(0, 4, 60)] + clusters[RNG.integers(0, 4, 60)]) / 2 + RNG.normal(0, 0.3, (60, 8))
+    assert not window("embedding", ref, rows(texts(60, 3), near.tolist()))["nearest_neighbour_ks"]["flagged"]
+    assert window("embedding", ref, rows(texts(60, 4), between.tolist()))["nearest_neighbour_ks"]["flagged"]
 
 
 @pytest.mark.parametrize("logged", ["messages", "prompt"])

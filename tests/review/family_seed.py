@@ -52,7 +52,9 @@ REVIEWED = {
     "reranking": ("reset my password\n\nOpen Settings, then Security.", {"choice": "grade:3"},
                   {"query": "reset my password", "document": "Open Settings, then Security.", "relevance": 3.0}),
     "embedding": ("reset my password", {"choice": "doc:0"},
-                  {"query": "reset my password", "positive": "Open Settings, then Security, then Reset password."}),
+                  {"query": "reset my password", "positive": "Open Settings, then Security, then Reset password.",
+                   # the candidates shown and passed over: the pair's hard negatives
+                   "negative": ["Password reset: Settings > Security.", "Our office opens at nine."]}),
     "causal-lm": ("How do I reset my password?", {"choice": "save", "correction": "Open Settings > Security > Reset."},
                   {"messages": [*CHAT, {"role": "assistant", "content": "Open Settings > Security > Reset."}]}),
 }

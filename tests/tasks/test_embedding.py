@@ -124,6 +124,23 @@ def test_no_duplicates_batches_keep_a_positive_out_of_other_rows_negatives(tmp_p
     assert max(len(b) for b in batches) <= 4  # only 4 distinct positives exist: a batch never repeats one
 
 
+def test_rows_without_hard_negatives_get_other_rows_positives_so_reviewed_negatives_train():
+    """A reviewed pair brings hard negatives; the rows before it have none. Every row gets the most any row has:
+    its own first, then other rows' positives (never its own query or positive), so none is thrown away."""
+    import pandas as pd
+
+    rows = pd.DataFrame({"query": ["q1", "q2", "q3"], "positive": ["p1", "p2", "p3"],
+                         "negatives": [[], ["n2a", "n2b"], ["n3"]], "score": [None] * 3})
+    assert task.negatives_per_row([rows]) == 2
+    ds = task.to_dataset(rows, scored=False, negatives=2)
+    assert ds.column_names == ["anchor", "positive", "negative_1", "negative_2"]
+    assert (ds[1]["negative_1"], ds[1]["negative_2"]) == ("n2a", "n2b") and ds[2]["negative_1"] == "n3"
+    for row in ds:
+        negatives = [row["negative_1"], row["negative_2"]]
+        assert len(set(negatives)) == 2 and not {row["anchor"], row["positive"]} & set(negatives), row
+    assert set(task.fill_negatives(rows, 2)[0]) <= {"p2", "p3", "n2a", "n2b", "n3"}
+
+
 def test_losses_follow_the_data_and_config(tmp_path, tiny_st_dir):
     from sentence_transformers.sentence_transformer import losses
 

@@ -68,9 +68,12 @@ def form_value(item: dict, form: dict[str, str]) -> tuple[str, Any]:
     if choice.startswith("doc:") and widget == "document":
         candidates = ctx.get("candidates") or []
         try:
-            return "save", {"document": candidates[int(choice[4:])]["document"], "relevance": 1.0}
+            chosen = candidates[int(choice[4:])]["document"]
         except (ValueError, IndexError):
             raise FormError(f"choice: no candidate {choice[4:]!r}") from None
+        # the candidates shown and passed over: the pair's hard negatives
+        return "save", {"document": chosen, "relevance": 1.0,
+                        "negatives": [c["document"] for c in candidates if c["document"] != chosen]}
     if choice == "reject" and widget == "answer":
         return "reject", {"thumbs": "down"}
     if choice != "save":
@@ -82,7 +85,9 @@ def form_value(item: dict, form: dict[str, str]) -> tuple[str, Any]:
     if widget == "spans":
         return "save", markup_to_spans(form.get("markup", ""), str(ctx.get("input", item["text"])))
     if widget == "document":
-        return "save", {"document": form.get("document", "").strip(), "relevance": 1.0}
+        typed = form.get("document", "").strip()  # none of the candidates was relevant: all are hard negatives
+        return "save", {"document": typed, "relevance": 1.0,
+                        "negatives": [c["document"] for c in ctx.get("candidates") or [] if c["document"] != typed]}
     if widget == "answer":
         correction = form.get("correction", "").strip()
         if not correction:

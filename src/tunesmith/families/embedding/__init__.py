@@ -41,17 +41,30 @@ def check_relevant_document(value, _labels, _logged=None) -> dict:
     if not isinstance(document, str) or not document.strip():
         raise ValueError('give {"document": the document the user accepted for this query, "relevance": a number '
                          '>= 0, default 1}')
-    extra = set(value) - {"document", "relevance"}
+    extra = set(value) - {"document", "relevance", "negatives"}
     if extra:
-        raise ValueError(f"unknown field(s) {', '.join(sorted(extra))}; give document and relevance")
-    return {"document": document, "relevance": check_number(value.get("relevance", 1.0), "relevance", minimum=0)}
+        raise ValueError(f"unknown field(s) {', '.join(sorted(extra))}; give document, relevance and optionally "
+                         "negatives")
+    out = {"document": document, "relevance": check_number(value.get("relevance", 1.0), "relevance", minimum=0)}
+    negatives = value.get("negatives") or []
+    if not isinstance(negatives, list) or not all(isinstance(n, str) and n.strip() for n in negatives):
+        raise ValueError("negatives: a list of documents that are not relevant to the query (non-empty strings)")
+    if len(negatives) > MAX_NEGATIVES:
+        raise ValueError(f"negatives: at most {MAX_NEGATIVES} documents, got {len(negatives)}")
+    negatives = [n for n in dict.fromkeys(negatives) if n != document]
+    return {**out, "negatives": negatives} if negatives else out
+
+
+MAX_NEGATIVES = 20
 
 
 def accepted_pair(logged, _output, value) -> dict:
-    """The query with the document the user accepted: a positive pair (a relevance of 0 trains nothing)."""
+    """The query with the document the user accepted: a positive pair, with the documents a reviewer passed over
+    as its hard negatives (a relevance of 0 trains nothing)."""
     if value["relevance"] <= 0:
         raise ValueError("relevance 0: not a positive pair")
-    return {"query": logged, "positive": value["document"]}
+    row = {"query": logged, "positive": value["document"]}
+    return {**row, "negative": list(value["negatives"])} if value.get("negatives") else row
 
 
 def _pair_row(query, positive, negatives, score) -> dict:
@@ -82,7 +95,8 @@ def scored_like_parent(rows: list[dict], parent: list[dict]) -> list[dict]:
     if not parent or len(scores) < len(parent):
         return rows
     top = max(scores)
-    return [row if row.get("score") is not None else {**row, "score": top} for row in rows]
+    return [row if row.get("score") is not None else {**{k: v for k, v in row.items() if k != "negative"}, "score": top}
+            for row in rows]  # a scored pair has no negatives
 
 
 TASK = register(family(
@@ -100,7 +114,8 @@ TASK = register(family(
                        pipeline_task="feature-extraction", flavor="sentence_transformers"),
     review=ReviewHooks(widget="document", items=lazy("tunesmith.families.embedding.review:items"),
                        agree=lazy("tunesmith.families.embedding.review:agree"), agreement="same document"),
-    feedback=FeedbackHooks(shape='the document accepted for the query: {"document": ..., "relevance": 1}',
+    feedback=FeedbackHooks(shape='the document accepted for the query: {"document": ..., "relevance": 1, '
+                                 '"negatives": [documents not relevant] (optional)}',
                            check=check_relevant_document,
                            summary=lambda v: f"{v['relevance']:g}: {v['document']}"[:200], to_row=accepted_pair,
                            live=lazy("tunesmith.families.embedding.live:measure"), live_needs_model=True,

@@ -66,9 +66,10 @@ def save_adapter(model, out_dir) -> None:
 
 
 def negatives_per_row(frames: Sequence[pd.DataFrame]) -> int:
-    """Hard negatives every row can give: MultipleNegativesRankingLoss needs the same number of columns per row."""
+    """The most hard negatives a training row carries: every row gets that many columns (`to_dataset` fills a
+    row's missing ones with other rows' positives, which MultipleNegativesRankingLoss needs: one shape per row)."""
     counts = [len(n) for f in frames for n in f["negatives"]]
-    return min(counts) if counts else 0
+    return max(counts) if counts else 0
 
 
 def to_dataset(frame: pd.DataFrame, *, scored: bool, negatives: int):
@@ -79,9 +80,28 @@ def to_dataset(frame: pd.DataFrame, *, scored: bool, negatives: int):
         return Dataset.from_dict({"sentence1": frame["query"].tolist(), "sentence2": frame["positive"].tolist(),
                                   SCORE: frame["score"].astype(float).tolist()})
     cols = {ANCHOR: frame["query"].tolist(), POSITIVE: frame["positive"].tolist()}
+    filled = fill_negatives(frame, negatives)
     for i in range(negatives):
-        cols[f"negative_{i + 1}"] = [n[i] for n in frame["negatives"]]
+        cols[f"negative_{i + 1}"] = [n[i] for n in filled]
     return Dataset.from_dict(cols)
+
+
+def fill_negatives(frame: pd.DataFrame, k: int, seed: int = 0) -> list[list[str]]:
+    """Each row's first `k` hard negatives, topped up with other rows' positives (seeded; never the row's own query,
+    positive or negatives): a random negative where a row has no hard one, as in-batch negatives are."""
+    import random
+
+    rng = random.Random(seed)
+    pool = list(dict.fromkeys([*frame["positive"].astype(str), *(str(n) for negs in frame["negatives"] for n in negs)]))
+    out = []
+    for query, positive, negs in zip(frame["query"], frame["positive"], frame["negatives"], strict=True):
+        row = [str(n) for n in list(negs)[:k]]
+        taken = {str(query), str(positive), *row}
+        spare = [p for p in pool if p not in taken]
+        rng.shuffle(spare)
+        row += spare[: k - len(row)]
+        out.append(row + [row[-1] if row else ""] * (k - len(row)))  # a corpus of almost no other text
+    return out
 
 
 def is_scored(frame: pd.DataFrame) -> bool:

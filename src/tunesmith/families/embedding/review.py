@@ -32,7 +32,8 @@ def items(rows: list[dict], _labels) -> list[dict]:
         candidates = [{"document": names[j], "similarity": round(float(sims[q, j]), 4)} for j in order]
         gap = candidates[0]["similarity"] - candidates[1]["similarity"] if len(candidates) > 1 else 1.0
         out.append({"index": texts[name][0], "text": name,
-                    "guess": {"document": candidates[0]["document"], "relevance": 1.0},
+                    "guess": {"document": candidates[0]["document"], "relevance": 1.0,  # the rest: hard negatives
+                              "negatives": [c["document"] for c in candidates[1:]]},
                     "uncertainty": float(np.clip(1.0 - gap / 0.2, 0.0, 1.0)),  # a 0.2 cosine gap: clear-cut
                     "context": {"candidates": candidates}})
     return out

@@ -44,11 +44,11 @@ def train(cfg: Config, bundle, run_dir: Path, resolved: ResolvedModel, *, start_
         shrink_layers(task.backbone(model), cfg.method.distill.student_layers)
     model = task.apply_method(model, cfg.method.student())
     scored = task.is_scored(bundle.train)
-    k = 0 if scored else task.negatives_per_row([bundle.train, bundle.eval])
-    most = max((len(n) for n in bundle.train["negatives"]), default=0) if not scored else 0
-    if most > k:
-        _log.warning("rows carry up to %d hard negatives but some have %d; training uses the first %d of each row "
-                     "(MultipleNegativesRankingLoss needs the same number per row)", most, k, k)
+    k = 0 if scored else task.negatives_per_row([bundle.train])
+    fewest = min((len(n) for n in bundle.train["negatives"]), default=0) if not scored else 0
+    if k > fewest:
+        _log.info("rows carry %d to %d hard negatives; rows with fewer get other rows' positives as their missing "
+                  "ones (MultipleNegativesRankingLoss needs the same number per row)", fewest, k)
     train_ds = task.to_dataset(bundle.train, scored=scored, negatives=k)
     eval_ds = task.to_dataset(bundle.eval, scored=scored, negatives=k) if len(bundle.eval) else None
     if not scored and len(train_ds) < 2:
