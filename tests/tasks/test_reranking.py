@@ -54,8 +54,9 @@ def test_lora_trains_adapter_and_head_then_merges_into_a_plain_cross_encoder(tmp
 
 
 def test_a_distilled_cross_encoder_follows_its_teachers_relevance_and_is_compared_with_it(tmp_path, tiny_model_dir):
-    """KD only, from a teacher trained with the relevance flipped: the 1-layer student scores pairs the teacher's way,
-    its BCE targets are the teacher's softened relevance, and the report compares them on MRR@10 with a CI."""
+    """KD only, from a teacher trained with the relevance flipped: the 1-layer student learns the teacher's score
+    margins between a query's documents (MarginMSE) and scores pairs the teacher's way, not the human labels' way;
+    the report compares them on MRR@10 with a CI."""
     import numpy as np
     from scipy.stats import spearmanr
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from tunesmith.config import Config, MethodKind
 from tunesmith.io import atomic_dir
 from tunesmith.model_card import write_model_card
@@ -98,3 +100,16 @@ def train_sentence_model(cfg: Config, bundle, run_dir: Path, parts: SentencePart
         best_metric=state.best_metric, best_checkpoint=state.best_model_checkpoint,
         log_history=list(state.log_history),
     )
+
+
+class Weighted(nn.Module):
+    """A sentence-transformers loss times a weight (method.distill's kd_weight / hard_weight in one training, one
+    named dataset each)."""
+
+    def __init__(self, loss: nn.Module, weight: float):
+        super().__init__()
+        self.loss, self.weight = loss, float(weight)
+        self.model = loss.model  # what the trainer swaps for a wrapped (distributed, compiled) model
+
+    def forward(self, features, labels):
+        return self.weight * self.loss(features, labels)

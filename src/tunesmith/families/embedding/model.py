@@ -135,18 +135,6 @@ def build_loss(model, cfg: Config, *, scored: bool):
 
 
 
-class Weighted(nn.Module):
-    """A sentence-transformers loss times a weight (method.distill's kd_weight / hard_weight in one training)."""
-
-    def __init__(self, loss: nn.Module, weight: float):
-        super().__init__()
-        self.loss, self.weight = loss, float(weight)
-        self.model = loss.model  # what the trainer swaps for a wrapped (distributed, compiled) model
-
-    def forward(self, features, labels):
-        return self.weight * self.loss(features, labels)
-
-
 def teacher_embeddings(cfg: Config, bundle, teacher_dir, student):
     """The KD dataset of sentence-transformers' distillation recipe: every distinct training text (queries,
     positives, hard negatives) and the texts of `method.distill.unlabeled`, each with the teacher's embedding as

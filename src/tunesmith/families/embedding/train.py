@@ -16,7 +16,7 @@ from tunesmith.config import Config, MethodKind
 from tunesmith.families.embedding import model as task
 from tunesmith.hub import ResolvedModel, loading
 from tunesmith.training.distill import needs_teacher, resolve_teacher, shrink_layers, write_distill_record
-from tunesmith.training.sentence import SentenceParts, sentence_arguments, train_sentence_model
+from tunesmith.training.sentence import SentenceParts, Weighted, sentence_arguments, train_sentence_model
 from tunesmith.training.trainer import TrainingError
 
 _log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def _with_teacher(cfg: Config, bundle, run_dir: Path, model, train_ds, eval_ds, 
     if teacher_dir is not None:
         kd_ds, data = task.teacher_embeddings(cfg, bundle, teacher_dir, model)
         train_ds = {"distill": kd_ds, **({"pairs": train_ds} if d.hard_weight else {})}
-        loss = {"distill": task.Weighted(losses.MSELoss(model), d.kd_weight), "pairs": task.Weighted(loss, d.hard_weight)}
+        loss = {"distill": Weighted(losses.MSELoss(model), d.kd_weight), "pairs": Weighted(loss, d.hard_weight)}
         eval_ds = {"pairs": eval_ds} if eval_ds is not None else None
     write_distill_record(run_dir, cfg, teacher_dir, data)
     return train_ds, eval_ds, loss
