@@ -24,12 +24,10 @@ def items(rows: list[dict], _labels) -> list[dict]:
         return []
     matrix = np.stack([texts[n][1] for n in names])
     matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
-    sims = matrix @ matrix.T
-    np.fill_diagonal(sims, -np.inf)
     out = []
-    for q, name in enumerate(names):
-        order = [j for j in np.argsort(-sims[q], kind="stable") if j != q][:CANDIDATES]  # never the query itself
-        candidates = [{"document": names[j], "similarity": round(float(sims[q, j]), 4)} for j in order]
+    for name, (order, scores) in zip(names, _nearest(matrix, CANDIDATES), strict=True):
+        candidates = [{"document": names[j], "similarity": round(float(s), 4)} for j, s in zip(order, scores,
+                                                                                                strict=True)]
         gap = candidates[0]["similarity"] - candidates[1]["similarity"] if len(candidates) > 1 else 1.0
         out.append({"index": texts[name][0], "text": name,
                     "guess": {"document": candidates[0]["document"], "relevance": 1.0,  # the rest: hard negatives
@@ -37,6 +35,17 @@ def items(rows: list[dict], _labels) -> list[dict]:
                     "uncertainty": float(np.clip(1.0 - gap / 0.2, 0.0, 1.0)),  # a 0.2 cosine gap: clear-cut
                     "context": {"candidates": candidates}})
     return out
+
+
+def _nearest(matrix: np.ndarray, k: int, chunk: int = 256):
+    """Each row's k nearest other rows (cosine, unit rows), most similar first, ties in row order: a block of rows
+    at a time, so 5,000 texts never hold a 5,000 x 5,000 matrix."""
+    for start in range(0, len(matrix), chunk):
+        sims = matrix[start:start + chunk] @ matrix.T
+        for r in range(len(sims)):
+            sims[r, start + r] = -np.inf  # never the query itself
+            order = np.argsort(-sims[r], kind="stable")[:min(k, len(matrix) - 1)]
+            yield order.tolist(), sims[r, order].tolist()
 
 
 def agree(a, b) -> float:
