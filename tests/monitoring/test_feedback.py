@@ -127,3 +127,37 @@ def test_feedback_table_lives_in_the_prediction_database(url):
     assert {"predictions", "feedback"} <= set(sa.inspect(engine).get_table_names())
     engine.dispose()
     assert predictions.name == "predictions"
+
+
+def test_a_batch_item_is_found_by_its_stored_position_whatever_was_sampled_or_finished_first(tmp_path):
+    """A batch's items are sampled and finish independently: item 1 of r9 was not logged, item 2 was logged before
+    item 0. Feedback on index 2 is about the third text, and live quality pairs it with that text's answer; a row
+    from a log written before positions were stored still counts its position."""
+    from tunesmith.review.enqueue import with_positions
+
+    url = f"sqlite:///{tmp_path}/p.db"
+    log = PredictionLog(url)
+    for idx, text, label in ((2, "third text", "neg"), (0, "first text", "pos")):
+        log.record(request_id="r9", model="m", version=1, role="champion", route="/v1/classify", input=text,
+                   output={"label": label, "score": 0.9, "scores": {}}, confidence=0.9, latency_ms=1.0, idx=idx)
+    for text in ("old first", "old second"):  # an older server's rows: no position stored
+        log.record(request_id="r0", model="m", version=1, role="champion", route="/v1/classify", input=text,
+                   output={"label": "pos", "score": 0.9, "scores": {}}, confidence=0.9, latency_ms=1.0)
+    log.close()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(predictions.update().where(predictions.c.request_id == "r0").values(idx=None))
+    engine.dispose()
+
+    third = record_feedback(url, model="m", request_id="r9", index=2, label="neg", labels=LABELS)
+    assert third["text"] == "third text"
+    with pytest.raises(FeedbackError, match="index 1"):  # never logged: nothing to attach it to
+        record_feedback(url, model="m", request_id="r9", index=1, label="neg", labels=LABELS)
+    assert record_feedback(url, model="m", request_id="r0", index=1, label="pos", labels=LABELS)["text"] == "old second"
+    paired = {(r["request_id"], r["idx"]): (r["input"], r["predicted"]) for r in labeled_predictions(url, "m")}
+    assert paired == {("r9", 2): ('"third text"', "neg"), ("r0", 1): ('"old second"', "pos")}
+    from tunesmith.monitoring.predictions import read_predictions
+
+    positions = {(r["request_id"], r["input"]): r["idx"] for r in with_positions(read_predictions(url))}
+    assert positions == {("r9", "third text"): 2, ("r9", "first text"): 0, ("r0", "old first"): 0,
+                         ("r0", "old second"): 1}

@@ -24,7 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tunesmith.monitoring.predictions import db_engine, default_url, log_meta, predictions
+from tunesmith.monitoring.predictions import db_engine, default_url, item_positions, log_meta, predictions
 
 feedback = sa.Table(
     "feedback", log_meta,
@@ -75,12 +75,12 @@ def logged_value(conn, model: str, request_id: str, idx: int = 0) -> tuple[str, 
     A completion's `id` (chatcmpl-<request id>) finds its request too."""
     candidates = [request_id] + [request_id[len(p):] for p in COMPLETION_PREFIXES if request_id.startswith(p)]
     for rid in candidates:
-        rows = conn.execute(
-            sa.select(predictions.c.input).where(predictions.c.model == model, predictions.c.request_id == rid,
-                                                 predictions.c.role != "shadow").order_by(predictions.c.id)
-        ).fetchall()
-        if idx < len(rows):
-            return rid, json.loads(rows[idx][0])
+        p = predictions
+        rows = conn.execute(sa.select(p.c.input, p.c.request_id, p.c.role, p.c.idx).where(
+            p.c.model == model, p.c.request_id == rid, p.c.role != "shadow").order_by(p.c.id)).fetchall()
+        for row, position in zip(rows, item_positions(rows), strict=True):
+            if position == idx:
+                return rid, json.loads(row.input)
     return None
 
 
@@ -283,16 +283,12 @@ def _served_items(url: str | None, model: str, request_ids: set[str]) -> dict[tu
     p = predictions
     try:
         with engine.connect() as conn:
-            found = conn.execute(sa.select(p.c.request_id, p.c.input, p.c.output).where(
+            found = conn.execute(sa.select(p.c.request_id, p.c.input, p.c.output, p.c.role, p.c.idx).where(
                 p.c.model == model, p.c.request_id.in_(request_ids), p.c.role != "shadow").order_by(p.c.id)).fetchall()
     finally:
         engine.dispose()
-    out, position = {}, {}
-    for rid, logged, output in found:
-        idx = position.get(rid, 0)
-        position[rid] = idx + 1
-        out[(rid, idx)] = (json.loads(logged), json.loads(output))
-    return out
+    return {(row.request_id, idx): (json.loads(row.input), json.loads(row.output))
+            for row, idx in zip(found, item_positions(found), strict=True)}
 
 
 def as_aware(value: datetime) -> datetime:
@@ -317,13 +313,9 @@ def labeled_predictions(url: str | None, model: str) -> list[dict]:
                 {rid for rid, _ in label_of})).order_by(p.c.id)).fetchall()
     finally:
         engine.dispose()
-    out, position = [], {}
-    for r in rows:
-        row = dict(r._mapping)
-        # idx counts the served texts of a request; a shadow copy shares its served twin's index
-        served_key = (row["request_id"], row["role"] == "shadow")
-        idx = position.get(served_key, 0)
-        position[served_key] = idx + 1
+    out = []
+    for r, idx in zip(rows, item_positions(rows), strict=True):  # a shadow copy shares its served twin's index
+        row = {**r._mapping, "idx": idx}
         match = label_of.get((row["request_id"], idx))
         if match is None:
             continue

@@ -42,7 +42,26 @@ predictions = sa.Table(
     sa.Column("confidence", sa.Float, nullable=True),
     sa.Column("latency_ms", sa.Float, nullable=False),
     sa.Column("redacted", sa.Boolean, nullable=False, default=False),
+    # the item's position in its request (what feedback's `index` names); None in logs written before it was stored
+    sa.Column("idx", sa.Integer, nullable=True),
 )
+
+
+def item_positions(rows) -> list[int]:
+    """Each logged row's position in its request: the `idx` the server stored, else (a row logged before tunesmith
+    stored it) its position among its request's rows of the same kind (served, or shadow copy), in id order. Rows
+    are dicts or SQLAlchemy rows with request_id, role and idx, oldest first."""
+    from collections import Counter
+
+    seen: Counter = Counter()
+    out = []
+    for row in rows:
+        get = row.get if isinstance(row, dict) else row._mapping.get
+        key = (get("request_id"), get("role") == "shadow")
+        counted = seen[key]
+        seen[key] += 1
+        out.append(int(get("idx")) if get("idx") is not None else counted)
+    return out
 
 
 def default_url(workdir: Path | None = None) -> str:
@@ -117,15 +136,17 @@ class PredictionLog:
         return self.sample_rate >= 1 or self._rng.random() < self.sample_rate
 
     def record(self, *, request_id: str, model: str, version: int, role: str, route: str, input: Any,
-               output: Any, confidence: float | None, latency_ms: float, force: bool = False) -> bool:
-        """Queue one row (if sampled); returns whether it was queued. `force` skips sampling (shadow pairs)."""
+               output: Any, confidence: float | None, latency_ms: float, force: bool = False,
+               idx: int | None = None) -> bool:
+        """Queue one row (if sampled); returns whether it was queued. `force` skips sampling (shadow pairs); `idx`
+        is the item's position in its request (a batch's items are sampled, and may finish, independently)."""
         if not force and not self.sampled():
             return False
         row = {
             "ts": datetime.now(timezone.utc), "request_id": request_id, "model": model, "version": int(version),
             "role": role, "route": route, "input": json.dumps(self._redact(input), default=str),
             "output": json.dumps(output, default=_jsonable), "confidence": confidence,
-            "latency_ms": float(latency_ms), "redacted": self.redact is not None,
+            "latency_ms": float(latency_ms), "redacted": self.redact is not None, "idx": idx,
         }
         try:
             self._pending.put_nowait(row)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tunesmith.monitoring.predictions import read_predictions
+from tunesmith.monitoring.predictions import item_positions, read_predictions
 from tunesmith.review import store
 from tunesmith.review.ordering import Embed, Strategy, mmr_order, uncertainty
 from tunesmith.review.store import ReviewItem, Source
@@ -44,14 +44,8 @@ def sampled(request_id: str, idx: int, share: float) -> bool:
 
 
 def with_positions(rows: list[dict]) -> list[dict]:
-    """Each served row with `idx`, its position among its request's rows (how feedback names an item of a batch)."""
-    seen: Counter = Counter()
-    out = []
-    for row in rows:
-        key = (row["request_id"], row["role"])
-        out.append({**row, "idx": seen[key]})
-        seen[key] += 1
-    return out
+    """Each row with `idx`, its position in its request (how feedback names an item of a batch)."""
+    return [{**row, "idx": idx} for row, idx in zip(rows, item_positions(rows), strict=True)]
 
 
 def family_of_rows(rows: list[dict], task: str | None):

@@ -66,7 +66,7 @@ async def each(state: ServingState, request: Request, route: str, items: list, l
     try:
         answers = await asyncio.gather(*(
             state.predict(route, item, caller_key=key, request_id=rid,
-                          log_input=(log_inputs or items)[i], pin=pin) for i, item in enumerate(items)))
+                          log_input=(log_inputs or items)[i], pin=pin, idx=i) for i, item in enumerate(items)))
     except Exception as exc:
         known = isinstance(exc, ApiError | QueueFull | TimeoutError | NoModel | ModelNotFound | RouteNotServed)
         if not known:  # the model failed on this request (the champion too, after a challenger): 503, never 500

@@ -190,7 +190,7 @@ class ServingState:
         return pick_role(caller_key, self.settings.canary.percent)
 
     async def predict(self, route: str, item: Any, *, caller_key: str | None = None, request_id: str = "",
-                      log_input: Any = None, pin: int | None = None) -> Answer:
+                      log_input: Any = None, pin: int | None = None, idx: int = 0) -> Answer:
         """Answer one request: canary routing, challenger failures fall back to the champion, shadow copy.
         A `pin`ned version answers by itself: no canary split, no fallback, no shadow, not judged for rollback."""
         self.check_route(route)
@@ -199,7 +199,7 @@ class ServingState:
             if found is None:  # unloaded between resolving and running (a promote or rollback)
                 raise ModelNotFound(f"model {self.name}:{pin} is no longer loaded here")
             answer = await self._run(found[0], route, item)
-            self._log_prediction(route, answer, request_id, log_input, sampled=True)
+            self._log_prediction(route, answer, request_id, log_input, sampled=True, idx=idx)
             return answer
         role = self.role_for(caller_key)
         answer, failed = None, None
@@ -210,8 +210,8 @@ class ServingState:
             if failed is not None:  # the champion answered what the challenger could not: that counts against it
                 await self._judge(*failed, ok=False)
             elif self.settings.shadow and Role.CHALLENGER in self.slots:
-                self._spawn(self._shadow(route, item, answer, request_id, log_input))
-        self._log_prediction(route, answer, request_id, log_input)
+                self._spawn(self._shadow(route, item, answer, request_id, log_input, idx))
+        self._log_prediction(route, answer, request_id, log_input, idx=idx)
         return answer
 
     async def _run(self, role: Role, route: str, item: Any) -> Answer:
@@ -244,7 +244,8 @@ class ServingState:
         await self._judge(served, ok=True, latency_s=answer.latency_s)
         return answer, None
 
-    async def _shadow(self, route: str, item: Any, primary: Answer, request_id: str, log_input: Any) -> None:
+    async def _shadow(self, route: str, item: Any, primary: Answer, request_id: str, log_input: Any,
+                      idx: int = 0) -> None:
         slot = self.slots.get(Role.CHALLENGER)
         if slot is None:
             return
@@ -253,7 +254,7 @@ class ServingState:
             shadow = await self._run(Role.CHALLENGER, route, item)
         except Exception:
             await self._judge(slot.served, ok=False, latency_s=time.perf_counter() - start)
-            self._log_prediction(route, primary, request_id, log_input, sampled=True)  # the champion side still
+            self._log_prediction(route, primary, request_id, log_input, sampled=True, idx=idx)  # the champion side
             return
         await self._judge(slot.served, ok=True, latency_s=shadow.latency_s)
         shadow.role = Role.SHADOW
@@ -263,8 +264,8 @@ class ServingState:
         self.metrics.shadow_latency_delta.labels(*versions).observe(shadow.latency_s - primary.latency_s)
         self.metrics.requests.labels(route, shadow.served.name, versions[1], Role.SHADOW.value, "200").inc()
         if self.plog is not None:  # both sides of a shadowed pair are kept, whatever the sample rate
-            self._log_prediction(route, primary, request_id, log_input, force=True)
-            self._log_prediction(route, shadow, request_id, log_input, force=True)
+            self._log_prediction(route, primary, request_id, log_input, force=True, idx=idx)
+            self._log_prediction(route, shadow, request_id, log_input, force=True, idx=idx)
 
     async def streamed(self, route: str, item: Any, answer: Answer, *, ok: bool, request_id: str, log_input: Any,
                        pinned: bool = False) -> None:
@@ -304,7 +305,7 @@ class ServingState:
             self._spawn(asyncio.to_thread(retire_challenger, self.store, served.name, served.version, reason))
 
     def _log_prediction(self, route: str, answer: Answer, request_id: str, log_input: Any, force: bool = False,
-                        sampled: bool = False) -> None:
+                        sampled: bool = False, idx: int = 0) -> None:
         """Log one answer: sampled by config, or `force`d (both sides of a shadow pair are always kept)."""
         if self.plog is None or log_input is None:
             return
@@ -317,7 +318,7 @@ class ServingState:
             confidence = min(e["score"] for e in result)  # extraction: its least sure entity (what review looks at)
         self.plog.record(request_id=request_id, model=answer.served.name, version=answer.served.version,
                          role=answer.role.value, route=route, input=log_input, output=result,
-                         confidence=confidence, latency_ms=answer.latency_s * 1000, force=force)
+                         confidence=confidence, latency_ms=answer.latency_s * 1000, force=force, idx=idx)
 
     # --- registry watching -----------------------------------------------------------------------------
 
