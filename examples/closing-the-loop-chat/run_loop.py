@@ -93,6 +93,7 @@ def main() -> int:
     from tunesmith.monitoring.monitor_report import write_monitor_report
     from tunesmith.pipeline import run
     from tunesmith.registry import open_store, promote
+    from tunesmith.retrain.run import recent_summary
     from tunesmith.retrain.triggers import act
     from tunesmith.serving import prediction_log_for
     from tunesmith.serving.app import create_app
@@ -159,12 +160,7 @@ def main() -> int:
     say(f"triggers fired: {[t['name'] for t in trig['fired']]}; action: {trig['action']}")
     if trig.get("retrain"):
         r = trig["retrain"]
-        recent = r["recent"]
-        m = recent.get("metrics") or {}
-        say(f"dataset v{r['dataset_version']}: recent slice {recent.get('rows')} conversations; ROUGE-L challenger "
-            f"{m.get('rouge_l', float('nan')):.3f} vs champion {m.get('champion.rouge_l', float('nan')):.3f} "
-            f"(delta {m.get('vs_champion.rouge_l', float('nan')):+.3f}, CI [{m.get('vs_champion_ci_low.rouge_l', 0):+.3f}, "
-            f"{m.get('vs_champion_ci_high.rouge_l', 0):+.3f}])")
+        say(f"dataset v{r['dataset_version']}: {recent_summary(r['recent'], cfg.task)}")
         say(f"registered version {r['registered_version']} as challenger" if r["passed"]
             else f"not registered: {r['reasons']}")
     say(f"report with the drift and live-quality plots: {files['html']}")

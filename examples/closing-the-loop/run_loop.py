@@ -44,6 +44,7 @@ def main() -> int:
     from tunesmith.monitoring.monitor_report import write_monitor_report
     from tunesmith.pipeline import run
     from tunesmith.registry import open_store, promote
+    from tunesmith.retrain.run import recent_summary
     from tunesmith.retrain.triggers import act
     from tunesmith.serving import prediction_log_for
     from tunesmith.serving.app import create_app
@@ -101,10 +102,7 @@ def main() -> int:
     say(f"triggers fired: {[t['name'] for t in trig['fired']]}; action: {trig['action']}")
     if trig.get("retrain"):
         r = trig["retrain"]
-        recent = r["recent"]
-        say(f"dataset v{r['dataset_version']} ({r['dataset_dir']}); recent slice: {recent.get('rows')} rows, "
-            f"challenger macro-F1 {recent.get('challenger', {}).get('macro_f1')}, champion "
-            f"{recent.get('champion', {}).get('macro_f1')}")
+        say(f"dataset v{r['dataset_version']} ({r['dataset_dir']}); {recent_summary(r['recent'], cfg.task)}")
         say(f"registered version {r['registered_version']} as challenger" if r["passed"]
             else f"not registered: {r['reasons']}")
     say(f"report with the drift and live-accuracy plots: {files['html']}")

@@ -19,6 +19,7 @@ from tunesmith.config import config_from_dict
 from tunesmith.monitoring.monitor import monitor
 from tunesmith.pipeline import run
 from tunesmith.registry import get_version, open_store, promote
+from tunesmith.retrain.run import recent_summary
 from tunesmith.retrain.triggers import act
 from tunesmith.serving import prediction_log_for
 from tunesmith.serving.app import create_app
@@ -122,6 +123,8 @@ def test_shifted_traffic_with_feedback_drifts_breaches_the_slo_and_a_gated_chall
     recent = retrained["recent"]
     challenger, champion = recent["challenger"][loop.metric], recent["champion"][loop.metric]
     assert recent["passed"] and _worse(champion, challenger, loop.better), recent  # strictly better on recent traffic
+    line = recent_summary(recent, kind)  # what `monitor --act` prints
+    assert f"{loop.metric} challenger {challenger:.3f} vs champion {champion:.3f}" in line and "95% CI [" in line, line
     version = get_version(cfg.name, retrained["registered_version"], store=store)
     assert "challenger" in version.aliases and version.tags["tunesmith.parent_version"] == "1"
     assert "drift" in version.tags["tunesmith.trigger"] and version.tags["tunesmith.recent_gate"] == "passed"

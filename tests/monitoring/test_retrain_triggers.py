@@ -334,3 +334,22 @@ def test_a_scored_pair_models_new_pairs_get_a_score_so_the_version_stays_one_kin
     assert not checked.bad and len(checked.rows) == len(train)
     assert get("embedding").dataset.conform([{"query": "q", "positive": "p"}], [{"query": "a", "positive": "b"}]) == [
         {"query": "q", "positive": "p"}]  # a retrieval model's pairs stay unscored
+
+
+def test_monitor_act_prints_the_recent_slice_verdict_with_its_ci():
+    from tunesmith.cli.output import console, print_monitor
+
+    recent = {"rows": 48, "passed": True, "metrics": {"f1": 0.984, "champion.f1": 0.26, "vs_champion.f1": 0.724,
+                                                      "vs_champion_ci_low.f1": 0.678, "vs_champion_ci_high.f1": 0.77}}
+    report = {"task": "token-classification", "drift": {"status": "n/a", "note": "no reference"},
+              "live": {"kind": "quality", "status": "n/a", "note": "none", "metrics": {}, "targets": {},
+                       "versions": {}, "bucket": "1h", "min_labels": 20},
+              "triggers": {"fired": [{"name": "drift"}], "action": "retrained",
+                           "retrain": {"dataset_version": 1, "passed": True, "registered_version": 2, "reasons": [],
+                                       "recent": recent}},
+              "files": {"html": "r.html", "json": "r.json", "prometheus": "m.prom"}}
+    with console.capture() as captured:
+        print_monitor(report)
+    text = " ".join(captured.get().split())
+    assert "recent slice: 48 rows, f1 challenger 0.984 vs champion 0.260 (delta +0.724, 95% CI [+0.678, +0.770]): " \
+           "passed" in text, text

@@ -106,6 +106,10 @@ def retrain(
     with input_errors(RetrainError):
         outcome = run_retrain(cfg, name=model, say=say)
     console.print_json(json.dumps(outcome.to_dict(), default=str))
+    if outcome.recent:
+        from tunesmith.retrain.run import recent_summary
+
+        console.print(recent_summary(outcome.recent, cfg.task))
     if not outcome.passed:
         console.print(f"[red]not registered[/]: {'; '.join(outcome.reasons)}")
         raise typer.Exit(EXIT_GATE_FAILED)

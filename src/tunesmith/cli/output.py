@@ -132,6 +132,10 @@ def print_monitor(report: dict) -> None:
             r = trig["retrain"]
             verdict = f"registered version {r['registered_version']}" if r["passed"] else "; ".join(r["reasons"])
             console.print(f"retrain: dataset v{r['dataset_version']}: {verdict}")
+            if r.get("recent"):
+                from tunesmith.retrain.run import recent_summary
+
+                console.print(recent_summary(r["recent"], report.get("task") or "classification"))
     console.print(f"report: {report['files']['html']}  json: {report['files']['json']}  "
                   f"gauges: {report['files']['prometheus']}")
 

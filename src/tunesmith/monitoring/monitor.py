@@ -170,7 +170,7 @@ def monitor(cfg: Config, *, name: str | None = None, window: str | None = None, 
     drift_part = drift_section(cfg, name, rows, labeled, store)
     labels = drift_part.get("labels") or list(cfg.data.labels or [])
     report = {
-        "model": name, "window": window, "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": name, "task": cfg.task, "window": window, "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "predictions": len(rows), "labeled": len(labeled),
         "labels_stored": len(read_feedback(url, name)),
         "drift": drift_part, "live": live_section(cfg, labeled, labels, name=name, store=store, rows=rows),

@@ -179,6 +179,25 @@ def family_recent(cfg: Config, derived: Config, dataset: DatasetVersion, challen
             "challenger": dict(report.tuned), "champion": dict(report.champion or {})}
 
 
+def recent_summary(recent: dict, task: str) -> str:
+    """One line on the recent slice: the family's recent-gate metric, challenger vs champion with the paired CI
+    (what `monitor --act`, `retrain` and the loop examples print), or why it was not judged."""
+    rows = recent.get("rows", 0)
+    if recent.get("note"):
+        return f"recent slice: {rows} rows, {recent['note']}"
+    rule = (family(task).dataset.recent_gates or ("vs_champion.macro_f1 >= 0",))[0]
+    metric = rule.split()[0].split(".", 1)[1]
+    m = recent.get("metrics") or {}
+
+    def num(key: str, sign: str = "") -> str:
+        value = m.get(key)
+        return "n/a" if value is None else format(float(value), f"{sign}.3f")
+
+    return (f"recent slice: {rows} rows, {metric} challenger {num(metric)} vs champion {num('champion.' + metric)} "
+            f"(delta {num('vs_champion.' + metric, '+')}, 95% CI [{num('vs_champion_ci_low.' + metric, '+')}, "
+            f"{num('vs_champion_ci_high.' + metric, '+')}]): {'passed' if recent.get('passed') else 'failed'}")
+
+
 def retrain(cfg: Config, *, name: str | None = None, trigger: str = "manual", store=None, labels: list[dict] | None
             = None, say=lambda _: None) -> RetrainOutcome:
     """Build the next dataset version, train, evaluate, gate and (when every gate passes) register a challenger."""
