@@ -62,6 +62,22 @@ def _sentence(rng: random.Random, mix: Mix, marked: list[str]) -> list[str]:
     return body
 
 
+# --- classification: pos / neg, the label carried by the sentiment words (a quarter positive after the shift) --------
+
+def _classification_rows(n: int, seed: int, shifted: bool = False) -> list[dict]:
+    rng, mix = random.Random(seed), _mix(shifted)
+    rows = []
+    for _ in range(n):
+        label = "pos" if rng.random() < (0.25 if shifted else 0.5) else "neg"
+        marked = [rng.choice(mix.pos if label == "pos" else mix.neg) for _ in range(rng.randint(1, 2))]
+        rows.append({"text": " ".join(_sentence(rng, mix, marked)), "label": label})
+    return rows
+
+
+def _classification_traffic(n, seed, shifted):
+    return [Item({"input": r["text"]}, r["label"]) for r in _classification_rows(n, seed, shifted)]
+
+
 # --- multi-label: praise (a positive word) and/or complaint (a negative word) --------------------------------------
 
 def _multilabel_rows(n: int, seed: int, shifted: bool = False) -> list[dict]:
@@ -225,6 +241,8 @@ def _thumbs(body: dict, truth: str) -> list[tuple[int, Any]]:
 
 
 LOOPS = {
+    "classification": Loop("classification", "/v1/classify", lambda n, s: _classification_rows(n, s),
+                           _classification_traffic, lambda body, truth: [(0, truth)], {"macro_f1": 0.8}, "macro_f1"),
     "multi-label": Loop("multi-label", "/v1/classify", lambda n, s: _multilabel_rows(n, s), _multilabel_traffic,
                         lambda body, truth: [(0, truth)], {"micro_f1": 0.8}, "micro_f1",
                         extra={"data": {"multi_label": True}}),

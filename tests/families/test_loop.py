@@ -1,5 +1,5 @@
-"""The closed loop, simulated for every family that takes feedback (classification has its own, with more detail, in
-tests/monitoring/test_loop_simulation.py): a champion serves in-distribution traffic and nothing fires; the traffic
+"""The closed loop, simulated for every family that takes feedback (tests/monitoring/test_loop_simulation.py runs
+the classifier's with more detail: report files, bad feedback, dataset manifest): a champion serves in-distribution traffic and nothing fires; the traffic
 shifts and the users' feedback comes back in the family's shape; `monitor` declares drift and the live-quality SLO
 breached; `monitor --act` retrains, and the challenger passes its gates and beats the champion on the recent traffic;
 acting again on the same evidence does nothing."""
@@ -16,6 +16,7 @@ from tests.monitoring.loop_data import build_base_model
 
 from tunesmith import families
 from tunesmith.config import config_from_dict
+from tunesmith.contracts import LABEL_LIVE
 from tunesmith.monitoring.monitor import monitor
 from tunesmith.pipeline import run
 from tunesmith.registry import get_version, open_store, promote
@@ -31,6 +32,7 @@ def loop_bert(tmp_path_factory) -> str:
 
 
 def _config(loop: Loop, tmp_path, base: str) -> dict:
+    labels_path = families.get(loop.kind).feedback.live == LABEL_LIVE
     train = tmp_path / "train.jsonl"
     train.write_text("".join(json.dumps(r) + "\n" for r in loop.train_rows(160, 1)))
     raw = {
@@ -48,7 +50,9 @@ def _config(loop: Loop, tmp_path, base: str) -> dict:
                     "predictions": {"url": f"sqlite:///{tmp_path}/predictions.db", "redact_pii": False}},
         "monitoring": {"report_dir": str(tmp_path / ".tunesmith/monitor"),
                        "drift": {"permutations": 100, "reference_rows": 60, "max_rows": 60},
-                       "slo": {"targets": loop.slo, "min_labels": 20},
+                       # a classifier's objectives are slo.accuracy / macro_f1, the other families' slo.targets
+                       "slo": {**({"accuracy": 0.5, **loop.slo} if labels_path else {"targets": loop.slo}),
+                               "min_labels": 20},
                        "triggers": {"new_labels": 1000, "min_new_labels": 20}},
         "retrain": {"rehearsal": 0.5, "recent_holdout": 0.3, "min_recent_rows": 10,
                     "datasets_dir": str(tmp_path / ".tunesmith/datasets")},
@@ -93,8 +97,10 @@ def test_shifted_traffic_with_feedback_drifts_breaches_the_slo_and_a_gated_chall
     assert first.passed and first.registered_version.version == 1, first.reasons
     store = open_store(cfg.registry)
     promote(cfg.name, store=store)
-    [(slo_metric, target)] = cfg.monitoring.slo.targets.items()
-    better = dict(families.get(kind).feedback.live_metrics)[slo_metric]
+    [(slo_metric, target)] = loop.slo.items()
+    hooks = families.get(kind).feedback
+    better = "higher" if hooks.live == LABEL_LIVE else dict(hooks.live_metrics)[slo_metric]
+    breached = "live_f1_below_slo" if hooks.live == LABEL_LIVE else "live_quality_below_slo"  # the trigger that fires
 
     app = create_app(cfg.name, settings=cfg.serving, store=store, prediction_log=prediction_log_for(cfg.serving))
     with TestClient(app) as client:
@@ -116,7 +122,7 @@ def test_shifted_traffic_with_feedback_drifts_breaches_the_slo_and_a_gated_chall
     assert live["status"] == "breach" and _worse(live[slo_metric], target, better), live
 
     result = act(cfg, after, store=store)
-    assert {t["name"] for t in result["fired"]} == {"drift", "live_quality_below_slo"}, result
+    assert {t["name"] for t in result["fired"]} == {"drift", breached}, result
     assert result["action"] == "retrained", result
     retrained = result["retrain"]
     assert retrained["passed"], "\n".join(retrained["reasons"])
