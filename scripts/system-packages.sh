@@ -2,10 +2,11 @@
 # The Debian packages the test suite drives for real (no test is skipped without them):
 #   chromium      the review page's browser test (Playwright on Debian's chromium; no browser download)
 #   redis-server  the jobs queue's networked broker, two workers on one Redis
+#   prometheus    promtool: `tunesmith ops rules` output checked and unit-tested by Prometheus itself
 # Installs the missing ones with apt-get when it can (root, or sudo without a password); otherwise stops with the
 # one command to run.
 set -euo pipefail
-declare -A BINARY=([chromium]=chromium [redis-server]=redis-server)
+declare -A BINARY=([chromium]=chromium [redis-server]=redis-server [prometheus]=promtool)
 missing=()
 for pkg in "${!BINARY[@]}"; do
   command -v "${BINARY[$pkg]}" >/dev/null 2>&1 || missing+=("$pkg")

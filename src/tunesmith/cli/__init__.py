@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from tunesmith.cli import data, env, jobs, loop, models, review, serve, train
+from tunesmith.cli import data, env, jobs, loop, models, ops, review, serve, train
 from tunesmith.cli.common import err
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
@@ -36,6 +36,7 @@ app.add_typer(models.models_app, name="models")
 app.add_typer(review.review_app, name="review")
 app.add_typer(jobs.api_app, name="api")
 app.add_typer(loop.feedback_app, name="feedback")
+app.add_typer(ops.ops_app, name="ops")
 
 
 def main() -> None:

@@ -57,8 +57,14 @@ class DriftConfig(StrictModel):
         return self
 
 
+# The request-latency histogram's buckets (serving exports tunesmith_request_latency_seconds with these): a latency
+# objective's threshold must be one of them, so an alert rule can read its bucket.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
 class SloConfig(StrictModel):
-    """Live-accuracy objective, measured on predictions that received a true label."""
+    """Service-level objectives: live accuracy on predictions that received a true label, the families' live-quality
+    targets, and availability and latency of the serving routes (what `tunesmith ops rules` alerts on)."""
 
     accuracy: float = Field(0.9, gt=0, lt=1, description="target share of labeled predictions that are correct; "
                             "the error budget is 1 - accuracy")
@@ -69,12 +75,43 @@ class SloConfig(StrictModel):
                                       "other than classification, by metric: mae: 0.5 (at most), micro_f1: 0.8 (at "
                                       "least), thumbs_up_rate: 0.7; the family says which way each metric is better")
 
+    availability: float = Field(0.995, gt=0, lt=1, description="share of requests answered without a server error "
+                                "(5xx) over 30 days; the error budget is 1 - availability")
+    latency_p95_s: float | None = Field(0.5, description="95% of requests answered within this many seconds (one of "
+                                        "the latency histogram's buckets); null: no p95 objective")
+    latency_p99_s: float | None = Field(2.5, description="99% of requests answered within this many seconds; null: "
+                                        "no p99 objective")
+
+    @field_validator("latency_p95_s", "latency_p99_s")
+    @classmethod
+    def _latency(cls, v: float | None) -> float | None:
+        if v is not None and float(v) not in LATENCY_BUCKETS:
+            raise ValueError(f"{v} is not a bucket of tunesmith_request_latency_seconds; use one of "
+                             f"{', '.join(f'{b:g}' for b in LATENCY_BUCKETS)}")
+        return v
+
     @field_validator("bucket")
     @classmethod
     def _bucket(cls, v: str) -> str:
         count, seconds = parse_window(v)
         if seconds is None:
             raise ValueError(f"bucket {v!r} must be a duration such as 30m, 1h or 1d")
+        return v
+
+
+class AlertsConfig(StrictModel):
+    """What `tunesmith ops rules` writes into every alert: where its runbook is, and how often monitor runs."""
+
+    runbook_url: str = Field("docs/runbooks.md#{alert}", description="each alert's runbook_url annotation; {alert} "
+                             "is the alert's anchor (e.g. https://wiki.example.com/ml/runbooks#{alert})")
+    monitor_every: str = Field("1h", description="how often `tunesmith monitor` runs (cron): its gauges older than "
+                               "twice this raise TunesmithMonitorStale")
+
+    @field_validator("monitor_every")
+    @classmethod
+    def _every(cls, v: str) -> str:
+        if parse_window(v)[1] is None:
+            raise ValueError(f"monitor_every {v!r} must be a duration such as 15m or 1h")
         return v
 
 
@@ -105,6 +142,7 @@ class MonitoringConfig(StrictModel):
     drift: DriftConfig = Field(default_factory=DriftConfig)
     slo: SloConfig = Field(default_factory=SloConfig)
     triggers: TriggersConfig = Field(default_factory=TriggersConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     checks_every: str | None = Field("1d", description="re-run a family's scheduled checks against each served "
                                      "version at most this often (a chat model's evaluation.regression suite); "
                                      "null: never")

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+from tunesmith.config.loop import LATENCY_BUCKETS  # shared with the latency objectives' check
+
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
