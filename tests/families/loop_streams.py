@@ -254,7 +254,7 @@ LOOPS = {
     "embedding": Loop("embedding", "/v1/embeddings", _embedding_rows, _embedding_traffic,
                       lambda body, truth: [(0, {"document": truth})], {"mrr@10": 0.5}, "mrr@10"),
     "reranking": Loop("reranking", "/v1/rerank", _rerank_rows, _rerank_traffic, _rerank_feedback,
-                      {"mrr@10": 0.8}, "mrr@10", extra={"training": {"epochs": 16, "learning_rate": 2e-3}}),
+                      {"mrr@10": 0.8}, "mrr@10", extra={"training": {"epochs": 10, "learning_rate": 3e-3}}),
     "causal-lm": Loop("causal-lm", "/v1/chat/completions", _chat_rows, _chat_traffic, _thumbs,
                       {"thumbs_up_rate": 0.7}, "rouge_l", base="llama",
                       extra={"evaluation": {"samples": 1}, "chat": {"max_new_tokens": 24},

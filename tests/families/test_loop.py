@@ -1,5 +1,4 @@
-"""The closed loop, simulated for every family that takes feedback (tests/monitoring/test_loop_simulation.py runs
-the classifier's with more detail: report files, bad feedback, dataset manifest): a champion serves in-distribution traffic and nothing fires; the traffic
+"""The closed loop, simulated for every family that takes feedback: a champion serves in-distribution traffic and nothing fires; the traffic
 shifts and the users' feedback comes back in the family's shape; `monitor` declares drift and the live-quality SLO
 breached; `monitor --act` retrains, and the challenger passes its gates and beats the champion on the recent traffic;
 acting again on the same evidence does nothing."""
@@ -7,6 +6,7 @@ acting again on the same evidence does nothing."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -19,8 +19,9 @@ from tunesmith.config import config_from_dict
 from tunesmith.contracts import LABEL_LIVE
 from tunesmith.monitoring.monitor import monitor
 from tunesmith.pipeline import run
-from tunesmith.registry import get_version, open_store, promote
-from tunesmith.retrain.run import recent_summary
+from tunesmith.registry import get_version, model_dir_for, open_store, promote
+from tunesmith.retrain import retrain
+from tunesmith.retrain.run import RetrainError, recent_summary
 from tunesmith.retrain.triggers import act
 from tunesmith.serving import prediction_log_for
 from tunesmith.serving.app import create_app
@@ -101,6 +102,9 @@ def test_shifted_traffic_with_feedback_drifts_breaches_the_slo_and_a_gated_chall
     hooks = families.get(kind).feedback
     better = "higher" if hooks.live == LABEL_LIVE else dict(hooks.live_metrics)[slo_metric]
     breached = "live_f1_below_slo" if hooks.live == LABEL_LIVE else "live_quality_below_slo"  # the trigger that fires
+    with pytest.raises(RetrainError, match=f"no new labels for {cfg.name} since the config's data"):
+        retrain(cfg, store=store)  # nothing labeled yet: nothing to retrain on, and no empty dataset version
+    assert not any(Path(cfg.retrain.datasets_dir).glob("*/v*"))
 
     app = create_app(cfg.name, settings=cfg.serving, store=store, prediction_log=prediction_log_for(cfg.serving))
     with TestClient(app) as client:
@@ -120,6 +124,12 @@ def test_shifted_traffic_with_feedback_drifts_breaches_the_slo_and_a_gated_chall
     assert after["drift"]["detected"], json.dumps(after["drift"], default=str)[:3000]
     live = after["live"]["versions"][1]
     assert live["status"] == "breach" and _worse(live[slo_metric], target, better), live
+    html = Path(after["files"]["html"]).read_text()
+    plots = 1 + ("label_psi" in after["drift"]["tests"])  # live quality, and the predicted labels where there are
+    assert "DRIFT" in html and html.count("data:image/png;base64,") == plots
+    prom = Path(after["files"]["prometheus"]).read_text()
+    gauge = "tunesmith_error_budget_burn_rate" if hooks.live == LABEL_LIVE else "tunesmith_live_quality"
+    assert f'tunesmith_drift_detected{{model="{cfg.name}"}} 1.0' in prom and gauge in prom
 
     result = act(cfg, after, store=store)
     assert {t["name"] for t in result["fired"]} == {"drift", breached}, result
@@ -131,9 +141,21 @@ def test_shifted_traffic_with_feedback_drifts_breaches_the_slo_and_a_gated_chall
     assert recent["passed"] and _worse(champion, challenger, loop.better), recent  # strictly better on recent traffic
     line = recent_summary(recent, kind)  # what `monitor --act` prints
     assert f"{loop.metric} challenger {challenger:.3f} vs champion {champion:.3f}" in line and "95% CI [" in line, line
+    # The registry holds the trail: who the challenger came from, on which data, why it was trained.
     version = get_version(cfg.name, retrained["registered_version"], store=store)
-    assert "challenger" in version.aliases and version.tags["tunesmith.parent_version"] == "1"
-    assert "drift" in version.tags["tunesmith.trigger"] and version.tags["tunesmith.recent_gate"] == "passed"
+    tags = version.tags
+    assert "challenger" in version.aliases and tags["tunesmith.parent_version"] == "1"
+    assert tags["tunesmith.dataset_version"] == "1" and set(json.loads(tags["tunesmith.label_sources"])) == {"feedback"}
+    assert "drift" in tags["tunesmith.trigger"] and tags["tunesmith.recent_gate"] == "passed"
+    assert tags["gate_decision"] == "passed" and tags["data_fingerprint"]
+    manifest = json.loads((Path(retrained["dataset_dir"]) / "manifest.json").read_text())
+    assert manifest["family"] == kind and manifest["rows"]["recent"] >= recent["rows"] > 0
+    assert 0 < manifest["train_from_parent"] < manifest["parent_train_rows"]  # rehearsal: a share of the old rows
+    # trained from the champion's weights, but "uplift" still means better than the base (a probe on the base's
+    # features), not than a probe on the champion's, which the champion's good features would make unbeatable
+    model = yaml.safe_load((Path(retrained["run_dir"]) / "config.yaml").read_text())["model"]
+    assert model["base"] == cfg.model.base and model["init_from"] == str(model_dir_for(cfg.name, "champion",
+                                                                                      store=store))
 
     again = act(cfg, after, store=store)
     assert again["action"] == "none" and {s["why"] for s in again["skipped"]} == {"already acted on"}

@@ -1,5 +1,6 @@
-"""`tunesmith evaluate` through the real CLI: bad --model input is one clear error (exit 2), the model dir is
-only read, and a champion that cannot be compared fails its gates instead of passing them."""
+"""`tunesmith evaluate` through the CLI app (in-process: the real CLI's subprocess runs are test_cli_run's): bad
+--model input is one clear error (exit 2), the model dir is only read, and a champion that cannot be compared fails
+its gates instead of passing them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.integration.test_cli_run import tunesmith, write_project
+from tests.integration.test_cli_run import in_process as tunesmith
+from tests.integration.test_cli_run import write_project
 
 from tunesmith.families.classification.model import build_model, load_tokenizer
 

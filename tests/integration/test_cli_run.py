@@ -25,6 +25,24 @@ def tunesmith(*args, cwd: Path, check_code: int | None = 0) -> subprocess.Comple
     return proc
 
 
+def in_process(*args, cwd: Path, check_code: int | None = 0):
+    """The CLI app in this process, run from `cwd` (no interpreter start or torch import per call): exit code,
+    stdout and stderr apart. The messages and codes are the app's; `tunesmith` above runs the real entry point."""
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        from typer.testing import CliRunner
+
+        from tunesmith.cli import app
+
+        result = CliRunner(env={"MLFLOW_TRACKING_URI": None}).invoke(app, [str(a) for a in args])
+    finally:
+        os.chdir(here)
+    if check_code is not None:
+        assert result.exit_code == check_code, f"exit {result.exit_code}\n{result.output}\n{result.exception!r}"
+    return result
+
+
 def write_project(tmp_path: Path, model_dir: str, gates: list[str], rows: int = 240) -> Path:
     df = make_reviews(rows, seed=7)
     df.loc[5, "text"] = ""  # a bad row: quarantined, counted, not lost
@@ -71,24 +89,24 @@ def test_run_registers_promotes_and_rolls_back(tmp_path, tiny_model_dir):
     assert (run_dirs[0] / "calibration.json").read_text() == (run_dirs[0] / "model/calibration.json").read_text()
     assert (run_dirs[0] / "model/seen_texts.npy").is_file()  # which texts it trained on, for later comparisons
 
-    tunesmith("models", "promote", "toy-sentiment", cwd=tmp_path)
+    in_process("models", "promote", "toy-sentiment", cwd=tmp_path)
     # Second run: compared against the champion now, on the same split (so on every test row); version 2.
     out = tunesmith("run", "config.yaml", "--set", "training.learning_rate=4e-3", cwd=tmp_path).stdout
     assert "registered toy-sentiment version 2" in out
     (second,) = [p for p in (tmp_path / ".tunesmith/runs/toy-sentiment").iterdir() if p != run_dirs[0]]
     metrics = json.loads((second / "metrics.json").read_text())
     assert metrics["champion_status"] == "compared" and metrics["vs_champion_excluded"] == 0
-    tunesmith("models", "promote", "toy-sentiment", cwd=tmp_path)
-    shown = json.loads(tunesmith("models", "show", "toy-sentiment", cwd=tmp_path).stdout)
+    in_process("models", "promote", "toy-sentiment", cwd=tmp_path)
+    shown = json.loads(in_process("models", "show", "toy-sentiment", cwd=tmp_path).stdout)
     assert shown["aliases"]["champion"] in ("2", 2)
     tags = next(v for v in shown["versions"] if str(v["version"]) == "2")["tags"]  # the data gates travel along
     assert tags["data_card"].startswith("runs:/") and tags["data_card"].endswith("/data_card.json")
     assert "leakage=fail:0" in tags["data_checks"] and "pii=warn:" in tags["data_checks"]
     assert "Data checks" in (second / "report.html").read_text()
-    tunesmith("models", "rollback", "toy-sentiment", cwd=tmp_path)
-    shown = json.loads(tunesmith("models", "show", "toy-sentiment", cwd=tmp_path).stdout)
+    in_process("models", "rollback", "toy-sentiment", cwd=tmp_path)
+    shown = json.loads(in_process("models", "show", "toy-sentiment", cwd=tmp_path).stdout)
     assert shown["aliases"]["champion"] in ("1", 1)
-    listed = tunesmith("models", "list", cwd=tmp_path).stdout
+    listed = in_process("models", "list", cwd=tmp_path).stdout
     assert "toy-sentiment" in listed
 
 
@@ -96,7 +114,7 @@ def test_failed_gate_exits_nonzero_and_registers_nothing(tmp_path, tiny_model_di
     write_project(tmp_path, tiny_model_dir, ["macro_f1 >= 0.999", "uplift.macro_f1 >= 0.5"], rows=120)
     proc = tunesmith("run", "config.yaml", "--set", "training.epochs=1", cwd=tmp_path, check_code=1)
     assert "gate decision: FAILED" in proc.stdout and "not registered" in proc.stdout
-    listed = tunesmith("models", "list", cwd=tmp_path).stdout
+    listed = in_process("models", "list", cwd=tmp_path).stdout
     assert "toy-sentiment" not in listed
 
 
@@ -109,15 +127,15 @@ def test_bad_inputs_give_one_clear_error(tmp_path, tiny_model_dir):
 
     # A CSV without the label column: names the file and the config key.
     make_reviews(20).drop(columns=["label"]).to_csv(tmp_path / "nolabel.csv", index=False)
-    proc = tunesmith("validate", cfg, "--set", "data.path=nolabel.csv", cwd=tmp_path, check_code=2)
+    proc = in_process("validate", cfg, "--set", "data.path=nolabel.csv", cwd=tmp_path, check_code=2)
     assert "nolabel.csv" in proc.stderr and "data.label_column" in proc.stderr and "Traceback" not in proc.stderr
 
     # A jsonl with a broken line under bad_rows: fail -> file:line.
     lines = [json.dumps(r) for r in make_reviews(30).to_dict("records")]
     lines[2] = '{"text": "broken'
     (tmp_path / "broken.jsonl").write_text("\n".join(lines) + "\n")
-    proc = tunesmith("validate", cfg, "--set", "data.path=broken.jsonl", "--set", "data.bad_rows=fail",
-                     cwd=tmp_path, check_code=2)
+    proc = in_process("validate", cfg, "--set", "data.path=broken.jsonl", "--set", "data.bad_rows=fail",
+                      cwd=tmp_path, check_code=2)
     assert "broken.jsonl:3" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -138,8 +156,8 @@ def test_evaluate_scores_a_trained_model_dir(tmp_path, tiny_model_dir):
     assert json.loads((tmp_path / "trained/train_result.json").read_text())["method"] == "full"
     out = tunesmith("evaluate", "config.yaml", "--model", "trained/model", cwd=tmp_path).stdout
     assert "base vs tuned (test split)" in out and "gate decision: PASSED" in out
-    proc = tunesmith("evaluate", "config.yaml", "--model", "trained/model", "--set", "gates=['accuracy >= 1.01']",
-                     cwd=tmp_path, check_code=1)
+    proc = in_process("evaluate", "config.yaml", "--model", "trained/model", "--set", "gates=['accuracy >= 1.01']",
+                      cwd=tmp_path, check_code=1)
     assert "FAIL" in proc.stdout
 
 
