@@ -57,6 +57,13 @@ class DriftConfig(StrictModel):
         return self
 
 
+def duration(value: str | None, info) -> str | None:
+    """A key that holds a duration (30m, 6h, 7d), or None where the key allows it."""
+    if value is not None and parse_window(value)[1] is None:
+        raise ValueError(f"{info.field_name} {value!r} must be a duration such as 30m, 6h or 7d")
+    return value
+
+
 # The request-latency histogram's buckets (serving exports tunesmith_request_latency_seconds with these): a latency
 # objective's threshold must be one of them, so an alert rule can read its bucket.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -90,13 +97,7 @@ class SloConfig(StrictModel):
                              f"{', '.join(f'{b:g}' for b in LATENCY_BUCKETS)}")
         return v
 
-    @field_validator("bucket")
-    @classmethod
-    def _bucket(cls, v: str) -> str:
-        count, seconds = parse_window(v)
-        if seconds is None:
-            raise ValueError(f"bucket {v!r} must be a duration such as 30m, 1h or 1d")
-        return v
+    _bucket = field_validator("bucket")(lambda v, info: duration(v, info))
 
 
 class AlertsConfig(StrictModel):
@@ -107,12 +108,7 @@ class AlertsConfig(StrictModel):
     monitor_every: str = Field("1h", description="how often `tunesmith monitor` runs (cron): its gauges older than "
                                "twice this raise TunesmithMonitorStale")
 
-    @field_validator("monitor_every")
-    @classmethod
-    def _every(cls, v: str) -> str:
-        if parse_window(v)[1] is None:
-            raise ValueError(f"monitor_every {v!r} must be a duration such as 15m or 1h")
-        return v
+    _every = field_validator("monitor_every")(lambda v, info: duration(v, info))
 
 
 class TriggersConfig(StrictModel):
@@ -126,12 +122,7 @@ class TriggersConfig(StrictModel):
     schedule: str | None = Field(None, description="retrain at least this often (e.g. 7d), labels permitting")
     min_new_labels: int = Field(20, ge=1, description="never retrain on fewer new labels, whatever fired")
 
-    @field_validator("schedule")
-    @classmethod
-    def _schedule(cls, v: str | None) -> str | None:
-        if v is not None and parse_window(v)[1] is None:
-            raise ValueError(f"schedule {v!r} must be a duration such as 1d or 7d")
-        return v
+    _schedule = field_validator("schedule")(lambda v, info: duration(v, info))
 
 
 class MonitoringConfig(StrictModel):
@@ -147,12 +138,7 @@ class MonitoringConfig(StrictModel):
                                      "version at most this often (a chat model's evaluation.regression suite); "
                                      "null: never")
 
-    @field_validator("checks_every")
-    @classmethod
-    def _checks_every(cls, v: str | None) -> str | None:
-        if v is not None and parse_window(v)[1] is None:
-            raise ValueError(f"checks_every {v!r} must be a duration such as 6h or 1d")
-        return v
+    _checks_every = field_validator("checks_every")(lambda v, info: duration(v, info))
 
     @field_validator("window", mode="before")
     @classmethod
