@@ -97,10 +97,16 @@ def fill_negatives(frame: pd.DataFrame, k: int, seed: int = 0) -> list[list[str]
     for query, positive, negs in zip(frame["query"], frame["positive"], frame["negatives"], strict=True):
         row = [str(n) for n in list(negs)[:k]]
         taken = {str(query), str(positive), *row}
-        spare = [p for p in pool if p not in taken]
-        rng.shuffle(spare)
-        row += spare[: k - len(row)]
-        out.append(row + [row[-1] if row else ""] * (k - len(row)))  # a corpus of almost no other text
+        for _ in range(20 * (k - len(row))):  # random draws: no scan of the corpus per row
+            if len(row) == k:
+                break
+            pick = pool[rng.randrange(len(pool))]
+            if pick not in taken:
+                row.append(pick)
+                taken.add(pick)
+        if len(row) < k:  # a corpus of almost no other text: whatever is left, in order
+            row += [p for p in pool if p not in taken][: k - len(row)]
+        out.append(row + [row[-1] if row else ""] * (k - len(row)))
     return out
 
 
