@@ -90,11 +90,9 @@ def main() -> int:
     from tunesmith.config import load_config
     from tunesmith.families.causal_lm.text_metrics import rouge_l
     from tunesmith.monitoring.monitor import monitor
-    from tunesmith.monitoring.monitor_report import write_monitor_report
     from tunesmith.pipeline import run
     from tunesmith.registry import open_store, promote
-    from tunesmith.retrain.run import recent_summary
-    from tunesmith.retrain.triggers import act
+    from tunesmith.retrain.triggers import act_and_report, trigger_lines
     from tunesmith.serving import prediction_log_for
     from tunesmith.serving.app import create_app
 
@@ -154,16 +152,10 @@ def main() -> int:
                 f"{report['drift'].get('flagged')}); live thumbs-up rate {live} (SLO 0.2)")
 
     say("tunesmith monitor --act")
-    report["triggers"] = act(cfg, report, store=store, say=say)
-    files = write_monitor_report(report, Path(report["files"]["json"]).parent)
-    trig = report["triggers"]
-    say(f"triggers fired: {[t['name'] for t in trig['fired']]}; action: {trig['action']}")
-    if trig.get("retrain"):
-        r = trig["retrain"]
-        say(f"dataset v{r['dataset_version']}: {recent_summary(r['recent'], cfg.task)}")
-        say(f"registered version {r['registered_version']} as challenger" if r["passed"]
-            else f"not registered: {r['reasons']}")
-    say(f"report with the drift and live-quality plots: {files['html']}")
+    report = act_and_report(cfg, report, store=store, say=say)
+    for line in trigger_lines(report):
+        say(line)
+    say(f"report with the drift and live-quality plots: {report['files']['html']}")
     return 0
 
 

@@ -39,14 +39,12 @@ def monitor(
     """Drift and live accuracy of the served model over a window; JSON + HTML report and Prometheus gauges."""
     cfg = load_cli_config(config, overrides)
     from tunesmith.monitoring.monitor import monitor as run_monitor
-    from tunesmith.monitoring.monitor_report import write_monitor_report
-    from tunesmith.retrain.triggers import act as run_act
+    from tunesmith.retrain.triggers import act_and_report
 
     with input_errors(ValueError):
         report = run_monitor(cfg, name=model, window=window)
         if act:
-            report["triggers"] = run_act(cfg, report, name=model, say=say)
-            report["files"] = write_monitor_report(report, Path(report["files"]["json"]).parent)
+            report = act_and_report(cfg, report, name=model, say=say)
     print_monitor(report)
 
 

@@ -124,18 +124,10 @@ def print_monitor(report: dict) -> None:
         console.print(table)
         console.print(f"drift: {'[red]DETECTED[/]' if d['detected'] else '[green]none[/]'}")
     console.print(_live_table(report["live"]))
-    trig = report.get("triggers")
-    if trig:
-        console.print(f"triggers fired: {', '.join(t['name'] for t in trig['fired']) or 'none'}; "
-                      f"action: {trig['action']}" + (f" ({trig['note']})" if trig.get("note") else ""))
-        if trig.get("retrain"):
-            r = trig["retrain"]
-            verdict = f"registered version {r['registered_version']}" if r["passed"] else "; ".join(r["reasons"])
-            console.print(f"retrain: dataset v{r['dataset_version']}: {verdict}")
-            if r.get("recent"):
-                from tunesmith.retrain.run import recent_summary
+    from tunesmith.retrain.triggers import trigger_lines
 
-                console.print(recent_summary(r["recent"], report.get("task") or "classification"))
+    for line in trigger_lines(report):
+        console.print(line, markup=False)  # reasons quote user text: no rich markup in them
     console.print(f"report: {report['files']['html']}  json: {report['files']['json']}  "
                   f"gauges: {report['files']['prometheus']}")
 

@@ -126,3 +126,31 @@ def act(cfg: Config, report: dict, *, name: str | None = None, store=None, say=l
         return decision
     finally:
         lock.release()
+
+
+def act_and_report(cfg: Config, report: dict, *, name: str | None = None, store=None, say=lambda _: None) -> dict:
+    """`tunesmith monitor --act`: act on the report's evidence, then rewrite the report's files with what was done."""
+    from tunesmith.monitoring.monitor_report import write_monitor_report
+
+    report["triggers"] = act(cfg, report, name=name, store=store, say=say)
+    report["files"] = write_monitor_report(report, Path(report["files"]["json"]).parent)
+    return report
+
+
+def trigger_lines(report: dict) -> list[str]:
+    """What `--act` did, in a few lines: the triggers that fired, the retrain's verdict and its recent slice."""
+    from tunesmith.retrain.run import recent_summary
+
+    trig = report.get("triggers")
+    if not trig:
+        return []
+    lines = [f"triggers fired: {', '.join(t['name'] for t in trig['fired']) or 'none'}; action: {trig['action']}"
+             + (f" ({trig['note']})" if trig.get("note") else "")]
+    r = trig.get("retrain")
+    if r:
+        verdict = f"registered version {r['registered_version']} as challenger" if r["passed"] else \
+            "not registered: " + "; ".join(r["reasons"])
+        lines.append(f"retrain: dataset v{r['dataset_version']}: {verdict}")
+        if r.get("recent"):
+            lines.append(recent_summary(r["recent"], report.get("task") or "classification"))
+    return lines
