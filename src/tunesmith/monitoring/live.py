@@ -119,25 +119,20 @@ def live_quality(rows: list[dict], hooks, slo, *, samples: int = 200, seed: int 
                   for start, brows in sorted(series.items())]
         versions[version] = {"n": len(vrows), "roles": sorted({r["role"] for r in vrows}), **metrics,
                              "ci": _bootstrap(measure, vrows, primary, samples, seed), "series": points}
-    if extra_of is not None:
-        served = defaultdict(list)
-        for row in served_rows:
-            served[int(row["version"])].append(row)
-        for version, srows in sorted(served.items()):
-            entry = versions.setdefault(version, {"n": 0, "roles": sorted({r["role"] for r in srows}), "ci": None,
-                                                  "series": []})
-            if entry.get("status") != "n/a":
-                entry.update({"extra": extra_of(version, srows)})
-    for entry in versions.values():
-        if "status" in entry:
+    served = defaultdict(list)
+    for row in served_rows if extra_of is not None else ():
+        served[int(row["version"])].append(row)
+    for version, srows in served.items():
+        versions.setdefault(version, {"n": 0, "roles": sorted({r["role"] for r in srows}), "ci": None, "series": []})
+    for version, entry in versions.items():
+        if "status" in entry:  # its model is gone: nothing measured
             continue
-        extra = entry.pop("extra", {}) or {}
-        checks = extra.pop("checks", None)
-        entry.update({k: v for k, v in extra.items() if k in directions})
-        if checks is not None:
-            entry["checks"] = checks
-        entry.update(_quality_verdict(entry["n"], entry, targets, directions, slo.min_labels,
-                                      always={k for k in extra if k in directions}))
+        extra = dict(extra_of(version, served[version])) if version in served else {}
+        if "checks" in extra:
+            entry["checks"] = extra.pop("checks")
+        extra = {k: v for k, v in extra.items() if k in directions}
+        entry.update(extra)
+        entry.update(_quality_verdict(entry["n"], entry, targets, directions, slo.min_labels, always=set(extra)))
     return {**base, "status": "ok", "primary": primary, "versions": dict(sorted(versions.items()))}
 
 

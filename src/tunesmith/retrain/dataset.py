@@ -219,14 +219,13 @@ def build_dataset_version(cfg: Config, name: str, labels: list[dict], *, parent:
     recent_keys = {r["key"] for r in recent}
     rest = [r for r in candidates if r["key"] not in recent_keys]
     near = near_frozen(cfg, rest, splits)  # a paraphrase of a frozen eval/test row never trains
-    for r in rest:
-        if near.get(r["key"]) == "test":
-            quarantine.append({"reason": "leakage", "detail": "a near-duplicate of a row in the frozen test split",
-                               **_provenance(r)})
-    rest = [r for r in rest if near.get(r["key"]) != "test"]
-    evaluated = eval_holdout(cfg, hooks, rest, forced={k for k, s in near.items() if s == "eval"})
+    leaked = {k for k, s in near.items() if s == "test"}
+    quarantine += [{"reason": "leakage", "detail": "a near-duplicate of a row in the frozen test split",
+                    **_provenance(r)} for r in rest if r["key"] in leaked]
+    evaluated = eval_holdout(cfg, hooks, [r for r in rest if r["key"] not in leaked],
+                             forced={k for k, s in near.items() if s == "eval"})
     eval_keys = {r["key"] for r in evaluated}
-    held = recent_keys | eval_keys | {k for k, s in near.items() if s == "test"}
+    held = recent_keys | eval_keys | leaked
     additions = [r for r in new if r["key"] not in held]
     relabeled = {r["rkey"] for r in additions}
     keep = pd.DataFrame({"i": [i for i, k in enumerate(old_keys) if k not in relabeled]})
