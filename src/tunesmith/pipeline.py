@@ -151,11 +151,13 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
     from tunesmith.config.loading import write_run_config
     from tunesmith.evaluation import evaluate, gate, write_report
     from tunesmith.hub import resolve_model
+    from tunesmith.ops.cost import RunUsage
     from tunesmith.registry import collect_lineage, log_run, model_dir_for, register_version
     from tunesmith.registry.lineage import weights_sha256
     from tunesmith.training import train
 
     timings: dict[str, float] = {}
+    usage = RunUsage.start()  # CPU/GPU seconds of the whole run: `cost.*` figures and gates
     out_dir = pick_run_dir(cfg, resume=resume, run_dir=run_dir)
     say(f"run folder: {out_dir}")
     with removed_if_unused(out_dir, fresh=not (resume or run_dir)), _timed(timings, "validate"):
@@ -171,6 +173,7 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
         return _run_with_provider(cfg, bundle, out_dir, say, timings)
     with _timed(timings, "train"):
         result = train(cfg, bundle, out_dir, resume=resume, callbacks=callbacks)
+    usage.add_gpu_stage(timings["train"])
     say(f"trained {cfg.method.kind.value} ({result.precision}) in {result.train_runtime_s:.0f}s, "
         f"{result.train_examples_per_s:.1f} examples/s")
 
@@ -183,9 +186,11 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
         primary = report.primary_metric  # what the family measures significance on (macro_f1, rouge_l, mrr@10, ...)
         distilled = _distill_comparison(cfg, bundle, out_dir, result.model_dir, say)
         flat = {**report.flat_metrics(), **(distilled["flat"] if distilled else {})}
-        decision = gate(flat, cfg.gates, primary_metric=primary,
-                        has_champion=report.has_champion, champion_note=report.champion_note)
     _ship_files(task, out_dir, result.model_dir)
+    cost = _cost(cfg, bundle, result.model_dir, usage, say)
+    flat.update(cost)
+    decision = gate(flat, cfg.gates, primary_metric=primary,
+                    has_champion=report.has_champion, champion_note=report.champion_note)
     _drift_reference(cfg, bundle, result.model_dir, out_dir)
 
     base = resolve_model(cfg.model.base, cfg.model.revision)
@@ -197,6 +202,7 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
 
     lineage.update(lineage_tags(bundle.report.checks))  # the data gates' outcome travels with the version
     lineage["weights_sha256"] = weights_sha256(result.model_dir)  # `tunesmith reproduce` compares against it
+    lineage["cost"] = _cost_block(cfg, cost)  # usage and money travel with the version (registry tag `cost`)
     if distilled:  # the teacher and the synthetic (teacher-labelled) rows travel with the version
         from tunesmith.training.distill import lineage_tags as distill_tags
 
@@ -204,8 +210,9 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
     report_path = write_report(
         out_dir, config=cfg, data_report=bundle.report.to_dict(), train_result=result.to_dict(),
         eval_report=report, decision=decision, lineage=lineage,
-        extra={"distillation": distilled} if distilled else None,
-        extra_sections=[("Distillation", _distill_html(distilled))] if distilled else (),
+        extra={"cost": _cost_block(cfg, cost), **({"distillation": distilled} if distilled else {})},
+        extra_sections=[("Cost", _cost_html(cfg, cost)),
+                        *([("Distillation", _distill_html(distilled))] if distilled else ())],
     )
     say(f"report: {report_path}")
 
@@ -282,6 +289,52 @@ def _run_with_provider(cfg: Config, bundle, out_dir: Path, say: Say, timings: di
                 cfg.name, run_id=outcome.mlflow_run_id, lineage=lineage, registry=cfg.registry,
                 description=f"causal-lm fine-tuned by the provider at {cfg.training.provider.base_url} ({model})")
     return outcome
+
+
+def _cost(cfg: Config, bundle, model_dir: Path, usage, say: Say) -> dict[str, float]:
+    """The run's `cost.*` figures: its CPU/GPU seconds (and money where `cost:` prices them), and what 1,000 answers
+    of the tuned model cost when a price or a gate asks for it."""
+    from tunesmith.ops.cost import cost_metrics, measure_per_1k, wants_cost
+
+    per_1k = measure_per_1k(cfg, bundle, model_dir) if wants_cost(cfg) else None
+    weights = sum(f.stat().st_size for f in Path(model_dir).rglob("*.safetensors"))
+    flat = cost_metrics(cfg, usage.stop(), per_1k_core_seconds=per_1k, weights_bytes=weights)
+    cur = cfg.cost.currency
+    line = f"cost: {flat['cost.cpu_seconds']:.0f} CPU s" + (f", {flat['cost.gpu_seconds']:.0f} GPU s"
+                                                             if flat["cost.gpu_seconds"] else "")
+    if "cost.train" in flat:
+        line += f" = {flat['cost.train']:.4f} {cur} for this run"
+    if "cost.per_1k" in flat:
+        line += f"; {flat['cost.per_1k']:.5f} {cur} per 1k answers ({per_1k:.2f} core-s)"
+    elif per_1k is not None:
+        line += f"; {per_1k:.2f} core-seconds per 1k answers"
+    say(line)
+    return flat
+
+
+def _cost_block(cfg: Config, flat: dict) -> dict:
+    """metrics.json's `cost`: the figures and the prices they assume."""
+    return {"currency": cfg.cost.currency, "prices": cfg.cost.model_dump(exclude={"currency"}),
+            **{k.removeprefix("cost."): v for k, v in flat.items()}}
+
+
+def _cost_html(cfg: Config, flat: dict) -> str:
+    import html
+
+    cur = html.escape(cfg.cost.currency)
+    rows = [("CPU seconds (process and children, every thread)", f"{flat['cost.cpu_seconds']:.1f}"),
+            ("GPU seconds", f"{flat['cost.gpu_seconds']:.1f}"), ("wall seconds", f"{flat['cost.wall_seconds']:.1f}")]
+    for key, what in (("cost.train", f"this run, {cur}"), ("cost.per_1k_core_seconds", "core-seconds per 1k answers"),
+                      ("cost.per_1k", f"per 1k answers, {cur}"), ("cost.storage_month", f"weights stored a month, {cur}")):
+        if key in flat:
+            rows.append((what, f"{flat[key]:.6g}"))
+    prices = ", ".join(f"{html.escape(k)} {html.escape(str(v))}"
+                       for k, v in cfg.cost.model_dump(exclude={"currency"}).items() if v not in (None, {}))
+    note = f"Prices assumed ({cur}): {prices}." if cfg.cost.priced else \
+        "No prices in the config's <code>cost:</code> section: usage only."
+    body = "".join(f"<tr><td>{what}</td><td>{value}</td></tr>" for what, value in rows)
+    return f"<p>{note} Answers are timed as <code>tunesmith serve</code> runs them (batches of " \
+           f"{cfg.serving.max_batch_size}), priced as the cores held.</p><table>{body}</table>"
 
 
 def _distill_comparison(cfg: Config, bundle, run_dir: Path, model_dir: Path, say: Say) -> dict | None:

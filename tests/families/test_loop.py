@@ -45,7 +45,8 @@ def _config(loop: Loop, tmp_path, base: str) -> dict:
         "method": {"kind": "full"},
         "training": {"epochs": 8, "batch_size": 16, "learning_rate": 5e-3, "early_stopping_patience": None},
         "evaluation": {"bootstrap": {"samples": 100}},
-        "gates": [],
+        "gates": ["cost.per_1k < 1"],  # what 1,000 answers cost, measured through the serving path
+        "cost": {"cpu_hour": 0.05, "storage_gb_month": 0.02, "currency": "EUR"},
         "registry": {"tracking_uri": f"sqlite:///{tmp_path}/mlflow.db"},
         "serving": {"max_wait_ms": 1, "poll_interval_s": 0.2,
                     "predictions": {"url": f"sqlite:///{tmp_path}/predictions.db", "redact_pii": False}},
@@ -96,6 +97,13 @@ def test_shifted_traffic_with_feedback_drifts_breaches_the_slo_and_a_gated_chall
     cfg = config_from_dict(_config(loop, tmp_path, loop_bert if loop.base == "bert" else tiny_chat_model_dir))
     first = run(cfg)
     assert first.passed and first.registered_version.version == 1, first.reasons
+    # the run's cost: its CPU seconds priced, 1,000 answers of the tuned model as served, stored weights a month
+    cost = json.loads((first.run_dir / "metrics.json").read_text())["cost"]
+    assert cost["cpu_seconds"] > 0 and cost["train"] == pytest.approx(cost["cpu_seconds"] / 3600 * 0.05, rel=1e-3)
+    assert cost["per_1k"] == pytest.approx(cost["per_1k_core_seconds"] / 3600 * 0.05) and 0 < cost["per_1k"] < 1, cost
+    assert cost["storage_month"] > 0 and cost["prices"]["cpu_hour"] == 0.05 and cost["currency"] == "EUR"
+    assert "Prices assumed (EUR): cpu_hour 0.05" in (first.run_dir / "report.html").read_text()
+    assert json.loads(first.registered_version.tags["cost"])["per_1k"] == cost["per_1k"]
     store = open_store(cfg.registry)
     promote(cfg.name, store=store)
     [(slo_metric, target)] = loop.slo.items()

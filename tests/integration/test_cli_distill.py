@@ -21,6 +21,7 @@ def test_distill_from_a_registered_teacher(tmp_path, tiny_model_dir):
     cfg.update(name="toy-student", gates=["distill.size_ratio < 0.9", "distill.gap.macro_f1 >= -0.5",
                                           "accuracy >= 0.6"])
     cfg["training"]["epochs"] = 6
+    cfg["cost"] = {"cpu_hour": 0.05}  # the report states what the student saves per 1,000 answers
     cfg["method"] = {"kind": "distill", "distill": {"teacher": "toy-sentiment@challenger", "student_layers": 1,
                                                      "unlabeled": "unlabeled.csv", "synthetic": "hard"}}
     (tmp_path / "student.yaml").write_text(json.dumps(cfg))
@@ -36,7 +37,11 @@ def test_distill_from_a_registered_teacher(tmp_path, tiny_model_dir):
     assert doc["models"]["student"]["params"] < doc["models"]["teacher"]["params"]
     assert doc["gap"]["ci_low"] <= doc["gap"]["delta"] <= doc["gap"]["ci_high"]
     assert doc["kd_gain"] is not None and doc["record"]["synthetic_rows"] == 80
-    assert "Distillation" in (run / "report.html").read_text()
+    saved = doc["cost_per_1k"]
+    assert 0 < saved["student"] < saved["teacher"] and saved["saving"] == pytest.approx(
+        1 - saved["student"] / saved["teacher"]) and saved["currency"] == "USD"
+    report = (run / "report.html").read_text()
+    assert "Distillation" in report and f"{saved['saving']:.0%} saved" in report
     shown = json.loads(tunesmith("models", "show", "toy-student", cwd=tmp_path).stdout)
     tags = shown["versions"][0]["tags"]
     assert tags["distill.teacher"] == "toy-sentiment@challenger" and tags["distill.synthetic_rows"] == "80"

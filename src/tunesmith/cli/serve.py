@@ -47,10 +47,11 @@ def serve(
     if jobs and config is None:
         fail("--jobs needs --config (its jobs: section says where the job store and queue are)")
     with input_errors():
-        run_server(model, settings=settings, store=open_store(registry_cfg), jobs_config=cfg if jobs else None)
+        run_server(model, settings=settings, store=open_store(registry_cfg), jobs_config=cfg if jobs else None,
+                   prices=cfg.cost if config is not None else None)
 
 
-def run_server(name: str, *, settings, store=None, jobs_config=None) -> None:
+def run_server(name: str, *, settings, store=None, jobs_config=None, prices=None) -> None:
     """Run the server in the foreground until SIGINT/SIGTERM (which drains in-flight requests first).
 
     `jobs_config` (a Config): also serve the fine-tuning jobs API (files, jobs, events, checkpoints) on this app."""
@@ -66,7 +67,7 @@ def run_server(name: str, *, settings, store=None, jobs_config=None) -> None:
     from tunesmith.serving import prediction_log_for
     from tunesmith.serving.app import create_app
 
-    app = create_app(name, settings=settings, store=store, prediction_log=prediction_log_for(settings))
+    app = create_app(name, settings=settings, store=store, prediction_log=prediction_log_for(settings), prices=prices)
     if settings.review_page:
         import os
 

@@ -24,7 +24,7 @@ DEFAULT_TENANT_KEYS = (
 NEVER = ("name", "output_dir", "registry", "jobs", "model.base", "model.init_from", "model.trust_remote_code",
          "model.allow_pickle_weights", "training.backend", "training.provider", "data.path", "data.train",
          "data.eval", "data.test", "evaluation.regression", "method.distill.unlabeled", "serving", "review",
-         "monitoring", "retrain", "search")
+         "monitoring", "retrain", "search", "cost")
 
 
 def covered(path: str, keys) -> bool:
@@ -61,8 +61,9 @@ class JobsConfig(StrictModel):
     def _tenant_keys(cls, keys: list[str]) -> list[str]:
         never = [k for k in keys if covered(k, NEVER)]
         if never:
-            raise ValueError(f"{never[0]}: never a tenant's key (it decides where weights or data go, what runs or "
-                             f"what the worker reads); jobs.tenant_keys may not name {', '.join(NEVER)}")
+            raise ValueError(f"{never[0]}: never a tenant's key (it decides where weights or data go, what runs, "
+                             "what the worker reads or the prices a run is charged at); jobs.tenant_keys may not "
+                             f"name {', '.join(NEVER)}")
         return keys
 
     @model_validator(mode="after")

@@ -50,7 +50,7 @@ def significance_rule(primary_metric: str) -> GateRule:
 
 
 _DISTILL_RE = re.compile(r"^distill\.(?:(?:teacher|student|without_kd|gap|gap_ci_low|gap_ci_high|kd_gain|"
-                         r"kd_gain_ci_low|kd_gain_ci_high)\.(?P<metric>[\w@]+)|speedup_b1|speedup_b32|size_ratio)$")
+                         r"kd_gain_ci_low|kd_gain_ci_high)\.(?P<metric>[\w@]+)|speedup_b1|speedup_b32|size_ratio|cost_saving)$")
 
 
 def is_distill_metric(name: str) -> bool:
@@ -59,8 +59,15 @@ def is_distill_metric(name: str) -> bool:
     return m is not None and (m.group("metric") is None or is_known_metric(m.group("metric")))
 
 
+# What a run's usage and answers cost (tunesmith.ops.cost): `cost.train <= 5`, `cost.per_1k <= 0.02`.
+COST_METRICS = ("cost.train", "cost.per_1k", "cost.per_1k_core_seconds", "cost.storage_month", "cost.cpu_seconds",
+                "cost.gpu_seconds", "cost.wall_seconds")
+
+
 def is_valid_gate_metric(name: str) -> bool:
     """Whether `name` is a metric an evaluation can produce (e.g. `macro_f1`, `uplift_ci_low.accuracy`)."""
+    if name.startswith("cost."):
+        return name in COST_METRICS
     if name.startswith("distill."):
         return is_distill_metric(name)
     for prefix in _MODEL_PREFIXES:
@@ -80,7 +87,7 @@ def unknown_gate_metrics(policy: GatesConfig, *, primary_metric: str | None = No
 
 def known_metrics_hint() -> str:
     """Every metric name a gate may use, in one line, for error messages."""
-    return (f"known metrics: {', '.join(KNOWN_METRICS)}, top_<k>_accuracy; "
+    return (f"known metrics: {', '.join(KNOWN_METRICS)}, top_<k>_accuracy, {', '.join(COST_METRICS)}; "
             f"prefixed (m not in {', '.join(_TUNED_ONLY)}): {', '.join(p + '<m>' for p in _MODEL_PREFIXES)}")
 
 

@@ -37,9 +37,11 @@ _log = logging.getLogger("tunesmith.serving")
 OPEN_ROUTES = ("/healthz", "/readyz", "/review/login", "/review/healthz")  # /review: review.web; /metrics needs a token
 
 
-def create_app(name: str, *, settings, store=None, prediction_log=None, state: ServingState | None = None) -> FastAPI:
-    """A server for registered model `name` (its champion, and challenger when `settings.challenger`)."""
-    state = state or ServingState(name, settings=settings, store=store, prediction_log=prediction_log)
+def create_app(name: str, *, settings, store=None, prediction_log=None, state: ServingState | None = None,
+               prices=None) -> FastAPI:
+    """A server for registered model `name` (its champion, and challenger when `settings.challenger`); `prices` (the
+    config's `cost:`) turn each version's busy time into `tunesmith_cost_per_1k_inferences`."""
+    state = state or ServingState(name, settings=settings, store=store, prediction_log=prediction_log, prices=prices)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

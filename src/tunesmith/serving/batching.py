@@ -38,6 +38,7 @@ class Batcher:
         max_wait_ms: float,
         max_queue: int,
         on_batch: Callable[[int, int], None] | None = None,
+        on_done: Callable[[int, float], None] | None = None,
         name: str = "model",
         workers: int = 1,
     ):
@@ -46,6 +47,7 @@ class Batcher:
         self.max_wait = max_wait_ms / 1000
         self.max_queue = max_queue
         self.on_batch = on_batch  # (batch size, queue depth after taking it): metrics
+        self.on_done = on_done  # (batch size, seconds it ran, item-by-item reruns included): cost metering
         self.name = name
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
@@ -144,7 +146,10 @@ class Batcher:
             for (_, fut), result in zip(batch, results, strict=True):
                 if not fut.done():
                     fut.set_result(result)
-        self._recent_batch_s = 0.8 * self._recent_batch_s + 0.2 * (time.perf_counter() - start)
+        took = time.perf_counter() - start
+        self._recent_batch_s = 0.8 * self._recent_batch_s + 0.2 * took
+        if self.on_done is not None:
+            self.on_done(len(batch), took)
 
     async def _run_alone(self, loop, batch: list) -> None:
         self.isolated_batches += 1

@@ -32,6 +32,8 @@ class ServerMetrics:
     loaded: Gauge
     canary_percent: Gauge
     backend: Gauge
+    busy_core_seconds: Counter
+    cost_per_1k: Gauge
 
 
 def create_metrics() -> ServerMetrics:
@@ -66,4 +68,9 @@ def create_metrics() -> ServerMetrics:
         backend=Gauge("tunesmith_inference_backend", "1 for the inference backend each loaded version runs on "
                       "(fp32, onnx, int8, bf16: an option that failed its fp32 check is not live)",
                       [*mv, "backend"], registry=reg),
+        busy_core_seconds=Counter("tunesmith_inference_core_seconds", "Cores held by forward passes (batch wall "
+                                  "time x threads; x GPUs on CUDA counted apart): what answers cost", [*mv, "device"],
+                                  registry=reg),
+        cost_per_1k=Gauge("tunesmith_cost_per_1k_inferences", "Money per 1,000 answered items at the config's cost: "
+                          "prices (busy core and GPU time since the version loaded)", [*mv, "currency"], registry=reg),
     )

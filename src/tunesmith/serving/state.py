@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import torch
+
 from tunesmith.serving.batching import Batcher, QueueFull
 from tunesmith.serving.metrics import ServerMetrics, create_metrics
 from tunesmith.serving.models import Served, load_served
@@ -70,9 +72,12 @@ def routes_of(served: Served) -> tuple[str, ...]:
 class ServingState:
     """Champion + challenger slots of one registered model and the rollout rules between them."""
 
-    def __init__(self, name: str, *, settings, store=None, prediction_log=None, metrics: ServerMetrics | None = None):
+    def __init__(self, name: str, *, settings, store=None, prediction_log=None, metrics: ServerMetrics | None = None,
+                 prices=None):
         self.name = name
         self.settings = settings
+        self.prices = prices  # the config's cost: section (CostConfig) or None: busy time metered, not priced
+        self.usage: dict[int, list[float]] = {}  # version -> [items, core-seconds, GPU-seconds] since it loaded
         self.store = store
         self.plog = prediction_log
         self.metrics = metrics or create_metrics()
@@ -108,7 +113,8 @@ class ServingState:
         """Serve `served` as `role`; the slot it replaces finishes its queued requests in the background."""
         batcher = Batcher(batch_fn(served), max_batch_size=self.settings.max_batch_size,
                           max_wait_ms=self.settings.max_wait_ms, max_queue=self.settings.max_queue,
-                          on_batch=self._on_batch(served), name=served.tag, workers=self.settings.workers)
+                          on_batch=self._on_batch(served), on_done=self._on_done(served), name=served.tag,
+                          workers=self.settings.workers)
         await batcher.start()
         old = self.slots.get(role)
         self.slots[role] = Slot(served, batcher)
@@ -389,6 +395,28 @@ class ServingState:
 
         return observe
 
+    def _on_done(self, served: Served):
+        """Meter each batch: the cores it held (wall time x torch threads) or the GPU it ran on; price them per
+        1,000 items with the config's `cost:` prices."""
+        labels = (served.name, str(served.version))
+        gpu = _gpu_name(served)
+        usage = self.usage.setdefault(served.version, [0, 0.0, 0.0])
+
+        def observe(size: int, seconds: float) -> None:
+            usage[0] += size
+            if gpu:
+                usage[2] += seconds
+                self.metrics.busy_core_seconds.labels(*labels, "cuda").inc(seconds)
+            else:
+                held = seconds * (self.settings.inference.num_threads or torch.get_num_threads())
+                usage[1] += held
+                self.metrics.busy_core_seconds.labels(*labels, "cpu").inc(held)
+            money = self.prices.money(usage[1], usage[2], gpu) if self.prices is not None else None
+            if money is not None and usage[0]:
+                self.metrics.cost_per_1k.labels(*labels, self.prices.currency).set(money / usage[0] * 1000)
+
+        return observe
+
     def _update_canary_gauge(self) -> None:
         live = Role.CHALLENGER in self.slots
         self.metrics.canary_percent.set(self.settings.canary.percent if live else 0)
@@ -402,6 +430,14 @@ class ServingState:
         event = {"event": kind, "model": self.name, "time": datetime.now(timezone.utc).isoformat(), **fields}
         self.events.append(event)
         _log.info("%s", event)
+
+
+def _gpu_name(served: Served) -> str | None:
+    """The CUDA device a served model runs on, or None on CPU (ONNX sessions included)."""
+    device = getattr(served.model, "device", None)
+    if getattr(device, "type", None) != "cuda":
+        return None
+    return torch.cuda.get_device_name(device)
 
 
 def _split_model(requested: str) -> tuple[str, str, str]:

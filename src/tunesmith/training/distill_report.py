@@ -65,6 +65,7 @@ def compare_distilled(cfg: Config, bundle, run_dir: Path, student_dir: Path, *, 
     doc["speedup_b1"] = t["ms_per_example_b1"] / max(s["ms_per_example_b1"], 1e-9)
     doc["speedup_b32"] = t["ms_per_example_b32"] / max(s["ms_per_example_b32"], 1e-9)
     doc["size_ratio"] = s["weights_mb"] / max(t["weights_mb"], 1e-9)
+    doc["cost_per_1k"] = _cost_per_1k(cfg, doc["models"])
     doc["flat"] = distill_flat(doc)
     return doc
 
@@ -79,6 +80,8 @@ def distill_flat(doc: dict) -> dict[str, float]:
                          f"distill.{name}_ci_high.{m}": doc[name]["ci_high"]})
     flat.update({"distill.speedup_b1": doc["speedup_b1"], "distill.speedup_b32": doc["speedup_b32"],
                  "distill.size_ratio": doc["size_ratio"]})
+    if doc.get("cost_per_1k"):
+        flat["distill.cost_saving"] = doc["cost_per_1k"]["saving"]
     return {k: float(v) for k, v in flat.items()}
 
 
@@ -100,6 +103,12 @@ def html_section(doc: dict) -> str:
                          f"[{g['ci_low']:+.4f}, {g['ci_high']:+.4f}], p = {g['p_value']:.3f}</li>")
     lines.append(f"<li>student speed-up over the teacher: {doc['speedup_b1']:.2f}x at batch 1, "
                  f"{doc['speedup_b32']:.2f}x at batch 32; weights {doc['size_ratio']:.0%} of the teacher's</li>")
+    cost = doc.get("cost_per_1k")
+    if cost:
+        cur = html.escape(cost["currency"])
+        lines.append(f"<li>1,000 answers at batch 32 cost {cost['student']:.6f} {cur} with the student and "
+                     f"{cost['teacher']:.6f} {cur} with the teacher: {cost['saving']:.0%} saved "
+                     f"(cost.cpu_hour {cost['cpu_hour']:g} {cur}, {cost['threads']} cores held)</li>")
     rec = doc.get("record") or {}
     if rec.get("synthetic_rows"):
         lines.append(f"<li>{rec['synthetic_rows']} teacher-labelled ({rec['synthetic_mode']}) rows joined the train "
@@ -134,6 +143,19 @@ def _ms_per_example(model, tokenizer, texts: list[str], batch_size: int, max_len
             model(**enc)
         runs.append((time.perf_counter() - start) * 1000 / len(texts))
     return float(statistics.median(runs))
+
+
+def _cost_per_1k(cfg: Config, models: dict) -> dict | None:
+    """What 1,000 answers at batch 32 cost with each model, at the config's cost.cpu_hour (cores held = torch
+    threads, as the server meters them); None without a CPU price."""
+    price = cfg.cost.cpu_hour
+    if price is None:
+        return None
+    threads = torch.get_num_threads()
+    # ms per example x 1,000 examples = that many seconds, x the cores held
+    money = {role: v["ms_per_example_b32"] * threads / 3600 * price for role, v in models.items()}
+    return {**money, "saving": 1 - money["student"] / max(money["teacher"], 1e-12), "currency": cfg.cost.currency,
+            "cpu_hour": price, "threads": threads}
 
 
 def _size(path: Path) -> dict:
