@@ -270,6 +270,12 @@ def create_jobs_app(cfg: Config, *, store: JobStore | None = None,
                     enqueue: Callable[[str], None] | None = None) -> FastAPI:
     app = FastAPI(title="tunesmith fine-tuning API")
     install_error_handlers(app)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict:
+        """The process is up (what Kubernetes' probes ask; needs no key)."""
+        return {"status": "ok"}
+
     app.include_router(jobs_router(cfg, store=store, enqueue=enqueue))
     return app
 
