@@ -161,3 +161,21 @@ def test_a_batch_item_is_found_by_its_stored_position_whatever_was_sampled_or_fi
     positions = {(r["request_id"], r["input"]): r["idx"] for r in with_positions(read_predictions(url))}
     assert positions == {("r9", "third text"): 2, ("r9", "first text"): 0, ("r0", "old first"): 0,
                          ("r0", "old second"): 1}
+
+
+def test_feedback_in_a_fresh_process_whose_log_was_set_up_before_the_feedback_table_was_imported(tmp_path):
+    """A server logs its first prediction (db_engine on the URL) before its first feedback imports the feedback
+    table: the feedback table must still be created (it was not: the first POST /v1/feedback answered 500)."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path}/log.db"
+    code = ("import sys\n"
+            "from tunesmith.monitoring.predictions import db_engine\n"
+            f"db_engine({url!r}).dispose()\n"
+            "assert 'tunesmith.monitoring.feedback' not in sys.modules\n"
+            "from tunesmith.monitoring.feedback import record_feedback\n"
+            f"row = record_feedback({url!r}, model='m', text='great film', label='pos', labels=['pos', 'neg'])\n"
+            "print(row['new'])\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "True", done.stderr[-2000:]

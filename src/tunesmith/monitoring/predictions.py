@@ -69,13 +69,16 @@ def default_url(workdir: Path | None = None) -> str:
     return f"sqlite:///{path}"
 
 
-_ready: set[str] = set()  # URLs whose tables this process created or migrated already
+_ready: set[tuple[str, frozenset]] = set()  # (URL, tables) this process created or migrated already
 
 
 def db_engine(url: str) -> sa.Engine:
     """An engine on the prediction log, its tables created (and older ones migrated) once per URL per process: the
-    schema inspection is not repeated on every feedback POST. A SQLite file that is gone is set up again."""
-    missing = url not in _ready
+    schema inspection is not repeated on every feedback POST. A SQLite file that is gone is set up again, and so is
+    a URL set up before a module declared more tables of the log (a server logs predictions before its first
+    feedback imports the feedback table)."""
+    ready = (url, frozenset(log_meta.tables))
+    missing = ready not in _ready
     if url.startswith("sqlite:///"):
         path = Path(url[len("sqlite:///"):])
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,7 +89,7 @@ def db_engine(url: str) -> sa.Engine:
     if missing:
         log_meta.create_all(engine)
         add_new_columns(engine)
-        _ready.add(url)
+        _ready.add(ready)
     return engine
 
 
