@@ -34,8 +34,12 @@ def scores(true: list[str], predicted: list[str], labels: list[str]) -> dict:
     p = np.array([index[v] for v in predicted])
     if not len(y):
         return {"n": 0, "accuracy": None, "macro_f1": None}
-    s = confusion_scores(confusion_counts(y, p, len(index)))  # macro over classes seen in truth or prediction
-    return {"n": len(true), "accuracy": s["accuracy"], "macro_f1": s["macro_f1"]}
+    counts = confusion_counts(y, p, len(index))
+    s = confusion_scores(counts)  # macro over classes seen in truth or prediction
+    names = list(index)
+    confusion = {names[t]: {names[q]: int(counts[t][q]) for q in range(len(names)) if counts[t][q]}
+                 for t in range(len(names)) if any(counts[t])}
+    return {"n": len(true), "accuracy": s["accuracy"], "macro_f1": s["macro_f1"], "confusion": confusion}
 
 
 def burn_rate(accuracy: float | None, slo_accuracy: float) -> float | None:
@@ -58,6 +62,7 @@ def live_accuracy(rows: list[dict], labels: list[str], slo) -> dict:
         points = []
         for start, brows in sorted(series.items()):
             s = scores([r["true_label"] for r in brows], [r["predicted"] for r in brows], labels)
+            s.pop("confusion", None)  # per version, not per bucket
             points.append({"start": datetime.fromtimestamp(start, tz=timezone.utc).isoformat(timespec="seconds"),
                            **s, "burn_rate": burn_rate(s["accuracy"], slo.accuracy)})
         roles = sorted({r["role"] for r in vrows})

@@ -188,8 +188,13 @@ def gauges(report: dict) -> CollectorRegistry:
                     registry=registry)
     quality = Gauge("tunesmith_live_quality", "A family's live-quality metric on predictions with feedback",
                     ["model", "version", "metric"], registry=registry)
+    confusion = Gauge("tunesmith_live_confusion", "A classifier's labeled predictions in the window, by true and "
+                      "predicted label", ["model", "version", "truth", "predicted"], registry=registry)
     for version, v in report["live"]["versions"].items():
         labeled.labels(model, str(version)).set(v["n"])
+        for truth, row in (v.get("confusion") or {}).items():
+            for predicted, count in row.items():
+                confusion.labels(model, str(version), truth, predicted).set(count)
         for gauge, value in ((acc, v.get("accuracy")), (f1, v.get("macro_f1")), (burn, v.get("burn_rate"))):
             if value is not None:
                 gauge.labels(model, str(version)).set(value)

@@ -31,12 +31,14 @@ def _go_float(value: float) -> str:
     return floatToGoString(value)
 
 
-def _slis(cfg: Config, model: str) -> list[dict]:
+def slis(cfg: Config, model: str) -> list[dict]:
     """The request SLIs of the config: name, objective, what counts as bad, and its error ratio over a window."""
     slo, sel = cfg.monitoring.slo, f'model="{model}"'
     out = [{"sli": "availability", "objective": slo.availability,
             "what": "requests answered with a server error (5xx)",
-            "ratio": lambda w: (f'sum by (model, version) (rate(tunesmith_requests_total{{{sel},status=~"5.."}}[{w}]))'
+            # `or ... * 0`: a version without a single 5xx has ratio 0, not no ratio (dashboards show it)
+            "ratio": lambda w: (f'(sum by (model, version) (rate(tunesmith_requests_total{{{sel},status=~"5.."}}[{w}]))'
+                                f" or sum by (model, version) (rate(tunesmith_requests_total{{{sel}}}[{w}])) * 0)"
                                 f" / sum by (model, version) (rate(tunesmith_requests_total{{{sel}}}[{w}]))")}]
     for name, objective, threshold in (("latency_p95", 0.95, slo.latency_p95_s), ("latency_p99", 0.99,
                                                                                    slo.latency_p99_s)):
@@ -145,10 +147,10 @@ def _monitor_alerts(cfg: Config, model: str) -> list[dict]:
 def slo_rules(cfg: Config, name: str | None = None) -> dict:
     """The rule file for `name` (default cfg.name): recording rules for every SLI and window, then the alerts."""
     model = name or cfg.name
-    slis = _slis(cfg, model)
+    found = slis(cfg, model)
     recording = [{"record": _record(s["sli"], w), "expr": s["ratio"](w), "labels": {"model": model}}
-                 for s in slis for w in WINDOWS]
-    alerts = [a for s in slis for a in _burn_alerts(cfg, model, s)]
+                 for s in found for w in WINDOWS]
+    alerts = [a for s in found for a in _burn_alerts(cfg, model, s)]
     alerts += _quality_alerts(cfg, model) + _monitor_alerts(cfg, model)
     return {"groups": [{"name": f"tunesmith-{model}-slis", "rules": recording},
                        {"name": f"tunesmith-{model}-alerts", "rules": alerts}]}

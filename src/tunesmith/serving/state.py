@@ -122,6 +122,8 @@ class ServingState:
         self.metrics.backend.labels(served.name, str(served.version), served.backend).set(1)
         if role is Role.CHALLENGER:
             self.window.clear()
+            for kind in ROLLBACK_KINDS:  # zero from the start: "no rollback" is a series at 0, not a missing one
+                self.metrics.rollbacks.labels(served.name, str(served.version), kind)
         self._update_canary_gauge()
         if old is not None:
             await self._retire_slot(role, old)
@@ -447,6 +449,9 @@ def _split_model(requested: str) -> tuple[str, str, str]:
         if found:
             return name, sep, which
     return requested, "", ""
+
+
+ROLLBACK_KINDS = ("error_rate", "latency")
 
 
 def _reason_kind(reason: str) -> str:
