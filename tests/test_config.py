@@ -42,6 +42,24 @@ def test_impossible_combinations(tmp_path):
         config_from_dict({"name": "x", "data": {}})
 
 
+@pytest.mark.parametrize("url, message", [
+    ("redis.internal:6379", "must be a Redis or SQLAlchemy URL; write redis://host:6379/0"),
+    ("sqlite://", "an in-memory SQLite database is not shared between processes"),
+    ("redis://:s3cret@/0", "names no host"),
+    ("redis://cache:6379/zero", "the Redis database after the host is a number"),
+])
+def test_shared_state_url_is_checked_and_its_password_never_shown(url, message):
+    with pytest.raises(ConfigError) as exc:
+        config_from_dict({"name": "x", "data": {"path": "a.csv"}, "serving": {"shared_state": url}})
+    (problem,) = exc.value.problems
+    assert problem.startswith("serving.shared_state: ") and message in problem
+    assert "s3cret" not in problem
+    for url in ("redis://:s3cret@cache:6379/0", "rediss://cache", "postgresql+psycopg://u@db/rollout",
+                "sqlite:///shared/rollout.db"):
+        assert config_from_dict({"name": "x", "data": {"path": "a.csv"},
+                                 "serving": {"shared_state": url}}).serving.shared_state == url
+
+
 def test_overrides_are_yaml_typed(tmp_path):
     cfg = load_config(write(tmp_path, MINIMAL), ["training.epochs=1", "method.kind=lora", "gates=['accuracy >= 0.5']"])
     assert cfg.training.epochs == 1

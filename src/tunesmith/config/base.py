@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from pathlib import Path
 
@@ -19,6 +20,11 @@ class ConfigError(ValueError):
         head = f"{source}: " if source else ""
         noun = "problem" if len(problems) == 1 else "problems"
         super().__init__(f"{head}{len(problems)} config {noun}:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def redact_url(url: str) -> str:
+    """`url` with its password, if any, replaced by *** (for logs, errors and status pages)."""
+    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
 
 
 class TaskKind(str, Enum):

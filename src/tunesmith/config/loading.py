@@ -16,6 +16,7 @@ from pydantic import (
 from tunesmith.config.base import (
     ConfigError,
     package_file,  # noqa: F401 (re-exported)
+    redact_url,
 )
 from tunesmith.config.root import (
     Config,
@@ -125,6 +126,7 @@ def format_errors(err: ValidationError, lines: dict[tuple, int], source: str | N
         else:
             msg = e["msg"].removeprefix("Value error, ")
             got = e.get("input")
+            got = redact_url(got) if isinstance(got, str) else got  # a URL's password never reaches a message
             shown = f" (got {got!r})" if not isinstance(got, dict | list) and got is not None else ""
             problems.append(f"{where}{key}: {msg}{shown}")
     return problems

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import (
     Field,
+    field_validator,
 )
 
 from tunesmith.config.base import (
@@ -71,6 +72,10 @@ class ServingConfig(StrictModel):
     max_body_bytes: int = Field(1_000_000, ge=1024)
     max_new_tokens: int = Field(256, ge=1, description="cap on generated tokens per request")
     poll_interval_s: float = Field(5, gt=0, description="how often the registry aliases are checked for changes")
+    shared_state: str | None = Field(None, description="where the replicas of one model share the challenger's "
+                                     "outcome window and the rollback decision: redis://host:6379/0 or a SQLAlchemy "
+                                     "URL (postgresql+psycopg://..., sqlite:///path/rollout.db); None: each server "
+                                     "judges its own requests")
     auth_token_env: str = Field("TUNESMITH_SERVE_TOKEN", description="env var holding the bearer token; "
                                 "when it is set, every route except /healthz and /readyz needs it")
     metrics_token_env: str | None = Field(None, description="env var holding a separate bearer token for /metrics "
@@ -83,6 +88,33 @@ class ServingConfig(StrictModel):
     predictions: PredictionLogConfig = Field(default_factory=PredictionLogConfig)
     review_page: bool = Field(False, description="also serve the human review page at /review (same token, the "
                               "prediction log's database)")
+
+    _shared_state = field_validator("shared_state")(lambda v: check_shared_state(v))
+
+
+SQL_DIALECTS = ("postgresql", "sqlite", "mysql", "mariadb", "mssql", "oracle")
+
+
+def check_shared_state(url: str | None) -> str | None:
+    """A `serving.shared_state` URL that Redis or SQLAlchemy can open and that every replica can reach."""
+    if url is None:
+        return None
+    scheme, sep, rest = url.partition("://")
+    dialect = scheme.split("+", 1)[0].lower()
+    hint = ("write redis://host:6379/0 (rediss:// for TLS) or a SQLAlchemy URL such as "
+            "postgresql+psycopg://user@host/db or sqlite:///path/rollout.db")
+    if not sep or dialect not in ("redis", "rediss", *SQL_DIALECTS):
+        raise ValueError(f"must be a Redis or SQLAlchemy URL; {hint}")
+    if dialect == "sqlite" and rest.strip("/") in ("", ":memory:"):
+        raise ValueError("an in-memory SQLite database is not shared between processes; name a file every replica "
+                         "can reach (sqlite:///path/rollout.db), or use Redis or Postgres")
+    if dialect in ("redis", "rediss"):
+        host, _, db = rest.partition("?")[0].partition("/")
+        if not host.rpartition("@")[2]:
+            raise ValueError(f"names no host; {hint}")
+        if db and not db.isdigit():
+            raise ValueError(f"the Redis database after the host is a number (redis://host:6379/0), not {db!r}")
+    return url
 
 
 class ReviewSource(str, Enum):
