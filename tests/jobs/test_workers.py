@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 from tests.jobs.jobs_helpers import BASE, WorkerThread, chats_jsonl
 
@@ -113,35 +110,6 @@ def test_lost_worker_policy_fail_and_attempt_limit(tmp_path, tiny_chat_model_dir
         assert reap(cfg, store) == [job_id]
     job = store.get_job(job_id)
     assert job["status"] == "failed" and "2 of 2 attempts" in job["error"]["message"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture()
-def redis_url(tmp_path):
-    server = shutil.which("redis-server")
-    assert server, "redis-server is not installed (.ci/run installs Debian's redis-server)"
-    port = _free_port()
-    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    import redis
-
-    client = redis.Redis(host="127.0.0.1", port=port)
-    _wait(lambda: _pings(client), 20, "redis-server")
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(timeout=20)
-
-
-def _pings(client) -> bool:
-    try:
-        return bool(client.ping())
-    except Exception:
-        return False
 
 
 def test_two_workers_on_redis_never_share_a_job(tmp_path, tiny_chat_model_dir, redis_url):

@@ -67,12 +67,13 @@ def create_app(name: str, *, settings, store=None, prediction_log=None, state: S
 
     @app.get("/readyz", tags=["health"], responses={503: {"model": s.ErrorResponse}})
     async def readyz(request: Request) -> dict:
-        """A champion is loaded and taking requests; lists what each role serves."""
+        """A champion is loaded and taking requests; lists what each role serves and where rollback state is shared."""
         champion = state.champion()
         models = {role.value: slot.served.tag for role, slot in state.slots.items()}
+        shared = state.shared and {"url": state.shared.url, "reachable": state.shared.reachable}  # no password
         return {"status": "ready", "model": champion.name, "model_version": champion.version, "task":
                 champion.task, "serving": models, "canary_percent": state.settings.canary.percent
-                if Role.CHALLENGER in state.slots else 0, "shadow": state.settings.shadow}
+                if Role.CHALLENGER in state.slots else 0, "shadow": state.settings.shadow, "shared_state": shared}
 
     @app.get("/metrics", tags=["health"], response_class=Response)
     async def metrics() -> Response:

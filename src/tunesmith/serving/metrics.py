@@ -27,6 +27,7 @@ class ServerMetrics:
     errors: Counter
     rejected: Counter
     rollbacks: Counter
+    shared_state_errors: Counter
     shadow_compared: Counter
     shadow_latency_delta: Histogram
     loaded: Gauge
@@ -55,6 +56,8 @@ def create_metrics() -> ServerMetrics:
                          ["reason"], registry=reg),
         rollbacks=Counter("tunesmith_rollbacks", "Automatic rollbacks of a challenger, by reason",
                           [*mv, "reason"], registry=reg),
+        shared_state_errors=Counter("tunesmith_shared_state_errors", "Calls to serving.shared_state that failed "
+                                    "(the replica judged its own window meanwhile)", registry=reg),
         shadow_compared=Counter("tunesmith_shadow_comparisons", "Shadow answers compared with the champion's",
                                 ["champion_version", "challenger_version", "agree"], registry=reg),
         shadow_latency_delta=Histogram(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import deque
+from collections.abc import Iterable
 from enum import Enum
 
 
@@ -36,10 +37,11 @@ def pick_role(caller_key: str | None, percent: float, rng: random.Random | None 
 
 
 class SloWindow:
-    """The challenger's last `size` outcomes (ok, latency); judged against the rollback SLOs."""
+    """The challenger's last `size` outcomes (ok, latency); judged against the rollback SLOs. `outcomes`: a window
+    recorded elsewhere (the replicas' shared one), judged the same way."""
 
-    def __init__(self, size: int):
-        self.outcomes: deque[tuple[bool, float]] = deque(maxlen=size)
+    def __init__(self, size: int, outcomes: Iterable[tuple[bool, float]] = ()):
+        self.outcomes: deque[tuple[bool, float]] = deque(outcomes, maxlen=size)
 
     def record(self, ok: bool, latency_s: float) -> None:
         self.outcomes.append((ok, latency_s))

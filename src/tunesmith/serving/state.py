@@ -9,6 +9,8 @@ Registry aliases are polled every `poll_interval_s`: `tunesmith models promote/r
 challenger) changes what this server answers with, without a restart. An automatic rollback removes the
 `challenger` alias and tags that version `tunesmith.rollout=rolled_back` (with the reason), so neither
 this server nor a restarted one routes to it again; the champion alias is never touched by a rollback.
+With `serving.shared_state`, the replicas of a model judge one shared window and the first to see a breach
+decides the rollback for all of them (serving/shared.py); the others drop the challenger within a poll.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from tunesmith.serving.batching import Batcher, QueueFull
 from tunesmith.serving.metrics import ServerMetrics, create_metrics
 from tunesmith.serving.models import Served, load_served
 from tunesmith.serving.router import Role, SloWindow, agree, pick_role
+from tunesmith.serving.shared import Verdict, shared_rollout
 
 _log = logging.getLogger("tunesmith.serving")
 
@@ -82,7 +85,8 @@ class ServingState:
         self.plog = prediction_log
         self.metrics = metrics or create_metrics()
         self.slots: dict[Role, Slot] = {}
-        self.window = SloWindow(settings.rollback.window)
+        self.window = SloWindow(settings.rollback.window)  # this server's own outcomes (the judge without a store)
+        self.shared = shared_rollout(settings, on_error=self.metrics.shared_state_errors.inc)  # None: not shared
         self.events: list[dict] = []  # rollbacks and reloads, newest last (also logged)
         self._retired: set[int] = set()  # challenger versions rolled back by this server
         self._watcher: asyncio.Task | None = None
@@ -108,6 +112,8 @@ class ServingState:
             await self.slots.pop(role).batcher.stop()
         if self.plog is not None:
             await asyncio.to_thread(self.plog.close)
+        if self.shared is not None:
+            await self.shared.close()
 
     async def install(self, role: Role, served: Served) -> None:
         """Serve `served` as `role`; the slot it replaces finishes its queued requests in the background."""
@@ -289,26 +295,48 @@ class ServingState:
             self._spawn(self._shadow(route, item, answer, request_id, log_input))
         self._log_prediction(route, answer, request_id, log_input, sampled=pinned)
 
-    async def _judge(self, served: Served, latency_s: float = 0.0, *, ok: bool) -> None:
+    def _is_challenger(self, served: Served) -> bool:
         current = self.slots.get(Role.CHALLENGER)
-        if current is None or current.served is not served:
-            return  # already rolled back or replaced
+        return current is not None and current.served is served  # else already rolled back or replaced
+
+    async def _judge(self, served: Served, latency_s: float = 0.0, *, ok: bool) -> None:
+        if not self._is_challenger(served):
+            return
         self.window.record(ok, latency_s)
+        if self.shared is not None:
+            verdict = await self.shared.judge(served.name, served.version, ok=ok, latency_s=latency_s,
+                                              slo=self.settings.rollback)
+            if verdict is not None:  # None: the store is down, this server's own window judges meanwhile
+                await self._act_on(served, verdict)
+                return
         reason = self.window.breach(self.settings.rollback)
         if reason is not None:
             await self.rollback(reason)
 
-    async def rollback(self, reason: str) -> None:
-        """Stop routing to the challenger; retire it in the registry; log the event and count it."""
+    async def _act_on(self, served: Served, verdict: Verdict) -> None:
+        decision = verdict.decision
+        if decision is None or not self._is_challenger(served):
+            return
+        await self.rollback(decision.reason, decided_by=None if verdict.decided_here else decision.by)
+
+    async def rollback(self, reason: str, *, decided_by: str | None = None) -> None:
+        """Stop routing to the challenger; retire it in the registry; log the event and count it. `decided_by`:
+        another replica decided this rollback (shared state) and retires it; this server stops routing and logs."""
         slot = self.slots.get(Role.CHALLENGER)
         if slot is None:
             return
         served = slot.served
         self._retired.add(served.version)
         await self.remove(Role.CHALLENGER)
+        if decided_by is not None:
+            _log.error("ROLLBACK %s: challenger version %s removed from traffic, as replica %s decided: %s",
+                       served.name, served.version, decided_by, reason)
+            self._event("rollback", version=served.version, reason=reason, decided_by=decided_by)
+            return
         self.metrics.rollbacks.labels(served.name, str(served.version), _reason_kind(reason)).inc()
         _log.error("ROLLBACK %s: challenger version %s removed from traffic: %s", served.name, served.version, reason)
-        self._event("rollback", version=served.version, reason=reason)
+        self._event("rollback", version=served.version, reason=reason,
+                    **({"decided_by": self.shared.replica} if self.shared is not None else {}))
         if self.store is not None:
             self._spawn(asyncio.to_thread(retire_challenger, self.store, served.name, served.version, reason))
 
@@ -376,10 +404,20 @@ class ServingState:
             raise NoModel(f"{self.name} version {version} has no model files")
         return load_served(model_dir, name=self.name, version=version, options=self.settings.inference)
 
+    async def follow_shared(self) -> None:
+        """Drop the challenger if another replica decided its rollback (shared state): every replica within a poll."""
+        slot = self.slots.get(Role.CHALLENGER)
+        if self.shared is None or slot is None:
+            return
+        decision = await self.shared.decided(slot.served.name, slot.served.version)
+        if decision is not None:
+            await self._act_on(slot.served, Verdict(decision, decided_here=decision.by == self.shared.replica))
+
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(self.settings.poll_interval_s)
             try:
+                await self.follow_shared()
                 await self.sync_with_registry()
             except asyncio.CancelledError:
                 raise
