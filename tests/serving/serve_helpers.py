@@ -21,11 +21,13 @@ CHATML = (
 )
 
 
-def build_classifier(path: Path, seed: int, encoder_dir: str) -> Path:
-    """A 2-layer BERT sequence classifier (labels neg/pos) on the toy tokenizer; `seed` makes versions differ."""
+def build_classifier(path: Path, seed: int, encoder_dir: str, max_positions: int | None = None) -> Path:
+    """A 2-layer BERT sequence classifier (labels neg/pos) on the toy tokenizer; `seed` makes versions differ.
+    `max_positions` below the tokenizer's 128: a model that answers short inputs and fails on longer ones."""
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
     config = BertConfig.from_pretrained(encoder_dir)
+    config.max_position_embeddings = max_positions or config.max_position_embeddings
     config.id2label, config.label2id = {0: "neg", 1: "pos"}, {"neg": 0, "pos": 1}
     config.architectures = ["BertForSequenceClassification"]
     torch.manual_seed(seed)
