@@ -168,6 +168,7 @@ def test_the_store_down_leaves_each_server_judging_its_own_window(store, tmp_pat
 
     state = asyncio.run(scenario())
     assert state.metrics.registry.get_sample_value("tunesmith_shared_state_errors_total") >= 1
+    assert not state.shared.reachable and ":***@127.0.0.1" in state.shared.url  # what /readyz shows
     assert _rollbacks(state) == 1
 
 

@@ -2,7 +2,7 @@
 the rollback decision, in Redis or in a SQL database.
 
     store = open_shared_store("redis://127.0.0.1:6379/0")        # or postgresql+psycopg://..., sqlite:///path
-    shared = SharedRollout(store, url=..., replica="host:pid", on_error=counter.inc)
+    shared = SharedRollout(store, url=..., replica="host:pid:id", on_error=counter.inc)
     verdict = await shared.judge("sentiment", 4, ok=False, latency_s=0.2, slo=cfg.serving.rollback)
     verdict = await shared.decided("sentiment", 4)               # the registry watcher, every poll
 
@@ -24,7 +24,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Protocol
 
@@ -45,7 +45,7 @@ class SharedStateDown(Exception):
 @dataclass
 class Decision:
     reason: str
-    by: str  # the replica that decided: host:pid
+    by: str  # the replica that decided: host:pid:random id
     at: str = ""
 
 
@@ -172,7 +172,7 @@ class RedisStore:
     def decide(self, model, version, decision):
         key = _keys(model, version)[1]
         try:
-            won = self.client.set(key, json.dumps(decision.__dict__), nx=True, ex=DECISION_TTL_S)
+            won = self.client.set(key, json.dumps(asdict(decision)), nx=True, ex=DECISION_TTL_S)
             found = decision if won else _decision(self.client.get(key))
         except self._errors as exc:
             raise SharedStateDown(_describe(exc)) from None
