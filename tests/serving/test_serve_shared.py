@@ -118,12 +118,12 @@ def _serving(store, url: str) -> ServingState:
 
 
 def test_one_replica_rolls_back_and_the_other_follows_without_counting_it(store, tmp_path, classifier_dirs,
-                                                                          redis_url):
+                                                                          shared_url):
     register(store, tmp_path, "clf", classifier_dirs[0], champion=True)
     register(store, tmp_path, "clf", classifier_dirs[1], champion=False)
 
     async def scenario():
-        a, b = _serving(store, redis_url), _serving(store, redis_url)
+        a, b = _serving(store, shared_url), _serving(store, shared_url)
         await a.start()
         await b.start()
         try:
@@ -170,6 +170,35 @@ def test_the_store_down_leaves_each_server_judging_its_own_window(store, tmp_pat
     assert state.metrics.registry.get_sample_value("tunesmith_shared_state_errors_total") >= 1
     assert not state.shared.reachable and ":***@127.0.0.1" in state.shared.url  # what /readyz shows
     assert _rollbacks(state) == 1
+
+
+def test_a_store_that_goes_down_mid_traffic_costs_no_answer(store, tmp_path, classifier_dirs, redis_url, caplog):
+    import redis
+
+    register(store, tmp_path, "clf", classifier_dirs[0], champion=True)
+    register(store, tmp_path, "clf", classifier_dirs[1], champion=False)
+
+    async def scenario():
+        state = _serving(store, redis_url)
+        await state.start()
+        try:
+            for i in range(3):  # the challenger answers while the store is up
+                assert (await state.predict("/v1/classify", "fine", caller_key=f"k{i}")).role is Role.CHALLENGER
+            assert state.shared.reachable
+            redis.Redis.from_url(redis_url).shutdown(nosave=True)
+            state.slots[Role.CHALLENGER].batcher.fn = _broken
+            roles = []
+            while Role.CHALLENGER in state.slots and len(roles) < 10:
+                roles.append((await state.predict("/v1/classify", "dull", caller_key="k9")).role)
+            assert roles == [Role.CHAMPION] * 3  # 3 failures after 3 good answers breach this server's own window
+            return state
+        finally:
+            await state.stop()
+
+    with caplog.at_level(logging.WARNING, logger="tunesmith.serving"):
+        state = asyncio.run(scenario())
+    assert not state.shared.reachable and _rollbacks(state) == 1
+    assert sum("is unreachable" in r.getMessage() for r in caplog.records) == 1
 
 
 def _rollbacks(state: ServingState) -> float | None:
