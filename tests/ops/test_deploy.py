@@ -202,11 +202,11 @@ def test_selectors_pick_their_pods_and_services_reach_named_ports():
         _deployment(docs, "tunesmith-serve")["spec"]["template"]["metadata"]["labels"].items()
     policy = _find(docs, "NetworkPolicy", "tunesmith-redis")
     allowed = [p["podSelector"]["matchLabels"] for rule in policy["spec"]["ingress"] for p in rule["from"]]
-    for name in ("tunesmith-api", "tunesmith-worker"):  # the queue's clients may reach it
+    # the queue's clients, and the serve replicas (serving.shared_state), may reach it; nothing else is selected
+    for name in ("tunesmith-api", "tunesmith-worker", "tunesmith-serve"):
         assert any(a.items() <= _deployment(docs, name)["spec"]["template"]["metadata"]["labels"].items()
                    for a in allowed), name
-    assert not any(a.items() <= _deployment(docs, "tunesmith-serve")["spec"]["template"]["metadata"]["labels"].items()
-                   for a in allowed)
+    assert len(allowed) == 3
 
 
 def test_pods_run_as_non_root_on_a_read_only_root_filesystem():
@@ -284,9 +284,11 @@ def test_serve_drains_within_its_grace_period_on_its_configured_port(cfg):
 
 def test_the_configmap_is_a_tunesmith_config_pointing_at_the_queue_and_the_database(cfg):
     docs = rendered("base")
-    redis = urlsplit(cfg.jobs.redis_url)
-    service = _find(docs, "Service", redis.hostname)
-    assert cfg.jobs.queue == "redis" and redis.port in {p["port"] for p in service["spec"]["ports"]}
+    for url in (cfg.jobs.redis_url, cfg.serving.shared_state):  # the queue, and the replicas' shared rollback state
+        redis = urlsplit(url)
+        service = _find(docs, "Service", redis.hostname)
+        assert redis.scheme == "redis" and redis.port in {p["port"] for p in service["spec"]["ports"]}
+    assert cfg.jobs.queue == "redis" and urlsplit(cfg.jobs.redis_url).path != urlsplit(cfg.serving.shared_state).path
     for url in (cfg.jobs.database, cfg.serving.predictions.url):
         parts = urlsplit(url)
         assert parts.scheme == "postgresql+psycopg" and parts.password is None  # the password is PGPASSWORD
