@@ -217,11 +217,12 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
     say(f"report: {report_path}")
 
     outcome = RunOutcome(out_dir, decision.passed, decision, report, result, bundle.report, timings=timings)
+    _write_runbook(cfg, out_dir, result.model_dir)
     with _timed(timings, "register"):
         outcome.mlflow_run_id = log_run(
             cfg, run_dir=out_dir, metrics=flat,  # log_run records the resolved config as params
             artifacts=[p for p in (out_dir / "report.html", out_dir / "metrics.json", out_dir / "data_card.json",
-                                   out_dir / "config.yaml",
+                                   out_dir / "config.yaml", out_dir / "RUNBOOK.md",
                                    out_dir / "quarantine.jsonl", out_dir / "label_issues.jsonl",
                                    out_dir / "drift_reference.json",
                                    out_dir / "adapter") if p.exists()],
@@ -289,6 +290,17 @@ def _run_with_provider(cfg: Config, bundle, out_dir: Path, say: Say, timings: di
                 cfg.name, run_id=outcome.mlflow_run_id, lineage=lineage, registry=cfg.registry,
                 description=f"causal-lm fine-tuned by the provider at {cfg.training.provider.base_url} ({model})")
     return outcome
+
+
+def _write_runbook(cfg: Config, run_dir: Path, model_dir: Path) -> None:
+    """RUNBOOK.md in the run dir (an MLflow artifact) and in the model dir (it travels with the registered version):
+    the model's alerts, checks and roll-back steps, its own names filled in (tunesmith.ops.runbook)."""
+    from tunesmith.io import atomic_write_text
+    from tunesmith.ops import runbook
+
+    text = runbook(cfg)
+    for folder in (run_dir, model_dir):
+        atomic_write_text(Path(folder) / "RUNBOOK.md", text)
 
 
 def _cost(cfg: Config, bundle, model_dir: Path, usage, say: Say) -> dict[str, float]:

@@ -22,7 +22,7 @@ from tunesmith.pipeline import run
 from tunesmith.registry import get_version, model_dir_for, open_store, promote
 from tunesmith.retrain import retrain
 from tunesmith.retrain.run import RetrainError, recent_summary
-from tunesmith.retrain.triggers import act
+from tunesmith.retrain.triggers import act, pause, resume
 from tunesmith.serving import prediction_log_for
 from tunesmith.serving.app import create_app
 
@@ -104,6 +104,8 @@ def test_shifted_traffic_with_feedback_drifts_breaches_the_slo_and_a_gated_chall
     assert cost["storage_month"] > 0 and cost["prices"]["cpu_hour"] == 0.05 and cost["currency"] == "EUR"
     assert "Prices assumed (EUR): cpu_hour 0.05" in (first.run_dir / "report.html").read_text()
     assert json.loads(first.registered_version.tags["cost"])["per_1k"] == cost["per_1k"]
+    runbook = (model_dir_for(cfg.name, 1, store=open_store(cfg.registry)) / "RUNBOOK.md").read_text()
+    assert runbook.startswith(f"# Runbook: {cfg.name}") and f"tunesmith models rollback {cfg.name}" in runbook
     store = open_store(cfg.registry)
     promote(cfg.name, store=store)
     [(slo_metric, target)] = loop.slo.items()
@@ -139,6 +141,10 @@ def test_shifted_traffic_with_feedback_drifts_breaches_the_slo_and_a_gated_chall
     gauge = "tunesmith_error_budget_burn_rate" if hooks.live == LABEL_LIVE else "tunesmith_live_quality"
     assert f'tunesmith_drift_detected{{model="{cfg.name}"}} 1.0' in prom and gauge in prom
 
+    pause(cfg, reason="holiday freeze", by="sre")  # an operator's pause: what fires is reported, nothing retrains
+    paused = act(cfg, after, store=store)
+    assert paused["action"] == "paused" and {t["name"] for t in paused["fired"]} == {"drift", breached}
+    assert "holiday freeze" in paused["note"] and resume(cfg)["by"] == "sre" and resume(cfg) is None
     result = act(cfg, after, store=store)
     assert {t["name"] for t in result["fired"]} == {"drift", breached}, result
     assert result["action"] == "retrained", result

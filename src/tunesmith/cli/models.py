@@ -89,3 +89,26 @@ def models_rollback(name: str, tracking_uri: str = TrackingOpt, config: Path = C
     with input_errors(registry.RegistryError, only=True):
         v = registry.rollback(name, **_where(tracking_uri, config))
     console.print(f"{name}: champion rolled back to version {get_field(v, 'version')}")
+
+
+@models_app.command("retire")
+def models_retire(
+    name: str,
+    reason: str = typer.Option(..., "--reason", help="Why (kept as the version's tunesmith.rollback_reason tag)."),
+    tracking_uri: str = TrackingOpt,
+    config: Path = ConfigOpt,
+) -> None:
+    """Take the challenger out of traffic now: drop its `challenger` alias and mark it rolled back, so no server loads
+    it again (they drop it within serving.poll_interval_s). The champion is never touched."""
+    from tunesmith import registry
+    from tunesmith.serving.state import retire_challenger
+
+    _model_name(name)
+    with input_errors(registry.RegistryError, only=True):
+        store = registry.resolve_store(None, _where(tracking_uri, config).get("registry"))
+        info = registry.show_model(name, store=store)
+    challenger = (info.get("aliases") or {}).get("challenger")
+    if challenger is None:
+        fail(f"{name} has no challenger to retire (tunesmith models show {name})")
+    retire_challenger(store, name, int(challenger), reason)
+    console.print(f"{name}: challenger version {challenger} retired ({reason}); servers drop it at their next poll")

@@ -6,15 +6,19 @@ from pathlib import Path
 
 import typer
 
-from tunesmith.cli.common import SetOpt, console, load_cli_config
+from tunesmith.cli.common import SetOpt, console, input_errors, load_cli_config
 
-ops_app = typer.Typer(no_args_is_help=True, help="Operating a served model: Prometheus alerting rules, Grafana dashboards.")
+ops_app = typer.Typer(no_args_is_help=True, help="Operating a served model: alerting rules, dashboards, its runbook, pausing retraining.")
+
+
+ConfigOpt = typer.Option(..., "--config", "-c", help="The model's config.")
+ModelOpt = typer.Option(None, "--model", "-m", help="Registered model name (default: the config's name).")
 
 
 @ops_app.command("rules")
 def rules(
-    config: Path = typer.Option(..., "--config", "-c", help="The model's config (monitoring.slo, monitoring.alerts)."),
-    model: str = typer.Option(None, "--model", "-m", help="Registered model name (default: the config's name)."),
+    config: Path = ConfigOpt,
+    model: str = ModelOpt,
     out: Path = typer.Option(None, "--out", "-o", help="Rule file to write (default rules/<model>.yml)."),
     overrides: list[str] = SetOpt,
 ) -> None:
@@ -32,8 +36,8 @@ def rules(
 
 @ops_app.command("dashboards")
 def dashboards(
-    config: Path = typer.Option(..., "--config", "-c", help="The model's config (monitoring.slo, cost)."),
-    model: str = typer.Option(None, "--model", "-m", help="Registered model name (default: the config's name)."),
+    config: Path = ConfigOpt,
+    model: str = ModelOpt,
     out: Path = typer.Option(None, "--out", "-o", help="Folder to write (default dashboards/<model>/)."),
     overrides: list[str] = SetOpt,
 ) -> None:
@@ -49,3 +53,52 @@ def dashboards(
                   + ", ".join(p.name for p in written[:-1]))
     console.print(f"load: copy {folder / 'provisioning.yaml'} to /etc/grafana/provisioning/dashboards/; the burn-rate "
                   f"panels need `tunesmith ops rules` loaded in Prometheus")
+
+
+@ops_app.command("runbook")
+def runbook(
+    config: Path = ConfigOpt,
+    model: str = ModelOpt,
+    out: Path = typer.Option(None, "--out", "-o", help="Markdown file to write (default runbooks/<model>.md)."),
+    overrides: list[str] = SetOpt,
+) -> None:
+    """The model's runbook: each of its alerts, the checks with its names and paths filled in, roll back, pause
+    retraining, who is on call (every registered version also carries it as RUNBOOK.md)."""
+    cfg = load_cli_config(config, overrides)
+    from tunesmith.ops import write_runbook
+
+    name = model or cfg.name
+    path = write_runbook(cfg, out or Path("runbooks") / f"{name}.md", name)
+    console.print(f"wrote {path}; point monitoring.alerts.runbook_url at where you publish it "
+                  "(e.g. https://wiki.example.com/ml/{model}/runbook#{alert})")
+
+
+@ops_app.command("pause-retraining")
+def pause_retraining(
+    config: Path = ConfigOpt,
+    model: str = ModelOpt,
+    reason: str = typer.Option(..., "--reason", help="Why (shown by every `monitor --act` while paused)."),
+    by: str = typer.Option(None, "--by", help="Who pauses (default: $USER)."),
+) -> None:
+    """Stop `tunesmith monitor --act` from retraining the model; triggers are still evaluated and reported."""
+    import os
+
+    from tunesmith.retrain.triggers import PauseBusy, pause
+
+    cfg = load_cli_config(config, [])
+    with input_errors(PauseBusy, only=True):
+        record = pause(cfg, reason=reason, by=by or os.environ.get("USER") or "unknown", name=model)
+    console.print(f"retraining of {model or cfg.name} paused by {record['by']} at {record['at']}: {record['reason']}")
+
+
+@ops_app.command("resume-retraining")
+def resume_retraining(config: Path = ConfigOpt, model: str = ModelOpt) -> None:
+    """Let `tunesmith monitor --act` retrain the model again."""
+    from tunesmith.retrain.triggers import PauseBusy, resume
+
+    cfg = load_cli_config(config, [])
+    with input_errors(PauseBusy, only=True):
+        lifted = resume(cfg, name=model)
+    name = model or cfg.name
+    console.print(f"retraining of {name} resumed (the pause by {lifted['by']}: {lifted['reason']})" if lifted
+                  else f"retraining of {name} was not paused")

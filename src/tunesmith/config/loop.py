@@ -104,11 +104,23 @@ class AlertsConfig(StrictModel):
     """What `tunesmith ops rules` writes into every alert: where its runbook is, and how often monitor runs."""
 
     runbook_url: str = Field("docs/runbooks.md#{alert}", description="each alert's runbook_url annotation; {alert} "
-                             "is the alert's anchor (e.g. https://wiki.example.com/ml/runbooks#{alert})")
+                             "is the alert's anchor and {model} the model (the runbook `tunesmith ops runbook` "
+                             "writes for it, e.g. https://wiki.example.com/ml/{model}/runbook#{alert})")
+    owner: str | None = Field(None, description="who is on call for this model (a team or person): an `owner` label "
+                              "on every alert and named in its runbook")
     monitor_every: str = Field("1h", description="how often `tunesmith monitor` runs (cron): its gauges older than "
                                "twice this raise TunesmithMonitorStale")
 
     _every = field_validator("monitor_every")(lambda v, info: duration(v, info))
+
+    @field_validator("runbook_url")
+    @classmethod
+    def _placeholders(cls, v: str) -> str:
+        try:
+            v.format(alert="a", model="m")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"{v!r} may hold {{alert}} and {{model}} only ({type(exc).__name__}: {exc})") from None
+        return v
 
 
 class TriggersConfig(StrictModel):

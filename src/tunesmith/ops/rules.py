@@ -66,9 +66,11 @@ def _alert(cfg: Config, model: str, name: str, expr: str, severity: str, summary
     rule = {"alert": name, "expr": expr}
     if for_:
         rule["for"] = for_
-    rule["labels"] = {"severity": severity, "model": model, **labels}
+    owner = cfg.monitoring.alerts.owner
+    rule["labels"] = {"severity": severity, "model": model, **({"owner": owner} if owner else {}), **labels}
     rule["annotations"] = {"summary": summary, "description": description,
-                           "runbook_url": cfg.monitoring.alerts.runbook_url.format(alert=(runbook or name).lower())}
+                           "runbook_url": cfg.monitoring.alerts.runbook_url.format(alert=(runbook or name).lower(),
+                                                                                   model=model)}
     return rule
 
 

@@ -109,6 +109,11 @@ def act(cfg: Config, report: dict, *, name: str | None = None, store=None, say=l
         if not decision["fired"]:
             decision["action"] = "none"
             return decision
+        if state.get("paused"):  # an operator paused retraining: report what fired, act on nothing, remember nothing
+            p = state["paused"]
+            decision.update(action="paused", note=f"retraining paused by {p['by']} at {p['at']}: {p['reason']} "
+                                                  f"(`tunesmith ops resume-retraining`)")
+            return decision
         trigger = ",".join(c["name"] for c in decision["fired"])
         say(f"retrain triggered by {trigger}")
         # Recorded before training: a crash mid-retrain must not make every later cron run retry the same firing.
@@ -126,6 +131,43 @@ def act(cfg: Config, report: dict, *, name: str | None = None, store=None, say=l
         return decision
     finally:
         lock.release()
+
+
+def pause(cfg: Config, *, reason: str, by: str, name: str | None = None) -> dict:
+    """Stop `monitor --act` from retraining `name` until `resume`: the triggers are still evaluated and reported (a
+    firing seen while paused is acted on after the resume). Returns the pause record."""
+    return _set_pause(cfg, name or cfg.name, {"reason": reason, "by": by,
+                                              "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+
+
+def resume(cfg: Config, *, name: str | None = None) -> dict | None:
+    """Lift a pause; returns the pause that was lifted, or None when retraining was not paused."""
+    return _set_pause(cfg, name or cfg.name, None)
+
+
+def _set_pause(cfg: Config, name: str, record: dict | None) -> dict | None:
+    from tunesmith.monitoring.monitor import report_dir
+
+    directory = report_dir(cfg, name)
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(directory / LOCK_FILE))
+    try:  # never while `--act` decides or records: it would write its older state over the pause
+        lock.acquire(timeout=30)
+    except Timeout:
+        raise PauseBusy(f"a `tunesmith monitor --act` for {name} holds {directory / LOCK_FILE} (a retrain is running); "
+                        "it finishes on its own; run this again afterwards") from None
+    try:
+        state = load_state(directory)
+        before = state.get("paused")
+        state["paused"] = record
+        atomic_write_json(directory / STATE_FILE, state)
+    finally:
+        lock.release()
+    return record if record is not None else before
+
+
+class PauseBusy(RuntimeError):
+    """A retrain holds the act lock, so a pause or resume cannot be recorded now."""
 
 
 def act_and_report(cfg: Config, report: dict, *, name: str | None = None, store=None, say=lambda _: None) -> dict:
