@@ -179,3 +179,13 @@ def test_embedding_ranks_each_accepted_document_among_the_window_s_by_the_versio
     got = live("embedding")(pairs, model_dir=key)
     assert got["candidates"] == 3 and got["recall@1"] == pytest.approx(2 / 3)
     assert got["mrr@10"] == pytest.approx((1 + 1 + 0.5) / 3) and got["recall@10"] == 1.0
+
+
+def test_the_human_review_rate_is_not_measured_before_the_queue_was_ever_filled(tmp_path):
+    from tunesmith.monitoring.monitor import review_section
+    from tunesmith.monitoring.predictions import db_engine
+
+    url = f"sqlite:///{tmp_path}/log.db"
+    db_engine(url).dispose()
+    section = review_section(url, "m", [{"request_id": "r1"}], 0.2)
+    assert section["rate"] is None and section["status"] == "n/a" and "never been filled" in section["note"]

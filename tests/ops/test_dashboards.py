@@ -32,6 +32,7 @@ from tunesmith.ops import dashboards, write_rules
 from tunesmith.ops.dashboards import targets
 from tunesmith.pipeline import run
 from tunesmith.registry import open_store, promote, register_version
+from tunesmith.review.enqueue import enqueue
 
 PROMETHEUS = shutil.which("prometheus")
 TOKEN = "dashboards-test-token"
@@ -198,7 +199,12 @@ def test_every_panel_returns_data_from_prometheus_scraping_a_real_server(tmp_pat
                                                   "value": value, "labeled_by": "dashboards-test"})
         assert _post(f"{url}{loop.route}", b'{"input": "no token"}', token=None) == 401
         assert _post(f"{url}{loop.route}", b'{"input": "' + b"x" * 8000 + b'"}') == 413
-        files = monitor(cfg, window="60", store=store)["files"]  # the gauges a textfile collector would expose
+        # the review queue takes the least confident answers (and a random share): the human-review rate
+        queued = enqueue(cfg.serving.predictions.url, cfg.name, threshold=0.9, random_share=0.1)
+        report = monitor(cfg, window="60", store=store)  # the gauges a textfile collector would expose
+        review, files = report["review"], report["files"]
+        assert review["routed"] > 0 and review["rate"] == review["routed"] / report["predictions"], (queued, review)
+        assert review["pending"] >= review["routed"] and review["status"] in ("ok", "breach")
 
         write_rules(cfg, tmp_path / "rules.yml")
         handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(Path(files["prometheus"]).parent))

@@ -91,7 +91,7 @@ def test_a_blip_after_three_good_days_pages_nobody_and_a_steady_one_percent_file
     assert run.returncode == 0, run.stdout + run.stderr
 
 
-def test_quality_drift_a_stale_monitor_and_a_rollback_file_tickets(tmp_path):
+def test_quality_drift_a_stale_monitor_a_rollback_and_much_human_review_file_tickets(tmp_path):
     cfg = _cfg(monitoring={"alerts": {"monitor_every": "1h"}, "slo": {"macro_f1": 0.8}})
     rules = slo_rules(cfg)
     v1 = {"model": "m", "version": "1"}
@@ -100,8 +100,12 @@ def test_quality_drift_a_stale_monitor_and_a_rollback_file_tickets(tmp_path):
         {"series": 'tunesmith_live_macro_f1{model="m",version="1"}', "values": "0.9x10"},
         {"series": 'tunesmith_drift_detected{model="m"}', "values": "1x10"},
         {"series": 'tunesmith_monitor_last_run_timestamp_seconds{model="m"}', "values": "0x300"},
-        {"series": 'tunesmith_rollbacks_total{model="m",version="2",reason="error_rate"}', "values": "0 0 1 1 1"}],
+        {"series": 'tunesmith_rollbacks_total{model="m",version="2",reason="error_rate"}', "values": "0 0 1 1 1"},
+        {"series": 'tunesmith_human_review_rate{model="m"}', "values": "0.1 0.1 0.1 0.35 0.35 0.35"}],
         "alert_rule_test": [
+            {"eval_time": "2m", "alertname": "TunesmithHumanReviewRateHigh", "exp_alerts": []},  # 10% <= 20%
+            {"eval_time": "4m", "alertname": "TunesmithHumanReviewRateHigh",
+             "exp_alerts": [_expected(rules, "TunesmithHumanReviewRateHigh", model="m")]},
             {"eval_time": "5m", "alertname": "TunesmithLiveAccuracyBudgetBurn",
              "exp_alerts": [_expected(rules, "TunesmithLiveAccuracyBudgetBurn", **v1)]},
             {"eval_time": "5m", "alertname": "TunesmithLiveMacroF1BelowSLO", "exp_alerts": []},  # 0.9 >= 0.8

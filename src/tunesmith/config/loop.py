@@ -88,6 +88,9 @@ class SloConfig(StrictModel):
                                         "the latency histogram's buckets); null: no p95 objective")
     latency_p99_s: float | None = Field(2.5, description="99% of requests answered within this many seconds; null: "
                                         "no p99 objective")
+    human_review_rate: float | None = Field(0.2, gt=0, le=1, description="at most this share of served predictions "
+                                            "routed to people by the review queue (tunesmith review, then monitor); "
+                                            "null: no objective")
 
     @field_validator("latency_p95_s", "latency_p99_s")
     @classmethod

@@ -154,6 +154,36 @@ def scheduled_checks(cfg: Config, name: str, version: int, run_checks, model_dir
     return {**last["metrics"], "checks": {"at": at, "failed": last["failed"], "ran_now": ran_now}}
 
 
+def review_section(url: str, model: str, rows: list[dict], objective: float | None) -> dict:
+    """The human-review rate: the share of the window's served predictions that `tunesmith review` routed to people
+    (every source but training-data label issues), and the backlog (items nobody has labeled yet). The review queue
+    shares the prediction log's database; its tables are read by name, so this stage needs no review code."""
+    engine = db_engine(url)
+    try:
+        inspector = sa.inspect(engine)
+        if not inspector.has_table("review_items"):
+            return {"rate": None, "routed": 0, "pending": None, "objective": objective, "status": "n/a",
+                    "note": "the review queue has never been filled (tunesmith review)"}
+        meta = sa.MetaData()
+        items = sa.Table("review_items", meta, autoload_with=engine)
+        labels = sa.Table("review_labels", meta, autoload_with=engine)
+        served = {str(r["request_id"]) for r in rows if r.get("request_id")}
+        with engine.connect() as conn:
+            found = conn.execute(sa.select(items.c.request_id).where(
+                items.c.model == model, items.c.source != "label_issue", items.c.request_id.is_not(None))).all()
+            pending = conn.execute(sa.select(sa.func.count()).select_from(items).where(
+                items.c.model == model, ~items.c.id.in_(sa.select(labels.c.item_id).where(
+                    labels.c.undone_at.is_(None))))).scalar_one()
+    finally:
+        engine.dispose()
+    routed = sum(1 for (rid,) in found if rid in served)
+    rate = routed / len(rows) if rows else None
+    status = "n/a" if rate is None or objective is None else ("breach" if rate > objective else "ok")
+    return {"rate": rate, "routed": routed, "pending": int(pending), "objective": objective, "status": status,
+            "note": "" if status != "breach" else f"{rate:.1%} of predictions went to people > {objective:.1%} "
+                                                  "(monitoring.slo.human_review_rate)"}
+
+
 def monitor(cfg: Config, *, name: str | None = None, window: str | None = None, store=None,
             write: bool = True) -> dict:
     """Drift + live accuracy for `name` (default cfg.name) over the window; writes the report files."""
@@ -174,6 +204,7 @@ def monitor(cfg: Config, *, name: str | None = None, window: str | None = None, 
         "predictions": len(rows), "labeled": len(labeled),
         "labels_stored": len(read_feedback(url, name)),
         "drift": drift_part, "live": live_section(cfg, labeled, labels, name=name, store=store, rows=rows),
+        "review": review_section(url, name, rows, cfg.monitoring.slo.human_review_rate),
     }
     if write:
         from tunesmith.monitoring.monitor_report import write_monitor_report

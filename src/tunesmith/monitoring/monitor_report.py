@@ -158,7 +158,18 @@ def render_html(report: dict) -> str:
         trig_html = f"<h2>Retrain triggers</h2><p>fired: {_e(fired)}; action: {_e(trig.get('action', '-'))}</p>"
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>monitor {_e(report['model'])}</title>"
             f"<style>{_CSS}</style></head><body>{head}{drift_section_html(report['drift'])}"
-            f"{live_section_html(report['live'])}{trig_html}</body></html>")
+            f"{live_section_html(report['live'])}{_review_html(report.get('review'))}{trig_html}</body></html>")
+
+
+def _review_html(review: dict | None) -> str:
+    if not review:
+        return ""
+    if review["rate"] is None:
+        return f"<h2>Human review</h2><p>{_e(review['note'] or 'no predictions in the window')}</p>"
+    objective = f" (objective: at most {review['objective']:.1%})" if review["objective"] is not None else ""
+    return (f"<h2>Human review</h2><p>{review['routed']} of the window's predictions routed to people: "
+            f"{review['rate']:.1%}{_e(objective)}, status {_e(review['status'])}; {review['pending']} items waiting "
+            f"for a reviewer.</p>")
 
 
 def gauges(report: dict) -> CollectorRegistry:
@@ -201,6 +212,13 @@ def gauges(report: dict) -> CollectorRegistry:
         for metric in report["live"].get("metrics", {}) if report["live"].get("kind") == "quality" else ():
             if v.get(metric) is not None:
                 quality.labels(model, str(version), metric).set(v[metric])
+    review = report.get("review") or {}
+    if review.get("rate") is not None:
+        Gauge("tunesmith_human_review_rate", "Share of the window's served predictions routed to people",
+              ["model"], registry=registry).labels(model).set(review["rate"])
+    if review.get("pending") is not None:
+        Gauge("tunesmith_review_backlog", "Review items nobody has labeled yet", ["model"],
+              registry=registry).labels(model).set(review["pending"])
     Gauge("tunesmith_monitor_last_run_timestamp_seconds", "When the last monitor report was written", ["model"],
           registry=registry).labels(model).set(datetime.now(timezone.utc).timestamp())
     return registry

@@ -94,6 +94,13 @@ def _specs(cfg: Config, model: str) -> dict[str, list[tuple[str, list[Spec]]]]:
                                        "How many times faster than the 30-day budget allows each objective's errors "
                                        "are spent; 14.4 over 1h pages, 1 over 3d files a ticket (tunesmith ops "
                                        "rules).", thresholds=[(1, "orange"), (14.4, "red")])]),
+            ("Human review", [Spec("Human review rate vs objective", [(f"tunesmith_human_review_rate{s}", "rate")],
+                                   "Share of the monitor window's served predictions routed to people (tunesmith "
+                                   "review)." + (f" Objective: at most {slo.human_review_rate:.0%}."
+                                                 if slo.human_review_rate else ""), unit="percentunit",
+                                   thresholds=[(slo.human_review_rate, "red")] if slo.human_review_rate else []),
+                              Spec("Review backlog", [(f"tunesmith_review_backlog{s}", "waiting")],
+                                   "Review items nobody has labeled yet.")]),
             ("Traffic and cost", [Spec("Answers per second", [(by_version, "v{{version}} {{role}}")],
                                        "Requests answered, by version and role.", unit="reqps"), *cost]),
         ],

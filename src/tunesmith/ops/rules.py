@@ -138,6 +138,13 @@ def _monitor_alerts(cfg: Config, model: str) -> list[dict]:
                f"{model}: tunesmith monitor has not run",
                f"No monitor report for {model} in twice monitoring.alerts.monitor_every "
                f"({cfg.monitoring.alerts.monitor_every}): drift and live quality are not being watched."),
+        *([_alert(cfg, model, "TunesmithHumanReviewRateHigh",
+                  f"tunesmith_human_review_rate{{{sel}}} > {cfg.monitoring.slo.human_review_rate:g}", "ticket",
+                  f"{model}: too many predictions go to human review",
+                  f"More than {cfg.monitoring.slo.human_review_rate:.0%} of {model}'s served predictions were routed "
+                  "to people (monitoring.slo.human_review_rate): the model is less sure than it was, or the review "
+                  "thresholds are off.", slo="human_review_rate")]
+          if cfg.monitoring.slo.human_review_rate is not None else []),
         _alert(cfg, model, "TunesmithChallengerRolledBack",
                f"increase(tunesmith_rollbacks_total{{{sel}}}[1h]) > 0", "ticket",
                f"{model}: a challenger was rolled back",

@@ -60,6 +60,14 @@ GROUPS: dict[str, tuple[str, str, list[str], list[str]]] = {
         ["the cron job or scheduler that runs `tunesmith monitor --config {config}`, and its log",
          "the node exporter's textfile directory is `{report_dir}` (metrics.prom)"],
         ["run `tunesmith monitor --config {config}` by hand, then fix the schedule"]),
+    "tunesmithhumanreviewratehigh": (
+        "Too many predictions go to human review",
+        "More than {review_rate} of the served predictions were routed to people: the model is less sure than it "
+        "was (new traffic, a worse version), or review.confidence_threshold / review.random_share route too much.",
+        ["`tunesmith monitor --config {config}`: the human-review line (rate, backlog) and the drift tests",
+         "the review queue's sources: `tunesmith review --config {config}` prints what it added and why"],
+        ["new traffic: label the backlog (`tunesmith review`), then `tunesmith monitor --config {config} --act`",
+         "thresholds: lower review.confidence_threshold or review.random_share (people's time is the budget)"]),
     "tunesmithchallengerrolledback": (
         "A challenger was rolled back",
         "A server rolled a challenger back on its own error rate or p95 latency (the `reason` label); the champion "
@@ -91,7 +99,8 @@ def _facts(cfg: Config, name: str) -> dict:
             "availability": slo.availability, "latency": latency, "quality": quality, "poll": serving.poll_interval_s,
             "max_queue": serving.max_queue, "min_flags": cfg.monitoring.drift.min_flags,
             "every": cfg.monitoring.alerts.monitor_every, "report_dir": f"{cfg.monitoring.report_dir}/{name}",
-            "uid_oncall": uid(name, "oncall"), "uid_debug": uid(name, "debug")}
+            "uid_oncall": uid(name, "oncall"), "uid_debug": uid(name, "debug"),
+            "review_rate": f"{slo.human_review_rate:.0%}" if slo.human_review_rate is not None else "the objective"}
 
 
 def runbook(cfg: Config, name: str | None = None) -> str:
