@@ -32,10 +32,9 @@ import getpass
 import hashlib
 import hmac
 import json
-import secrets
 from dataclasses import dataclass
 from html import escape
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
@@ -45,11 +44,13 @@ from tunesmith.review import store, widgets
 from tunesmith.review.agreement import agreement
 from tunesmith.review.store import Action
 from tunesmith.serving.middleware import TOKEN_COOKIE  # the serving app accepts the same cookie
+from tunesmith.serving.pages import PageGuard, root
+from tunesmith.serving.pages import bad as _bad
+from tunesmith.serving.pages import match_token as _match
+from tunesmith.serving.pages import read_form as _form
 
 REVIEWER_COOKIE = "tunesmith_reviewer"  # shared-token mode: the reviewer's name, signed with the token
-SESSION_COOKIE = "tunesmith_review_sid"  # a random per-browser id the CSRF tokens are bound to
 OPEN_PATHS = ("/login", "/healthz")
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1"]
 MIN_TOKEN_CHARS = 16
 
@@ -163,17 +164,12 @@ def create_review_app(url: str, model: str, *, labels: list[str] | None = None, 
     if token and token not in tokens:
         tokens[token] = None  # the shared token: no name of its own
     fixed = (reviewer or "").strip()[:100] or (None if tokens else default_reviewer())
-    hosts = None if not allowed_hosts or "*" in allowed_hosts else {h.lower().strip("[]") for h in allowed_hosts}
-    secret = secrets.token_bytes(32)  # per process: CSRF tokens die with it (a reload renders fresh ones)
 
     def labels_for(total: int) -> list[str]:
         if total not in seen_labels:
             seen_labels.clear()
             seen_labels[total] = _labels(url, model, fixed_labels)
         return seen_labels[total]
-
-    def root(request: Request) -> str:
-        return request.scope.get("root_path", "").rstrip("/")
 
     def who(request: Request) -> _Who:
         if not tokens:
@@ -189,17 +185,13 @@ def create_review_app(url: str, model: str, *, labels: list[str] | None = None, 
                              else _unsign_name(request.cookies.get(REVIEWER_COOKIE, ""), match))
         return _Who(True, (name or "").strip()[:100] or None, bool(by_header), match, tokens[match] is None)
 
-    def csrf(request: Request, reviewer: str | None) -> str:
-        message = f"{request.state.sid}|{reviewer or ''}".encode()
-        return hmac.new(secret, message, hashlib.sha256).hexdigest()
-
     def csrf_input(request: Request, reviewer: str | None) -> str:
-        return f"<input type='hidden' name='csrf' value='{csrf(request, reviewer)}'>"
+        return guard.csrf_input(request, reviewer)
 
     def refused(request: Request, form: dict, w: _Who, reviewer: str | None) -> JSONResponse | None:
         """403 for a POST without this session's CSRF token, or naming someone other than who signed in."""
-        if not w.by_header and not hmac.compare_digest(form.get("csrf", "").encode(), csrf(request, reviewer).encode()):
-            return _bad("csrf: missing or stale form token; reload the page and try again", 403)
+        if (bad := guard.csrf_refused(request, form, reviewer, by_header=w.by_header)) is not None:
+            return bad
         header_names = w.shared and w.by_header and not fixed  # then x-reviewer *is* the reviewer
         for claimed in (form.get("reviewer"), None if header_names else request.headers.get("x-reviewer")):
             if claimed is not None and reviewer is not None and claimed.strip() != reviewer:
@@ -207,35 +199,9 @@ def create_review_app(url: str, model: str, *, labels: list[str] | None = None, 
                             f"{claimed.strip()!r}", 403)
         return None
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        path = request.url.path[len(root(request)):] or "/"
-        sid = request.cookies.get(SESSION_COOKIE, "")
-        new_sid = not (20 <= len(sid) <= 64 and sid.replace("-", "").replace("_", "").isalnum())
-        request.state.sid = secrets.token_urlsafe(24) if new_sid else sid
-        request.state.nonce = nonce = secrets.token_urlsafe(16)
-        if hosts is not None and _host_name(request.headers.get("host", "")) not in hosts:
-            response = _bad("host: this page does not answer to that Host name (review.allowed_hosts)", 403)
-        elif request.method not in SAFE_METHODS and not _same_origin(request):
-            response = _bad("origin: a form posted from another site is refused", 403)
-        elif path not in OPEN_PATHS and not who(request).authorized:
-            if request.method == "GET" and not path.startswith("/api"):
-                response = RedirectResponse(f"{root(request)}/login", status_code=303)
-            else:
-                response = JSONResponse({"error": {"message": "missing or wrong bearer token",
-                                                   "type": "authentication_error", "code": "401"}},
-                                        status_code=401, headers={"www-authenticate": "Bearer"})
-        else:
-            response = await call_next(request)
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "same-origin"
-        response.headers["Content-Security-Policy"] = (
-            f"default-src 'self'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; img-src 'self'; "
-            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
-        if new_sid:
-            response.set_cookie(SESSION_COOKIE, request.state.sid, httponly=True, samesite="strict", path="/")
-        return response
+    guard = PageGuard(authorized=lambda request: who(request).authorized, allowed_hosts=allowed_hosts,
+                      open_paths=OPEN_PATHS)
+    guard.install(app)
 
     def page(request: Request, body: str, reviewer: str | None, css: str = "") -> HTMLResponse:
         return _page(model, body, root(request), reviewer, request.state.nonce, css)
@@ -411,15 +377,6 @@ def mount_review(app: FastAPI, url: str, model: str, *, labels: list[str] | None
     app.mount(path, create_review_app(url, model, labels=labels, token=token, **options))
 
 
-def _match(tokens: dict[str, str | None], given: str) -> str | None:
-    """The configured token equal to `given` (every one compared in constant time), or None."""
-    found = None
-    for tok in tokens:
-        if hmac.compare_digest(given.encode(), tok.encode()):
-            found = tok
-    return found
-
-
 def _sign_name(name: str, token: str) -> str:
     encoded = base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
     return f"{encoded}.{hmac.new(token.encode(), f'reviewer|{name}'.encode(), hashlib.sha256).hexdigest()}"
@@ -432,36 +389,6 @@ def _unsign_name(value: str, token: str) -> str | None:
     except ValueError:
         return None
     return name if sig and hmac.compare_digest(_sign_name(name, token).partition(".")[2], sig) else None
-
-
-def _host_name(host: str) -> str:
-    """The name in a Host header, without the port ([::1]:8100 -> ::1)."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        return host[1:].partition("]")[0]
-    return host.rpartition(":")[0] if host.count(":") == 1 else host
-
-
-def _same_origin(request: Request) -> bool:
-    """Origin (else Referer) names this Host. Neither header: not a browser form (the CSRF token still applies)."""
-    source = request.headers.get("origin")
-    if source is None:
-        source = request.headers.get("referer")
-        if source is None:
-            return True
-    netloc = urlsplit(source).netloc.lower()  # "null" (a sandboxed frame, a file:// page) has none: refused
-    return bool(netloc) and netloc == request.headers.get("host", "").lower()
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """A url-encoded form body (parsed here so the page needs no multipart dependency)."""
-    parsed = parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
-    return {k: v[-1] for k, v in parsed.items()}
-
-
-def _bad(message: str, status: int = 400) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": "invalid_request_error", "code": str(status)}},
-                        status_code=status)
 
 
 def _record_once(url, model, item_id, label, reviewer, action, value=None) -> None:
