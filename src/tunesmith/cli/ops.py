@@ -102,3 +102,30 @@ def resume_retraining(config: Path = ConfigOpt, model: str = ModelOpt) -> None:
     name = model or cfg.name
     console.print(f"retraining of {name} resumed (the pause by {lifted['by']}: {lifted['reason']})" if lifted
                   else f"retraining of {name} was not paused")
+
+
+def ui(
+    config: Path = ConfigOpt,
+    server: list[str] = typer.Option(None, "--server", help="A server of the model to show (repeat for each "
+                                     "replica; default http://<serving.host>:<serving.port>)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Where the console listens."),
+    port: int = typer.Option(8100, "--port"),
+    allowed_host: list[str] = typer.Option(None, "--allowed-host", help="Host names the console answers to "
+                                           "(default: loopback names when --host is loopback, else any)."),
+) -> None:
+    """The built-in console: registered models and versions (gates, lineage, reports, model cards, runbooks), each
+    server's live rollout, objectives against the last monitor report, cost; promote, roll back and retire with
+    confirmation. Signs in with the serving token."""
+    import os
+
+    import uvicorn
+
+    from tunesmith.ops.console import create_console
+
+    cfg = load_cli_config(config, [])
+    token = os.environ.get(cfg.serving.auth_token_env, "")
+    hosts = allowed_host or (["127.0.0.1", "localhost", "::1"] if host in ("127.0.0.1", "localhost", "::1") else None)
+    with input_errors(ValueError, only=True):
+        app = create_console(cfg, token=token, servers=server or None, allowed_hosts=hosts)
+    console.print(f"tunesmith console for {cfg.name} on http://{host}:{port}/ (sign in with ${cfg.serving.auth_token_env})")
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -206,29 +206,7 @@ def create_review_app(url: str, model: str, *, labels: list[str] | None = None, 
     def page(request: Request, body: str, reviewer: str | None, css: str = "") -> HTMLResponse:
         return _page(model, body, root(request), reviewer, request.state.nonce, css)
 
-    @app.get("/healthz")
-    async def healthz() -> dict:
-        return {"status": "ok"}
-
-    @app.get("/login", response_class=HTMLResponse)
-    async def login_form(request: Request):
-        body = (f"<div class='card'><form method='post' action='{root(request)}/login'>{csrf_input(request, None)}"
-                "<label>Access token <input type='password' name='token' id='token' autofocus></label> "
-                "<button>Sign in</button></form></div>")
-        return page(request, body, None)
-
-    @app.post("/login")
-    async def login(request: Request):
-        form = await _form(request)
-        if (bad := refused(request, {"csrf": form.get("csrf", "")}, _Who(True), None)) is not None:
-            return bad
-        match = _match(tokens, form.get("token", ""))
-        if not match:
-            return JSONResponse({"error": {"message": "wrong token", "type": "authentication_error", "code": "401"}},
-                                status_code=401)
-        response = RedirectResponse(f"{root(request)}/", status_code=303)
-        response.set_cookie(TOKEN_COOKIE, match, httponly=True, samesite="strict", path="/")
-        return response
+    guard.add_login(app, tokens=tokens, render=lambda request, body: page(request, body, None))
 
     @app.post("/reviewer")
     async def set_reviewer(request: Request):

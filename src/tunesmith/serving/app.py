@@ -75,6 +75,14 @@ def create_app(name: str, *, settings, store=None, prediction_log=None, state: S
                 champion.task, "serving": models, "canary_percent": state.settings.canary.percent
                 if Role.CHALLENGER in state.slots else 0, "shadow": state.settings.shadow, "shared_state": shared}
 
+    @app.get("/v1/rollout", tags=["health"])
+    async def rollout() -> dict:
+        """The live rollout (token): what each role serves, the canary share, and this server's last 50 events
+        (loads, promotions picked up, rollbacks with their reasons), newest last."""
+        return {"model": state.name, "serving": {role.value: slot.served.version for role, slot in state.slots.items()},
+                "canary_percent": state.settings.canary.percent if Role.CHALLENGER in state.slots else 0,
+                "shadow": state.settings.shadow, "events": state.events[-50:]}
+
     @app.get("/metrics", tags=["health"], response_class=Response)
     async def metrics() -> Response:
         """Prometheus exposition of every tunesmith metric."""

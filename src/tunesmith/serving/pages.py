@@ -22,7 +22,7 @@ from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 SESSION_COOKIE = "tunesmith_review_sid"  # a random per-browser id the CSRF tokens are bound to
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -71,6 +71,36 @@ class PageGuard:
                 "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"))
             if new_sid:
                 response.set_cookie(SESSION_COOKIE, request.state.sid, httponly=True, samesite="strict", path="/")
+            return response
+
+    def add_login(self, app: FastAPI, *, tokens, render: Callable[[Request, str], Response],
+                  label: str = "Access token") -> None:
+        """GET /login (a token form) and POST /login: a right token sets the cookie the serving app accepts too."""
+        from fastapi.responses import HTMLResponse
+
+        from tunesmith.serving.middleware import TOKEN_COOKIE
+
+        @app.get("/healthz")
+        async def healthz() -> dict:
+            return {"status": "ok"}
+
+        @app.get("/login", response_class=HTMLResponse)
+        async def login_form(request: Request):
+            return render(request, f"<div class='card'><form method='post' action='{root(request)}/login'>"
+                                   f"{self.csrf_input(request, None)}<label>{label} <input type='password' "
+                                   "name='token' id='token' autofocus></label> <button>Sign in</button></form></div>")
+
+        @app.post("/login")
+        async def login(request: Request):
+            form = await read_form(request)
+            if (refused := self.csrf_refused(request, form, None)) is not None:
+                return refused
+            match = match_token(tokens, form.get("token", ""))
+            if not match:
+                return JSONResponse({"error": {"message": "wrong token", "type": "authentication_error",
+                                               "code": "401"}}, status_code=401)
+            response = RedirectResponse(f"{root(request)}/", status_code=303)
+            response.set_cookie(TOKEN_COOKIE, match, httponly=True, samesite="strict", path="/")
             return response
 
     def csrf(self, request: Request, subject: str | None) -> str:

@@ -469,6 +469,7 @@ class ServingState:
     def _event(self, kind: str, **fields) -> None:
         event = {"event": kind, "model": self.name, "time": datetime.now(timezone.utc).isoformat(), **fields}
         self.events.append(event)
+        del self.events[:-500]  # the newest 500: a long-lived server keeps a bounded history
         _log.info("%s", event)
 
 
