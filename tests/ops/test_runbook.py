@@ -62,3 +62,19 @@ def test_retire_takes_the_challenger_out_and_never_touches_the_champion(store, t
     assert tags["tunesmith.rollback_reason"] == "worse on refunds"
     again = in_process("models", "retire", "clf", "--reason", "x", "--tracking-uri", uri, cwd=tmp_path, check_code=2)
     assert "has no challenger to retire" in again.output
+
+
+def test_pause_and_resume_retraining_from_the_cli_and_the_console_needs_a_token(tmp_path, monkeypatch):
+    monkeypatch.delenv("TUNESMITH_SERVE_TOKEN", raising=False)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"name": "sentiment", "data": {"path": "x.csv"},
+                                                     "monitoring": {"report_dir": "mon"}}))
+    out = in_process("ops", "pause-retraining", "--config", "c.yaml", "--reason", "freeze", "--by", "ana",
+                     cwd=tmp_path).output
+    assert "retraining of sentiment paused by ana" in out
+    state = yaml.safe_load((tmp_path / "mon/sentiment/state.json").read_text())
+    assert state["paused"]["reason"] == "freeze"
+    assert "resumed (the pause by ana: freeze)" in in_process("ops", "resume-retraining", "--config", "c.yaml",
+                                                              cwd=tmp_path).output
+    assert "was not paused" in in_process("ops", "resume-retraining", "--config", "c.yaml", cwd=tmp_path).output
+    refused = in_process("ui", "--config", "c.yaml", cwd=tmp_path, check_code=2)
+    assert "needs the serving token ($TUNESMITH_SERVE_TOKEN" in refused.output
