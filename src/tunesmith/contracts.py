@@ -312,6 +312,22 @@ class DatasetHooks:
 
 
 @dataclass(frozen=True)
+class FilterHooks:
+    """How `serving.filters` reads and changes one of the family's served answers (tunesmith.serving.filters).
+
+    `confidence(result)`: how sure the answer is (None: no confidence; the floor does not apply);
+    `abstain(result)`: (what the caller gets, what the log keeps) when it is below `serving.filters.confidence_floor`;
+    `text(result)`: the generated text the text filters (PII redaction, deny patterns) judge, or None;
+    `with_text(result, text, finish_reason)`: the answer with that text instead (finish_reason None: unchanged).
+    """
+
+    confidence: Callable | None = None
+    abstain: Callable | None = None
+    text: Callable | None = None
+    with_text: Callable | None = None
+
+
+@dataclass(frozen=True)
 class DistillHooks:
     """What the distillation comparison needs from a family that supports `method.kind: distill`."""
 
@@ -346,6 +362,7 @@ class Task(Protocol):
     drift: DriftHooks | None  # None: `monitor` has no drift tests for it (and no reference is stored)
     dataset: DatasetHooks | None  # None: `retrain` refuses its models
     distill: DistillHooks | None  # None: `method.kind: distill` is refused for the family
+    filters: FilterHooks | None  # None: serving.filters leave its answers as they are
     mlflow: MlflowModel | None  # None: its registered versions are plain model dirs (no MLmodel)
     recognize_order: int  # when `recognizes` is asked: specific rules (a cross-encoder marker) before general ones
 
@@ -457,6 +474,7 @@ class Family:
     drift: DriftHooks | None = None
     dataset: DatasetHooks | None = None
     distill: DistillHooks | None = None
+    filters: FilterHooks | None = None
     mlflow: MlflowModel | None = None
     recognizes: Callable = _never
     recognize_order: int = 100

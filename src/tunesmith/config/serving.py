@@ -55,6 +55,36 @@ class PredictionLogConfig(StrictModel):
                              "using the data gates' regex+checksum detectors")
 
 
+class FiltersConfig(StrictModel):
+    """What a served answer passes before the caller sees it (tunesmith.serving.filters); every action is counted
+    (tunesmith_filter_actions_total) and logged with the prediction."""
+
+    confidence_floor: float | None = Field(None, gt=0, lt=1, description="a classifier's (or multi-label model's) "
+                                           "answer less sure than this abstains: label null, \"abstained\": true, "
+                                           "and `tunesmith review` queues it; null: never")
+    redact_pii: bool = Field(False, description="generated text (chat, completions) with PII (the data gates' "
+                             "detectors) is redacted before it is returned or logged")
+    deny: list[str] = Field(default_factory=list, description="regexes; generated text matching one is replaced by "
+                            "`refusal` (finish_reason content_filter)")
+    refusal: str = Field("I can't help with that.", description="what a denied answer says instead")
+
+    @field_validator("deny")
+    @classmethod
+    def _patterns(cls, v: list[str]) -> list[str]:
+        import re
+
+        for pattern in v:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
+        return v
+
+    @property
+    def text_active(self) -> bool:
+        return self.redact_pii or bool(self.deny)
+
+
 class ServingConfig(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -86,6 +116,7 @@ class ServingConfig(StrictModel):
     shutdown_grace_s: float = Field(30, gt=0, description="SIGTERM: seconds to finish in-flight requests")
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
     predictions: PredictionLogConfig = Field(default_factory=PredictionLogConfig)
+    filters: FiltersConfig = Field(default_factory=FiltersConfig)
     review_page: bool = Field(False, description="also serve the human review page at /review (same token, the "
                               "prediction log's database)")
 

@@ -17,6 +17,7 @@ from tunesmith.contracts import (
     DistillHooks,
     Family,
     FeedbackHooks,
+    FilterHooks,
     MlflowModel,
     lazy,
 )
@@ -92,6 +93,25 @@ def text_mlflow(outputs: tuple[dict, ...], *, pipeline_task: str, flavor: str = 
     """A family whose requests are texts: a `text` column in, one route result per row out."""
     return MlflowModel(inputs=TEXT_INPUT, outputs=outputs, example={"text": EXAMPLE_TEXTS}, items=text_items,
                        flavor=flavor, pipeline_task=pipeline_task)
+
+
+# --- output filters (tunesmith.contracts.FilterHooks) -----------------------------------------------------------
+
+
+def _label_abstain(result: dict) -> tuple[dict, dict]:
+    """Below the confidence floor: the caller gets no label (and no label set), the log keeps the model's guess."""
+    return ({**result, "label": None, **({"labels": None} if "labels" in result else {}), "abstained": True},
+            {**result, "abstained": True})
+
+
+def _label_set_confidence(result: dict) -> float | None:
+    """A multi-label answer is as sure as its least sure label decision: min over labels of max(p, 1 - p)."""
+    scores = result.get("scores") or {}
+    return min((max(p, 1 - p) for p in scores.values()), default=None)
+
+
+LABEL_FILTERS = FilterHooks(confidence=lambda r: r.get("score"), abstain=_label_abstain)
+LABEL_SET_FILTERS = FilterHooks(confidence=_label_set_confidence, abstain=_label_abstain)
 
 
 # --- feedback on served predictions (tunesmith.contracts.FeedbackHooks) ----------------------------------------

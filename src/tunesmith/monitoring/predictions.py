@@ -44,6 +44,8 @@ predictions = sa.Table(
     sa.Column("redacted", sa.Boolean, nullable=False, default=False),
     # the item's position in its request (what feedback's `index` names); None in logs written before it was stored
     sa.Column("idx", sa.Integer, nullable=True),
+    # serving.filters actions on the answer (JSON list: "confidence_floor:abstained", "deny:refused", ...); None: none
+    sa.Column("filters", sa.Text, nullable=True),
 )
 
 
@@ -140,7 +142,7 @@ class PredictionLog:
 
     def record(self, *, request_id: str, model: str, version: int, role: str, route: str, input: Any,
                output: Any, confidence: float | None, latency_ms: float, force: bool = False,
-               idx: int | None = None) -> bool:
+               idx: int | None = None, filters: list[str] | None = None) -> bool:
         """Queue one row (if sampled); returns whether it was queued. `force` skips sampling (shadow pairs); `idx`
         is the item's position in its request (a batch's items are sampled, and may finish, independently)."""
         if not force and not self.sampled():
@@ -150,6 +152,7 @@ class PredictionLog:
             "role": role, "route": route, "input": json.dumps(self._redact(input), default=str),
             "output": json.dumps(output, default=_jsonable), "confidence": confidence,
             "latency_ms": float(latency_ms), "redacted": self.redact is not None, "idx": idx,
+            "filters": json.dumps(filters) if filters else None,
         }
         try:
             self._pending.put_nowait(row)

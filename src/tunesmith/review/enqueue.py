@@ -76,7 +76,8 @@ def from_family(rows: list[dict], model: str, fam, *, threshold: float, sources:
     summary = fam.feedback.summary
     for cand in fam.review.items(served, labels):
         row, u = served[cand["index"]], float(cand["uncertainty"])
-        if Source.LOW_CONFIDENCE in sources and 1.0 - u < threshold:
+        abstained = isinstance(row["output"], dict) and row["output"].get("abstained")  # serving.filters
+        if Source.LOW_CONFIDENCE in sources and (abstained or 1.0 - u < threshold):
             source = Source.LOW_CONFIDENCE
         elif Source.RANDOM in sources and sampled(row["request_id"], row["idx"], random_share):
             source = Source.RANDOM
@@ -126,7 +127,7 @@ def from_predictions(rows: list[dict], model: str, *, threshold: float, strategy
                        "shadow_confidence": shadow["confidence"], "shadow_version": shadow["version"]}
             found.append(ReviewItem(**base, source=Source.SHADOW_DISAGREEMENT, context=context,
                                     uncertainty=0.5 + 0.5 * u))
-        elif Source.LOW_CONFIDENCE in sources and conf is not None and conf < threshold:
+        elif Source.LOW_CONFIDENCE in sources and (out.get("abstained") or (conf is not None and conf < threshold)):
             counts[Source.LOW_CONFIDENCE.value] += 1
             found.append(ReviewItem(**base, source=Source.LOW_CONFIDENCE, context={"role": row["role"]},
                                     uncertainty=u))

@@ -34,6 +34,7 @@ class ServerMetrics:
     canary_percent: Gauge
     backend: Gauge
     busy_core_seconds: Counter
+    filter_actions: Counter
     cost_per_1k: Gauge
 
 
@@ -74,6 +75,9 @@ def create_metrics() -> ServerMetrics:
         busy_core_seconds=Counter("tunesmith_inference_core_seconds", "Cores held by forward passes (batch wall "
                                   "time x threads; x GPUs on CUDA counted apart): what answers cost", [*mv, "device"],
                                   registry=reg),
+        filter_actions=Counter("tunesmith_filter_actions", "serving.filters actions on answers (confidence_floor: "
+                               "abstained, redact_pii: redacted, deny: refused)", [*mv, "filter", "action"],
+                               registry=reg),
         cost_per_1k=Gauge("tunesmith_cost_per_1k_inferences", "Money per 1,000 answered items at the config's cost: "
                           "prices (busy core and GPU time since the version loaded)", [*mv, "currency"], registry=reg),
     )

@@ -61,11 +61,14 @@ class Tagged(BaseModel):
 
 
 class ClassifyResult(BaseModel):
-    label: str
-    score: float = Field(..., description="calibrated probability of `label`")
+    label: str | None = Field(..., description="the predicted label; null when the answer abstained")
+    score: float = Field(..., description="calibrated probability of the most likely label")
     scores: dict[str, float]
     labels: list[str] | None = Field(None, description="multi-label models: every label whose score reaches its "
                                      "threshold (tuned on eval, thresholds.json), most likely first")
+    abstained: bool | None = Field(None, description="true below serving.filters.confidence_floor: no label is "
+                                   "given and the prediction goes to human review (`scores` still says what the model "
+                                   "thought); null otherwise")
 
 
 class ClassifyResponse(Tagged):

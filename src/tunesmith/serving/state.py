@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from tunesmith.serving.batching import Batcher, QueueFull
+from tunesmith.serving.filters import apply_filters
 from tunesmith.serving.metrics import ServerMetrics, create_metrics
 from tunesmith.serving.models import Served, load_served
 from tunesmith.serving.router import Role, SloWindow, agree, pick_role
@@ -60,6 +61,8 @@ class Answer:
     served: Served
     role: Role
     latency_s: float
+    logged: Any = None  # what the prediction log keeps when it differs from `result` (an abstention keeps the guess)
+    filters: tuple[str, ...] = ()  # serving.filters actions taken on it ("confidence_floor:abstained", ...)
 
 
 def batch_fn(served: Served):
@@ -212,7 +215,7 @@ class ServingState:
             found = self.slot_for_version(pin)
             if found is None:  # unloaded between resolving and running (a promote or rollback)
                 raise ModelNotFound(f"model {self.name}:{pin} is no longer loaded here")
-            answer = await self._run(found[0], route, item)
+            answer = self._filter(await self._run(found[0], route, item))
             self._log_prediction(route, answer, request_id, log_input, sampled=True, idx=idx)
             return answer
         role = self.role_for(caller_key)
@@ -221,11 +224,24 @@ class ServingState:
             answer, failed = await self._try_challenger(route, item)
         if answer is None:
             answer = await self._run(Role.CHAMPION, route, item)  # raises: the input broke both, not the challenger
+            self._filter(answer)
             if failed is not None:  # the champion answered what the challenger could not: that counts against it
                 await self._judge(*failed, ok=False)
             elif self.settings.shadow and Role.CHALLENGER in self.slots:
                 self._spawn(self._shadow(route, item, answer, request_id, log_input, idx))
+        else:
+            self._filter(answer)
         self._log_prediction(route, answer, request_id, log_input, idx=idx)
+        return answer
+
+    def _filter(self, answer: Answer) -> Answer:
+        """serving.filters on the answer the caller gets (tunesmith.serving.filters), each action counted."""
+        result, logged, actions = apply_filters(self.settings.filters, answer.served, answer.result)
+        if actions:
+            answer.result, answer.logged, answer.filters = result, logged, tuple(actions)
+            for action in actions:
+                self.metrics.filter_actions.labels(answer.served.name, str(answer.served.version),
+                                                   *action.split(":", 1)).inc()
         return answer
 
     async def _run(self, role: Role, route: str, item: Any) -> Answer:
@@ -273,7 +289,7 @@ class ServingState:
         await self._judge(slot.served, ok=True, latency_s=shadow.latency_s)
         shadow.role = Role.SHADOW
         versions = (str(primary.served.version), str(shadow.served.version))
-        same = agree(primary.result, shadow.result)
+        same = agree(primary.result if primary.logged is None else primary.logged, shadow.result)
         self.metrics.shadow_compared.labels(*versions, str(same).lower()).inc()
         self.metrics.shadow_latency_delta.labels(*versions).observe(shadow.latency_s - primary.latency_s)
         self.metrics.requests.labels(route, shadow.served.name, versions[1], Role.SHADOW.value, "200").inc()
@@ -348,13 +364,14 @@ class ServingState:
         shadowed = self.settings.shadow and Role.CHALLENGER in self.slots and answer.role is Role.CHAMPION
         if shadowed and not (force or sampled):
             return  # the shadow task logs this pair
-        result = answer.result
+        result = answer.result if answer.logged is None else answer.logged
         confidence = result.get("score") if isinstance(result, dict) else None
         if isinstance(result, list) and result and all(isinstance(e, dict) and "score" in e for e in result):
             confidence = min(e["score"] for e in result)  # extraction: its least sure entity (what review looks at)
         self.plog.record(request_id=request_id, model=answer.served.name, version=answer.served.version,
                          role=answer.role.value, route=route, input=log_input, output=result,
-                         confidence=confidence, latency_ms=answer.latency_s * 1000, force=force, idx=idx)
+                         confidence=confidence, latency_ms=answer.latency_s * 1000, force=force, idx=idx,
+                         filters=list(answer.filters) or None)
 
     # --- registry watching -----------------------------------------------------------------------------
 

@@ -6,7 +6,16 @@
 
 from tunesmith.config import MethodKind
 from tunesmith.config.family_rules import default_metric, no_slices
-from tunesmith.contracts import DatasetHooks, DriftHooks, FeedbackHooks, MlflowModel, ReviewHooks, Route, lazy
+from tunesmith.contracts import (
+    DatasetHooks,
+    DriftHooks,
+    FeedbackHooks,
+    FilterHooks,
+    MlflowModel,
+    ReviewHooks,
+    Route,
+    lazy,
+)
 from tunesmith.families import register
 from tunesmith.families.causal_lm import rows
 from tunesmith.families.causal_lm.config import ChatConfig
@@ -97,6 +106,7 @@ TASK = register(family(
     routes=(Route("/v1/chat/completions", tags=("openai",), mount=lazy(f"{SERVE}:mount_chat")),
             Route("/v1/completions", tags=("openai",), mount=lazy(f"{SERVE}:mount_completions"))),
     distill=distill_hooks("tunesmith.families.causal_lm.distill"),
+    filters=FilterHooks(text=lambda gen: gen.text, with_text=lazy(f"{SERVE}:with_text")),
     drift=DriftHooks(reference=lazy("tunesmith.families.causal_lm.drift:reference"), accepts=lazy("tunesmith.families.causal_lm.drift:accepts"),
                      window=lazy("tunesmith.families.causal_lm.drift:window")),
     review=ReviewHooks(widget="answer", items=lazy("tunesmith.families.causal_lm.review:items"),

@@ -73,6 +73,11 @@ class Generation:
 
 
 
+def with_text(gen: Generation, text: str, finish_reason: str | None) -> Generation:
+    """The generation with `text` instead (serving.filters); the token counts stay what the model generated."""
+    return Generation(text, gen.prompt_tokens, gen.completion_tokens, finish_reason or gen.finish_reason)
+
+
 def chat_prompt(served: Served, messages: list[dict]) -> str:
     """The model's own chat template applied to OpenAI-style messages, ending with the assistant turn."""
     if not getattr(served.tokenizer, "chat_template", None):
@@ -208,6 +213,8 @@ def mount_chat(app, state) -> None:
             raise ApiError(400, str(exc), "invalid_request_error") from None
         params = _params(body, state)
         prompt = _fit_prompt(served, prompt, params, "messages")
+        if body.stream and state.settings.filters.text_active:  # a filter must see the whole answer first
+            return await _filtered_stream(state, request, body, prompt, params, chat=True)
         if body.stream:
             return _stream(state, request, body, prompt, params, chat=True)
         return await _complete(state, request, response, "/v1/chat/completions", prompt, params, body, chat=True)
@@ -223,6 +230,8 @@ def mount_completions(app, state) -> None:
         texts(state, body.prompt, "prompt")
         params = _params(body, state)
         prompt = _fit_prompt(served, body.prompt, params, "prompt")
+        if body.stream and state.settings.filters.text_active:  # a filter must see the whole answer first
+            return await _filtered_stream(state, request, body, prompt, params, chat=False)
         if body.stream:
             return _stream(state, request, body, prompt, params, chat=False)
         return await _complete(state, request, response, "/v1/completions", prompt, params, body, chat=False)
@@ -253,6 +262,42 @@ async def _complete(state, request, response, route, prompt, params, body, *, ch
             "created": int(time.time()), "choices": [choice], "usage": usage}
 
 
+def _chunk(chat: bool, text: str | None, finish: str | None, *, rid: str, created: int, model: str,
+           version: int) -> str:
+    """One Server-Sent Event in OpenAI's chunk shape (chat: a delta; completions: text)."""
+    if chat:
+        delta = {"role": "assistant", "content": text} if text is not None else {}
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    else:
+        choice = {"index": 0, "text": text or "", "finish_reason": finish, "logprobs": None}
+    body = {"id": f"{'chatcmpl' if chat else 'cmpl'}-{rid}", "object": "chat.completion.chunk" if chat else
+            "text_completion", "created": created, "model": model, "model_version": version, "request_id": rid,
+            "choices": [choice]}
+    return f"data: {json.dumps(body)}\n\n"
+
+
+async def _filtered_stream(state, request, body, prompt, params, *, chat: bool) -> StreamingResponse:
+    """`stream: true` under serving.filters' text filters: the answer is generated and filtered whole (a filter
+    that saw only the first tokens would let the rest through), then sent as OpenAI's chunks."""
+    route = "/v1/chat/completions" if chat else "/v1/completions"
+    tagged = Response()
+    done = await _complete(state, request, tagged, route, prompt, params, body, chat=chat)
+    choice = done["choices"][0]
+    text = choice["message"]["content"] if chat else choice["text"]
+
+    def chunk(piece: str | None, finish: str | None) -> str:
+        return _chunk(chat, piece, finish, rid=done["request_id"], created=done["created"], model=done["model"],
+                      version=done["model_version"])
+
+    async def events():
+        yield chunk(text, None)
+        yield chunk(None, choice["finish_reason"])
+        yield "data: [DONE]\n\n"
+
+    headers = {"x-model-version": tagged.headers.get("x-model-version", ""), "cache-control": "no-cache"}
+    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+
 def _log_input(body, chat: bool):
     return [m.model_dump() for m in body.messages] if chat else body.prompt
 
@@ -270,19 +315,11 @@ def _stream(state: ServingState, request: Request, body, prompt: str, params, *,
         role = state.role_for(caller(state, request))
         served = state.slots[role].served if role in state.slots else state.champion()
     rid, created = request.state.request_id, int(time.time())
-    kind = "chat.completion.chunk" if chat else "text_completion"
     route = "/v1/chat/completions" if chat else "/v1/completions"
     labels = (route, served.name, str(served.version), role.value)
 
     def chunk(text: str | None, finish: str | None) -> str:
-        if chat:
-            delta = {"role": "assistant", "content": text} if text is not None else {}
-            choice = {"index": 0, "delta": delta, "finish_reason": finish}
-        else:
-            choice = {"index": 0, "text": text or "", "finish_reason": finish, "logprobs": None}
-        body = {"id": f"{'chatcmpl' if chat else 'cmpl'}-{rid}", "object": kind, "created": created,
-                "model": served.name, "model_version": served.version, "request_id": rid, "choices": [choice]}
-        return f"data: {json.dumps(body)}\n\n"
+        return _chunk(chat, text, finish, rid=rid, created=created, model=served.name, version=served.version)
 
     async def events():
         async with state.streams:

@@ -10,6 +10,7 @@ from tunesmith.families.classification import rows
 from tunesmith.families.common import (
     ENCODER_METHODS,
     LABEL_FEEDBACK,
+    LABEL_FILTERS,
     distill_hooks,
     family,
     text_dataset,
@@ -33,6 +34,7 @@ TASK = register(family(
                      accepts=lazy("tunesmith.families.classification.drift:accepts"),
                      window=lazy("tunesmith.families.classification.drift:window")),
     distill=distill_hooks("tunesmith.families.classification.distill"),
+    filters=LABEL_FILTERS,
     mlflow=text_mlflow(({"type": "string", "name": "label", "required": True}, {"type": "double", "name": "score", "required": True},
                         {"type": "map", "values": {"type": "double"}, "name": "scores", "required": True}),
                        pipeline_task="text-classification"),

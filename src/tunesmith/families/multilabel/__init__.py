@@ -9,6 +9,7 @@ from tunesmith.contracts import DriftHooks, FeedbackHooks, ReviewHooks, lazy
 from tunesmith.families import register
 from tunesmith.families.common import (
     ENCODER_METHODS,
+    LABEL_SET_FILTERS,
     check_label,
     family,
     text_dataset,
@@ -48,7 +49,7 @@ def check_label_set(value, labels, _logged=None) -> list[str]:
 
 
 TASK = register(family(
-    __name__, kind="multi-label",
+    __name__, kind="multi-label", filters=LABEL_SET_FILTERS,
     summary="a text -> a set of labels (one sigmoid per label, BCE, thresholds tuned on eval)", configure=configure,
     check_rows=lambda table, cfg: rows.check_multilabel_rows(table, cfg.data), label_set=rows.labels_of,
     labeled=True, label_column=rows.LABELS, bundle_columns=(rows.LABELS,), label_distribution=rows.label_counts,
