@@ -218,11 +218,13 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
 
     outcome = RunOutcome(out_dir, decision.passed, decision, report, result, bundle.report, timings=timings)
     _write_runbook(cfg, out_dir, result.model_dir)
+    _write_card(cfg, out_dir, result.model_dir, report=report, data=bundle.report.to_dict(), decision=decision,
+                lineage=lineage, cost=cost)
     with _timed(timings, "register"):
         outcome.mlflow_run_id = log_run(
             cfg, run_dir=out_dir, metrics=flat,  # log_run records the resolved config as params
             artifacts=[p for p in (out_dir / "report.html", out_dir / "metrics.json", out_dir / "data_card.json",
-                                   out_dir / "config.yaml", out_dir / "RUNBOOK.md",
+                                   out_dir / "config.yaml", out_dir / "RUNBOOK.md", out_dir / "README.md",
                                    out_dir / "quarantine.jsonl", out_dir / "label_issues.jsonl",
                                    out_dir / "drift_reference.json",
                                    out_dir / "adapter") if p.exists()],
@@ -290,6 +292,17 @@ def _run_with_provider(cfg: Config, bundle, out_dir: Path, say: Say, timings: di
                 cfg.name, run_id=outcome.mlflow_run_id, lineage=lineage, registry=cfg.registry,
                 description=f"causal-lm fine-tuned by the provider at {cfg.training.provider.base_url} ({model})")
     return outcome
+
+
+def _write_card(cfg: Config, run_dir: Path, model_dir: Path, **facts) -> None:
+    """README.md, the model card in Hugging Face's layout, in the run dir (an MLflow artifact) and the model dir (it
+    travels with the registered version and serves as a hub README)."""
+    from tunesmith.evaluation.card import model_card
+    from tunesmith.io import atomic_write_text
+
+    text = model_card(cfg, **facts)
+    for folder in (run_dir, model_dir):
+        atomic_write_text(Path(folder) / "README.md", text)
 
 
 def _write_runbook(cfg: Config, run_dir: Path, model_dir: Path) -> None:

@@ -104,8 +104,15 @@ def test_shifted_traffic_with_feedback_drifts_breaches_the_slo_and_a_gated_chall
     assert cost["storage_month"] > 0 and cost["prices"]["cpu_hour"] == 0.05 and cost["currency"] == "EUR"
     assert "Prices assumed (EUR): cpu_hour 0.05" in (first.run_dir / "report.html").read_text()
     assert json.loads(first.registered_version.tags["cost"])["per_1k"] == cost["per_1k"]
-    runbook = (model_dir_for(cfg.name, 1, store=open_store(cfg.registry)) / "RUNBOOK.md").read_text()
+    version_dir = model_dir_for(cfg.name, 1, store=open_store(cfg.registry))
+    runbook = (version_dir / "RUNBOOK.md").read_text()
     assert runbook.startswith(f"# Runbook: {cfg.name}") and f"tunesmith models rollback {cfg.name}" in runbook
+    # the model card: Hugging Face's layout (metadata, then sections), every tuned test metric in the model-index
+    _, meta, card = (version_dir / "README.md").read_text().split("---\n", 2)
+    meta = yaml.safe_load(meta)
+    assert meta["base_model"] == cfg.model.base and meta["pipeline_tag"] == families.get(kind).mlflow.pipeline_task
+    scored = {m["type"] for m in meta["model-index"][0]["results"][0]["metrics"]}
+    assert loop.metric in scored and "## Evaluation" in card and "Not measured in this run" in card
     store = open_store(cfg.registry)
     promote(cfg.name, store=store)
     [(slo_metric, target)] = loop.slo.items()

@@ -135,7 +135,8 @@ def test_the_console_shows_the_rollout_and_its_promote_and_rollback_change_what_
                 page.click("text=report >> nth=0")
             assert "tunesmith report" in page.title()
             page.goto(f"{base}/models/{cfg.name}/1/card")
-            assert '"classification"' in page.inner_text("#main")
+            card = page.inner_text("#main")
+            assert f"Model card for {cfg.name}" in card and '"classification"' in card and "Lineage" in card
             page.goto(f"{base}/models/{cfg.name}/runbook")
             assert "ml-oncall@example.com" in page.inner_text("#main") and page.locator("#tunesmithdriftdetected").count()
             page.screenshot(path=str(shots / "console-runbook.png"), full_page=True)

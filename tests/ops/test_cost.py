@@ -96,3 +96,22 @@ def test_the_server_meters_each_versions_busy_cores_and_prices_1k_answers(store,
         metrics = client.get("/metrics").text
     assert _samples(metrics, "tunesmith_inference_core_seconds_total") and \
         not _samples(metrics, "tunesmith_cost_per_1k_inferences")
+
+
+def test_the_model_card_states_the_config_escaped_and_what_was_not_measured():
+    from types import SimpleNamespace
+
+    from tunesmith.evaluation.card import model_card
+
+    cfg = config_from_dict({"name": "m", "data": {"path": "x.csv"}, "model_card": {
+        "intended_use": "routing <script>alert(1)</script> tickets", "license": "apache-2.0", "language": ["en"]}})
+    report = SimpleNamespace(tuned={"macro_f1": 0.8, "accuracy": 0.85}, baseline={"macro_f1": 0.7},
+                             uplift={"macro_f1": {"delta": 0.1, "ci_low": 0.05, "ci_high": 0.15}}, champion=None,
+                             bootstrap={"confidence": 0.95, "samples": 1000}, notes=["a note"])
+    decision = SimpleNamespace(passed=True, summary="2 of 2 gate rules passed")
+    text = model_card(cfg, report=report, data={"rows_read": 10, "split_sizes": {"test": 2}, "checks": {}},
+                      decision=decision, lineage={"data_fingerprint": "abc"}, cost={"cost.cpu_seconds": 12.0})
+    assert text.startswith("---\nlicense: apache-2.0\nlanguage:\n- en\n")
+    assert "<script>" not in text and "&lt;script>alert(1)&lt;/script>" in text  # no raw HTML tag survives
+    assert "| macro_f1 | 0.8000 | 0.7000 | +0.1000 [+0.0500, +0.1500] |" in text
+    assert "Not measured in this run: safety suites" in text and "12 CPU s" in text

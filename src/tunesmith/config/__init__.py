@@ -22,7 +22,7 @@ from tunesmith.config.base import (  # noqa: F401
     TaskKind,
     TrainOn,
 )
-from tunesmith.config.cost import CostConfig  # noqa: F401
+from tunesmith.config.cost import CostConfig, ModelCardConfig  # noqa: F401
 from tunesmith.config.data import (  # noqa: F401
     PII_TYPES,
     CheckPolicy,

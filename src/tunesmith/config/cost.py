@@ -1,4 +1,5 @@
-"""`cost:` the prices that turn measured usage (CPU and GPU seconds, stored weights) into money.
+"""`cost:` the prices that turn measured usage (CPU and GPU seconds, stored weights) into money; `model_card:` what
+the model card says that no run can measure.
 
     cost:
       currency: USD
@@ -55,3 +56,12 @@ class CostConfig(StrictModel):
                 return None
             total += gpu_seconds / 3600 * price
         return total
+
+
+class ModelCardConfig(StrictModel):
+    """What the model card (README.md with every version, Hugging Face's layout) says that no run can measure."""
+
+    intended_use: str | None = Field(None, description="what the model is for, and for whom")
+    out_of_scope: str | None = Field(None, description="uses it was not built or evaluated for")
+    license: str | None = Field(None, description="the model's license id (e.g. apache-2.0); mind the base model's")
+    language: list[str] = Field(default_factory=list, description="ISO 639-1 codes of the training texts (en, de)")

@@ -24,7 +24,7 @@ from tunesmith.config.base import (
     StrictModel,
     package_file,
 )
-from tunesmith.config.cost import CostConfig
+from tunesmith.config.cost import CostConfig, ModelCardConfig
 from tunesmith.config.data import (
     DataConfig,
 )
@@ -78,6 +78,7 @@ class Config(StrictModel):
     search: SearchConfig | None = Field(None, description="hyperparameter search for `tunesmith tune`")
     jobs: JobsConfig = Field(default_factory=JobsConfig)
     cost: CostConfig = Field(default_factory=CostConfig)
+    model_card: ModelCardConfig = Field(default_factory=ModelCardConfig)
 
     # Where the config came from; relative data paths resolve against its folder. Not a config key.
     _source_path: str | None = PrivateAttr(None)

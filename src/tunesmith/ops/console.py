@@ -242,13 +242,20 @@ def create_console(cfg: Config, *, token: str, servers: list[str] | None = None,
     async def card(request: Request, name: str, version: int):
         from starlette.concurrency import run_in_threadpool
 
-        found = await run_in_threadpool(_card, console, name, version)
-        if found is None:
+        readme, found = await run_in_threadpool(_card, console, name, version)
+        if readme is None and found is None:
             return page(request, "No model card", f"<p>{escape(name)} version {version} has no model card.</p>", 404)
-        rows = [[f"<code>{escape(k)}</code>", f"<pre>{escape(json.dumps(v, indent=1, default=str))}</pre>"]
-                for k, v in found.items()]
-        return page(request, f"{name} v{version}: model card", f"<div class='card'>{_table(['field', 'value'], rows)}"
-                    "</div>")
+        body = ""
+        if readme is not None:  # README.md: YAML metadata between --- lines, then markdown
+            _, sep, rest = readme.partition("---\n")
+            meta, sep2, text = rest.partition("\n---\n") if sep else ("", "", readme)
+            body += (f"<details><summary>metadata</summary><pre>{escape(meta)}</pre></details>" if sep2 else "") + \
+                render_markdown(text if sep2 else readme)
+        if found is not None:
+            rows = [[f"<code>{escape(k)}</code>", f"<pre>{escape(json.dumps(v, indent=1, default=str))}</pre>"]
+                    for k, v in found.items()]
+            body += f"<h2>tunesmith.json</h2>{_table(['field', 'value'], rows)}"
+        return page(request, f"{name} v{version}: model card", f"<div class='card'>{body}</div>")
 
     return app
 
@@ -310,15 +317,19 @@ def _run_artifact(console: Console, name: str, version: int, artifact: str) -> s
         return None
 
 
-def _card(console: Console, name: str, version: int) -> dict | None:
+def _card(console: Console, name: str, version: int) -> tuple[str | None, dict | None]:
+    """(README.md, the tunesmith.json card) of a version's model dir; Nones where there is none."""
     from tunesmith.model_card import read_model_card
     from tunesmith.registry import model_dir_for
 
     try:
         found = model_dir_for(name, version, store=console.store)
     except Exception:  # noqa: BLE001
-        return None
-    return read_model_card(found) if found is not None else None
+        return None, None
+    if found is None:
+        return None, None
+    readme = Path(found) / "README.md"
+    return (readme.read_text() if readme.is_file() else None), read_model_card(found)
 
 
 def render_markdown(text: str) -> str:

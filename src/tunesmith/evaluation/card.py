@@ -1,0 +1,135 @@
+"""The model card of a run: README.md in Hugging Face's model-card layout (YAML metadata, then the sections), written
+into the model dir (it travels with the registered version and works as a hub README) and the run dir.
+
+    text = model_card(cfg, report=eval_report, data=bundle.report.to_dict(), decision=decision, lineage=lineage,
+                      cost=cost)
+
+Everything in it is measured by the run or stated in the config (`model_card:` intended use, out-of-scope use,
+license, language; the owner from `monitoring.alerts.owner` or `registry.owner`). What was not measured is said
+so under Limitations, never left out.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import yaml
+
+from tunesmith.config import Config
+
+NOT_MEASURED = ("safety suites (refusals, jailbreaks, prompt injection)", "memorization and PII extraction",
+                "fairness gates across slices", "performance on live traffic (see `tunesmith monitor`)")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else f"{value:.4f}"
+    return "n/a" if value is None else str(value)
+
+
+def _md(text: Any) -> str:
+    """A value safe inside a markdown table cell or line (no table breaks, no raw HTML)."""
+    return str(text).replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
+
+
+def _metadata(cfg: Config, report, spec) -> dict:
+    meta: dict[str, Any] = {}
+    if cfg.model_card.license:
+        meta["license"] = cfg.model_card.license
+    if cfg.model_card.language:
+        meta["language"] = list(cfg.model_card.language)
+    meta["base_model"] = cfg.model.base
+    if spec is not None:
+        meta["library_name"] = "sentence-transformers" if spec.flavor == "sentence_transformers" else "transformers"
+        meta["pipeline_tag"] = spec.pipeline_task
+    meta["tags"] = ["tunesmith", cfg.task, cfg.method.kind.value]
+    metrics = [{"type": name, "value": round(float(value), 6), "name": f"{name} (test split)"}
+               for name, value in report.tuned.items() if name != "n" and isinstance(value, int | float)
+               and not isinstance(value, bool)
+               and math.isfinite(float(value))]
+    meta["model-index"] = [{"name": cfg.name, "results": [{
+        "task": {"type": spec.pipeline_task if spec is not None else cfg.task},
+        "dataset": {"name": f"{cfg.name} test split", "type": "custom"},
+        "metrics": metrics[:20]}]}]
+    return meta
+
+
+def _results(report) -> list[str]:
+    champion = report.champion or {}
+    head = "| metric | tuned | baseline | uplift [CI] |" + (" champion |" if champion else "")
+    lines = [head, "|---|---|---|---|" + ("---|" if champion else "")]
+    for name, value in report.tuned.items():
+        if name == "n" or not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        up = report.uplift.get(name)
+        uplift = "-"
+        if isinstance(up, dict) and isinstance(up.get("delta"), int | float):
+            uplift = f"{up['delta']:+.4f}" + (f" [{up['ci_low']:+.4f}, {up['ci_high']:+.4f}]"
+                                              if isinstance(up.get("ci_low"), int | float) else "")
+        row = f"| {_md(name)} | {_fmt(value)} | {_fmt(report.baseline.get(name))} | {uplift} |"
+        lines.append(row + (f" {_fmt(champion.get(name))} |" if champion else ""))
+    conf = (report.bootstrap or {}).get("confidence")
+    if conf:
+        lines.append(f"\nCIs: {conf:.0%} paired bootstrap over the test rows ({(report.bootstrap or {}).get('samples')} "
+                     "resamples).")
+    return lines
+
+
+def _data(data: dict) -> list[str]:
+    from tunesmith.data.checks import summarize
+
+    lines = [f"- Rows: {data.get('rows_read')} read, {data.get('rows_used')} used, {data.get('quarantined')} "
+             f"quarantined ({_md(data.get('quarantined_by_reason') or {})})",
+             f"- Splits: {_md(data.get('split_sizes'))}; fingerprint `{data.get('fingerprint', '')[:16]}`",
+             f"- Sources: {', '.join(_md(s.get('path')) for s in data.get('sources', []))}"]
+    if data.get("labels"):
+        lines.append(f"- Labels (train): {_md((data.get('label_distribution') or {}).get('train'))}")
+    findings = [f"  - {name} ({finding.get('status')}): {_md(summarize(name, finding))}"
+                for name, finding in (data.get("checks") or {}).items()
+                if finding.get("status") not in ("pass", "n/a", "off", None) and summarize(name, finding)]
+    lines.append("- Data gates: " + ("all passed" if not findings else "findings below"))
+    return lines + findings
+
+
+def model_card(cfg: Config, *, report, data: dict, decision, lineage: dict, cost: dict | None = None) -> str:
+    """The README.md text of the run's model."""
+    from tunesmith.families import get as family
+
+    fam = family(cfg.task)
+    spec = fam.mlflow
+    owner = cfg.monitoring.alerts.owner or cfg.registry.owner or "not named (monitoring.alerts.owner)"
+    card = cfg.model_card
+    t = cfg.training
+    lines = ["---", yaml.safe_dump(_metadata(cfg, report, spec), sort_keys=False).strip(), "---", "",
+             f"# Model card for {cfg.name}", "",
+             f"{_md(fam.summary)}, fine-tuned from `{_md(cfg.model.base)}` with tunesmith ({cfg.method.kind.value}).",
+             "", "## Model details", "",
+             f"- **Owner:** {_md(owner)}", f"- **Family:** {cfg.task}", f"- **Finetuned from:** `{_md(cfg.model.base)}`"
+             + (f" (revision `{_md(lineage.get('base_model_revision'))}`)" if lineage.get("base_model_revision") else ""),
+             f"- **License:** {_md(card.license or 'not stated (model_card.license); mind the base model license')}",
+             f"- **Language:** {_md(', '.join(card.language) or 'not stated (model_card.language)')}",
+             "", "## Uses", "", "### Direct use", "",
+             _md(card.intended_use or "Not stated in the config (`model_card.intended_use`)."), "",
+             "### Out-of-scope use", "",
+             _md(card.out_of_scope or "Not stated in the config (`model_card.out_of_scope`)."), "",
+             "## Training details", "", "### Training data", "", *_data(data), "", "### Training procedure", "",
+             f"- Method: {cfg.method.kind.value}; epochs {t.epochs}, learning rate {t.learning_rate:g}, batch size "
+             f"{t.batch_size}, seed {cfg.seed}"]
+    if cost:
+        lines.append(f"- Compute: {cost.get('cost.cpu_seconds', 0):.0f} CPU s, {cost.get('cost.gpu_seconds', 0):.0f} GPU s"
+                     + (f"; {cost['cost.train']:.4g} {cfg.cost.currency} at the config's prices"
+                        if "cost.train" in cost else ""))
+    lines += ["", "## Evaluation", "", f"Test split: {(data.get('split_sizes') or {}).get('test')} rows the model never "
+              f"trained on; baseline: {_md(fam.baseline_name)}.", "", *_results(report), "",
+              f"**Gates:** {'passed' if decision.passed else 'failed'}: {_md(decision.summary)}", ""]
+    lines += ["## Bias, risks and limitations", "",
+              "Not measured in this run: " + "; ".join(NOT_MEASURED) + ".",
+              *[f"- {_md(note)}" for note in getattr(report, "notes", [])[:10]], "",
+              "## Lineage", "", "| key | value |", "|---|---|",
+              *[f"| {_md(k)} | {_md(v)} |" for k, v in sorted(lineage.items())
+                if isinstance(v, str | int | float) and k not in ("gate_summary",)], "",
+              "## How to use", "", "```bash", f"tunesmith serve --model {cfg.name}   # after `tunesmith models promote "
+              f"{cfg.name}`", "```", "", "```python", "import mlflow",
+              f'model = mlflow.pyfunc.load_model("models:/{cfg.name}@champion")', "```", ""]
+    return "\n".join(lines)
