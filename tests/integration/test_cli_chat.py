@@ -62,7 +62,7 @@ def test_chat_sft_run_registers_the_tuned_model_and_compares_with_the_champion(t
     assert (run / "model/chat_template.jinja").is_file() or "chat_template" in (run / "model/tokenizer_config.json").read_text()
     assert (run / "adapter/adapter_model.safetensors").is_file()
 
-    tunesmith("models", "promote", "toy-chat", cwd=tmp_path)
+    tunesmith("models", "promote", "toy-chat", "--reason", "first champion", cwd=tmp_path)
     out = tunesmith("run", "config.yaml", cwd=tmp_path).stdout
     second = max((tmp_path / ".tunesmith/runs/toy-chat").iterdir())
     metrics = json.loads((second / "metrics.json").read_text())

@@ -55,7 +55,7 @@ def test_embedding_run_registers_a_sentence_transformers_model_and_compares_the_
 
     assert metrics["lineage"]["task"] == "embedding" and metrics["lineage"]["data_fingerprint"]
 
-    tunesmith("models", "promote", "toy-search", cwd=tmp_path)
+    tunesmith("models", "promote", "toy-search", "--reason", "first champion", cwd=tmp_path)
     out = tunesmith("run", "config.yaml", "--set", "training.learning_rate=2e-3", cwd=tmp_path).stdout
     second = max((tmp_path / ".tunesmith/runs/toy-search").iterdir())
     metrics = json.loads((second / "metrics.json").read_text())

@@ -89,23 +89,28 @@ def test_run_registers_promotes_and_rolls_back(tmp_path, tiny_model_dir):
     assert (run_dirs[0] / "calibration.json").read_text() == (run_dirs[0] / "model/calibration.json").read_text()
     assert (run_dirs[0] / "model/seen_texts.npy").is_file()  # which texts it trained on, for later comparisons
 
-    in_process("models", "promote", "toy-sentiment", cwd=tmp_path)
+    in_process("models", "promote", "toy-sentiment", "--reason", "first champion", "--by", "ana", cwd=tmp_path)
     # Second run: compared against the champion now, on the same split (so on every test row); version 2.
     out = tunesmith("run", "config.yaml", "--set", "training.learning_rate=4e-3", cwd=tmp_path).stdout
     assert "registered toy-sentiment version 2" in out
     (second,) = [p for p in (tmp_path / ".tunesmith/runs/toy-sentiment").iterdir() if p != run_dirs[0]]
     metrics = json.loads((second / "metrics.json").read_text())
     assert metrics["champion_status"] == "compared" and metrics["vs_champion_excluded"] == 0
-    in_process("models", "promote", "toy-sentiment", cwd=tmp_path)
+    in_process("models", "promote", "toy-sentiment", "--reason", "beats v1", cwd=tmp_path)
     shown = json.loads(in_process("models", "show", "toy-sentiment", cwd=tmp_path).stdout)
     assert shown["aliases"]["champion"] in ("2", 2)
     tags = next(v for v in shown["versions"] if str(v["version"]) == "2")["tags"]  # the data gates travel along
     assert tags["data_card"].startswith("runs:/") and tags["data_card"].endswith("/data_card.json")
     assert "leakage=fail:0" in tags["data_checks"] and "pii=warn:" in tags["data_checks"]
     assert "Data checks" in (second / "report.html").read_text()
-    in_process("models", "rollback", "toy-sentiment", cwd=tmp_path)
+    assert "Missing option '--reason'" in in_process("models", "rollback", "toy-sentiment", cwd=tmp_path,
+                                                     check_code=2).output  # an unexplained change is refused
+    in_process("models", "rollback", "toy-sentiment", "--reason", "v2 [bold]regressed[/bold]", cwd=tmp_path)
     shown = json.loads(in_process("models", "show", "toy-sentiment", cwd=tmp_path).stdout)
     assert shown["aliases"]["champion"] in ("1", 1)
+    history = in_process("models", "history", "toy-sentiment", cwd=tmp_path).stdout  # who, what, why, in order
+    assert [a for a in ("promote", "rollback") if a in history] == ["promote", "rollback"]
+    assert "ana" in history and "first champion" in history and "[bold]regressed[/bold]" in history
     listed = in_process("models", "list", cwd=tmp_path).stdout
     assert "toy-sentiment" in listed
 

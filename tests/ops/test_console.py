@@ -18,7 +18,7 @@ from tunesmith.config import config_from_dict
 from tunesmith.monitoring.monitor import monitor
 from tunesmith.ops.console import create_console, render_markdown
 from tunesmith.pipeline import run
-from tunesmith.registry import get_version, open_store, promote, register_version, show_model
+from tunesmith.registry import audit_log, get_version, open_store, promote, register_version, show_model
 from tunesmith.serving import prediction_log_for
 from tunesmith.serving.app import create_app
 
@@ -102,7 +102,9 @@ def test_the_console_shows_the_rollout_and_its_promote_and_rollback_change_what_
             assert "Promote loop-classification version 2 to champion?" in page.inner_text("#confirm-question")
             assert show_model(cfg.name, store=store)["champion"] == 1  # nothing changed before the confirmation
             page.screenshot(path=str(shots / "console-confirm.png"), full_page=True)
-            page.focus("#confirm")
+            page.focus("#reason")
+            page.keyboard.type("beats v1 on the recent slice")
+            page.keyboard.press("Tab")  # onto Confirm
             with page.expect_navigation():
                 page.keyboard.press("Enter")
             assert "version 2 is champion" in page.inner_text("[role=status]")
@@ -112,6 +114,9 @@ def test_the_console_shows_the_rollout_and_its_promote_and_rollback_change_what_
             page.focus("#rollback")
             with page.expect_navigation():
                 page.keyboard.press("Enter")
+            page.click("#confirm")  # no reason yet: the browser keeps the form (required field), nothing changes
+            assert page.locator("#confirm-question").count() and show_model(cfg.name, store=store)["champion"] == 2
+            page.fill("#reason", "latency on long reviews")
             page.click("#confirm")
             page.wait_for_selector("[role=status]")
             assert "rolled back to version 1" in page.inner_text("[role=status]")
@@ -126,8 +131,12 @@ def test_the_console_shows_the_rollout_and_its_promote_and_rollback_change_what_
             page.fill("#reason", EVIL)
             page.click("#confirm")
             page.wait_for_selector("[role=status]")
-            assert get_version(cfg.name, 3, store=store).tags["tunesmith.rollback_reason"].endswith(EVIL)
+            assert get_version(cfg.name, 3, store=store).tags["tunesmith.rollback_reason"] == EVIL
             assert EVIL in page.inner_text("#main") and page.locator("main img").count() == 0
+            trail = [(e["action"], e["version"], e["reason"]) for e in audit_log(cfg.name, store=store)]
+            assert trail == [("promote", 2, "beats v1 on the recent slice"), ("rollback", 1, "latency on long reviews"),
+                             ("retire", 3, EVIL)]
+            assert "latency on long reviews" in page.inner_text("#h-audit + table")
             page.screenshot(path=str(shots / "console-versions.png"), full_page=True)
 
             # the version's report and card, the model's runbook

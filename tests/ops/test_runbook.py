@@ -15,7 +15,7 @@ from tests.serving.serve_helpers import register
 
 from tunesmith.config import ConfigError, config_from_dict
 from tunesmith.ops import runbook, slo_rules
-from tunesmith.registry import get_version, show_model
+from tunesmith.registry import audit_log, get_version, show_model
 
 
 def _cfg(**monitoring):
@@ -60,6 +60,8 @@ def test_retire_takes_the_challenger_out_and_never_touches_the_champion(store, t
     assert aliases == {"champion": 1}
     tags = get_version("clf", 2, store=store).tags
     assert tags["tunesmith.rollback_reason"] == "worse on refunds"
+    (entry,) = audit_log("clf", store=store)
+    assert entry["action"] == "retire" and entry["version"] == 2 and entry["reason"] == "worse on refunds"
     again = in_process("models", "retire", "clf", "--reason", "x", "--tracking-uri", uri, cwd=tmp_path, check_code=2)
     assert "has no challenger to retire" in again.output
 

@@ -11,7 +11,8 @@ from tunesmith.cli import app
 @pytest.mark.parametrize("verb", ["show", "promote", "rollback"])
 @pytest.mark.parametrize("name", ["../x", "a/b", "name:1", "..", "x y"])
 def test_bad_model_names_exit_2_in_one_line(tmp_path, verb, name):
-    result = CliRunner().invoke(app, ["models", verb, name, "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])
+    why = ["--reason", "test"] if verb != "show" else []  # promote and rollback always need a reason
+    result = CliRunner().invoke(app, ["models", verb, name, *why, "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
     assert f"model name {name!r}" in result.output and len(result.output.strip().splitlines()) <= 2

@@ -7,7 +7,7 @@ import httpx
 from tests.serving.serve_helpers import LiveServer, register, settings, wait_for
 
 from tunesmith.monitoring import PredictionLog, read_predictions
-from tunesmith.registry import get_version, promote
+from tunesmith.registry import audit_log, get_version, promote
 from tunesmith.registry import rollback as registry_rollback
 from tunesmith.serving import create_app
 from tunesmith.serving.router import Role
@@ -96,6 +96,9 @@ def test_failing_challenger_is_rolled_back_and_clients_see_no_5xx(store, tmp_pat
         assert wait_for(lambda: "challenger" not in get_version("clf", 2, store=store).aliases)
         v2 = get_version("clf", 2, store=store)
         assert v2.tags[ROLLOUT_TAG] == ROLLED_BACK and "error rate" in v2.tags["tunesmith.rollback_reason"]
+        (audited,) = audit_log("clf", store=store)  # the audit trail says which server did it, and why
+        assert audited["action"] == "auto_rollback" and audited["version"] == 2 and "error rate" in audited["reason"]
+        assert audited["who"].startswith("tunesmith serve on ")
         assert get_version("clf", 1, store=store).aliases == ["champion"]
         # The watcher does not bring a rolled-back version back.
         r = client.post("/v1/classify", json={"input": "x"})

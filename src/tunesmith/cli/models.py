@@ -62,10 +62,22 @@ def models_show(name: str, tracking_uri: str = TrackingOpt, config: Path = Confi
     console.print_json(json.dumps(info, default=str))
 
 
+ReasonOpt = typer.Option(..., "--reason", help="Why (required; kept in the model's audit trail: models history).")
+ByOpt = typer.Option(None, "--by", help="Who does it (default: $USER).")
+
+
+def _who(by: str | None) -> str:
+    import getpass
+
+    return by or getpass.getuser()
+
+
 @models_app.command("promote")
 def models_promote(
     name: str,
     version: str = typer.Option(None, "--version", help="Version to make champion (default: the challenger)."),
+    reason: str = ReasonOpt,
+    by: str = ByOpt,
     tracking_uri: str = TrackingOpt,
     config: Path = ConfigOpt,
 ) -> None:
@@ -75,26 +87,29 @@ def models_promote(
     _model_name(name)
 
     with input_errors(registry.RegistryError, only=True):
-        v = registry.promote(name, version, **_where(tracking_uri, config))
+        v = registry.promote(name, version, **_where(tracking_uri, config), who=_who(by), reason=reason)
     console.print(f"{name}: champion -> version {get_field(v, 'version')}")
 
 
 @models_app.command("rollback")
-def models_rollback(name: str, tracking_uri: str = TrackingOpt, config: Path = ConfigOpt) -> None:
+def models_rollback(name: str, reason: str = ReasonOpt, by: str = ByOpt, tracking_uri: str = TrackingOpt,
+                    config: Path = ConfigOpt) -> None:
     """Move `champion` back to the version it pointed at before the last promote."""
     from tunesmith import registry
 
     _model_name(name)
 
     with input_errors(registry.RegistryError, only=True):
-        v = registry.rollback(name, **_where(tracking_uri, config))
+        v = registry.rollback(name, **_where(tracking_uri, config), who=_who(by), reason=reason)
     console.print(f"{name}: champion rolled back to version {get_field(v, 'version')}")
 
 
 @models_app.command("retire")
 def models_retire(
     name: str,
-    reason: str = typer.Option(..., "--reason", help="Why (kept as the version's tunesmith.rollback_reason tag)."),
+    reason: str = typer.Option(..., "--reason", help="Why (the version's tunesmith.rollback_reason tag and the "
+                               "audit trail)."),
+    by: str = ByOpt,
     tracking_uri: str = TrackingOpt,
     config: Path = ConfigOpt,
 ) -> None:
@@ -110,5 +125,27 @@ def models_retire(
     challenger = (info.get("aliases") or {}).get("challenger")
     if challenger is None:
         fail(f"{name} has no challenger to retire (tunesmith models show {name})")
-    retire_challenger(store, name, int(challenger), reason)
+    with input_errors(registry.RegistryError, only=True):
+        retire_challenger(store, name, int(challenger), reason, who=_who(by), action="retire")
     console.print(f"{name}: challenger version {challenger} retired ({reason}); servers drop it at their next poll")
+
+
+@models_app.command("history")
+def models_history(name: str, tracking_uri: str = TrackingOpt, config: Path = ConfigOpt) -> None:
+    """The model's audit trail: every promote, rollback and retire (and a server's automatic rollback), with who,
+    when and why, oldest first."""
+    from tunesmith import registry
+
+    _model_name(name)
+    with input_errors(registry.RegistryError, only=True):
+        entries = registry.audit_log(name, **_where(tracking_uri, config))
+    if not entries:
+        console.print(f"{name}: no audited changes yet")
+        return
+    from rich.markup import escape
+
+    table = Table("when (UTC)", "who", "action", "version", "from", "why")
+    for e in entries:  # who and why are people's words: never rich markup
+        table.add_row(*(escape(str(e.get(k) if e.get(k) is not None else "-"))
+                        for k in ("at", "who", "action", "version", "previous", "reason")))
+    console.print(table)

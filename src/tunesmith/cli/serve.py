@@ -63,7 +63,7 @@ def run_server(name: str, *, settings, store=None, jobs_config=None, prices=None
     store = store or open_store()
     if "champion" not in alias_versions(store, name):  # also raises RegistryError naming the models that exist
         raise RegistryError(f"{name} has no champion to serve",
-                            hint=f"promote a version first: `tunesmith models promote {name}`")
+                            hint=f"promote a version first: `tunesmith models promote {name} --reason ...`")
     from tunesmith.serving import prediction_log_for
     from tunesmith.serving.app import create_app
 

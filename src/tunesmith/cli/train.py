@@ -142,7 +142,7 @@ def run(
         v = outcome.registered_version
         number = get_field(v, "version")
         console.print(f"[green]registered[/] {cfg.name} version {number} as challenger "
-                      f"(promote with: tunesmith models promote {cfg.name})")
+                      f"(promote with: tunesmith models promote {cfg.name} --reason '...')")
         if not (outcome.run_dir / "model" / "external_model.json").exists():  # a provider's model has no weights here
             console.print(f"MLflow Model: mlflow.pyfunc.load_model('models:/{cfg.name}/{number}')", soft_wrap=True)
     elif not outcome.passed:

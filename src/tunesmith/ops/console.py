@@ -184,8 +184,10 @@ def create_console(cfg: Config, *, token: str, servers: list[str] | None = None,
         except RegistryError as exc:
             return page(request, "Not found", f"<p>{escape(str(exc))}</p>", 404)
         flash = f"<div class='card flash' role='status'>{escape(done)}</div>" if done else ""
+        trail = await run_in_threadpool(_audit, console, name)
         return page(request, f"{name}: versions", flash + _model_html(info, root(request),
-                                                                       lambda who: guard.csrf_input(request, who)))
+                                                                       lambda who: guard.csrf_input(request, who))
+                    + trail)
 
     @app.post("/models/{name}/{action}")
     async def act(request: Request, name: str, action: str):
@@ -206,8 +208,8 @@ def create_console(cfg: Config, *, token: str, servers: list[str] | None = None,
             body = (f"<div class='card'><p id='confirm-question'>{escape(what)}?</p>"
                     f"<form method='post' class='inline' action='{root(request)}/models/{quote(name)}/{action}'>"
                     f"{guard.csrf_input(request, name)}<input type='hidden' name='version' value='{escape(version)}'>"
-                    + (f"<label>Reason <input name='reason' id='reason' required value="
-                       f"'{escape(form.get('reason', ''))}'></label> " if action == "retire" else "")
+                    + f"<label>Reason (kept in the audit trail) <input name='reason' id='reason' required value="
+                      f"'{escape(form.get('reason', ''))}'></label> "
                     + "<input type='hidden' name='confirm' value='yes'><button id='confirm'>Confirm</button></form>"
                     f"<a id='cancel' href='{root(request)}/models/{quote(name)}' autofocus>Cancel</a></div>")
             return page(request, f"{name}: confirm", body)
@@ -272,11 +274,14 @@ ACTIONS = {
 def _do(console: Console, action: str, name: str, version: str | None, reason: str) -> str:
     from tunesmith import registry
 
+    if not reason.strip():
+        raise ValueError(f"{action}: give a reason (kept in the model's audit trail)")
+    who = "tunesmith ui (serving token)"
     if action == "promote":
-        v = registry.promote(name, version, store=console.store)
+        v = registry.promote(name, version, store=console.store, who=who, reason=reason)
         return f"{name}: version {v.version} is champion; servers load it within their poll interval"
     if action == "rollback":
-        v = registry.rollback(name, store=console.store)
+        v = registry.rollback(name, store=console.store, who=who, reason=reason)
         return f"{name}: champion rolled back to version {v.version}"
     from tunesmith.serving.state import retire_challenger
 
@@ -284,10 +289,19 @@ def _do(console: Console, action: str, name: str, version: str | None, reason: s
     challenger = info["aliases"].get("challenger")
     if challenger is None:
         raise ValueError(f"{name} has no challenger to retire")
-    if not reason.strip():
-        raise ValueError("retire: give a reason (kept as the version's tunesmith.rollback_reason)")
-    retire_challenger(console.store, name, int(challenger), f"retired from the console: {reason.strip()}")
+    retire_challenger(console.store, name, int(challenger), reason.strip(), who=who, action="retire")
     return f"{name}: challenger version {challenger} retired"
+
+
+def _audit(console: Console, name: str) -> str:
+    """The model's audit trail, newest first (registry.audit)."""
+    from tunesmith.registry import audit_log
+
+    rows = [[escape(str(e.get(k) if e.get(k) is not None else "-")) for k in
+             ("at", "who", "action", "version", "previous", "reason")] for e in reversed(audit_log(name, store=console.store))]
+    body = _table(["when (UTC)", "who", "action", "version", "from", "why"], rows) if rows else \
+        "<p class='na'>no audited changes yet</p>"
+    return f"<section class='card' aria-labelledby='h-audit'><h2 id='h-audit'>Audit trail</h2>{body}</section>"
 
 
 def _runbook_text(console: Console, name: str) -> str | None:

@@ -94,7 +94,7 @@ def _facts(cfg: Config, name: str) -> dict:
         quality = f"accuracy {slo.accuracy:g}" + (f", macro-F1 {slo.macro_f1:g}" if slo.macro_f1 else "")
     where = f" --config {config}" if cfg.source_path else ""
     return {"model": name, "config": config, "metrics": metrics, "where": where,
-            "rollback": f"tunesmith models rollback {name}{where}",
+            "rollback": f"tunesmith models rollback {name}{where} --reason '<why>'",
             "retire": f"tunesmith models retire {name}{where} --reason '<why>'",
             "availability": slo.availability, "latency": latency, "quality": quality, "poll": serving.poll_interval_s,
             "max_queue": serving.max_queue, "min_flags": cfg.monitoring.drift.min_flags,

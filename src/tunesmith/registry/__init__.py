@@ -8,7 +8,7 @@ Every function takes `registry=cfg.registry` (or a ready `store=open_store(...)`
 environment and the current dir decide (`MLFLOW_TRACKING_URI`, else `sqlite:///.tunesmith/mlflow.db`).
 """
 
-from tunesmith.registry.catalog import list_models, show_model
+from tunesmith.registry.catalog import audit_log, list_models, show_model
 from tunesmith.registry.download import champion_model_dir, model_dir_for
 from tunesmith.registry.lineage import collect_environment, collect_lineage
 from tunesmith.registry.runs import log_run
@@ -27,6 +27,7 @@ from tunesmith.registry.versions import (
 )
 
 __all__ = [
+    "audit_log",
     "CHALLENGER",
     "CHAMPION",
     "RegistryError",

@@ -82,3 +82,19 @@ def show_model(name: str, *, store: Store | None = None, registry: RegistryConfi
         "updated": iso_time(model.last_updated_timestamp),
         "versions": versions,
     }
+
+
+def audit_log(name: str, *, store: Store | None = None, registry: RegistryConfig | None = None) -> list[dict]:
+    """Every audit entry of `name` (registry.audit), oldest first."""
+    import json
+
+    from tunesmith.registry.audit import PREFIX
+
+    model = require_model(resolve_store(store, registry).client, name)
+    out = []
+    for key in sorted(k for k in model.tags if k.startswith(PREFIX)):
+        try:
+            out.append(json.loads(model.tags[key]))
+        except ValueError:
+            out.append({"at": key[len(PREFIX):], "action": "unreadable", "reason": model.tags[key][:200]})
+    return out

@@ -99,8 +99,11 @@ def promote(
     *,
     store: Store | None = None,
     registry: RegistryConfig | None = None,
+    who: str | None = None,
+    reason: str | None = None,
 ) -> VersionInfo:
-    """Make `version` (default: the current challenger) the champion; returns the new champion.
+    """Make `version` (default: the current challenger) the champion; returns the new champion. With `reason` (the
+    CLI and the console always give one) the change is added to the model's audit trail (registry.audit).
 
     Raises:
         RegistryError: no such model or version, or no challenger to promote.
@@ -112,11 +115,17 @@ def promote(
         if CHALLENGER not in model.aliases:
             raise RegistryError(
                 f"{name} has no challenger to promote",
-                hint=f"register a new version first, or name one: `tunesmith models promote {name} --version N`",
+                hint=f"register a new version first, or name one: `tunesmith models promote {name} --version N "
+                "--reason ...`",
             )
         version = model.aliases[CHALLENGER]
     target = _existing_version(client, name, version)
     current = model.aliases.get(CHAMPION)
+    if reason is not None:  # checked before anything moves: an unexplained promote changes nothing
+        from tunesmith.registry.audit import record
+
+        record(store, name, "promote", who=who or "unknown", reason=reason, version=target,
+               previous=int(current) if current is not None else None)
     if current is not None and int(current) != target:
         history = history_of(model)[-(MAX_HISTORY - 1) :] + [int(current)]
         client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
@@ -126,8 +135,9 @@ def promote(
     return get_version(name, target, store=store)
 
 
-def rollback(name: str, *, store: Store | None = None, registry: RegistryConfig | None = None) -> VersionInfo:
-    """Move `champion` back to the champion before it; returns the restored champion.
+def rollback(name: str, *, store: Store | None = None, registry: RegistryConfig | None = None,
+             who: str | None = None, reason: str | None = None) -> VersionInfo:
+    """Move `champion` back to the champion before it; returns the restored champion. With `reason`, audited.
 
     Versions deleted since they were champion are skipped.
 
@@ -147,13 +157,18 @@ def rollback(name: str, *, store: Store | None = None, registry: RegistryConfig 
             client.get_model_version(name, str(previous))
         except MlflowException:
             continue  # deleted since; fall back further
+        if reason is not None:
+            from tunesmith.registry.audit import record
+
+            record(store, name, "rollback", who=who or "unknown", reason=reason, version=previous,
+                   previous=int(current) if current is not None else None)
         client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
         client.set_registered_model_alias(name, CHAMPION, str(previous))
         return get_version(name, previous, store=store)
     now = f"version {current} is champion" if current is not None else "there is no champion"
     raise RegistryError(
         f"nothing to roll back to for {name}: {now} and no earlier champion is recorded",
-        hint=f"promote a specific version instead: `tunesmith models promote {name} --version N`",
+        hint=f"promote a specific version instead: `tunesmith models promote {name} --version N --reason ...`",
     )
 
 

@@ -103,7 +103,7 @@ class ServingState:
         await self.sync_with_registry()
         if Role.CHAMPION not in self.slots:
             raise NoModel(f"{self.name} has no champion to serve; promote a version: "
-                          f"`tunesmith models promote {self.name}`")
+                          f"`tunesmith models promote {self.name} --reason ...`")
         self._watcher = asyncio.create_task(self._watch(), name="registry-watcher")
 
     async def stop(self) -> None:
@@ -527,8 +527,17 @@ def alias_versions(store, name: str) -> dict:
     return out
 
 
-def retire_challenger(store, name: str, version: int, reason: str) -> None:
-    """Registry side of an automatic rollback: tag the version rolled back, drop `challenger` if still on it."""
+def retire_challenger(store, name: str, version: int, reason: str, *, who: str | None = None,
+                      action: str = "auto_rollback") -> None:
+    """Registry side of a rollback (a server's automatic one, or `models retire`): tag the version rolled back, drop
+    `challenger` if still on it, and add it to the model's audit trail."""
+    import os
+    import socket
+
+    from tunesmith.registry.audit import record
+
+    record(store, name, action, who=who or f"tunesmith serve on {socket.gethostname()} (pid {os.getpid()})",
+           reason=reason, version=int(version))
     client = store.client
     client.set_model_version_tag(name, str(version), ROLLOUT_TAG, ROLLED_BACK)
     client.set_model_version_tag(name, str(version), "tunesmith.rollback_reason", reason[:500])
