@@ -18,7 +18,7 @@ from tunesmith.config import config_from_dict
 from tunesmith.jobs.api import create_jobs_app
 from tunesmith.jobs.runner import run_job
 from tunesmith.jobs.spec import job_config
-from tunesmith.jobs.store import JobStore
+from tunesmith.jobs.store import JobStore, hash_key
 
 
 class Listener:
@@ -292,3 +292,28 @@ def test_the_operator_cannot_hand_tenants_the_keys_that_decide_where_weights_go(
         check_extension({"config": {"training": {"backend": "openai-compatible"}}}, ["training"])
     with pytest.raises(TenantError, match="model.init_from"):  # another team's model dir as the starting weights
         check_extension({"config": {"model": {"init_from": "/srv/mlartifacts/team-a/model"}}}, ["model"])
+
+
+def test_a_read_key_reads_and_is_refused_every_change_and_old_keys_keep_training(env, tmp_path):
+    import sqlite3
+
+    cfg, store, client, keys, queued, model = env
+    reader = store.add_key("team-a", role="read")
+    file_id = _upload(client, keys["a"]).json()["id"]  # team-a's train key uploads
+    assert client.get("/v1/files", headers=_h(reader)).status_code == 200  # the read key sees team-a's files
+    assert client.get("/v1/fine_tuning/jobs", headers=_h(reader)).status_code == 200
+    for refused in (_upload(client, reader), _create(client, reader, model, file_id),
+                    client.delete(f"/v1/files/{file_id}", headers=_h(reader))):
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "insufficient_role", refused.text
+    assert not queued and client.get(f"/v1/files/{file_id}", headers=_h(keys["a"])).status_code == 200
+    with pytest.raises(ValueError, match="role: one of read, train, promote, admin"):
+        store.add_key("team-a", role="root")
+    # a key table from before roles: the column is added, and its keys keep the train role they always had
+    old = tmp_path / "old"
+    old.mkdir()
+    with sqlite3.connect(old / "jobs.db") as db:
+        db.execute("CREATE TABLE api_keys (key_hash VARCHAR(64) PRIMARY KEY, owner VARCHAR(200) NOT NULL, "
+                   "max_jobs INTEGER, max_file_bytes INTEGER, created_at INTEGER NOT NULL)")
+        db.execute("INSERT INTO api_keys VALUES (?, 'legacy', NULL, NULL, 0)", (hash_key("ts-legacy"),))
+    info = JobStore(state_dir=old).key_info("ts-legacy")
+    assert info.owner == "legacy" and info.role == "train" and info.may("train") and not info.may("promote")

@@ -43,11 +43,16 @@ def api(ctx: typer.Context, config: Path = typer.Option(None, "--config", "-c", 
 def keys_add(owner: str = typer.Argument(..., help="Who the key belongs to (jobs and files are per owner)."),
              config: Path = ConfigOpt,
              max_jobs: int = typer.Option(None, "--max-jobs", help="Unfinished jobs at once (default jobs.max_jobs)."),
-             max_file_bytes: int = typer.Option(None, "--max-file-bytes", help="Upload limit (jobs.max_file_bytes).")):
+             max_file_bytes: int = typer.Option(None, "--max-file-bytes", help="Upload limit (jobs.max_file_bytes)."),
+             role: str = typer.Option("train", "--role", help="read (files, jobs, models, chat), train (also upload, "
+                                      "delete, start and cancel jobs), promote, admin.")):
     """Create an API key; it is printed once and only its sha256 is stored."""
     from tunesmith.jobs.queue import store_for
+    from tunesmith.jobs.store import ROLES
 
-    key = store_for(_cfg(config)).add_key(owner, max_jobs=max_jobs, max_file_bytes=max_file_bytes)
+    if role not in ROLES:
+        fail(f"--role: one of {', '.join(ROLES)}, not {role!r}")
+    key = store_for(_cfg(config)).add_key(owner, max_jobs=max_jobs, max_file_bytes=max_file_bytes, role=role)
     typer.echo(key)
 
 

@@ -118,8 +118,16 @@ def jobs_router(cfg: Config, *, store: JobStore | None = None, enqueue: Callable
                            "invalid_api_key", type="invalid_request_error")
         return info
 
+    def trainer(k: KeyInfo = Depends(key)) -> KeyInfo:
+        """A key whose role may change things (train and above); a read key gets 403."""
+        if not k.may("train"):
+            raise ApiError(403, f"this API key's role is {k.role!r}: it may read, not upload, delete, start or cancel; "
+                           "ask the operator for a key with role train (`tunesmith api keys add OWNER --role train`)",
+                           "insufficient_role", type="permission_error")
+        return k
+
     @router.post("/v1/files")
-    async def upload(file: UploadFile = File(...), purpose: str = Form(...), k: KeyInfo = Depends(key)):
+    async def upload(file: UploadFile = File(...), purpose: str = Form(...), k: KeyInfo = Depends(trainer)):
         limit = k.max_file_bytes or cfg.jobs.max_file_bytes
         data = await file.read(limit + 1)
         name = Path(file.filename or "upload.jsonl").name
@@ -153,13 +161,13 @@ def jobs_router(cfg: Config, *, store: JobStore | None = None, enqueue: Callable
         return Response(path.read_bytes(), media_type="application/octet-stream")  # the bytes as uploaded
 
     @router.delete("/v1/files/{file_id}")
-    def delete_file(file_id: str, k: KeyInfo = Depends(key)):
+    def delete_file(file_id: str, k: KeyInfo = Depends(trainer)):
         _own(store.get_file(k.owner, file_id), "file", file_id)
         store.delete_file(k.owner, file_id)
         return {"id": file_id, "object": "file", "deleted": True}
 
     @router.post("/v1/fine_tuning/jobs")
-    def create_job(body: JobRequest, k: KeyInfo = Depends(key)):
+    def create_job(body: JobRequest, k: KeyInfo = Depends(trainer)):
         limit = k.max_jobs or cfg.jobs.max_jobs
         if store.active_jobs(k.owner) >= limit:
             raise ApiError(429, f"this key already has {limit} unfinished jobs (its quota); wait for one to finish "
@@ -192,7 +200,7 @@ def jobs_router(cfg: Config, *, store: JobStore | None = None, enqueue: Callable
         return _own(store.get_job(job_id, k.owner), "fine-tuning job", job_id)
 
     @router.post("/v1/fine_tuning/jobs/{job_id}/cancel")
-    def cancel_job(job_id: str, k: KeyInfo = Depends(key)):
+    def cancel_job(job_id: str, k: KeyInfo = Depends(trainer)):
         job = _own(store.get_job(job_id, k.owner), "fine-tuning job", job_id)
         if job["status"] in ("succeeded", "failed", "cancelled"):
             raise ApiError(400, f"job {job_id} is already {job['status']}", "invalid_state")

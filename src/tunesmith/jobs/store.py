@@ -48,7 +48,11 @@ api_keys = Table(
     Column("owner", String(200), nullable=False),
     Column("max_jobs", Integer), Column("max_file_bytes", Integer),
     Column("created_at", Integer, nullable=False),
+    Column("role", String(16)),  # read | train | promote | admin; None: a key made before roles (train)
 )
+# What a key may do, each role including the ones before it: read (files, jobs, models, and chat with its own
+# fine-tuned models), train (upload and delete files, start and cancel jobs), promote, admin.
+ROLES = ("read", "train", "promote", "admin")
 files = Table(
     "files", _meta,
     Column("id", String(40), primary_key=True),
@@ -95,6 +99,11 @@ class KeyInfo:
     owner: str
     max_jobs: int | None
     max_file_bytes: int | None
+    role: str = "train"
+
+    def may(self, role: str) -> bool:
+        """Whether this key's role includes `role` (read < train < promote < admin)."""
+        return ROLES.index(self.role) >= ROLES.index(role)
 
 
 def hash_key(key: str) -> str:
@@ -120,20 +129,32 @@ class JobStore:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA busy_timeout=30000")
         _meta.create_all(self.engine)
+        self._add_role_column()
+
+    def _add_role_column(self) -> None:
+        """A key table made before roles existed gets the (nullable) role column: its keys stay `train`."""
+        from sqlalchemy import inspect, text
+
+        if "role" not in {c["name"] for c in inspect(self.engine).get_columns("api_keys")}:
+            with self.engine.begin() as c:
+                c.execute(text("ALTER TABLE api_keys ADD COLUMN role VARCHAR(16)"))
 
     # --- keys ---------------------------------------------------------------------------------------------
 
-    def add_key(self, owner: str, *, max_jobs: int | None = None, max_file_bytes: int | None = None) -> str:
+    def add_key(self, owner: str, *, max_jobs: int | None = None, max_file_bytes: int | None = None,
+                role: str = "train") -> str:
+        if role not in ROLES:
+            raise ValueError(f"role: one of {', '.join(ROLES)}, not {role!r}")
         key = f"ts-{secrets.token_urlsafe(24)}"
         with self.engine.begin() as c:
             c.execute(insert(api_keys).values(key_hash=hash_key(key), owner=owner, max_jobs=max_jobs,
-                                              max_file_bytes=max_file_bytes, created_at=int(time.time())))
+                                              max_file_bytes=max_file_bytes, created_at=int(time.time()), role=role))
         return key
 
     def key_info(self, key: str) -> KeyInfo | None:
         with self.engine.connect() as c:
             row = c.execute(select(api_keys).where(api_keys.c.key_hash == hash_key(key))).mappings().first()
-        return KeyInfo(row["owner"], row["max_jobs"], row["max_file_bytes"]) if row else None
+        return KeyInfo(row["owner"], row["max_jobs"], row["max_file_bytes"], row["role"] or "train") if row else None
 
     # --- files --------------------------------------------------------------------------------------------
 
