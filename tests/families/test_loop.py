@@ -113,6 +113,8 @@ def test_shifted_traffic_with_feedback_drifts_breaches_the_slo_and_a_gated_chall
     assert meta["base_model"] == cfg.model.base and meta["pipeline_tag"] == families.get(kind).mlflow.pipeline_task
     scored = {m["type"] for m in meta["model-index"][0]["results"][0]["metrics"]}
     assert loop.metric in scored and "## Evaluation" in card and "Not measured in this run" in card
+    if kind == "classification":  # a family that reports slices has them in its card too
+        assert "### Slice: text_length" in card
     store = open_store(cfg.registry)
     promote(cfg.name, store=store)
     [(slo_metric, target)] = loop.slo.items()

@@ -76,6 +76,23 @@ def _results(report) -> list[str]:
     return lines
 
 
+def _slices(report) -> list[str]:
+    """Per-slice results (a family that reports slices: value, rows, the tuned model's and the baseline's metrics)."""
+    out = []
+    for column, res in (getattr(report, "slices", None) or {}).items():
+        if not isinstance(res, dict) or "values" not in res:
+            continue
+        metrics = sorted({k for v in res["values"] for k in (v.get("tuned") or {})})[:3]
+        out += [f"### Slice: {_md(column)}", "", "| value | rows | " + " | ".join(f"tuned {m} | baseline {m}"
+                                                                              for m in metrics) + " |",
+                "|---|---|" + "---|---|" * len(metrics)]
+        for v in res["values"]:
+            cells = [f"{_fmt((v.get('tuned') or {}).get(m))} | {_fmt((v.get('baseline') or {}).get(m))}" for m in metrics]
+            out.append(f"| {_md(v.get('value'))} | {v.get('n')} | " + " | ".join(cells) + " |")
+        out.append("")
+    return out
+
+
 def _data(data: dict) -> list[str]:
     from tunesmith.data.checks import summarize
 
@@ -122,7 +139,7 @@ def model_card(cfg: Config, *, report, data: dict, decision, lineage: dict, cost
                         if "cost.train" in cost else ""))
     lines += ["", "## Evaluation", "", f"Test split: {(data.get('split_sizes') or {}).get('test')} rows the model never "
               f"trained on; baseline: {_md(fam.baseline_name)}.", "", *_results(report), "",
-              f"**Gates:** {'passed' if decision.passed else 'failed'}: {_md(decision.summary)}", ""]
+              *_slices(report), f"**Gates:** {'passed' if decision.passed else 'failed'}: {_md(decision.summary)}", ""]
     lines += ["## Bias, risks and limitations", "",
               "Not measured in this run: " + "; ".join(NOT_MEASURED) + ".",
               *[f"- {_md(note)}" for note in getattr(report, "notes", [])[:10]], "",
