@@ -318,13 +318,17 @@ class FilterHooks:
     `confidence(result)`: how sure the answer is (None: no confidence; the floor does not apply);
     `abstain(result)`: (what the caller gets, what the log keeps) when it is below `serving.filters.confidence_floor`;
     `text(result)`: the generated text the text filters (PII redaction, deny patterns) judge, or None;
-    `with_text(result, text, finish_reason)`: the answer with that text instead (finish_reason None: unchanged).
+    `with_text(result, text, finish_reason)`: the answer with that text instead (finish_reason None: unchanged);
+    `invalid(result, schema)`: why the answer is not JSON valid against `serving.filters.json_schema`, or None;
+    `retry(item)`: the batch item to generate once more after an invalid answer (e.g. sampled, not greedy).
     """
 
     confidence: Callable | None = None
     abstain: Callable | None = None
     text: Callable | None = None
     with_text: Callable | None = None
+    invalid: Callable | None = None
+    retry: Callable | None = None
 
 
 @dataclass(frozen=True)

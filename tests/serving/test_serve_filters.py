@@ -74,9 +74,31 @@ def test_pii_in_generated_text_is_redacted_and_bad_patterns_are_config_errors(ch
     served = load_served(chat_dir, name="chat", version=1)
     filters = ServingConfig.model_validate({"filters": {"redact_pii": True}}).filters
     gen = Generation("write to ana.lopez@example.com or call +1 415 555 0100", 8, 12, "stop")
-    shown, logged, actions = apply_filters(filters, served, gen)
+    shown, logged, actions, _ = apply_filters(filters, served, gen)
     assert "ana.lopez@example.com" not in shown.text and "<EMAIL" in shown.text and logged is shown
     assert actions == ["redact_pii:redacted"] and shown.completion_tokens == 12
     assert apply_filters(filters, served, Generation("nothing personal", 3, 2, "stop"))[2] == []
     with pytest.raises(ValidationError, match="not a regular expression"):
         ServingConfig.model_validate({"filters": {"deny": ["(unclosed"]}})
+
+
+def test_an_answer_that_is_not_json_valid_is_generated_once_more_then_refused(store, tmp_path, chat_dir):
+    from tunesmith.serving.models import load_served
+
+    register(store, tmp_path, "chat", chat_dir, champion=True)
+    schema = {"type": "object", "required": ["intent"]}
+    ask = {"messages": [{"role": "user", "content": "classify: my card is lost"}], "max_tokens": 6}
+    for mode, expected in (("retry", {"retried": 1, "refused": 1}), ("refuse", {"retried": 0, "refused": 1})):
+        cfg = settings(filters={"json_schema": schema, "on_invalid_json": mode, "refusal": '{"intent": "unknown"}'})
+        with TestClient(create_app("chat", settings=cfg, store=store)) as client:  # a tiny random model: never JSON
+            choice = client.post("/v1/chat/completions", json=ask).json()["choices"][0]
+            assert choice["message"]["content"] == '{"intent": "unknown"}' and choice["finish_reason"] == "content_filter"
+            assert {a: _count(client, "json_schema", a) for a in ("retried", "refused")} == expected
+    served = load_served(chat_dir, name="chat", version=1)
+    filters = ServingConfig.model_validate({"filters": {"json_schema": schema}}).filters
+    fenced = Generation('```json\n{"intent": "lost_card"}\n```', 5, 9, "stop")
+    assert apply_filters(filters, served, fenced, may_retry=True)[2:] == ([], False)  # valid: untouched
+    assert apply_filters(filters, served, Generation('{"other": 1}', 5, 4, "stop"), may_retry=True)[2:] == (
+        ["json_schema:retried"], True)
+    with pytest.raises(ValidationError, match="not a valid JSON schema"):
+        ServingConfig.model_validate({"filters": {"json_schema": {"type": "nope"}}})

@@ -67,6 +67,22 @@ class FiltersConfig(StrictModel):
     deny: list[str] = Field(default_factory=list, description="regexes; generated text matching one is replaced by "
                             "`refusal` (finish_reason content_filter)")
     refusal: str = Field("I can't help with that.", description="what a denied answer says instead")
+    json_schema: dict | None = Field(None, description="chat and completions: an answer must be JSON valid against "
+                                     "this schema (a ```json fence is allowed); null: no check")
+    on_invalid_json: Literal["retry", "refuse"] = Field("retry", description="an invalid answer is generated once "
+                                                        "more (sampled), then refused; or refused at once")
+
+    @field_validator("json_schema")
+    @classmethod
+    def _schema(cls, v: dict | None) -> dict | None:
+        if v is not None:
+            import jsonschema
+
+            try:
+                jsonschema.validators.validator_for(v).check_schema(v)
+            except jsonschema.exceptions.SchemaError as exc:
+                raise ValueError(f"not a valid JSON schema: {exc.message}") from None
+        return v
 
     @field_validator("deny")
     @classmethod
@@ -82,7 +98,7 @@ class FiltersConfig(StrictModel):
 
     @property
     def text_active(self) -> bool:
-        return self.redact_pii or bool(self.deny)
+        return self.redact_pii or bool(self.deny) or self.json_schema is not None
 
 
 class ServingConfig(StrictModel):

@@ -215,7 +215,7 @@ class ServingState:
             found = self.slot_for_version(pin)
             if found is None:  # unloaded between resolving and running (a promote or rollback)
                 raise ModelNotFound(f"model {self.name}:{pin} is no longer loaded here")
-            answer = self._filter(await self._run(found[0], route, item))
+            answer = await self._filter(await self._run(found[0], route, item), route, item)
             self._log_prediction(route, answer, request_id, log_input, sampled=True, idx=idx)
             return answer
         role = self.role_for(caller_key)
@@ -224,19 +224,26 @@ class ServingState:
             answer, failed = await self._try_challenger(route, item)
         if answer is None:
             answer = await self._run(Role.CHAMPION, route, item)  # raises: the input broke both, not the challenger
-            self._filter(answer)
+            await self._filter(answer, route, item)
             if failed is not None:  # the champion answered what the challenger could not: that counts against it
                 await self._judge(*failed, ok=False)
             elif self.settings.shadow and Role.CHALLENGER in self.slots:
                 self._spawn(self._shadow(route, item, answer, request_id, log_input, idx))
         else:
-            self._filter(answer)
+            await self._filter(answer, route, item)
         self._log_prediction(route, answer, request_id, log_input, idx=idx)
         return answer
 
-    def _filter(self, answer: Answer) -> Answer:
-        """serving.filters on the answer the caller gets (tunesmith.serving.filters), each action counted."""
-        result, logged, actions = apply_filters(self.settings.filters, answer.served, answer.result)
+    async def _filter(self, answer: Answer, route: str, item: Any) -> Answer:
+        """serving.filters on the answer the caller gets (tunesmith.serving.filters), each action counted; an answer
+        that is not JSON valid is generated once more by the same model first (on_invalid_json: retry)."""
+        result, logged, actions, retry = apply_filters(self.settings.filters, answer.served, answer.result,
+                                                       may_retry=True)
+        if retry:
+            again = await self._run(answer.role, route, answer.served.family.filters.retry(item))
+            answer.latency_s += again.latency_s
+            result, logged, more, _ = apply_filters(self.settings.filters, answer.served, again.result)
+            actions += more
         if actions:
             answer.result, answer.logged, answer.filters = result, logged, tuple(actions)
             for action in actions:

@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -76,6 +76,21 @@ class Generation:
 def with_text(gen: Generation, text: str, finish_reason: str | None) -> Generation:
     """The generation with `text` instead (serving.filters); the token counts stay what the model generated."""
     return Generation(text, gen.prompt_tokens, gen.completion_tokens, finish_reason or gen.finish_reason)
+
+
+def json_invalid(gen: Generation, schema: dict) -> str | None:
+    """Why the generation is not JSON valid against `schema` (a ```json fence allowed), or None."""
+    from tunesmith.families.causal_lm.text_metrics import json_valid
+
+    (score,), (reason,) = json_valid([gen.text], schema)
+    return None if score else reason
+
+
+def sampled(item: tuple[str, GenParams]) -> tuple[str, GenParams]:
+    """The same prompt generated once more, sampled (temperature 0.7) where it was greedy: a retry of a greedy
+    answer would repeat it."""
+    prompt, params = item
+    return prompt, replace(params, temperature=params.temperature or 0.7)
 
 
 def chat_prompt(served: Served, messages: list[dict]) -> str:
