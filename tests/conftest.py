@@ -83,3 +83,47 @@ def _pings(client) -> bool:
         return bool(client.ping())
     except Exception:
         return False
+
+
+# --- models built once per session for every directory (serving, security, ops, families) -----------------------
+
+
+@pytest.fixture(scope="session")
+def encoder_dir(tmp_path_factory):
+    from tests.serving.serve_helpers import build_tiny_model_dir as build_encoder
+
+    return build_encoder(tmp_path_factory.mktemp("encoder"))
+
+
+@pytest.fixture(scope="session")
+def classifier_dirs(tmp_path_factory, encoder_dir):
+    from tests.serving.serve_helpers import build_classifier
+
+    return [build_classifier(tmp_path_factory.mktemp(f"clf{seed}"), seed, encoder_dir) for seed in (1, 2)]
+
+
+@pytest.fixture(scope="session")
+def chat_dir(tmp_path_factory):
+    from tests.serving.serve_helpers import build_chat_lm
+
+    return build_chat_lm(tmp_path_factory.mktemp("chat-lm"))
+
+
+@pytest.fixture(scope="session")
+def loop_bert(tmp_path_factory) -> str:
+    """The closed-loop simulation's tiny BERT (movie and product words as whole tokens)."""
+    from tests.monitoring.loop_data import build_base_model
+
+    return build_base_model(tmp_path_factory.mktemp("loop-bert"))
+
+
+@pytest.fixture()
+def store(tmp_path, monkeypatch):
+    """A fresh registry in tmp_path, no tracking URI or serving token from the environment."""
+    from tunesmith.registry import open_store
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    monkeypatch.delenv("TUNESMITH_SERVE_TOKEN", raising=False)
+    return open_store(workdir=tmp_path)
+

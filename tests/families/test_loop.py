@@ -12,7 +12,6 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 from tests.families.loop_streams import LOOPS, Loop
-from tests.monitoring.loop_data import build_base_model
 
 from tunesmith import families
 from tunesmith.config import config_from_dict
@@ -25,11 +24,6 @@ from tunesmith.retrain.run import RetrainError, recent_summary
 from tunesmith.retrain.triggers import act, pause, resume
 from tunesmith.serving import prediction_log_for
 from tunesmith.serving.app import create_app
-
-
-@pytest.fixture(scope="module")
-def loop_bert(tmp_path_factory) -> str:
-    return build_base_model(tmp_path_factory.mktemp("loop-bert"))
 
 
 def _config(loop: Loop, tmp_path, base: str) -> dict:

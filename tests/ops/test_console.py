@@ -11,7 +11,6 @@ import pytest
 from tests.browser_helpers import artifacts_dir
 from tests.families.loop_streams import LOOPS
 from tests.families.test_loop import _config
-from tests.monitoring.loop_data import build_base_model
 from tests.serving.serve_helpers import LiveServer, wait_for
 
 from tunesmith.config import config_from_dict
@@ -25,10 +24,6 @@ from tunesmith.serving.app import create_app
 TOKEN = "console-test-token-0123456789"
 EVIL = "<img src=x onerror=alert(1)>"
 
-
-@pytest.fixture(scope="module")
-def loop_bert(tmp_path_factory) -> str:
-    return build_base_model(tmp_path_factory.mktemp("console-bert"))
 
 
 def _answering_version(url: str) -> str:

@@ -9,7 +9,6 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
-from tests.serving.conftest import classifier_dirs, encoder_dir, store  # noqa: F401  (fixtures)
 from tests.serving.serve_helpers import register, settings
 
 from tunesmith.config import CostConfig, config_from_dict
@@ -74,7 +73,7 @@ def _samples(text: str, name: str) -> dict:
             if s.name == name}
 
 
-def test_the_server_meters_each_versions_busy_cores_and_prices_1k_answers(store, tmp_path, classifier_dirs):  # noqa: F811
+def test_the_server_meters_each_versions_busy_cores_and_prices_1k_answers(store, tmp_path, classifier_dirs):
     register(store, tmp_path, "costly", classifier_dirs[0], champion=True)
     prices = CostConfig(cpu_hour=0.05, currency="EUR")
     app = create_app("costly", settings=settings(inference={"num_threads": 1}), store=store, prices=prices)

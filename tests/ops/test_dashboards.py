@@ -19,12 +19,10 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-import pytest
 import yaml
 from tests.families.loop_streams import LOOPS
 from tests.families.test_loop import _config
 from tests.integration.test_cli_run import in_process
-from tests.monitoring.loop_data import build_base_model
 
 from tunesmith.config import config_from_dict
 from tunesmith.monitoring.monitor import monitor
@@ -157,10 +155,6 @@ def _query(prom: str, expr: str) -> list:
     assert status == 200 and doc["status"] == "success", (expr, doc)
     return doc["data"]["result"]
 
-
-@pytest.fixture(scope="module")
-def loop_bert(tmp_path_factory) -> str:
-    return build_base_model(tmp_path_factory.mktemp("dash-bert"))
 
 
 def test_every_panel_returns_data_from_prometheus_scraping_a_real_server(tmp_path, monkeypatch, loop_bert):

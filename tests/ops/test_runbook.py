@@ -10,7 +10,6 @@ import re
 import pytest
 import yaml
 from tests.integration.test_cli_run import in_process
-from tests.serving.conftest import classifier_dirs, encoder_dir, store  # noqa: F401  (fixtures)
 from tests.serving.serve_helpers import register
 
 from tunesmith.config import ConfigError, config_from_dict
@@ -49,7 +48,7 @@ def test_the_runbook_command_fills_in_the_config_path(tmp_path):
     assert "tunesmith monitor --config prod.yaml" in text and "nobody named" in text  # no owner in that config
 
 
-def test_retire_takes_the_challenger_out_and_never_touches_the_champion(store, tmp_path, classifier_dirs):  # noqa: F811
+def test_retire_takes_the_challenger_out_and_never_touches_the_champion(store, tmp_path, classifier_dirs):
     register(store, tmp_path, "clf", classifier_dirs[0], champion=True)
     register(store, tmp_path, "clf", classifier_dirs[1], champion=False)
     uri = store.tracking_uri

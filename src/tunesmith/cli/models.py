@@ -116,17 +116,12 @@ def models_retire(
     """Take the challenger out of traffic now: drop its `challenger` alias and mark it rolled back, so no server loads
     it again (they drop it within serving.poll_interval_s). The champion is never touched."""
     from tunesmith import registry
-    from tunesmith.serving.state import retire_challenger
+    from tunesmith.serving.state import retire_current_challenger
 
     _model_name(name)
     with input_errors(registry.RegistryError, only=True):
         store = registry.resolve_store(None, _where(tracking_uri, config).get("registry"))
-        info = registry.show_model(name, store=store)
-    challenger = (info.get("aliases") or {}).get("challenger")
-    if challenger is None:
-        fail(f"{name} has no challenger to retire (tunesmith models show {name})")
-    with input_errors(registry.RegistryError, only=True):
-        retire_challenger(store, name, int(challenger), reason, who=_who(by), action="retire")
+        challenger = retire_current_challenger(store, name, reason, who=_who(by))
     console.print(f"{name}: challenger version {challenger} retired ({reason}); servers drop it at their next poll")
 
 

@@ -115,11 +115,13 @@ class Console:
         name = self.cfg.name
         models = self.models()
         current = next((m for m in models if m["name"] == name), None)
-        versions = self.model(name)["versions"] if current else []
-        serving = {v["version"]: v for v in versions if set(v["aliases"]) & {"champion", "challenger"}}
+        from tunesmith.registry import list_versions
+
+        versions = list_versions(name, store=self.store) if current else []  # tags only: no run per version
+        serving = [v for v in versions if set(v.aliases) & {"champion", "challenger"}]
         return {"model": name, "models": models, "servers": [self.server(url) for url in self.servers],
                 "slo": self.cfg.monitoring.slo.model_dump(), "monitor": self.monitor_report(name),
-                "cost": {str(v): _json_tag(info["tags"].get("cost")) for v, info in serving.items()}}
+                "cost": {str(v.version): _json_tag(v.tags.get("cost")) for v in serving}}
 
 
 def _json_tag(value: str | None) -> dict | None:
@@ -283,13 +285,9 @@ def _do(console: Console, action: str, name: str, version: str | None, reason: s
     if action == "rollback":
         v = registry.rollback(name, store=console.store, who=who, reason=reason)
         return f"{name}: champion rolled back to version {v.version}"
-    from tunesmith.serving.state import retire_challenger
+    from tunesmith.serving.state import retire_current_challenger
 
-    info = registry.show_model(name, store=console.store)
-    challenger = info["aliases"].get("challenger")
-    if challenger is None:
-        raise ValueError(f"{name} has no challenger to retire")
-    retire_challenger(console.store, name, int(challenger), reason.strip(), who=who, action="retire")
+    challenger = retire_current_challenger(console.store, name, reason.strip(), who=who)
     return f"{name}: challenger version {challenger} retired"
 
 

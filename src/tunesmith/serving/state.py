@@ -534,6 +534,19 @@ def alias_versions(store, name: str) -> dict:
     return out
 
 
+def retire_current_challenger(store, name: str, reason: str, *, who: str) -> int:
+    """An operator's `models retire` (CLI or console): retire whatever version `challenger` points at now; returns
+    it. Raises RegistryError when there is none."""
+    from tunesmith.registry import RegistryError
+    from tunesmith.registry.versions import require_model
+
+    current = require_model(store.client, name).aliases.get("challenger")
+    if current is None:
+        raise RegistryError(f"{name} has no challenger to retire", hint=f"see `tunesmith models show {name}`")
+    retire_challenger(store, name, int(current), reason, who=who, action="retire")
+    return int(current)
+
+
 def retire_challenger(store, name: str, version: int, reason: str, *, who: str | None = None,
                       action: str = "auto_rollback") -> None:
     """Registry side of a rollback (a server's automatic one, or `models retire`): tag the version rolled back, drop

@@ -153,7 +153,7 @@ def _cost_per_1k(cfg: Config, models: dict) -> dict | None:
         return None
     threads = torch.get_num_threads()
     # ms per example x 1,000 examples = that many seconds, x the cores held
-    money = {role: v["ms_per_example_b32"] * threads / 3600 * price for role, v in models.items()}
+    money = {role: cfg.cost.money(v["ms_per_example_b32"] * threads) for role, v in models.items()}
     return {**money, "saving": 1 - money["student"] / max(money["teacher"], 1e-12), "currency": cfg.cost.currency,
             "cpu_hour": price, "threads": threads}
 
