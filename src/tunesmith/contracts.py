@@ -369,6 +369,7 @@ class Task(Protocol):
     filters: FilterHooks | None  # None: serving.filters leave its answers as they are
     mlflow: MlflowModel | None  # None: its registered versions are plain model dirs (no MLmodel)
     recognize_order: int  # when `recognizes` is asked: specific rules (a cross-encoder marker) before general ones
+    private_training: bool  # trains with DP-SGD (training.privacy) through tunesmith.training.privacy
 
     # config
     def configure(self, cfg) -> None:
@@ -482,6 +483,7 @@ class Family:
     mlflow: MlflowModel | None = None
     recognizes: Callable = _never
     recognize_order: int = 100
+    private_training: bool = False
     finish_rows: Callable = _no_op
     check_splits: Callable = _no_warnings
     describe_model: Callable = _nothing_more

@@ -155,6 +155,8 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
     from tunesmith.registry import collect_lineage, log_run, model_dir_for, register_version
     from tunesmith.registry.lineage import weights_sha256
     from tunesmith.training import train
+    from tunesmith.training.privacy import lineage_tags as privacy_tags
+    from tunesmith.training.privacy import privacy_html, privacy_metrics
 
     timings: dict[str, float] = {}
     usage = RunUsage.start()  # CPU/GPU seconds of the whole run: `cost.*` figures and gates
@@ -189,6 +191,7 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
     _ship_files(task, out_dir, result.model_dir)
     cost = _cost(cfg, bundle, result.model_dir, usage, say)
     flat.update(cost)
+    flat.update(privacy_metrics(result.privacy))  # training.privacy: `privacy.epsilon <= 8` gates the spent budget
     decision = gate(flat, cfg.gates, primary_metric=primary,
                     has_champion=report.has_champion, champion_note=report.champion_note)
     _drift_reference(cfg, bundle, result.model_dir, out_dir)
@@ -203,6 +206,7 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
     lineage.update(lineage_tags(bundle.report.checks))  # the data gates' outcome travels with the version
     lineage["weights_sha256"] = weights_sha256(result.model_dir)  # `tunesmith reproduce` compares against it
     lineage["cost"] = _cost_block(cfg, cost)  # usage and money travel with the version (registry tag `cost`)
+    lineage.update(privacy_tags(result.privacy))  # the DP guarantee (spent epsilon, delta) travels with the version
     if distilled:  # the teacher and the synthetic (teacher-labelled) rows travel with the version
         from tunesmith.training.distill import lineage_tags as distill_tags
 
@@ -210,9 +214,11 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
     report_path = write_report(
         out_dir, config=cfg, data_report=bundle.report.to_dict(), train_result=result.to_dict(),
         eval_report=report, decision=decision, lineage=lineage,
-        extra={"cost": _cost_block(cfg, cost), **({"distillation": distilled} if distilled else {})},
+        extra={"cost": _cost_block(cfg, cost), **({"distillation": distilled} if distilled else {}),
+               **({"privacy": result.privacy} if result.privacy else {})},
         extra_sections=[("Cost", _cost_html(cfg, cost)),
-                        *([("Distillation", _distill_html(distilled))] if distilled else ())],
+                        *([("Distillation", _distill_html(distilled))] if distilled else ()),
+                        *([("Differential privacy", privacy_html(result.privacy))] if result.privacy else ())],
     )
     say(f"report: {report_path}")
 

@@ -88,6 +88,7 @@ from tunesmith.config.training import (  # noqa: F401
     LoraConfig,
     MethodConfig,
     ModelConfig,
+    PrivacyConfig,
     TrainingConfig,
 )
 
@@ -122,6 +123,7 @@ __all__ = [
     "DistillConfig",
     "SyntheticLabels",
     "TrainingConfig",
+    "PrivacyConfig",
     "CalibrationConfig",
     "BootstrapConfig",
     "EvaluationConfig",

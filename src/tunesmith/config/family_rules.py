@@ -37,7 +37,25 @@ def check_for_family(cfg: Config, task: Task) -> None:
         raise ValueError(f"method.kind: distill supports {supported}, not {task.kind}; train the student with full "
                          "or lora")
     check_slo_targets(cfg, task)
+    check_privacy(cfg, task)
     task.configure(cfg)
+
+
+def check_privacy(cfg: Config, task: Task) -> None:
+    """training.privacy (DP-SGD) only for the families and methods the Opacus integration trains."""
+    from tunesmith.families import all_families
+
+    if cfg.training.privacy is None:
+        return
+    if not task.private_training:
+        supported = ", ".join(t.kind for t in all_families() if t.private_training)
+        raise ValueError(f"training.privacy: DP-SGD supports {supported}, not {task.kind}; remove training.privacy")
+    kind = MethodKind(cfg.method.kind)
+    if kind in (MethodKind.DISTILL, MethodKind.QLORA):
+        why = ("the teacher saw the private rows without DP, so its labels leak them" if kind is MethodKind.DISTILL
+               else "Opacus has no per-example gradients for 4-bit layers")
+        raise ValueError(f"method.kind: {kind.value} is not supported with training.privacy ({why}); use full, lora, "
+                         "freeze or head")
 
 
 def check_slo_targets(cfg: Config, task: Task) -> None:

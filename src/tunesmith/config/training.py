@@ -106,6 +106,19 @@ class ProviderConfig(StrictModel):
     timeout_s: float = Field(6 * 3600, gt=0, description="cancel the provider job after this long")
 
 
+class PrivacyConfig(StrictModel):
+    """training.privacy: DP-SGD through Opacus. Noise is calibrated so the planned steps spend at most `epsilon`."""
+
+    epsilon: float = Field(..., gt=0, le=100, description="the (epsilon, delta)-DP budget of the whole run; smaller "
+                           "is more private (1-10 is the usual range)")
+    delta: float | None = Field(None, gt=0, lt=1, description="probability the epsilon bound fails; None: 1 / (10 * "
+                                "train rows), below 1/n as DP needs")
+    max_grad_norm: float = Field(1.0, gt=0, description="each example's gradient is clipped to this L2 norm before "
+                                 "the noise is added (the sensitivity)")
+    accountant: Literal["prv", "rdp"] = Field("prv", description="how the spent epsilon is computed: prv (tight, "
+                                              "Opacus' default) or rdp (Renyi DP, a looser upper bound)")
+
+
 class TrainingConfig(StrictModel):
     epochs: float = Field(3, gt=0)
     max_steps: int | None = Field(None, gt=0)
@@ -139,6 +152,29 @@ class TrainingConfig(StrictModel):
     torch_compile: Literal["off", "on", "auto"] = Field("auto", description="torch.compile the model; auto: on for "
                                                         "CUDA runs of 200+ steps, where compile time pays back "
                                                         "(off on CPU: see make bench, train_efficiency)")
+    privacy: PrivacyConfig | None = Field(None, description="train with differential privacy (DP-SGD, Opacus): "
+                                          "{epsilon, delta, max_grad_norm}; off: no privacy guarantee")
+
+    @model_validator(mode="after")
+    def _private_settings(self) -> TrainingConfig:
+        if self.privacy is None:
+            return self
+        refusals = {  # what the DP-SGD integration (tunesmith.training.privacy) does not support
+            "grad_accum": (self.grad_accum > 1, "Poisson-sampled DP batches cannot be accumulated; raise "
+                           "training.batch_size instead and set grad_accum: 1"),
+            "class_weights": (self.class_weights, "the weights come from the private label counts, which DP-SGD "
+                              "does not protect; set class_weights: false"),
+            "torch_compile": (self.torch_compile == "on", "Opacus' per-example gradient hooks do not run under "
+                              "torch.compile; set torch_compile: auto or off"),
+            "gradient_checkpointing": (self.gradient_checkpointing, "Opacus' hooks get no per-example gradient "
+                                       "through recomputed activations; set gradient_checkpointing: false"),
+            "backend": (self.backend != "local", "a provider trains without DP-SGD; use backend: local"),
+        }
+        problems = [f"training.{key}: not supported with training.privacy: {hint}"
+                    for key, (refused, hint) in refusals.items() if refused]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @field_validator("torch_compile", mode="before")
     @classmethod

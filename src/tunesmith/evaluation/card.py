@@ -21,6 +21,8 @@ from tunesmith.config import Config
 NOT_MEASURED = ("safety suites (refusals, jailbreaks, prompt injection)", "memorization and PII extraction",
                 "fairness gates across slices", "performance on live traffic (see `tunesmith monitor`)")
 
+NO_PRIVACY = "a differential-privacy guarantee for the training rows (`training.privacy`)"
+
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
@@ -93,6 +95,17 @@ def _slices(report) -> list[str]:
     return out
 
 
+def _privacy(lineage: dict) -> str:
+    """The DP-SGD guarantee the run trained under (lineage `privacy.*`, from tunesmith.training.privacy)."""
+    if "privacy.epsilon" not in lineage:
+        return "- Differential privacy: not measured (trained without `training.privacy`; no formal guarantee)"
+    return (f"- Differential privacy: DP-SGD (Opacus), ({_md(lineage['privacy.epsilon'])}, "
+            f"{_md(lineage.get('privacy.delta'))})-DP for the train rows (target epsilon "
+            f"{_md(lineage.get('privacy.target_epsilon'))}); per-example clip {_md(lineage.get('privacy.max_grad_norm'))}, "
+            f"noise multiplier {_md(lineage.get('privacy.noise_multiplier'))}, {_md(lineage.get('privacy.steps'))} "
+            f"steps, {_md(lineage.get('privacy.accountant'))} accountant")
+
+
 def _data(data: dict) -> list[str]:
     from tunesmith.data.checks import summarize
 
@@ -133,6 +146,7 @@ def model_card(cfg: Config, *, report, data: dict, decision, lineage: dict, cost
              "## Training details", "", "### Training data", "", *_data(data), "", "### Training procedure", "",
              f"- Method: {cfg.method.kind.value}; epochs {t.epochs}, learning rate {t.learning_rate:g}, batch size "
              f"{t.batch_size}, seed {cfg.seed}"]
+    lines.append(_privacy(lineage))
     if cost:
         lines.append(f"- Compute: {cost.get('cost.cpu_seconds', 0):.0f} CPU s, {cost.get('cost.gpu_seconds', 0):.0f} GPU s"
                      + (f"; {cost['cost.train']:.4g} {cfg.cost.currency} at the config's prices"
@@ -141,7 +155,8 @@ def model_card(cfg: Config, *, report, data: dict, decision, lineage: dict, cost
               f"trained on; baseline: {_md(fam.baseline_name)}.", "", *_results(report), "",
               *_slices(report), f"**Gates:** {'passed' if decision.passed else 'failed'}: {_md(decision.summary)}", ""]
     lines += ["## Bias, risks and limitations", "",
-              "Not measured in this run: " + "; ".join(NOT_MEASURED) + ".",
+              "Not measured in this run: " + "; ".join(
+                  [*NOT_MEASURED, *(() if "privacy.epsilon" in lineage else (NO_PRIVACY,))]) + ".",
               *[f"- {_md(note)}" for note in getattr(report, "notes", [])[:10]], "",
               "## Lineage", "", "| key | value |", "|---|---|",
               *[f"| {_md(k)} | {_md(v)} |" for k, v in sorted(lineage.items())

@@ -63,11 +63,16 @@ def is_distill_metric(name: str) -> bool:
 COST_METRICS = ("cost.train", "cost.per_1k", "cost.per_1k_core_seconds", "cost.storage_month", "cost.cpu_seconds",
                 "cost.gpu_seconds", "cost.wall_seconds")
 
+# The DP guarantee a `training.privacy` run trained under (tunesmith.training.privacy): `privacy.epsilon <= 8`.
+PRIVACY_METRICS = ("privacy.epsilon", "privacy.delta")
+
 
 def is_valid_gate_metric(name: str) -> bool:
     """Whether `name` is a metric an evaluation can produce (e.g. `macro_f1`, `uplift_ci_low.accuracy`)."""
     if name.startswith("cost."):
         return name in COST_METRICS
+    if name.startswith("privacy."):
+        return name in PRIVACY_METRICS
     if name.startswith("distill."):
         return is_distill_metric(name)
     for prefix in _MODEL_PREFIXES:
@@ -87,7 +92,8 @@ def unknown_gate_metrics(policy: GatesConfig, *, primary_metric: str | None = No
 
 def known_metrics_hint() -> str:
     """Every metric name a gate may use, in one line, for error messages."""
-    return (f"known metrics: {', '.join(KNOWN_METRICS)}, top_<k>_accuracy, {', '.join(COST_METRICS)}; "
+    return (f"known metrics: {', '.join(KNOWN_METRICS)}, top_<k>_accuracy, {', '.join(COST_METRICS)}, "
+            f"{', '.join(PRIVACY_METRICS)}; "
             f"prefixed (m not in {', '.join(_TUNED_ONLY)}): {', '.join(p + '<m>' for p in _MODEL_PREFIXES)}")
 
 

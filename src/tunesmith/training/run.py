@@ -36,6 +36,8 @@ from tunesmith.training.distill import (
 from tunesmith.training.distributed import barrier, is_main_process
 from tunesmith.training.identity import check_identity, write_identity
 from tunesmith.training.methods import apply_method, check_method_available, count_params
+from tunesmith.training.privacy import PrivateTrainer, freeze_shared_positions, privacy_record
+from tunesmith.training.privacy import check_supported as check_privacy_supported
 from tunesmith.training.trainer import (
     TrainingError,
     build_trainer,
@@ -64,6 +66,7 @@ class TrainResult:
     best_metric: float | None  # cfg.training.metric on the eval split at the best checkpoint
     best_checkpoint: str | None
     log_history: list[dict] = field(default_factory=list)
+    privacy: dict | None = None  # training.privacy: the spent epsilon, delta, noise, ... (training.privacy.record)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -143,27 +146,35 @@ def train_with_trainer(hooks: TrainerHooks, cfg: Config, bundle: Bundle, run_dir
     method = cfg.method.student()
     kind = MethodKind(method.kind)
     check_method_available(kind)  # before loading: QLoRA needs bitsandbytes and CUDA
+    if cfg.training.privacy is not None:
+        check_privacy_supported()
     with loading(resolved, key="model.base", allow_pickle=cfg.model.allow_pickle_weights):
         tokenizer = hooks.load_tokenizer(cfg, resolved)
         model = hooks.build_model(cfg, resolved, bundle.labels, kind)
     if distill and cfg.method.distill.student_layers:
         model = shrink_layers(model, cfg.method.distill.student_layers)
     model = apply_method(model, method)
+    frozen_for_privacy = freeze_shared_positions(model) if cfg.training.privacy is not None else []
     params = count_params(model)
     teacher_dir = resolve_teacher(cfg.method.distill.teacher, cfg) if distill and needs_teacher(cfg) else None
     parts = hooks.trainer_parts(cfg, bundle, tokenizer, model, teacher_dir)
     precision = resolve_precision(cfg.training.precision)
+    trainer_cls, trainer_kwargs = parts.trainer_cls, parts.trainer_kwargs
+    if cfg.training.privacy is not None:  # DP-SGD (the config refuses it with distillation's own trainer)
+        trainer_cls, trainer_kwargs = PrivateTrainer, {**trainer_kwargs, "privacy": cfg.training.privacy}
     trainer = build_trainer(cfg, model, tokenizer, parts.train_ds, parts.eval_ds, str(checkpoint_dir), precision,
                             callbacks, data_collator=parts.data_collator, compute_metrics=parts.compute_metrics,
                             compute_loss_func=parts.compute_loss_func, packed=parts.packed,
-                            trainer_cls=parts.trainer_cls, **parts.trainer_kwargs)
+                            trainer_cls=trainer_cls, **trainer_kwargs)
     if distill and is_main_process():
         write_distill_record(run_dir, cfg, teacher_dir, parts.distilled)
     if start_from is None and is_main_process():
         write_identity(checkpoint_dir, cfg, bundle)  # before the first checkpoint, so every resume can check it
     output = trainer.train(resume_from_checkpoint=str(start_from) if start_from else None)
     barrier()  # DDP: every rank is done with the checkpoints before rank 0 saves the model and removes them
-
+    privacy = privacy_record(trainer)  # the accountant's spent epsilon; Opacus' hooks leave the model
+    if privacy is not None:
+        privacy["frozen"] = frozen_for_privacy
     if hooks.finalize_model is not None:
         hooks.finalize_model(trainer.model, cfg, bundle)
     seen = [*bundle.train["text"].astype(str), *bundle.eval["text"].astype(str)]
@@ -171,7 +182,8 @@ def train_with_trainer(hooks: TrainerHooks, cfg: Config, bundle: Bundle, run_dir
     if distilled is not None and distilled.synthetic_rows:  # teacher-labelled rows were trained on too
         seen += distilled.frame["text"].astype(str).tolist()[len(bundle.train):]
     lora = kind in (MethodKind.LORA, MethodKind.QLORA)
-    model_dir = save_final_model(trainer.model, tokenizer, run_dir, lora=lora, seen_texts=seen, cfg=cfg) \
+    model_dir = save_final_model(trainer.model, tokenizer, run_dir, lora=lora, seen_texts=seen, cfg=cfg,
+                                 card_extra={"privacy": privacy} if privacy else {}) \
         if is_main_process() else run_dir / "model"  # DDP: only rank 0 writes files
     state = trainer.state
     if not cfg.training.keep_checkpoints and is_main_process():  # the run finished and model/ is saved: nothing left to resume
@@ -187,6 +199,7 @@ def train_with_trainer(hooks: TrainerHooks, cfg: Config, bundle: Bundle, run_dir
         best_metric=state.best_metric,
         best_checkpoint=state.best_model_checkpoint,
         log_history=list(state.log_history),
+        privacy=privacy,
     )
 
 
@@ -227,7 +240,8 @@ def _checkpoint_to_resume(checkpoint_dir: Path, resume: bool) -> Path | None:
     return last
 
 
-def save_final_model(model, tokenizer, run_dir: Path, *, lora: bool, seen_texts: Sequence[str] = (), cfg=None) -> Path:
+def save_final_model(model, tokenizer, run_dir: Path, *, lora: bool, seen_texts: Sequence[str] = (), cfg=None,
+                     card_extra: dict | None = None) -> Path:
     """Write run_dir/model atomically: safetensors + config (id2label) + tokenizer + seen_texts.npy. LoRA is merged
     into the base so the result loads with plain `AutoModelForSequenceClassification`; the adapter is kept in
     run_dir/adapter. The seen-texts record ships with the weights, so a later run compares against this model only
@@ -244,5 +258,5 @@ def save_final_model(model, tokenizer, run_dir: Path, *, lora: bool, seen_texts:
         tokenizer.save_pretrained(tmp)
         write_seen_texts(tmp, seen_texts)
         if cfg is not None:
-            write_model_card(tmp, cfg)  # tunesmith.json: which family, labels, versions
+            write_model_card(tmp, cfg, **(card_extra or {}))  # tunesmith.json: which family, labels, versions
     return model_dir

@@ -129,6 +129,10 @@ def tune(cfg: Config, *, storage: str | None = None, study_name: str | None = No
     if cfg.search is None:
         raise TuneError(f"{cfg.source_path or 'config'}: no `search:` block; add one with a `space:` of key paths "
                         "(see examples/sentiment/config.yaml)")
+    if cfg.training.privacy is not None:  # each trial is a release of a model trained on the private rows
+        raise TuneError("training.privacy: every trial would spend the budget again, so a study's epsilon is many "
+                        "times training.privacy.epsilon; tune without it (on public or synthetic rows), then train "
+                        "once with training.privacy")
     search = cfg.search
     data_keys = [k for k in search.space if k.startswith("data.")]
     if data_keys:

@@ -38,4 +38,5 @@ TASK = register(family(
     mlflow=text_mlflow(({"type": "string", "name": "label", "required": True}, {"type": "double", "name": "score", "required": True},
                         {"type": "map", "values": {"type": "double"}, "name": "scores", "required": True}),
                        pipeline_task="text-classification"),
+    private_training=True,  # training.privacy: DP-SGD through the shared Trainer path
 ))

@@ -71,4 +71,5 @@ TASK = register(family(
                         {"type": "array", "items": {"type": "string"}, "name": "labels", "required": True},
                         {"type": "map", "values": {"type": "double"}, "name": "scores", "required": True}),
                        pipeline_task="text-classification"),
+    private_training=True,  # training.privacy: DP-SGD through the shared Trainer path
 ))
