@@ -115,3 +115,11 @@ def test_unsupported_combinations_are_refused_with_the_key_path(tiny_model_dir, 
     cfg = config_from_dict({**base, "search": {"space": {"training.learning_rate": {"low": 1e-4, "high": 1e-3}}}})
     with pytest.raises(TuneError, match="training.privacy: every trial would spend the budget again"):
         tune(cfg)
+
+
+def test_a_weight_without_per_example_gradients_is_a_clear_error(tiny_model_dir, bundle, tmp_path, monkeypatch):
+    # Left trainable, BERT's position embeddings (one position_ids row broadcast over the batch) have none.
+    monkeypatch.setattr("tunesmith.training.run.freeze_shared_positions", lambda model: [])
+    cfg = make_config(tiny_model_dir, "full", max_steps=2, eval_steps=2, privacy=PRIVACY)
+    with pytest.raises(TrainingError, match=r"training.privacy: this model has weights without a per-example gradient"):
+        train(cfg, bundle, tmp_path / "run")

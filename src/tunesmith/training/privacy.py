@@ -22,6 +22,9 @@ from tunesmith.config import PrivacyConfig
 from tunesmith.training.distributed import world_size
 from tunesmith.training.trainer import TrainingError, TunesmithTrainer
 
+# What Opacus says when a trainable weight got no per-example gradient (used outside a hooked module) or one
+# shared across the batch (a broadcast lookup like BERT's position ids).
+_NO_PER_EXAMPLE_GRADIENT = ("Per sample gradient is not initialized", "stack expects each tensor to be equal size")
 MECHANISM = "DP-SGD (Opacus): Poisson sampling, per-example L2 clipping, Gaussian noise"
 
 
@@ -63,7 +66,7 @@ def freeze_shared_positions(model) -> list[str]:
 
 
 class PrivateTrainer(TunesmithTrainer):
-    """A `TunesmithTrainer` that trains with DP-SGD. Single process only (the config refuses the rest)."""
+    """A `TunesmithTrainer` that trains with DP-SGD. Single process only (`check_supported` refuses the rest)."""
 
     def __init__(self, *args, privacy: PrivacyConfig, **kwargs):
         train_args = kwargs["args"]
@@ -114,6 +117,16 @@ class PrivateTrainer(TunesmithTrainer):
                                 f"({str(exc)[:300]}); use another model.base or remove training.privacy") from None
         self.optimizer = self.dp_optimizer
         return dp_loader
+
+    def train(self, *args, **kwargs):
+        try:
+            return super().train(*args, **kwargs)
+        except (ValueError, RuntimeError) as exc:  # a layer Opacus' hooks cannot see per example (module-free use)
+            if not any(sign in str(exc) for sign in _NO_PER_EXAMPLE_GRADIENT):
+                raise
+            raise TrainingError(f"training.privacy: this model has weights without a per-example gradient ({exc}); "
+                                "use another model.base, a method that freezes them (lora, freeze, head), or "
+                                "remove training.privacy") from None
 
     def spent_epsilon(self) -> float:
         """The epsilon the accountant gives for the steps taken so far (0 before the first)."""
