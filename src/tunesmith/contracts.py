@@ -340,6 +340,26 @@ class DistillHooks:
     load: Callable  # (model_dir, cfg) -> (model, tokenizer) in eval mode, for the latency measurement
 
 
+@dataclass(frozen=True)
+class PrivacyHooks:
+    """What `evaluation.privacy` can measure of a family's trained model (tunesmith.evaluation.privacy); a part whose
+    hook is None is refused in the config with its key path.
+
+    Canaries ("The Secret Sharer"): `canary_row(text, cfg) -> dict` is a train row (the bundle's columns) whose
+    trained text holds `text`; `canary_nll(cfg, model_dir, texts) -> np.ndarray` the negative log-likelihood (nats)
+    the model gives each text in that same row, summed over its trained tokens.
+    Extraction: `extraction(cfg, frame, model_dirs, settings) -> list[dict]`: prompts from the trained rows of
+    `frame` that hold PII (tunesmith.data.pii), one record per PII value: {source, type, masked, extracted: {model
+    name: bool}} for each model dir of `model_dirs` (name -> dir).
+    Membership: `row_losses(cfg, model_dir, frame, labels) -> np.ndarray`: the model's loss on each row of `frame`.
+    """
+
+    canary_row: Callable | None = None
+    canary_nll: Callable | None = None
+    extraction: Callable | None = None
+    row_losses: Callable | None = None
+
+
 # --- the protocol ---------------------------------------------------------------------------------------------
 
 
@@ -369,6 +389,7 @@ class Task(Protocol):
     filters: FilterHooks | None  # None: serving.filters leave its answers as they are
     mlflow: MlflowModel | None  # None: its registered versions are plain model dirs (no MLmodel)
     recognize_order: int  # when `recognizes` is asked: specific rules (a cross-encoder marker) before general ones
+    privacy: PrivacyHooks | None  # None: evaluation.privacy is refused for the family
 
     # config
     def configure(self, cfg) -> None:
@@ -485,6 +506,7 @@ class Family:
     finish_rows: Callable = _no_op
     check_splits: Callable = _no_warnings
     describe_model: Callable = _nothing_more
+    privacy: PrivacyHooks | None = None
 
 
 def lazy(target: str) -> Callable:

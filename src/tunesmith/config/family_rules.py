@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tunesmith.config.base import MethodKind
+from tunesmith.config.privacy import check_privacy
 
 if TYPE_CHECKING:
     from tunesmith.config.root import Config
@@ -37,6 +38,7 @@ def check_for_family(cfg: Config, task: Task) -> None:
         raise ValueError(f"method.kind: distill supports {supported}, not {task.kind}; train the student with full "
                          "or lora")
     check_slo_targets(cfg, task)
+    check_privacy(cfg, task)
     task.configure(cfg)
 
 

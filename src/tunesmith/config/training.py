@@ -17,6 +17,7 @@ from tunesmith.config.base import (
     StrictModel,
     SyntheticLabels,
 )
+from tunesmith.config.privacy import PrivacyConfig
 
 
 class ModelConfig(StrictModel):
@@ -169,6 +170,8 @@ class EvaluationConfig(StrictModel):
     max_eval_rows: int | None = Field(None, gt=0, description="causal-lm: generate for at most this many test rows")
     tune_thresholds: bool = Field(True, description="multi-label: a decision threshold per label chosen on the eval "
                                   "split (best F1), shipped as thresholds.json; off: 0.5 for every label")
+    privacy: PrivacyConfig | None = Field(None, description="memorization and PII leakage after training: canaries, "
+                                          "extraction, membership inference (docs/privacy.md)")
 
 
 NAME_RE = re.compile(r"[A-Za-z0-9][\w.-]{0,99}")  # a registered model name (MLflow-safe, file-system-safe)

@@ -18,7 +18,8 @@ import yaml
 
 from tunesmith.config import Config
 
-NOT_MEASURED = ("safety suites (refusals, jailbreaks, prompt injection)", "memorization and PII extraction",
+MEMORIZATION = "memorization and PII extraction"
+NOT_MEASURED = ("safety suites (refusals, jailbreaks, prompt injection)", MEMORIZATION,
                 "fairness gates across slices", "performance on live traffic (see `tunesmith monitor`)")
 
 
@@ -109,7 +110,31 @@ def _data(data: dict) -> list[str]:
     return lines + findings
 
 
-def model_card(cfg: Config, *, report, data: dict, decision, lineage: dict, cost: dict | None = None) -> str:
+def _privacy(doc: dict) -> list[str]:
+    """What `evaluation.privacy` measured (canary exposure, PII extraction, membership AUC), and what it did not."""
+    lines = ["### Privacy", ""]
+    c, e, m = doc.get("canaries"), doc.get("extraction"), doc.get("membership")
+    if c:
+        lines.append(f"- Canary exposure (\"The Secret Sharer\"): max {_fmt(c.get('max_exposure'))}, mean "
+                     f"{_fmt(c.get('mean_exposure'))} of at most {_fmt(c.get('max_possible'))} bits, "
+                     f"{len(c.get('items') or [])} random secrets inserted {c.get('repeats')} time(s) each into the "
+                     "training copy")
+    if e:
+        lines.append(f"- PII extraction: the tuned model completed {_fmt(e.get('rate'))} of {e.get('prompts')} PII "
+                     "values from their training prefixes" + (f" (base model {_fmt(e['base_rate'])})"
+                                                              if "base_rate" in e else "")
+                     + (f"; {_md(e['note'])}" if e.get("note") else ""))
+    if m:
+        ci = f" [{_fmt(m.get('ci_low'))}, {_fmt(m.get('ci_high'))}]" if "ci_low" in m else ""
+        lines.append(f"- Membership inference (loss threshold, {m.get('rows')} train vs {m.get('rows')} test rows): "
+                     f"ROC AUC {_fmt(m.get('auc'))}{ci}; 0.5 is chance")
+    if doc.get("not_measured"):
+        lines.append(f"- Not measured: {_md('; '.join(doc['not_measured']))}")
+    return [*lines, ""]
+
+
+def model_card(cfg: Config, *, report, data: dict, decision, lineage: dict, cost: dict | None = None,
+               privacy: dict | None = None) -> str:
     """The README.md text of the run's model."""
     from tunesmith.families import get as family
 
@@ -139,9 +164,11 @@ def model_card(cfg: Config, *, report, data: dict, decision, lineage: dict, cost
                         if "cost.train" in cost else ""))
     lines += ["", "## Evaluation", "", f"Test split: {(data.get('split_sizes') or {}).get('test')} rows the model never "
               f"trained on; baseline: {_md(fam.baseline_name)}.", "", *_results(report), "",
-              *_slices(report), f"**Gates:** {'passed' if decision.passed else 'failed'}: {_md(decision.summary)}", ""]
+              *_slices(report), *(_privacy(privacy) if privacy else ()),
+              f"**Gates:** {'passed' if decision.passed else 'failed'}: {_md(decision.summary)}", ""]
+    not_measured = [n for n in NOT_MEASURED if not (privacy and n == MEMORIZATION)]
     lines += ["## Bias, risks and limitations", "",
-              "Not measured in this run: " + "; ".join(NOT_MEASURED) + ".",
+              "Not measured in this run: " + "; ".join(not_measured) + ".",
               *[f"- {_md(note)}" for note in getattr(report, "notes", [])[:10]], "",
               "## Lineage", "", "| key | value |", "|---|---|",
               *[f"| {_md(k)} | {_md(v)} |" for k, v in sorted(lineage.items())

@@ -64,12 +64,21 @@ COST_METRICS = ("cost.train", "cost.per_1k", "cost.per_1k_core_seconds", "cost.s
                 "cost.gpu_seconds", "cost.wall_seconds")
 
 
+# What `evaluation.privacy` measures (tunesmith.evaluation.privacy): `privacy.max_canary_exposure <= 10`,
+# `privacy.pii_extraction_rate == 0`, `privacy.membership_auc <= 0.6`.
+PRIVACY_METRICS = ("privacy.max_canary_exposure", "privacy.mean_canary_exposure", "privacy.pii_extraction_rate",
+                   "privacy.base_pii_extraction_rate", "privacy.pii_prompts", "privacy.membership_auc",
+                   "privacy.membership_auc_ci_low", "privacy.membership_auc_ci_high")
+
+
 def is_valid_gate_metric(name: str) -> bool:
     """Whether `name` is a metric an evaluation can produce (e.g. `macro_f1`, `uplift_ci_low.accuracy`)."""
     if name.startswith("cost."):
         return name in COST_METRICS
     if name.startswith("distill."):
         return is_distill_metric(name)
+    if name.startswith("privacy."):
+        return name in PRIVACY_METRICS
     for prefix in _MODEL_PREFIXES:
         if name.startswith(prefix):
             base = name[len(prefix):]
@@ -87,7 +96,8 @@ def unknown_gate_metrics(policy: GatesConfig, *, primary_metric: str | None = No
 
 def known_metrics_hint() -> str:
     """Every metric name a gate may use, in one line, for error messages."""
-    return (f"known metrics: {', '.join(KNOWN_METRICS)}, top_<k>_accuracy, {', '.join(COST_METRICS)}; "
+    return (f"known metrics: {', '.join(KNOWN_METRICS)}, top_<k>_accuracy, {', '.join(COST_METRICS)}, "
+            f"{', '.join(PRIVACY_METRICS)}; "
             f"prefixed (m not in {', '.join(_TUNED_ONLY)}): {', '.join(p + '<m>' for p in _MODEL_PREFIXES)}")
 
 

@@ -12,6 +12,7 @@ from tunesmith.contracts import (
     FeedbackHooks,
     FilterHooks,
     MlflowModel,
+    PrivacyHooks,
     ReviewHooks,
     Route,
     lazy,
@@ -95,6 +96,7 @@ def _dataset() -> DatasetHooks:
 
 
 SERVE = "tunesmith.families.causal_lm.serve"
+PRIVACY = "tunesmith.families.causal_lm.privacy"
 
 TASK = register(family(
     __name__, kind="causal-lm", summary="chat / instruction SFT of a causal LM (assistant-token loss, packing, LoRA)",
@@ -135,4 +137,6 @@ TASK = register(family(
         example={"messages": [[{"role": "user", "content": "How do I reset my password?"}]]},
         items=lazy(f"{SERVE}:pyfunc_items"), result=lazy(f"{SERVE}:pyfunc_result"),
         flavor="transformers", pipeline_task="text-generation"),
+    privacy=PrivacyHooks(canary_row=lazy(f"{PRIVACY}:canary_row"), canary_nll=lazy(f"{PRIVACY}:canary_nll"),
+                         extraction=lazy(f"{PRIVACY}:extraction"), row_losses=lazy(f"{PRIVACY}:row_losses")),
 ))

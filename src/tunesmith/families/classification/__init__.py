@@ -4,7 +4,7 @@
 """
 
 from tunesmith.config import MethodKind
-from tunesmith.contracts import DriftHooks, LoopHooks, ReviewHooks, lazy
+from tunesmith.contracts import DriftHooks, LoopHooks, PrivacyHooks, ReviewHooks, lazy
 from tunesmith.families import register
 from tunesmith.families.classification import rows
 from tunesmith.families.common import (
@@ -38,4 +38,5 @@ TASK = register(family(
     mlflow=text_mlflow(({"type": "string", "name": "label", "required": True}, {"type": "double", "name": "score", "required": True},
                         {"type": "map", "values": {"type": "double"}, "name": "scores", "required": True}),
                        pipeline_task="text-classification"),
+    privacy=PrivacyHooks(row_losses=lazy("tunesmith.families.classification.privacy:row_losses")),
 ))

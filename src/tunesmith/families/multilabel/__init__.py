@@ -5,7 +5,7 @@ thresholds tuned on eval.
 """
 
 from tunesmith.config.family_rules import default_metric, no_slices
-from tunesmith.contracts import DriftHooks, FeedbackHooks, ReviewHooks, lazy
+from tunesmith.contracts import DriftHooks, FeedbackHooks, PrivacyHooks, ReviewHooks, lazy
 from tunesmith.families import register
 from tunesmith.families.common import (
     ENCODER_METHODS,
@@ -71,4 +71,5 @@ TASK = register(family(
                         {"type": "array", "items": {"type": "string"}, "name": "labels", "required": True},
                         {"type": "map", "values": {"type": "double"}, "name": "scores", "required": True}),
                        pipeline_task="text-classification"),
+    privacy=PrivacyHooks(row_losses=lazy("tunesmith.families.multilabel.privacy:row_losses")),
 ))
