@@ -51,9 +51,9 @@ def test_exposure_is_exact_over_the_whole_space_and_extrapolated_from_a_sample()
 
 def test_membership_auc_and_its_bootstrap_ci():
     rng = np.random.default_rng(1)
-    apart = membership_auc(rng.normal(0.1, 0.05, 60), rng.normal(1.0, 0.3, 60), samples=200)
+    apart = membership_auc(rng.normal(0.1, 0.05, 60), rng.normal(1.0, 0.3, 60), samples=100)
     assert apart["auc"] > 0.99 and apart["ci_low"] > 0.95 and apart["rows"] == 60
-    same = membership_auc(rng.normal(1.0, 0.3, 60), rng.normal(1.0, 0.3, 60), samples=200)
+    same = membership_auc(rng.normal(1.0, 0.3, 60), rng.normal(1.0, 0.3, 60), samples=100)
     assert same["ci_low"] < 0.5 < same["ci_high"] and same["ci_high"] - same["ci_low"] < 0.4
 
 
@@ -193,3 +193,23 @@ def test_the_model_card_says_what_was_measured_and_what_was_not(tiny_model_dir):
     assert "memorization and PII extraction" in without and "### Privacy" not in without
     html = report.html()
     assert "&lt;script&gt;" in html and "<script>" not in html and "0.930 [0.900, 0.960]" in html
+
+
+def test_canaries_are_scored_on_the_tokens_training_sees(tiny_chat_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    from tunesmith.families.causal_lm.chat_template import encode_conversation
+    from tunesmith.families.causal_lm.model import example_losses, load_tokenizer
+    from tunesmith.families.causal_lm.privacy import canary_row, encode_canaries, sequence_nll
+
+    cfg = config_from_dict({"name": "x", "task": "causal-lm", "data": {"path": "d.jsonl"},
+                            "model": {"base": tiny_chat_model_dir, "max_length": 64},
+                            "evaluation": {"privacy": {"canaries": {"template": "my pin is {secret} ok"}}}})
+    tokenizer = load_tokenizer(tiny_chat_model_dir)
+    texts = ["my pin is 1 2 3 ok", "my pin is 98 7 ok", "my pin is  ok"]
+    rows = [canary_row(t, cfg)["messages"] for t in texts]
+    fast = encode_canaries(tokenizer, cfg, texts)  # rendered once, the texts put in its place
+    assert fast == [encode_conversation(tokenizer, m, None, max_length=64) for m in rows]
+    model = AutoModelForCausalLM.from_pretrained(tiny_chat_model_dir)
+    sums, _ = example_losses(model, tokenizer, [(m, None) for m in rows], max_length=64)
+    np.testing.assert_allclose(sequence_nll(model, fast), sums, rtol=1e-4)  # batched and padded = one by one

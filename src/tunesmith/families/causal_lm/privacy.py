@@ -18,7 +18,12 @@ from tunesmith.config import TrainOn
 from tunesmith.data import pii
 from tunesmith.data.schema import LABEL, TEXT
 from tunesmith.encoders import to_inference_device
-from tunesmith.families.causal_lm.chat_template import IGNORE, assistant_spans, encode_conversation
+from tunesmith.families.causal_lm.chat_template import (
+    IGNORE,
+    assistant_spans,
+    encode_conversation,
+    encode_rendered,
+)
 from tunesmith.families.causal_lm.evaluate import load_lm
 from tunesmith.families.causal_lm.model import example_losses
 from tunesmith.families.causal_lm.rows import MESSAGES, TOOLS, canonical_text
@@ -63,12 +68,29 @@ def sequence_nll(model, encoded: Sequence[dict]) -> np.ndarray:
     return out
 
 
+_SLOT = "TUNESMITHCANARYSLOT"  # rendered once in place of the canary; each candidate is put where it stands
+
+
+def encode_canaries(tokenizer, cfg, texts: Sequence[str]) -> list[dict]:
+    """`encode_conversation` of the canary conversation with each text as its answer: the template rendered once,
+    the texts put in its place, one batched tokenizer call (thousands of candidates per canary)."""
+    settings = {"max_length": cfg.model.max_length, "train_on": cfg.chat.train_on}
+    full, spans = assistant_spans(tokenizer, _canary_messages(_SLOT, cfg))
+    at = full.find(_SLOT)
+    if at < 0 or full.count(_SLOT) != 1:  # a template that rewrites the answer: render each one
+        return [encode_conversation(tokenizer, _canary_messages(t, cfg), None, **settings) for t in texts]
+    rendered = [full[:at] + t + full[at + len(_SLOT):] for t in texts]
+    shifted = [[(a + (len(t) - len(_SLOT) if a > at else 0), b + (len(t) - len(_SLOT) if b > at else 0))
+                for a, b in spans] for t in texts]
+    batch = tokenizer(rendered, add_special_tokens=False, return_offsets_mapping=True)
+    return [encode_rendered(tokenizer, r, s, enc={"input_ids": ids, "offset_mapping": off}, **settings)
+            for r, s, ids, off in zip(rendered, shifted, batch["input_ids"], batch["offset_mapping"], strict=True)]
+
+
 def canary_nll(cfg, model_dir: Path, texts: Sequence[str]) -> np.ndarray:
     """NLL of each canary sentence as the answer of the canary conversation, over the tokens `chat.train_on` trains."""
     model, tokenizer = load_lm(model_dir, cfg, "model_dir")
-    encoded = [encode_conversation(tokenizer, _canary_messages(t, cfg), None, max_length=cfg.model.max_length,
-                                   train_on=cfg.chat.train_on) for t in texts]
-    return sequence_nll(model, encoded)
+    return sequence_nll(model, encode_canaries(tokenizer, cfg, texts))
 
 
 def row_losses(cfg, model_dir: Path, frame, _labels) -> np.ndarray:
