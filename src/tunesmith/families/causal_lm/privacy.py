@@ -46,7 +46,7 @@ def sequence_nll(model, encoded: Sequence[dict]) -> np.ndarray:
     """Summed negative log-likelihood (nats) of each encoded conversation's loss tokens, batched by length."""
     model.eval()
     device = to_inference_device(model)
-    vocab = model.get_output_embeddings().weight.shape[0]
+    vocab = getattr(model.config, "vocab_size", None) or 65_536
     lengths = [len(e["input_ids"]) for e in encoded]
     order = np.argsort(lengths, kind="stable")
     out = np.zeros(len(encoded), dtype=np.float64)
