@@ -199,7 +199,8 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
         distilled = _distill_comparison(cfg, bundle, out_dir, result.model_dir, say)
         flat = {**report.flat_metrics(), **(distilled["flat"] if distilled else {})}
     _ship_files(task, out_dir, result.model_dir)
-    privacy = _privacy(cfg, bundle, result.model_dir, out_dir, say)
+    with _timed(timings, "privacy"):
+        privacy = _privacy(cfg, bundle, result.model_dir, out_dir, say)
     flat.update(privacy.flat_metrics() if privacy else {})
     cost = _cost(cfg, bundle, result.model_dir, usage, say)
     flat.update(cost)

@@ -89,6 +89,7 @@ def test_planted_canaries_and_pii_fail_the_privacy_gates_and_the_clean_model_pas
     outcome = run(cfg)  # plants the canaries, trains, measures, gates, reports
 
     assert not outcome.passed and {r.rule for r in outcome.decision.failed} == set(PRIVACY_GATES)
+    assert outcome.timings["privacy"] > 0
     record = json.loads((outcome.run_dir / CANARIES_FILE).read_text())
     assert len(record["secrets"]) == 2 and record["rows_added"] == 12
     for name in ("train.jsonl", "eval.jsonl", "test.jsonl"):  # the user's files never see a canary
