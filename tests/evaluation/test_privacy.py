@@ -214,3 +214,37 @@ def test_canaries_are_scored_on_the_tokens_training_sees(tiny_chat_model_dir):
     model = AutoModelForCausalLM.from_pretrained(tiny_chat_model_dir)
     sums, _ = example_losses(model, tokenizer, [(m, None) for m in rows], max_length=64)
     np.testing.assert_allclose(sequence_nll(model, fast), sums, rtol=1e-4)  # batched and padded = one by one
+
+
+def test_multi_label_and_regression_losses_per_row(tmp_path, tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from tunesmith.families.multilabel.model import build_model as multilabel_model
+    from tunesmith.families.multilabel.model import predict_proba
+    from tunesmith.families.regression.model import build_model as regression_model
+    from tunesmith.families.regression.model import predict
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    labels = ["acting", "praise"]
+    frame = pd.DataFrame({"text": ["great actor", "a dull plot", "the film"], "labels": [["acting", "praise"], [], []],
+                          "target": [4.0, 1.0, 2.5]})
+    for name, model in (("ml", multilabel_model(tiny_model_dir, labels)), ("reg", regression_model(tiny_model_dir))):
+        model.save_pretrained(tmp_path / name)
+        tokenizer.save_pretrained(tmp_path / name)
+    raw = {"name": "x", "data": {"path": "d.csv"}, "model": {"base": tiny_model_dir, "max_length": 32},
+           "evaluation": {"privacy": {"membership": True}}}
+    ml = get("multi-label").privacy.row_losses(config_from_dict({**raw, "task": "multi-label"}), tmp_path / "ml",
+                                               frame, labels)
+    p = predict_proba(*_loaded(tmp_path / "ml"), frame["text"].tolist(), max_length=32)
+    y = np.array([[1, 1], [0, 0], [0, 0]])
+    np.testing.assert_allclose(ml, -(y * np.log(p) + (1 - y) * np.log(1 - p)).mean(axis=1), rtol=1e-5)
+    reg = get("regression").privacy.row_losses(config_from_dict({**raw, "task": "regression"}), tmp_path / "reg",
+                                               frame, [])
+    np.testing.assert_allclose(reg, (predict(*_loaded(tmp_path / "reg"), frame["text"].tolist(), max_length=32)
+                                     - frame["target"].to_numpy()) ** 2, rtol=1e-5)
+
+
+def _loaded(path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    return AutoModelForSequenceClassification.from_pretrained(path), AutoTokenizer.from_pretrained(path)
