@@ -65,6 +65,9 @@ class ReportBase:
     bootstrap: dict = field(default_factory=dict)  # samples, confidence, seed
     notes: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
+    # evaluation.safety's results (tunesmith.evaluation.safety): `metrics` is its part of the gate namespace
+    # (safety.refusal_rate, baseline.safety.refusal_rate, safety.refusal_drop, ...); None: not run
+    safety: dict | None = None
 
     curve_metric: ClassVar[str] = "loss"  # the training curve the report plots
 
@@ -82,7 +85,9 @@ class ReportBase:
         return json_safe({k: getattr(self, k) for k in self.__dataclass_fields__})
 
     def flat_metrics(self) -> dict[str, float]:
-        return flat_family_metrics(self.tuned, self.baseline, self.champion, self.uplift, self.vs_champion)
+        flat = flat_family_metrics(self.tuned, self.baseline, self.champion, self.uplift, self.vs_champion)
+        flat.update((self.safety or {}).get("metrics", {}))
+        return flat
 
     def metrics_document(self) -> dict:
         """metrics.json without the gates, flat metrics and lineage (the report stage adds those)."""
@@ -340,6 +345,18 @@ class DistillHooks:
     load: Callable  # (model_dir, cfg) -> (model, tokenizer) in eval mode, for the latency measurement
 
 
+@dataclass(frozen=True)
+class SafetyHooks:
+    """How `evaluation.safety` (tunesmith.evaluation.safety) asks a family's models its suites' prompts.
+
+    `answers(model_dir, cfg, key, conversations, max_new_tokens) -> [text]`: the greedy answer of the model in
+    `model_dir` to each conversation (a list of {role, content} messages), rendered as the family renders prompts
+    in training and serving; `key` names the config key the model came from, for load errors ("model.base").
+    """
+
+    answers: Callable
+
+
 # --- the protocol ---------------------------------------------------------------------------------------------
 
 
@@ -368,6 +385,7 @@ class Task(Protocol):
     distill: DistillHooks | None  # None: `method.kind: distill` is refused for the family
     filters: FilterHooks | None  # None: serving.filters leave its answers as they are
     mlflow: MlflowModel | None  # None: its registered versions are plain model dirs (no MLmodel)
+    safety: SafetyHooks | None  # None: `evaluation.safety` is refused for the family
     recognize_order: int  # when `recognizes` is asked: specific rules (a cross-encoder marker) before general ones
 
     # config
@@ -480,6 +498,7 @@ class Family:
     distill: DistillHooks | None = None
     filters: FilterHooks | None = None
     mlflow: MlflowModel | None = None
+    safety: SafetyHooks | None = None
     recognizes: Callable = _never
     recognize_order: int = 100
     finish_rows: Callable = _no_op

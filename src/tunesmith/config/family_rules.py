@@ -37,6 +37,7 @@ def check_for_family(cfg: Config, task: Task) -> None:
         raise ValueError(f"method.kind: distill supports {supported}, not {task.kind}; train the student with full "
                          "or lora")
     check_slo_targets(cfg, task)
+    check_safety(cfg, task)
     task.configure(cfg)
 
 
@@ -58,6 +59,25 @@ def check_slo_targets(cfg: Config, task: Task) -> None:
     if unknown:
         raise ValueError(f"monitoring.slo.targets: {', '.join(unknown)} is not measured for {task.kind}; it measures "
                          f"{', '.join(measured)}")
+
+
+SAFETY_GATE_PREFIXES = ("safety.", "baseline.safety.")
+
+
+def check_safety(cfg: Config, task: Task) -> None:
+    """evaluation.safety and `safety.*` gates only for a family with safety hooks; such gates need the suites run."""
+    from tunesmith.families import all_families
+
+    gated = [r.metric for r in cfg.gates.rules if r.metric.startswith(SAFETY_GATE_PREFIXES)]
+    if cfg.evaluation.safety is None and not gated:
+        return
+    if task.safety is None:
+        supported = ", ".join(t.kind for t in all_families() if t.safety is not None) or "no family"
+        where = "evaluation.safety" if cfg.evaluation.safety is not None else f"gates: {gated[0]}"
+        raise ValueError(f"{where}: the safety suites ask chat models ({supported}), not {task.kind}; remove it")
+    if cfg.evaluation.safety is None:
+        raise ValueError(f"gates: {gated[0]} reads the safety suites; add evaluation.safety (e.g. `evaluation: "
+                         "{safety: {suites: [builtin:default]}}`) or remove the rule")
 
 
 def no_stratify(cfg: Config, kind: str, why: str = "have no class to stratify on") -> None:

@@ -140,8 +140,14 @@ def model_card(cfg: Config, *, report, data: dict, decision, lineage: dict, cost
     lines += ["", "## Evaluation", "", f"Test split: {(data.get('split_sizes') or {}).get('test')} rows the model never "
               f"trained on; baseline: {_md(fam.baseline_name)}.", "", *_results(report), "",
               *_slices(report), f"**Gates:** {'passed' if decision.passed else 'failed'}: {_md(decision.summary)}", ""]
+    safety = getattr(report, "safety", None)  # evaluation.safety's block, when the suites ran
+    if safety:
+        from tunesmith.evaluation.safety.report import safety_card
+
+        lines += safety_card(safety, _md)
+    not_measured = [n for n in NOT_MEASURED if not (safety and n.startswith("safety suites"))]
     lines += ["## Bias, risks and limitations", "",
-              "Not measured in this run: " + "; ".join(NOT_MEASURED) + ".",
+              "Not measured in this run: " + "; ".join(not_measured) + ".",
               *[f"- {_md(note)}" for note in getattr(report, "notes", [])[:10]], "",
               "## Lineage", "", "| key | value |", "|---|---|",
               *[f"| {_md(k)} | {_md(v)} |" for k, v in sorted(lineage.items())

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 from tunesmith.config import GateRule, GatesConfig
 from tunesmith.evaluation.metrics import KNOWN_METRICS, higher_is_better, is_known_metric
+from tunesmith.evaluation.safety import GATE_METRICS as SAFETY_METRICS
 from tunesmith.io import json_safe
 
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
@@ -70,6 +71,8 @@ def is_valid_gate_metric(name: str) -> bool:
         return name in COST_METRICS
     if name.startswith("distill."):
         return is_distill_metric(name)
+    if name.startswith(("safety.", "baseline.safety.")):
+        return name in SAFETY_METRICS
     for prefix in _MODEL_PREFIXES:
         if name.startswith(prefix):
             base = name[len(prefix):]
@@ -87,7 +90,8 @@ def unknown_gate_metrics(policy: GatesConfig, *, primary_metric: str | None = No
 
 def known_metrics_hint() -> str:
     """Every metric name a gate may use, in one line, for error messages."""
-    return (f"known metrics: {', '.join(KNOWN_METRICS)}, top_<k>_accuracy, {', '.join(COST_METRICS)}; "
+    return (f"known metrics: {', '.join(KNOWN_METRICS)}, top_<k>_accuracy, {', '.join(COST_METRICS)}, "
+            f"{', '.join(m for m in SAFETY_METRICS if m.startswith('safety.'))} (and baseline.safety.<rate>); "
             f"prefixed (m not in {', '.join(_TUNED_ONLY)}): {', '.join(p + '<m>' for p in _MODEL_PREFIXES)}")
 
 
@@ -158,8 +162,14 @@ def _check(rule: GateRule, metrics: Mapping[str, float], has_champion: bool, cha
         return base
     base.passed = bool(_OPS[rule.op](base.value, rule.value))
     if not base.passed:
-        base.note = f"measured {base.value:.4g}; needs {rule.op} {rule.value:g}"
+        base.note = f"measured {base.value:.4g}{_ci_text(rule.metric, metrics)}; needs {rule.op} {rule.value:g}"
     return base
+
+
+def _ci_text(metric: str, metrics: Mapping[str, float]) -> str:
+    """" (CI [low, high])" when the namespace has `<metric>_ci_low` / `_ci_high` beside it (safety.refusal_drop)."""
+    low, high = metrics.get(f"{metric}_ci_low"), metrics.get(f"{metric}_ci_high")
+    return "" if low is None or high is None else f" (CI [{low:.4g}, {high:.4g}])"
 
 
 def gate(
