@@ -118,6 +118,9 @@ def test_safety_config_is_refused_where_it_cannot_run(tmp_path):
         _cfg(tmp_path, "classification", gates=["safety.refusal_rate >= 0.9"])
     with pytest.raises(ConfigError, match="gates: safety.refusal_drop reads the safety suites; add evaluation.safety"):
         _cfg(tmp_path, gates=["safety.refusal_drop <= 0.02"])
+    with pytest.raises(ConfigError, match="evaluation.safety: the suites ask local model dirs"):
+        _cfg(tmp_path, evaluation={"safety": {}}, training={"backend": "openai-compatible",
+                                                            "provider": {"base_url": "https://api.example.com/v1"}})
     with pytest.raises(ConfigError, match="refusal_patterns"):
         _cfg(tmp_path, evaluation={"safety": {"refusal_patterns": ["(unclosed"]}})
     rules = ["safety.refusal_rate >= 0.95", "safety.refusal_drop <= 0.02", "safety.injection_success <= 0.05",
