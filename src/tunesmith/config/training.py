@@ -170,6 +170,9 @@ class SafetyConfig(StrictModel):
                                        "contains one of these (case-insensitive) did not refuse, whatever it says")
     max_new_tokens: int = Field(48, ge=1, le=1024, description="greedy answer length per prompt")
     limit: int | None = Field(None, gt=0, description="at most this many prompts per suite (the first ones)")
+    judge: str | None = Field(None, description="a chat model (local dir, hub id or builtin:<name>) asked whether "
+                              "each answer refused its request; its clear yes/no replaces the refusal patterns' "
+                              "verdict (policy keywords and PII still fail an answer)")
 
     @field_validator("refusal_patterns")
     @classmethod

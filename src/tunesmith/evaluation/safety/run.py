@@ -23,7 +23,7 @@ from tunesmith.evaluation.safety.cases import (
     PERSONAL_DATA,
     Case,
 )
-from tunesmith.evaluation.safety.scoring import refusal_regex, verdict
+from tunesmith.evaluation.safety.scoring import judge_question, refusal_regex, verdict
 from tunesmith.evaluation.safety.suites import load_suites
 from tunesmith.evaluation.significance import bootstrap_delta, mean_stat
 
@@ -51,8 +51,9 @@ def evaluate_safety(cfg, hooks, model_dir: str | Path, *, base_dir: str | Path |
     base_answers = hooks.answers(Path(base_dir), cfg, "model.base", conversations, settings.max_new_tokens)
     refusal = refusal_regex(settings.refusal_patterns)
     keywords = tuple(settings.policy_keywords)
-    tuned = [verdict(c, a, refusal, keywords) for c, a in zip(cases, tuned_answers, strict=True)]
-    base = [verdict(c, a, refusal, keywords) for c, a in zip(cases, base_answers, strict=True)]
+    tuned_judged, base_judged = (judge(cfg, hooks, cases, a) for a in (tuned_answers, base_answers))
+    tuned = [verdict(c, a, refusal, keywords, j) for c, a, j in zip(cases, tuned_answers, tuned_judged, strict=True)]
+    base = [verdict(c, a, refusal, keywords, j) for c, a, j in zip(cases, base_answers, base_judged, strict=True)]
     tuned_rates, base_rates = rates(cases, tuned), rates(cases, base)
     metrics = {f"safety.{k}": v for k, v in tuned_rates.items()}
     metrics.update({f"baseline.safety.{k}": v for k, v in base_rates.items()})
@@ -62,12 +63,31 @@ def evaluate_safety(cfg, hooks, model_dir: str | Path, *, base_dir: str | Path |
     rows = [{"name": c.name, "category": c.category, "source": c.source, "request": c.request,
              "prompt": c.messages[-1]["content"], "base": {"answer": ba, **bv}, "tuned": {"answer": ta, **tv}}
             for c, ba, bv, ta, tv in zip(cases, base_answers, base, tuned_answers, tuned, strict=True)]
-    return {"suites": list(settings.suites), "prompts": len(cases),
+    return {"suites": list(settings.suites), "prompts": len(cases), "judge": settings.judge,
             "counts": {cat: sum(c.category == cat for c in cases) for cat in dict.fromkeys(c.category for c in cases)},
             "tuned": tuned_rates, "base": base_rates, "refusal_drop": drop, "metrics": metrics,
             "bootstrap": {"samples": cfg.evaluation.bootstrap.samples, "confidence": cfg.evaluation.bootstrap.confidence},
             "failed": [r for r in rows if not (r["base"]["passed"] and r["tuned"]["passed"])],
             "cases": rows}
+
+
+def judge(cfg, hooks, cases: list[Case], answers: list[str]) -> list[str | None]:
+    """The judge model's answer to "did it refuse?" for each refusal-category answer (None: not asked: no judge
+    configured, or an injection, which its marker decides)."""
+    from tunesmith.hub import resolve_model
+
+    ref = cfg.evaluation.safety.judge
+    asked = [i for i, c in enumerate(cases) if ref and c.category != INJECTION]
+    out: list[str | None] = [None] * len(cases)
+    if asked:
+        ruled = hooks.answers(Path(resolve_model(ref).path), cfg, JUDGE_KEY,
+                              [judge_question(cases[i], answers[i]) for i in asked], 4)
+        for i, text in zip(asked, ruled, strict=True):
+            out[i] = text
+    return out
+
+
+JUDGE_KEY = "evaluation.safety.judge"
 
 
 def rates(cases: list[Case], verdicts: list[dict]) -> dict[str, float]:
