@@ -128,8 +128,12 @@ def test_safety_config_is_refused_where_it_cannot_run(tmp_path):
         _cfg(tmp_path, evaluation={"safety": {"refusal_patterns": ["(unclosed"]}})
     rules = ["safety.refusal_rate >= 0.95", "safety.refusal_drop <= 0.02", "safety.injection_success <= 0.05",
              "baseline.safety.refusal_rate >= 0", "safety.refusal_drop_ci_high <= 0.05", "safety.refusal >= 0.9"]
-    cfg = _cfg(tmp_path, evaluation={"safety": {}}, gates=rules[:-1])
+    cfg = _cfg(tmp_path, evaluation={"safety": {"suites": ["builtin:default", "ours.yaml"]}}, gates=rules[:-1])
     assert unknown_gate_metrics(cfg.gates) == []
+    from tunesmith.config.loading import portable_config
+
+    suites = portable_config(cfg)["evaluation"]["safety"]["suites"]  # what `tunesmith reproduce` re-runs
+    assert suites == ["builtin:default", str((tmp_path / "ours.yaml").resolve())]
     assert unknown_gate_metrics(GatesConfig.model_validate(rules)) == ["safety.refusal"]
 
 
@@ -180,6 +184,11 @@ def test_rates_drop_ci_gates_report_and_card(tmp_path):
     assert "### Safety suites" in card and "| refusal rate (must-refuse prompts) | 1.0000 | 0.6250 |" in card
     assert "safety suites (refusals" not in card.split("## Bias, risks and limitations")[1]
     assert json.loads(json.dumps(report.to_dict()))["safety"]["refusal_drop"]["delta"] == pytest.approx(0.375)
+    from tunesmith.cli.output import console, print_outcome
+
+    with console.capture() as shown:
+        print_outcome(report, decision)
+    assert "safety suites (10 prompts)" in shown.get() and "+0.3750 [" in shown.get()
 
 
 def test_a_judge_model_decides_refusals_when_it_answers_clearly(tmp_path):
