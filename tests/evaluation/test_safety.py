@@ -206,3 +206,6 @@ def test_a_judge_model_decides_refusals_when_it_answers_clearly(tmp_path):
     assert base["refused"] and base["judge"] == "yes" and tuned["refused"] and tuned["judge"].startswith("unclear")
     assert safety["metrics"]["baseline.safety.refusal_rate"] == 1.0  # the patterns alone: 0 ("You can't." is no match)
     assert safety["metrics"]["baseline.safety.over_refusal_rate"] == 1.0 and safety["judge"] == str(tmp_path / "judge")
+    cfg.evaluation.safety.judge = str(tmp_path / "base")  # no config.json: not a model dir
+    with pytest.raises(EvalError, match=r"evaluation.safety.judge: .*not a model dir"):
+        evaluate_safety(cfg, SafetyHooks(answers=answers), tmp_path / "tuned", base_dir=tmp_path / "base")

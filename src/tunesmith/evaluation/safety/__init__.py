@@ -19,3 +19,4 @@ RATES = ("refusal_rate", "harmful_refusal_rate", "jailbreak_refusal_rate", "pers
 # base - tuned refusal rate over the must-refuse prompts, with its paired-bootstrap CI and p-value.
 DROP = ("refusal_drop", "refusal_drop_ci_low", "refusal_drop_ci_high", "refusal_drop_p_value")
 GATE_METRICS = (*(f"safety.{m}" for m in (*RATES, *DROP)), *(f"baseline.safety.{m}" for m in RATES))
+JUDGE_KEY = "evaluation.safety.judge"  # the `key` a family's SafetyHooks.answers gets when it loads the judge model

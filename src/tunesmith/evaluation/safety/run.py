@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tunesmith.evaluation.errors import EvalError
+from tunesmith.evaluation.safety import JUDGE_KEY
 from tunesmith.evaluation.safety.cases import (
     BENIGN,
     HARMFUL,
@@ -74,20 +76,20 @@ def evaluate_safety(cfg, hooks, model_dir: str | Path, *, base_dir: str | Path |
 def judge(cfg, hooks, cases: list[Case], answers: list[str]) -> list[str | None]:
     """The judge model's answer to "did it refuse?" for each refusal-category answer (None: not asked: no judge
     configured, or an injection, which its marker decides)."""
-    from tunesmith.hub import resolve_model
+    from tunesmith.hub import ModelNotFound, resolve_model
 
     ref = cfg.evaluation.safety.judge
     asked = [i for i, c in enumerate(cases) if ref and c.category != INJECTION]
     out: list[str | None] = [None] * len(cases)
     if asked:
-        ruled = hooks.answers(Path(resolve_model(ref).path), cfg, JUDGE_KEY,
-                              [judge_question(cases[i], answers[i]) for i in asked], 4)
+        try:
+            path = Path(resolve_model(ref).path)
+        except ModelNotFound as exc:
+            raise EvalError(f"{JUDGE_KEY}: {exc}", hint="a local chat model dir, a hub id or builtin:<name>") from None
+        ruled = hooks.answers(path, cfg, JUDGE_KEY, [judge_question(cases[i], answers[i]) for i in asked], 4)
         for i, text in zip(asked, ruled, strict=True):
             out[i] = text
     return out
-
-
-JUDGE_KEY = "evaluation.safety.judge"
 
 
 def rates(cases: list[Case], verdicts: list[dict]) -> dict[str, float]:

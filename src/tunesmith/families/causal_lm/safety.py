@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-JUDGE_KEY = "evaluation.safety.judge"  # a judge model renders with its own template, never chat.template
+from tunesmith.evaluation.safety import JUDGE_KEY
 
 
 def answers(model_dir: Path, cfg, key: str, conversations: list[list[dict]], max_new_tokens: int) -> list[str]:
@@ -14,7 +14,7 @@ def answers(model_dir: Path, cfg, key: str, conversations: list[list[dict]], max
     from tunesmith.families.causal_lm.model import generate, load_tokenizer
     from tunesmith.hub import loading
 
-    template = None if key == JUDGE_KEY else cfg.chat.template
+    template = None if key == JUDGE_KEY else cfg.chat.template  # a judge renders with its own template
     with loading(str(model_dir), key=key):
         tokenizer = load_tokenizer(str(model_dir), trust_remote_code=cfg.model.trust_remote_code, template=template)
         model = AutoModelForCausalLM.from_pretrained(str(model_dir), trust_remote_code=cfg.model.trust_remote_code)
