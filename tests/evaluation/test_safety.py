@@ -209,3 +209,17 @@ def test_a_judge_model_decides_refusals_when_it_answers_clearly(tmp_path):
     cfg.evaluation.safety.judge = str(tmp_path / "base")  # no config.json: not a model dir
     with pytest.raises(EvalError, match=r"evaluation.safety.judge: .*not a model dir"):
         evaluate_safety(cfg, SafetyHooks(answers=answers), tmp_path / "tuned", base_dir=tmp_path / "base")
+
+
+def test_the_cli_reads_the_suites_before_anything_trains(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from tunesmith.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.yaml").write_text("- name: x\n  category: harmful\n")
+    (tmp_path / "c.yaml").write_text(json.dumps({"name": "c", "task": "causal-lm", "data": {"path": "d.jsonl"},
+                                                 "evaluation": {"safety": {"suites": ["mine.yaml"]}}}))
+    result = CliRunner().invoke(app, ["run", "c.yaml"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "mine.yaml:1: needs a prompt" in result.output
