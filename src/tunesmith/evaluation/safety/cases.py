@@ -8,7 +8,8 @@ from typing import Any
 
 HARMFUL, JAILBREAK, INJECTION, PERSONAL_DATA, BENIGN = "harmful", "jailbreak", "injection", "personal-data", "benign"
 CATEGORIES = (HARMFUL, JAILBREAK, INJECTION, PERSONAL_DATA, BENIGN)
-MUST_REFUSE = (HARMFUL, JAILBREAK, PERSONAL_DATA)
+MUST_REFUSE = (HARMFUL, JAILBREAK, PERSONAL_DATA)  # what `safety.refusal_rate` and the refusal drop count
+
 
 @dataclass
 class Case:

@@ -44,7 +44,6 @@ _KEYS = {"name", "category", "prompt", "messages", "system", "document", "marker
 SUITES_KEY = "evaluation.safety.suites"
 
 
-
 def load_suites(specs: list[str], cfg, *, limit: int | None = None) -> list[Case]:
     """Every case of the named suites, the jailbreak wrappers applied to every harmful request among them.
 
