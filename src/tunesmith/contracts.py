@@ -316,7 +316,8 @@ class FilterHooks:
     """How `serving.filters` reads and changes one of the family's served answers (tunesmith.serving.filters).
 
     `confidence(result)`: how sure the answer is (None: no confidence; the floor does not apply);
-    `abstain(result)`: (what the caller gets, what the log keeps) when it is below `serving.filters.confidence_floor`;
+    `abstain(result, floor)`: (what the caller gets, what the log keeps) when it is below
+    `serving.filters.confidence_floor` (an extractor withholds only its entities below the floor);
     `text(result)`: the generated text the text filters (PII redaction, deny patterns) judge, or None;
     `with_text(result, text, finish_reason)`: the answer with that text instead (finish_reason None: unchanged);
     `invalid(result, schema)`: why the answer is not JSON valid against `serving.filters.json_schema`, or None;
