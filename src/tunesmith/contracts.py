@@ -370,6 +370,7 @@ class Task(Protocol):
     filters: FilterHooks | None  # None: serving.filters leave its answers as they are
     mlflow: MlflowModel | None  # None: its registered versions are plain model dirs (no MLmodel)
     recognize_order: int  # when `recognizes` is asked: specific rules (a cross-encoder marker) before general ones
+    slice_metrics: tuple[str, ...]  # metrics its evaluation reports per slice (`slices.*` gates); () none
 
     # config
     def configure(self, cfg) -> None:
@@ -486,6 +487,7 @@ class Family:
     finish_rows: Callable = _no_op
     check_splits: Callable = _no_warnings
     describe_model: Callable = _nothing_more
+    slice_metrics: tuple[str, ...] = ()
 
 
 def lazy(target: str) -> Callable:

@@ -169,6 +169,8 @@ class EvaluationConfig(StrictModel):
     max_eval_rows: int | None = Field(None, gt=0, description="causal-lm: generate for at most this many test rows")
     tune_thresholds: bool = Field(True, description="multi-label: a decision threshold per label chosen on the eval "
                                   "split (best F1), shipped as thresholds.json; off: 0.5 for every label")
+    slice_min_rows: int = Field(10, ge=1, description="slices with fewer test rows are reported but left out of the "
+                                "gap between slices and of the worst-slice comparison with the champion")
 
 
 NAME_RE = re.compile(r"[A-Za-z0-9][\w.-]{0,99}")  # a registered model name (MLflow-safe, file-system-safe)
