@@ -32,12 +32,12 @@ from tunesmith.evaluation.scoring import (
     paired_deltas,
 )
 from tunesmith.evaluation.slices import SliceSettings, slice_flat, slice_metrics
+from tunesmith.families.classification import SLICE_METRICS
 from tunesmith.io import atomic_write_json
 
 CALIBRATION_FILE = "calibration.json"
 _CALIBRATION_KEYS = ("temperature", "fitted_on", "bins", "ece", "ece_calibrated")
 _CALIBRATION_FLAT = ("ece_calibrated", "nll_calibrated", "temperature")
-SLICE_METRICS = ("accuracy", "macro_f1")  # per slice; the family's `slice_metrics` (what slices.* gates may name)
 
 
 @dataclass(kw_only=True)
