@@ -321,7 +321,8 @@ class FilterHooks:
     """How `serving.filters` reads and changes one of the family's served answers (tunesmith.serving.filters).
 
     `confidence(result)`: how sure the answer is (None: no confidence; the floor does not apply);
-    `abstain(result)`: (what the caller gets, what the log keeps) when it is below `serving.filters.confidence_floor`;
+    `abstain(result, floor)`: (what the caller gets, what the log keeps) when it is below
+    `serving.filters.confidence_floor` (an extractor withholds only its entities below the floor);
     `text(result)`: the generated text the text filters (PII redaction, deny patterns) judge, or None;
     `with_text(result, text, finish_reason)`: the answer with that text instead (finish_reason None: unchanged);
     `invalid(result, schema)`: why the answer is not JSON valid against `serving.filters.json_schema`, or None;
@@ -387,6 +388,7 @@ class Task(Protocol):
     mlflow: MlflowModel | None  # None: its registered versions are plain model dirs (no MLmodel)
     safety: SafetyHooks | None  # None: `evaluation.safety` is refused for the family
     recognize_order: int  # when `recognizes` is asked: specific rules (a cross-encoder marker) before general ones
+    slice_metrics: tuple[str, ...]  # metrics its evaluation reports per slice (`slices.*` gates); () none
 
     # config
     def configure(self, cfg) -> None:
@@ -504,6 +506,7 @@ class Family:
     finish_rows: Callable = _no_op
     check_splits: Callable = _no_warnings
     describe_model: Callable = _nothing_more
+    slice_metrics: tuple[str, ...] = ()
 
 
 def lazy(target: str) -> Callable:

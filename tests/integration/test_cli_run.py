@@ -111,6 +111,15 @@ def test_run_registers_promotes_and_rolls_back(tmp_path, tiny_model_dir):
     history = in_process("models", "history", "toy-sentiment", cwd=tmp_path).stdout  # who, what, why, in order
     assert [a for a in ("promote", "rollback") if a in history] == ["promote", "rollback"]
     assert "ana" in history and "first champion" in history and "[bold]regressed[/bold]" in history
+    # the champion is never deleted; v2 is, with who and why, and is never promoted again
+    refused = in_process("models", "delete", "toy-sentiment", "--version", "1", "--reason", "x", cwd=tmp_path,
+                         check_code=2)
+    assert "is the champion" in refused.output
+    in_process("models", "delete", "toy-sentiment", "--version", "2", "--reason", "leaked eval rows", cwd=tmp_path)
+    assert "it was deleted" in in_process("models", "promote", "toy-sentiment", "--version", "2", "--reason", "x",
+                                          cwd=tmp_path, check_code=2).output
+    history = in_process("models", "history", "toy-sentiment", cwd=tmp_path).stdout
+    assert "delete" in history and "leaked eval rows" in history
     listed = in_process("models", "list", cwd=tmp_path).stdout
     assert "toy-sentiment" in listed
 

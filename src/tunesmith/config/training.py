@@ -199,6 +199,8 @@ class EvaluationConfig(StrictModel):
                                   "split (best F1), shipped as thresholds.json; off: 0.5 for every label")
     safety: SafetyConfig | None = Field(None, description="chat models: safety suites run against the base and the "
                                         "tuned model (gates: safety.refusal_rate, safety.refusal_drop, ...)")
+    slice_min_rows: int = Field(10, ge=1, description="slices with fewer test rows are reported but left out of the "
+                                "gap between slices and of the worst-slice comparison with the champion")
 
 
 NAME_RE = re.compile(r"[A-Za-z0-9][\w.-]{0,99}")  # a registered model name (MLflow-safe, file-system-safe)
