@@ -65,6 +65,9 @@ class ReportBase:
     bootstrap: dict = field(default_factory=dict)  # samples, confidence, seed
     notes: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
+    # evaluation.safety's results (tunesmith.evaluation.safety): `metrics` is its part of the gate namespace
+    # (safety.refusal_rate, baseline.safety.refusal_rate, safety.refusal_drop, ...); None: not run
+    safety: dict | None = None
 
     curve_metric: ClassVar[str] = "loss"  # the training curve the report plots
 
@@ -82,7 +85,9 @@ class ReportBase:
         return json_safe({k: getattr(self, k) for k in self.__dataclass_fields__})
 
     def flat_metrics(self) -> dict[str, float]:
-        return flat_family_metrics(self.tuned, self.baseline, self.champion, self.uplift, self.vs_champion)
+        flat = flat_family_metrics(self.tuned, self.baseline, self.champion, self.uplift, self.vs_champion)
+        flat.update((self.safety or {}).get("metrics", {}))
+        return flat
 
     def metrics_document(self) -> dict:
         """metrics.json without the gates, flat metrics and lineage (the report stage adds those)."""
@@ -316,7 +321,8 @@ class FilterHooks:
     """How `serving.filters` reads and changes one of the family's served answers (tunesmith.serving.filters).
 
     `confidence(result)`: how sure the answer is (None: no confidence; the floor does not apply);
-    `abstain(result)`: (what the caller gets, what the log keeps) when it is below `serving.filters.confidence_floor`;
+    `abstain(result, floor)`: (what the caller gets, what the log keeps) when it is below
+    `serving.filters.confidence_floor` (an extractor withholds only its entities below the floor);
     `text(result)`: the generated text the text filters (PII redaction, deny patterns) judge, or None;
     `with_text(result, text, finish_reason)`: the answer with that text instead (finish_reason None: unchanged);
     `invalid(result, schema)`: why the answer is not JSON valid against `serving.filters.json_schema`, or None;
@@ -360,6 +366,18 @@ class PrivacyHooks:
     row_losses: Callable | None = None
 
 
+@dataclass(frozen=True)
+class SafetyHooks:
+    """How `evaluation.safety` (tunesmith.evaluation.safety) asks a family's models its suites' prompts.
+
+    `answers(model_dir, cfg, key, conversations, max_new_tokens) -> [text]`: the greedy answer of the model in
+    `model_dir` to each conversation (a list of {role, content} messages), rendered as the family renders prompts
+    in training and serving; `key` names the config key the model came from, for load errors ("model.base").
+    """
+
+    answers: Callable
+
+
 # --- the protocol ---------------------------------------------------------------------------------------------
 
 
@@ -388,8 +406,10 @@ class Task(Protocol):
     distill: DistillHooks | None  # None: `method.kind: distill` is refused for the family
     filters: FilterHooks | None  # None: serving.filters leave its answers as they are
     mlflow: MlflowModel | None  # None: its registered versions are plain model dirs (no MLmodel)
+    safety: SafetyHooks | None  # None: `evaluation.safety` is refused for the family
     recognize_order: int  # when `recognizes` is asked: specific rules (a cross-encoder marker) before general ones
     privacy: PrivacyHooks | None  # None: evaluation.privacy is refused for the family
+    slice_metrics: tuple[str, ...]  # metrics its evaluation reports per slice (`slices.*` gates); () none
 
     # config
     def configure(self, cfg) -> None:
@@ -501,12 +521,14 @@ class Family:
     distill: DistillHooks | None = None
     filters: FilterHooks | None = None
     mlflow: MlflowModel | None = None
+    safety: SafetyHooks | None = None
     recognizes: Callable = _never
     recognize_order: int = 100
     finish_rows: Callable = _no_op
     check_splits: Callable = _no_warnings
     describe_model: Callable = _nothing_more
     privacy: PrivacyHooks | None = None
+    slice_metrics: tuple[str, ...] = ()
 
 
 def lazy(target: str) -> Callable:

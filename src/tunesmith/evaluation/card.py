@@ -18,9 +18,10 @@ import yaml
 
 from tunesmith.config import Config
 
+FAIRNESS = "fairness gates across slices"
 MEMORIZATION = "memorization and PII extraction"
 NOT_MEASURED = ("safety suites (refusals, jailbreaks, prompt injection)", MEMORIZATION,
-                "fairness gates across slices", "performance on live traffic (see `tunesmith monitor`)")
+                FAIRNESS, "performance on live traffic (see `tunesmith monitor`)")
 
 
 def _fmt(value: Any) -> str:
@@ -77,21 +78,51 @@ def _results(report) -> list[str]:
     return lines
 
 
+def _ci(value: Any, low: Any, high: Any, sign: str = "") -> str:
+    if not isinstance(value, int | float) or math.isnan(value):
+        return "n/a"
+    text = f"{value:{sign}.4f}"
+    if isinstance(low, int | float) and isinstance(high, int | float) and not (math.isnan(low) or math.isnan(high)):
+        text += f" [{low:{sign}.4f}, {high:{sign}.4f}]"
+    return text
+
+
 def _slices(report) -> list[str]:
-    """Per-slice results (a family that reports slices: value, rows, the tuned model's and the baseline's metrics)."""
+    """Per-slice results (a family that reports slices: value, rows, the tuned model's metrics with CIs and the
+    baseline's), the gap between the best and the worst slice with its CI, and the worst slice vs the champion."""
     out = []
     for column, res in (getattr(report, "slices", None) or {}).items():
         if not isinstance(res, dict) or "values" not in res:
             continue
         metrics = sorted({k for v in res["values"] for k in (v.get("tuned") or {})})[:3]
-        out += [f"### Slice: {_md(column)}", "", "| value | rows | " + " | ".join(f"tuned {m} | baseline {m}"
+        out += [f"### Slice: {_md(column)}", "", "| value | rows | " + " | ".join(f"tuned {m} [CI] | baseline {m}"
                                                                               for m in metrics) + " |",
                 "|---|---|" + "---|---|" * len(metrics)]
         for v in res["values"]:
-            cells = [f"{_fmt((v.get('tuned') or {}).get(m))} | {_fmt((v.get('baseline') or {}).get(m))}" for m in metrics]
-            out.append(f"| {_md(v.get('value'))} | {v.get('n')} | " + " | ".join(cells) + " |")
+            cells = [f"{_ci((v.get('tuned') or {}).get(m), *((v.get('ci') or {}).get(m) or (None, None)))} | "
+                     f"{_fmt((v.get('baseline') or {}).get(m))}" for m in metrics]
+            small = " (too few rows to compare)" if v.get("small") else ""
+            out.append(f"| {_md(v.get('value'))}{small} | {v.get('n')} | " + " | ".join(cells) + " |")
+        out.append("")
+        for m, g in (res.get("gap") or {}).items():
+            out.append(f"- Gap in {_md(m)} between the best and the worst slice: {_ci(g['gap'], g['ci_low'], g['ci_high'])}"
+                       f" (best {_md(g['best'])}, worst {_md(g['worst'])}, {g['slices']} slices)")
+        for m, w in (res.get("worst_vs_champion") or {}).items():
+            out.append(f"- Worst slice vs the champion in {_md(m)}: {_md(w['slice'])}, "
+                       f"{_ci(w['delta'], w['ci_low'], w['ci_high'], '+')} on {w['rows']} rows")
+        out += [f"- {_md(note)}" for note in res.get("notes") or []]
         out.append("")
     return out
+
+
+def _not_measured(report) -> list[str]:
+    """NOT_MEASURED, less what this run measured (the gap between slices, for a family that reports slices; the
+    safety suites)."""
+    slices = getattr(report, "slices", None) or {}
+    gaps = any(isinstance(res, dict) and res.get("gap") for res in slices.values())
+    safety = bool(getattr(report, "safety", None))  # evaluation.safety's suites ran
+    return [item for item in NOT_MEASURED
+            if not (item == FAIRNESS and gaps) and not (safety and item.startswith("safety suites"))]
 
 
 def _data(data: dict) -> list[str]:
@@ -166,9 +197,13 @@ def model_card(cfg: Config, *, report, data: dict, decision, lineage: dict, cost
               f"trained on; baseline: {_md(fam.baseline_name)}.", "", *_results(report), "",
               *_slices(report), *(_privacy(privacy) if privacy else ()),
               f"**Gates:** {'passed' if decision.passed else 'failed'}: {_md(decision.summary)}", ""]
-    not_measured = [n for n in NOT_MEASURED if not (privacy and n == MEMORIZATION)]
+    safety = getattr(report, "safety", None)  # evaluation.safety's block, when the suites ran
+    if safety:
+        from tunesmith.evaluation.safety.report import safety_card
+
+        lines += safety_card(safety, _md)
     lines += ["## Bias, risks and limitations", "",
-              "Not measured in this run: " + "; ".join(not_measured) + ".",
+              "Not measured in this run: " + "; ".join(n for n in _not_measured(report) if not (privacy and n == MEMORIZATION)) + ".",
               *[f"- {_md(note)}" for note in getattr(report, "notes", [])[:10]], "",
               "## Lineage", "", "| key | value |", "|---|---|",
               *[f"| {_md(k)} | {_md(v)} |" for k, v in sorted(lineage.items())

@@ -15,6 +15,7 @@ from tunesmith.contracts import (
     PrivacyHooks,
     ReviewHooks,
     Route,
+    SafetyHooks,
     lazy,
 )
 from tunesmith.families import register
@@ -35,6 +36,9 @@ def configure(cfg) -> None:
     if "stratify" not in cfg.data.split.model_fields_set:
         cfg.data.split.stratify = False
     no_slices(cfg)
+    if cfg.evaluation.safety is not None and cfg.training.backend != "local":
+        raise ValueError("evaluation.safety: the suites ask local model dirs; a provider-trained model (training."
+                         "backend: openai-compatible) is not asked them yet; remove evaluation.safety")
     if cfg.method.kind is MethodKind.DISTILL:  # token-level KL with the teacher run alongside the student
         if "student_method" not in cfg.method.distill.model_fields_set:
             cfg.method.distill.student_method = MethodKind.LORA
@@ -124,6 +128,7 @@ TASK = register(family(
                            scheduled=lazy("tunesmith.families.causal_lm.live:scheduled"),
                            to_row=conversation_row),
     dataset=_dataset(),
+    safety=SafetyHooks(answers=lazy("tunesmith.families.causal_lm.safety:answers")),
     mlflow=MlflowModel(
         inputs=({"type": "array", "name": "messages", "required": True,
                  "items": {"type": "object", "properties": {"role": {"type": "string"}, "content": {"type": "string"}}}},),
