@@ -116,6 +116,7 @@ def main() -> int:
     overrides = [
         f"data.path={chats}", f"output_dir={work}/runs", f"registry.tracking_uri=sqlite:///{work}/mlflow.db",
         "evaluation.regression=null", "evaluation.max_eval_rows=16", "gates=[uplift.rouge_l >= -0.05]",
+        "evaluation.safety=null",  # the loop, not the safety suites (support-chat's own run measures those)
         "model.max_length=128",
         f"serving.predictions.url=sqlite:///{work}/predictions.db", "serving.max_wait_ms=2",
         f"monitoring.report_dir={work}/monitor", f"monitoring.window={args.traffic}",

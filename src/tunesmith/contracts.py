@@ -65,6 +65,9 @@ class ReportBase:
     bootstrap: dict = field(default_factory=dict)  # samples, confidence, seed
     notes: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
+    # evaluation.safety's results (tunesmith.evaluation.safety): `metrics` is its part of the gate namespace
+    # (safety.refusal_rate, baseline.safety.refusal_rate, safety.refusal_drop, ...); None: not run
+    safety: dict | None = None
 
     curve_metric: ClassVar[str] = "loss"  # the training curve the report plots
 
@@ -82,7 +85,9 @@ class ReportBase:
         return json_safe({k: getattr(self, k) for k in self.__dataclass_fields__})
 
     def flat_metrics(self) -> dict[str, float]:
-        return flat_family_metrics(self.tuned, self.baseline, self.champion, self.uplift, self.vs_champion)
+        flat = flat_family_metrics(self.tuned, self.baseline, self.champion, self.uplift, self.vs_champion)
+        flat.update((self.safety or {}).get("metrics", {}))
+        return flat
 
     def metrics_document(self) -> dict:
         """metrics.json without the gates, flat metrics and lineage (the report stage adds those)."""
@@ -316,7 +321,8 @@ class FilterHooks:
     """How `serving.filters` reads and changes one of the family's served answers (tunesmith.serving.filters).
 
     `confidence(result)`: how sure the answer is (None: no confidence; the floor does not apply);
-    `abstain(result)`: (what the caller gets, what the log keeps) when it is below `serving.filters.confidence_floor`;
+    `abstain(result, floor)`: (what the caller gets, what the log keeps) when it is below
+    `serving.filters.confidence_floor` (an extractor withholds only its entities below the floor);
     `text(result)`: the generated text the text filters (PII redaction, deny patterns) judge, or None;
     `with_text(result, text, finish_reason)`: the answer with that text instead (finish_reason None: unchanged);
     `invalid(result, schema)`: why the answer is not JSON valid against `serving.filters.json_schema`, or None;
@@ -338,6 +344,38 @@ class DistillHooks:
     scores: Callable  # (cfg, bundle, model_dir) -> {"quality": {metric: value}, ...what `delta` resamples}
     delta: Callable  # (cfg, a, b, metric) -> {delta, ci_low, ci_high, p_value}: a - b, paired bootstrap
     load: Callable  # (model_dir, cfg) -> (model, tokenizer) in eval mode, for the latency measurement
+
+
+@dataclass(frozen=True)
+class PrivacyHooks:
+    """What `evaluation.privacy` can measure of a family's trained model (tunesmith.evaluation.privacy); a part whose
+    hook is None is refused in the config with its key path.
+
+    Canaries ("The Secret Sharer"): `canary_row(text, cfg) -> dict` is a train row (the bundle's columns) whose
+    trained text holds `text`; `canary_nll(cfg, model_dir, texts) -> np.ndarray` the negative log-likelihood (nats)
+    the model gives each text in that same row, summed over its trained tokens.
+    Extraction: `extraction(cfg, frame, model_dirs, settings) -> list[dict]`: prompts from the trained rows of
+    `frame` that hold PII (tunesmith.data.pii), one record per PII value: {source, type, masked, extracted: {model
+    name: bool}} for each model dir of `model_dirs` (name -> dir).
+    Membership: `row_losses(cfg, model_dir, frame, labels) -> np.ndarray`: the model's loss on each row of `frame`.
+    """
+
+    canary_row: Callable | None = None
+    canary_nll: Callable | None = None
+    extraction: Callable | None = None
+    row_losses: Callable | None = None
+
+
+@dataclass(frozen=True)
+class SafetyHooks:
+    """How `evaluation.safety` (tunesmith.evaluation.safety) asks a family's models its suites' prompts.
+
+    `answers(model_dir, cfg, key, conversations, max_new_tokens) -> [text]`: the greedy answer of the model in
+    `model_dir` to each conversation (a list of {role, content} messages), rendered as the family renders prompts
+    in training and serving; `key` names the config key the model came from, for load errors ("model.base").
+    """
+
+    answers: Callable
 
 
 # --- the protocol ---------------------------------------------------------------------------------------------
@@ -368,8 +406,11 @@ class Task(Protocol):
     distill: DistillHooks | None  # None: `method.kind: distill` is refused for the family
     filters: FilterHooks | None  # None: serving.filters leave its answers as they are
     mlflow: MlflowModel | None  # None: its registered versions are plain model dirs (no MLmodel)
+    safety: SafetyHooks | None  # None: `evaluation.safety` is refused for the family
     recognize_order: int  # when `recognizes` is asked: specific rules (a cross-encoder marker) before general ones
     private_training: bool  # trains with DP-SGD (training.privacy) through tunesmith.training.privacy
+    privacy: PrivacyHooks | None  # None: evaluation.privacy is refused for the family
+    slice_metrics: tuple[str, ...]  # metrics its evaluation reports per slice (`slices.*` gates); () none
 
     # config
     def configure(self, cfg) -> None:
@@ -481,12 +522,15 @@ class Family:
     distill: DistillHooks | None = None
     filters: FilterHooks | None = None
     mlflow: MlflowModel | None = None
+    safety: SafetyHooks | None = None
     recognizes: Callable = _never
     recognize_order: int = 100
     private_training: bool = False
     finish_rows: Callable = _no_op
     check_splits: Callable = _no_warnings
     describe_model: Callable = _nothing_more
+    privacy: PrivacyHooks | None = None
+    slice_metrics: tuple[str, ...] = ()
 
 
 def lazy(target: str) -> Callable:

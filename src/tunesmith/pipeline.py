@@ -100,8 +100,17 @@ def prepare_for_run(cfg: Config, out_dir: Path, *, resume: bool):
 
     check_model_weights(cfg)  # before minutes of data checks: a pickle-only base or teacher is refused now
     if resume:
-        check_resumable(cfg, prepare_data(cfg, None), out_dir)
-    return prepare_data(cfg, out_dir)
+        check_resumable(cfg, with_canaries(cfg, prepare_data(cfg, None)), out_dir)
+    return with_canaries(cfg, prepare_data(cfg, out_dir), out_dir)
+
+
+def with_canaries(cfg: Config, bundle, run_dir: Path | None = None):
+    """The bundle with `evaluation.privacy.canaries` planted in a copy of its train split (the record in
+    run_dir/canaries.json); the bundle itself when the config plants none. Seeded: every rank and a resume plant
+    the same rows."""
+    from tunesmith.evaluation.privacy import plant_canaries
+
+    return plant_canaries(cfg, bundle, family(cfg.task).privacy, run_dir)[0]
 
 
 def check_model_weights(cfg: Config) -> None:
@@ -169,6 +178,9 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
         f"{bundle.report.quarantined} quarantined, fingerprint {bundle.fingerprint[:12]}")
     for line in bundle.report.quarantine_examples:
         say(f"  quarantined {line}")
+    if cfg.evaluation.privacy and cfg.evaluation.privacy.canaries:
+        c = cfg.evaluation.privacy.canaries
+        say(f"privacy: {c.count} canaries x {c.repeats} planted in the training copy only (canaries.json)")
     _say_checks(bundle.report.checks, say)
 
     if cfg.training.backend != "local":  # a provider trains; the gates before and after stay ours
@@ -189,6 +201,9 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
         distilled = _distill_comparison(cfg, bundle, out_dir, result.model_dir, say)
         flat = {**report.flat_metrics(), **(distilled["flat"] if distilled else {})}
     _ship_files(task, out_dir, result.model_dir)
+    with _timed(timings, "privacy"):
+        privacy = _privacy(cfg, bundle, result.model_dir, out_dir, say)
+    flat.update(privacy.flat_metrics() if privacy else {})
     cost = _cost(cfg, bundle, result.model_dir, usage, say)
     flat.update(cost)
     flat.update(privacy_metrics(result.privacy))  # training.privacy: `privacy.epsilon <= 8` gates the spent budget
@@ -207,6 +222,9 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
     lineage["weights_sha256"] = weights_sha256(result.model_dir)  # `tunesmith reproduce` compares against it
     lineage["cost"] = _cost_block(cfg, cost)  # usage and money travel with the version (registry tag `cost`)
     lineage.update(privacy_tags(result.privacy))  # the DP guarantee (spent epsilon, delta) travels with the version
+    if privacy and privacy.canaries:  # the registered weights were trained with planted secrets: say so
+        lineage["canaries"] = f"{len(privacy.canaries['items'])} random secrets x {privacy.canaries['repeats']} " \
+                              "in the training copy (canaries.json)"
     if distilled:  # the teacher and the synthetic (teacher-labelled) rows travel with the version
         from tunesmith.training.distill import lineage_tags as distill_tags
 
@@ -215,9 +233,11 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
         out_dir, config=cfg, data_report=bundle.report.to_dict(), train_result=result.to_dict(),
         eval_report=report, decision=decision, lineage=lineage,
         extra={"cost": _cost_block(cfg, cost), **({"distillation": distilled} if distilled else {}),
-               **({"privacy": result.privacy} if result.privacy else {})},
+               **({"privacy": privacy.to_dict()} if privacy else {}),
+               **({"differential_privacy": result.privacy} if result.privacy else {})},
         extra_sections=[("Cost", _cost_html(cfg, cost)),
                         *([("Distillation", _distill_html(distilled))] if distilled else ()),
+                        *([("Privacy", privacy.html())] if privacy else ()),
                         *([("Differential privacy", privacy_html(result.privacy))] if result.privacy else ())],
     )
     say(f"report: {report_path}")
@@ -225,14 +245,14 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
     outcome = RunOutcome(out_dir, decision.passed, decision, report, result, bundle.report, timings=timings)
     _write_runbook(cfg, out_dir, result.model_dir)
     _write_card(cfg, out_dir, result.model_dir, report=report, data=bundle.report.to_dict(), decision=decision,
-                lineage=lineage, cost=cost)
+                lineage=lineage, cost=cost, privacy=privacy.to_dict() if privacy else None)
     with _timed(timings, "register"):
         outcome.mlflow_run_id = log_run(
             cfg, run_dir=out_dir, metrics=flat,  # log_run records the resolved config as params
             artifacts=[p for p in (out_dir / "report.html", out_dir / "metrics.json", out_dir / "data_card.json",
                                    out_dir / "config.yaml", out_dir / "RUNBOOK.md", out_dir / "README.md",
                                    out_dir / "quarantine.jsonl", out_dir / "label_issues.jsonl",
-                                   out_dir / "drift_reference.json",
+                                   out_dir / "drift_reference.json", out_dir / "canaries.json",
                                    out_dir / "adapter") if p.exists()],
             model_dir=result.model_dir, tags={"gate": "passed" if decision.passed else "failed",
                                                   "data_fingerprint": bundle.fingerprint, **lineage_tags(bundle.report.checks),
@@ -431,6 +451,23 @@ def _ship_files(task, run_dir: Path, model_dir: Path) -> None:
             shipped.append(name)
     if shipped:
         update_model_card(model_dir, shipped=shipped)
+
+
+def _privacy(cfg: Config, bundle, model_dir: Path, run_dir: Path, say: Say):
+    """`evaluation.privacy` on the trained model (canary exposure, PII extraction, membership AUC); None when the
+    config asks for none. `bundle` is what was trained on: its train split holds the planted canaries."""
+    if cfg.evaluation.privacy is None:
+        return None
+    import json
+
+    from tunesmith.evaluation.privacy import CANARIES_FILE, measure_privacy
+    from tunesmith.hub import resolve_model
+
+    record = run_dir / CANARIES_FILE
+    canaries = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
+    base = resolve_model(cfg.model.base, cfg.model.revision).path
+    return measure_privacy(cfg, bundle, model_dir, family(cfg.task).privacy, base_dir=base, canaries=canaries,
+                           say=say)
 
 
 def _drift_reference(cfg: Config, bundle, model_dir: Path, run_dir: Path) -> None:

@@ -36,8 +36,15 @@ def test_report_dict_is_json_and_has_slices_and_calibration(evaluated, tuned_dir
     assert data["labels"] == sorted(LABELS) and data["tuned"]["n"] == 60
     assert {"text_length", "genre", "channel"} <= set(data["slices"])
     channel = data["slices"]["channel"]
-    assert channel["skipped"] == [{"value": "phone", "n": 3}]
-    assert {"tuned", "baseline", "champion"} <= set(channel["values"][0])
+    phone = next(v for v in channel["values"] if v["value"] == "phone")
+    assert phone["n"] == 3 and phone["small"] and "phone (3 rows)" in channel["notes"][0]  # reported, not compared
+    assert {"tuned", "baseline", "champion", "ci", "vs_champion"} <= set(channel["values"][0])
+    assert channel["gap"] == {} and "fewer than two slices" in channel["notes"][1]  # web alone has 10+ rows
+    flat = evaluated.flat_metrics()
+    for key in ("slices.max_gap.macro_f1", "slices.genre.max_gap_ci_high.accuracy", "slices.worst_vs_champion.macro_f1"):
+        assert key in flat, key
+    # the champion predicts exactly as the tuned model: no slice is worse than it
+    assert flat["slices.worst_vs_champion.macro_f1"] == 0.0
     saved = json.loads((Path(eval_out_dir) / "calibration.json").read_text())  # the run dir, not the model dir
     assert saved["temperature"] == pytest.approx(evaluated.calibration["temperature"]) and saved["temperature"] > 0
     assert not list(Path(eval_out_dir).glob(".calibration.json.*"))  # no temp file left behind

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.integration.test_cli_run import tunesmith
+from tests.integration.test_cli_run import in_process, tunesmith
 from tests.toy_chat import make_chats, write_jsonl
 
 pytestmark = pytest.mark.integration
@@ -62,8 +62,8 @@ def test_chat_sft_run_registers_the_tuned_model_and_compares_with_the_champion(t
     assert (run / "model/chat_template.jinja").is_file() or "chat_template" in (run / "model/tokenizer_config.json").read_text()
     assert (run / "adapter/adapter_model.safetensors").is_file()
 
-    tunesmith("models", "promote", "toy-chat", "--reason", "first champion", cwd=tmp_path)
-    out = tunesmith("run", "config.yaml", cwd=tmp_path).stdout
+    in_process("models", "promote", "toy-chat", "--reason", "first champion", cwd=tmp_path)
+    out = in_process("run", "config.yaml", cwd=tmp_path).stdout
     second = max((tmp_path / ".tunesmith/runs/toy-chat").iterdir())
     metrics = json.loads((second / "metrics.json").read_text())
     assert metrics["champion_status"] == "compared" and "rouge_l" in metrics["vs_champion"]

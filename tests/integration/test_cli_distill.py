@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.integration.test_cli_run import tunesmith, write_project
+from tests.integration.test_cli_run import in_process, tunesmith, write_project
 from tests.toy import make_reviews
 
 pytestmark = pytest.mark.integration
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 
 def test_distill_from_a_registered_teacher(tmp_path, tiny_model_dir):
     write_project(tmp_path, tiny_model_dir, ["accuracy >= 0.6"])
-    assert "registered toy-sentiment version 1" in tunesmith("run", "config.yaml", cwd=tmp_path).stdout
+    assert "registered toy-sentiment version 1" in in_process("run", "config.yaml", cwd=tmp_path).stdout
 
     cfg = json.loads((tmp_path / "config.yaml").read_text())
     (tmp_path / "unlabeled.csv").write_text(make_reviews(80, seed=31)[["text"]].to_csv(index=False))
@@ -42,7 +42,7 @@ def test_distill_from_a_registered_teacher(tmp_path, tiny_model_dir):
         1 - saved["student"] / saved["teacher"]) and saved["currency"] == "USD"
     report = (run / "report.html").read_text()
     assert "Distillation" in report and f"{saved['saving']:.0%} saved" in report
-    shown = json.loads(tunesmith("models", "show", "toy-student", cwd=tmp_path).stdout)
+    shown = json.loads(in_process("models", "show", "toy-student", cwd=tmp_path).stdout)
     tags = shown["versions"][0]["tags"]
     assert tags["distill.teacher"] == "toy-sentiment@challenger" and tags["distill.synthetic_rows"] == "80"
     assert tags["distill.label_source"] == "teacher:toy-sentiment@challenger"

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.integration.test_cli_run import tunesmith
+from tests.integration.test_cli_run import in_process, tunesmith
 from tests.toy_pairs import make_pairs
 
 from tunesmith.config import config_from_dict
@@ -55,8 +55,8 @@ def test_embedding_run_registers_a_sentence_transformers_model_and_compares_the_
 
     assert metrics["lineage"]["task"] == "embedding" and metrics["lineage"]["data_fingerprint"]
 
-    tunesmith("models", "promote", "toy-search", "--reason", "first champion", cwd=tmp_path)
-    out = tunesmith("run", "config.yaml", "--set", "training.learning_rate=2e-3", cwd=tmp_path).stdout
+    in_process("models", "promote", "toy-search", "--reason", "first champion", cwd=tmp_path)
+    out = in_process("run", "config.yaml", "--set", "training.learning_rate=2e-3", cwd=tmp_path).stdout
     second = max((tmp_path / ".tunesmith/runs/toy-search").iterdir())
     metrics = json.loads((second / "metrics.json").read_text())
     assert metrics["champion_status"] == "compared" and "mrr@10" in metrics["vs_champion"]

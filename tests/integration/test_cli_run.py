@@ -91,7 +91,7 @@ def test_run_registers_promotes_and_rolls_back(tmp_path, tiny_model_dir):
 
     in_process("models", "promote", "toy-sentiment", "--reason", "first champion", "--by", "ana", cwd=tmp_path)
     # Second run: compared against the champion now, on the same split (so on every test row); version 2.
-    out = tunesmith("run", "config.yaml", "--set", "training.learning_rate=4e-3", cwd=tmp_path).stdout
+    out = in_process("run", "config.yaml", "--set", "training.learning_rate=4e-3", cwd=tmp_path).stdout
     assert "registered toy-sentiment version 2" in out
     (second,) = [p for p in (tmp_path / ".tunesmith/runs/toy-sentiment").iterdir() if p != run_dirs[0]]
     metrics = json.loads((second / "metrics.json").read_text())
@@ -111,13 +111,22 @@ def test_run_registers_promotes_and_rolls_back(tmp_path, tiny_model_dir):
     history = in_process("models", "history", "toy-sentiment", cwd=tmp_path).stdout  # who, what, why, in order
     assert [a for a in ("promote", "rollback") if a in history] == ["promote", "rollback"]
     assert "ana" in history and "first champion" in history and "[bold]regressed[/bold]" in history
+    # the champion is never deleted; v2 is, with who and why, and is never promoted again
+    refused = in_process("models", "delete", "toy-sentiment", "--version", "1", "--reason", "x", cwd=tmp_path,
+                         check_code=2)
+    assert "is the champion" in refused.output
+    in_process("models", "delete", "toy-sentiment", "--version", "2", "--reason", "leaked eval rows", cwd=tmp_path)
+    assert "it was deleted" in in_process("models", "promote", "toy-sentiment", "--version", "2", "--reason", "x",
+                                          cwd=tmp_path, check_code=2).output
+    history = in_process("models", "history", "toy-sentiment", cwd=tmp_path).stdout
+    assert "delete" in history and "leaked eval rows" in history
     listed = in_process("models", "list", cwd=tmp_path).stdout
     assert "toy-sentiment" in listed
 
 
 def test_failed_gate_exits_nonzero_and_registers_nothing(tmp_path, tiny_model_dir):
     write_project(tmp_path, tiny_model_dir, ["macro_f1 >= 0.999", "uplift.macro_f1 >= 0.5"], rows=120)
-    proc = tunesmith("run", "config.yaml", "--set", "training.epochs=1", cwd=tmp_path, check_code=1)
+    proc = in_process("run", "config.yaml", "--set", "training.epochs=1", cwd=tmp_path, check_code=1)
     assert "gate decision: FAILED" in proc.stdout and "not registered" in proc.stdout
     listed = in_process("models", "list", cwd=tmp_path).stdout
     assert "toy-sentiment" not in listed
@@ -157,7 +166,7 @@ def test_validate_config_only_and_init(tmp_path, tiny_model_dir):
 
 def test_evaluate_scores_a_trained_model_dir(tmp_path, tiny_model_dir):
     write_project(tmp_path, tiny_model_dir, ["accuracy >= 0.6"])
-    tunesmith("train", "config.yaml", "--run-dir", "trained", cwd=tmp_path)
+    in_process("train", "config.yaml", "--run-dir", "trained", cwd=tmp_path)
     assert json.loads((tmp_path / "trained/train_result.json").read_text())["method"] == "full"
     out = tunesmith("evaluate", "config.yaml", "--model", "trained/model", cwd=tmp_path).stdout
     assert "base vs tuned (test split)" in out and "gate decision: PASSED" in out
@@ -174,7 +183,7 @@ def test_cli_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, tiny_mo
 
     write_project(tmp_path, tiny_model_dir, ["accuracy >= 0.0"])
     common = ["--set", "training.eval_steps=4", "--set", "training.num_threads=1", "--set", "training.precision=fp32"]
-    tunesmith("train", "config.yaml", "--run-dir", "straight", *common, cwd=tmp_path)
+    in_process("train", "config.yaml", "--run-dir", "straight", *common, cwd=tmp_path)
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "tunesmith.cli", "train", "config.yaml", *common], cwd=tmp_path,

@@ -317,3 +317,73 @@ def test_a_read_key_reads_and_is_refused_every_change_and_old_keys_keep_training
         db.execute("INSERT INTO api_keys VALUES (?, 'legacy', NULL, NULL, 0)", (hash_key("ts-legacy"),))
     info = JobStore(state_dir=old).key_info("ts-legacy")
     assert info.owner == "legacy" and info.role == "train" and info.may("train") and not info.may("promote")
+
+
+def test_promote_rollback_delete_and_key_changes_need_their_role_and_are_audited(env, tmp_path, tiny_model_dir):
+    """Item 7 of #20 over HTTP: promote/rollback need role promote, delete and key changes need admin; each change
+    names who and why in the jobs audit log (and the model's registry trail); another owner's model is a 404."""
+    from tunesmith.registry import audit_log, get_version, log_run, register_version
+
+    cfg, store, client, keys, _, _ = env
+    run_cfg = config_from_dict({"name": "ft-team-a-x", "data": {"path": "unused.csv"}, "output_dir": str(tmp_path),
+                                "registry": {"tracking_uri": cfg.registry.tracking_uri, "owner": "team-a"}})
+    run_id = log_run(run_cfg, run_dir=tmp_path, metrics={"accuracy": 1.0}, model_dir=Path(tiny_model_dir))
+    for _ in range(3):
+        register_version("ft-team-a-x", run_id=run_id, registry=run_cfg.registry)
+    for v in (1, 2, 3):
+        job = store.create_job("team-a", spec={"model": "builtin:smollm2-135m-instruct", "training_file": "file-x"})
+        store.finish(job["id"], None, status="succeeded", fine_tuned_model=f"ft-team-a-x:{v}")
+    promoter, admin = store.add_key("team-a", role="promote"), store.add_key("team-a", role="admin")
+    why = {"reason": "beats v1 on refunds"}
+
+    # roles: a train key may not promote; a promote key may not delete or manage keys
+    r = client.post("/v1/models/ft-team-a-x:1/promote", headers=_h(keys["a"]), json=why)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "insufficient_role"
+    for refused in (client.delete("/v1/models/ft-team-a-x:1?reason=x", headers=_h(promoter)),
+                    client.get("/v1/api_keys", headers=_h(promoter)),
+                    client.post("/v1/api_keys", headers=_h(promoter), json={"role": "admin", "reason": "me"})):
+        assert refused.status_code == 403, refused.text
+    # a reason is required; another owner's model looks unknown even to an admin of theirs
+    assert client.post("/v1/models/ft-team-a-x:1/promote", headers=_h(promoter), json={}).status_code == 400
+    b_admin = store.add_key("team-b", role="admin", reason="team-b's operator")
+    assert client.post("/v1/models/ft-team-a-x:1/promote", headers=_h(b_admin), json=why).status_code == 404
+
+    assert client.post("/v1/models/ft-team-a-x:1/promote", headers=_h(promoter), json=why).status_code == 200
+    assert client.post("/v1/models/ft-team-a-x:2/promote", headers=_h(promoter), json=why).status_code == 200
+    r = client.post("/v1/models/ft-team-a-x:2/rollback", headers=_h(promoter), json={"reason": "refunds regressed"})
+    assert r.status_code == 200 and r.json()["id"] == "ft-team-a-x:1"
+    # the champion cannot be deleted (409 with the way out); another version can, with a reason
+    r = client.delete("/v1/models/ft-team-a-x:1?reason=old", headers=_h(admin))
+    assert r.status_code == 409 and "champion" in r.json()["error"]["message"]
+    assert client.delete("/v1/models/ft-team-a-x:3", headers=_h(admin)).status_code == 400  # no reason
+    r = client.delete("/v1/models/ft-team-a-x:3?reason=trained%20on%20a%20bad%20export", headers=_h(admin))
+    assert r.status_code == 200 and r.json() == {"id": "ft-team-a-x:3", "object": "model", "deleted": True}
+    listed = [m["id"] for m in client.get("/v1/models", headers=_h(keys["a"])).json()["data"]]
+    assert "ft-team-a-x:3" not in listed and "ft-team-a-x:1" in listed
+    assert "tunesmith.deleted" in get_version("ft-team-a-x", 3, registry=cfg.registry).tags
+    # keys: an admin lists (ids, never keys), creates and revokes its owner's keys; a revoked key stops working
+    r = client.post("/v1/api_keys", headers=_h(admin), json={"role": "read", "reason": "the dashboard"})
+    assert r.status_code == 200 and r.json()["role"] == "read"
+    new_key, new_id = r.json()["key"], r.json()["id"]
+    assert client.get("/v1/files", headers=_h(new_key)).status_code == 200
+    listed = client.get("/v1/api_keys", headers=_h(admin)).json()["data"]
+    assert new_id in {k["id"] for k in listed} and {k["owner"] for k in listed} == {"team-a"}
+    assert all("key" not in k for k in listed)
+    b_key = store.list_keys("team-b")[0].key_id
+    assert client.post(f"/v1/api_keys/{b_key}/revoke", headers=_h(admin), json=why).status_code == 404
+    assert client.post(f"/v1/api_keys/{new_id}/revoke", headers=_h(admin),
+                       json={"reason": "dashboard retired"}).status_code == 200
+    assert client.get("/v1/files", headers=_h(new_key)).status_code == 401
+
+    trail = client.get("/v1/audit", headers=_h(admin)).json()["data"]
+    actions = [(e["action"], e["target"], e["reason"]) for e in trail if e["action"].startswith("model_")]
+    assert actions == [("model_promote", "ft-team-a-x:1", why["reason"]), ("model_promote", "ft-team-a-x:2",
+                       why["reason"]), ("model_rollback", "ft-team-a-x:1", "refunds regressed"),
+                       ("model_delete", "ft-team-a-x:3", "trained on a bad export")]
+    keyed = [(e["action"], e["target"], e["reason"]) for e in trail if e["action"].startswith("key_")]
+    assert ("key_add", new_id, "the dashboard") in keyed and ("key_revoke", new_id, "dashboard retired") in keyed
+    assert all(e["who"].startswith("team-a/key_") for e in trail if e["reason"] in ("the dashboard",
+                                                                                   "refunds regressed"))
+    assert all(e["owner"] == "team-a" for e in trail)  # team-b's key add is not in team-a's log
+    registry_trail = [(e["action"], e["version"]) for e in audit_log("ft-team-a-x", registry=cfg.registry)]
+    assert registry_trail == [("promote", 1), ("promote", 2), ("rollback", 1), ("delete", 3)]

@@ -102,3 +102,29 @@ def test_an_answer_that_is_not_json_valid_is_generated_once_more_then_refused(st
         ["json_schema:retried"], True)
     with pytest.raises(ValidationError, match="not a valid JSON schema"):
         ServingConfig.model_validate({"filters": {"json_schema": {"type": "nope"}}})
+
+
+def test_an_extractor_withholds_entities_below_the_floor_and_the_text_goes_to_review(store, tmp_path, encoder_dir):
+    """Entity-level floor: the caller gets the entities scored at or above it (`abstained` says which texts lost
+    some), the log keeps every entity with the withheld ones flagged, and review queues the text."""
+    from tests.serving.test_serve_extract import build_tagger
+
+    from tunesmith.families.token_classification.serve import abstain
+
+    kept, logged = abstain([{"text": "a", "score": 0.9}, {"text": "b", "score": 0.4}], 0.5)
+    assert kept == [{"text": "a", "score": 0.9}] and logged[1] == {"text": "b", "score": 0.4, "abstained": True}
+    register(store, tmp_path, "tagger", build_tagger(tmp_path / "tagger", encoder_dir), champion=True)
+    url = f"sqlite:///{tmp_path}/log.db"
+    cfg = settings(filters={"confidence_floor": 0.99}, predictions={"url": url})  # every entity scores ~0.97
+    with TestClient(create_app("tagger", settings=cfg, store=store, prediction_log=prediction_log_for(cfg))) as client:
+        body = client.post("/v1/extract", json={"input": ["great film", "", "dull plot"]}).json()
+        assert body["entities"] == [[], [], []] and body["abstained"] == [True, False, True]
+        assert _count(client, "confidence_floor", "abstained") == 2
+    rows = sorted(read_predictions(url, model="tagger"), key=lambda r: r["idx"])
+    assert [len(r["output"]) for r in rows] == [2, 0, 2] and all(e["abstained"] for e in rows[0]["output"])
+    assert json.loads(rows[0]["filters"]) == ["confidence_floor:abstained"] and rows[1]["filters"] is None
+    added = enqueue(url, "tagger", threshold=0.0)
+    assert added["added"] == 2, added
+    with TestClient(create_app("tagger", settings=settings(filters={"confidence_floor": 0.5}), store=store)) as client:
+        body = client.post("/v1/extract", json={"input": "great film"}).json()
+        assert len(body["entities"][0]) == 2 and body["abstained"] is None

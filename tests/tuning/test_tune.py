@@ -136,9 +136,10 @@ def _reproduce_the_registered_version(cwd: Path, data_file: Path) -> None:
     assert len(client.search_model_versions("name='toy-tune'")) == 1  # the reproduction registered nothing
 
     make_reviews(210, seed=7).to_csv(data_file, index=False)  # the data changed: refused before any training
-    proc = _tunesmith("reproduce", "toy-tune:1", cwd=cwd)
-    _, errs = proc.communicate(timeout=600)
-    assert proc.returncode == 2 and "the data changed since it was trained" in errs and "Traceback" not in errs
+    from tests.integration.test_cli_run import in_process
+
+    refused = in_process("reproduce", "toy-tune:1", cwd=cwd, check_code=2).output
+    assert "the data changed since it was trained" in refused and "Traceback" not in refused
 
 
 def test_a_worker_that_loses_the_race_to_set_a_best_tag_sets_it_again():

@@ -84,4 +84,9 @@ def load_cli_config(path: Path, overrides: list[str]) -> Config:
     unknown = unknown_gate_metrics(cfg.gates, primary_metric=cfg.training.metric)
     if unknown:
         fail(f"{path}: gates: unknown metric(s) {', '.join(unknown)}; {known_metrics_hint()}")
+    if cfg.evaluation.safety is not None:  # a safety suite that cannot be read is said now, not after training
+        from tunesmith.evaluation.safety.suites import load_suites
+
+        with input_errors():
+            load_suites(cfg.evaluation.safety.suites, cfg, limit=cfg.evaluation.safety.limit)
     return cfg

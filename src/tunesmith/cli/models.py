@@ -125,6 +125,25 @@ def models_retire(
     console.print(f"{name}: challenger version {challenger} retired ({reason}); servers drop it at their next poll")
 
 
+@models_app.command("delete")
+def models_delete(
+    name: str,
+    version: int = typer.Option(..., "--version", help="The version to delete (never the champion)."),
+    reason: str = ReasonOpt,
+    by: str = ByOpt,
+    tracking_uri: str = TrackingOpt,
+    config: Path = ConfigOpt,
+) -> None:
+    """Take a version out of use for good: no alias, never promoted or rolled back to again; its files and lineage
+    stay in the registry. Audited."""
+    from tunesmith import registry
+
+    _model_name(name)
+    with input_errors(registry.RegistryError, only=True):
+        registry.delete_version(name, version, **_where(tracking_uri, config), who=_who(by), reason=reason)
+    console.print(f"{name}: version {version} deleted ({reason})", markup=False)
+
+
 @models_app.command("history")
 def models_history(name: str, tracking_uri: str = TrackingOpt, config: Path = ConfigOpt) -> None:
     """The model's audit trail: every promote, rollback and retire (and a server's automatic rollback), with who,

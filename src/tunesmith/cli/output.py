@@ -68,6 +68,17 @@ def print_outcome(report, decision) -> None:
             row += [_fmt(champ.get(m)), _ci((data.get("vs_champion") or {}).get(m))]
         table.add_row(*row)
     console.print(table)
+    safety = data.get("safety")
+    if safety:  # evaluation.safety: the suites' rates, base vs tuned, and the refusal drop with its CI
+        from tunesmith.evaluation.safety import RATES
+
+        rates = Table("safety suite", "base model", "tuned", title=f"safety suites ({safety.get('prompts')} prompts)")
+        for m in RATES:
+            if m in safety["tuned"]:
+                rates.add_row(m, _fmt(safety["base"].get(m)), _fmt(safety["tuned"][m]))
+        if safety.get("refusal_drop"):
+            rates.add_row(f"refusal_drop [{level}]", "", _ci(safety["refusal_drop"]))
+        console.print(rates)
     if champ:
         console.print(f"champion compared on {data.get('vs_champion_rows')} test rows it never trained on "
                       f"({data.get('vs_champion_excluded')} excluded)")

@@ -39,7 +39,7 @@ def train(
 ) -> None:
     """Validate the data and fine-tune; writes the model to <run>/model."""
     cfg = load_cli_config(config, overrides)
-    from tunesmith.pipeline import pick_run_dir, prepare_for_run, removed_if_unused
+    from tunesmith.pipeline import pick_run_dir, prepare_for_run, removed_if_unused, with_canaries
     from tunesmith.progress import RichProgress
     from tunesmith.training import train as train_model
     from tunesmith.training.distributed import (
@@ -76,7 +76,7 @@ def train(
                 else:  # DDP: rank 0 writes the data card and checks the resume; the others read the same data
                     from tunesmith.data import prepare_data
 
-                    bundle = prepare_data(cfg, None)
+                    bundle = with_canaries(cfg, prepare_data(cfg, None))
             result = train_model(cfg, bundle, out, resume=resume,
                                  callbacks=[RichProgress(console)] if is_main_process() else [])
     finally:

@@ -81,6 +81,7 @@ from tunesmith.config.training import (  # noqa: F401
     BootstrapConfig,
     CalibrationConfig,
     DistillConfig,
+    DPConfig,
     EvaluationConfig,
     FreezeConfig,
     GateRule,
@@ -88,7 +89,6 @@ from tunesmith.config.training import (  # noqa: F401
     LoraConfig,
     MethodConfig,
     ModelConfig,
-    PrivacyConfig,
     TrainingConfig,
 )
 
@@ -123,7 +123,7 @@ __all__ = [
     "DistillConfig",
     "SyntheticLabels",
     "TrainingConfig",
-    "PrivacyConfig",
+    "DPConfig",
     "CalibrationConfig",
     "BootstrapConfig",
     "EvaluationConfig",

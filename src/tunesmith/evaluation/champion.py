@@ -38,7 +38,8 @@ class ChampionComparison:
     vs: dict[str, dict] | None = None  # tuned - champion on the compared rows, with paired-bootstrap CIs
     rows: int | None = None  # test rows compared on
     excluded: int | None = None  # test rows left out because the champion trained on them
-    pred: np.ndarray | None = None  # champion's class ids over every test row; None when rows were left out
+    pred: np.ndarray | None = None  # champion's class ids over every test row; rows outside `mask` hold 0, unscored
+    mask: np.ndarray | None = None  # True for the test rows it was compared on (those it did not train on)
     notes: list[str] = field(default_factory=list)
 
 
@@ -140,8 +141,10 @@ def compare_champion(cfg, test, y_test: np.ndarray, tuned_proba: np.ndarray, lab
     proba = softmax(frame_logits(model, tokenizer, test[keep], cfg, order))
     if excluded:
         notes.append(f"{name} compared on the {rows} test rows it did not train on ({excluded} left out); "
-                     "it is not shown per slice")
+                     "per slice too")
+    pred = np.zeros(len(texts), dtype=np.int64)
+    pred[keep] = proba.argmax(axis=1)
     return ChampionComparison(
         status=COMPARED, metrics=model_metrics(y_test[keep], proba, labels, cfg),
         vs=paired_deltas(y_test[keep], tuned_proba[keep], proba, cfg), rows=rows, excluded=excluded,
-        pred=proba.argmax(axis=1) if not excluded else None, notes=notes)
+        pred=pred, mask=keep, notes=notes)

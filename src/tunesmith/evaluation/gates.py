@@ -3,8 +3,9 @@
     gate(report.flat_metrics(), cfg.gates, primary_metric=cfg.training.metric)
 
 All rules are evaluated (no short-circuit) so a failed run shows everything that is wrong at once.
-A metric that was never measured fails. `vs_champion.*` / `champion.*` rules pass only while there is no
-champion yet; a champion that exists but could not be compared fails them, with the reason as the note.
+A metric that was never measured fails. `vs_champion.*` / `champion.*` / `slices.worst_vs_champion.*` rules pass
+only while there is no champion yet; a champion that exists but could not be compared fails them, with the reason as
+the note. A `slices.*` rule's note carries the bootstrap CI of its value (`tunesmith.evaluation.slices`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 from tunesmith.config import GateRule, GatesConfig
+from tunesmith.config.family_rules import SLICE_GATE_FORMS, slice_gate_parts
 from tunesmith.evaluation.metrics import KNOWN_METRICS, higher_is_better, is_known_metric
+from tunesmith.evaluation.safety import GATE_METRICS as SAFETY_METRICS
 from tunesmith.io import json_safe
 
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
@@ -63,8 +66,13 @@ def is_distill_metric(name: str) -> bool:
 COST_METRICS = ("cost.train", "cost.per_1k", "cost.per_1k_core_seconds", "cost.storage_month", "cost.cpu_seconds",
                 "cost.gpu_seconds", "cost.wall_seconds")
 
-# The DP guarantee a `training.privacy` run trained under (tunesmith.training.privacy): `privacy.epsilon <= 8`.
-PRIVACY_METRICS = ("privacy.epsilon", "privacy.delta")
+# The DP guarantee a `training.privacy` run trained under (tunesmith.training.privacy): `privacy.epsilon <= 8`;
+# what `evaluation.privacy` measures (tunesmith.evaluation.privacy): `privacy.max_canary_exposure <= 10`,
+# `privacy.pii_extraction_rate == 0`, `privacy.membership_auc <= 0.6`.
+PRIVACY_METRICS = ("privacy.epsilon", "privacy.delta",
+                   "privacy.max_canary_exposure", "privacy.mean_canary_exposure", "privacy.pii_extraction_rate",
+                   "privacy.base_pii_extraction_rate", "privacy.pii_prompts", "privacy.membership_auc",
+                   "privacy.membership_auc_ci_low", "privacy.membership_auc_ci_high")
 
 
 def is_valid_gate_metric(name: str) -> bool:
@@ -75,6 +83,11 @@ def is_valid_gate_metric(name: str) -> bool:
         return name in PRIVACY_METRICS
     if name.startswith("distill."):
         return is_distill_metric(name)
+    if name.startswith(("safety.", "baseline.safety.")):
+        return name in SAFETY_METRICS
+    if name.startswith("slices."):
+        parts = slice_gate_parts(name)
+        return parts is not None and is_known_metric(parts[2])
     for prefix in _MODEL_PREFIXES:
         if name.startswith(prefix):
             base = name[len(prefix):]
@@ -93,8 +106,29 @@ def unknown_gate_metrics(policy: GatesConfig, *, primary_metric: str | None = No
 def known_metrics_hint() -> str:
     """Every metric name a gate may use, in one line, for error messages."""
     return (f"known metrics: {', '.join(KNOWN_METRICS)}, top_<k>_accuracy, {', '.join(COST_METRICS)}, "
-            f"{', '.join(PRIVACY_METRICS)}; "
-            f"prefixed (m not in {', '.join(_TUNED_ONLY)}): {', '.join(p + '<m>' for p in _MODEL_PREFIXES)}")
+            f"{', '.join(PRIVACY_METRICS)}, "
+            f"{', '.join(m for m in SAFETY_METRICS if m.startswith('safety.'))} (and baseline.safety.<rate>); "
+            f"prefixed (m not in {', '.join(_TUNED_ONLY)}): {', '.join(p + '<m>' for p in _MODEL_PREFIXES)}; "
+            f"per slice: {SLICE_GATE_FORMS}")
+
+
+def _is_champion_rule(name: str) -> bool:
+    """A rule on the champion comparison: passes while there is no champion, fails when it was not compared."""
+    parts = slice_gate_parts(name)
+    return name.startswith(_CHAMPION_PREFIXES) or (parts is not None and parts[1].startswith("worst_vs_champion"))
+
+
+def _slice_ci(name: str, metrics: Mapping[str, float]) -> str:
+    """" [CI low, high]" of a slice gate's value (`slices.max_gap.m` -> `slices.max_gap_ci_low.m`, ...), or ""."""
+    parts = slice_gate_parts(name)
+    if parts is None or parts[1].endswith(("_ci_low", "_ci_high")):
+        return ""
+    column, kind, metric = parts
+    prefix = f"slices.{column}." if column else "slices."
+    low, high = (metrics.get(f"{prefix}{kind}_ci_{end}.{metric}") for end in ("low", "high"))
+    if low is None or high is None or math.isnan(low) or math.isnan(high):
+        return ""
+    return f" [CI {low:.4g}, {high:.4g}]"
 
 
 @dataclass
@@ -146,13 +180,17 @@ class GateDecision:
 def _check(rule: GateRule, metrics: Mapping[str, float], has_champion: bool, champion_note: str) -> RuleResult:
     base = RuleResult(rule=str(rule), metric=rule.metric, op=rule.op, threshold=rule.value, value=None, passed=False)
     value = metrics.get(rule.metric)
-    if value is None and rule.metric.startswith(_CHAMPION_PREFIXES):
+    if value is None and _is_champion_rule(rule.metric):
         if not has_champion:
             base.passed, base.note = True, NO_CHAMPION_NOTE
             return base
         if champion_note:  # a champion exists but was not compared: never a free pass
             base.note = f"champion not compared: {champion_note}"
             return base
+    if value is None and rule.metric.startswith("slices."):
+        base.note = ("not measured: no slice column has two slices (vs the champion: one slice of rows it did not "
+                     "train on) with evaluation.slice_min_rows rows; see the report's slices")
+        return base
     if value is None:
         close = difflib.get_close_matches(rule.metric, list(metrics), n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
@@ -163,9 +201,18 @@ def _check(rule: GateRule, metrics: Mapping[str, float], has_champion: bool, cha
         base.note = "measured as NaN (empty split?)"
         return base
     base.passed = bool(_OPS[rule.op](base.value, rule.value))
+    interval = _slice_ci(rule.metric, metrics) or _ci_text(rule.metric, metrics)
     if not base.passed:
-        base.note = f"measured {base.value:.4g}; needs {rule.op} {rule.value:g}"
+        base.note = f"measured {base.value:.4g}{interval}; needs {rule.op} {rule.value:g}"
+    elif interval:
+        base.note = f"measured {base.value:.4g}{interval}"
     return base
+
+
+def _ci_text(metric: str, metrics: Mapping[str, float]) -> str:
+    """" (CI [low, high])" when the namespace has `<metric>_ci_low` / `_ci_high` beside it (safety.refusal_drop)."""
+    low, high = metrics.get(f"{metric}_ci_low"), metrics.get(f"{metric}_ci_high")
+    return "" if low is None or high is None else f" (CI [{low:.4g}, {high:.4g}])"
 
 
 def gate(

@@ -70,6 +70,59 @@ def ci(stats: dict | None) -> str:
 
 
 
+def _interval(value: Any, bounds: Any) -> str:
+    """"0.8123 [0.7710, 0.8501]" (a value and its CI; "-" when not measured)."""
+    if not isinstance(value, int | float) or (isinstance(value, float) and value != value):
+        return "-"
+    if isinstance(bounds, list | tuple) and len(bounds) == 2 and all(isinstance(b, int | float) for b in bounds):
+        return f"{value:.4f} [{bounds[0]:.4f}, {bounds[1]:.4f}]"
+    return f"{value:.4f}"
+
+
+def slices_html(slices: dict, confidence: float = 0.95) -> str:
+    """The report's slice section (`tunesmith.evaluation.slices.slice_report`): per column, each slice's metrics
+    (the tuned model's with its CI), the gap between the best and the worst slice with its CI, the worst slice vs
+    the champion, and the notes (slices too small to compare)."""
+    out = []
+    for column, res in slices.items():
+        out.append(f"<h3>{esc(column)}</h3>")
+        if "error" in res:
+            out.append(f"<p class='fail'>{esc(res['error'])}</p>")
+            continue
+        values = res.get("values") or []
+        models = list(dict.fromkeys(k for v in values for k, m in v.items()
+                                    if isinstance(m, dict) and k not in ("ci", "vs_champion", "champion")))
+        metrics = list(dict.fromkeys(m for v in values for m in (v.get("tuned") or {})))
+        champion = any("champion" in v for v in values)
+        header = ["value", "rows", "compared"] + [f"{m} {k}" + (" [CI]" if m == "tuned" else "")
+                                                  for m in models for k in metrics]
+        if champion:
+            header += ["champion rows", *(f"champion {k}" for k in metrics), *(f"vs champion {k} [CI]" for k in metrics)]
+        rows = []
+        for v in values:
+            label = v["value"] + (f" ({res['ranges'][v['value']]})" if v["value"] in res.get("ranges", {}) else "")
+            row = [label, v["n"], "no (too few rows)" if v.get("small") else "yes"]
+            for m in models:
+                row += [_interval(v[m].get(k), (v.get("ci") or {}).get(k)) if m == "tuned" else v[m].get(k)
+                        for k in metrics]
+            if champion:
+                row += [v.get("champion_rows"), *((v.get("champion") or {}).get(k) for k in metrics),
+                        *(ci((v.get("vs_champion") or {}).get(k)) for k in metrics)]
+            rows.append(row)
+        out.append(table(header, rows))
+        gaps = [[k, _interval(g["gap"], [g["ci_low"], g["ci_high"]]), g["best"], g["worst"], g["slices"]]
+                for k, g in (res.get("gap") or {}).items()]
+        if gaps:
+            out += [f"<p>Gap between the best and the worst slice (tuned model; {confidence:.0%} CI resampling within "
+                    "each slice):</p>", table(["metric", "gap [CI]", "best slice", "worst slice", "slices"], gaps)]
+        worst = [[k, ci(w), w["slice"], w["rows"]] for k, w in (res.get("worst_vs_champion") or {}).items()]
+        if worst:
+            out += ["<p>Worst slice vs the champion (tuned - champion on the rows it did not train on):</p>",
+                    table(["metric", "delta [CI]", "slice", "rows"], worst)]
+        out += [f"<p class='muted'>{esc(note)}</p>" for note in res.get("notes") or []]
+    return "".join(out) or "<p class='muted'>no slices configured</p>"
+
+
 def comparison_table(r, baseline: str, tuned: str = "tuned", metrics=None, scalar=dict) -> str:
     """metric | baseline | tuned | uplift [CI] (| champion | vs champion [CI]) over a report's metrics."""
     base, tuned_values = scalar(r.baseline), scalar(r.tuned)

@@ -137,6 +137,11 @@ def render_html(*, config: Any, data_report: dict, train_result: dict | None, ev
                f"{sum(r.passed for r in decision.rules)} of {len(decision.rules)} rules")
     notes = "".join(f"<li>{esc(n)}</li>" for n in eval_report.notes)
     results = eval_report.html_sections()  # the family's own: base vs tuned, per class / type, samples, ...
+    safety = getattr(eval_report, "safety", None)  # evaluation.safety's block (ReportBase.safety)
+    if safety:
+        from tunesmith.evaluation.safety.report import safety_html
+
+        results = [*results, ("Safety suites (base vs tuned)", safety_html(safety))]
     curve_metric = eval_report.curve_metric
     sections = [
         ("Data", _data_section(data_report or {})),

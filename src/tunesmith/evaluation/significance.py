@@ -55,6 +55,35 @@ def bootstrap_delta(
     return {"delta": delta, "ci_low": float(low), "ci_high": float(high), "p_value": float(min(1.0, p))}
 
 
+def stratified_bootstrap(groups: Sequence[np.ndarray], stat: IndexStat, *, samples: int = 1000,
+                         seed: int = 0) -> np.ndarray:
+    """`stat` of each group on `samples` resamples drawn within that group: an array (samples, len(groups)).
+
+    Group g's column resamples g's own row indices (len(g) of them, with replacement), so a slice keeps its size
+    in every resample; a statistic across groups (the largest gap between slices) is read off each row.
+    """
+    groups = [np.asarray(g, dtype=np.int64) for g in groups]
+    out = np.empty((samples, len(groups)))
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _MAX_CELLS // max(1, sum(len(g) for g in groups)))
+    for start in range(0, samples, chunk):
+        b = min(chunk, samples - start)
+        for j, g in enumerate(groups):
+            out[start:start + b, j] = stat(g[rng.integers(0, len(g), size=(b, len(g)))]) if len(g) else np.nan
+    return out
+
+
+def percentile_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """The two-sided percentile interval of bootstrap `values` (NaN, NaN when there are none)."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    if not len(values):
+        return float("nan"), float("nan")
+    alpha = (1.0 - confidence) / 2
+    low, high = np.quantile(values, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
 def paired_bootstrap(
     y: np.ndarray,
     pred_a: np.ndarray,

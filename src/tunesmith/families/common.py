@@ -98,7 +98,7 @@ def text_mlflow(outputs: tuple[dict, ...], *, pipeline_task: str, flavor: str = 
 # --- output filters (tunesmith.contracts.FilterHooks) -----------------------------------------------------------
 
 
-def _label_abstain(result: dict) -> tuple[dict, dict]:
+def _label_abstain(result: dict, _floor: float | None = None) -> tuple[dict, dict]:
     """Below the confidence floor: the caller gets no label (and no label set), the log keeps the model's guess."""
     return ({**result, "label": None, **({"labels": None} if "labels" in result else {}), "abstained": True},
             {**result, "abstained": True})

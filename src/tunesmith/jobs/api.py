@@ -63,6 +63,17 @@ class ChatRequest(BaseModel):
     stop: str | list[str] | None = None
 
 
+class Reason(BaseModel):
+    reason: str = Field(..., min_length=1, max_length=1000, description="Why: kept in the audit log.")
+
+
+class KeyRequest(BaseModel):
+    role: str = Field("train", description="read, train, promote or admin")
+    reason: str = Field(..., min_length=1, max_length=1000)
+    max_jobs: int | None = Field(None, ge=1)
+    max_file_bytes: int | None = Field(None, ge=1)
+
+
 def _page(data: list, has_more: bool) -> dict:
     return {"object": "list", "data": data, "has_more": has_more,
             "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None}
@@ -118,13 +129,102 @@ def jobs_router(cfg: Config, *, store: JobStore | None = None, enqueue: Callable
                            "invalid_api_key", type="invalid_request_error")
         return info
 
-    def trainer(k: KeyInfo = Depends(key)) -> KeyInfo:
-        """A key whose role may change things (train and above); a read key gets 403."""
-        if not k.may("train"):
-            raise ApiError(403, f"this API key's role is {k.role!r}: it may read, not upload, delete, start or cancel; "
-                           "ask the operator for a key with role train (`tunesmith api keys add OWNER --role train`)",
-                           "insufficient_role", type="permission_error")
-        return k
+    def needs(role: str, what: str) -> Callable[[KeyInfo], KeyInfo]:
+        def check(k: KeyInfo = Depends(key)) -> KeyInfo:
+            if not k.may(role):
+                raise ApiError(403, f"this API key's role is {k.role!r}: {what} needs role {role}; ask the operator "
+                               f"for such a key (`tunesmith api keys add OWNER --role {role} --reason ...`)",
+                               "insufficient_role", type="permission_error")
+            return k
+        return check
+
+    # train: upload, delete, start or cancel; promote: move a model's champion; admin: delete models, manage keys
+    trainer = needs("train", "uploading, deleting files, starting or cancelling jobs")
+    promoter = needs("promote", "promoting or rolling back a model")
+    admin = needs("admin", "deleting a model or managing keys")
+
+    def who(k: KeyInfo) -> str:
+        return f"{k.owner}/{k.key_id}"
+
+    def owned(ref: str, k: KeyInfo) -> tuple[str, int]:
+        """`NAME:VERSION` of one of this key's fine-tuned models, or 404 (another owner's is not found either)."""
+        if ref not in _owned_models(store, k.owner):
+            raise ApiError(404, f"The model '{ref}' does not exist or is not one of this key's fine-tuned models",
+                           "model_not_found", "model")
+        name, _, version = ref.rpartition(":")
+        return name, int(version)
+
+    def registry_call(fn, *args, **kwargs):
+        from tunesmith.registry import RegistryError
+
+        try:
+            return fn(*args, registry=cfg.registry, **kwargs)
+        except RegistryError as exc:
+            raise ApiError(409, " ".join(str(exc).split()), "conflict", "model") from None
+
+    @router.post("/v1/models/{model}/promote")
+    def promote_model(model: str, body: Reason, k: KeyInfo = Depends(promoter)):
+        """Make this fine-tuned version its model's champion (audited, with the reason)."""
+        from tunesmith import registry
+
+        name, version = owned(model, k)
+        registry_call(registry.promote, name, version, who=who(k), reason=body.reason)
+        store.record_audit(k.owner, who=who(k), action="model_promote", target=model, reason=body.reason)
+        return {**_model_object(model, k.owner), "champion": True}
+
+    @router.post("/v1/models/{model}/rollback")
+    def rollback_model(model: str, body: Reason, k: KeyInfo = Depends(promoter)):
+        """Move the champion of this fine-tuned model's name back to the one before (audited)."""
+        from tunesmith import registry
+
+        name, _ = owned(model, k)
+        restored = registry_call(registry.rollback, name, who=who(k), reason=body.reason)
+        ref = f"{name}:{restored.version}"
+        store.record_audit(k.owner, who=who(k), action="model_rollback", target=ref, reason=body.reason,
+                           detail={"from": model})
+        return {**_model_object(ref, k.owner), "champion": True}
+
+    @router.delete("/v1/models/{model}")
+    def delete_model(model: str, reason: str = "", k: KeyInfo = Depends(admin)):
+        """OpenAI's delete of a fine-tuned model; `?reason=` is required (audited). The champion is refused (409)."""
+        if not reason.strip():
+            raise ApiError(400, "deleting a model needs a reason: DELETE /v1/models/{model}?reason=...", "missing_reason",
+                           "reason")
+        from tunesmith import registry
+
+        name, version = owned(model, k)
+        registry_call(registry.delete_version, name, version, who=who(k), reason=reason[:1000])
+        store.record_audit(k.owner, who=who(k), action="model_delete", target=model, reason=reason[:1000])
+        return {"id": model, "object": "model", "deleted": True}
+
+    @router.get("/v1/api_keys")
+    def list_keys(k: KeyInfo = Depends(admin)):
+        """This owner's keys (public ids and roles, never the keys)."""
+        return {"object": "list", "data": [_key_object(i) for i in store.list_keys(k.owner)]}
+
+    @router.post("/v1/api_keys")
+    def create_key(body: KeyRequest, k: KeyInfo = Depends(admin)):
+        """A new key for this key's owner; the key is in this response only (audited)."""
+        from tunesmith.jobs.store import ROLES
+
+        if body.role not in ROLES:
+            raise ApiError(400, f"role: one of {', '.join(ROLES)}, not {body.role!r}", "invalid_role", "role")
+        new = store.add_key(k.owner, role=body.role, max_jobs=body.max_jobs, max_file_bytes=body.max_file_bytes,
+                            who=who(k), reason=body.reason)
+        return {**_key_object(store.key_info(new)), "key": new}
+
+    @router.post("/v1/api_keys/{key_id}/revoke")
+    def revoke_key(key_id: str, body: Reason, k: KeyInfo = Depends(admin)):
+        """Revoke one of this owner's keys (audited); the key stops working at once."""
+        info = store.revoke_key(key_id, owner=k.owner, who=who(k), reason=body.reason)
+        if info is None:
+            raise ApiError(404, f"No such API key: {key_id}", "not_found", "key_id")
+        return {**_key_object(info), "revoked": True}
+
+    @router.get("/v1/audit")
+    def audit_log(k: KeyInfo = Depends(admin)):
+        """This owner's audit log, oldest first: key changes and model promotes, rollbacks and deletes."""
+        return {"object": "list", "data": store.audit_log(k.owner)}
 
     @router.post("/v1/files")
     async def upload(file: UploadFile = File(...), purpose: str = Form(...), k: KeyInfo = Depends(trainer)):
@@ -298,6 +398,11 @@ def _owned_models(store: JobStore, owner: str) -> list[str]:
     from tunesmith.jobs.spec import owned_models
 
     return owned_models(store, owner)
+
+
+def _key_object(info: KeyInfo) -> dict:
+    return {"id": info.key_id, "object": "api_key", "owner": info.owner, "role": info.role,
+            "max_jobs": info.max_jobs, "max_file_bytes": info.max_file_bytes}
 
 
 def _model_object(ref: str, owner: str) -> dict:

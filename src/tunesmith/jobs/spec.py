@@ -20,11 +20,14 @@ from tunesmith.jobs.tenancy import check_extension, check_model, merge_gates, na
 
 
 def owned_models(store, owner: str) -> list[str]:
-    """The `NAME:VERSION` of every fine-tuned model this owner's jobs registered, newest first."""
+    """The `NAME:VERSION` of every fine-tuned model this owner's jobs registered and it has not deleted, newest
+    first."""
     models, after = [], None
+    deleted = store.deleted_models(owner)
     while True:
         page, more = store.list_jobs(owner, after=after, limit=100)
-        models += [j["fine_tuned_model"] for j in page if j["status"] == "succeeded" and j["fine_tuned_model"]]
+        models += [j["fine_tuned_model"] for j in page if j["status"] == "succeeded" and j["fine_tuned_model"]
+                   and j["fine_tuned_model"] not in deleted]
         if not more or not page:
             return models
         after = page[-1]["id"]

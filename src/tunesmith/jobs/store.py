@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -84,6 +85,17 @@ events = Table(
     Column("created_at", Integer, nullable=False), Column("level", String(10), nullable=False),
     Column("message", Text, nullable=False), Column("type", String(20), nullable=False), Column("data", JSON),
 )
+# The append-only audit log of key changes and of what keys did to registered models (promote, rollback, delete):
+# the store only ever inserts into it and reads it back.
+audit = Table(
+    "audit", _meta,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False), Column("owner", String(200), nullable=False, index=True),
+    Column("who", String(300), nullable=False), Column("action", String(40), nullable=False),
+    Column("target", String(300), nullable=False), Column("reason", Text, nullable=False),
+    Column("detail", JSON),
+)
+AUDIT_ACTIONS = ("key_add", "key_revoke", "model_promote", "model_rollback", "model_delete")
 checkpoints = Table(
     "checkpoints", _meta,
     Column("seq", Integer, primary_key=True, autoincrement=True),
@@ -100,6 +112,7 @@ class KeyInfo:
     max_jobs: int | None
     max_file_bytes: int | None
     role: str = "train"
+    key_id: str = ""  # the key's public id (`key_` + the start of its sha256): what lists and revocations name
 
     def may(self, role: str) -> bool:
         """Whether this key's role includes `role` (read < train < promote < admin)."""
@@ -108,6 +121,11 @@ class KeyInfo:
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def key_id(key_hash: str) -> str:
+    """The public id of a stored key: enough of its sha256 to name it, nothing that reveals the key."""
+    return f"key_{key_hash[:16]}"
 
 
 def new_id(prefix: str) -> str:
@@ -142,19 +160,81 @@ class JobStore:
     # --- keys ---------------------------------------------------------------------------------------------
 
     def add_key(self, owner: str, *, max_jobs: int | None = None, max_file_bytes: int | None = None,
-                role: str = "train") -> str:
+                role: str = "train", who: str = "operator", reason: str = "") -> str:
+        """A new key for `owner` (returned once, stored as its sha256); the change is audited (key_add)."""
         if role not in ROLES:
             raise ValueError(f"role: one of {', '.join(ROLES)}, not {role!r}")
         key = f"ts-{secrets.token_urlsafe(24)}"
+        digest = hash_key(key)
         with self.engine.begin() as c:
-            c.execute(insert(api_keys).values(key_hash=hash_key(key), owner=owner, max_jobs=max_jobs,
+            c.execute(insert(api_keys).values(key_hash=digest, owner=owner, max_jobs=max_jobs,
                                               max_file_bytes=max_file_bytes, created_at=int(time.time()), role=role))
+            self._audit(c, owner, who, "key_add", key_id(digest), reason, {"role": role, "max_jobs": max_jobs,
+                                                                           "max_file_bytes": max_file_bytes})
         return key
 
     def key_info(self, key: str) -> KeyInfo | None:
         with self.engine.connect() as c:
             row = c.execute(select(api_keys).where(api_keys.c.key_hash == hash_key(key))).mappings().first()
-        return KeyInfo(row["owner"], row["max_jobs"], row["max_file_bytes"], row["role"] or "train") if row else None
+        return _key_info(row) if row else None
+
+    def list_keys(self, owner: str | None = None) -> list[KeyInfo]:
+        """The keys (of `owner`, or all), oldest first; never the keys themselves."""
+        q = select(api_keys).order_by(api_keys.c.created_at, api_keys.c.key_hash)
+        if owner is not None:
+            q = q.where(api_keys.c.owner == owner)
+        with self.engine.connect() as c:
+            return [_key_info(r) for r in c.execute(q).mappings()]
+
+    def revoke_key(self, kid: str, *, owner: str | None = None, who: str, reason: str) -> KeyInfo | None:
+        """Delete the key named by its public id (only among `owner`'s when given); audited (key_revoke).
+        Returns the revoked key's info, or None when there is no such key."""
+        if not re.fullmatch(r"key_[0-9a-f]{16}", kid or ""):
+            return None
+        with self.engine.begin() as c:
+            q = select(api_keys).where(api_keys.c.key_hash.startswith(kid.removeprefix("key_"), autoescape=True))
+            if owner is not None:
+                q = q.where(api_keys.c.owner == owner)
+            rows = c.execute(q).mappings().all()
+            if len(rows) != 1:
+                return None
+            info = _key_info(rows[0])
+            c.execute(api_keys.delete().where(api_keys.c.key_hash == rows[0]["key_hash"]))
+            self._audit(c, info.owner, who, "key_revoke", kid, reason, {"role": info.role})
+        return info
+
+    # --- the audit log -------------------------------------------------------------------------------------
+
+    def record_audit(self, owner: str, *, who: str, action: str, target: str, reason: str,
+                     detail: dict | None = None) -> dict:
+        with self.engine.begin() as c:
+            return self._audit(c, owner, who, action, target, reason, detail)
+
+    @staticmethod
+    def _audit(c, owner: str, who: str, action: str, target: str, reason: str, detail: dict | None) -> dict:
+        if action not in AUDIT_ACTIONS:
+            raise ValueError(f"audit: unknown action {action!r}")
+        values = dict(at=time.time(), owner=owner, who=(who or "unknown")[:300], action=action, target=target[:300],
+                      reason=(reason or "").strip()[:1000], detail=detail)
+        c.execute(insert(audit).values(**values))
+        return values
+
+    def audit_log(self, owner: str | None = None, *, action_prefix: str | None = None) -> list[dict]:
+        """Audit entries (of `owner`, or all), oldest first."""
+        q = select(audit).order_by(audit.c.seq)
+        if owner is not None:
+            q = q.where(audit.c.owner == owner)
+        if action_prefix:
+            q = q.where(audit.c.action.startswith(action_prefix))
+        with self.engine.connect() as c:
+            return [{k: r[k] for k in ("at", "owner", "who", "action", "target", "reason", "detail")}
+                    for r in c.execute(q).mappings()]
+
+    def deleted_models(self, owner: str) -> set[str]:
+        """The fine-tuned models (`NAME:VERSION`) this owner deleted."""
+        q = select(audit.c.target).where(and_(audit.c.owner == owner, audit.c.action == "model_delete"))
+        with self.engine.connect() as c:
+            return {r[0] for r in c.execute(q)}
 
     # --- files --------------------------------------------------------------------------------------------
 
@@ -354,6 +434,11 @@ class JobStore:
 
 
 # --- OpenAI shapes -------------------------------------------------------------------------------------------
+
+
+def _key_info(row) -> KeyInfo:
+    return KeyInfo(row["owner"], row["max_jobs"], row["max_file_bytes"], row["role"] or "train",
+                   key_id(row["key_hash"]))
 
 
 def _file_object(r) -> dict:

@@ -1,4 +1,4 @@
-"""The audit trail of a registered model: who promoted, rolled back or retired which version, when and why.
+"""The audit trail of a registered model: who promoted, rolled back, retired or deleted which version, when and why.
 
     record(store, "sentiment", "promote", who="ana", reason="beats v3 on refunds", version=4, previous=3)
     audit_log("sentiment", store=store)   # (registry.catalog) oldest first: [{at, who, action, version, ...}]
@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from tunesmith.registry.store import RegistryError, Store
 
 PREFIX = "tunesmith.audit."
-ACTIONS = ("promote", "rollback", "retire", "auto_rollback")
+ACTIONS = ("promote", "rollback", "retire", "auto_rollback", "delete")
 MAX_REASON = 1000
 
 

@@ -29,6 +29,7 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 HISTORY_TAG = "champion_history"
 MAX_HISTORY = 100  # keeps the tag small; nobody rolls back 100 promotions
+DELETED_TAG = "tunesmith.deleted"  # a deleted version's {at, who, reason}: never promoted or rolled back to again
 
 
 @dataclass
@@ -120,6 +121,7 @@ def promote(
             )
         version = model.aliases[CHALLENGER]
     target = _existing_version(client, name, version)
+    _refuse_deleted(client, name, target, "promote")
     current = model.aliases.get(CHAMPION)
     if reason is not None:  # checked before anything moves: an unexplained promote changes nothing
         from tunesmith.registry.audit import record
@@ -154,9 +156,11 @@ def rollback(name: str, *, store: Store | None = None, registry: RegistryConfig 
     while history:
         previous = history.pop()
         try:
-            client.get_model_version(name, str(previous))
+            mv = client.get_model_version(name, str(previous))
         except MlflowException:
             continue  # deleted since; fall back further
+        if DELETED_TAG in (mv.tags or {}):
+            continue
         if reason is not None:
             from tunesmith.registry.audit import record
 
@@ -170,6 +174,40 @@ def rollback(name: str, *, store: Store | None = None, registry: RegistryConfig 
         f"nothing to roll back to for {name}: {now} and no earlier champion is recorded",
         hint=f"promote a specific version instead: `tunesmith models promote {name} --version N --reason ...`",
     )
+
+
+def delete_version(name: str, version: int | str, *, who: str, reason: str, store: Store | None = None,
+                   registry: RegistryConfig | None = None) -> VersionInfo:
+    """Take a version out of use for good: it loses the challenger alias, is marked deleted (DELETED_TAG: never
+    promoted or rolled back to again) and the deletion is audited. Its files and lineage stay in the registry.
+
+    Raises:
+        RegistryError: no such version, no reason, or it is the champion (promote or roll back first).
+    """
+    from tunesmith.registry.audit import record
+
+    store = resolve_store(store, registry)
+    client = store.client
+    model = require_model(client, name)
+    target = _existing_version(client, name, version)
+    if model.aliases.get(CHAMPION) is not None and int(model.aliases[CHAMPION]) == target:
+        raise RegistryError(f"{name} version {target} is the champion and serves traffic: it cannot be deleted",
+                            hint=f"promote another version or roll back first (`tunesmith models rollback {name} "
+                                 "--reason ...`)")
+    _refuse_deleted(client, name, target, "delete")
+    entry = record(store, name, "delete", who=who, reason=reason, version=target)
+    if model.aliases.get(CHALLENGER) is not None and int(model.aliases[CHALLENGER]) == target:
+        client.delete_registered_model_alias(name, CHALLENGER)
+    client.set_model_version_tag(name, str(target), DELETED_TAG,
+                                 json.dumps({"at": entry["at"], "who": entry["who"], "reason": entry["reason"]}))
+    return get_version(name, target, store=store)
+
+
+def _refuse_deleted(client, name: str, version: int, action: str) -> None:
+    tags = client.get_model_version(name, str(version)).tags or {}
+    if DELETED_TAG in tags:
+        raise RegistryError(f"cannot {action} {name} version {version}: it was deleted ({tags[DELETED_TAG][:300]})",
+                            hint="register a new version instead")
 
 
 def get_version(

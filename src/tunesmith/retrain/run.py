@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from tunesmith.config import Config, config_from_dict
+from tunesmith.config.family_rules import slice_gate_applies
 from tunesmith.families import get as family
 from tunesmith.io import atomic_write_json
 from tunesmith.retrain.dataset import (
@@ -82,6 +83,8 @@ def derived_config(cfg: Config, dataset: DatasetVersion, base: str | None) -> Co
         "labels": dataset.manifest["labels"] or None, "drop_labels": [], "slice_columns": [], "max_rows": None,
     })
     raw["evaluation"]["slices"] = [s for s in raw["evaluation"]["slices"] if s == "text_length"]
+    # dataset versions keep no slice columns: slice gates on the columns dropped here cannot be measured
+    raw["gates"]["rules"] = [str(r) for r in cfg.gates.rules if slice_gate_applies(r.metric, raw["evaluation"]["slices"])]
     raw["registry"]["auto_register"] = False  # registered below, after the recent-slice gates
     if base is not None:  # the champion's weights; model.base stays the base its baseline and uplift refer to
         raw["model"]["init_from"] = base

@@ -76,7 +76,8 @@ def from_family(rows: list[dict], model: str, fam, *, threshold: float, sources:
     summary = fam.feedback.summary
     for cand in fam.review.items(served, labels):
         row, u = served[cand["index"]], float(cand["uncertainty"])
-        abstained = isinstance(row["output"], dict) and row["output"].get("abstained")  # serving.filters
+        abstained = (isinstance(row["output"], dict) and row["output"].get("abstained")) or \
+            "confidence_floor:abstained" in (row.get("filters") or "")  # serving.filters (an extractor's entities)
         if Source.LOW_CONFIDENCE in sources and (abstained or 1.0 - u < threshold):
             source = Source.LOW_CONFIDENCE
         elif Source.RANDOM in sources and sampled(row["request_id"], row["idx"], random_share):

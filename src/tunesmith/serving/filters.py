@@ -3,8 +3,9 @@
     filtered, logged, actions, retry = apply_filters(settings.filters, served, result, may_retry=True)
 
 - a confidence floor: an answer less sure than `confidence_floor` abstains (the family says what that looks like: a
-  classifier's label becomes null with "abstained": true); the log keeps the model's guess, flagged, so `tunesmith
-  review` queues it and live quality still scores the model;
+  classifier's label becomes null with "abstained": true; an extractor withholds the entities scored below the floor
+  and the response says which texts abstained); the log keeps the model's guess, flagged, so `tunesmith review`
+  queues it and live quality still scores the model;
 - PII redaction of generated text with the data gates' regex+checksum detectors (before it is returned or logged);
 - deny patterns: generated text matching one is replaced by `refusal` (finish_reason "content_filter");
 - a JSON schema: a generated answer that is not JSON valid against it is generated once more (sampled), then
@@ -46,7 +47,7 @@ def apply_filters(filters, served, result: Any, *, may_retry: bool = False) -> t
     if filters.confidence_floor is not None and hooks.confidence is not None:
         confidence = hooks.confidence(result)
         if confidence is not None and confidence < filters.confidence_floor:
-            result, logged = hooks.abstain(result)
+            result, logged = hooks.abstain(result, filters.confidence_floor)
             actions.append("confidence_floor:abstained")
     if filters.text_active and hooks.text is not None:
         text = hooks.text(result)

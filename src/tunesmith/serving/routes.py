@@ -19,8 +19,15 @@ def text_route(path: str, response: type, key: str, summary: str) -> Route:
 
 CLASSIFY = text_route("/v1/classify", s.ClassifyResponse, "results", "Label each text with its calibrated probability.")
 SCORE = text_route("/v1/score", s.ScoreResponse, "scores", "A regression model's score per text.")
-EXTRACT = text_route("/v1/extract", s.ExtractResponse, "entities",
-                     "Entities (span, label, score) per text from a token-classification model.")
+def _extract_body(answers, body, served) -> dict:
+    """The entities per text, and which texts the confidence floor made withhold entities (when any did)."""
+    abstained = ["confidence_floor:abstained" in a.filters for a in answers]
+    return {"entities": [a.result for a in answers], "abstained": abstained if any(abstained) else None}
+
+
+EXTRACT = Route(path="/v1/extract", request=s.ClassifyRequest, response=s.ExtractResponse,
+                summary="Entities (span, label, score) per text from a token-classification model.",
+                items=lambda body, texts: (texts(body.input), None), respond=_extract_body)
 
 
 def _embedding_items(body, texts):

@@ -111,6 +111,8 @@ class RerankResponse(Tagged):
 
 class ExtractResponse(Tagged):
     entities: list[list[Entity]]
+    abstained: list[bool] | None = Field(None, description="per text: true when serving.filters.confidence_floor "
+                                         "withheld some of its entities (they go to human review); null: none did")
 
 
 class EmbeddingRequest(_Req):

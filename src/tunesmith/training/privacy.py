@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import TrainerCallback
 
-from tunesmith.config import PrivacyConfig
+from tunesmith.config import DPConfig
 from tunesmith.training.distributed import world_size
 from tunesmith.training.trainer import TrainingError, TunesmithTrainer
 
@@ -28,7 +28,7 @@ _NO_PER_EXAMPLE_GRADIENT = ("Per sample gradient is not initialized", "stack exp
 MECHANISM = "DP-SGD (Opacus): Poisson sampling, per-example L2 clipping, Gaussian noise"
 
 
-def target_delta(privacy: PrivacyConfig, n_train: int) -> float:
+def target_delta(privacy: DPConfig, n_train: int) -> float:
     """training.privacy.delta, or 1 / (10 n): well below 1/n, so no single row can be released outright."""
     return privacy.delta if privacy.delta is not None else 1.0 / (10 * max(n_train, 1))
 
@@ -44,7 +44,7 @@ def check_supported() -> None:
                             "(--nproc / torchrun). Launch it without them, or remove training.privacy")
 
 
-def check_delta(privacy: PrivacyConfig, n_train: int) -> None:
+def check_delta(privacy: DPConfig, n_train: int) -> None:
     """A delta of 1/n or more allows leaking one whole row with that probability: refused."""
     if privacy.delta is not None and privacy.delta >= 1.0 / max(n_train, 1):
         raise TrainingError(f"training.privacy.delta: {privacy.delta:g} is not below 1 / {n_train} train rows; set "
@@ -68,7 +68,7 @@ def freeze_shared_positions(model) -> list[str]:
 class PrivateTrainer(TunesmithTrainer):
     """A `TunesmithTrainer` that trains with DP-SGD. Single process only (`check_supported` refuses the rest)."""
 
-    def __init__(self, *args, privacy: PrivacyConfig, **kwargs):
+    def __init__(self, *args, privacy: DPConfig, **kwargs):
         train_args = kwargs["args"]
         train_args.max_grad_norm = 0.0  # Opacus clips each example's gradient; a whole-batch clip would change it
         train_args.torch_compile = False  # its hooks need the eager modules

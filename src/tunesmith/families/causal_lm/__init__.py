@@ -12,8 +12,10 @@ from tunesmith.contracts import (
     FeedbackHooks,
     FilterHooks,
     MlflowModel,
+    PrivacyHooks,
     ReviewHooks,
     Route,
+    SafetyHooks,
     lazy,
 )
 from tunesmith.families import register
@@ -34,6 +36,9 @@ def configure(cfg) -> None:
     if "stratify" not in cfg.data.split.model_fields_set:
         cfg.data.split.stratify = False
     no_slices(cfg)
+    if cfg.evaluation.safety is not None and cfg.training.backend != "local":
+        raise ValueError("evaluation.safety: the suites ask local model dirs; a provider-trained model (training."
+                         "backend: openai-compatible) is not asked them yet; remove evaluation.safety")
     if cfg.method.kind is MethodKind.DISTILL:  # token-level KL with the teacher run alongside the student
         if "student_method" not in cfg.method.distill.model_fields_set:
             cfg.method.distill.student_method = MethodKind.LORA
@@ -95,6 +100,7 @@ def _dataset() -> DatasetHooks:
 
 
 SERVE = "tunesmith.families.causal_lm.serve"
+PRIVACY = "tunesmith.families.causal_lm.privacy"
 
 TASK = register(family(
     __name__, kind="causal-lm", summary="chat / instruction SFT of a causal LM (assistant-token loss, packing, LoRA)",
@@ -122,6 +128,7 @@ TASK = register(family(
                            scheduled=lazy("tunesmith.families.causal_lm.live:scheduled"),
                            to_row=conversation_row),
     dataset=_dataset(),
+    safety=SafetyHooks(answers=lazy("tunesmith.families.causal_lm.safety:answers")),
     mlflow=MlflowModel(
         inputs=({"type": "array", "name": "messages", "required": True,
                  "items": {"type": "object", "properties": {"role": {"type": "string"}, "content": {"type": "string"}}}},),
@@ -135,4 +142,6 @@ TASK = register(family(
         example={"messages": [[{"role": "user", "content": "How do I reset my password?"}]]},
         items=lazy(f"{SERVE}:pyfunc_items"), result=lazy(f"{SERVE}:pyfunc_result"),
         flavor="transformers", pipeline_task="text-generation"),
+    privacy=PrivacyHooks(canary_row=lazy(f"{PRIVACY}:canary_row"), canary_nll=lazy(f"{PRIVACY}:canary_nll"),
+                         extraction=lazy(f"{PRIVACY}:extraction"), row_losses=lazy(f"{PRIVACY}:row_losses")),
 ))

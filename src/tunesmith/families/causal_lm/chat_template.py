@@ -60,7 +60,16 @@ def encode_conversation(tokenizer, messages: Sequence[dict[str, Any]], tools: li
                         max_length: int | None = None, train_on: TrainOn = TrainOn.ASSISTANT) -> dict[str, list[int]]:
     """input_ids and labels (IGNORE where no loss) of a conversation; EOS appended when the template ends without it."""
     full, spans = assistant_spans(tokenizer, messages, tools)
-    enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
+    return encode_rendered(tokenizer, full, spans, max_length=max_length, train_on=train_on)
+
+
+def encode_rendered(tokenizer, full: str, spans: Sequence[tuple[int, int]], *, max_length: int | None = None,
+                    train_on: TrainOn = TrainOn.ASSISTANT, enc=None) -> dict[str, list[int]]:
+    """`encode_conversation` of a rendering whose assistant spans are known (`enc`: its tokenization with offsets,
+    when a batch call made it already)."""
+    spans = list(spans)
+    if enc is None:
+        enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
     ids, offsets = list(enc["input_ids"]), enc["offset_mapping"]
     if train_on is TrainOn.LAST_ASSISTANT:
         spans = spans[-1:]

@@ -4,7 +4,7 @@
 """
 
 from tunesmith.config import MethodKind
-from tunesmith.contracts import DriftHooks, LoopHooks, ReviewHooks, lazy
+from tunesmith.contracts import DriftHooks, LoopHooks, PrivacyHooks, ReviewHooks, lazy
 from tunesmith.families import register
 from tunesmith.families.classification import rows
 from tunesmith.families.common import (
@@ -18,12 +18,15 @@ from tunesmith.families.common import (
 )
 from tunesmith.serving.routes import CLASSIFY
 
+SLICE_METRICS = ("accuracy", "macro_f1")  # reported per slice with CIs and gaps; what slices.* gates may name
+
 TASK = register(family(
     __name__, kind="classification", summary="a text -> one label (sequence-classification head, cross-entropy)",
     check_rows=rows.check_label_rows, label_set=rows.label_set, labeled=True, label_column="label",
     label_checks=lazy("tunesmith.families.classification.checks:label_checks"),
     train_metrics=("macro_f1", "accuracy", "weighted_f1", "loss"), methods=(*ENCODER_METHODS, MethodKind.DISTILL),
     baseline_name="linear-probe baseline", ships=("calibration.json",), routes=(CLASSIFY,), recognize_order=40,
+    slice_metrics=SLICE_METRICS,
     loop=LoopHooks(feedback="label", live_metrics=("accuracy", "macro_f1"),
                    drift_features=("predicted_label", "confidence"), review_field="label"),
     review=ReviewHooks(widget="label"),
@@ -39,4 +42,5 @@ TASK = register(family(
                         {"type": "map", "values": {"type": "double"}, "name": "scores", "required": True}),
                        pipeline_task="text-classification"),
     private_training=True,  # training.privacy: DP-SGD through the shared Trainer path
+    privacy=PrivacyHooks(row_losses=lazy("tunesmith.families.classification.privacy:row_losses")),
 ))

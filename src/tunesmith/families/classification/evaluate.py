@@ -31,7 +31,8 @@ from tunesmith.evaluation.scoring import (
     model_metrics,
     paired_deltas,
 )
-from tunesmith.evaluation.slices import slice_metrics
+from tunesmith.evaluation.slices import SliceSettings, slice_flat, slice_metrics
+from tunesmith.families.classification import SLICE_METRICS
 from tunesmith.io import atomic_write_json
 
 CALIBRATION_FILE = "calibration.json"
@@ -54,7 +55,8 @@ class EvalReport(ReportBase):
         return self.primary_metric
 
     def flat_metrics(self) -> dict[str, float]:
-        """The namespace gates read: accuracy, ece, baseline.<m>, uplift.<m>, uplift_ci_low.<m>, vs_champion.<m>, ..."""
+        """The namespace gates read: accuracy, ece, baseline.<m>, uplift.<m>, uplift_ci_low.<m>, vs_champion.<m>,
+        slices.max_gap.<m>, slices.<column>.max_gap.<m>, slices.worst_vs_champion.<m>, ..."""
         flat = flat_family_metrics(scalar_metrics(self.tuned), scalar_metrics(self.baseline),
                                    scalar_metrics(self.champion) if self.champion is not None else None,
                                    self.uplift, self.vs_champion)
@@ -62,6 +64,7 @@ class EvalReport(ReportBase):
         for key in ("vs_champion_rows", "vs_champion_excluded"):
             if getattr(self, key) is not None:
                 flat[key] = float(getattr(self, key))
+        flat.update(slice_flat(self.slices))
         return flat
 
     def metrics_document(self) -> dict:
@@ -120,6 +123,7 @@ def evaluate(cfg, bundle, model_dir: str | Path, *, champion_dir: str | Path | N
 
     proba = {"tuned": softmax(logits_test), "baseline": np.asarray(baseline_proba, dtype=np.float64)}
     preds = {name: p.argmax(axis=1) for name, p in proba.items()}
+    champion_preds = None
     report = EvalReport(
         labels=labels, primary_metric=primary, tuned=model_metrics(y_test, proba["tuned"], labels, cfg),
         baseline=model_metrics(y_test, proba["baseline"], labels, cfg), champion=None,
@@ -137,12 +141,13 @@ def evaluate(cfg, bundle, model_dir: str | Path, *, champion_dir: str | Path | N
             report.notes.append(f"champion {c.status}; its vs_champion.* and champion.* gate rules fail")
         report.notes += c.notes
         if c.pred is not None:
-            preds["champion"] = c.pred
+            champion_preds = (c.pred, c.mask)
 
     cal_cfg = cfg.evaluation.calibration
     report.calibration = calibration_summary(logits_eval, y_eval, logits_test, y_test, bins=cal_cfg.bins,
                                              temperature_scaling=cal_cfg.temperature_scaling)
     if out_dir is not None:
         atomic_write_json(Path(out_dir) / CALIBRATION_FILE, calibration_record(report.calibration))
-    report.slices = slice_metrics(bundle.test, y_test, preds, cfg.evaluation.slices, len(labels))
+    report.slices = slice_metrics(bundle.test, y_test, preds, cfg.evaluation.slices, len(labels),
+                                  metrics=SLICE_METRICS, settings=SliceSettings.of(cfg), champion=champion_preds)
     return report

@@ -6,7 +6,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tunesmith.evaluation import plots
-from tunesmith.evaluation.html import bootstrap_note, comparison_table, esc, img, table, value_html
+from tunesmith.evaluation.html import (
+    bootstrap_note,
+    comparison_table,
+    esc,
+    img,
+    slices_html,
+    table,
+    value_html,
+)
 from tunesmith.evaluation.metrics import scalar_metrics
 
 if TYPE_CHECKING:
@@ -53,20 +61,4 @@ def _calibration_section(r: EvalReport) -> str:
 
 
 def _slices_section(r: EvalReport) -> str:
-    models = ["tuned", "baseline"] + (["champion"] if r.champion is not None else [])
-    out = []
-    for column, res in r.slices.items():
-        out.append(f"<h3>{esc(column)}</h3>")
-        if "error" in res:
-            out.append(f"<p class='fail'>{esc(res['error'])}</p>")
-            continue
-        header = ["value", "n"] + [f"{m} {k}" for m in models for k in ("accuracy", "macro_f1")]
-        rows = []
-        for v in res["values"]:
-            label = v["value"] + (f" ({res['ranges'][v['value']]})" if v["value"] in res.get("ranges", {}) else "")
-            rows.append([label, v["n"]] + [v.get(m, {}).get(k) for m in models for k in ("accuracy", "macro_f1")])
-        out.append(table(header, rows))
-        if res["skipped"]:
-            skipped = ", ".join(f"{s['value']} (n={s['n']})" for s in res["skipped"])
-            out.append(f"<p class='muted'>skipped (n &lt; {esc(res.get('min_n'))}): {esc(skipped)}</p>")
-    return "".join(out) or "<p class='muted'>no slices configured</p>"
+    return slices_html(r.slices, r.bootstrap.get("confidence", 0.95))

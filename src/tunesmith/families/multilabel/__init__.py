@@ -5,7 +5,7 @@ thresholds tuned on eval.
 """
 
 from tunesmith.config.family_rules import default_metric, no_slices
-from tunesmith.contracts import DriftHooks, FeedbackHooks, ReviewHooks, lazy
+from tunesmith.contracts import DriftHooks, FeedbackHooks, PrivacyHooks, ReviewHooks, lazy
 from tunesmith.families import register
 from tunesmith.families.common import (
     ENCODER_METHODS,
@@ -72,4 +72,5 @@ TASK = register(family(
                         {"type": "map", "values": {"type": "double"}, "name": "scores", "required": True}),
                        pipeline_task="text-classification"),
     private_training=True,  # training.privacy: DP-SGD through the shared Trainer path
+    privacy=PrivacyHooks(row_losses=lazy("tunesmith.families.multilabel.privacy:row_losses")),
 ))

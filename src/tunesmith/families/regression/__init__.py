@@ -6,7 +6,7 @@
 
 from tunesmith.config import MethodKind
 from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
-from tunesmith.contracts import DriftHooks, FeedbackHooks, ReviewHooks, lazy
+from tunesmith.contracts import DriftHooks, FeedbackHooks, PrivacyHooks, ReviewHooks, lazy
 from tunesmith.families import register
 from tunesmith.families.common import (
     ENCODER_METHODS,
@@ -50,4 +50,5 @@ TASK = register(family(
                            live=lazy("tunesmith.families.regression.live:measure"),
                            live_metrics=(("mae", "lower"), ("rmse", "lower"), ("spearman", "higher")), to_row=text_label_row),
     mlflow=text_mlflow(({"type": "double", "required": True},), pipeline_task="text-classification"),
+    privacy=PrivacyHooks(row_losses=lazy("tunesmith.families.regression.privacy:row_losses")),
 ))

@@ -7,7 +7,7 @@ P/R/F1 (seqeval strict).
 
 from tunesmith.config import MethodKind
 from tunesmith.config.family_rules import default_metric, no_slices, no_stratify
-from tunesmith.contracts import DatasetHooks, DriftHooks, FeedbackHooks, ReviewHooks, lazy
+from tunesmith.contracts import DatasetHooks, DriftHooks, FeedbackHooks, FilterHooks, ReviewHooks, lazy
 from tunesmith.families import register
 from tunesmith.families.common import ENCODER_METHODS, distill_hooks, family, no_classes, text_mlflow
 from tunesmith.families.token_classification import rows
@@ -15,6 +15,7 @@ from tunesmith.families.token_classification.config import TokenClassificationCo
 from tunesmith.serving.routes import EXTRACT
 
 METRICS = ("f1", "macro_f1", "loss")
+SERVE = "tunesmith.families.token_classification.serve"
 
 
 def configure(cfg) -> None:
@@ -117,4 +118,5 @@ TASK = register(family(
                            live_metrics=(("entity_f1", "higher"), ("precision", "higher"), ("recall", "higher")),
                            to_row=spans_to_tags),
     dataset=_dataset(),
+    filters=FilterHooks(confidence=lazy(f"{SERVE}:confidence"), abstain=lazy(f"{SERVE}:abstain")),
 ))

@@ -14,8 +14,8 @@ from tests.toy_multilabel import make_multilabel
 from tests.training.conftest import FakeBundle, make_config
 from transformers import TrainerCallback
 
-from tunesmith.config import ConfigError, GatesConfig, PrivacyConfig, config_from_dict
-from tunesmith.evaluation.card import _privacy
+from tunesmith.config import ConfigError, DPConfig, GatesConfig, config_from_dict
+from tunesmith.evaluation.card import _dp_line
 from tunesmith.evaluation.gates import gate, is_valid_gate_metric
 from tunesmith.training import TrainingError, train
 from tunesmith.training.privacy import check_delta, lineage_tags, privacy_metrics, target_delta
@@ -75,7 +75,7 @@ def test_dp_sgd_trains_within_the_target_epsilon_and_records_it(method, tiny_mod
     assert not gate(flat, GatesConfig(rules=["privacy.epsilon <= 1"]), primary_metric="macro_f1").passed
     tags = lineage_tags(rec)
     assert float(tags["privacy.epsilon"]) == pytest.approx(rec["epsilon"], rel=1e-3)
-    assert "DP-SGD" in _privacy(tags) and "not measured" in _privacy({})
+    assert "DP-SGD" in _dp_line(tags) and "not measured" in _dp_line({})
 
 
 def test_dp_sgd_trains_multi_label(tiny_model_dir, tmp_path):
@@ -110,8 +110,8 @@ def test_unsupported_combinations_are_refused_with_the_key_path(tiny_model_dir, 
             config_from_dict({**base, **extra})
 
     with pytest.raises(TrainingError, match=r"training.privacy.delta: 0.01 is not below 1 / 160 train rows"):
-        check_delta(PrivacyConfig(epsilon=8, delta=0.01), 160)
-    assert target_delta(PrivacyConfig(epsilon=8), 500) == pytest.approx(2e-4)
+        check_delta(DPConfig(epsilon=8, delta=0.01), 160)
+    assert target_delta(DPConfig(epsilon=8), 500) == pytest.approx(2e-4)
     cfg = config_from_dict({**base, "search": {"space": {"training.learning_rate": {"low": 1e-4, "high": 1e-3}}}})
     with pytest.raises(TuneError, match="training.privacy: every trial would spend the budget again"):
         tune(cfg)
