@@ -295,13 +295,23 @@ def test_a_dataset_version_that_fails_its_data_gates_is_a_failed_retrain_not_a_c
     from tunesmith.retrain import retrain
 
     cfg = _cfg(tmp_path, registry={"tracking_uri": f"sqlite:///{tmp_path}/mlflow.db"})
+    rows = pd.read_csv(tmp_path / "d.csv")  # a slice column and a gate on it: a dataset version keeps no such column
+    rows.assign(team=["a", "b"] * 50).to_csv(tmp_path / "d.csv", index=False)
+    raw = cfg.model_dump(mode="json")
+    raw["data"]["slice_columns"], raw["evaluation"]["slices"] = ["team"], ["team", "text_length"]
+    raw["gates"]["rules"] = ["accuracy >= 0.5", "slices.team.max_gap.macro_f1 <= 0.5"]
+    cfg = config_from_dict(raw)
 
     def refuse(*_args, **_kwargs):
         raise DataChecksFailed(["data.checks.leakage: 5 rows repeat a text of an earlier split"])
 
     monkeypatch.setattr(pipeline, "run", refuse)
     labels = [_label(f"fresh text {i}", "pos" if i % 2 else "neg", f"2026-11-22T08:{i:02d}:00") for i in range(20)]
-    outcome = retrain(cfg, store=open_store(cfg.registry), labels=labels)
+    said: list[str] = []
+    outcome = retrain(cfg, store=open_store(cfg.registry), labels=labels, say=said.append)
+    left_out = [line for line in said if "left out of this retrain" in line]
+    assert len(left_out) == 1 and "slices.team.max_gap.macro_f1 <= 0.5" in left_out[0], said
+    assert "accuracy" not in left_out[0]
     assert not outcome.passed and outcome.registered_version is None and outcome.run is None
     assert "data gates failed on dataset v1" in outcome.reasons[0] and "leakage" in outcome.reasons[0]
     assert outcome.to_dict()["run_dir"] is None

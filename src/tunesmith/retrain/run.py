@@ -230,6 +230,10 @@ def retrain(cfg: Config, *, name: str | None = None, trigger: str = "manual", st
     champion_dir = model_dir_for(name, "champion", store=store) if champion is not None else None
     base = str(champion_dir) if cfg.retrain.init_from == "champion" and champion_dir is not None else None
     derived = derived_config(cfg, dataset, base)
+    left_out = [str(r) for r in cfg.gates.rules if str(r) not in {str(d) for d in derived.gates.rules}]
+    if left_out:  # said, never silently: the version's rows keep no slice columns but text_length
+        say(f"gates not measurable on dataset v{dataset.version} (its rows keep no slice columns but text_length), "
+            f"left out of this retrain: {'; '.join(left_out)}")
     try:
         outcome = run_pipeline(derived, say=say)
     except DataChecksFailed as exc:  # the new version fails a data gate: a failed retrain with the reason, no crash
