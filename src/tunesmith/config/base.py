@@ -111,3 +111,15 @@ def package_file(ref: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(f"{ref}: package {package!r} is not installed (pip install {package})")
     return Path(next(iter(spec.submodule_search_locations))) / inner
+
+
+def check_regexes(patterns: list[str]) -> list[str]:
+    """A config list of Python regexes: each compiles, or a ValueError names it (pydantic adds the key path)."""
+    import re
+
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
+    return patterns

@@ -12,6 +12,7 @@ from pydantic import (
 
 from tunesmith.config.base import (
     StrictModel,
+    check_regexes,
 )
 
 
@@ -88,14 +89,7 @@ class FiltersConfig(StrictModel):
     @field_validator("deny")
     @classmethod
     def _patterns(cls, v: list[str]) -> list[str]:
-        import re
-
-        for pattern in v:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
-        return v
+        return check_regexes(v)
 
     @property
     def text_active(self) -> bool:

@@ -16,6 +16,7 @@ from tunesmith.config.base import (
     MethodKind,
     StrictModel,
     SyntheticLabels,
+    check_regexes,
 )
 from tunesmith.config.privacy import PrivacyConfig as EvalPrivacyConfig
 
@@ -214,12 +215,7 @@ class SafetyConfig(StrictModel):
     @field_validator("refusal_patterns")
     @classmethod
     def _regexes(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as err:
-                raise ValueError(f"{pattern!r} is not a regex: {err}") from None
-        return value
+        return check_regexes(value)
 
 
 class EvaluationConfig(StrictModel):

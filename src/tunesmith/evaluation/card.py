@@ -18,12 +18,11 @@ import yaml
 
 from tunesmith.config import Config
 
-FAIRNESS = "fairness gates across slices"
+SAFETY = "safety suites (refusals, jailbreaks, prompt injection)"
 MEMORIZATION = "memorization and PII extraction"
-NOT_MEASURED = ("safety suites (refusals, jailbreaks, prompt injection)", MEMORIZATION,
-                FAIRNESS, "performance on live traffic (see `tunesmith monitor`)")
-
+FAIRNESS = "fairness gates across slices"
 NO_PRIVACY = "a differential-privacy guarantee for the training rows (`training.privacy`)"
+NOT_MEASURED = (SAFETY, MEMORIZATION, FAIRNESS, "performance on live traffic (see `tunesmith monitor`)", NO_PRIVACY)
 
 
 def _fmt(value: Any) -> str:
@@ -128,14 +127,14 @@ def _dp_line(lineage: dict) -> str:
             f"steps, {_md(lineage.get('privacy.accountant'))} accountant")
 
 
-def _not_measured(report) -> list[str]:
-    """NOT_MEASURED, less what this run measured (the gap between slices, for a family that reports slices; the
-    safety suites)."""
+def _not_measured(report, privacy: dict | None, lineage: dict) -> list[str]:
+    """NOT_MEASURED, less what this run measured: the gap between slices (a family that reports slices), the safety
+    suites, evaluation.privacy, and a DP-SGD guarantee (training.privacy, in the lineage)."""
     slices = getattr(report, "slices", None) or {}
-    gaps = any(isinstance(res, dict) and res.get("gap") for res in slices.values())
-    safety = bool(getattr(report, "safety", None))  # evaluation.safety's suites ran
-    return [item for item in NOT_MEASURED
-            if not (item == FAIRNESS and gaps) and not (safety and item.startswith("safety suites"))]
+    measured = {FAIRNESS: any(isinstance(res, dict) and res.get("gap") for res in slices.values()),
+                SAFETY: bool(getattr(report, "safety", None)), MEMORIZATION: bool(privacy),
+                NO_PRIVACY: "privacy.epsilon" in lineage}
+    return [item for item in NOT_MEASURED if not measured.get(item)]
 
 
 def _data(data: dict) -> list[str]:
@@ -217,9 +216,7 @@ def model_card(cfg: Config, *, report, data: dict, decision, lineage: dict, cost
 
         lines += safety_card(safety, _md)
     lines += ["## Bias, risks and limitations", "",
-              "Not measured in this run: " + "; ".join(
-                  [*(n for n in _not_measured(report) if not (privacy and n == MEMORIZATION)),
-                   *(() if "privacy.epsilon" in lineage else (NO_PRIVACY,))]) + ".",
+              "Not measured in this run: " + "; ".join(_not_measured(report, privacy, lineage)) + ".",
               *[f"- {_md(note)}" for note in getattr(report, "notes", [])[:10]], "",
               "## Lineage", "", "| key | value |", "|---|---|",
               *[f"| {_md(k)} | {_md(v)} |" for k, v in sorted(lineage.items())
