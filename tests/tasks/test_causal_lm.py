@@ -12,6 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
 from tunesmith.config import TrainOn, config_from_dict
 from tunesmith.families.causal_lm import model as causal_lm
+from tunesmith.families.causal_lm.attention import PACKED_SDPA, register, use_packed_attention
 from tunesmith.families.causal_lm.chat_template import IGNORE, TemplateError, encode_conversation
 from tunesmith.training import train
 from tunesmith.training.methods import apply_method
@@ -81,10 +82,10 @@ def test_template_that_rewrites_history_is_refused(tokenizer):
         encode_conversation(tok, CONVERSATION)
 
 
-@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+@pytest.mark.parametrize("attn", ["sdpa", "eager", PACKED_SDPA])
 def test_packed_example_has_the_same_loss_as_alone(tiny_chat_model_dir, tokenizer, attn):
     model = causal_lm.build_model(tiny_chat_model_dir)  # as training loads it (use_cache off)
-    model.set_attn_implementation(attn)
+    model.set_attn_implementation(register() if attn == PACKED_SDPA else attn)
     model.train()  # training mode, where isolation matters (dropout is 0 in this config)
     encs = [encode_conversation(tokenizer, r["messages"]) for r in make_chats(4, seed=3)]
     collate = causal_lm.collator(tokenizer, packing=True)
@@ -115,11 +116,15 @@ def _one_step(model_dir, bundle, tmp_path, *, batch_size, grad_accum, packing):
     cfg = chat_config(model_dir, "full", batch_size=batch_size, grad_accum=grad_accum, max_steps=1, packing=packing)
     tokenizer = causal_lm.load_tokenizer(model_dir)
     torch.manual_seed(0)
-    model = apply_method(causal_lm.build_model(model_dir), cfg.method)
+    model = causal_lm.build_model(model_dir)
+    if packing:  # as training sets it up: one attention call per conversation in the packed row
+        assert use_packed_attention(model) == PACKED_SDPA
+    model = apply_method(model, cfg.method)
     parts = causal_lm.trainer_parts(cfg, bundle, tokenizer)
     snap = StepSnapshot()
     trainer = build_trainer(cfg, model, tokenizer, parts.train_ds, None, str(tmp_path), "fp32", [snap],
-                            data_collator=parts.data_collator, compute_metrics=None)
+                            data_collator=parts.data_collator, compute_metrics=None,
+                            compute_loss_func=parts.compute_loss_func)
     trainer.args.optim = "sgd"  # plain SGD: the update is the gradient itself, so any loss scaling would show
     trainer.args.max_grad_norm = 1e9
     out = trainer.train()

@@ -156,6 +156,9 @@ class TrainingConfig(StrictModel):
                                                         "(off on CPU: see make bench, train_efficiency)")
     privacy: DPConfig | None = Field(None, description="train with differential privacy (DP-SGD, Opacus): "
                                           "{epsilon, delta, max_grad_norm}; off: no privacy guarantee")
+    liger: bool | Literal["auto"] = Field("auto", description="Liger kernels (fused RMSNorm/RoPE/SwiGLU and "
+                                          "linear cross-entropy) for causal-lm training on CUDA; auto: on where "
+                                          "CUDA and liger-kernel (the `gpu` extra) are present; true: required")
 
     @model_validator(mode="after")
     def _private_settings(self) -> TrainingConfig:

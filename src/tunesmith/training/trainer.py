@@ -178,6 +178,25 @@ def efficiency_arguments(cfg: Config, n_train: int) -> dict:
             "torch_compile": use_compile(t.torch_compile, planned_steps(cfg, n_train))}
 
 
+def use_liger(setting: bool | str) -> bool:
+    """`training.liger`: Liger kernels need CUDA and the liger-kernel package (the `gpu` extra); `auto` uses them
+    where both are present, `true` refuses to train without them.
+
+    Raises:
+        TrainingError: `training.liger: true` on a machine without CUDA or without liger-kernel.
+    """
+    import importlib.util
+
+    if setting is False:
+        return False
+    missing = [what for what, ok in (("a CUDA GPU", torch.cuda.is_available()),
+                                     ("liger-kernel", importlib.util.find_spec("liger_kernel") is not None)) if not ok]
+    if setting is True and missing:
+        raise TrainingError(f"training.liger: true needs {' and '.join(missing)}; pip install 'tunesmith[gpu]' on a "
+                            "CUDA machine, or set training.liger: auto (on where available) or false")
+    return not missing
+
+
 def use_compile(setting: str, steps: int) -> bool:
     """`auto`: compile only on CUDA for runs long enough to earn back the compile time. On CPU the measured gain
     (benchmarks/train_efficiency.py) does not repay inductor's compile time for fine-tuning-sized runs."""
@@ -220,6 +239,8 @@ def build_trainer(
     loss_func = compute_loss_func  # a task's own loss (regression: Huber), else the model's
     if t.class_weights and compute_loss_func is None:  # a task's own loss (multi-label BCE) weighs itself
         loss_func = WeightedCrossEntropy(balanced_class_weights(list(train_ds["labels"]), model.config.num_labels))
+    # Liger patches the model's modules (transformers' use_liger_kernel): causal LMs only, and only on CUDA.
+    args.use_liger_kernel = is_causal_lm(model) and use_liger(t.liger)
     trainer = (trainer_cls or TunesmithTrainer)(  # distillation: a subclass with the KD loss (training.distill)
         model=model,
         args=args,

@@ -5,6 +5,12 @@ whose position ids restart at 0 for each example. transformers' mask builder (ma
 ids when no attention mask is given and builds a block-causal mask (sdpa / eager), and flash-attention gets the
 sequence boundaries, so no example attends to another. The loss of an accumulated batch is divided by its number
 of loss tokens (the Trainer's `num_items_in_batch`), so batch 1 x accumulation 8 equals batch 8 x accumulation 1.
+
+Speed (docs/families/causal-lm.md): packed rows train with one causal attention call per conversation
+(attention.py) instead of a block-diagonal mask over the whole row, and the LM head and its log-softmax run only at
+the positions that carry loss: the collator adds a boolean `logits_to_keep` (transformers slices the hidden states
+before the LM head) and `LossAtKeptPositions` takes the cross-entropy of exactly those positions, summed and divided
+by the same `num_items_in_batch`, so the loss and its gradients equal the full-logits path.
 """
 
 from __future__ import annotations
@@ -21,9 +27,10 @@ from transformers import (
     DataCollatorWithFlattening,
 )
 
-from tunesmith.config import Config, TrainOn
+from tunesmith.config import Config, MethodKind, TrainOn
 from tunesmith.contracts import TrainerParts
 from tunesmith.families.causal_lm.chat_template import IGNORE, TemplateError, encode_conversation, prompt_ids
+from tunesmith.training.trainer import use_liger
 
 LOSS_TOKENS = "loss_tokens"
 
@@ -89,11 +96,52 @@ def to_dataset(frame, tokenizer, max_length: int, train_on: TrainOn) -> Dataset:
     return Dataset.from_dict(rows)
 
 
-def collator(tokenizer, packing: bool):
-    """Padding-free flattening with per-example position ids (packing), else right-padding with IGNORE labels."""
+def collator(tokenizer, packing: bool, *, loss_positions_only: bool = False):
+    """Padding-free flattening with per-example position ids (packing), else right-padding with IGNORE labels;
+    with `loss_positions_only`, batches also carry the boolean `logits_to_keep` of KeepLossPositions."""
     if packing:
-        return DataCollatorWithFlattening(return_tensors="pt")
-    return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE, return_tensors="pt")
+        inner = DataCollatorWithFlattening(return_tensors="pt")
+    else:
+        inner = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE, return_tensors="pt")
+    return KeepLossPositions(inner) if loss_positions_only else inner
+
+
+def loss_positions(labels: torch.Tensor) -> torch.Tensor:
+    """(B, T) bool: the positions whose next token carries loss (the only logits the loss reads)."""
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = labels[:, 1:] != IGNORE
+    return keep
+
+
+class KeepLossPositions:
+    """Wraps a collator: adds `logits_to_keep` = loss_positions(labels), so the model computes logits only there."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __call__(self, features, return_tensors=None):
+        batch = self.inner(features) if return_tensors is None else self.inner(features, return_tensors)
+        batch["logits_to_keep"] = loss_positions(batch["labels"])
+        return batch
+
+
+class LossAtKeptPositions:
+    """A `compute_loss_func` for logits computed at loss_positions(labels) only ((N, vocab), row-major order):
+    cross-entropy summed and divided by the accumulated batch's loss tokens, as transformers' ForCausalLMLoss."""
+
+    def __call__(self, outputs, labels, num_items_in_batch=None):
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        shifted = labels[:, 1:]
+        targets = shifted[shifted != IGNORE].to(logits.device)
+        if logits.ndim != 2 or logits.shape[0] != targets.numel():
+            raise ValueError(f"LossAtKeptPositions: {tuple(logits.shape)} logits for {targets.numel()} loss tokens; "
+                             "the batch needs logits_to_keep from KeepLossPositions")
+        loss = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum")
+        if num_items_in_batch is None:
+            return loss / max(targets.numel(), 1)
+        if isinstance(num_items_in_batch, torch.Tensor):
+            num_items_in_batch = num_items_in_batch.to(loss.device)
+        return loss / num_items_in_batch
 
 
 def trainer_parts(cfg: Config, bundle, tokenizer) -> TrainerParts:
@@ -106,8 +154,12 @@ def trainer_parts(cfg: Config, bundle, tokenizer) -> TrainerParts:
                             "model.max_length (a prompt longer than max_length leaves its answer out)")
     cols = [LOSS_TOKENS]
     train_ds, eval_ds = train_ds.remove_columns(cols), eval_ds.remove_columns(cols) if eval_ds is not None else None
-    return TrainerParts(train_ds, eval_ds, data_collator=collator(tokenizer, cfg.training.packing),
-                        packed=cfg.training.packing)
+    # distillation reads the student's logits at every position (its own compute_loss): full logits there
+    # and Liger's fused linear cross-entropy never materialises the logits at all (the model gets the labels)
+    kept = MethodKind(cfg.method.kind) is not MethodKind.DISTILL and not use_liger(cfg.training.liger)
+    return TrainerParts(train_ds, eval_ds,
+                        data_collator=collator(tokenizer, cfg.training.packing, loss_positions_only=kept),
+                        compute_loss_func=LossAtKeptPositions() if kept else None, packed=cfg.training.packing)
 
 
 @torch.inference_mode()
