@@ -108,3 +108,20 @@ def test_liger_setting_is_checked_with_its_key(monkeypatch):
     with pytest.raises(ValueError, match="training.liger"):
         config_from_dict({"name": "x", "task": "causal-lm", "data": {"path": "x.jsonl"}, "model": {"base": "m"},
                           "training": {"liger": "sometimes"}})
+
+
+def test_bf16_math_mode_only_with_amx_and_only_while_training(monkeypatch):
+    from tunesmith.training import trainer as training
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(training, "cpu_has_amx", lambda: False)
+    with pytest.raises(TrainingError, match="training.precision: bf16_math .*amx_bf16"):
+        training.resolve_precision("bf16_math")
+    monkeypatch.setattr(training, "cpu_has_amx", lambda: True)
+    assert training.resolve_precision("bf16_math") == "bf16_math"
+    before = torch.backends.mkldnn.matmul.fp32_precision
+    with training.matmul_math("bf16_math"):
+        assert torch.backends.mkldnn.matmul.fp32_precision == "bf16"
+    with training.matmul_math("bf16"):  # autocast's precision leaves oneDNN's fp32 math alone
+        assert torch.backends.mkldnn.matmul.fp32_precision == before
+    assert torch.backends.mkldnn.matmul.fp32_precision == before

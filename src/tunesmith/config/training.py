@@ -138,7 +138,8 @@ class TrainingConfig(StrictModel):
     early_stopping_patience: int | None = Field(2, ge=1)
     eval_steps: int | None = Field(None, gt=0, description="evaluate every N steps; None: once per epoch")
     group_by_length: bool = True
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 where the hardware runs it fast
+    precision: Literal["auto", "fp32", "bf16", "bf16_math"] = "auto"  # auto: bf16 where the hardware runs it fast;
+    # bf16_math: fp32 weights, oneDNN's bf16 math for fp32 matmuls (CPUs with AMX only)
     save_total_limit: int = Field(2, ge=1)
     keep_checkpoints: bool = Field(False, description="keep checkpoints/ after a finished run (they hold optimizer state)")
     class_weights: bool = False

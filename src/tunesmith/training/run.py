@@ -41,6 +41,7 @@ from tunesmith.training.privacy import check_supported as check_privacy_supporte
 from tunesmith.training.trainer import (
     TrainingError,
     build_trainer,
+    matmul_math,
     resolve_precision,
     seed_everything,
 )
@@ -58,7 +59,7 @@ class Bundle(Protocol):
 class TrainResult:
     model_dir: Path  # run_dir / "model": safetensors weights, config (id2label), tokenizer
     method: str
-    precision: str  # "bf16" | "fp32"
+    precision: str  # "bf16" | "fp32" | "bf16_math"
     trainable_params: int
     total_params: int
     train_runtime_s: float  # this call only: a resumed run reports the resumed part
@@ -170,7 +171,8 @@ def train_with_trainer(hooks: TrainerHooks, cfg: Config, bundle: Bundle, run_dir
         write_distill_record(run_dir, cfg, teacher_dir, parts.distilled)
     if start_from is None and is_main_process():
         write_identity(checkpoint_dir, cfg, bundle)  # before the first checkpoint, so every resume can check it
-    output = trainer.train(resume_from_checkpoint=str(start_from) if start_from else None)
+    with matmul_math(precision):  # bf16_math: oneDNN's bf16 math for fp32 weights, only while training
+        output = trainer.train(resume_from_checkpoint=str(start_from) if start_from else None)
     barrier()  # DDP: every rank is done with the checkpoints before rank 0 saves the model and removes them
     privacy = privacy_record(trainer)  # the accountant's spent epsilon; Opacus' hooks leave the model
     if privacy is not None:

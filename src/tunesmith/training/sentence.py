@@ -22,7 +22,7 @@ from tunesmith.provenance import write_seen_texts
 from tunesmith.training.checkpoints import AtomicCheckpoints
 from tunesmith.training.identity import write_identity
 from tunesmith.training.methods import count_params, load_injected_checkpoints
-from tunesmith.training.trainer import argument_values, resolve_precision
+from tunesmith.training.trainer import argument_values, matmul_math, resolve_precision
 
 
 @dataclass
@@ -77,7 +77,8 @@ def train_sentence_model(cfg: Config, bundle, run_dir: Path, parts: SentencePart
         load_injected_checkpoints(trainer, parts.backbone)
     if start_from is None:
         write_identity(checkpoint_dir, cfg, bundle)
-    output = trainer.train(resume_from_checkpoint=str(start_from) if start_from else None)
+    with matmul_math(precision):
+        output = trainer.train(resume_from_checkpoint=str(start_from) if start_from else None)
 
     if kind is MethodKind.LORA:
         with atomic_dir(run_dir / "adapter") as tmp:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -51,12 +52,41 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_precision(requested: str) -> str:
-    """`auto` -> bf16 where the hardware runs it natively (CUDA bf16, or a CPU with AMX / AVX512-BF16), else fp32."""
+    """`auto` -> bf16 where the hardware runs it natively (CUDA bf16, or a CPU with AMX / AVX512-BF16), else fp32.
+    `bf16_math` (fp32 weights, bf16 matmuls inside oneDNN) only on a CPU with AMX, where its tiles do the work."""
     if requested != "auto":
         if requested == "bf16" and not _bf16_available():
             raise TrainingError("training.precision: bf16 is not supported on this machine; use fp32 or auto")
+        if requested == "bf16_math" and (torch.cuda.is_available() or not cpu_has_amx()):
+            raise TrainingError("training.precision: bf16_math is oneDNN's bf16 math mode for CPUs with AMX (the "
+                                "amx_bf16 flag in /proc/cpuinfo), which this machine lacks; use bf16, fp32 or auto")
         return requested
     return "bf16" if _bf16_fast() else "fp32"
+
+
+def cpu_has_amx() -> bool:
+    """The CPU has AMX bf16 tiles (the amx_bf16 flag in /proc/cpuinfo; Linux only)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return any(line.startswith("flags") and "amx_bf16" in line.split() for line in f)
+    except OSError:
+        return False
+
+
+@contextmanager
+def matmul_math(precision: str) -> Iterator[None]:
+    """With `bf16_math`, oneDNN computes fp32 matmuls (and convolutions) in bf16 while this block runs; the
+    weights, the optimizer and the saved model stay fp32. Other precisions: nothing changes."""
+    if precision != "bf16_math":
+        yield
+        return
+    mkldnn = torch.backends.mkldnn
+    before = (mkldnn.matmul.fp32_precision, mkldnn.conv.fp32_precision)
+    mkldnn.matmul.fp32_precision = mkldnn.conv.fp32_precision = "bf16"
+    try:
+        yield
+    finally:
+        mkldnn.matmul.fp32_precision, mkldnn.conv.fp32_precision = before
 
 
 def _bf16_available() -> bool:
