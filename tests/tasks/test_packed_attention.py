@@ -125,3 +125,34 @@ def test_bf16_math_mode_only_with_amx_and_only_while_training(monkeypatch):
     with training.matmul_math("bf16"):  # autocast's precision leaves oneDNN's fp32 math alone
         assert torch.backends.mkldnn.matmul.fp32_precision == before
     assert torch.backends.mkldnn.matmul.fp32_precision == before
+
+
+def test_rows_of_a_token_budget_hold_every_conversation_once(tiny_chat_model_dir, tmp_path):
+    import pandas as pd
+
+    from tunesmith.training.sampling import TokenBudgetBatchSampler, first_fit_decreasing
+    from tunesmith.training.trainer import build_trainer
+
+    assert first_fit_decreasing([5, 9, 3, 7, 12, 4], 12) == [[4], [1, 2], [3, 0], [5]]
+    sampler = TokenBudgetBatchSampler([5, 9, 3, 7, 12, 4], 12, seed=1)
+    first = list(sampler)
+    assert sorted(i for b in first for i in b) == list(range(6)) and list(sampler) == first  # seeded
+    sampler.set_epoch(1)
+    assert sorted(map(sorted, sampler)) == sorted(map(sorted, first))  # same bins, another order
+    rows = make_chats(24, seed=2)
+    frame = pd.DataFrame({"text": [str(r["messages"]) for r in rows], "label": "",
+                          "messages": [r["messages"] for r in rows], "tools": [None] * len(rows)})
+    base = {"name": "c", "task": "causal-lm", "data": {"path": "x.jsonl"}, "model": {"base": tiny_chat_model_dir},
+            "training": {"pack_tokens": 96, "precision": "fp32", "early_stopping_patience": None}}
+    cfg = config_from_dict(base)
+    tokenizer = causal_lm.load_tokenizer(tiny_chat_model_dir)
+    parts = causal_lm.trainer_parts(cfg, type("B", (), {"train": frame, "eval": frame.iloc[:0]})(), tokenizer)
+    trainer = build_trainer(cfg, causal_lm.build_model(tiny_chat_model_dir), tokenizer, parts.train_ds, None,
+                            str(tmp_path), "fp32", data_collator=parts.data_collator, compute_metrics=None,
+                            compute_loss_func=parts.compute_loss_func, packed=True, token_budget=cfg.training.pack_tokens)
+    batches = list(trainer.get_train_dataloader())
+    widths = [b["input_ids"].shape[1] for b in batches]
+    assert max(widths) <= 96 and sum(widths) == sum(parts.train_ds["length"]) and len(batches) < 24
+    assert all(b["input_ids"].shape[0] == 1 and "logits_to_keep" in b for b in batches)
+    with pytest.raises(ValueError, match="training.pack_tokens.*packing: true"):
+        config_from_dict({**base, "training": {"pack_tokens": 96, "packing": False}})

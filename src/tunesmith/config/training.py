@@ -160,6 +160,16 @@ class TrainingConfig(StrictModel):
     liger: bool | Literal["auto"] = Field("auto", description="Liger kernels (fused RMSNorm/RoPE/SwiGLU and "
                                           "linear cross-entropy) for causal-lm training on CUDA; auto: on where "
                                           "CUDA and liger-kernel (the `gpu` extra) are present; true: required")
+    pack_tokens: int | None = Field(None, ge=16, description="causal-lm with packing: fill each micro-batch row with "
+                                    "whole conversations up to this many tokens (first-fit-decreasing bins, seeded "
+                                    "order per epoch) instead of batch_size conversations; null: batch_size")
+
+    @model_validator(mode="after")
+    def _pack_tokens_needs_packing(self) -> TrainingConfig:
+        if self.pack_tokens is not None and not self.packing:
+            raise ValueError("training.pack_tokens: rows of a token budget are packed rows; set training.packing: "
+                             "true or remove training.pack_tokens")
+        return self
 
     @model_validator(mode="after")
     def _private_settings(self) -> TrainingConfig:

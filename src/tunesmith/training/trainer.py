@@ -30,7 +30,7 @@ from tunesmith.evaluation.metrics import confusion_counts, confusion_scores
 from tunesmith.training.checkpoints import AtomicCheckpoints
 from tunesmith.training.distributed import world_size
 from tunesmith.training.methods import is_causal_lm
-from tunesmith.training.sampling import EpochSeededSampler
+from tunesmith.training.sampling import EpochSeededSampler, TokenBudgetBatchSampler
 
 
 class TrainingError(ValueError):
@@ -149,10 +149,25 @@ class WeightedCrossEntropy:
 class TunesmithTrainer(Trainer):
     """The stock Trainer with a training order that is a pure function of (seed, epoch); see sampling.py."""
 
-    def __init__(self, *args, train_lengths: Sequence[int], group_by_length: bool, **kwargs):
+    def __init__(self, *args, train_lengths: Sequence[int], group_by_length: bool, token_budget: int | None = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self._train_lengths = list(train_lengths)
         self._group_by_length = group_by_length
+        self._token_budget = token_budget  # packed rows of whole examples up to this many tokens (pack_tokens)
+
+    def get_train_dataloader(self):
+        """With a token budget: micro-batches are first-fit-decreasing bins (TokenBudgetBatchSampler), prepared by
+        accelerate like the Trainer's own loader (DDP shards the bins); otherwise the Trainer's loader."""
+        if not self._token_budget:
+            return super().get_train_dataloader()
+        from torch.utils.data import DataLoader
+
+        dataset = self._remove_unused_columns(self.train_dataset, description="Training")
+        sampler = TokenBudgetBatchSampler(self._train_lengths, self._token_budget, self.args.seed)
+        loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=self.data_collator,
+                            num_workers=self.args.dataloader_num_workers, pin_memory=self.args.dataloader_pin_memory)
+        return self.accelerator.prepare(loader)
 
     def _get_train_sampler(self, train_dataset=None):  # the hook the Trainer documents for custom samplers
         # One order for the global batch: DDP shards it across ranks, so N processes see the batches one would.

@@ -35,6 +35,8 @@ def _parts(cfg: Config, bundle, tokenizer, model, teacher_dir) -> TrainerParts:
     if MethodKind(cfg.method.kind) is MethodKind.DISTILL:  # the teacher runs beside the student on each packed batch
         teacher = load_teacher_lm(teacher_dir, model, tokenizer, cfg) if teacher_dir else None
         parts.trainer_cls, parts.trainer_kwargs = DistillTrainer, {"distill": cfg.method.distill, "teacher": teacher}
+    if cfg.training.pack_tokens:  # rows of a token budget instead of batch_size conversations
+        parts.trainer_kwargs = {**parts.trainer_kwargs, "token_budget": cfg.training.pack_tokens}
     return parts
 
 
