@@ -181,7 +181,7 @@ def main() -> None:
     print(f"tunesmith (defaults):      {ours['tokens_per_s']:.1f} trained tokens/s "
           f"({ours['tokens']} tokens, {ours['loss_tokens']} carry loss, {ours['seconds']:.1f}s)")
     print(f"same tokens and loss tokens: {same_semantics}")
-    print(f"loss per loss token after the same tokens ({EVAL_ROWS} conversations, teacher-forced): TRL "
+    print(f"loss per loss token after the same tokens ({min(EVAL_ROWS, len(rows))} conversations, teacher-forced): TRL "
           f"{trl['loss_after']:.4f}, tunesmith {ours['loss_after']:.4f} ({loss_gap:.2%} apart; tolerance "
           f"{LOSS_TOLERANCE:.0%}: {'same' if loss_gap <= LOSS_TOLERANCE else 'DIFFERENT'}); mean logged step loss "
           f"TRL {trl['train_loss']:.4f}, tunesmith {ours['train_loss']:.4f} (depends on the batching)")
