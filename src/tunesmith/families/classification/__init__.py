@@ -27,6 +27,7 @@ TASK = register(family(
     train_metrics=("macro_f1", "accuracy", "weighted_f1", "loss"), methods=(*ENCODER_METHODS, MethodKind.DISTILL),
     baseline_name="linear-probe baseline", ships=("calibration.json",), routes=(CLASSIFY,), recognize_order=40,
     slice_metrics=SLICE_METRICS,
+    streams_rows=True,
     loop=LoopHooks(feedback="label", live_metrics=("accuracy", "macro_f1"),
                    drift_features=("predicted_label", "confidence"), review_field="label"),
     review=ReviewHooks(widget="label"),
