@@ -396,7 +396,7 @@ class Task(Protocol):
     methods: tuple  # the MethodKinds it trains with
     bundle_columns: tuple[str, ...]  # its columns after text, label, _source and the slice columns
     checks_on_full_text: bool  # data gates judge the whole row text although the split keys on another
-    streams_rows: bool  # its row hooks judge each row alone, so the data stage may read and check in batches
+    streams_rows: bool  # read by the generic reader and its check_rows judges each row alone: batches are allowed
     ships: tuple[str, ...]  # files its evaluation writes to the run dir that ship with the model (calibration.json)
     routes: tuple[Route, ...]  # what `tunesmith serve` answers for this family's models
     loop: LoopHooks | None  # a description of its loop

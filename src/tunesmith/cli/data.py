@@ -31,7 +31,7 @@ def validate(
     with input_errors():
         try:
             with console.status("validating data"), removed_if_unused(new_run_dir(cfg)) as out:
-                bundle = prepare_data(cfg, out)
+                bundle = prepare_data(cfg, out, load_frames=False)  # batched: the splits stay parquet files
         except DataChecksFailed as exc:
             print_data_report(exc.report.to_dict())  # every finding, then the violations and exit 2
             fail(str(exc))

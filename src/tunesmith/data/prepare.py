@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from tunesmith.config import BadRowPolicy, CheckPolicy, Config, DataConfig
 from tunesmith.data import stream
@@ -89,6 +90,9 @@ def _prepare(cfg: Config, run_dir: Path | None, folder: Path | None, size: int, 
     else:
         near = stream.near_pairs(cfg, [p.checked.rows for p in parts], spool, size)
     splits, dropped, warnings = _split(cfg, {p.name: p.checked.rows for p in parts}, near)
+    if spool is not None:  # the splits hold the rows now; keep one copy of the lean rows, not two
+        for p in parts:
+            p.checked.rows = p.checked.rows.iloc[:0]
     warnings += [w for p in parts for w in p.checked.warnings]
     labels, label_warnings = task.label_set(splits, cfg, parts)
     warnings += label_warnings
@@ -118,8 +122,8 @@ def _prepare(cfg: Config, run_dir: Path | None, folder: Path | None, size: int, 
         atomic_write_json(Path(run_dir) / "data_card.json", report.to_dict())
     if checks.violations:
         raise DataChecksFailed(checks.violations, report)
-    if load_frames and files:
-        frames = {n: pd.read_parquet(f) for n, f in files.items()}
+    if files:  # the texts are in the files: read back, or (validate) left there, the bundle's frames empty
+        frames = {n: pd.read_parquet(f) if load_frames else pq.read_schema(f).empty_table().to_pandas() for n, f in files.items()}
     return DataBundle(frames["train"], frames["eval"], frames["test"], labels, fingerprint, report)
 
 
@@ -234,7 +238,7 @@ def _near_groups(cfg: Config, pool: pd.DataFrame, groups: np.ndarray, near: Near
     leak = cfg.data.checks.leakage
     if near is None or not leak.near or leak.policy is CheckPolicy.OFF:
         return groups
-    return near_duplicate_groups(pool[TEXT_DIGEST].tolist(), groups, near)
+    return near_duplicate_groups(pool[TEXT_DIGEST], groups, near)  # a Series: no 64-wide unicode array per row
 
 
 def _split_names(parts: list[FilePart]) -> dict[str, str]:

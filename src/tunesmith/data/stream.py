@@ -34,7 +34,8 @@ from tunesmith.families import get as family
 
 ROW = "_row"  # the row's id: its position in the spool
 DIGEST = "_digest"
-AUTO_BATCH_ROWS = 50_000
+AUTO_BATCH_ROWS = 20_000
+KEY_BATCH_ROWS = 20_000  # texts MinHashed at once: shingle sets and signatures are ~6 KB a text while they live
 AUTO_BYTES = 64 * 2**20  # data files larger than this are read in batches when data.batch_rows is unset
 
 
@@ -172,7 +173,7 @@ def near_pairs(cfg: Config, frames: list[pd.DataFrame], spool: Spool, size: int)
     firsts = lean[ROW].to_numpy()  # row id of each distinct text, in the order near_pairs_by_digest sees them
     keys = np.empty((len(firsts), lsh_bands(near["threshold"], near["num_perm"])[0]), dtype=np.uint64)
     kept = 0
-    for start, column in spool.batches(size):
+    for start, column in spool.batches(min(size, KEY_BATCH_ROWS)):
         lo, hi = np.searchsorted(firsts, [start, start + len(column)])  # row ids of first occurrences only grow
         if hi > lo:
             texts = column.take(pa.array(firsts[lo:hi] - start)).to_pylist()
