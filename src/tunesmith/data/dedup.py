@@ -98,23 +98,33 @@ def band_keys(texts: Sequence[str], *, threshold: float = 0.7, num_perm: int = 1
     return _band_keys(sig, bands, rows, mixers)
 
 
-def pairs_from_band_keys(keys: np.ndarray, texts: Mapping[int, str] | Sequence[str], *, threshold: float = 0.7,
+def pairs_from_band_keys(keys: np.ndarray | Sequence[np.ndarray], texts: Mapping[int, str] | Sequence[str], *, threshold: float = 0.7,
                          num_perm: int = 128, ngram: int = 2) -> NearDuplicates:
     """Candidate pairs from the band keys, each confirmed by exact Jaccard; `texts[i]` is only asked for the
     candidates (a mapping of those texts will do)."""
+    return confirm_pairs(candidate_pairs(keys), texts, threshold=threshold, num_perm=num_perm, ngram=ngram)
+
+
+def confirm_pairs(found: np.ndarray, texts: Mapping[int, str] | Sequence[str], *, threshold: float = 0.7,
+                  num_perm: int = 128, ngram: int = 2) -> NearDuplicates:
+    """The candidate pairs `found` whose exact Jaccard reaches the threshold."""
     bands, rows = lsh_bands(threshold, num_perm)
-    found = candidate_pairs(keys)
     pairs, sims = _verify(texts, found, threshold, ngram)
     return NearDuplicates(pairs, sims, len(found), bands, rows)
 
 
-def candidate_pairs(keys: np.ndarray) -> np.ndarray:
-    """Unique (i, j), i < j, that share a key in at least one band."""
-    n = len(keys)
-    found = []
-    for band in range(keys.shape[1]):
-        order = np.argsort(keys[:, band], kind="stable")
-        ranked = keys[order, band]
+def candidate_pairs(keys: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+    """Unique (i, j), i < j, that share a key in at least one band.
+
+    `keys` is the (texts x bands) array, or one array of keys per band (a band at a time: bands read from disk).
+    """
+    columns = [keys[:, b] for b in range(keys.shape[1])] if isinstance(keys, np.ndarray) else keys
+    found, n = [], None
+    for column in columns:
+        column = np.asarray(column)
+        n = len(column)
+        order = np.argsort(column, kind="stable")
+        ranked = column[order]
         for d in range(1, min(_WINDOW, n - 1) + 1):
             same = ranked[:-d] == ranked[d:]
             if not same.any():

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from tunesmith.config import BadRowPolicy, CheckPolicy, Config
 from tunesmith.data import pii
-from tunesmith.data.dedup import NearPairs, band_keys, lsh_bands, pairs_from_band_keys
+from tunesmith.data.dedup import NearPairs, band_keys, candidate_pairs, confirm_pairs, lsh_bands
 from tunesmith.data.errors import DataError
 from tunesmith.data.fingerprint import row_digests, text_digests
 from tunesmith.data.leakage import TEXT_DIGEST
@@ -85,6 +85,7 @@ class Spool:
         lean = rows.drop(columns=[TEXT])
         lean.insert(0, TEXT, pd.Series([None] * len(rows), index=rows.index, dtype=object))
         lean[SOURCE] = lean[SOURCE].astype("str")  # one Arrow buffer, not a Python string per row
+        lean[DIGEST] = pd.array(lean[DIGEST].tolist(), dtype=pd.ArrowDtype(pa.binary()))  # likewise the row hashes
         lean[ROW] = ids
         lean[CHARS] = texts.str.len().to_numpy(np.int64)
         lean[TOKENS] = texts.str.count(r"\S+").to_numpy(np.int64)
@@ -171,29 +172,48 @@ def near_pairs(cfg: Config, frames: list[pd.DataFrame], spool: Spool, size: int)
     near = dup.near.model_dump(exclude={"enabled"})
     lean = pd.concat([f[[TEXT_DIGEST, ROW]] for f in frames], ignore_index=True).drop_duplicates(TEXT_DIGEST)
     firsts = lean[ROW].to_numpy()  # row id of each distinct text, in the order near_pairs_by_digest sees them
-    keys = np.empty((len(firsts), lsh_bands(near["threshold"], near["num_perm"])[0]), dtype=np.uint64)
+    bands = lsh_bands(near["threshold"], near["num_perm"])[0]
+    files = [spool.path.parent / f"band_{b}.u64" for b in range(bands)]  # one file per band: read a band at a time
+    handles = [f.open("wb") for f in files]
     kept = 0
-    for start, column in spool.batches(min(size, KEY_BATCH_ROWS)):
-        lo, hi = np.searchsorted(firsts, [start, start + len(column)])  # row ids of first occurrences only grow
-        if hi > lo:
-            texts = column.take(pa.array(firsts[lo:hi] - start)).to_pylist()
-            keys[lo:hi] = band_keys(texts, **{k: near[k] for k in ("threshold", "num_perm", "ngram", "seed")})
-            kept += hi - lo
+    try:
+        for start, column in spool.batches(min(size, KEY_BATCH_ROWS)):
+            lo, hi = np.searchsorted(firsts, [start, start + len(column)])  # first occurrences' row ids only grow
+            if hi > lo:
+                texts = column.take(pa.array(firsts[lo:hi] - start)).to_pylist()
+                keys = band_keys(texts, **{k: near[k] for k in ("threshold", "num_perm", "ngram", "seed")})
+                for b, h in enumerate(handles):
+                    h.write(np.ascontiguousarray(keys[:, b]).tobytes())
+                kept += hi - lo
+    finally:
+        for h in handles:
+            h.close()
     assert kept == len(firsts), "the spool holds every usable row"
-    found = _confirm(keys, firsts, spool, near)
+    found = _confirm([_BandFile(f) for f in files], firsts, spool, near)
+    for f in files:
+        f.unlink()
     d = lean[TEXT_DIGEST].to_numpy()
     stats = {**near, "bands": found.bands, "rows_per_band": found.rows_per_band, "candidates": found.candidates,
              "confirmed_pairs": len(found.pairs)}
     return NearPairs(d[found.pairs[:, 0]], d[found.pairs[:, 1]], found.similarity, stats)
 
 
-def _confirm(keys: np.ndarray, firsts: np.ndarray, spool: Spool, near: dict[str, Any]):
-    from tunesmith.data.dedup import candidate_pairs
+class _BandFile:
+    """One band's keys on disk, read when the candidate search reaches that band (`np.asarray`)."""
 
-    wanted = np.unique(candidate_pairs(keys))  # indices into firsts of the texts that are candidates
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return np.fromfile(self.path, dtype=np.uint64)
+
+
+def _confirm(bands: list, firsts: np.ndarray, spool: Spool, near: dict[str, Any]):
+    found = candidate_pairs(bands)
+    wanted = np.unique(found)  # indices into firsts of the texts that are candidates
     by_row = spool.texts(firsts[wanted])
     texts = {int(i): by_row[int(firsts[i])] for i in wanted}
-    return pairs_from_band_keys(keys, texts, threshold=near["threshold"], num_perm=near["num_perm"], ngram=near["ngram"])
+    return confirm_pairs(found, texts, threshold=near["threshold"], num_perm=near["num_perm"], ngram=near["ngram"])
 
 
 def fill_label_sample(cfg: Config, splits: dict[str, pd.DataFrame], spool: Spool, run_dir: Path | None) -> None:
