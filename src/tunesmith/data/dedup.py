@@ -258,7 +258,7 @@ def near_duplicate_groups(digests: Sequence[str], groups: np.ndarray, near: Near
     from scipy.sparse.csgraph import connected_components
 
     groups = np.asarray(groups)
-    digests = pd.Series(np.asarray(digests))
+    digests = pd.Series(digests).reset_index(drop=True)  # Arrow strings stay Arrow: no Python str per row
     first = ~digests.duplicated().to_numpy()
     index, codes = pd.Index(digests[first]), groups[first]
     ia, ib = index.get_indexer(near.a), index.get_indexer(near.b)

@@ -79,6 +79,7 @@ def _prepare(cfg: Config, run_dir: Path | None, folder: Path | None, size: int, 
     finally:
         if spool is not None:
             spool.close()
+    _release(spool)
     bad = [b for p in parts for b in p.checked.bad]
     quarantine_path = _write_quarantine(Path(run_dir), bad) if bad and run_dir is not None else None
     for p in parts:
@@ -89,21 +90,25 @@ def _prepare(cfg: Config, run_dir: Path | None, folder: Path | None, size: int, 
         near = near_pairs(cfg, parts)
     else:
         near = stream.near_pairs(cfg, [p.checked.rows for p in parts], spool, size)
+        _release(spool)
     splits, dropped, warnings = _split(cfg, {p.name: p.checked.rows for p in parts}, near)
     if spool is not None:  # the splits hold the rows now; keep one copy of the lean rows, not two
         for p in parts:
             p.checked.rows = p.checked.rows.iloc[:0]
+        _release(spool)
     warnings += [w for p in parts for w in p.checked.warnings]
     labels, label_warnings = task.label_set(splits, cfg, parts)
     warnings += label_warnings
     leakage = _leakage(splits, parts)
     warnings += leakage.warnings
+    _release(spool)
     if task.checks_on_full_text:  # the split kept each key (a query) in one split; the checks judge whole rows,
         splits = {n: f.assign(**{TEXT_DIGEST: text_digests(f[TEXT])}) for n, f in splits.items()}  # so the
         near = None  # near pairs, keyed by the split key, do not apply
     # the data gates: after the split, before training
     checks = run_checks(cfg, splits, _split_names(parts), run_dir, near, spool)
     splits, warnings = checks.splits, warnings + checks.warnings
+    _release(spool)
     if checks.quarantined and run_dir is not None:
         quarantine_path = _write_quarantine(Path(run_dir), bad, checks.quarantined)
     if bad and run_dir is None:
@@ -125,6 +130,11 @@ def _prepare(cfg: Config, run_dir: Path | None, folder: Path | None, size: int, 
     if files:  # the texts are in the files: read back, or (validate) left there, the bundle's frames empty
         frames = {n: pd.read_parquet(f) if load_frames else pq.read_schema(f).empty_table().to_pandas() for n, f in files.items()}
     return DataBundle(frames["train"], frames["eval"], frames["test"], labels, fingerprint, report)
+
+
+def _release(spool: stream.Spool | None) -> None:
+    if spool is not None:  # read in batches: keep the peak to the largest step, not the sum of them
+        stream.release_memory()
 
 
 def _written(splits: dict[str, pd.DataFrame], d: DataConfig, task, spool: stream.Spool, run_dir: Path | None,
@@ -253,7 +263,8 @@ def _leakage(splits: dict[str, pd.DataFrame], parts: list[FilePart]) -> Leakage:
     names = {p.name: f"{p.table.key} ({p.table.path})" for p in parts}
     pool = next(p for p in parts if p.name in ("all", "train"))
     where = _split_names(parts)
-    training = pd.concat([splits[n] for n in SPLITS if n not in names or n == pool.name], ignore_index=True)
+    columns = [LABEL, ORDER, SOURCE, TEXT_DIGEST]  # what find_leakage reads
+    training = pd.concat([splits[n][columns] for n in SPLITS if n not in names or n == pool.name], ignore_index=True)
     return find_leakage(splits, where, training, names[pool.name])
 
 

@@ -11,6 +11,7 @@ and to write the splits. PII is scanned per batch; only the rows with findings k
 
 from __future__ import annotations
 
+import ctypes
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,6 +38,16 @@ DIGEST = "_digest"
 AUTO_BATCH_ROWS = 20_000
 KEY_BATCH_ROWS = 20_000  # texts MinHashed at once: shingle sets and signatures are ~6 KB a text while they live
 AUTO_BYTES = 64 * 2**20  # data files larger than this are read in batches when data.batch_rows is unset
+
+
+def release_memory() -> None:
+    """Hand freed memory back to the OS between steps (Arrow's pool and glibc keep it), so one step's
+    temporaries do not stack on the next step's in the peak RSS."""
+    pa.default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
 
 
 def batch_rows(cfg: Config, paths: list[Path]) -> int | None:
