@@ -189,8 +189,8 @@ def find_duplicates(
     """
     names = list(splits)
     rows = pd.concat([
-        pd.DataFrame({"split": k, "pos": np.arange(len(f)), "digest": f[digest].to_numpy(), "label": f[label].to_numpy(),
-                      "source": f[source].to_numpy(), "order": f[order].to_numpy(), "text": f[text].to_numpy()})
+        pd.DataFrame({"split": k, "pos": np.arange(len(f)), "digest": f[digest].array, "label": f[label].array,
+                      "source": f[source].array, "order": f[order].to_numpy()})  # .array: Arrow strings stay Arrow
         for k, f in enumerate(splits.values())
     ], ignore_index=True).sort_values(["split", "order"], kind="stable")
     rows["uid"] = pd.factorize(rows["digest"])[0]

@@ -203,10 +203,11 @@ def near_pairs(cfg: Config, frames: list[pd.DataFrame], spool: Spool, size: int)
     found = _confirm([_BandFile(f) for f in files], firsts, spool, near)
     for f in files:
         f.unlink()
-    d = lean[TEXT_DIGEST].to_numpy()
+    d = lean[TEXT_DIGEST]
+    a, b = d.iloc[found.pairs[:, 0]].to_numpy(), d.iloc[found.pairs[:, 1]].to_numpy()  # the pairs' hashes only
     stats = {**near, "bands": found.bands, "rows_per_band": found.rows_per_band, "candidates": found.candidates,
              "confirmed_pairs": len(found.pairs)}
-    return NearPairs(d[found.pairs[:, 0]], d[found.pairs[:, 1]], found.similarity, stats)
+    return NearPairs(a, b, found.similarity, stats)
 
 
 class _BandFile:
