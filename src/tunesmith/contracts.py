@@ -411,6 +411,12 @@ class Task(Protocol):
     private_training: bool  # trains with DP-SGD (training.privacy) through tunesmith.training.privacy
     privacy: PrivacyHooks | None  # None: evaluation.privacy is refused for the family
     slice_metrics: tuple[str, ...]  # metrics its evaluation reports per slice (`slices.*` gates); () none
+    # (DataStats, cfg) -> tunesmith.config.derived.Derived: epochs, learning rate, warmup and batch size that fit the
+    # training rows (keys the config leaves unset); None: the generic rule (the schedule only)
+    training_defaults: Callable | None
+    # (cfg, bundle) -> the baseline's training.metric on the eval split (None: not comparable), what `run` compares
+    # the fine-tuned model with before evaluating; None: no such comparison (no fallback candidate)
+    probe_eval: Callable | None
 
     # config
     def configure(self, cfg) -> None:
@@ -531,6 +537,8 @@ class Family:
     describe_model: Callable = _nothing_more
     privacy: PrivacyHooks | None = None
     slice_metrics: tuple[str, ...] = ()
+    training_defaults: Callable | None = None
+    probe_eval: Callable | None = None
 
 
 def lazy(target: str) -> Callable:
