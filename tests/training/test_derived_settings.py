@@ -56,13 +56,15 @@ def test_explicit_config_values_win(tmp_path):
     stats = DataStats(rows=500, classes=2, smallest_class=200, median_words=10, p95_words=20)
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({"name": "x", "data": {"path": "x.csv"},
                                                      "training": {"learning_rate": 3e-5}}))
-    cfg = load_config(tmp_path / "c.yaml", ["training.batch_size=64"])  # in the file, and from --set
+    cfg = load_config(tmp_path / "c.yaml")
     fitted, record = apply_defaults(cfg, get("classification").training_defaults(stats, cfg))
-    assert fitted.training.learning_rate == 3e-5 and fitted.training.batch_size == 64
+    assert fitted.training.learning_rate == 3e-5
     assert record["learning_rate"] == {"value": 3e-5, "source": "config", "why": "set in the config"}
-    assert record["batch_size"]["source"] == "config"
     assert record["epochs"]["source"] == "data" and fitted.training.epochs == record["epochs"]["value"] > 3
-    assert cfg.training.epochs == 3  # the caller's config is not changed
+    assert fitted.training.batch_size == 16 and cfg.training.epochs == 3  # the caller's config is not changed
+    cli = load_config(tmp_path / "c.yaml", ["training.batch_size=64"])  # --set is explicit too
+    fitted, record = apply_defaults(cli, get("classification").training_defaults(stats, cli))
+    assert fitted.training.batch_size == 64 and record["batch_size"]["why"] == "set in the config"
     steps = config_from_dict({"name": "x", "data": {"path": "x.csv"}, "training": {"max_steps": 40}})
     assert apply_defaults(steps, generic_defaults(stats, steps))[1]["epochs"]["source"] == "config"
 
@@ -78,3 +80,11 @@ def test_init_writes_the_derived_values_as_comments(tmp_path):
     assert "# epochs: 12" in text and "# learning_rate: 0.0001" in text and "about 240 training rows" in text
     cfg = load_config(tmp_path / "config.yaml")
     assert not {"epochs", "batch_size", "learning_rate", "warmup_ratio"} & cfg.training.model_fields_set
+
+
+def test_a_pinned_schedule_keeps_its_other_keys():
+    stats = DataStats(rows=500, classes=2, smallest_class=200, median_words=10, p95_words=20)
+    cfg = _cfg(epochs=2)
+    fitted, record = apply_defaults(cfg, get("classification").training_defaults(stats, cfg))
+    assert (fitted.training.epochs, fitted.training.batch_size, fitted.training.warmup_ratio) == (2, 32, 0.06)
+    assert "sets the schedule (epochs)" in record["batch_size"]["why"] and record["learning_rate"]["source"] == "data"

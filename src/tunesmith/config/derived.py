@@ -21,6 +21,7 @@ from tunesmith.config.base import MethodKind
 from tunesmith.config.root import Config  # noqa: TC001
 
 KEYS = ("epochs", "batch_size", "learning_rate", "warmup_ratio")  # what the rule may set (training.<key>)
+SCHEDULE = ("epochs", "batch_size", "warmup_ratio")  # derived together, or not at all (max_steps counts as epochs)
 TARGET_STEPS = 600  # optimizer steps aimed at: the demo's 8,000 rows at batch 32 reach it in 3 epochs (750)
 MAX_EPOCHS = 12  # early stopping usually ends a small-data run well before
 TOKENS_PER_WORD = 1.3  # word counts as a token estimate (no tokenizer needed, so `tunesmith init` can use it too)
@@ -136,14 +137,18 @@ def explicit_keys(cfg: Config) -> set[str]:
 def apply_defaults(cfg: Config, derived: Derived) -> tuple[Config, dict]:
     """`cfg` with the derived values for the keys it does not set, and the record of what was chosen and why.
 
-    Record: {key: {value, source: "config" | "data", why}} for every key of KEYS.
+    Record: {key: {value, source: "config" | "data", why}} for every key of KEYS. Epochs, batch size and warmup are
+    one schedule: when the config sets any of them (or max_steps), the others keep the config's values too.
     """
     explicit = explicit_keys(cfg)
+    pinned = sorted(explicit & set(SCHEDULE))  # the schedule goes as a whole: a config that sets part of it keeps it
     out = cfg.model_copy(deep=True)
     record = {}
     for key in KEYS:
-        if key in explicit or key not in derived.values:
-            why = "set in the config" if key in explicit else "the config's default (no rule for it)"
+        if key in explicit or key not in derived.values or (pinned and key in SCHEDULE):
+            why = "set in the config" if key in explicit else \
+                f"the config's default: the config sets the schedule ({', '.join(pinned)})" if pinned and \
+                key in SCHEDULE and key in derived.values else "the config's default (no rule for it)"
             record[key] = {"value": getattr(cfg.training, key), "source": "config", "why": why}
             continue
         setattr(out.training, key, derived.values[key])

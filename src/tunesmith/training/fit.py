@@ -70,10 +70,13 @@ def fit_settings(cfg: Config, bundle, run_dir: Path, *, say: Say, search: Callab
         else:
             fitted, settings["search"] = search(fitted, eval_only(bundle), Path(run_dir), say=say,
                                                 callbacks=callbacks, explicit=_explicit(settings))
+            trials = settings["search"]["trials"]
             for key, value in settings["search"].get("best", {}).items():
-                name = key.removeprefix("training.")
-                settings["keys"][name] = {"value": value, "source": "search",
-                                          "why": f"best of {settings['search']['trials']} trials on the eval split"}
+                entry = settings["keys"][key.removeprefix("training.")]
+                if settings["search"].get("kept_derived"):  # trial 0 (these values) was the best
+                    entry["why"] += f"; kept by the search (trial 0 best of {trials} on the eval split)"
+                else:
+                    entry.update(value=value, source="search", why=f"best of {trials} trials on the eval split")
     for line in describe(settings["keys"]):
         say(f"training: {line}")
     if record:
@@ -85,7 +88,8 @@ def fit_settings(cfg: Config, bundle, run_dir: Path, *, say: Say, search: Callab
 
 
 def _explicit(settings: dict) -> set[str]:
-    return {k for k, v in settings["keys"].items() if v["source"] == "config" and v["why"] == "set in the config"}
+    """Keys the search leaves alone: those the config set, and a schedule the config pinned."""
+    return {k for k, v in settings["keys"].items() if v["source"] == "config"}
 
 
 def _with_values(cfg: Config, values: dict) -> Config:
@@ -114,8 +118,8 @@ def best_candidate(cfg: Config, bundle, run_dir: Path, result, *, say: Say,
         return result, None
     tuned = float(result.best_metric)
     record = {"metric": f"eval {metric}", "probe": probe, "fine_tuned": tuned, "chosen": "fine-tuned"}
-    if _better(tuned, probe, metric):
-        record["why"] = f"the fine-tuned model beats the probe on eval ({tuned:.4f} vs {probe:.4f} {metric})"
+    if not _better(probe, tuned, metric):  # a tie is no loss: the uplift gates judge it on test
+        record["why"] = f"the fine-tuned model is not below the probe on eval ({tuned:.4f} vs {probe:.4f} {metric})"
         return result, record
     say(f"fine-tuning did not beat the {task.baseline_name} on the eval split: {tuned:.4f} vs {probe:.4f} {metric}")
     kind = MethodKind(cfg.method.kind)
@@ -152,13 +156,13 @@ def best_candidate(cfg: Config, bundle, run_dir: Path, result, *, say: Say,
 
 
 def _head_config(cfg: Config, bundle) -> tuple[Config, dict]:
-    """The config of the head-only candidate: method head and the data-derived settings for it (the config's own
-    epochs, rate, warmup and batch were chosen for its method, so the head's come from the rule)."""
+    """The config of the head-only candidate: method head, the run's schedule (epochs, batch, warmup) and the rule's
+    learning rate for a head (the run's own rate was chosen, or set, for its method)."""
     raw = cfg.model_copy(deep=True)
     raw.method.kind = MethodKind.HEAD
     raw.training.auto = None
-    for key in ("epochs", "batch_size", "learning_rate", "warmup_ratio"):
-        raw.training.__pydantic_fields_set__.discard(key)
+    raw.training.__pydantic_fields_set__.discard("learning_rate")
+    raw.training.__pydantic_fields_set__.update(("epochs", "batch_size", "warmup_ratio"))
     fitted, settings = derive_settings(raw, bundle)
     return fitted, {k: v["value"] for k, v in settings["keys"].items()}
 

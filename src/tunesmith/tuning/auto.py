@@ -125,6 +125,7 @@ def search(cfg: Config, bundle, run_dir: Path, *, say: Say, callbacks: Sequence 
                   default_value=next((t.value for t in done if t.user_attrs.get("default")), None))
     say(f"training.auto: best of {len(study.trials)} trials in {elapsed:.0f}s: {_fmt(best.params)} "
         f"({metric_key} {best.value:.4f})")
+    record["kept_derived"] = best.user_attrs.get("default", False)  # trial 0 won: the derived values stand
     out = cfg.model_copy(deep=True)
     for key, value in best.params.items():
         setattr(out.training, key.removeprefix("training."), value)
