@@ -238,4 +238,6 @@ def _settings_lines(lineage: dict, notes: list[str]) -> list[str]:
     why = next((n.removeprefix("candidate: ") for n in notes if n.startswith("candidate: ")), None)
     if why:
         lines.append(f"- Candidate: {_md(why)}")
+    elif settings:  # the run fitted its settings, but the family or metric has no probe score on eval
+        lines.append("- Candidate: fine-tuned (fine-tuned vs the baseline on the eval split: not measured)")
     return lines
