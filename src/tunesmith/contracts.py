@@ -412,7 +412,7 @@ class Task(Protocol):
     privacy: PrivacyHooks | None  # None: evaluation.privacy is refused for the family
     slice_metrics: tuple[str, ...]  # metrics its evaluation reports per slice (`slices.*` gates); () none
     # (DataStats, cfg) -> tunesmith.config.derived.Derived: epochs, learning rate, warmup and batch size that fit the
-    # training rows (keys the config leaves unset); None: the generic rule (the schedule only)
+    # training rows (keys the config leaves unset); None: the generic fallback (the config's values stand)
     training_defaults: Callable | None
     # (cfg, bundle) -> the baseline's training.metric on the eval split (None: not comparable), what `run` compares
     # the fine-tuned model with before evaluating; None: no such comparison (no fallback candidate)

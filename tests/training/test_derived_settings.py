@@ -39,9 +39,10 @@ def test_rule_follows_rows_classes_lengths_and_method():
     assert ml["learning_rate"] == 2 * 5e-5 and ml["epochs"] > clf(stats, _cfg()).values["epochs"]
     reg = get("regression").training_defaults(DataStats(rows=3000), _cfg("regression")).values
     assert reg["learning_rate"] == 5e-5 and reg["batch_size"] == 16
-    # a family without its own rule gets the generic one: the schedule, not its learning rate
+    # a family without its own rule gets the generic one: the config's values stand
     assert get("embedding").training_defaults is None
-    assert set(generic_defaults(DataStats(rows=500), _cfg()).values) == {"batch_size", "epochs", "warmup_ratio"}
+    fitted, record = apply_defaults(_cfg(), generic_defaults(DataStats(rows=500), _cfg()))
+    assert fitted.training.epochs == 3 and record["epochs"]["why"] == "the config's default (no rule for it)"
 
 
 def test_stats_of_rows_and_label_lists():
@@ -66,7 +67,8 @@ def test_explicit_config_values_win(tmp_path):
     fitted, record = apply_defaults(cli, get("classification").training_defaults(stats, cli))
     assert fitted.training.batch_size == 64 and record["batch_size"]["why"] == "set in the config"
     steps = config_from_dict({"name": "x", "data": {"path": "x.csv"}, "training": {"max_steps": 40}})
-    assert apply_defaults(steps, generic_defaults(stats, steps))[1]["epochs"]["source"] == "config"
+    derived = get("classification").training_defaults(stats, steps)
+    assert apply_defaults(steps, derived)[1]["epochs"]["source"] == "config"
 
 
 def test_init_writes_the_derived_values_as_comments(tmp_path):

@@ -112,8 +112,12 @@ def learning_rate(stats: DataStats, cfg: Config, derived: Derived, *, scale: flo
 
 
 def generic_defaults(stats: DataStats, cfg: Config) -> Derived:
-    """The fallback for a family without its own rule: the schedule only (its learning rate stays the config's)."""
-    return schedule(stats, cfg, Derived())
+    """The fallback for a family without its own rule: nothing derived, the config's values stand.
+
+    The head rule does not carry over: an embedding model wants large in-batch-negative batches, a chat model's
+    batch is a packed row and a dozen epochs over a small chat set overfit. Such a family opts in with its own hook
+    (it may build on `schedule` and `learning_rate`)."""
+    return Derived()
 
 
 def head_defaults(stats: DataStats, cfg: Config, *, steps_per_class: int = 0, lr_scale: float = 1.0,

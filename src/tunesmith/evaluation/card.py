@@ -232,7 +232,8 @@ def _settings_lines(lineage: dict, notes: list[str]) -> list[str]:
     """Training procedure: the settings trained with (set in the config, derived from the data, or searched on
     eval; metrics.json `training_settings` says which and why) and the candidate the run went on with."""
     settings = lineage.get("training_settings")
-    lines = [f"- Settings trained with: {_md(', '.join(f'{k} {v}' for k, v in settings.items()))} (config values "
+    shown = ", ".join(f"{k} {v:g}" if isinstance(v, int | float) else f"{k} {v}" for k, v in (settings or {}).items())
+    lines = [f"- Settings trained with: {_md(shown)} (config values "
              "win; the others derived from the data or searched on eval, see metrics.json `training_settings`)"] \
         if settings else []
     why = next((n.removeprefix("candidate: ") for n in notes if n.startswith("candidate: ")), None)

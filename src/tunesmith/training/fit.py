@@ -4,7 +4,7 @@
     result, candidate = best_candidate(cfg, bundle, run_dir, result, say=say)        # after it, before `evaluate`
 
 `fit_settings`: epochs, learning rate, warmup and batch size from the training rows through the family's
-`training_defaults` hook (tunesmith.config.derived; the generic rule for a family without one), for the keys the
+`training_defaults` hook (tunesmith.config.derived; a family without one keeps the config's values), for the keys the
 config leaves unset; then, with `training.auto`, the caller's search (tunesmith.tuning.auto) on the eval split.
 
 `best_candidate`: the fine-tuned model against the family's baseline probe on the eval split (`probe_eval` hook).
