@@ -48,6 +48,7 @@ bench: install
 	$(BIN)/python benchmarks/validate_scale.py
 	$(BIN)/python benchmarks/train_causal_lm.py
 	$(BIN)/python benchmarks/train_efficiency.py
+	$(BIN)/python benchmarks/small_data.py
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks scripts
