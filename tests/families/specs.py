@@ -16,7 +16,9 @@ from tests.toy_pairs import make_pairs
 from tests.toy_rerank import make_candidates
 from tests.toy_tokens import make_tagged
 
-FAST = {"epochs": 1, "batch_size": 8, "learning_rate": 3e-3, "early_stopping_patience": None}
+# fallback off: the contract checks what the configured method trains (a head-only candidate, chosen when one tiny
+# epoch loses to the probe on eval, would leave the encoder untouched; tests/tuning/test_auto_search.py tests it)
+FAST = {"epochs": 1, "batch_size": 8, "learning_rate": 3e-3, "early_stopping_patience": None, "fallback": "off"}
 
 
 @dataclass
