@@ -105,6 +105,9 @@ def run_arm(config: Path, arm: str, auto: float | None, threads: int) -> dict:
     lines: list[str] = []
     outcome = run(cfg, say=lines.append, search=search)
     elapsed = time.perf_counter() - t0
+    for line in lines:  # the search's trials, and the fallback's verdict when it ran
+        if line.startswith(("training.auto", "  trial", "fine-tuning did not", "candidate:")):
+            print(f"    {line}", flush=True)
     report = outcome.eval_report
     primary = report.primary_metric
     up = report.uplift[primary]
