@@ -90,3 +90,12 @@ def test_a_pinned_schedule_keeps_its_other_keys():
     fitted, record = apply_defaults(cfg, get("classification").training_defaults(stats, cfg))
     assert (fitted.training.epochs, fitted.training.batch_size, fitted.training.warmup_ratio) == (2, 32, 0.06)
     assert "sets the schedule (epochs)" in record["batch_size"]["why"] and record["learning_rate"]["source"] == "data"
+
+
+def test_auto_search_is_refused_with_differential_privacy():
+    import pytest
+
+    from tunesmith.config import ConfigError
+
+    with pytest.raises(ConfigError, match="training.auto: not supported with training.privacy"):
+        _cfg(auto={"budget_minutes": 1}, privacy={"epsilon": 8})

@@ -75,6 +75,10 @@ def test_fallback_keeps_the_better_candidate_on_eval(tmp_path, tiny_model_dir):
     assert record["chosen"] == "fine-tuned" and "training.fallback: off" in record["why"]
     assert "fine-tuning did not beat the linear-probe baseline on the eval split" in lines[0]
 
+    private = _cfg(tiny_model_dir, epochs=2, batch_size=16, learning_rate=5e-3, privacy={"epsilon": 8})
+    _, record = best_candidate(private, bundle, run, _result(run / "model", 0.0), say=lines.append)
+    assert record["chosen"] == "fine-tuned" and "spend the privacy budget again" in record["why"]
+
     chosen, record = best_candidate(cfg, bundle, run, _result(run / "model", 0.0), say=lines.append)
     assert record["chosen"] == "head-only" and record["head_only"] > 0.0 and record["probe"] > 0.0
     assert record["head_only_settings"]["learning_rate"] == 2e-3  # the head's own rate, not the full run's 5e-3

@@ -185,6 +185,8 @@ class TrainingConfig(StrictModel):
             "gradient_checkpointing": (self.gradient_checkpointing, "Opacus' hooks get no per-example gradient "
                                        "through recomputed activations; set gradient_checkpointing: false"),
             "backend": (self.backend != "local", "a provider trains without DP-SGD; use backend: local"),
+            "auto": (self.auto is not None, "every search trial would spend the privacy budget again; search "
+                     "without training.privacy (public or synthetic rows), then pin the values found"),
         }
         problems = [f"training.{key}: not supported with training.privacy: {hint}"
                     for key, (refused, hint) in refusals.items() if refused]

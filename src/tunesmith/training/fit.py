@@ -123,11 +123,14 @@ def best_candidate(cfg: Config, bundle, run_dir: Path, result, *, say: Say,
         return result, record
     say(f"fine-tuning did not beat the {task.baseline_name} on the eval split: {tuned:.4f} vs {probe:.4f} {metric}")
     kind = MethodKind(cfg.method.kind)
-    if cfg.training.fallback == "off" or kind is MethodKind.HEAD or MethodKind.HEAD not in task.methods:
-        record["why"] = (f"fine-tuned {tuned:.4f} <= probe {probe:.4f} on eval; no other candidate ("
-                         + ("training.fallback: off" if cfg.training.fallback == "off" else
-                            "the run already trained the head alone" if kind is MethodKind.HEAD else
-                            f"{task.kind} has no head-only method") + ")")
+    refusal = ("training.fallback: off" if cfg.training.fallback == "off" else
+               "the run already trained the head alone" if kind is MethodKind.HEAD else
+               f"{task.kind} has no head-only method" if MethodKind.HEAD not in task.methods else
+               "training.privacy: a second model would spend the privacy budget again"
+               if cfg.training.privacy is not None else
+               "method.kind: distill: the student is the point of the run" if kind is MethodKind.DISTILL else None)
+    if refusal:
+        record["why"] = f"fine-tuned {tuned:.4f} < probe {probe:.4f} on eval; no other candidate ({refusal})"
         say(f"keeping the fine-tuned model ({record['why']}); the gates decide")
         return result, record
     say("training the head alone on the frozen base (the probe's equivalent) as a second candidate")
