@@ -222,6 +222,8 @@ def mount_chat(app, state) -> None:
         """OpenAI-compatible chat completions; `stream: true` answers Server-Sent Events."""
         served = check(state, "/v1/chat/completions", body.model)
         texts(state, [m.content for m in body.messages], "messages.content")
+        if served.upstream is not None:  # serving.engine: openai-compatible
+            return await served.family.engine.forward(state, request, response, body, chat=True)
         try:
             prompt = chat_prompt(served, [m.model_dump() for m in body.messages])
         except ValueError as exc:
@@ -243,6 +245,8 @@ def mount_completions(app, state) -> None:
         """OpenAI-compatible text completions; `stream: true` answers Server-Sent Events."""
         served = check(state, "/v1/completions", body.model)
         texts(state, body.prompt, "prompt")
+        if served.upstream is not None:  # serving.engine: openai-compatible
+            return await served.family.engine.forward(state, request, response, body, chat=False)
         params = _params(body, state)
         prompt = _fit_prompt(served, body.prompt, params, "prompt")
         if body.stream and state.settings.filters.text_active:  # a filter must see the whole answer first
