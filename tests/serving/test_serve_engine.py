@@ -14,7 +14,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from tests.serving.serve_helpers import ServeProcess, register, settings, wait_for
+from typer.testing import CliRunner
 
+from tunesmith.cli import app as cli
 from tunesmith.config import ServingConfig
 from tunesmith.monitoring import read_predictions
 from tunesmith.registry import get_version
@@ -85,6 +87,7 @@ def test_engine_forwarding_streaming_dying_challenger_and_rollback(store, tmp_pa
         register(store, tmp_path, "chat", chat_dir, champion=True)  # the front door's v1 (champion) ...
         register(store, tmp_path, "chat", chat_dir, champion=False)  # ... and v2, its challenger
         store.client.set_registered_model_alias("chat", "challenger", "2")
+        _check_engine_command(store, chat_dir)  # while the engine process starts
         dying = DyingEngine()
         plog = f"sqlite:///{tmp_path / 'predictions.db'}"
         cfg = settings(challenger=True, canary={"percent": 50}, predictions={"enabled": True, "url": plog},
@@ -155,6 +158,31 @@ def test_engine_forwarding_streaming_dying_challenger_and_rollback(store, tmp_pa
             assert r.status_code == 503 and r.headers["retry-after"] == "1"
             assert _metric(client, "tunesmith_engine_errors_total", version="1", kind="connect") == 1
         dying.close()
+
+
+def _check_engine_command(store, chat_dir) -> None:
+    """`tunesmith serve --engine vllm`: the champion's merged dir as is; the challenger, which kept its LoRA adapter,
+    as the base + adapter (vLLM multi-LoRA) on the next port; and the serving.upstream that points at both."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from tunesmith.registry import model_dir_for
+
+    v1, v2 = model_dir_for("chat", 1, store=store), model_dir_for("chat", 2, store=store)
+    lora = LoraConfig(r=12, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    get_peft_model(AutoModelForCausalLM.from_pretrained(chat_dir), lora).save_pretrained(v2.parent / "adapter")
+    out = CliRunner().invoke(cli, ["serve", "--model", "chat", "--tracking-uri", store.tracking_uri, "--engine",
+                                   "vllm", "--engine-port", "9001"])
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    assert f"vllm serve {v1} --served-model-name chat-v1 --host 127.0.0.1 --port 9001" in lines
+    assert (f"vllm serve {chat_dir} --enable-lora --lora-modules chat-v2={v2.parent / 'adapter'} --max-lora-rank 16 "
+            "--max-loras 1 --host 127.0.0.1 --port 9002") in lines
+    assert "      1: {base_url: http://127.0.0.1:9001/v1}" in lines and "  engine: openai-compatible" in lines
+    assert "      2: {base_url: http://127.0.0.1:9002/v1}" in lines
+    out = CliRunner().invoke(cli, ["serve", "--model", "chat", "--tracking-uri", store.tracking_uri, "--engine",
+                                   "tgi"])
+    assert out.exit_code != 0 and "tunesmith writes vLLM commands" in out.output
 
 
 def test_engine_config_errors_name_their_key():
