@@ -183,6 +183,10 @@ def _check_engine_command(store, chat_dir) -> None:
     out = CliRunner().invoke(cli, ["serve", "--model", "chat", "--tracking-uri", store.tracking_uri, "--engine",
                                    "tgi"])
     assert out.exit_code != 0 and "tunesmith writes vLLM commands" in out.output
+    out = CliRunner().invoke(cli, ["serve", "--model", "chat", "--tracking-uri", store.tracking_uri, "--set",
+                                   "serving.engine=openai-compatible", "--set", "serving.upstream.base_url=http://e/v1",
+                                   "--set", "serving.upstream.api_key_env=TUNESMITH_TEST_UNSET_KEY"])
+    assert out.exit_code == 2 and "serving.upstream.api_key_env: the environment variable" in out.output
 
 
 def test_engine_config_errors_name_their_key():

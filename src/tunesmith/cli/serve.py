@@ -63,6 +63,9 @@ def serve(
         return
     if jobs and config is None:
         fail("--jobs needs --config (its jobs: section says where the job store and queue are)")
+    if settings.engine != "local":  # said now, in one line, not as a failed server start
+        with input_errors(ValueError):
+            check_engine(model, settings, open_store(registry_cfg))
     with input_errors():
         run_server(model, settings=settings, store=open_store(registry_cfg), jobs_config=cfg if jobs else None,
                    prices=cfg.cost if config is not None else None)
@@ -128,6 +131,29 @@ def engine_commands(name: str, settings, store, *, engine: str, merged: bool, ho
     by_name = {s["served_name"]: s["version"] for s in specs}
     return [(argv, {by_name[n]: n for n in names}) for argv, names in hooks.launch(specs, engine=engine, host=host,
                                                                                    port=port)]
+
+
+def check_engine(name: str, settings, store) -> None:
+    """Each version the server would load has an engine (serving.upstream), its API key is set, and its family
+    generates through engines; ValueError naming the key otherwise."""
+    from tunesmith.families import get as family
+    from tunesmith.registry import model_dir_for
+    from tunesmith.serving.models import detect_family
+    from tunesmith.serving.state import alias_versions
+    from tunesmith.serving.upstream import Upstream
+
+    versions = alias_versions(store, name)
+    rollout = settings.challenger or settings.shadow or settings.canary.percent > 0
+    for role in ("champion", "challenger") if rollout else ("champion",):
+        version = versions.get(role)
+        model_dir = model_dir_for(name, version, store=store) if version is not None else None
+        if model_dir is None:
+            continue
+        kind = detect_family(model_dir)
+        if family(kind).engine is None:
+            raise ValueError(f"serving.engine: {settings.engine} forwards generation to an engine; {name} version "
+                             f"{version} is a {kind} model, which tunesmith serves itself: set serving.engine: local")
+        Upstream.from_config(settings.upstream, name, version)
 
 
 def adapter_dir(store, name: str, version: int, model_dir: Path) -> Path | None:
