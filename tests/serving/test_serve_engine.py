@@ -82,20 +82,19 @@ def _metric(client: TestClient, name: str, **labels) -> float:
 
 
 def test_engine_forwarding_streaming_dying_challenger_and_rollback(store, tmp_path, chat_dir):
-    register(store, tmp_path, "eng", chat_dir, champion=True)  # what the engine process serves
-    with ServeProcess(store, "eng", tmp_path / "engine.log") as engine:
-        register(store, tmp_path, "chat", chat_dir, champion=True)  # the front door's v1 (champion) ...
-        register(store, tmp_path, "chat", chat_dir, champion=False)  # ... and v2, its challenger
+    register(store, tmp_path, "chat", chat_dir, champion=True)  # v1: the champion, which the engine process serves
+    with ServeProcess(store, "chat", tmp_path / "engine.log") as engine:
+        register(store, tmp_path, "chat", chat_dir, champion=False)  # v2: the challenger
         store.client.set_registered_model_alias("chat", "challenger", "2")
         _check_engine_command(store, chat_dir)  # while the engine process starts
         dying = DyingEngine()
         plog = f"sqlite:///{tmp_path / 'predictions.db'}"
         cfg = settings(challenger=True, canary={"percent": 50}, predictions={"enabled": True, "url": plog},
                        rollback={"window": 5, "min_requests": 2, "max_error_rate": 0.4}, engine="openai-compatible",
-                       upstream={"base_url": f"{engine.url}/v1", "model": "eng", "versions": {2: {"base_url": dying.url, "model": "{name}-v{version}"}}})
+                       upstream={"base_url": f"{engine.url}/v1", "model": "chat:1", "versions": {2: {"base_url": dying.url, "model": "{name}-v{version}"}}})
         engine.wait_ready()
         direct = httpx.post(f"{engine.url}/v1/chat/completions", timeout=30,
-                            json={"model": "eng", "messages": HELLO, "max_tokens": 8}).json()
+                            json={"model": "chat:1", "messages": HELLO, "max_tokens": 8}).json()
         app = create_app("chat", settings=cfg, store=store, prediction_log=prediction_log_for(cfg))
         with TestClient(app) as client:
             assert client.get("/v1/models").json()["data"][1]["backend"] == "openai-compatible"
