@@ -98,6 +98,8 @@ def test_engine_forwarding_streaming_dying_challenger_and_rollback(store, tmp_pa
         app = create_app("chat", settings=cfg, store=store, prediction_log=prediction_log_for(cfg))
         with TestClient(app) as client:
             assert client.get("/v1/models").json()["data"][1]["backend"] == "openai-compatible"
+            assert client.get("/readyz").json()["engines"] == {"champion": f"{engine.url}/v1 (chat:1)",
+                                                               "challenger": f"{dying.url} (chat-v2)"}
 
             # Champion: forwarded under the engine's model name; tunesmith's ids, version and token counts.
             r = client.post("/v1/chat/completions", json={"model": "chat", "messages": HELLO, "max_tokens": 8},
@@ -200,3 +202,42 @@ def test_engine_config_errors_name_their_key():
         "base_url": "http://gpu-1:8000/v1/", "versions": {3: {"base_url": "http://gpu-2:8000/v1", "model": "b3"}}}})
     assert cfg.upstream.target("bot", 2) == ("http://gpu-1:8000/v1", "bot-v2")
     assert cfg.upstream.target("bot", 3) == ("http://gpu-2:8000/v1", "b3")
+
+
+def test_upstream_failures_are_classified():
+    """What the engine did wrong decides the kind counted (and whether the caller or the engine is at fault)."""
+    import asyncio
+
+    from tunesmith.serving.upstream import Upstream, UpstreamError
+
+    finished = b'data: {"choices": [{"index": 0, "text": "x", "finish_reason": "stop"}]}\n\n'
+    answers = {
+        "/v1/busy": httpx.Response(503, json={"error": {"message": "overloaded"}}),
+        "/v1/long": httpx.Response(400, json={"error": {"message": "maximum context length is 2048"}}),
+        "/v1/html": httpx.Response(200, text="<html>proxy</html>"),
+        "/v1/inband": httpx.Response(200, content=b'data: {"error": {"message": "CUDA out of memory"}}\n\n'),
+        "/v1/cut": httpx.Response(200, content=b'data: {"choices": [{"index": 0, "text": "x"}]}\n\n'),
+        "/v1/no-done": httpx.Response(200, content=finished),  # finished, then a clean end without [DONE]: fine
+    }
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.headers.get("authorization"), json.loads(request.content)["model"]))
+        return answers[request.url.path]
+
+    async def outcome(path: str, stream: bool) -> str:
+        engine = Upstream("http://engine/v1", model="bot-v3", api_key="k3y", transport=httpx.MockTransport(handler))
+        try:
+            if stream:
+                return str(len([e async for e in engine.events(path, {"prompt": "p"})]))
+            await engine.post(path, {"prompt": "p"})
+            return "ok"
+        except UpstreamError as exc:
+            return f"{exc.kind}:{exc.status}"
+        finally:
+            await engine.aclose()
+
+    got = [asyncio.run(outcome(p, s)) for p, s in (("/busy", False), ("/long", False), ("/html", False),
+                                                    ("/inband", True), ("/cut", True), ("/no-done", True))]
+    assert got == ["status:503", "refused:400", "bad_response:None", "broken:None", "broken:None", "1"]
+    assert set(seen) == {("Bearer k3y", "bot-v3")}  # the engine's name for the version, the key as a bearer token

@@ -40,6 +40,7 @@ class Upstream:
     timeout_s: float = 120
     connect_timeout_s: float = 5
     max_connections: int = 256
+    transport: httpx.AsyncBaseTransport | None = field(default=None, repr=False)  # tests: httpx.MockTransport
     _client: httpx.AsyncClient | None = field(default=None, repr=False)
 
     @classmethod
@@ -61,7 +62,7 @@ class Upstream:
             self._client = httpx.AsyncClient(
                 base_url=self.base_url, headers=headers, trust_env=False,
                 timeout=httpx.Timeout(self.timeout_s, connect=self.connect_timeout_s),
-                limits=httpx.Limits(max_connections=self.max_connections))
+                limits=httpx.Limits(max_connections=self.max_connections), transport=self.transport)
         return self._client
 
     async def post(self, path: str, payload: dict) -> dict:
