@@ -84,22 +84,35 @@ def _metric(client: TestClient, name: str, **labels) -> float:
 def test_engine_forwarding_streaming_dying_challenger_and_rollback(store, tmp_path, chat_dir):
     register(store, tmp_path, "chat", chat_dir, champion=True)  # v1: the champion, which the engine process serves
     with ServeProcess(store, "chat", tmp_path / "engine.log") as engine:
+        # While the engine process starts: v2, the CLI's engine commands, the front door and the dying challenger.
         register(store, tmp_path, "chat", chat_dir, champion=False)  # v2: the challenger
         store.client.set_registered_model_alias("chat", "challenger", "2")
-        _check_engine_command(store, chat_dir)  # while the engine process starts
+        _check_engine_command(store, chat_dir)
         dying = DyingEngine()
         plog = f"sqlite:///{tmp_path / 'predictions.db'}"
+        versions = {2: {"base_url": dying.url, "model": "{name}-v{version}"}}
         cfg = settings(challenger=True, canary={"percent": 50}, predictions={"enabled": True, "url": plog},
                        rollback={"window": 5, "min_requests": 2, "max_error_rate": 0.4}, engine="openai-compatible",
-                       upstream={"base_url": f"{engine.url}/v1", "model": "chat:1", "versions": {2: {"base_url": dying.url, "model": "{name}-v{version}"}}})
-        engine.wait_ready()
-        direct = httpx.post(f"{engine.url}/v1/chat/completions", timeout=30,
-                            json={"model": "chat:1", "messages": HELLO, "max_tokens": 8}).json()
+                       upstream={"base_url": f"{engine.url}/v1", "model": "chat:1", "versions": versions})
         app = create_app("chat", settings=cfg, store=store, prediction_log=prediction_log_for(cfg))
         with TestClient(app) as client:
             assert client.get("/v1/models").json()["data"][1]["backend"] == "openai-compatible"
             assert client.get("/readyz").json()["engines"] == {"champion": f"{engine.url}/v1 (chat:1)",
                                                                "challenger": f"{dying.url} (chat-v2)"}
+
+            # Challenger, streamed: its engine dies after two chunks -> in-band error, counted, judged.
+            with client.stream("POST", "/v1/chat/completions", headers={"x-caller-key": CHALLENGER_KEY},
+                               json={"messages": HELLO, "max_tokens": 8, "stream": True}) as s:
+                assert s.headers["x-model-version"] == "chat:2"
+                events = _events(s)
+            assert [json.loads(e)["choices"][0]["delta"]["content"] for e in events[:2]] == ["half ", "half "]
+            assert "[DONE]" not in events and "broke off the answer" in json.loads(events[-1])["error"]["message"]
+            assert dying.requests[0]["model"] == "chat-v2" and dying.requests[0]["stream"] is True
+            assert _metric(client, "tunesmith_engine_errors_total", version="2", kind="broken") == 1
+
+            engine.wait_ready()
+            direct = httpx.post(f"{engine.url}/v1/chat/completions", timeout=30,
+                                json={"model": "chat:1", "messages": HELLO, "max_tokens": 8}).json()
 
             # Champion: forwarded under the engine's model name; tunesmith's ids, version and token counts.
             r = client.post("/v1/chat/completions", json={"model": "chat", "messages": HELLO, "max_tokens": 8},
@@ -123,16 +136,6 @@ def test_engine_forwarding_streaming_dying_challenger_and_rollback(store, tmp_pa
             chunks = [json.loads(e) for e in events[:-1]]
             assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == text
             assert {c["request_id"] for c in chunks} == {s.headers["x-request-id"]}
-
-            # Challenger, streamed: its engine dies after two chunks -> in-band error, counted, judged.
-            with client.stream("POST", "/v1/chat/completions", headers={"x-caller-key": CHALLENGER_KEY},
-                               json={"messages": HELLO, "max_tokens": 8, "stream": True}) as s:
-                assert s.headers["x-model-version"] == "chat:2"
-                events = _events(s)
-            assert [json.loads(e)["choices"][0]["delta"]["content"] for e in events[:2]] == ["half ", "half "]
-            assert "[DONE]" not in events and "broke off the answer" in json.loads(events[-1])["error"]["message"]
-            assert dying.requests[0]["model"] == "chat-v2" and dying.requests[0]["stream"] is True
-            assert _metric(client, "tunesmith_engine_errors_total", version="2", kind="broken") == 1
 
             # Challenger, plain: it breaks again, the champion answers, and the second failure rolls it back.
             r = client.post("/v1/chat/completions", json={"messages": HELLO, "max_tokens": 8},
