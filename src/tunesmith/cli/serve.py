@@ -105,7 +105,7 @@ def run_server(name: str, *, settings, store=None, jobs_config=None, prices=None
 
 
 def engine_commands(name: str, settings, store, *, engine: str, merged: bool, host: str, port: int) -> list[tuple]:
-    """(argv, served names, {version: served name}) per engine process that serves the champion (and challenger)."""
+    """(argv, {version: the engine's name for it}) per engine process serving the champion (and challenger)."""
     from tunesmith.families import get as family
     from tunesmith.registry import model_dir_for
     from tunesmith.serving.models import detect_family
@@ -180,6 +180,7 @@ def print_engine(commands: list[tuple], name: str, settings) -> None:
 
     lines = ["# On the GPU machine (VLLM_API_KEY set to the key serving.upstream.api_key_env holds, if any):"]
     lines += [shlex.join(argv) for argv, _ in commands]
+
     def url(argv: list[str]) -> str:
         host = argv[argv.index("--host") + 1]
         return f"http://{'ENGINE_HOST' if host in ('0.0.0.0', '::') else host}:{argv[argv.index('--port') + 1]}/v1"

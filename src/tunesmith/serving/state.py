@@ -151,7 +151,7 @@ class ServingState:
         if not any(s.served is slot.served for s in self.slots.values()):
             self.metrics.loaded.labels(slot.served.name, str(slot.served.version), role.value).set(0)
             if slot.served.upstream is not None:
-                self._spawn(slot.served.upstream.aclose())
+                self._spawn(slot.served.upstream.retire())  # its answers in flight finish first
         self._spawn(slot.batcher.stop())
 
     # --- requests --------------------------------------------------------------------------------------

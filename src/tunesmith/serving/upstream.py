@@ -42,6 +42,8 @@ class Upstream:
     max_connections: int = 256
     transport: httpx.AsyncBaseTransport | None = field(default=None, repr=False)  # tests: httpx.MockTransport
     _client: httpx.AsyncClient | None = field(default=None, repr=False)
+    _active: int = field(default=0, repr=False)  # requests in flight
+    _retired: bool = field(default=False, repr=False)  # close the pool when the last one ends
 
     @classmethod
     def from_config(cls, config, name: str, version: int) -> Upstream:
@@ -67,10 +69,13 @@ class Upstream:
 
     async def post(self, path: str, payload: dict) -> dict:
         """The engine's JSON answer to `payload` (its `model` filled in)."""
+        self._active += 1
         try:
             response = await self.client.post(path.lstrip("/"), json={**payload, "model": self.model})
         except httpx.HTTPError as exc:
             raise _transport_error(exc, self.base_url) from None
+        finally:
+            await self._done()
         if response.status_code != 200:
             raise _status_error(response.status_code, response.text, self.base_url)
         try:
@@ -83,6 +88,7 @@ class Upstream:
         """Each `data:` event of a streamed answer as JSON, until `data: [DONE]`. A stream that ends before [DONE]
         and before any choice finished (the engine died, the connection dropped) raises `broken`."""
         finished = False
+        self._active += 1
         try:
             async with self.client.stream("POST", path.lstrip("/"), json={**payload, "model": self.model,
                                                                           "stream": True}) as response:
@@ -100,8 +106,21 @@ class Upstream:
                     yield event
         except httpx.HTTPError as exc:
             raise _transport_error(exc, self.base_url) from None
+        finally:
+            await self._done()
         if not finished:
             raise UpstreamError("broken", f"engine {self.base_url} closed the stream before it finished")
+
+    async def retire(self) -> None:
+        """No new requests will come (the version left its slot): close the pool once those in flight end."""
+        self._retired = True
+        if self._active == 0:
+            await self.aclose()
+
+    async def _done(self) -> None:
+        self._active -= 1
+        if self._retired and self._active == 0:
+            await self.aclose()
 
     async def aclose(self) -> None:
         if self._client is not None:
