@@ -181,7 +181,7 @@ def _check_engine_command(store, chat_dir) -> None:
     lines = out.output.splitlines()
     assert f"vllm serve {v1} --served-model-name chat-v1 --host 127.0.0.1 --port 9001" in lines
     assert (f"vllm serve {chat_dir} --enable-lora --lora-modules chat-v2={v2.parent / 'adapter'} --max-lora-rank 16 "
-            "--max-loras 1 --host 127.0.0.1 --port 9002") in lines
+            f"--max-loras 1 --chat-template {v2 / 'chat_template.jinja'} --host 127.0.0.1 --port 9002") in lines
     assert "      1: {base_url: http://127.0.0.1:9001/v1}" in lines and "  engine: openai-compatible" in lines
     assert "      2: {base_url: http://127.0.0.1:9002/v1}" in lines
     out = CliRunner().invoke(cli, ["serve", "--model", "chat", "--tracking-uri", store.tracking_uri, "--engine",

@@ -169,8 +169,9 @@ def _stream(state, request: Request, body, prompt, params: GenParams, *, chat: b
 def launch(specs: list[dict], *, engine: str = "vllm", host: str = "127.0.0.1",
            port: int = 8001) -> list[tuple[list[str], list[str]]]:
     """vLLM command lines (argv, the served names it answers to) for each spec ({model_dir, served_name, adapter}):
-    a merged model dir gets an engine of its own; LoRA adapters on one base share one engine (vLLM's multi-LoRA,
-    each adapter under its served name). Engines listen on `port`, `port + 1`, ..."""
+    a merged model dir gets an engine of its own; LoRA adapters on one base (and one chat template, passed along
+    as the merged dir's) share one engine (vLLM's multi-LoRA, each adapter under its served name). Engines listen on
+    `port`, `port + 1`, ..."""
     if engine != "vllm":
         raise ValueError(f"--engine {engine}: tunesmith writes vLLM commands; for SGLang or TGI start the engine "
                          "yourself and set serving.upstream")
@@ -179,13 +180,16 @@ def launch(specs: list[dict], *, engine: str = "vllm", host: str = "127.0.0.1",
         if spec.get("adapter") is None:
             commands.append((["vllm", "serve", str(spec["model_dir"]), "--served-model-name", spec["served_name"]],
                              [spec["served_name"]]))
-        else:
-            by_base.setdefault(_adapter_base(spec["adapter"]), []).append(spec)
-    for base, group in by_base.items():
+        else:  # one engine per base and chat template (the one trained with, which may be chat.template's)
+            template = Path(spec["model_dir"]) / "chat_template.jinja"
+            text = template.read_text() if template.exists() else None
+            by_base.setdefault((_adapter_base(spec["adapter"]), text), []).append({**spec, "template": template})
+    for (base, text), group in by_base.items():
         rank = max(_adapter_rank(s["adapter"]) for s in group)
         modules = [f"{s['served_name']}={s['adapter']}" for s in group]
-        commands.append((["vllm", "serve", base, "--enable-lora", "--lora-modules", *modules, "--max-lora-rank",
-                          str(next((r for r in VLLM_RANKS if r >= rank), rank)), "--max-loras", str(len(group))],
+        argv = ["vllm", "serve", base, "--enable-lora", "--lora-modules", *modules, "--max-lora-rank",
+                str(next((r for r in VLLM_RANKS if r >= rank), rank)), "--max-loras", str(len(group))]
+        commands.append((argv + (["--chat-template", str(group[0]["template"])] if text else []),
                          [s["served_name"] for s in group]))
     for i, (argv, _) in enumerate(commands):
         argv += ["--host", host, "--port", str(port + i)]
