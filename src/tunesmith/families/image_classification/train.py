@@ -26,6 +26,25 @@ class ImageTrainer(TunesmithTrainer):
     def _remove_unused_columns(self, dataset, description=None):
         return dataset
 
+    # transformers 5 saves checkpoints under the legacy key names (ViT: encoder.layer.N.attention.attention.query)
+    # and its Trainer reloads them without renaming them back (missing/unexpected keys, only logged), so the best
+    # checkpoint would come back half-loaded. from_pretrained renames them; a LoRA model keeps peft's own loading.
+    def _load_best_model(self) -> None:
+        if not self._load_renamed(self.state.best_model_checkpoint, self.model):
+            super()._load_best_model()
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        if not self._load_renamed(resume_from_checkpoint, model or self.model):
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+    @staticmethod
+    def _load_renamed(checkpoint, model) -> bool:
+        if checkpoint is None or hasattr(model, "peft_config"):
+            return False
+        fresh = type(model).from_pretrained(checkpoint, use_safetensors=True)
+        model.load_state_dict(fresh.state_dict(), strict=True)
+        return True
+
 
 class ImageCollator:
     """Decodes a batch's images (kept decoded after the first epoch), augments train batches with its own seeded
