@@ -57,3 +57,18 @@ def build_tiny_vit_dir(path: Path) -> str:
     ViTForImageClassification(config).save_pretrained(path)
     ViTImageProcessorPil(size={"height": SIDE, "width": SIDE}).save_pretrained(path)
     return str(path)
+
+
+def build_tiny_efficientnet_dir(path: Path) -> str:
+    """EfficientNet-Lite at width 0.25 with a 32-channel head on 32x32 inputs (the built-in's architecture, tiny)."""
+    import torch
+    from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
+
+    from tunesmith.vision.efficientnet import EfficientNetLiteConfig, EfficientNetLiteForImageClassification
+
+    torch.manual_seed(0)
+    config = EfficientNetLiteConfig(width=0.25, head_channels=32, image_size=SIDE, dropout=0.0, num_labels=2)
+    EfficientNetLiteForImageClassification(config).save_pretrained(path)
+    ViTImageProcessorPil(size={"height": SIDE, "width": SIDE}, image_mean=config.image_mean,
+                         image_std=config.image_std).save_pretrained(path)
+    return str(path)

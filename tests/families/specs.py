@@ -108,7 +108,7 @@ def _keywords(tmp: Path):
 
 
 def _images(tmp: Path):
-    rows = write_texture_tiles(tmp, per_class=30, seed=2)
+    rows = write_texture_tiles(tmp, per_class=20, seed=2)
     rows[4] = {"image": "brick/missing.png", "label": "brick"}  # line 6 of the CSV: the file does not exist
     import pandas as pd
 

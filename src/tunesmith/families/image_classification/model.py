@@ -16,10 +16,16 @@ import torch
 import tunesmith.vision.efficientnet  # noqa: F401 (registers EfficientNet-Lite with the Auto classes)
 from tunesmith.families.image_classification.transforms import Preprocess, load_rgb
 
-# LoRA targets when method.lora.target_modules is not set: the 1x1 convolutions of EfficientNet-Lite, the attention
-# and MLP linears of ViT-likes (peft adapts Linear and Conv2d layers alike)
-LORA_TARGETS = {"tunesmith-efficientnet-lite": ["expand_conv", "project_conv", "conv_head"],
-                "vit": ["query", "key", "value", "dense"]}
+
+def lora_targets(model) -> list[str]:
+    """LoRA targets when method.lora.target_modules is not set: the names of the backbone's Linear layers and its
+    dense (ungrouped) Conv2d layers, which peft adapts alike; depthwise convolutions and the head are left out."""
+    names = set()
+    for name, module in model.base_model.named_modules():
+        conv = isinstance(module, torch.nn.Conv2d) and module.groups == 1 and module.kernel_size == (1, 1)
+        if isinstance(module, torch.nn.Linear) or conv:
+            names.add(name.rsplit(".", 1)[-1])
+    return sorted(names)
 
 
 def load_processor(path: str, *, revision: str | None = None, trust_remote_code: bool = False):

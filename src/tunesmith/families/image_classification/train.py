@@ -14,7 +14,7 @@ from datasets import Dataset
 from tunesmith.config import Config, MethodKind
 from tunesmith.contracts import TrainerParts
 from tunesmith.data.images import IMAGE
-from tunesmith.families.image_classification.model import LORA_TARGETS, build_model, load_processor
+from tunesmith.families.image_classification.model import build_model, load_processor, lora_targets
 from tunesmith.families.image_classification.transforms import Preprocess, load_rgb
 from tunesmith.training.run import TrainerHooks, train_with_trainer
 from tunesmith.training.trainer import TrainingError, TunesmithTrainer, compute_metrics
@@ -86,7 +86,21 @@ def image_dataset(frame, labels: list[str], where: str) -> Dataset:
                               "length": [1] * len(frame)})
 
 
+def freeze_norm_statistics(model: torch.nn.Module) -> int:
+    """Batch norms whose weights do not train keep their running statistics too (they stay in eval mode while the
+    rest trains): a frozen backbone (head, freeze, LoRA) is then the same function in training as at the end."""
+    frozen = 0
+    for module in model.modules():
+        params = list(module.parameters(recurse=False))
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and params and not any(p.requires_grad for p in params):
+            module.eval()
+            module.train = lambda mode=True, m=module: m  # Trainer's model.train() leaves it in eval mode
+            frozen += 1
+    return frozen
+
+
 def trainer_parts(cfg: Config, bundle, processor, model, _teacher_dir) -> TrainerParts:
+    freeze_norm_statistics(model)
     prep = Preprocess.of(processor, cfg.image.size)
     train_ds = image_dataset(bundle.train, list(bundle.labels), "train")
     eval_ds = image_dataset(bundle.eval, list(bundle.labels), "eval") if len(bundle.eval) else None
@@ -109,10 +123,10 @@ class _Split:
 def _build(cfg: Config, resolved, labels, kind):
     model = build_model(resolved.path, labels, revision=resolved.revision, trust_remote_code=cfg.model.trust_remote_code)
     if kind in (MethodKind.LORA, MethodKind.QLORA) and not cfg.method.lora.target_modules:
-        targets = LORA_TARGETS.get(model.config.model_type)
-        if targets is None:
-            raise TrainingError(f"method.lora.target_modules: no default for a {model.config.model_type!r} image model; "
-                                "list its linear/conv module names there")
+        targets = lora_targets(model)
+        if not targets:
+            raise TrainingError(f"method.lora.target_modules: {type(model).__name__} has no Linear or 1x1 Conv2d layer "
+                                "in its backbone; list the module names to adapt there")
         cfg.method.lora.target_modules = targets
     return model
 

@@ -1,0 +1,65 @@
+"""The image classifier's training methods on tunesmith's own EfficientNet-Lite (tiny): head trains the classifier
+alone, LoRA adapts the backbone's 1x1 convolutions through peft and is merged; frozen batch norms keep their running
+statistics; the seeded augmentation repeats; the trained dir answers through the serving hooks. The image-folder
+layout (class per subfolder) is the data."""
+
+from __future__ import annotations
+
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+from tests.toy_images import build_tiny_efficientnet_dir, write_texture_tiles
+
+from tunesmith import families
+from tunesmith.config import config_from_dict
+from tunesmith.data import prepare_data
+from tunesmith.families.image_classification.config import AugmentConfig
+from tunesmith.families.image_classification.train import ImageCollator
+from tunesmith.families.image_classification.transforms import Preprocess
+from tunesmith.serving.models import load_served
+from tunesmith.training import train
+
+
+def _config(tmp_path, base: str, kind: str):
+    return config_from_dict({
+        "name": f"img-{kind}", "task": "image-classification", "seed": 0, "output_dir": str(tmp_path / "runs"),
+        "model": {"base": base}, "method": {"kind": kind, "lora": {"r": 4, "alpha": 8}},
+        "data": {"path": str(tmp_path / "imgs"), "split": {"eval": 0.2, "test": 0.2},
+                 "checks": {"pii": {"presidio": "off"}, "label_issues": {"enabled": False}}},
+        "training": {"max_steps": 3, "batch_size": 8, "learning_rate": 1e-2, "early_stopping_patience": None}})
+
+
+def test_head_and_lora_train_what_they_should_on_efficientnet_lite(tmp_path):
+    base = build_tiny_efficientnet_dir(tmp_path / "effnet")
+    write_texture_tiles(tmp_path / "imgs", per_class=10, seed=4)
+    before = load_file(f"{base}/model.safetensors")
+    backbone = [k for k in before if k.startswith("efficientnet.")]
+    for kind in ("head", "lora"):
+        cfg = _config(tmp_path, base, kind)
+        bundle = prepare_data(cfg, tmp_path / kind)
+        assert bundle.labels == ["brick", "grass", "gravel"] and bundle.report.sources[0]["format"] == "folder"
+        result = train(cfg, bundle, tmp_path / kind)
+        after = load_file(str(result.model_dir / "model.safetensors"))
+        stats = [k for k in backbone if "running_" in k]
+        assert stats and all(torch.equal(after[k], before[k]) for k in stats), "a frozen batch norm's statistics moved"
+        if kind == "head":
+            assert all(torch.equal(after[k], before[k]) for k in backbone)
+            assert result.trainable_params == after["classifier.weight"].numel() + after["classifier.bias"].numel()
+        else:  # LoRA merged into the 1x1 convolutions; the stem (not targeted) is unchanged
+            changed = [k for k in backbone if not torch.equal(after[k], before[k])]
+            assert changed and all(k.split(".")[-2] in ("expand_conv", "project_conv", "conv_head") for k in changed)
+            assert any("expand_conv" in k for k in changed) and (tmp_path / kind / "adapter").is_dir()
+        served = load_served(result.model_dir, name=cfg.name, version=1)
+        [answer] = families.get("image-classification").predict(served, [Image.open(bundle.test["image"].iat[0])])
+        assert answer["label"] in bundle.labels and abs(sum(answer["scores"].values()) - 1) < 1e-3
+
+
+def test_the_augmentation_is_seeded_and_eval_batches_are_plain(tmp_path):
+    rows = write_texture_tiles(tmp_path, per_class=2, seed=1)
+    batch = [{"image": str(tmp_path / r["image"]), "labels": 0} for r in rows]
+    prep = Preprocess(24, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    a, b = (ImageCollator(prep, AugmentConfig(), seed=7)(batch) for _ in range(2))
+    plain = ImageCollator(prep, None, seed=7)(batch)
+    assert a["pixel_values"].shape == (6, 3, 24, 24) and torch.equal(a["pixel_values"], b["pixel_values"])
+    assert not torch.equal(a["pixel_values"], plain["pixel_values"])
+    assert torch.equal(plain["pixel_values"], ImageCollator(prep, None, seed=8)(batch)["pixel_values"])
