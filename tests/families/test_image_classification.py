@@ -63,3 +63,35 @@ def test_the_augmentation_is_seeded_and_eval_batches_are_plain(tmp_path):
     assert a["pixel_values"].shape == (6, 3, 24, 24) and torch.equal(a["pixel_values"], b["pixel_values"])
     assert not torch.equal(a["pixel_values"], plain["pixel_values"])
     assert torch.equal(plain["pixel_values"], ImageCollator(prep, None, seed=8)(batch)["pixel_values"])
+
+
+def test_the_route_refuses_oversized_foreign_and_broken_images_with_the_reason():
+    import base64
+    import io
+
+    import numpy as np
+    import pytest
+
+    from tunesmith.families.image_classification.serve import EXAMPLES, MAX_PIXELS, decode_image
+    from tunesmith.serving.kit import ApiError
+
+    def b64(image: Image.Image, fmt: str = "PNG") -> str:
+        buf = io.BytesIO()
+        image.save(buf, format=fmt)
+        return base64.b64encode(buf.getvalue()).decode()
+
+    image, logged = decode_image(EXAMPLES[0], 0)
+    assert image.mode == "RGB" and logged["width"] == 8 and len(logged["sha256"]) == 64
+    bomb = b64(Image.new("1", (7000, 7000)))  # 49M pixels in a few kilobytes: refused before decoding
+    assert len(bomb) < 100_000 and 7000 * 7000 > MAX_PIXELS
+    cases = [(bomb, 413, "pixels"), (base64.b64encode(b"%PDF-1.4 not an image").decode(), 415, "not an image")]
+    for value, status, words in cases:
+        with pytest.raises(ApiError) as refused:
+            decode_image(value, 3)
+        assert refused.value.status == status and "images[3]" in refused.value.message and words in refused.value.message
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    jpeg = base64.b64decode(b64(noise, "JPEG"))
+    truncated = base64.b64encode(jpeg[: len(jpeg) // 2]).decode()
+    for value, words in (("not base64!", "not valid base64"), (truncated, "cannot decode")):
+        with pytest.raises(ValueError, match=words):  # a 422 naming the image
+            decode_image(value, 1)

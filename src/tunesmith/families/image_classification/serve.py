@@ -53,7 +53,7 @@ def decode_image(value: str, i: int):
             im = Image.open(io.BytesIO(raw))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ApiError(413, f"{where}: refused as a decompression bomb (too many pixels)", "invalid_request_error") from None
-    except (UnidentifiedImageError, OSError):
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise ApiError(415, f"{where}: not an image format Pillow reads (PNG, JPEG, WebP, BMP, GIF, TIFF)",
                        "invalid_request_error") from None
     width, height = im.size
@@ -61,8 +61,8 @@ def decode_image(value: str, i: int):
         raise ApiError(413, f"{where}: {width}x{height} pixels, over the limit of {MAX_PIXELS}", "invalid_request_error")
     try:
         im.load()
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise ValueError(f"{where}: cannot decode its pixels ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - whatever a broken file makes a decoder raise, the caller gets a 422
+        raise ValueError(f"{where}: cannot decode its pixels ({type(exc).__name__}: {exc})") from None
     return im.convert("RGB"), {"sha256": hashlib.sha256(raw).hexdigest(), "width": width, "height": height}
 
 

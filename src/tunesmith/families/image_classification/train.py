@@ -132,7 +132,11 @@ def _build(cfg: Config, resolved, labels, kind):
 
 
 def _processor(cfg: Config, resolved):
-    return load_processor(resolved.path, revision=resolved.revision, trust_remote_code=cfg.model.trust_remote_code)
+    """The base's image processor; with image.size set, saved with that size so serving resizes as training did."""
+    processor = load_processor(resolved.path, revision=resolved.revision, trust_remote_code=cfg.model.trust_remote_code)
+    if cfg.image.size:
+        processor.size = {"height": cfg.image.size, "width": cfg.image.size}
+    return processor
 
 
 def _parts(cfg, bundle, processor, model, teacher_dir):
