@@ -95,3 +95,22 @@ def test_the_route_refuses_oversized_foreign_and_broken_images_with_the_reason()
     for value, words in (("not base64!", "not valid base64"), (truncated, "cannot decode")):
         with pytest.raises(ValueError, match=words):  # a 422 naming the image
             decode_image(value, 1)
+
+
+def test_label_issues_flag_mislabeled_images_with_the_builtin_backbones_features(tmp_path):
+    import pandas as pd
+
+    rows = write_texture_tiles(tmp_path, per_class=16, seed=5)
+    flipped = {0: "gravel", 1: "brick", 2: "grass"}  # three images given another texture's label
+    for i, wrong in flipped.items():
+        wrong = wrong if rows[i]["label"] != wrong else "grass" if wrong != "grass" else "brick"
+        rows[i] = {**rows[i], "label": wrong}
+    pd.DataFrame(rows).to_csv(tmp_path / "images.csv", index=False)
+    cfg = config_from_dict({
+        "name": "issues", "task": "image-classification", "seed": 0, "model": {"base": "builtin:efficientnet-lite0"},
+        "image": {"size": 64}, "data": {"path": str(tmp_path / "images.csv"), "checks": {
+            "pii": {"presidio": "off"}, "label_issues": {"min_rows": 20, "folds": 3}}}})
+    finding = prepare_data(cfg, tmp_path / "run").report.checks["label_issues"]
+    sources = {f["source"] for f in finding["top"]}
+    assert finding["status"] == "review" and finding["rows_checked"] == 48, finding
+    assert {f"{tmp_path / 'images.csv'}:{i + 2}" for i in flipped} <= sources, finding["top"]
