@@ -1,5 +1,5 @@
 """The image classifier's training methods on tunesmith's own EfficientNet-Lite (tiny): head trains the classifier
-alone, LoRA adapts the backbone's 1x1 convolutions through peft and is merged; frozen batch norms keep their running
+alone, LoRA adapts the backbone's 1x1 convolutions through peft and is merged, freeze keeps the stem and the first blocks; frozen batch norms keep their running
 statistics; the seeded augmentation repeats; the trained dir answers through the serving hooks. The image-folder
 layout (class per subfolder) is the data."""
 
@@ -26,29 +26,37 @@ def _config(tmp_path, base: str, kind: str):
         "model": {"base": base}, "method": {"kind": kind, "lora": {"r": 4, "alpha": 8}},
         "data": {"path": str(tmp_path / "imgs"), "split": {"eval": 0.2, "test": 0.2},
                  "checks": {"pii": {"presidio": "off"}, "label_issues": {"enabled": False}}},
-        "training": {"max_steps": 3, "batch_size": 8, "learning_rate": 1e-2, "early_stopping_patience": None}})
+        "training": {"max_steps": 2, "batch_size": 8, "learning_rate": 1e-2, "early_stopping_patience": None}})
 
 
 def test_head_and_lora_train_what_they_should_on_efficientnet_lite(tmp_path):
     base = build_tiny_efficientnet_dir(tmp_path / "effnet")
-    write_texture_tiles(tmp_path / "imgs", per_class=10, seed=4)
+    write_texture_tiles(tmp_path / "imgs", per_class=8, seed=4)
     before = load_file(f"{base}/model.safetensors")
     backbone = [k for k in before if k.startswith("efficientnet.")]
-    for kind in ("head", "lora"):
+    bundle = prepare_data(_config(tmp_path, base, "head"), tmp_path / "data")  # the data does not depend on the method
+    assert bundle.labels == ["brick", "grass", "gravel"] and bundle.report.sources[0]["format"] == "folder"
+    for kind in ("head", "freeze", "lora"):
         cfg = _config(tmp_path, base, kind)
-        bundle = prepare_data(cfg, tmp_path / kind)
-        assert bundle.labels == ["brick", "grass", "gravel"] and bundle.report.sources[0]["format"] == "folder"
         result = train(cfg, bundle, tmp_path / kind)
         after = load_file(str(result.model_dir / "model.safetensors"))
         stats = [k for k in backbone if "running_" in k]
-        assert stats and all(torch.equal(after[k], before[k]) for k in stats), "a frozen batch norm's statistics moved"
+        if kind != "freeze":  # every batch norm of the backbone is frozen
+            assert stats and all(torch.equal(after[k], before[k]) for k in stats), "frozen batch norm statistics moved"
         if kind == "head":
             assert all(torch.equal(after[k], before[k]) for k in backbone)
             assert result.trainable_params == after["classifier.weight"].numel() + after["classifier.bias"].numel()
+        elif kind == "freeze":  # method.freeze.layers (default 2): the stem and the first two blocks stay
+            kept = [k for k in backbone if k.startswith(("efficientnet.embeddings.", "efficientnet.blocks.0.",
+                                                         "efficientnet.blocks.1."))]
+            assert kept and all(torch.equal(after[k], before[k]) for k in kept)  # running statistics included
+            assert not torch.equal(after["efficientnet.conv_head.weight"], before["efficientnet.conv_head.weight"])
         else:  # LoRA merged into the 1x1 convolutions; the stem (not targeted) is unchanged
             changed = [k for k in backbone if not torch.equal(after[k], before[k])]
             assert changed and all(k.split(".")[-2] in ("expand_conv", "project_conv", "conv_head") for k in changed)
             assert any("expand_conv" in k for k in changed) and (tmp_path / kind / "adapter").is_dir()
+        if kind == "freeze":
+            continue
         served = load_served(result.model_dir, name=cfg.name, version=1)
         [answer] = families.get("image-classification").predict(served, [Image.open(bundle.test["image"].iat[0])])
         assert answer["label"] in bundle.labels and abs(sum(answer["scores"].values()) - 1) < 1e-3

@@ -46,14 +46,18 @@ class ImageTrainer(TunesmithTrainer):
         return True
 
 
+CACHE_BYTES = 1 << 30  # decoded images kept in memory across epochs, at most (the rest is decoded again)
+
+
 class ImageCollator:
-    """Decodes a batch's images (kept decoded after the first epoch), augments train batches with its own seeded
-    generator, and returns pixel_values + labels."""
+    """Decodes a batch's images (kept decoded after the first epoch, up to CACHE_BYTES), augments train batches with
+    its own seeded generator, and returns pixel_values + labels."""
 
     def __init__(self, prep: Preprocess, augment, seed: int):
         self.prep, self.augment = prep, augment
         self.generator = torch.Generator().manual_seed(seed) if augment is not None else None
         self.cache: dict[str, torch.Tensor] = {}
+        self.cached_bytes = 0
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         images = [self._image(r[IMAGE]) for r in rows]
@@ -61,9 +65,13 @@ class ImageCollator:
         return {"pixel_values": pixels, "labels": torch.tensor([r["labels"] for r in rows], dtype=torch.long)}
 
     def _image(self, path: str) -> torch.Tensor:
-        if path not in self.cache:
-            self.cache[path] = _bounded(load_rgb(path), 2 * self.prep.size)
-        return self.cache[path]
+        if path in self.cache:
+            return self.cache[path]
+        image = _bounded(load_rgb(path), 2 * self.prep.size)
+        if self.cached_bytes + image.numel() <= CACHE_BYTES:
+            self.cache[path] = image
+            self.cached_bytes += image.numel()
+        return image
 
 
 def _bounded(image: torch.Tensor, side: int) -> torch.Tensor:
