@@ -6,7 +6,7 @@
     image: {near_distance: 4, augment: {crop_scale: 0.6, flip: true, jitter: 0.1}}
 """
 
-from tunesmith.config.family_rules import default_metric
+from tunesmith.config.family_rules import default_metric, no_slices
 from tunesmith.data.images import IMAGE_COLUMNS
 from tunesmith.families import register
 from tunesmith.families.common import ENCODER_METHODS, family
@@ -18,9 +18,14 @@ METRICS = ("macro_f1", "accuracy", "weighted_f1", "loss")
 
 
 def configure(cfg) -> None:
-    """Checkpoints on eval macro-F1 unless training.metric says otherwise."""
+    """Checkpoints on eval macro-F1 unless training.metric says otherwise; no text-length slices (a row's text is
+    its image's hash): slices are data.slice_columns or image_mode, when the config names them."""
     default_metric(cfg, "macro_f1", METRICS, "training.metric: {metric} is not an image-classification metric; use "
                    "macro_f1, accuracy, weighted_f1 or loss")
+    no_slices(cfg)
+    if "text_length" in cfg.evaluation.slices:
+        raise ValueError("evaluation.slices: text_length slices texts; for images name data.slice_columns or "
+                         "image_mode (the mode each image had before conversion to RGB)")
 
 
 TASK = register(family(

@@ -93,7 +93,7 @@ MLFLOW = MlflowModel(inputs=({"type": "string", "name": "image", "required": Tru
                      outputs=({"type": "string", "name": "label", "required": True},
                               {"type": "double", "name": "score", "required": True},
                               {"type": "map", "values": {"type": "double"}, "name": "scores", "required": True}),
-                     example={"image": EXAMPLES}, items=mlflow_items, flavor=None)
+                     example={"image": EXAMPLES}, items=mlflow_items, flavor=None, pipeline_task="image-classification")
 
 
 def recognizes(model_dir: Path, config: dict) -> bool:
