@@ -112,3 +112,30 @@ def test_every_planted_image_defect_is_caught_and_counted(tmp_path):
     assert len(redacted) == 1 and exif_findings(Image.open(redacted[0])) == []  # the training copy has no EXIF
     assert exif_findings(Image.open(folder / "gps.jpg"))  # the source file is unchanged
     assert frames["text"].str.startswith("image:").all() and frames["text"].is_unique
+
+
+def test_every_table_format_and_the_folder_layout_give_the_same_rows(tmp_path):
+    from tunesmith.data.images import ImageSettings, check_image_rows, read_image_table
+
+    tiles = texture_tiles(2, seed=0)
+    rows = []
+    for label in ("brick", "grass"):
+        (tmp_path / "imgs" / label).mkdir(parents=True)
+        for i, tile in enumerate(tiles[label]):
+            Image.fromarray(tile.astype(np.uint8)).save(tmp_path / "imgs" / label / f"{i}.png")
+            rows.append({"path": f"imgs/{label}/{i}.png", "label": label})
+    Image.fromarray(tiles["gravel"][0].astype(np.uint8)).save(tmp_path / "imgs" / "stray.png")  # no class folder
+    frame = pd.DataFrame(rows)
+    frame.to_json(tmp_path / "rows.jsonl", orient="records", lines=True)
+    frame.to_parquet(tmp_path / "rows.parquet")
+    cfg = _cfg(tmp_path)
+    settings = ImageSettings("path")
+    digests = []
+    for name in ("rows.jsonl", "rows.parquet", "imgs"):
+        table = read_image_table("data.path", (tmp_path / name).resolve(), "auto")
+        checked = check_image_rows(table, cfg.data, settings)
+        assert list(checked.rows["label"]) == ["brick", "brick", "grass", "grass"], name
+        digests.append(list(checked.rows["text"]))
+    assert digests[0] == digests[1] == digests[2]
+    [stray] = checked.bad  # the folder layout: an image outside the class folders is a bad row, not left out
+    assert stray.reason.value == "missing_label" and "no class subfolder" in stray.detail

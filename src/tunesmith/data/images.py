@@ -68,14 +68,15 @@ def read_image_table(key: str, path: Path, fmt: str = "auto", max_line_bytes: in
     require_readable(key, path)
     if not path.is_dir() or (path / "dataset_info.json").is_file():
         return load_table(key, path, fmt, max_line_bytes=max_line_bytes)
-    files = sorted(f for d in sorted(path.iterdir()) if d.is_dir() and not d.name.startswith(".")
-                   for f in d.rglob("*") if f.is_file() and not f.name.startswith("."))
-    if not files:
+    files = sorted(f for f in path.rglob("*") if f.is_file()
+                   and not any(part.startswith(".") for part in f.relative_to(path).parts))
+    if not any(len(f.relative_to(path).parts) > 1 for f in files):
         raise DataError(str(path), f"no images in class subfolders of {path} ({key})",
                         "lay the images out as <folder>/<label>/<image>, or give a csv/jsonl/parquet file with an "
                         "image path column")
+    parts = [f.relative_to(path).parts for f in files]  # a file beside the class folders has no label: a bad row
     frame = pd.DataFrame({IMAGE: [str(f.relative_to(path)) for f in files],
-                          LABEL: [f.relative_to(path).parts[0] for f in files]})
+                          LABEL: [p[0] if len(p) > 1 else None for p in parts]})
     frame[SOURCE] = [f"{path.name}/{f.relative_to(path)}" for f in files]
     frame[ORDER] = np.arange(len(files), dtype=np.int64)
     return Table(key=key, path=path, format="folder", frame=frame)
@@ -151,6 +152,7 @@ def check_image_rows(table: Table, data, settings: ImageSettings) -> CheckedTabl
 
     def to_row(raw: dict[str, Any], source: str) -> dict[str, Any] | None:
         label, invalid = by_source[source]
+        label = None if not isinstance(label, str) and pd.isna(label) else label  # a missing cell (None or NaN)
         if label in data.drop_labels:
             excluded[label] += 1
             return None
@@ -158,8 +160,9 @@ def check_image_rows(table: Table, data, settings: ImageSettings) -> CheckedTabl
         if not isinstance(value, str) or not value.strip():
             raise RowProblem(BadRowReason.MISSING_IMAGE, f"no image path in column {settings.column!r}")
         if invalid or label is None:
+            where = "no class subfolder" if table.format == "folder" else f"column {label_column!r}"
             raise RowProblem(BadRowReason.MISSING_LABEL if label is None else BadRowReason.INVALID_LABEL,
-                             f"no usable label in column {label_column!r}")
+                             f"no usable label ({where})")
         if data.labels and label not in data.labels:
             raise RowProblem(BadRowReason.UNKNOWN_LABEL, f"label {label!r} is not in data.labels")
         path = (folder / value).resolve()
