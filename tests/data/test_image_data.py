@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -139,3 +140,28 @@ def test_every_table_format_and_the_folder_layout_give_the_same_rows(tmp_path):
     assert digests[0] == digests[1] == digests[2]
     [stray] = checked.bad  # the folder layout: an image outside the class folders is a bad row, not left out
     assert stray.reason.value == "missing_label" and "no class subfolder" in stray.detail
+
+
+def test_a_carved_split_keeps_near_duplicate_images_together(tmp_path):
+    tiles = texture_tiles(20, seed=6)
+    rows = []
+    for label in ("brick", "grass"):
+        for i, tile in enumerate(tiles[label]):
+            im = Image.fromarray(tile.astype(np.uint8))
+            rows.append({"image": _save(tmp_path, f"{label}{i}.png", im), "label": label})
+            if i < 3:  # a resized, re-encoded copy of six of the images
+                rows.append({"image": _save(tmp_path, f"{label}{i}-copy.jpg", im.resize((44, 44)), quality=80),
+                             "label": label})
+    pd.DataFrame(rows).to_csv(tmp_path / "all.csv", index=False)
+    cfg = config_from_dict({"name": "near", "task": "image-classification", "seed": 0, "data": {
+        "path": str(tmp_path / "all.csv"), "split": {"eval": 0.25, "test": 0.25},
+        "checks": {"pii": {"presidio": "off"}, "label_issues": {"enabled": False}}}})
+    bundle = prepare_data(cfg, tmp_path / "run")  # leakage: fail (the default) finds nothing to fail on
+    split_of = {Path(p).stem.removesuffix("-copy"): [] for f in (bundle.train, bundle.eval, bundle.test) for p in f[IMAGE]}
+    for name, frame in (("train", bundle.train), ("eval", bundle.eval), ("test", bundle.test)):
+        for p in frame[IMAGE]:
+            split_of[Path(p).stem.removesuffix("-copy")].append(name)
+    pairs = {k: v for k, v in split_of.items() if len(v) == 2}
+    assert len(pairs) == 6 and all(a == b for a, b in pairs.values()), pairs
+    assert {v[0] for v in pairs.values()} != {"train"}  # some pairs were carved into eval/test, together
+    assert bundle.report.checks["duplicates"]["by_kind"]["near_duplicate_image"]["rows"] == 6

@@ -20,7 +20,7 @@ import numpy as np
 
 from tunesmith.config import CheckPolicy
 from tunesmith.data.checks import EXAMPLES, SPLIT_ORDER, ChecksOutcome, drop_rows
-from tunesmith.data.images import EXIF, IMAGE, MODE, PHASH
+from tunesmith.data.images import EXIF, IMAGE, MODE, PHASH, close_pairs
 from tunesmith.data.schema import SOURCE, TEXT
 
 NEAR_IMAGE, LEAK_NEAR_IMAGE = "near_duplicate_image", "leak_near_image"
@@ -45,24 +45,16 @@ def hashes(frame) -> np.ndarray:
     return np.array([int(h, 16) for h in frame[PHASH]], dtype=np.uint64)
 
 
-def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Bits that differ between every hash of `a` and every hash of `b` (len(a) x len(b))."""
-    return np.bitwise_count(a[:, None] ^ b[None, :]).astype(np.int64)
-
-
-def _near_within(out: ChecksOutcome, distance: int) -> dict[str, dict[int, tuple[int, int]]]:
-    """split -> {later row: (the earlier row it nearly repeats, bits apart)}; exact copies are left out."""
+def _near_within(out: ChecksOutcome, distance: int) -> dict[str, dict[int, tuple[str, int, int]]]:
+    """split -> {later row: (split, the earlier row it nearly repeats, bits apart)}; exact copies are left out."""
     found = {}
     for name in SPLIT_ORDER:
         frame = out.splits[name]
-        d = hamming(hashes(frame), hashes(frame))
-        texts = frame[TEXT].to_numpy()
-        hits = {}
-        for j in range(1, len(frame)):
-            close = np.flatnonzero((d[j, :j] <= distance) & (texts[:j] != texts[j]))
-            if len(close):
-                hits[j] = (int(close[0]), int(d[j, close[0]]))
-        found[name] = {j: (name, i, bits) for j, (i, bits) in hits.items()}
+        h, texts, hits = hashes(frame), frame[TEXT].to_numpy(), {}
+        for j, i, bits in close_pairs(h, h, distance, same=True):
+            if texts[i] != texts[j] and (j not in hits or i < hits[j][1]):
+                hits[j] = (name, i, bits)
+        found[name] = hits
     return found
 
 
@@ -71,15 +63,13 @@ def _near_across(out: ChecksOutcome, distance: int) -> dict[str, dict[int, tuple
     found: dict[str, dict] = {"train": {}}
     for k, name in enumerate(SPLIT_ORDER[1:], start=1):
         frame, hits = out.splits[name], {}
+        texts = frame[TEXT].to_numpy()
         for earlier in SPLIT_ORDER[:k]:
             other = out.splits[earlier]
-            if not len(frame) or not len(other):
-                continue
-            d = hamming(hashes(frame), hashes(other))
-            same = frame[TEXT].to_numpy()[:, None] == other[TEXT].to_numpy()[None, :]
-            d[same] = 65  # an exact leak is the generic check's finding
-            for j in np.flatnonzero(d.min(axis=1) <= distance):
-                hits.setdefault(int(j), (earlier, int(d[j].argmin()), int(d[j].min())))
+            other_texts = other[TEXT].to_numpy()
+            for j, i, bits in close_pairs(hashes(frame), hashes(other), distance):
+                if texts[j] != other_texts[i] and (j not in hits or bits < hits[j][2]):  # exact: the generic check's
+                    hits[j] = (earlier, i, bits)
         found[name] = hits
     return found
 

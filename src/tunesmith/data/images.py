@@ -5,7 +5,7 @@
 
 Every row becomes usable, bad (missing, unreadable, truncated or oversized image, missing or unknown label: with
 its file:line or path and the reason) or excluded by data.drop_labels. A usable row's `text` is the content hash of
-its decoded pixels, so the generic data gates find exact duplicates and cross-split leakage of images as they do of
+its decoded pixels (its split key the smallest of its near-duplicate cluster's, so a carved split keeps them together), so the generic data gates find exact duplicates and cross-split leakage of images as they do of
 texts, and a champion is never scored on images it trained on; `image` is the file's absolute path, `image_phash`
 the perceptual hash `image_checks` compares for near-duplicates, `image_mode` the mode it had before conversion to
 RGB and `image_exif` the personal metadata (GPS, camera serials) found in it. Boxes (detection) will ride along.
@@ -29,6 +29,7 @@ from tunesmith.data.schema import (
     LABEL,
     ORDER,
     SOURCE,
+    SPLIT_TEXT,
     TEXT,
     BadRowReason,
     CheckedTable,
@@ -51,6 +52,7 @@ class ImageSettings:
     column: str = IMAGE
     max_pixels: int = 40_000_000  # width x height; above it the image is never decoded (decompression bomb)
     max_bytes: int = 50 * 2**20
+    near_distance: int | None = 4  # near-duplicates (pHash bits) split together; None: each image on its own
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,11 @@ def check_image_rows(table: Table, data, settings: ImageSettings) -> CheckedTabl
 
     checked = sort_rows(table, to_row, [TEXT, LABEL, *IMAGE_COLUMNS], data.slice_columns)
     checked.excluded = excluded
+    if settings.near_distance is not None and len(checked.rows):
+        # the split keys on the cluster, so near-duplicates land in one split (the family judges rows by their own
+        # pixels again after the split: checks_on_full_text)
+        clusters = near_clusters(checked.rows[PHASH].tolist(), settings.near_distance)
+        checked.rows[SPLIT_TEXT] = checked.rows.groupby(clusters)[TEXT].transform("min")
     converted = {m: n for m, n in modes.items() if m != "RGB"}
     if converted:
         checked.warnings.append(f"{table.key} ({table.path}): {sum(converted.values())} images were not RGB "
@@ -185,3 +192,30 @@ def _require_column(table: Table, column: str, key: str) -> None:
     if column not in columns:
         raise DataError(str(table.path), f"no column {column!r} ({key}); the columns are {columns}",
                         f"set {key} to the column that holds the {'image paths' if key == 'image.column' else 'labels'}")
+
+
+BLOCK = 1024  # rows compared at once: memory is BLOCK x n distances, whatever n is
+
+
+def close_pairs(a: np.ndarray, b: np.ndarray, distance: int, *, same: bool = False):
+    """(i, j, bits) for every hash a[i] within `distance` bits of b[j] (with `same`, a is b and only i > j), block by
+    block so memory stays BLOCK x len(b)."""
+    for start in range(0, len(a), BLOCK):
+        block = a[start:start + BLOCK]
+        d = np.bitwise_count(block[:, None] ^ b[None, :])
+        if same:
+            d[np.arange(len(block))[:, None] + start <= np.arange(len(b))[None, :]] = 255
+        for i, j in zip(*np.nonzero(d <= distance), strict=True):
+            yield start + int(i), int(j), int(d[i, j])
+
+
+def near_clusters(phashes: list[str], distance: int) -> np.ndarray:
+    """A cluster id per image, near-duplicates (within `distance` bits, chained) sharing one: what a split keeps
+    together so it never carves a near-duplicate pair into two splits."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    h = np.array([int(x, 16) for x in phashes], dtype=np.uint64)
+    pairs = np.array([(i, j) for i, j, _ in close_pairs(h, h, distance, same=True)], dtype=np.int64).reshape(-1, 2)
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(h), len(h)))
+    return connected_components(graph, directed=False)[1]

@@ -32,7 +32,7 @@ TASK = register(family(
     __name__, kind="image-classification", summary="an image -> one label (CNN/ViT backbone, classification head, CE)",
     configure=configure, section="image", section_model=ImageConfig,
     read_table=rows.read_table, check_rows=rows.check_rows, label_set=rows.label_set, labeled=True,
-    label_column="label", label_checks=rows.label_checks, redact=rows.no_text_redaction,
+    label_column="label", label_checks=rows.label_checks, redact=rows.no_text_redaction, checks_on_full_text=True,
     bundle_columns=IMAGE_COLUMNS, train_metrics=METRICS, methods=ENCODER_METHODS,
     baseline_name="linear probe on frozen features", ships=("calibration.json",), routes=(CLASSIFY_IMAGE,),
     recognize_order=45, slice_metrics=("accuracy", "macro_f1"), mlflow=MLFLOW,

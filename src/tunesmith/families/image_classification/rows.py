@@ -13,7 +13,10 @@ from tunesmith.data.schema import LABEL
 
 
 def settings(cfg) -> ImageSettings:
-    return ImageSettings(cfg.image.column, max_pixels=cfg.image.max_pixels, max_bytes=cfg.image.max_bytes)
+    near = cfg.data.checks.leakage
+    distance = cfg.image.near_distance if near.near and near.policy.value != "off" else None
+    return ImageSettings(cfg.image.column, max_pixels=cfg.image.max_pixels, max_bytes=cfg.image.max_bytes,
+                         near_distance=distance)
 
 
 def read_table(key: str, path: Path, cfg):
