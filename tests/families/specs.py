@@ -158,7 +158,8 @@ SPECS = {
                       feedback=(0, {"thumbs": "down", "correction": "Refunds take five days."}, {"thumbs": "meh"}),
                       drift_test="refusal_rate"),
     "image-classification": Spec("image-classification", _images, "missing_image", "/v1/classify-image",
-                                 {"images": list(IMAGE_EXAMPLES)}, {"images": []}, "results", base="vit",
+                                 {"images": list(IMAGE_EXAMPLES)}, {"images": ["JVBERi0xLjQgbm90IGFuIGltYWdl"]},  # 415: a PDF
+                                 "results", base="vit",
                                  frozen=("vit.embeddings.", "vit.encoder.layer.0."), trained="vit.encoder.layer.1.",
                                  route_request=lambda ex: {"images": list(ex["image"])}),
     "toy-keywords": Spec("toy-keywords", _keywords, "empty_text", "/v1/toy-keywords", TEXTS, NO_TEXTS, "scores",
