@@ -55,7 +55,9 @@ def _thumb(path: str) -> str:
     try:
         with Image.open(path) as im:
             im = im.convert("RGB")
-            im.thumbnail((THUMB, THUMB))
+            scale = THUMB / max(im.size)  # shrink large images, enlarge tiny ones (pixels kept sharp)
+            im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
+                           Image.NEAREST if scale > 1 else Image.BILINEAR)
             buf = io.BytesIO()
             im.save(buf, format="PNG")
     except OSError:
