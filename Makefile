@@ -45,6 +45,7 @@ test-fast: install system-packages
 bench: install
 	$(BIN)/python benchmarks/train_classification.py
 	$(BIN)/python benchmarks/serve_load.py
+	$(BIN)/python benchmarks/serve_chat.py
 	$(BIN)/python benchmarks/validate_scale.py
 	$(BIN)/python benchmarks/train_causal_lm.py
 	$(BIN)/python benchmarks/train_efficiency.py

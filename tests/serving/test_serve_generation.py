@@ -46,6 +46,7 @@ def test_batched_generation_matches_generate_joins_leaves_and_cancels(chat_dir):
     assert 1 <= sampled.result(60).completion_tokens <= 8
     assert scheduler.stats["prefills"] >= 2  # later requests joined a running batch
     assert 2 <= scheduler.stats["max_rows"] <= 3  # batched, and never more rows than max_batch_size
+    assert scheduler.busy_s > 0  # what the cost metering counts
 
     # A stop string ends its row early, cut before the stop; non-streamed generate goes through the scheduler.
     reference = results[2].text

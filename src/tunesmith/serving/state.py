@@ -466,9 +466,13 @@ class ServingState:
         labels = (served.name, str(served.version))
         gpu = _gpu_name(served)
         usage = self.usage.setdefault(served.version, [0, 0.0, 0.0])
+        metered = [0.0]  # a family scheduler's busy seconds already metered
 
         def observe(size: int, seconds: float) -> None:
             usage[0] += size
+            if served.scheduler is not None:  # batches overlap in one scheduler: meter its compute, not their waits
+                busy = served.scheduler.busy_s
+                seconds, metered[0] = busy - metered[0], busy
             if gpu:
                 usage[2] += seconds
                 self.metrics.busy_core_seconds.labels(*labels, "cuda").inc(seconds)

@@ -133,6 +133,7 @@ class GenerationScheduler:
         # what ran, for metrics and tests: decode steps, prefills, the most rows in one step, tokens generated
         self.stats = {"steps": 0, "prefills": 0, "max_rows": 0, "tokens": 0, "cancelled": 0}
         self.active = 0  # rows in the running batch
+        self.busy_s = 0.0  # seconds spent running the model (prefills and steps), for cost metering
 
     @staticmethod
     def unsupported(model) -> str | None:
@@ -206,6 +207,7 @@ class GenerationScheduler:
             joining = self._take(rows)
             if joining is None:
                 return
+            started = time.perf_counter()
             try:
                 with self.served.lock, torch.inference_mode(), self.served.autocast_ctx():
                     if joining:
@@ -219,6 +221,7 @@ class GenerationScheduler:
                 for request in rows + joining:
                     request._fail(exc)
                 rows, cache, mask = [], None, None
+            self.busy_s += time.perf_counter() - started
             self.active = len(rows)
 
     def _admit(self, rows, cache, mask, joining: list[GenRequest]):
