@@ -29,7 +29,7 @@ def test_batched_generation_matches_generate_joins_leaves_and_cancels(chat_dir):
     scheduler = batched.scheduler
     assert scheduler is not None and sequential.scheduler is None and batched.batch_workers == 3
     prompts = [chat_prompt(batched, [{"role": "user", "content": w}]) for w in WORDS]
-    lengths = [24, 6, 30, 12, 18]
+    lengths = [60, 6, 30, 12, 18]
 
     # A long request runs first; the others arrive while it is being generated and join its batch.
     first = scheduler.submit(prompts[0], GenParams(max_tokens=lengths[0]))
@@ -44,7 +44,7 @@ def test_batched_generation_matches_generate_joins_leaves_and_cancels(chat_dir):
     streamed = ["".join(r) for r in requests[1::2]]
     assert streamed == [r.text for r in results[1::2]]  # the pieces spell the whole answer
     assert 1 <= sampled.result(60).completion_tokens <= 8
-    assert scheduler.stats["prefills"] >= 2  # later requests joined a running batch
+    assert scheduler.stats["joined"] >= 4  # the later requests joined the first one's running batch
     assert 2 <= scheduler.stats["max_rows"] <= 3  # batched, and never more rows than max_batch_size
     assert scheduler.busy_s > 0  # what the cost metering counts
 
@@ -54,6 +54,8 @@ def test_batched_generation_matches_generate_joins_leaves_and_cancels(chat_dir):
     (cut,) = generate(batched, [(prompts[2], GenParams(max_tokens=lengths[2], stop=(stop,)))])
     assert cut.text == reference[:reference.index(stop)] and cut.finish_reason == "stop"
     assert cut.completion_tokens < results[2].completion_tokens
+    streamed_stop = scheduler.submit(prompts[2], GenParams(max_tokens=lengths[2], stop=(stop,)), stream=True)
+    assert "".join(streamed_stop) == cut.text  # nothing of the stop string (or after it) reaches the stream
 
     # A stream cancelled after its first piece leaves the batch; the row beside it is not disturbed.
     steps = scheduler.stats["steps"]

@@ -130,8 +130,9 @@ class GenerationScheduler:
         self._cond = threading.Condition()
         self._pending: deque[GenRequest] = deque()
         self._thread: threading.Thread | None = None
-        # what ran, for metrics and tests: decode steps, prefills, the most rows in one step, tokens generated
-        self.stats = {"steps": 0, "prefills": 0, "max_rows": 0, "tokens": 0, "cancelled": 0}
+        # what ran, for tests and benchmarks: decode steps, prefills, requests that joined a running batch, the
+        # most rows in one step, tokens generated, requests cancelled
+        self.stats = {"steps": 0, "prefills": 0, "joined": 0, "max_rows": 0, "tokens": 0, "cancelled": 0}
         self.active = 0  # rows in the running batch
         self.busy_s = 0.0  # seconds spent running the model (prefills and steps), for cost metering
 
@@ -249,6 +250,7 @@ class GenerationScheduler:
         joined = [joining[i] for i in keep]
         if cache is None:
             return joined, new_cache, new_mask
+        self.stats["joined"] += len(joined)
         length = max(mask.shape[1], new_mask.shape[1])
         for old_layer, new_layer in zip(cache.layers, new_cache.layers, strict=True):
             old_layer.keys = torch.cat([_left_pad(old_layer.keys, length), _left_pad(new_layer.keys, length)])
