@@ -29,6 +29,7 @@ from tunesmith.serving.state import Answer, ServingState
 
 _log = logging.getLogger("tunesmith.serving")
 
+
 def recognizes(model_dir: Path, config: dict) -> bool:
     return architecture(config).endswith("ForCausalLM")
 
@@ -212,7 +213,6 @@ class _Sequential:
             def __call__(self, input_ids, scores, **kwargs):
                 return torch.full((input_ids.shape[0],), cancelled.is_set(), dtype=torch.bool)
 
-        self.finish_reason = None
         self._pieces = _stream_sequential(served, prompt, params, StoppingCriteriaList([Cancelled()]), cancelled)
 
     def cancel(self) -> None:
