@@ -233,19 +233,21 @@ class GenerationScheduler:
         model = self.served.model
         width = max(len(r.prompt_ids) for r in joining)
         pad = self.served.tokenizer.pad_token_id or 0
-        ids = torch.tensor([[pad] * (width - len(r.prompt_ids)) + r.prompt_ids for r in joining])
-        new_mask = torch.tensor([[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in joining])
+        device = model.device
+        ids = torch.tensor([[pad] * (width - len(r.prompt_ids)) + r.prompt_ids for r in joining], device=device)
+        new_mask = torch.tensor([[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in joining],
+                                device=device)
         positions = (new_mask.cumsum(-1) - 1).clamp(min=0)
         new_cache = DynamicCache(config=model.config)
         out = model(input_ids=ids, attention_mask=new_mask, position_ids=positions, past_key_values=new_cache,
-                    cache_position=torch.arange(width), use_cache=True, logits_to_keep=1)
+                    cache_position=torch.arange(width, device=device), use_cache=True, logits_to_keep=1)
         self.stats["prefills"] += 1
         self._accept(joining, self._sample(out.logits[:, -1], joining))
         keep = [i for i, r in enumerate(joining) if not r.done]
         if not keep:
             return rows, cache, mask
         if len(keep) < len(joining):
-            new_cache.batch_select_indices(torch.tensor(keep))
+            new_cache.batch_select_indices(torch.tensor(keep, device=device))
             new_mask = new_mask[keep]
         joined = [joining[i] for i in keep]
         if cache is None:
@@ -260,11 +262,11 @@ class GenerationScheduler:
 
     def _step(self, rows: list[GenRequest], cache, mask):
         """One decode step: each row's last sampled token goes in, its next token comes out."""
-        ids = torch.tensor([[r.tokens[-1]] for r in rows])
+        ids = torch.tensor([[r.tokens[-1]] for r in rows], device=mask.device)
         mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
         positions = mask.sum(-1, keepdim=True) - 1
         out = self.served.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                                cache_position=torch.tensor([mask.shape[1] - 1]), use_cache=True)
+                                cache_position=torch.tensor([mask.shape[1] - 1], device=mask.device), use_cache=True)
         self.stats["steps"] += 1
         self.stats["max_rows"] = max(self.stats["max_rows"], len(rows))
         self._accept(rows, self._sample(out.logits[:, -1], rows))
@@ -281,7 +283,7 @@ class GenerationScheduler:
             return rows, cache, mask
         if not keep:
             return [], None, None
-        cache.batch_select_indices(torch.tensor(keep))
+        cache.batch_select_indices(torch.tensor(keep, device=mask.device))
         mask = mask[keep]
         first = int(mask.any(0).nonzero()[0])
         if first:
@@ -296,14 +298,14 @@ class GenerationScheduler:
         """Greedy rows: argmax. Sampled rows: temperature, the model's top_k, then top_p, each row its own."""
         logits = logits.float()
         chosen = logits.argmax(-1)
-        temps = torch.tensor([r.params.temperature for r in rows])
+        temps = torch.tensor([r.params.temperature for r in rows], device=logits.device)
         which = (temps > 0).nonzero().squeeze(1)
         if len(which):
             scores = logits[which] / temps[which, None]
             if 0 < self.top_k < scores.shape[-1]:
                 kth = torch.topk(scores, self.top_k).values[:, -1:]
                 scores = scores.masked_fill(scores < kth, float("-inf"))
-            top_p = torch.tensor([rows[i].params.top_p for i in which.tolist()])
+            top_p = torch.tensor([rows[i].params.top_p for i in which.tolist()], device=logits.device)
             ordered, order = torch.sort(scores, descending=False)
             drop = ordered.softmax(-1).cumsum(-1) <= (1 - top_p)[:, None]
             drop[:, -1] = False  # the most likely token always stays
