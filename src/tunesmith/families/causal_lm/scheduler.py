@@ -126,7 +126,7 @@ class GenerationScheduler:
         gen_config = served.model.generation_config
         eos = gen_config.eos_token_id if gen_config.eos_token_id is not None else served.tokenizer.eos_token_id
         self.eos = set(eos if isinstance(eos, list | tuple) else [eos]) - {None}
-        self.top_k = int(gen_config.top_k or 0)
+        self.top_k = 50 if gen_config.top_k is None else int(gen_config.top_k)  # unset: generate's default, 50
         self._cond = threading.Condition()
         self._pending: deque[GenRequest] = deque()
         self._thread: threading.Thread | None = None
@@ -147,8 +147,14 @@ class GenerationScheduler:
         if any(type(layer) is not DynamicLayer for layer in layers):
             return "its cache has sliding-window or hybrid layers"
         gc = model.generation_config
-        if (gc.repetition_penalty or 1.0) != 1.0 or gc.no_repeat_ngram_size or gc.bad_words_ids or gc.min_new_tokens:
-            return "its generation_config sets logits processors the scheduler does not apply"
+        neutral = {"repetition_penalty": 1.0, "encoder_repetition_penalty": 1.0, "typical_p": 1.0}
+        others = ("no_repeat_ngram_size", "bad_words_ids", "min_new_tokens", "min_length", "min_p", "epsilon_cutoff",
+                  "eta_cutoff", "suppress_tokens", "begin_suppress_tokens", "forced_bos_token_id",
+                  "forced_eos_token_id", "sequence_bias", "exponential_decay_length_penalty")
+        set_here = [k for k, v in neutral.items() if getattr(gc, k, None) not in (None, v)]
+        set_here += [k for k in others if getattr(gc, k, None)]
+        if set_here:
+            return f"its generation_config sets {', '.join(set_here)}, which the scheduler does not apply"
         return None
 
     # --- submitting ------------------------------------------------------------------------------------
