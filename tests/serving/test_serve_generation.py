@@ -10,6 +10,7 @@ import time
 import httpx
 from tests.serving.serve_helpers import LiveServer, register, settings, wait_for
 
+from tunesmith.families.causal_lm.scheduler import GenerationScheduler
 from tunesmith.families.causal_lm.serve import GenParams, chat_prompt, generate
 from tunesmith.serving import create_app
 from tunesmith.serving.models import load_served
@@ -67,6 +68,10 @@ def test_batched_generation_matches_generate_joins_leaves_and_cancels(chat_dir):
     assert leaving.result(10).finish_reason == "cancelled" and len(leaving.tokens) < 60
     assert scheduler.stats["cancelled"] == 1 and scheduler.stats["steps"] - steps < 60
     assert wait_for(lambda: scheduler.active == 0, timeout=5)
+
+    # a logits processor the scheduler does not apply: the model is served sequentially, the warning says why
+    sequential.model.generation_config.repetition_penalty = 1.3
+    assert "repetition_penalty" in GenerationScheduler.unsupported(sequential.model)
 
 
 def test_a_client_leaving_a_stream_stops_its_generation(store, tmp_path, chat_dir):
