@@ -37,7 +37,7 @@ demo: install
 	$(BIN)/tunesmith run examples/sentiment/config.yaml
 
 test: install system-packages
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25  # the slowest tests, to keep the suite inside its 20 minutes
 
 test-fast: install system-packages
 	$(BIN)/python -m pytest -q -m "not integration"
