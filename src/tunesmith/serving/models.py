@@ -52,6 +52,9 @@ class Served:
     backend: str = "fp32"  # what runs inference: fp32, bf16, int8, int8+bf16, onnx, onnx-int8 (optimize.py)
     thresholds: dict[int, float] | None = None  # multi-label: per-label decision thresholds (thresholds.json)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    settings: Any = None  # the ServingConfig it is served under (None outside a server: pyfunc, cost, jobs)
+    scheduler: Any = None  # a family's own request scheduler (a chat model's continuous batching), or None
+    batch_workers: int | None = None  # batcher batches in flight at once when the family batches by itself
 
     @property
     def tag(self) -> str:
@@ -97,10 +100,12 @@ def detect_family(model_dir: Path) -> str:
         "…ForSequenceClassification, …ForCausalLM, …ForTokenClassification or an encoder (embeddings)")
 
 
-def load_served(model_dir: Path, *, name: str, version: int, options=None) -> Served:
-    """Load `model_dir` in eval mode with the CPU options in `options` (verified against fp32 before use)."""
+def load_served(model_dir: Path, *, name: str, version: int, options=None, settings=None) -> Served:
+    """Load `model_dir` in eval mode with the CPU options in `options` (verified against fp32 before use);
+    `settings` is the server's ServingConfig (a family may batch by its own rules under it)."""
     model_dir = Path(model_dir)
-    served = Served(name=name, version=int(version), task=detect_family(model_dir), model_dir=model_dir)
+    served = Served(name=name, version=int(version), task=detect_family(model_dir), model_dir=model_dir,
+                    settings=settings)
     served.family.load_served(model_dir, served)
     if options is not None:
         from tunesmith.serving.optimize import apply_inference_options
