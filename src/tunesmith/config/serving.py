@@ -198,6 +198,12 @@ class ServingConfig(StrictModel):
     filters: FiltersConfig = Field(default_factory=FiltersConfig)
     review_page: bool = Field(False, description="also serve the human review page at /review (same token, the "
                               "prediction log's database)")
+    generation: Literal["batched", "sequential"] = Field("batched", description="chat models: batched: "
+                                                        "concurrent requests (streamed or not, any sampling "
+                                                        "settings) are generated together, joining and leaving the "
+                                                        "batch at each token (continuous batching, up to "
+                                                        "max_batch_size rows); sequential: one generate per request "
+                                                        "(streams one at a time)")
 
     engine: Literal["local", "openai-compatible"] = Field("local", description="local: generate in this process; "
                                                            "openai-compatible: forward chat and completions to the "

@@ -126,7 +126,7 @@ class ServingState:
         batcher = Batcher(batch_fn(served), max_batch_size=self.settings.max_batch_size,
                           max_wait_ms=self.settings.max_wait_ms, max_queue=self.settings.max_queue,
                           on_batch=self._on_batch(served), on_done=self._on_done(served), name=served.tag,
-                          workers=self.settings.workers)
+                          workers=served.batch_workers or self.settings.workers)
         await batcher.start()
         old = self.slots.get(role)
         self.slots[role] = Slot(served, batcher)
@@ -444,7 +444,7 @@ class ServingState:
         if model_dir is None:
             raise NoModel(f"{self.name} version {version} has no model files")
         return load_served(model_dir, name=self.name, version=version, options=self.settings.inference,
-                           engine=self.settings)
+                           settings=self.settings)
 
     async def follow_shared(self) -> None:
         """Drop the challenger if another replica decided its rollback (shared state): every replica within a poll."""
@@ -483,9 +483,13 @@ class ServingState:
         labels = (served.name, str(served.version))
         gpu = _gpu_name(served)
         usage = self.usage.setdefault(served.version, [0, 0.0, 0.0])
+        metered = [0.0]  # a family scheduler's busy seconds already metered
 
         def observe(size: int, seconds: float) -> None:
             usage[0] += size
+            if served.scheduler is not None:  # batches overlap in one scheduler: meter its compute, not their waits
+                busy = served.scheduler.busy_s
+                seconds, metered[0] = busy - metered[0], busy
             if gpu:
                 usage[2] += seconds
                 self.metrics.busy_core_seconds.labels(*labels, "cuda").inc(seconds)
