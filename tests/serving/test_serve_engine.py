@@ -132,7 +132,8 @@ def test_engine_forwarding_streaming_dying_challenger_and_rollback(store, tmp_pa
                                json={"messages": HELLO, "max_tokens": 8, "stream": True}) as s:
                 assert s.headers["x-model-version"] == "chat:1"
                 events = _events(s)
-            assert events[-1] == "[DONE]" and json.loads(events[-2])["choices"][0]["finish_reason"] == "stop"
+            finish = body["choices"][0]["finish_reason"]  # the engine's own, relayed (stop, or length at max_tokens)
+            assert events[-1] == "[DONE]" and json.loads(events[-2])["choices"][0]["finish_reason"] == finish
             chunks = [json.loads(e) for e in events[:-1]]
             assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == text
             assert {c["request_id"] for c in chunks} == {s.headers["x-request-id"]}
