@@ -53,6 +53,12 @@ def init(
         guess = write_starter_config(data, output, name=name)
     console.print(f"wrote {output}: text column {guess.text_column!r}, label column {guess.label_column!r}, "
                   f"{len(guess.labels)} labels")
+    from tunesmith.starter import derived_lines
+
+    console.print(f"training settings `run` will derive for about {guess.stats.rows} training rows (commented in the "
+                  "config; uncomment to pin):")
+    for line in derived_lines(guess):
+        console.print(f"  {line}", soft_wrap=True, markup=False)
     console.print(f"next: tunesmith validate {output} && tunesmith run {output}")
 
 

@@ -325,6 +325,10 @@ def summarize(name: str, finding: Mapping[str, Any]) -> str:
         return f"{finding.get('rows', 0)} rows ({kinds}){dropped}"
     if name == "label_issues":
         return f"{finding.get('flagged', 0)} of {finding.get('rows_checked', 0)} rows flagged for review"
+    if name == "image_pii":  # tunesmith.data.image_checks
+        return f"{finding.get('rows', 0)} images with EXIF metadata" + (f" ({finding['by_kind']})" if finding.get("by_kind") else "")
+    if name == "image_modes":
+        return f"{finding.get('converted_to_rgb', 0)} images converted to RGB (modes {finding.get('modes')})"
     if name == "imbalance":
         tiny = f"; tiny classes {finding['tiny_classes']}" if finding.get("tiny_classes") else ""
         fix = f"; fix: {', '.join(finding['fix'])}" if finding.get("fix") else ""

@@ -13,6 +13,7 @@ from tunesmith.families.common import (
     LABEL_FILTERS,
     distill_hooks,
     family,
+    head_training_defaults,
     text_dataset,
     text_mlflow,
 )
@@ -44,4 +45,6 @@ TASK = register(family(
                        pipeline_task="text-classification"),
     private_training=True,  # training.privacy: DP-SGD through the shared Trainer path
     privacy=PrivacyHooks(row_losses=lazy("tunesmith.families.classification.privacy:row_losses")),
+    training_defaults=head_training_defaults(steps_per_class=40),  # few rows per class: more steps
+    probe_eval=lazy("tunesmith.families.classification.evaluate:probe_eval"),
 ))
