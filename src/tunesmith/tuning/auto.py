@@ -92,6 +92,7 @@ def search(cfg: Config, bundle, run_dir: Path, *, say: Say, callbacks: Sequence 
         trial_dir = trials_dir / f"trial-{trial.number:03d}"
         stop, pruning = Deadline(deadline), OptunaPruning(trial, metric_key)
         started = time.monotonic()
+        trial.set_user_attr("started_s", round(started - t0, 3))  # after the search began: before the budget, always
         try:
             result = train(trial_cfg, bundle, trial_dir, callbacks=[pruning, stop, *callbacks])
         finally:
@@ -113,7 +114,8 @@ def search(cfg: Config, bundle, run_dir: Path, *, say: Say, callbacks: Sequence 
     shutil.rmtree(trials_dir, ignore_errors=True)
     done = [t for t in study.trials if t.value is not None]
     trials = [{"number": t.number, "params": t.params, "value": t.value,
-               "state": t.user_attrs.get("state", t.state.name.lower())} for t in study.trials]
+               "state": t.user_attrs.get("state", t.state.name.lower()), "started_s": t.user_attrs.get("started_s")}
+              for t in study.trials]
     record = {"budget_minutes": auto.budget_minutes, "elapsed_s": round(elapsed, 1), "metric": metric_key,
               "trials": len(study.trials), "trial_log": trials, "split": "train (fit) / eval (score); test not read"}
     if not done:
