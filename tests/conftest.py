@@ -127,3 +127,10 @@ def store(tmp_path, monkeypatch):
     monkeypatch.delenv("TUNESMITH_SERVE_TOKEN", raising=False)
     return open_store(workdir=tmp_path)
 
+
+
+@pytest.fixture(scope="session")
+def tiny_vit_dir(tmp_path_factory) -> str:
+    from tests.toy_images import build_tiny_vit_dir
+
+    return build_tiny_vit_dir(tmp_path_factory.mktemp("tiny-vit"))

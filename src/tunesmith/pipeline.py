@@ -92,15 +92,21 @@ def latest_resumable_run_dir(cfg: Config) -> Path | None:
     return runs[-1] if runs else None
 
 
-def prepare_for_run(cfg: Config, out_dir: Path, *, resume: bool):
+def prepare_for_run(cfg: Config, out_dir: Path, *, resume: bool, fitted: bool = False):
     """The data for a run. On resume the data is checked against the interrupted run before anything in its
-    folder (data card, quarantine) is rewritten."""
+    folder (data card, quarantine) is rewritten; `fitted`: the run trained with the settings it recorded
+    (tunesmith.training.fit), so those are what is checked."""
     from tunesmith.data import prepare_data
     from tunesmith.training import check_resumable
 
     check_model_weights(cfg)  # before minutes of data checks: a pickle-only base or teacher is refused now
     if resume:
-        check_resumable(cfg, with_canaries(cfg, prepare_data(cfg, None)), out_dir)
+        bundle = with_canaries(cfg, prepare_data(cfg, None))
+        if fitted:
+            from tunesmith.training.fit import fit_settings
+
+            cfg = fit_settings(cfg, bundle, out_dir, say=_quiet, resume=True, record=False)[0]
+        check_resumable(cfg, bundle, out_dir)
     return with_canaries(cfg, prepare_data(cfg, out_dir), out_dir)
 
 
@@ -155,8 +161,13 @@ def _timed(timings: dict, name: str):
 
 
 def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: Say = _quiet,
-        callbacks: list | None = None) -> RunOutcome:
-    """Every stage in order. Registers a `challenger` version only when every gate passes."""
+        callbacks: list | None = None, search: Callable | None = None) -> RunOutcome:
+    """Every stage in order. Registers a `challenger` version only when every gate passes.
+
+    Training keys the config leaves unset are derived from the data (tunesmith.training.fit); `search` is the
+    `training.auto` search (tunesmith.tuning.auto.search, which `tunesmith run` passes); when fine-tuning does not
+    beat the baseline probe on eval, the better of it and a head-only model is evaluated and gated.
+    """
     from tunesmith.config.loading import write_run_config
     from tunesmith.evaluation import evaluate, gate, write_report
     from tunesmith.hub import resolve_model
@@ -173,7 +184,7 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
     say(f"run folder: {out_dir}")
     with removed_if_unused(out_dir, fresh=not (resume or run_dir)), _timed(timings, "validate"):
         write_run_config(cfg, out_dir)  # what `tunesmith reproduce` re-runs (data paths made absolute)
-        bundle = prepare_for_run(cfg, out_dir, resume=resume)
+        bundle = prepare_for_run(cfg, out_dir, resume=resume, fitted=True)
     say(f"data: {len(bundle.train)} train / {len(bundle.eval)} eval / {len(bundle.test)} test rows, "
         f"{bundle.report.quarantined} quarantined, fingerprint {bundle.fingerprint[:12]}")
     for line in bundle.report.quarantine_examples:
@@ -185,8 +196,15 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
 
     if cfg.training.backend != "local":  # a provider trains; the gates before and after stay ours
         return _run_with_provider(cfg, bundle, out_dir, say, timings)
+    from tunesmith.training.fit import best_candidate, fit_settings
+
+    with _timed(timings, "fit"):
+        cfg, settings = fit_settings(cfg, bundle, out_dir, say=say, search=search, callbacks=callbacks or (),
+                                     resume=resume)
+        write_run_config(cfg, out_dir)  # the values trained with: what `tunesmith reproduce` re-runs
     with _timed(timings, "train"):
         result = train(cfg, bundle, out_dir, resume=resume, callbacks=callbacks)
+        result, candidate = best_candidate(cfg, bundle, out_dir, result, say=say, callbacks=callbacks or ())
     usage.add_gpu_stage(timings["train"])
     say(f"trained {cfg.method.kind.value} ({result.precision}) in {result.train_runtime_s:.0f}s, "
         f"{result.train_examples_per_s:.1f} examples/s")
@@ -222,6 +240,10 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
     lineage["weights_sha256"] = weights_sha256(result.model_dir)  # `tunesmith reproduce` compares against it
     lineage["cost"] = _cost_block(cfg, cost)  # usage and money travel with the version (registry tag `cost`)
     lineage.update(privacy_tags(result.privacy))  # the DP guarantee (spent epsilon, delta) travels with the version
+    lineage["training_settings"] = {k: v["value"] for k, v in settings["keys"].items()}  # derived / searched / set
+    if candidate:  # fine-tuned vs the probe on eval, and which candidate the run went on with
+        lineage["candidate"] = candidate["chosen"]
+        report.notes.append(f"candidate: {candidate['chosen']} ({candidate['why']})")
     if privacy and privacy.canaries:  # the registered weights were trained with planted secrets: say so
         lineage["canaries"] = f"{len(privacy.canaries['items'])} random secrets x {privacy.canaries['repeats']} " \
                               "in the training copy (canaries.json)"
@@ -234,8 +256,9 @@ def run(cfg: Config, *, resume: bool = False, run_dir: str | None = None, say: S
         eval_report=report, decision=decision, lineage=lineage,
         extra={"cost": _cost_block(cfg, cost), **({"distillation": distilled} if distilled else {}),
                **({"privacy": privacy.to_dict()} if privacy else {}),
-               **({"differential_privacy": result.privacy} if result.privacy else {})},
-        extra_sections=[("Cost", _cost_html(cfg, cost)),
+               **({"differential_privacy": result.privacy} if result.privacy else {}),
+               "training_settings": settings, **({"candidate": candidate} if candidate else {})},
+        extra_sections=[("Cost", _cost_html(cfg, cost)), ("Training settings", _settings_html(settings, candidate)),
                         *([("Distillation", _distill_html(distilled))] if distilled else ()),
                         *([("Privacy", privacy.html())] if privacy else ()),
                         *([("Differential privacy", privacy_html(result.privacy))] if result.privacy else ())],
@@ -475,3 +498,21 @@ def _drift_reference(cfg: Config, bundle, model_dir: Path, run_dir: Path) -> Non
     from tunesmith.monitoring.reference import write_reference
 
     write_reference(cfg, bundle, model_dir, run_dir)
+
+
+def _settings_html(settings: dict, candidate: dict | None) -> str:
+    """report.html: each training key with its value and where it came from (config, data, search); the candidate."""
+    import html
+
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v['value']))}</td><td>{v['source']}</td>"
+                   f"<td>{html.escape(v['why'])}</td></tr>" for k, v in settings["keys"].items())
+    stats = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in settings["stats"].items())
+    out = f"<p>Training rows: {html.escape(stats)}.</p><table><tr><th>key</th><th>value</th><th>from</th>" \
+          f"<th>why</th></tr>{rows}</table>"
+    search = settings.get("search")
+    if search:
+        out += f"<p>training.auto: {html.escape(str(search.get('status')))}; {search.get('trials', 0)} trials in " \
+               f"{search.get('elapsed_s', 0)} s (budget {search.get('budget_minutes')} min) on the eval split.</p>"
+    if candidate:
+        out += f"<p>Candidate: <b>{html.escape(candidate['chosen'])}</b>: {html.escape(candidate['why'])}.</p>"
+    return out

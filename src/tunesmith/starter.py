@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from tunesmith.config import NAME_RE, DataConfig
+from tunesmith.config import NAME_RE, DataConfig, config_from_dict
+from tunesmith.config.derived import data_stats, describe, generic_defaults
 from tunesmith.data import DataError
 from tunesmith.data.load import Table, load_table
 from tunesmith.data.schema import LABEL, ORDER, SOURCE, check_rows, label_strings
@@ -23,6 +24,7 @@ from tunesmith.io import atomic_write_text
 LABEL_NAMES = ("label", "labels", "category", "class", "intent", "target", "y", "sentiment", "tag")
 TEXT_NAMES = ("text", "sentence", "review", "content", "body", "message", "query", "question", "document")
 SAMPLE_ROWS = 5000  # rows looked at to guess the columns; the labels come from every row
+TRAIN_SHARE = 0.8  # the template's split: {eval: 0.1, test: 0.1}
 
 
 class StarterError(ValueError):
@@ -35,6 +37,7 @@ class Guess:
     label_column: str
     labels: list[str]
     rows_sampled: int
+    stats: object = None  # tunesmith.config.derived.DataStats of the rows the data stage keeps (train share)
 
 
 def read_table(path: Path) -> Table:
@@ -64,8 +67,10 @@ def guess_columns(table: Table) -> Guess:
             f"{columns}; write the config by hand with data.label_column"
         )
     cfg = DataConfig(path=str(table.path), text_column=str(text), label_column=str(label))
-    labels = sorted(check_rows(table, cfg).rows[LABEL].unique().tolist())
-    return Guess(str(text), str(label), labels, len(df))
+    rows = check_rows(table, cfg).rows
+    labels = sorted(rows[LABEL].unique().tolist())
+    train = rows.sample(frac=TRAIN_SHARE, random_state=42) if len(rows) else rows  # the template's split
+    return Guess(str(text), str(label), labels, len(df), data_stats(train, label_column=LABEL))
 
 
 def _guess_text(df: pd.DataFrame) -> object | None:
@@ -112,10 +117,11 @@ method:
   kind: full                  # full | lora | freeze | head
 
 training:
-  epochs: 3
-  batch_size: 32
-  learning_rate: 5.0e-5
   metric: macro_f1            # early stopping and best checkpoint
+  # `tunesmith run` derives epochs, batch size, learning rate and warmup from the training rows; for this file
+  # (about {train_rows} training rows, {classes} classes, 95% of texts <= {p95_words:.0f} words) that gives:
+{derived}
+  # Uncomment a line to pin the value. `auto: {{budget_minutes: 10}}` searches around these on the eval split first.
 
 gates:                        # every rule must pass to register a version
   - macro_f1 >= 0.70
@@ -137,8 +143,23 @@ def write_starter_config(data: Path, output: Path, *, name: str | None = None) -
     atomic_write_text(output, TEMPLATE.format(
         data=data, out=output, name=_yaml_str(name), data_rel=_yaml_str(str(data_rel)), text=_yaml_str(guess.text_column),
         label=_yaml_str(guess.label_column), labels=", ".join(_yaml_str(x) for x in guess.labels),
+        train_rows=guess.stats.rows, classes=guess.stats.classes, p95_words=guess.stats.p95_words,
+        derived="\n".join(f"  # {line}" for line in derived_lines(guess)),
     ))
     return guess
+
+
+def derived_lines(guess: Guess) -> list[str]:
+    """`key: value   # why` for each training key the classification family's rule derives for the guessed rows."""
+    from tunesmith.families import get as family
+
+    task = family("classification")
+    cfg = config_from_dict({"name": "starter", "data": {"path": "data.csv", "split": {"eval": 0.1, "test": 0.1}},
+                            "method": {"kind": "full"}})
+    derived = (task.training_defaults or generic_defaults)(guess.stats, cfg)
+    record = {k: {"value": v, "source": "data", "why": derived.why[k]} for k, v in derived.values.items()}
+    return [f"{k}: {v['value']:g}".ljust(22) + f"# {line.split(': ', 1)[1].removesuffix(')')}"
+            for (k, v), line in zip(record.items(), describe(record), strict=True)]
 
 
 def _yaml_str(s: str) -> str:

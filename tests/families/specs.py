@@ -11,12 +11,17 @@ from typing import Any
 
 from tests.toy import POSITIVE, make_reviews
 from tests.toy_chat import make_chats
+from tests.toy_images import write_texture_tiles
 from tests.toy_multilabel import make_multilabel
 from tests.toy_pairs import make_pairs
 from tests.toy_rerank import make_candidates
 from tests.toy_tokens import make_tagged
 
-FAST = {"epochs": 1, "batch_size": 8, "learning_rate": 3e-3, "early_stopping_patience": None}
+from tunesmith.families.image_classification.serve import EXAMPLES as IMAGE_EXAMPLES
+
+# fallback off: the contract checks what the configured method trains (a head-only candidate, chosen when one tiny
+# epoch loses to the probe on eval, would leave the encoder untouched; tests/tuning/test_auto_search.py tests it)
+FAST = {"epochs": 1, "batch_size": 8, "learning_rate": 3e-3, "early_stopping_patience": None, "fallback": "off"}
 
 
 @dataclass
@@ -104,6 +109,15 @@ def _keywords(tmp: Path):
     return "keywords.jsonl", "keywords.jsonl:3"
 
 
+def _images(tmp: Path):
+    rows = write_texture_tiles(tmp, per_class=20, seed=2)
+    rows[4] = {"image": "brick/missing.png", "label": "brick"}  # line 6 of the CSV: the file does not exist
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(tmp / "images.csv", index=False)
+    return "images.csv", "images.csv:6"
+
+
 TEXTS = {"input": ["great film", "dull plot"]}
 NO_TEXTS = {"input": []}
 
@@ -145,6 +159,11 @@ SPECS = {
                       pyfunc_view=lambda result: result["text"], pyfunc_params={"max_tokens": 8},
                       feedback=(0, {"thumbs": "down", "correction": "Refunds take five days."}, {"thumbs": "meh"}),
                       drift_test="refusal_rate"),
+    "image-classification": Spec("image-classification", _images, "missing_image", "/v1/classify-image",
+                                 {"images": list(IMAGE_EXAMPLES)}, {"images": ["JVBERi0xLjQgbm90IGFuIGltYWdl"]},  # 415: a PDF
+                                 "results", base="vit",
+                                 frozen=("vit.embeddings.", "vit.encoder.layer.0."), trained="vit.encoder.layer.1.",
+                                 route_request=lambda ex: {"images": list(ex["image"])}),
     "toy-keywords": Spec("toy-keywords", _keywords, "empty_text", "/v1/toy-keywords", TEXTS, NO_TEXTS, "scores",
                          base="toy", frozen=("embed.",), trained="head.", route_answers=lambda body: body["scores"]),
 }

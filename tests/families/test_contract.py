@@ -65,7 +65,7 @@ def test_the_family_provides_every_member_of_the_protocol(kind):
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, tiny_model_dir, tiny_chat_model_dir):
+def project(tmp_path_factory, tiny_model_dir, tiny_chat_model_dir, tiny_vit_dir):
     """kind -> (config, "file:line" of its bad row): the family's data and a config that trains in seconds."""
     made = {}
 
@@ -74,7 +74,7 @@ def project(tmp_path_factory, tiny_model_dir, tiny_chat_model_dir):
             spec = SPECS[kind]
             folder = tmp_path_factory.mktemp(kind)
             data, bad_row = spec.write_data(folder)
-            base = {"bert": tiny_model_dir, "llama": tiny_chat_model_dir}.get(spec.base)
+            base = {"bert": tiny_model_dir, "llama": tiny_chat_model_dir, "vit": tiny_vit_dir}.get(spec.base)
             base = base or str(toy_family.write_base(folder / "toy-base"))
             method = {"kind": "head"} if spec.base == "toy" else {"kind": "freeze", "freeze": {"layers": 1}}
             raw = {"name": f"c-{kind}", "task": kind, "seed": 0, "output_dir": str(folder / "runs"),

@@ -88,6 +88,9 @@ def test_run_registers_promotes_and_rolls_back(tmp_path, tiny_model_dir):
     assert metrics["champion_status"] == "none"
     assert (run_dirs[0] / "calibration.json").read_text() == (run_dirs[0] / "model/calibration.json").read_text()
     assert (run_dirs[0] / "model/seen_texts.npy").is_file()  # which texts it trained on, for later comparisons
+    keys = metrics["training_settings"]["keys"]  # the config pins the schedule and rate: nothing derived
+    assert {k: v["source"] for k, v in keys.items()} == dict.fromkeys(keys, "config") and keys["epochs"]["value"] == 4
+    assert "Settings trained with: epochs 4" in (run_dirs[0] / "README.md").read_text()
 
     in_process("models", "promote", "toy-sentiment", "--reason", "first champion", "--by", "ana", cwd=tmp_path)
     # Second run: compared against the champion now, on the same split (so on every test row); version 2.

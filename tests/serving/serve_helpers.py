@@ -128,5 +128,61 @@ def wait_for(predicate, timeout: float = 30.0, step: float = 0.1) -> bool:
     return predicate()
 
 
-__all__ = ["LiveServer", "build_chat_lm", "build_classifier", "build_tiny_model_dir", "register", "settings",
+class ServeProcess:
+    """`tunesmith serve` in its own process on 127.0.0.1:<free port> (its own session, so it can be killed whole);
+    `with ServeProcess(store, "chat", log) as proc: proc.url`; `proc.kill()` makes it die at once (SIGKILL)."""
+
+    def __init__(self, store, model: str, log: Path, *sets: str):
+        import os
+        import subprocess
+        import sys
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+        env.pop("TUNESMITH_SERVE_TOKEN", None)
+        args = [sys.executable, "-m", "tunesmith.cli", "serve", "--model", model, "--tracking-uri",
+                store.tracking_uri, "--port", str(self.port)]
+        for value in ("serving.predictions.enabled=false", *sets):
+            args += ["--set", value]
+        self.log = log
+        self.proc = subprocess.Popen(args, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 60) -> ServeProcess:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"tunesmith serve exited {self.proc.returncode}: {self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"{self.url} not ready in time: {self.log.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        import os
+        import signal
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=20)
+
+    def __enter__(self) -> ServeProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.kill()
+
+
+__all__ = ["LiveServer", "ServeProcess", "build_chat_lm", "build_classifier", "build_tiny_model_dir", "register", "settings",
            "wait_for"]

@@ -123,7 +123,7 @@ def test_streamed_challenger_answers_count_toward_rollback(store, tmp_path, chat
             def broken(*args, **kwargs):
                 raise RuntimeError("injected challenger failure")
 
-            state.slots[Role.CHALLENGER].served.model.generate = broken
+            state.slots[Role.CHALLENGER].served.model.forward = broken  # generate and the scheduler both call it
         client = _client(server)
         for _ in range(5):
             try:

@@ -31,7 +31,7 @@ def validate(
     with input_errors():
         try:
             with console.status("validating data"), removed_if_unused(new_run_dir(cfg)) as out:
-                bundle = prepare_data(cfg, out)
+                bundle = prepare_data(cfg, out, load_frames=False)  # batched: the splits stay parquet files
         except DataChecksFailed as exc:
             print_data_report(exc.report.to_dict())  # every finding, then the violations and exit 2
             fail(str(exc))
@@ -53,6 +53,12 @@ def init(
         guess = write_starter_config(data, output, name=name)
     console.print(f"wrote {output}: text column {guess.text_column!r}, label column {guess.label_column!r}, "
                   f"{len(guess.labels)} labels")
+    from tunesmith.starter import derived_lines
+
+    console.print(f"training settings `run` will derive for about {guess.stats.rows} training rows (commented in the "
+                  "config; uncomment to pin):")
+    for line in derived_lines(guess):
+        console.print(f"  {line}", soft_wrap=True, markup=False)
     console.print(f"next: tunesmith validate {output} && tunesmith run {output}")
 
 

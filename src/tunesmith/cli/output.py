@@ -33,6 +33,8 @@ def print_data_report(rep: dict) -> None:
         console.print(f"[yellow]warning:[/] {w}")
     print_checks(rep.get("checks") or {})
     console.print(f"fingerprint: {rep.get('fingerprint')}")
+    if rep.get("split_files"):  # read in batches (data.batch_rows): the splits as parquet
+        console.print(f"splits written: {', '.join(rep['split_files'].values())}", markup=False, highlight=False)
 
 
 def print_checks(checks: dict) -> None:

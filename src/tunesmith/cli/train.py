@@ -134,9 +134,16 @@ def run(
     cfg = load_cli_config(config, overrides)
     from tunesmith.pipeline import run as run_pipeline
     from tunesmith.progress import RichProgress
+    from tunesmith.tuning import TuneError
 
-    with input_errors():
-        outcome = run_pipeline(cfg, resume=resume, run_dir=run_dir, say=say, callbacks=[RichProgress(console)])
+    search = None
+    if cfg.training.auto is not None:  # training.auto: the Optuna search before the final training
+        from tunesmith.tuning.auto import search as auto_search
+
+        search = auto_search
+    with input_errors(TuneError):
+        outcome = run_pipeline(cfg, resume=resume, run_dir=run_dir, say=say, callbacks=[RichProgress(console)],
+                               search=search)
     print_outcome(outcome.eval_report, outcome.decision)
     if outcome.registered_version is not None:
         v = outcome.registered_version

@@ -75,6 +75,7 @@ from tunesmith.config.serving import (  # noqa: F401
     ReviewStrategy,
     RollbackConfig,
     ServingConfig,
+    UpstreamConfig,
 )
 from tunesmith.config.training import (  # noqa: F401
     NAME_RE,

@@ -154,6 +154,10 @@ class DataConfig(StrictModel):
     max_line_bytes: int = Field(16 * 2**20, ge=1024, description="longest JSON Lines row or CSV field read; a longer "
                                 "row is a bad row (too_long_line), never read whole")
     checks: DataChecksConfig = Field(default_factory=DataChecksConfig, description="PII, duplicates, leakage, label issues")
+    batch_rows: int | None = Field(
+        None, ge=0, description="read and check the data in batches of this many rows, holding per row only hashes, "
+        "lengths and labels (the splits are written to the run dir as parquet); 0: never; unset: batches of 20,000 "
+        "when the data files exceed 64 MiB and the task checks rows one by one")
     chat_format: ChatFormat = Field(ChatFormat.AUTO, description="causal-lm: how rows are written (auto-detected)")
     too_long: LongRowPolicy = Field(
         LongRowPolicy.DROP, description="causal-lm: a conversation longer than model.max_length tokens is truncated, "

@@ -61,7 +61,8 @@ class Config(StrictModel):
 
     name: str = Field(..., description="the registered model name")
     task: str = Field("classification", description="the task family: classification, multi-label, regression, "
-                      "token-classification, embedding, reranking, causal-lm (or one a plugin registers)")
+                      "token-classification, embedding, reranking, causal-lm, image-classification (or one a plugin "
+                      "registers)")
     seed: int = 42
     output_dir: str = ".tunesmith/runs"
     data: DataConfig

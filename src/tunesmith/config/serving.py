@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import (
     Field,
     field_validator,
+    model_validator,
 )
 
 from tunesmith.config.base import (
@@ -96,6 +97,73 @@ class FiltersConfig(StrictModel):
         return self.redact_pii or bool(self.deny) or self.json_schema is not None
 
 
+def check_engine_url(url: str) -> str:
+    """An upstream engine's OpenAI API root: http(s)://host[:port][/path], no query, no password in the URL."""
+    from urllib.parse import urlsplit
+
+    hint = "write the engine's OpenAI API root, e.g. http://gpu-1:8000/v1"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError as exc:
+        raise ValueError(f"{url!r} is not a URL ({exc}); {hint}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http(s) URL with a host; {hint}")
+    if parts.password or parts.query or parts.fragment:
+        raise ValueError(f"{url!r}: no password, query or fragment in the URL; the key goes in the environment "
+                         "variable that api_key_env names")
+    return url.rstrip("/")
+
+
+class EngineTarget(StrictModel):
+    """Where one registered version generates: an OpenAI-compatible server and the model name it serves it under."""
+
+    base_url: str | None = Field(None, description="the engine's OpenAI API root (http://gpu-1:8000/v1); default: "
+                                 "serving.upstream.base_url")
+    model: str | None = Field(None, description="the engine's name for this version (vLLM --served-model-name or "
+                              "--lora-modules name); default: serving.upstream.model")
+
+    _url = field_validator("base_url")(lambda v: v if v is None else check_engine_url(v))
+
+
+class UpstreamConfig(StrictModel):
+    """`serving.engine: openai-compatible`: the engine (vLLM, SGLang, TGI, any OpenAI-API server) that generates
+    for each served version; tunesmith stays the front door (auth, canary, shadow, rollback, log, metrics)."""
+
+    base_url: str | None = Field(None, description="every version's engine unless `versions` names its own")
+    model: str = Field("{name}-v{version}", description="the engine's model name; {name} and {version} are the "
+                       "registered model's (what `tunesmith serve --engine vllm` launches it as)")
+    versions: dict[int, EngineTarget] = Field(default_factory=dict, description="per registered version: its own "
+                                              "base_url and/or model")
+    api_key_env: str | None = Field(None, description="env var holding the engine's API key (sent as a bearer "
+                                    "token; never the key itself in YAML); None: no key")
+    timeout_s: float = Field(120, gt=0, description="longest wait for the engine's next bytes (a streamed chunk or "
+                             "the whole answer)")
+    connect_timeout_s: float = Field(5, gt=0, description="longest wait to connect to the engine")
+    max_connections: int = Field(256, ge=1, description="concurrent requests to one engine")
+
+    _url = field_validator("base_url")(lambda v: v if v is None else check_engine_url(v))
+
+    @field_validator("model")
+    @classmethod
+    def _template(cls, v: str) -> str:
+        try:
+            v.format(name="m", version=1)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"{v!r}: only {{name}} and {{version}} are filled in ({type(exc).__name__}: {exc})") \
+                from None
+        return v
+
+    def target(self, name: str, version: int) -> tuple[str, str]:
+        """(base_url, model) of one registered version; ValueError naming the key when it has no engine."""
+        own = self.versions.get(int(version)) or EngineTarget()
+        base_url = own.base_url or self.base_url
+        if base_url is None:
+            raise ValueError(f"serving.upstream.versions: no engine for {name} version {version}; set "
+                             f"serving.upstream.base_url or serving.upstream.versions.{version}.base_url")
+        return base_url, (own.model or self.model).format(name=name, version=version)
+
+
 class ServingConfig(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -130,8 +198,27 @@ class ServingConfig(StrictModel):
     filters: FiltersConfig = Field(default_factory=FiltersConfig)
     review_page: bool = Field(False, description="also serve the human review page at /review (same token, the "
                               "prediction log's database)")
+    generation: Literal["batched", "sequential"] = Field("batched", description="chat models: batched: "
+                                                        "concurrent requests (streamed or not, any sampling "
+                                                        "settings) are generated together, joining and leaving the "
+                                                        "batch at each token (continuous batching, up to "
+                                                        "max_batch_size rows); sequential: one generate per request "
+                                                        "(streams one at a time)")
+
+    engine: Literal["local", "openai-compatible"] = Field("local", description="local: generate in this process; "
+                                                           "openai-compatible: forward chat and completions to the "
+                                                           "engine in serving.upstream (vLLM, SGLang, TGI, ...)")
+    upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
 
     _shared_state = field_validator("shared_state")(lambda v: check_shared_state(v))
+
+    @model_validator(mode="after")
+    def _engine_named(self):
+        if self.engine == "openai-compatible" and self.upstream.base_url is None and not any(
+                t.base_url for t in self.upstream.versions.values()):
+            raise ValueError("engine: openai-compatible needs serving.upstream.base_url, the engine's URL "
+                             "(http://gpu-1:8000/v1), or one per version in serving.upstream.versions")
+        return self
 
 
 SQL_DIALECTS = ("postgresql", "sqlite", "mysql", "mariadb", "mssql", "oracle")

@@ -121,6 +121,14 @@ class DPConfig(StrictModel):
                                               "Opacus' default) or rdp (Renyi DP, a looser upper bound)")
 
 
+class AutoConfig(StrictModel):
+    """`training.auto`: a small Optuna search (tunesmith.tuning) on the eval split before the final training."""
+
+    budget_minutes: float = Field(..., gt=0, description="wall-clock minutes for the search's trials; a trial still "
+                                  "running at the end is stopped and scored as it stands")
+    max_trials: int = Field(12, ge=1, description="at most this many trials within the budget")
+
+
 class TrainingConfig(StrictModel):
     epochs: float = Field(3, gt=0)
     max_steps: int | None = Field(None, gt=0)
@@ -163,6 +171,12 @@ class TrainingConfig(StrictModel):
     pack_tokens: int | None = Field(None, ge=16, description="causal-lm with packing: fill each micro-batch row with "
                                     "whole conversations up to this many tokens (first-fit-decreasing bins, seeded "
                                     "order per epoch) instead of batch_size conversations; null: batch_size")
+    auto: AutoConfig | None = Field(None, description="before the final training, an Optuna search around the "
+                                    "values derived from the data, scored on the eval split (never test), within "
+                                    "{budget_minutes: N}")
+    fallback: Literal["head", "off"] = Field("head", description="head: when the fine-tuned model does not beat the "
+                                             "baseline probe on eval, also train the head alone and keep the better "
+                                             "of the two on eval (still gated); off: keep the fine-tuned model")
 
     @model_validator(mode="after")
     def _pack_tokens_needs_packing(self) -> TrainingConfig:
@@ -185,6 +199,8 @@ class TrainingConfig(StrictModel):
             "gradient_checkpointing": (self.gradient_checkpointing, "Opacus' hooks get no per-example gradient "
                                        "through recomputed activations; set gradient_checkpointing: false"),
             "backend": (self.backend != "local", "a provider trains without DP-SGD; use backend: local"),
+            "auto": (self.auto is not None, "every search trial would spend the privacy budget again; search "
+                     "without training.privacy (public or synthetic rows), then pin the values found"),
         }
         problems = [f"training.{key}: not supported with training.privacy: {hint}"
                     for key, (refused, hint) in refusals.items() if refused]
@@ -192,7 +208,7 @@ class TrainingConfig(StrictModel):
             raise ValueError("; ".join(problems))
         return self
 
-    @field_validator("torch_compile", mode="before")
+    @field_validator("torch_compile", "fallback", mode="before")
     @classmethod
     def _yaml_on_off(cls, v: Any) -> Any:
         # YAML 1.1 reads a bare `on` / `off` as a boolean: take it as the word the user wrote.

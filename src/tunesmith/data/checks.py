@@ -51,23 +51,30 @@ class ChecksOutcome:
     violations: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     oversampled: int = 0  # rows added to train by data.checks.imbalance.oversample
+    spool: Any = None  # rows read in batches (`stream.Spool`): texts are read back for the rows a check drops
 
     def quarantined_by_reason(self) -> Counter:
         return Counter(r["reason"] for r in self.quarantined)
 
 
 def run_checks(cfg: Config, splits: Mapping[str, pd.DataFrame], where: Mapping[str, str],
-               run_dir: Path | None = None, near: NearPairs | None = None) -> ChecksOutcome:
+               run_dir: Path | None = None, near: NearPairs | None = None, spool: Any = None) -> ChecksOutcome:
     """Every data check, in order: duplicates and leakage, PII, label issues, imbalance.
 
     Args:
         splits: train/eval/test frames with text, label, _source, _order, _digest and _text_digest columns.
         where: per split, how to name it in a message (e.g. "data.test (test.jsonl)").
         near: near-duplicate pairs already computed over these rows (`near_pairs` in prepare.py); else computed here.
+        spool: rows read in batches (`stream.Spool`): the frames hold no texts; PII was scanned per batch and
+            the texts a check needs are read back from the spool.
     """
-    out = ChecksOutcome({n: f.reset_index(drop=True) for n, f in splits.items()})
+    out = ChecksOutcome({n: f.reset_index(drop=True) for n, f in splits.items()}, spool=spool)
     _duplicates_and_leakage(cfg, out, where, near)
-    _pii(cfg, out)
+    _pii(cfg, out, spool)
+    if spool is not None:
+        from tunesmith.data.stream import fill_label_sample
+
+        fill_label_sample(cfg, out.splits, spool, run_dir)
     family(cfg.task).label_checks(cfg, out, run_dir)  # label issues and class balance, where there are labels
     return out
 
@@ -93,6 +100,8 @@ def record(row: pd.Series, reason: str, detail: str, slices: list[str]) -> dict[
 def drop_rows(cfg: Config, out: ChecksOutcome, split: str, positions: Mapping[int, tuple[str, str]]) -> int:
     """Move rows (position -> (reason, detail)) of `split` to quarantine; returns how many."""
     frame = out.splits[split]
+    if out.spool is not None:  # quarantine.jsonl keeps each dropped row whole
+        out.spool.fill_texts(frame, list(positions))
     for pos, (reason, detail) in sorted(positions.items()):
         out.quarantined.append(record(frame.iloc[pos], reason, detail, cfg.data.slice_columns))
     keep = np.ones(len(frame), dtype=bool)
@@ -195,7 +204,18 @@ def _dup_message(name: str, finding: dict[str, Any], where: Mapping[str, str]) -
 # --- PII --------------------------------------------------------------------------------------------------
 
 
-def _pii(cfg: Config, out: ChecksOutcome) -> None:
+def scan_pii(cfg: Config, texts: list[str]) -> list[list[pii.Finding]]:
+    """The PII findings of each text: the regex detectors, merged with Presidio's where it is used."""
+    c = cfg.data.checks.pii
+    types = [pii.PiiType(t) for t in c.types]
+    regex_types = [t for t in types if t is not pii.PiiType.PERSON]
+    found = [pii.scan(t, regex_types) for t in texts]
+    if _presidio_state(c.presidio, pii.PiiType.PERSON in types) == "used":
+        found = [pii.merge(a, b) for a, b in zip(found, pii.presidio_scan(texts, min_score=c.min_score), strict=True)]
+    return found
+
+
+def _pii(cfg: Config, out: ChecksOutcome, spool: Any = None) -> None:
     c = cfg.data.checks.pii
     if c.policy is CheckPolicy.OFF:
         out.findings["pii"] = {"policy": "off", "status": "off"}
@@ -207,18 +227,19 @@ def _pii(cfg: Config, out: ChecksOutcome) -> None:
     examples: dict[str, list[dict[str, str]]] = {t.value: [] for t in types}
     hits: dict[str, dict[int, list[pii.Finding]]] = {}
     for name, frame in out.splits.items():
-        texts = frame[TEXT].astype(str).tolist()
-        found = [pii.scan(t, regex_types) for t in texts]
-        if presidio == "used":
-            found = [pii.merge(a, b) for a, b in zip(found, pii.presidio_scan(texts, min_score=c.min_score), strict=True)]
-        hits[name] = {i: f for i, f in enumerate(found) if f}
+        if spool is None:
+            found = scan_pii(cfg, frame[TEXT].astype(str).tolist())
+            hits[name] = {i: f for i, f in enumerate(found) if f}
+        else:  # scanned batch by batch while reading; the rows with findings got their texts back
+            hits[name] = spool.pii_hits(frame)
         for i, fs in hits[name].items():
             for t in {f.type.value for f in fs}:
                 counts[t]["rows"] += 1
             for f in fs:
                 counts[f.type.value]["findings"] += 1
                 if len(examples[f.type.value]) < c.examples:
-                    examples[f.type.value].append({"source": frame[SOURCE].iat[i], "masked": pii.mask(texts[i][f.start:f.end])})
+                    text = str(frame[TEXT].iat[i])
+                    examples[f.type.value].append({"source": frame[SOURCE].iat[i], "masked": pii.mask(text[f.start:f.end])})
     rows = sum(len(h) for h in hits.values())
     finding = {"policy": c.policy.value, "status": _status(c.policy, rows), "presidio": presidio, "types": list(c.types),
                "rows_with_pii": rows, "by_type": {t: {"rows": counts[t]["rows"], "findings": counts[t]["findings"],
@@ -304,6 +325,10 @@ def summarize(name: str, finding: Mapping[str, Any]) -> str:
         return f"{finding.get('rows', 0)} rows ({kinds}){dropped}"
     if name == "label_issues":
         return f"{finding.get('flagged', 0)} of {finding.get('rows_checked', 0)} rows flagged for review"
+    if name == "image_pii":  # tunesmith.data.image_checks
+        return f"{finding.get('rows', 0)} images with EXIF metadata" + (f" ({finding['by_kind']})" if finding.get("by_kind") else "")
+    if name == "image_modes":
+        return f"{finding.get('converted_to_rgb', 0)} images converted to RGB (modes {finding.get('modes')})"
     if name == "imbalance":
         tiny = f"; tiny classes {finding['tiny_classes']}" if finding.get("tiny_classes") else ""
         fix = f"; fix: {', '.join(finding['fix'])}" if finding.get("fix") else ""

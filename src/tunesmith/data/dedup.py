@@ -80,26 +80,51 @@ def near_duplicate_pairs(
     keys are kept. Pass distinct texts (collapse exact duplicates first): identical texts share every band.
     """
     n = len(texts)
+    keys = np.empty((n, lsh_bands(threshold, num_perm)[0]), dtype=np.uint64)
+    for part in _batches(n, batch_size):
+        keys[part] = band_keys(texts[part], threshold=threshold, num_perm=num_perm, ngram=ngram, seed=seed)
+    return pairs_from_band_keys(keys, texts, threshold=threshold, num_perm=num_perm, ngram=ngram)
+
+
+def band_keys(texts: Sequence[str], *, threshold: float = 0.7, num_perm: int = 128, ngram: int = 2, seed: int = 1
+              ) -> np.ndarray:
+    """The LSH band keys (len(texts) x bands, uint64) of a batch of texts: all that is kept of a text to find its
+    near-duplicate candidates, so texts can be read, keyed and forgotten batch by batch."""
     bands, rows = lsh_bands(threshold, num_perm)
     mixers = np.random.default_rng(seed).integers(1, 2**63, size=rows, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-    keys = np.empty((n, bands), dtype=np.uint64)
-    for part in _batches(n, batch_size):
-        sets = [shingles(t, ngram) for t in texts[part]]
-        sig = np.vstack([m.hashvalues for m in MinHash.generator(sets, num_perm=num_perm, seed=seed)]) if sets else \
-            np.empty((0, num_perm), dtype=np.uint64)
-        keys[part] = _band_keys(sig, bands, rows, mixers)
-    found = _candidates(keys)
+    sets = [shingles(t, ngram) for t in texts]
+    sig = np.vstack([m.hashvalues for m in MinHash.generator(sets, num_perm=num_perm, seed=seed)]) if sets else \
+        np.empty((0, num_perm), dtype=np.uint64)
+    return _band_keys(sig, bands, rows, mixers)
+
+
+def pairs_from_band_keys(keys: np.ndarray | Sequence[np.ndarray], texts: Mapping[int, str] | Sequence[str], *, threshold: float = 0.7,
+                         num_perm: int = 128, ngram: int = 2) -> NearDuplicates:
+    """Candidate pairs from the band keys, each confirmed by exact Jaccard; `texts[i]` is only asked for the
+    candidates (a mapping of those texts will do)."""
+    return confirm_pairs(candidate_pairs(keys), texts, threshold=threshold, num_perm=num_perm, ngram=ngram)
+
+
+def confirm_pairs(found: np.ndarray, texts: Mapping[int, str] | Sequence[str], *, threshold: float = 0.7,
+                  num_perm: int = 128, ngram: int = 2) -> NearDuplicates:
+    """The candidate pairs `found` whose exact Jaccard reaches the threshold."""
+    bands, rows = lsh_bands(threshold, num_perm)
     pairs, sims = _verify(texts, found, threshold, ngram)
     return NearDuplicates(pairs, sims, len(found), bands, rows)
 
 
-def _candidates(keys: np.ndarray) -> np.ndarray:
-    """Unique (i, j), i < j, that share a key in at least one band."""
-    n = len(keys)
-    found = []
-    for band in range(keys.shape[1]):
-        order = np.argsort(keys[:, band], kind="stable")
-        ranked = keys[order, band]
+def candidate_pairs(keys: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+    """Unique (i, j), i < j, that share a key in at least one band.
+
+    `keys` is the (texts x bands) array, or one array of keys per band (a band at a time: bands read from disk).
+    """
+    columns = [keys[:, b] for b in range(keys.shape[1])] if isinstance(keys, np.ndarray) else keys
+    found, n = [], None
+    for column in columns:
+        column = np.asarray(column)
+        n = len(column)
+        order = np.argsort(column, kind="stable")
+        ranked = column[order]
         for d in range(1, min(_WINDOW, n - 1) + 1):
             same = ranked[:-d] == ranked[d:]
             if not same.any():
@@ -112,7 +137,7 @@ def _candidates(keys: np.ndarray) -> np.ndarray:
     return np.stack([flat // n, flat % n], axis=1)
 
 
-def _verify(texts: Sequence[str], candidates: np.ndarray, threshold: float, ngram: int) -> tuple[np.ndarray, np.ndarray]:
+def _verify(texts: Mapping[int, str] | Sequence[str], candidates: np.ndarray, threshold: float, ngram: int) -> tuple[np.ndarray, np.ndarray]:
     cache: dict[int, set[bytes]] = {}
 
     def get(i: int) -> set[bytes]:
@@ -164,8 +189,8 @@ def find_duplicates(
     """
     names = list(splits)
     rows = pd.concat([
-        pd.DataFrame({"split": k, "pos": np.arange(len(f)), "digest": f[digest].to_numpy(), "label": f[label].to_numpy(),
-                      "source": f[source].to_numpy(), "order": f[order].to_numpy(), "text": f[text].to_numpy()})
+        pd.DataFrame({"split": k, "pos": np.arange(len(f)), "digest": f[digest].array, "label": f[label].array,
+                      "source": f[source].array, "order": f[order].to_numpy()})  # .array: Arrow strings stay Arrow
         for k, f in enumerate(splits.values())
     ], ignore_index=True).sort_values(["split", "order"], kind="stable")
     rows["uid"] = pd.factorize(rows["digest"])[0]
@@ -233,7 +258,7 @@ def near_duplicate_groups(digests: Sequence[str], groups: np.ndarray, near: Near
     from scipy.sparse.csgraph import connected_components
 
     groups = np.asarray(groups)
-    digests = pd.Series(np.asarray(digests))
+    digests = pd.Series(digests).reset_index(drop=True)  # Arrow strings stay Arrow: no Python str per row
     first = ~digests.duplicated().to_numpy()
     index, codes = pd.Index(digests[first]), groups[first]
     ia, ib = index.get_indexer(near.a), index.get_indexer(near.b)

@@ -44,7 +44,7 @@ def find_leakage(
     for first, second in combinations(splits, 2):
         pair = f"{first}/{second}"
         a, b = splits[first], splits[second]
-        shared = b[b[TEXT_DIGEST].isin(set(a[TEXT_DIGEST]))].sort_values(ORDER, kind="stable")
+        shared = b[b[TEXT_DIGEST].isin(a[TEXT_DIGEST])].sort_values(ORDER, kind="stable")
         found.overlap[pair] = len(shared)
         if shared.empty:
             continue
@@ -64,7 +64,7 @@ def find_leakage(
 
 
 def _conflicts(train: pd.DataFrame, where: str) -> tuple[int, str | None]:
-    train = train.sort_values(ORDER, kind="stable")  # examples in file order
+    train = train[[TEXT_DIGEST, LABEL, SOURCE, ORDER]].sort_values(ORDER, kind="stable")  # examples in file order
     labels_per_text = train.groupby(TEXT_DIGEST, sort=False)[LABEL].nunique()
     conflicting = labels_per_text[labels_per_text > 1].index
     if conflicting.empty:

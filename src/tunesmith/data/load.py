@@ -19,7 +19,7 @@ import json
 import lzma
 import re
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -97,6 +97,44 @@ def load_table(key: str, path: Path, configured_format: str = "auto", *,
     return Table(key=key, path=path, format=fmt, frame=frame, bad=bad)
 
 
+STREAMED_FORMATS = ("jsonl", "csv", "parquet")  # read in batches; a saved HF dir is read whole
+
+
+def iter_tables(key: str, path: Path, configured_format: str = "auto", *, batch_rows: int,
+                max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[Table]:
+    """`load_table` in batches: one Table per `batch_rows` rows (good and bad), in file order, with the same
+    `_source`/`_order` per row and the same errors; only one batch is in memory at a time."""
+    require_readable(key, path)
+    fmt = detect_format(key, path, configured_format)
+    if fmt not in STREAMED_FORMATS:
+        raise DataError("data.batch_rows", f"{path} is read as {_FORMAT_NAMES.get(fmt, fmt)}, which is not read in batches",
+                        "convert it to parquet or JSON Lines, or set data.batch_rows: 0")
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataError(str(path), f"the file is empty (0 bytes), so {key} has no rows", _EMPTY_HINT)
+    chunks = {"jsonl": partial(_jsonl_chunks, max_line_bytes=max_line_bytes, chunk_rows=batch_rows),
+              "csv": partial(_csv_chunks, max_line_bytes=max_line_bytes, chunk_rows=batch_rows),
+              "parquet": partial(_parquet_chunks, chunk_rows=batch_rows)}[fmt](path)
+    seen, frame = False, pd.DataFrame()
+    while True:
+        try:
+            frame, bad = next(chunks)
+        except StopIteration:
+            break
+        except DataError:
+            raise
+        except _READ_ERRORS as exc:
+            problem = f"cannot read it as {_FORMAT_NAMES[fmt]} ({key}): {type(exc).__name__}: {exc}"
+            raise DataError(str(path), problem, _READ_HINTS[fmt]) from None
+        if frame.empty and not bad:
+            continue
+        seen = True
+        yield Table(key=key, path=path, format=fmt, frame=frame, bad=bad)
+    if not seen:
+        header = [c for c in frame.columns if c not in (SOURCE, ORDER)]
+        what = "has columns but no rows" if header else "has no rows (only blank lines)"
+        raise DataError(str(path), f"the file {what}, so {key} has no rows", _EMPTY_HINT)
+
+
 def require_readable(key: str, path: Path) -> None:
     """A DataError unless `path` is a regular file or a folder (devices and FIFOs never end or block)."""
     if not path.exists():
@@ -143,11 +181,25 @@ def _lines(f: IO[bytes], limit: int):
 
 
 def _read_jsonl(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> tuple[pd.DataFrame, list[BadRow]]:
+    return _one(_jsonl_chunks(path, max_line_bytes))
+
+
+def _one(chunks: Iterator[tuple[pd.DataFrame, list[BadRow]]]) -> tuple[pd.DataFrame, list[BadRow]]:
+    """The single chunk a reader yields when it is not asked for batches."""
+    return next(chunks)
+
+
+def _jsonl_chunks(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, chunk_rows: int | None = None
+                  ) -> Iterator[tuple[pd.DataFrame, list[BadRow]]]:
+    """(rows, bad rows) per `chunk_rows` rows read (good and bad together); one chunk for the whole file without."""
     records: list[dict] = []
     lines: list[int] = []
     bad: list[BadRow] = []
     with _open_binary(path) as f:
         for lineno, (raw, too_long) in enumerate(_lines(f, max_line_bytes), 1):
+            if chunk_rows and len(records) + len(bad) >= chunk_rows:
+                yield _jsonl_frame(path, records, lines), bad
+                records, lines, bad = [], [], []
             if too_long:
                 detail = f"line longer than data.max_line_bytes ({max_line_bytes:,} bytes); not read"
                 bad.append(BadRow(f"{path}:{lineno}", BadRowReason.TOO_LONG_LINE, detail, {"_line": _shown(raw)}, lineno))
@@ -178,12 +230,22 @@ def _read_jsonl(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> tup
                 continue
             records.append(obj)
             lines.append(lineno)
+    yield _jsonl_frame(path, records, lines), bad
+
+
+def _jsonl_frame(path: Path, records: list[dict], lines: list[int]) -> pd.DataFrame:
     frame = pd.DataFrame(records, dtype=object)  # object: keep ints as ints and lists as lists, to judge them
-    return _with_source(frame, [f"{path}:{n}" for n in lines], lines), bad
+    return _with_source(frame, [f"{path}:{n}" for n in lines], lines)
 
 
 def _read_csv(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> tuple[pd.DataFrame, list[BadRow]]:
     """CSV/TSV via the csv module, whose `line_num` gives the line each record starts on."""
+    return _one(_csv_chunks(path, max_line_bytes))
+
+
+def _csv_chunks(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, chunk_rows: int | None = None
+                ) -> Iterator[tuple[pd.DataFrame, list[BadRow]]]:
+    """(rows, bad rows) per `chunk_rows` records read; one chunk for the whole file without."""
     csv.field_size_limit(max_line_bytes)  # long documents are normal (the default is 128 KiB), unbounded ones are not
     delimiter = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
     rows: list[list[str]] = []
@@ -199,10 +261,14 @@ def _read_csv(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> tuple
                 end = reader.line_num
                 header = next(reader, None)
             if header is None:
-                return pd.DataFrame(), []
+                yield pd.DataFrame(), []
+                return
             _check_header(path, end + 1, header)
             end = reader.line_num
             for record in reader:
+                if chunk_rows and len(rows) + len(bad) >= chunk_rows:
+                    yield _csv_frame(path, header, rows, lines), bad
+                    rows, lines, bad = [], [], []
                 start, end = end + 1, reader.line_num
                 if not record:
                     continue  # a blank line
@@ -223,8 +289,12 @@ def _read_csv(path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> tuple
             if "field larger than field limit" in str(exc):
                 hint = f"a field over data.max_line_bytes ({max_line_bytes:,} bytes): {hint}, or raise the limit"
             raise DataError(f"{path}:{reader.line_num}", f"cannot parse CSV: {exc}", hint) from None
+    yield _csv_frame(path, header, rows, lines), bad
+
+
+def _csv_frame(path: Path, header: list[str], rows: list[list[str]], lines: list[int]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=header, dtype=object).replace("", None)  # an empty field is a missing value
-    return _with_source(frame, [f"{path}:{n}" for n in lines], lines), bad
+    return _with_source(frame, [f"{path}:{n}" for n in lines], lines)
 
 
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a byte that is not UTF-8
@@ -268,6 +338,22 @@ def _check_header(path: Path, line: int, header: list[str]) -> None:
 def _read_parquet(path: Path) -> tuple[pd.DataFrame, list[BadRow]]:
     frame = pd.read_parquet(path)
     return _with_row_sources(frame, path), []
+
+
+def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, list[BadRow]]]:
+    """Record batches of `chunk_rows` rows, converted as `pd.read_parquet` converts the whole file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    file = pq.ParquetFile(path)
+    start = 0
+    for batch in file.iter_batches(batch_size=chunk_rows):
+        frame = pa.Table.from_batches([batch], schema=file.schema_arrow).to_pandas().reset_index(drop=True)
+        n = len(frame)
+        yield _with_source(frame, [f"{path}#row={i}" for i in range(start, start + n)], list(range(start, start + n))), []
+        start += n
+    if not start:  # a parquet file with a schema and no rows
+        yield file.schema_arrow.empty_table().to_pandas(), []
 
 
 def _read_hf_dir(path: Path) -> tuple[pd.DataFrame, list[BadRow]]:

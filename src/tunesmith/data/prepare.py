@@ -8,16 +8,19 @@ With a run_dir it also writes run_dir/data_card.json and, when rows were quarant
 from __future__ import annotations
 
 import json
+import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from tunesmith.config import BadRowPolicy, CheckPolicy, Config, DataConfig
+from tunesmith.data import stream
 from tunesmith.data.bundle import DataBundle
-from tunesmith.data.checks import ChecksOutcome, DataChecksFailed, run_checks
+from tunesmith.data.checks import ChecksOutcome, DataChecksFailed, run_checks, scan_pii
 from tunesmith.data.dedup import NearPairs, near_duplicate_groups, near_pairs_by_digest
 from tunesmith.data.errors import DataError
 from tunesmith.data.fingerprint import SPLITS, dataset_fingerprint, row_digests, split_keys, text_digests
@@ -50,45 +53,103 @@ class FilePart:
     checked: CheckedTable
 
 
-def prepare_data(cfg: Config, run_dir: Path | None = None) -> DataBundle:
+def prepare_data(cfg: Config, run_dir: Path | None = None, *, load_frames: bool = True) -> DataBundle:
     """Turn `cfg.data` into train/eval/test frames, the label list, a fingerprint and a DataReport.
+
+    Large files (or `data.batch_rows`) are read and checked in batches (`tunesmith.data.stream`): the same checks
+    and the same report, holding per row only hashes, lengths and labels. The splits are then written as parquet
+    (`report.split_files`: run_dir/splits/, else a temporary folder) and read back as the bundle's frames, unless
+    `load_frames` is False (`tunesmith validate`): then the frames are empty and the files are the splits.
 
     Raises:
         DataError: naming file:line or the config key, with a hint.
     """
+    size = stream.batch_rows(cfg, [cfg.resolve_path(t) for _, _, t in _configured_files(cfg.data)])
+    if size is None:
+        return _prepare(cfg, run_dir, None, 0, load_frames)
+    with tempfile.TemporaryDirectory(prefix="tunesmith-data-", dir=run_dir) as folder:  # the spool
+        return _prepare(cfg, run_dir, Path(folder), size, load_frames)
+
+
+def _prepare(cfg: Config, run_dir: Path | None, folder: Path | None, size: int, load_frames: bool) -> DataBundle:
     d, task = cfg.data, family(cfg.task)
-    parts = [_read(cfg, key, name, text) for key, name, text in _configured_files(d)]
+    spool = stream.Spool(folder, cfg, scan_pii) if folder is not None else None
+    try:
+        parts = [_read(cfg, key, name, text, spool, size) for key, name, text in _configured_files(d)]
+    finally:
+        if spool is not None:
+            spool.close()
+    _release(spool)
     bad = [b for p in parts for b in p.checked.bad]
     quarantine_path = _write_quarantine(Path(run_dir), bad) if bad and run_dir is not None else None
     for p in parts:
         _require_rows(p)
     if task.labeled and d.labels is None:
         _check_label_case(parts, task.label_column)
-    near = near_pairs(cfg, parts)
+    if spool is None:
+        near = near_pairs(cfg, parts)
+    else:
+        near = stream.near_pairs(cfg, [p.checked.rows for p in parts], spool, size)
+        _release(spool)
     splits, dropped, warnings = _split(cfg, {p.name: p.checked.rows for p in parts}, near)
+    if spool is not None:  # the splits hold the rows now; keep one copy of the lean rows, not two
+        for p in parts:
+            p.checked.rows = p.checked.rows.iloc[:0]
+        _release(spool)
     warnings += [w for p in parts for w in p.checked.warnings]
     labels, label_warnings = task.label_set(splits, cfg, parts)
     warnings += label_warnings
     leakage = _leakage(splits, parts)
     warnings += leakage.warnings
+    _release(spool)
     if task.checks_on_full_text:  # the split kept each key (a query) in one split; the checks judge whole rows,
         splits = {n: f.assign(**{TEXT_DIGEST: text_digests(f[TEXT])}) for n, f in splits.items()}  # so the
         near = None  # near pairs, keyed by the split key, do not apply
-    checks = run_checks(cfg, splits, _split_names(parts), run_dir, near)  # the data gates: after the split, before training
+    # the data gates: after the split, before training
+    checks = run_checks(cfg, splits, _split_names(parts), run_dir, near, spool)
     splits, warnings = checks.splits, warnings + checks.warnings
+    _release(spool)
     if checks.quarantined and run_dir is not None:
         quarantine_path = _write_quarantine(Path(run_dir), bad, checks.quarantined)
     if bad and run_dir is None:
         warnings.append(f"{len(bad)} bad rows were skipped; pass a run_dir to keep them in quarantine.jsonl")
     fingerprint = dataset_fingerprint({n: list(s[DIGEST]) for n, s in splits.items()}, labels, d.slice_columns)
-    frames = {n: _public(s, d, extra=task.bundle_columns) for n, s in splits.items()}
+    if spool is None:
+        frames = {n: _public(s, d, extra=task.bundle_columns) for n, s in splits.items()}
+        files: dict[str, str] = {}
+    else:
+        frames, files = _written(splits, d, task, spool, run_dir, size, load_frames)
     warnings += task.check_splits(frames, cfg)
     report = _report(parts, frames, labels, fingerprint, quarantine_path, dropped, leakage, warnings, checks, task)
+    keep = run_dir is not None and not load_frames  # else the files are in the spool's folder, removed on return
+    report.split_files = files if keep else {}
     if run_dir is not None:
         atomic_write_json(Path(run_dir) / "data_card.json", report.to_dict())
     if checks.violations:
         raise DataChecksFailed(checks.violations, report)
+    if files:  # the texts are in the files: read back, or (validate) left there, the bundle's frames empty
+        frames = {n: pd.read_parquet(f) if load_frames else pq.read_schema(f).empty_table().to_pandas() for n, f in files.items()}
     return DataBundle(frames["train"], frames["eval"], frames["test"], labels, fingerprint, report)
+
+
+def _release(spool: stream.Spool | None) -> None:
+    if spool is not None:  # read in batches: keep the peak to the largest step, not the sum of them
+        stream.release_memory()
+
+
+def _written(splits: dict[str, pd.DataFrame], d: DataConfig, task, spool: stream.Spool, run_dir: Path | None,
+             size: int, load_frames: bool) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """The splits written as parquet (texts from the spool); the lean frames, sorted, stand in for the report."""
+    folder = Path(run_dir) / "splits" if run_dir is not None and not load_frames else spool.path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    columns = [TEXT, LABEL, SOURCE] + [c for c in d.slice_columns if c not in (TEXT, LABEL)] + list(task.bundle_columns)
+    frames, files = {}, {}
+    for name, rows in splits.items():
+        stream.refresh_lengths(rows)
+        rows = rows.sort_values(ORDER, kind="stable").reset_index(drop=True)
+        files[name] = stream.write_split(folder / f"{name}.parquet", rows, columns, spool, size)
+        frames[name] = rows
+    return frames, files
 
 
 def _configured_files(d: DataConfig) -> list[tuple[str, str, str]]:
@@ -97,7 +158,10 @@ def _configured_files(d: DataConfig) -> list[tuple[str, str, str]]:
     return [(f"data.{n}", n, getattr(d, n)) for n in SPLITS if getattr(d, n)]
 
 
-def _read(cfg: Config, key: str, name: str, path_text: str) -> FilePart:
+def _read(cfg: Config, key: str, name: str, path_text: str, spool: stream.Spool | None = None, size: int = 0
+          ) -> FilePart:
+    if spool is not None:
+        return FilePart(name, *stream.read_in_batches(cfg, key, cfg.resolve_path(path_text), spool, size))
     task = family(cfg.task)
     table = task.read_table(key, cfg.resolve_path(path_text), cfg)
     checked = task.check_rows(table, cfg)
@@ -184,7 +248,7 @@ def _near_groups(cfg: Config, pool: pd.DataFrame, groups: np.ndarray, near: Near
     leak = cfg.data.checks.leakage
     if near is None or not leak.near or leak.policy is CheckPolicy.OFF:
         return groups
-    return near_duplicate_groups(pool[TEXT_DIGEST].tolist(), groups, near)
+    return near_duplicate_groups(pool[TEXT_DIGEST], groups, near)  # a Series: no 64-wide unicode array per row
 
 
 def _split_names(parts: list[FilePart]) -> dict[str, str]:
@@ -199,7 +263,8 @@ def _leakage(splits: dict[str, pd.DataFrame], parts: list[FilePart]) -> Leakage:
     names = {p.name: f"{p.table.key} ({p.table.path})" for p in parts}
     pool = next(p for p in parts if p.name in ("all", "train"))
     where = _split_names(parts)
-    training = pd.concat([splits[n] for n in SPLITS if n not in names or n == pool.name], ignore_index=True)
+    columns = [LABEL, ORDER, SOURCE, TEXT_DIGEST]  # what find_leakage reads
+    training = pd.concat([splits[n][columns] for n in SPLITS if n not in names or n == pool.name], ignore_index=True)
     return find_leakage(splits, where, training, names[pool.name])
 
 

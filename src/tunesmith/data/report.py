@@ -12,6 +12,8 @@ import pandas as pd
 
 from tunesmith.data.schema import LABEL, TEXT
 
+CHARS, TOKENS = "_chars", "_tokens"  # lengths measured while reading in batches (the texts are not held)
+
 
 @dataclass
 class DataReport:
@@ -37,6 +39,7 @@ class DataReport:
     checks: dict[str, Any] = field(default_factory=dict)  # data gate -> its policy, status and findings (checks.py)
     truncated: int = 0  # causal-lm conversations cut to model.max_length tokens (data.too_long: truncate)
     quarantine_examples: list[str] = field(default_factory=list)  # the first few as "file:line: reason: detail"
+    split_files: dict[str, str] = field(default_factory=dict)  # split -> parquet, when the data was read in batches
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -49,6 +52,8 @@ def label_distribution(rows: pd.DataFrame, labels: Sequence[str]) -> dict[str, i
 
 def text_length(rows: pd.DataFrame) -> dict[str, dict[str, float]]:
     """Length in characters and in whitespace-separated tokens (a model-free proxy for max_length)."""
+    if CHARS in rows.columns:
+        return {"chars": _stats(rows[CHARS]), "tokens": _stats(rows[TOKENS])}
     texts = rows[TEXT].astype("str")
     return {"chars": _stats(texts.str.len()), "tokens": _stats(texts.str.count(r"\S+"))}
 

@@ -61,6 +61,10 @@ class BadRowReason(str, Enum):
     MISSING_DOCUMENT = "missing_document"  # reranking: a query without the document to score
     INVALID_RELEVANCE = "invalid_relevance"  # reranking: a relevance that is missing, negative or not a number
     EMPTY_LABELS = "empty_labels"  # multi-label: an empty label list (data.allow_empty_labels: false)
+    MISSING_IMAGE = "missing_image"  # images: no path, or the file it names does not exist
+    UNREADABLE_IMAGE = "unreadable_image"  # images: not an image Pillow can decode
+    TRUNCATED_IMAGE = "truncated_image"  # images: the file ends before its pixels do
+    IMAGE_TOO_LARGE = "image_too_large"  # images: more pixels or bytes than the limit (a decompression bomb)
 
 
 _HINTS = {

@@ -48,7 +48,7 @@ def fit_probe(
         prior = np.bincount(y_train, minlength=num_labels) / max(len(y_train), 1)
         return LinearProbe(np.tile(prior, (len(x_test), 1)), None, None, metric)
     scaler = StandardScaler().fit(x_train)
-    x_train, x_eval, x_test = scaler.transform(x_train), scaler.transform(x_eval), scaler.transform(x_test)
+    x_train, x_eval, x_test = (scaler.transform(x) if len(x) else x for x in (x_train, x_eval, x_test))
     best: tuple[float, float, LogisticRegression] | None = None
     for c in C_GRID if len(y_eval) else (1.0,):  # no eval split: sklearn's default C
         clf = LogisticRegression(C=c, max_iter=2000, random_state=seed)
@@ -62,7 +62,8 @@ def fit_probe(
         if best is None or score > best[0]:  # ties keep the stronger regularisation
             best = (score, c, clf)
     score, c, clf = best
-    return LinearProbe(_full_proba(clf, x_test, num_labels), c, score if len(y_eval) else None, metric)
+    test_proba = _full_proba(clf, x_test, num_labels) if len(x_test) else np.zeros((0, num_labels))  # eval-only use
+    return LinearProbe(test_proba, c, score if len(y_eval) else None, metric)
 
 
 def linear_probe(cfg, bundle, *, metric: str = "macro_f1") -> LinearProbe:

@@ -202,6 +202,7 @@ def model_card(cfg: Config, *, report, data: dict, decision, lineage: dict, cost
              f"- Method: {cfg.method.kind.value}; epochs {t.epochs}, learning rate {t.learning_rate:g}, batch size "
              f"{t.batch_size}, seed {cfg.seed}"]
     lines.append(_dp_line(lineage))
+    lines += _settings_lines(lineage, getattr(report, "notes", []))
     if cost:
         lines.append(f"- Compute: {cost.get('cost.cpu_seconds', 0):.0f} CPU s, {cost.get('cost.gpu_seconds', 0):.0f} GPU s"
                      + (f"; {cost['cost.train']:.4g} {cfg.cost.currency} at the config's prices"
@@ -225,3 +226,19 @@ def model_card(cfg: Config, *, report, data: dict, decision, lineage: dict, cost
               f"{cfg.name}`", "```", "", "```python", "import mlflow",
               f'model = mlflow.pyfunc.load_model("models:/{cfg.name}@champion")', "```", ""]
     return "\n".join(lines)
+
+
+def _settings_lines(lineage: dict, notes: list[str]) -> list[str]:
+    """Training procedure: the settings trained with (set in the config, derived from the data, or searched on
+    eval; metrics.json `training_settings` says which and why) and the candidate the run went on with."""
+    settings = lineage.get("training_settings")
+    shown = ", ".join(f"{k} {v:g}" if isinstance(v, int | float) else f"{k} {v}" for k, v in (settings or {}).items())
+    lines = [f"- Settings trained with: {_md(shown)} (config values "
+             "win; the others derived from the data or searched on eval, see metrics.json `training_settings`)"] \
+        if settings else []
+    why = next((n.removeprefix("candidate: ") for n in notes if n.startswith("candidate: ")), None)
+    if why:
+        lines.append(f"- Candidate: {_md(why)}")
+    elif settings:  # the run fitted its settings, but the family or metric has no probe score on eval
+        lines.append("- Candidate: fine-tuned (fine-tuned vs the baseline on the eval split: not measured)")
+    return lines

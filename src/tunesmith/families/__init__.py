@@ -27,6 +27,7 @@ BUILTIN = {
     "embedding": "tunesmith.families.embedding",
     "reranking": "tunesmith.families.reranking",
     "causal-lm": "tunesmith.families.causal_lm",
+    "image-classification": "tunesmith.families.image_classification",
 }
 
 FAMILIES: dict[str, Task] = {}

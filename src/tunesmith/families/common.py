@@ -239,3 +239,14 @@ def text_dataset(bundle_label: str, *, classes: str | None, recent_gates: tuple[
 
 def no_classes(_row) -> tuple:
     return ()
+
+
+# --- training settings that fit the data (tunesmith.config.derived) ------------------------------------------
+
+
+def head_training_defaults(*, steps_per_class: int = 0, lr_scale: float = 1.0, lr_why: str = ""):
+    """A family's `training_defaults` hook for an encoder with a task head: the shared schedule and learning-rate
+    rule, with the family's extra steps per class and learning-rate scale."""
+    from tunesmith.config.derived import head_defaults
+
+    return functools.partial(head_defaults, steps_per_class=steps_per_class, lr_scale=lr_scale, lr_why=lr_why)

@@ -135,8 +135,11 @@ def run_job(api_cfg: Config, store, job_id: str, *, worker_id: str, stop: thread
         from tunesmith.registry import check_owner
 
         check_owner(cfg.name, cfg.registry.owner, registry=cfg.registry)  # before any compute is spent
+        from tunesmith.tuning.auto import search as auto_search
+
         outcome = run(cfg, resume=resume, run_dir=str(run_dir), callbacks=[JobEvents(store, job_id, heartbeat, stop)],
-                      say=lambda line: _say(store, job_id, tenant_message(line, shown)))
+                      say=lambda line: _say(store, job_id, tenant_message(line, shown)),
+                      search=auto_search if cfg.training.auto is not None else None)
     except JobInterrupted as exc:
         return _interrupted(api_cfg, store, job_id, worker_id, exc.reason, requeue)
     except Exception as exc:  # recorded, never lost; the tenant sees what they can act on, the operator all of it

@@ -73,7 +73,9 @@ def create_app(name: str, *, settings, store=None, prediction_log=None, state: S
         shared = state.shared and {"url": state.shared.url, "reachable": state.shared.reachable}  # no password
         return {"status": "ready", "model": champion.name, "model_version": champion.version, "task":
                 champion.task, "serving": models, "canary_percent": state.settings.canary.percent
-                if Role.CHALLENGER in state.slots else 0, "shadow": state.settings.shadow, "shared_state": shared}
+                if Role.CHALLENGER in state.slots else 0, "shadow": state.settings.shadow, "shared_state": shared,
+                "engines": {role.value: f"{slot.served.upstream.base_url} ({slot.served.upstream.model})"
+                            for role, slot in state.slots.items() if slot.served.upstream is not None} or None}
 
     @app.get("/v1/rollout", tags=["health"])
     async def rollout() -> dict:

@@ -20,6 +20,7 @@ from tunesmith.serving import schemas as s
 from tunesmith.serving.batching import QueueFull
 from tunesmith.serving.router import Role
 from tunesmith.serving.state import ModelNotFound, NoModel, RouteNotServed, ServingState
+from tunesmith.serving.upstream import UpstreamError
 
 _log = logging.getLogger("tunesmith.serving")
 
@@ -69,7 +70,9 @@ async def each(state: ServingState, request: Request, route: str, items: list, l
                           log_input=(log_inputs or items)[i], pin=pin, idx=i) for i, item in enumerate(items)))
     except Exception as exc:
         known = isinstance(exc, ApiError | QueueFull | TimeoutError | NoModel | ModelNotFound | RouteNotServed)
-        if not known:  # the model failed on this request (the champion too, after a challenger): 503, never 500
+        if isinstance(exc, UpstreamError) and exc.kind == "refused":  # the engine refused the input: the caller's
+            exc = ApiError(400, f"invalid request: {exc}", "invalid_request_error")
+        elif not known:  # the model failed on this request (the champion too, after a challenger): 503, never 500
             _log.warning("request %s on %s failed in the model: %s: %s", rid, route, type(exc).__name__, exc)
             exc = ApiError(503, f"the model could not answer this request ({type(exc).__name__}); retry later, and "
                            "if it keeps failing on this input, tell the operator its request id", "server_error",

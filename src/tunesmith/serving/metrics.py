@@ -36,6 +36,7 @@ class ServerMetrics:
     busy_core_seconds: Counter
     filter_actions: Counter
     cost_per_1k: Gauge
+    engine_errors: Counter
 
 
 def create_metrics() -> ServerMetrics:
@@ -80,4 +81,7 @@ def create_metrics() -> ServerMetrics:
                                registry=reg),
         cost_per_1k=Gauge("tunesmith_cost_per_1k_inferences", "Money per 1,000 answered items at the config's cost: "
                           "prices (busy core and GPU time since the version loaded)", [*mv, "currency"], registry=reg),
+        engine_errors=Counter("tunesmith_engine_errors", "serving.engine: openai-compatible: answers the upstream "
+                              "engine failed, by kind (connect, timeout, status, refused, broken, "
+                              "bad_response)", [*mv, "role", "kind"], registry=reg),
     )

@@ -51,7 +51,11 @@ class Served:
     max_length: int = 512
     backend: str = "fp32"  # what runs inference: fp32, bf16, int8, int8+bf16, onnx, onnx-int8 (optimize.py)
     thresholds: dict[int, float] | None = None  # multi-label: per-label decision thresholds (thresholds.json)
+    upstream: Any = None  # serving.engine: openai-compatible: the engine that generates (serving.upstream.Upstream)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    settings: Any = None  # the ServingConfig it is served under (None outside a server: pyfunc, cost, jobs)
+    scheduler: Any = None  # a family's own request scheduler (a chat model's continuous batching), or None
+    batch_workers: int | None = None  # batcher batches in flight at once when the family batches by itself
 
     @property
     def tag(self) -> str:
@@ -97,10 +101,20 @@ def detect_family(model_dir: Path) -> str:
         "…ForSequenceClassification, …ForCausalLM, …ForTokenClassification or an encoder (embeddings)")
 
 
-def load_served(model_dir: Path, *, name: str, version: int, options=None) -> Served:
-    """Load `model_dir` in eval mode with the CPU options in `options` (verified against fp32 before use)."""
+def load_served(model_dir: Path, *, name: str, version: int, options=None, settings=None) -> Served:
+    """Load `model_dir` in eval mode with the CPU options in `options` (verified against fp32 before use);
+    `settings` is the server's ServingConfig (a family may batch by its own rules under it); when its `engine` is
+    openai-compatible the family's engine hooks serve the model instead."""
     model_dir = Path(model_dir)
-    served = Served(name=name, version=int(version), task=detect_family(model_dir), model_dir=model_dir)
+    served = Served(name=name, version=int(version), task=detect_family(model_dir), model_dir=model_dir,
+                    settings=settings)
+    if getattr(settings, "engine", "local") != "local":
+        hooks = served.family.engine
+        if hooks is None:
+            raise ServeLoadError(f"serving.engine: {settings.engine} forwards generation to an engine; {served.tag} is "
+                                 f"a {served.task} model, which tunesmith serves itself: set serving.engine: local")
+        hooks.load(model_dir, served, settings.upstream)
+        return served
     served.family.load_served(model_dir, served)
     if options is not None:
         from tunesmith.serving.optimize import apply_inference_options

@@ -112,7 +112,10 @@ class ServingState:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)  # shadows and rollbacks finish
         for role in list(self.slots):
-            await self.slots.pop(role).batcher.stop()
+            slot = self.slots.pop(role)
+            await slot.batcher.stop()
+            if slot.served.upstream is not None:
+                await slot.served.upstream.aclose()
         if self.plog is not None:
             await asyncio.to_thread(self.plog.close)
         if self.shared is not None:
@@ -123,7 +126,7 @@ class ServingState:
         batcher = Batcher(batch_fn(served), max_batch_size=self.settings.max_batch_size,
                           max_wait_ms=self.settings.max_wait_ms, max_queue=self.settings.max_queue,
                           on_batch=self._on_batch(served), on_done=self._on_done(served), name=served.tag,
-                          workers=self.settings.workers)
+                          workers=served.batch_workers or self.settings.workers)
         await batcher.start()
         old = self.slots.get(role)
         self.slots[role] = Slot(served, batcher)
@@ -147,6 +150,8 @@ class ServingState:
     async def _retire_slot(self, role: Role, slot: Slot) -> None:
         if not any(s.served is slot.served for s in self.slots.values()):
             self.metrics.loaded.labels(slot.served.name, str(slot.served.version), role.value).set(0)
+            if slot.served.upstream is not None:
+                self._spawn(slot.served.upstream.retire())  # its answers in flight finish first
         self._spawn(slot.batcher.stop())
 
     # --- requests --------------------------------------------------------------------------------------
@@ -257,15 +262,27 @@ class ServingState:
             raise NoModel(f"no {role.value} loaded")
         start = time.perf_counter()
         try:
-            result = await slot.batcher.submit(item, timeout=self.settings.request_timeout_s)
+            if slot.served.upstream is not None:  # an engine generates (and batches): forwarded as it comes
+                result = await asyncio.wait_for(slot.served.family.engine.predict(slot.served, item),
+                                                self.settings.request_timeout_s)
+            else:
+                result = await slot.batcher.submit(item, timeout=self.settings.request_timeout_s)
         except QueueFull:
             self.metrics.rejected.labels("queue_full").inc()
             raise
         except Exception as exc:
             self.metrics.errors.labels(slot.served.name, str(slot.served.version), role.value,
                                        type(exc).__name__).inc()
+            self.engine_failed(slot.served, role, exc)
             raise
         return Answer(result, slot.served, role, time.perf_counter() - start)
+
+    def engine_failed(self, served: Served, role: Role, exc: BaseException) -> None:
+        """Count a failed answer of an upstream engine (tunesmith_engine_errors_total) by what broke."""
+        if served.upstream is None:
+            return
+        kind = getattr(exc, "kind", None) or ("timeout" if isinstance(exc, TimeoutError) else "bad_response")
+        self.metrics.engine_errors.labels(served.name, str(served.version), role.value, kind).inc()
 
     async def _try_challenger(self, route: str, item: Any) -> tuple[Answer | None, tuple | None]:
         """The challenger's answer, or (None, (served, latency)) so the champion answers instead; the failure is
@@ -426,7 +443,8 @@ class ServingState:
         model_dir = model_dir_for(self.name, version, store=self.store)
         if model_dir is None:
             raise NoModel(f"{self.name} version {version} has no model files")
-        return load_served(model_dir, name=self.name, version=version, options=self.settings.inference)
+        return load_served(model_dir, name=self.name, version=version, options=self.settings.inference,
+                           settings=self.settings)
 
     async def follow_shared(self) -> None:
         """Drop the challenger if another replica decided its rollback (shared state): every replica within a poll."""
@@ -465,9 +483,13 @@ class ServingState:
         labels = (served.name, str(served.version))
         gpu = _gpu_name(served)
         usage = self.usage.setdefault(served.version, [0, 0.0, 0.0])
+        metered = [0.0]  # a family scheduler's busy seconds already metered
 
         def observe(size: int, seconds: float) -> None:
             usage[0] += size
+            if served.scheduler is not None:  # batches overlap in one scheduler: meter its compute, not their waits
+                busy = served.scheduler.busy_s
+                seconds, metered[0] = busy - metered[0], busy
             if gpu:
                 usage[2] += seconds
                 self.metrics.busy_core_seconds.labels(*labels, "cuda").inc(seconds)

@@ -9,6 +9,7 @@ from tunesmith.config.family_rules import default_metric, no_slices
 from tunesmith.contracts import (
     DatasetHooks,
     DriftHooks,
+    EngineHooks,
     FeedbackHooks,
     FilterHooks,
     MlflowModel,
@@ -101,6 +102,7 @@ def _dataset() -> DatasetHooks:
 
 SERVE = "tunesmith.families.causal_lm.serve"
 PRIVACY = "tunesmith.families.causal_lm.privacy"
+ENGINE = "tunesmith.families.causal_lm.engine"
 
 TASK = register(family(
     __name__, kind="causal-lm", summary="chat / instruction SFT of a causal LM (assistant-token loss, packing, LoRA)",
@@ -144,4 +146,6 @@ TASK = register(family(
         flavor="transformers", pipeline_task="text-generation"),
     privacy=PrivacyHooks(canary_row=lazy(f"{PRIVACY}:canary_row"), canary_nll=lazy(f"{PRIVACY}:canary_nll"),
                          extraction=lazy(f"{PRIVACY}:extraction"), row_losses=lazy(f"{PRIVACY}:row_losses")),
+    engine=EngineHooks(load=lazy(f"{ENGINE}:load"), predict=lazy(f"{ENGINE}:predict"),
+                       forward=lazy(f"{ENGINE}:forward"), launch=lazy(f"{ENGINE}:launch")),
 ))

@@ -1,5 +1,7 @@
-"""Serving a chat model: /v1/chat/completions and /v1/completions in OpenAI's shape (streamed or not); requests with
-the same generation settings are generated as one left-padded batch.
+"""Serving a chat model: /v1/chat/completions and /v1/completions in OpenAI's shape (streamed or not). Under
+`serving.generation: batched` (the default) concurrent requests, streamed or not, are continuously batched by the
+model's GenerationScheduler (scheduler.py); under `sequential`, requests with the same generation settings are
+generated as one left-padded `generate` and streams one at a time.
 
     items = [(chat_prompt(served, messages), GenParams(max_tokens=64))]
     [generation] = generate(served, items)
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +27,8 @@ from tunesmith.serving.kit import ApiError, caller, check, each, ids, tag, texts
 from tunesmith.serving.models import Served, architecture, load_transformer
 from tunesmith.serving.state import Answer, ServingState
 
+_log = logging.getLogger("tunesmith.serving")
+
 
 def recognizes(model_dir: Path, config: dict) -> bool:
     return architecture(config).endswith("ForCausalLM")
@@ -38,6 +43,18 @@ def load_served(model_dir: Path, served: Served) -> None:
         served.tokenizer.pad_token = served.tokenizer.eos_token
     served.output = "next-token"
     served.onnx_refusal = "ONNX export here is for encoder models"
+    settings = served.settings
+    if settings is not None and getattr(settings, "generation", "sequential") == "batched":
+        from tunesmith.families.causal_lm.scheduler import GenerationScheduler
+
+        why = GenerationScheduler.unsupported(served.model)
+        if why:
+            _log.warning("model %s: serving.generation batched falls back to sequential: %s", served.tag, why)
+        else:
+            served.scheduler = GenerationScheduler(served, max_batch_size=settings.max_batch_size,
+                                                   max_wait_ms=settings.max_wait_ms, result=Generation,
+                                                   apply_stop=_apply_stop)
+            served.batch_workers = settings.max_batch_size  # each batcher batch joins the scheduler's batch
 
 
 def describe_model(model_dir: Path) -> dict:
@@ -110,7 +127,11 @@ def _gen_kwargs(served: Served, params: GenParams) -> dict:
 
 
 def generate(served: Served, items: list[tuple[str, GenParams]]) -> list[Generation]:
-    """Complete each prompt; prompts with the same settings are generated as one left-padded batch."""
+    """Complete each prompt: through the model's scheduler (continuous batching) when it has one, else prompts
+    with the same settings as one left-padded batch."""
+    if served.scheduler is not None:
+        timeout = served.settings.request_timeout_s if served.settings is not None else None
+        return served.scheduler.generate(items, timeout=timeout)
     out: list[Generation | None] = [None] * len(items)
     groups: dict[GenParams, list[int]] = {}
     for i, (_, params) in enumerate(items):
@@ -171,8 +192,40 @@ def pyfunc_result(_served: Served, generation: Generation) -> dict:
             "prompt_tokens": generation.prompt_tokens, "completion_tokens": generation.completion_tokens}
 
 
-def stream(served: Served, prompt: str, params: GenParams) -> Iterator[str]:
-    """Text pieces as the model produces them (transformers' TextIteratorStreamer, generate in a thread)."""
+def stream(served: Served, prompt: str, params: GenParams):
+    """Text pieces as the model produces them, an iterator with `cancel()` (the client left: stop generating):
+    a row of the model's scheduler, else `generate` in a thread with transformers' TextIteratorStreamer."""
+    if served.scheduler is not None:
+        return served.scheduler.submit(prompt, params, stream=True)
+    return _Sequential(served, prompt, params)
+
+
+class _Sequential:
+    """One streamed `generate` under the model's lock; `cancel()` stops it at the next token."""
+
+    def __init__(self, served: Served, prompt: str, params: GenParams):
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        self._cancelled = threading.Event()
+        cancelled = self._cancelled
+
+        class Cancelled(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return torch.full((input_ids.shape[0],), cancelled.is_set(), dtype=torch.bool)
+
+        self._pieces = _stream_sequential(served, prompt, params, StoppingCriteriaList([Cancelled()]), cancelled)
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        return next(self._pieces)
+
+
+def _stream_sequential(served: Served, prompt: str, params: GenParams, stopping, cancelled) -> Iterator[str]:
     from transformers import TextIteratorStreamer
 
     enc = served.tokenizer([prompt], return_tensors="pt", add_special_tokens=False)
@@ -182,7 +235,8 @@ def stream(served: Served, prompt: str, params: GenParams) -> Iterator[str]:
     def work():
         try:
             with served.lock, torch.inference_mode(), served.autocast_ctx():
-                served.model.generate(**enc, streamer=streamer, **_gen_kwargs(served, params))
+                served.model.generate(**enc, streamer=streamer, stopping_criteria=stopping,
+                                      **_gen_kwargs(served, params))
         except BaseException as exc:  # surfaced to the reader below
             errors.append(exc)
             streamer.end()
@@ -199,6 +253,7 @@ def stream(served: Served, prompt: str, params: GenParams) -> Iterator[str]:
             tail = cut[len(produced) - len(piece):]
             if tail:
                 yield tail
+            cancelled.set()  # the rest is never sent: stop generating it
             break
         yield piece
     thread.join()
@@ -222,6 +277,8 @@ def mount_chat(app, state) -> None:
         """OpenAI-compatible chat completions; `stream: true` answers Server-Sent Events."""
         served = check(state, "/v1/chat/completions", body.model)
         texts(state, [m.content for m in body.messages], "messages.content")
+        if served.upstream is not None:  # serving.engine: openai-compatible
+            return await served.family.engine.forward(state, request, response, body, chat=True)
         try:
             prompt = chat_prompt(served, [m.model_dump() for m in body.messages])
         except ValueError as exc:
@@ -243,6 +300,8 @@ def mount_completions(app, state) -> None:
         """OpenAI-compatible text completions; `stream: true` answers Server-Sent Events."""
         served = check(state, "/v1/completions", body.model)
         texts(state, body.prompt, "prompt")
+        if served.upstream is not None:  # serving.engine: openai-compatible
+            return await served.family.engine.forward(state, request, response, body, chat=False)
         params = _params(body, state)
         prompt = _fit_prompt(served, body.prompt, params, "prompt")
         if body.stream and state.settings.filters.text_active:  # a filter must see the whole answer first
@@ -358,17 +417,19 @@ def _stream(state: ServingState, request: Request, body, prompt: str, params, *,
                 # Judged (rollback window), shadowed and logged before the client hears the stream is over,
                 # so a request after one that tripped a rollback already goes to the champion.
                 full = "".join(text)
-                gen = Generation(full, len(served.tokenizer(prompt, add_special_tokens=False)["input_ids"]),
-                                          len(served.tokenizer(full, add_special_tokens=False)["input_ids"]), "stop")
+                gen = getattr(pieces, "generation", None) or Generation(
+                    full, len(served.tokenizer(prompt, add_special_tokens=False)["input_ids"]),
+                    len(served.tokenizer(full, add_special_tokens=False)["input_ids"]), "stop")
                 await state.streamed(route, (prompt, params), Answer(gen, served, role, time.perf_counter() - start),
                                      ok=error is None, request_id=rid, log_input=_log_input(body, chat),
                                      pinned=pin is not None)
                 if error is None:
-                    yield chunk(None, "stop")
+                    yield chunk(None, gen.finish_reason)
                     yield "data: [DONE]\n\n"
                 else:
                     yield f"data: {json.dumps({'error': {'message': str(error), 'type': 'server_error'}})}\n\n"
             finally:
+                pieces.cancel()  # a client that left mid-stream: its row stops being generated
                 state.metrics.requests.labels(*labels, status if error is None else "500").inc()
                 state.metrics.latency.labels(*labels).observe(time.perf_counter() - start)
 

@@ -13,6 +13,7 @@ from tunesmith.families.common import (
     LABEL_FILTERS,
     distill_hooks,
     family,
+    head_training_defaults,
     text_dataset,
     text_mlflow,
 )
@@ -27,6 +28,7 @@ TASK = register(family(
     train_metrics=("macro_f1", "accuracy", "weighted_f1", "loss"), methods=(*ENCODER_METHODS, MethodKind.DISTILL),
     baseline_name="linear-probe baseline", ships=("calibration.json",), routes=(CLASSIFY,), recognize_order=40,
     slice_metrics=SLICE_METRICS,
+    streams_rows=True,
     loop=LoopHooks(feedback="label", live_metrics=("accuracy", "macro_f1"),
                    drift_features=("predicted_label", "confidence"), review_field="label"),
     review=ReviewHooks(widget="label"),
@@ -43,4 +45,6 @@ TASK = register(family(
                        pipeline_task="text-classification"),
     private_training=True,  # training.privacy: DP-SGD through the shared Trainer path
     privacy=PrivacyHooks(row_losses=lazy("tunesmith.families.classification.privacy:row_losses")),
+    training_defaults=head_training_defaults(steps_per_class=40),  # few rows per class: more steps
+    probe_eval=lazy("tunesmith.families.classification.evaluate:probe_eval"),
 ))

@@ -18,7 +18,6 @@ from tunesmith.data import pii
 from tunesmith.data.checks import label_issues_skipped
 from tunesmith.data.label_issues import find_label_issues
 from tunesmith.data.schema import LABEL, SOURCE, TEXT
-from tunesmith.encoders import base_embedder
 from tunesmith.io import atomic_write_text
 
 if TYPE_CHECKING:
@@ -55,6 +54,8 @@ def label_issues(cfg: Config, out: ChecksOutcome, run_dir: Path | None) -> None:
     labels = sorted(rows[LABEL].unique().tolist()) if cfg.data.labels is None else list(cfg.data.labels)
     ids = [labels.index(v) for v in rows[LABEL]]
     texts = rows[TEXT].astype(str).tolist()
+    from tunesmith.encoders import base_embedder  # torch + transformers: only when a probe runs
+
     embed = base_embedder(cfg) if c.features == "embeddings" else None
     found = find_label_issues(texts, ids, len(labels), features=c.features, embed=embed, folds=c.folds, seed=cfg.seed)
     finding = {"enabled": True, "status": "skipped" if found.skipped else ("review" if len(found.indices) else "pass"),

@@ -151,3 +151,12 @@ def evaluate(cfg, bundle, model_dir: str | Path, *, champion_dir: str | Path | N
     report.slices = slice_metrics(bundle.test, y_test, preds, cfg.evaluation.slices, len(labels),
                                   metrics=SLICE_METRICS, settings=SliceSettings.of(cfg), champion=champion_preds)
     return report
+
+
+def probe_eval(cfg, bundle) -> float | None:
+    """The linear probe's training.metric on the eval split (C chosen there, as in `evaluate`); None when the metric
+    is not one the probe is scored on (loss) or there is no eval split. `bundle` may lack its test split."""
+    metric = cfg.training.metric
+    if metric not in CONFUSION_METRICS or len(bundle.eval) == 0:
+        return None
+    return linear_probe(cfg, bundle, metric=metric).eval_score

@@ -12,6 +12,7 @@ from tunesmith.families.common import (
     LABEL_SET_FILTERS,
     check_label,
     family,
+    head_training_defaults,
     text_dataset,
     text_label_row,
     text_mlflow,
@@ -73,4 +74,7 @@ TASK = register(family(
                        pipeline_task="text-classification"),
     private_training=True,  # training.privacy: DP-SGD through the shared Trainer path
     privacy=PrivacyHooks(row_losses=lazy("tunesmith.families.multilabel.privacy:row_losses")),
+    # one sigmoid per label learns from few positives: more steps per label, a larger step size
+    training_defaults=head_training_defaults(steps_per_class=60, lr_scale=2.0, lr_why="x2 for per-label BCE"),
+    probe_eval=lazy("tunesmith.families.multilabel.evaluate:probe_eval"),
 ))

@@ -19,7 +19,6 @@ from tunesmith.config import Config
 from tunesmith.data import pii
 from tunesmith.data.checks import label_issues_skipped
 from tunesmith.data.schema import SOURCE, TEXT
-from tunesmith.encoders import base_embedder
 from tunesmith.families.multilabel.rows import LABELS, label_counts, label_set, multi_hot
 from tunesmith.io import atomic_write_text
 
@@ -60,6 +59,8 @@ def label_checks(cfg: Config, out: ChecksOutcome, run_dir: Path | None) -> None:
     elif not c.enabled:
         out.findings["label_issues"] = {"enabled": False, "status": "off"}
     else:
+        from tunesmith.encoders import base_embedder  # torch + transformers: only when a probe runs
+
         multilabel_label_issues(cfg, out, run_dir, base_embedder(cfg) if c.features == "embeddings" else None)
     multilabel_imbalance(cfg, out)
 

@@ -161,7 +161,8 @@ def probe(cfg, bundle, y_train: np.ndarray, y_eval: np.ndarray) -> tuple[np.ndar
     score, c, clf, p_eval = best
     info = {"method": "one-vs-rest logistic regression on mean-pooled frozen embeddings", "C": c,
             "eval_micro_f1_at_0.5": score if len(y_eval) else None, "thresholds": "tuned on eval, like the model's"}
-    return p_eval, clf.predict_proba(xs[2]), info
+    p_test = clf.predict_proba(xs[2]) if len(xs[2]) else np.zeros((0, y_train.shape[1]))  # eval-only callers
+    return p_eval, p_test, info
 
 
 def load_multilabel(model_dir: str | Path, cfg, key: str):
@@ -261,3 +262,18 @@ def _compare_champion(report, cfg, champion_dir, name, test, y_test, pred, label
 
 
 evaluate = evaluate_multilabel  # the family's evaluation entry (tunesmith.families.common.family)
+
+
+def probe_eval(cfg, bundle) -> float | None:
+    """The one-vs-rest probe's training.metric on the eval split at threshold 0.5 (what training's eval reports);
+    None for loss or without an eval split. `bundle` may lack its test split."""
+    from tunesmith.families.multilabel.model import multilabel_scores
+    from tunesmith.families.multilabel.rows import multi_hot
+
+    metric = cfg.training.metric
+    if metric not in ("micro_f1", "macro_f1", "subset_accuracy") or len(bundle.eval) == 0:
+        return None
+    labels = list(bundle.labels)
+    y_train, y_eval = multi_hot(bundle.train, labels), multi_hot(bundle.eval, labels)
+    p_eval, _, _ = probe(cfg, bundle, y_train, y_eval)
+    return float(multilabel_scores(y_eval, p_eval >= 0.5)[metric])

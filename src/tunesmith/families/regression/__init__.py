@@ -13,6 +13,7 @@ from tunesmith.families.common import (
     check_number,
     distill_hooks,
     family,
+    head_training_defaults,
     text_dataset,
     text_label_row,
     text_mlflow,
@@ -51,4 +52,6 @@ TASK = register(family(
                            live_metrics=(("mae", "lower"), ("rmse", "lower"), ("spearman", "higher")), to_row=text_label_row),
     mlflow=text_mlflow(({"type": "double", "required": True},), pipeline_task="text-classification"),
     privacy=PrivacyHooks(row_losses=lazy("tunesmith.families.regression.privacy:row_losses")),
+    training_defaults=head_training_defaults(),  # no classes: the schedule and the method's rate
+    probe_eval=lazy("tunesmith.families.regression.evaluate:probe_eval"),
 ))

@@ -138,3 +138,11 @@ def _compare_champion(report, cfg, champion_dir, name, texts, y, tuned) -> None:
 
 
 evaluate = evaluate_regression  # the family's evaluation entry (tunesmith.families.common.family)
+
+
+def probe_eval(cfg, bundle) -> float | None:
+    """The ridge probe's eval RMSE (alpha chosen there, as in `evaluate`) when training.metric is rmse; else None.
+    `bundle` may lack its test split."""
+    if cfg.training.metric != "rmse" or len(bundle.eval) == 0:
+        return None
+    return ridge_probe(cfg, bundle)[1]["eval_rmse"]
