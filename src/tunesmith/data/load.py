@@ -78,8 +78,7 @@ def load_table(key: str, path: Path, configured_format: str = "auto", *,
     """
     require_readable(key, path)
     fmt = detect_format(key, path, configured_format)
-    if path.is_file() and path.stat().st_size == 0:
-        raise DataError(str(path), f"the file is empty (0 bytes), so {key} has no rows", _EMPTY_HINT)
+    _refuse_empty_file(key, path)
     readers = {"jsonl": partial(_read_jsonl, max_line_bytes=max_line_bytes),
                "csv": partial(_read_csv, max_line_bytes=max_line_bytes),
                "parquet": _read_parquet, "hf": _read_hf_dir}
@@ -88,13 +87,22 @@ def load_table(key: str, path: Path, configured_format: str = "auto", *,
     except DataError:
         raise
     except _READ_ERRORS as exc:
-        problem = f"cannot read it as {_FORMAT_NAMES[fmt]} ({key}): {type(exc).__name__}: {exc}"
-        raise DataError(str(path), problem, _READ_HINTS[fmt]) from None
+        raise _unreadable(key, path, fmt, exc) from None
     if frame.empty and not bad:
         header = [c for c in frame.columns if c not in (SOURCE, ORDER)]
         what = "has columns but no rows" if header else "has no rows (only blank lines)"
         raise DataError(str(path), f"the file {what}, so {key} has no rows", _EMPTY_HINT)
     return Table(key=key, path=path, format=fmt, frame=frame, bad=bad)
+
+
+def _refuse_empty_file(key: str, path: Path) -> None:
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataError(str(path), f"the file is empty (0 bytes), so {key} has no rows", _EMPTY_HINT)
+
+
+def _unreadable(key: str, path: Path, fmt: str, exc: Exception) -> DataError:
+    problem = f"cannot read it as {_FORMAT_NAMES[fmt]} ({key}): {type(exc).__name__}: {exc}"
+    return DataError(str(path), problem, _READ_HINTS[fmt])
 
 
 STREAMED_FORMATS = ("jsonl", "csv", "parquet")  # read in batches; a saved HF dir is read whole
@@ -109,8 +117,7 @@ def iter_tables(key: str, path: Path, configured_format: str = "auto", *, batch_
     if fmt not in STREAMED_FORMATS:
         raise DataError("data.batch_rows", f"{path} is read as {_FORMAT_NAMES.get(fmt, fmt)}, which is not read in batches",
                         "convert it to parquet or JSON Lines, or set data.batch_rows: 0")
-    if path.is_file() and path.stat().st_size == 0:
-        raise DataError(str(path), f"the file is empty (0 bytes), so {key} has no rows", _EMPTY_HINT)
+    _refuse_empty_file(key, path)
     chunks = {"jsonl": partial(_jsonl_chunks, max_line_bytes=max_line_bytes, chunk_rows=batch_rows),
               "csv": partial(_csv_chunks, max_line_bytes=max_line_bytes, chunk_rows=batch_rows),
               "parquet": partial(_parquet_chunks, chunk_rows=batch_rows)}[fmt](path)
@@ -123,8 +130,7 @@ def iter_tables(key: str, path: Path, configured_format: str = "auto", *, batch_
         except DataError:
             raise
         except _READ_ERRORS as exc:
-            problem = f"cannot read it as {_FORMAT_NAMES[fmt]} ({key}): {type(exc).__name__}: {exc}"
-            raise DataError(str(path), problem, _READ_HINTS[fmt]) from None
+            raise _unreadable(key, path, fmt, exc) from None
         if frame.empty and not bad:
             continue
         seen = True

@@ -1,0 +1,31 @@
+"""Server processes for the serving benchmarks: a free loopback port, and waiting until a server answers /readyz."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 300) -> None:
+    """Poll `url`/readyz until 200; a server process that exits first is reported with its stderr's tail if piped."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = proc.stderr.read()[-2000:] if proc.stderr is not None else ""
+            raise RuntimeError(f"server exited with {proc.returncode}{': ' + str(tail) if tail else ''}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} not ready after {timeout}s")
