@@ -21,14 +21,14 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from servers import free_port, wait_ready  # sibling module: benchmarks/ is on sys.path
+from machine import cpu_info, cpu_line  # sibling modules: benchmarks/ is on sys.path
+from servers import free_port, register, wait_ready
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -39,41 +39,10 @@ MODEL = "builtin:smollm2-135m-instruct"
 DATA = Path(__file__).resolve().parent.parent / "examples/support-chat/chats.jsonl"
 
 
-def cpu_info() -> dict:
-    """The CPU model and the flags that decide bf16 speed (AMX tiles, AVX512-BF16)."""
-    model, flags = platform.processor() or "unknown", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in ("unknown", "x86_64", ""):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
-    wanted = ("amx_bf16", "amx_tile", "amx_int8", "avx512_bf16", "avx512f")
-    return {"cpu": model, "cpu_count": os.cpu_count(), **{f: f in flags for f in wanted}}
-
-
 def questions(n: int) -> list[str]:
     rows = [json.loads(line)["messages"] for line in DATA.read_text(encoding="utf-8").splitlines()]
     asked = [m[0]["content"] for m in rows if m and m[0]["role"] == "user"]
     return [asked[i % len(asked)] for i in range(n)]
-
-
-def register(work: Path, model_dir: Path) -> str:
-    """Log + register + promote in a registry under `work`; returns its tracking URI."""
-    from tunesmith.config import config_from_dict
-    from tunesmith.registry import log_run, open_store, promote, register_version
-
-    store = open_store(workdir=work)
-    cfg = config_from_dict({"name": "chatbench", "data": {"path": str(work / "unused.jsonl")}})
-    run_dir = work / "run"
-    run_dir.mkdir()
-    run_id = log_run(cfg, run_dir=run_dir, model_dir=model_dir, store=store)
-    register_version("chatbench", run_id=run_id, store=store)
-    promote("chatbench", store=store)
-    return store.tracking_uri
 
 
 async def load(url: str, prompts: list[str], clients: int, max_tokens: int) -> dict:
@@ -171,15 +140,14 @@ def main() -> None:
     from tunesmith.hub import resolve_model
 
     info = cpu_info()
-    print(f"CPU: {info['cpu']} ({info['cpu_count']} cores); amx_bf16={info['amx_bf16']} "
-          f"avx512_bf16={info['avx512_bf16']}; load average {os.getloadavg()[0]:.1f} (the box may be shared)",
+    print(cpu_line(info) + " (the box may be shared)",
           flush=True)
     model_path = resolve_model(MODEL).path
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     prompts = questions(args.clients * args.rounds)
     with tempfile.TemporaryDirectory(prefix="chat-bench-") as tmp:
         work = Path(tmp)
-        env = {**os.environ, "MLFLOW_TRACKING_URI": register(work, Path(model_path))}
+        env = {**os.environ, "MLFLOW_TRACKING_URI": register(work, Path(model_path), "chatbench")}
         runs = {"sequential": bench_server("one generate per request (serving.generation: sequential)",
                                            "sequential", env, work, prompts, args),
                 "batched": bench_server("batched (serving.generation: batched)", "batched", env, work, prompts,
@@ -205,7 +173,7 @@ def main() -> None:
     print(f"serve_chat_target (>= 3x tokens/s, p95 TTFT not worse, 0 errors): {'met' if met else 'NOT MET'}")
     summary = {"model": MODEL, "clients": args.clients, "rounds": args.rounds, "max_tokens": args.max_tokens,
                "torch_threads": args.threads,
-               **info, "load_average_1m": os.getloadavg()[0], **runs, "throughput_ratio": ratio,
+               "machine": info, "load_average_1m": os.getloadavg()[0], **runs, "throughput_ratio": ratio,
                "ttft_p95_not_worse": ttft_ok, "greedy_answers_identical": same, "target_met": met}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(summary, indent=2))

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from pydantic import BaseModel
-from servers import free_port, wait_ready  # sibling module: benchmarks/ is on sys.path
+from servers import free_port, register, wait_ready  # sibling module: benchmarks/ is on sys.path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -78,21 +78,6 @@ def build_model(work: Path) -> Path:
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(base).save_pretrained(out)
     return out
-
-
-def register(work: Path, model_dir: Path) -> str:
-    """Log + register + promote in a registry under `work`; returns its tracking URI."""
-    from tunesmith.config import config_from_dict
-    from tunesmith.registry import log_run, open_store, promote, register_version
-
-    store = open_store(workdir=work)
-    cfg = config_from_dict({"name": "bench", "data": {"path": str(work / "unused.jsonl")}})
-    run_dir = work / "run"
-    run_dir.mkdir()
-    run_id = log_run(cfg, run_dir=run_dir, model_dir=model_dir, store=store)
-    register_version("bench", run_id=run_id, store=store)
-    promote("bench", store=store)
-    return store.tracking_uri
 
 
 def sentences(n: int) -> list[str]:
@@ -194,7 +179,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
         work = Path(tmp)
         model_dir = build_model(work)
-        uri = register(work, model_dir)
+        uri = register(work, model_dir, "bench")
         texts = sentences(args.requests)
         warmup = texts[: args.concurrency * 2]
         env = {**os.environ, "MLFLOW_TRACKING_URI": uri}

@@ -1,10 +1,12 @@
-"""Server processes for the serving benchmarks: a free loopback port, and waiting until a server answers /readyz."""
+"""Server processes for the serving benchmarks: a free loopback port, waiting until a server answers /readyz, and
+a throwaway registry with the benchmarked model as champion."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -29,3 +31,18 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 300) -> None:
             pass
         time.sleep(0.5)
     raise RuntimeError(f"{url} not ready after {timeout}s")
+
+
+def register(work: Path, model_dir: Path, name: str) -> str:
+    """Log + register + promote `model_dir` as `name` in a registry under `work`; returns its tracking URI."""
+    from tunesmith.config import config_from_dict
+    from tunesmith.registry import log_run, open_store, promote, register_version
+
+    store = open_store(workdir=work)
+    cfg = config_from_dict({"name": name, "data": {"path": str(work / "unused.jsonl")}})
+    run_dir = work / "run"
+    run_dir.mkdir()
+    run_id = log_run(cfg, run_dir=run_dir, model_dir=model_dir, store=store)
+    register_version(name, run_id=run_id, store=store)
+    promote(name, store=store)
+    return store.tracking_uri
